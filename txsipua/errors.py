@@ -1,0 +1,163 @@
+"""One exception hierarchy for txsipua.
+
+Every error raised by the package derives from :class:`SIPError`.  Errors that
+mirror a builtin category also derive from it (a :class:`ParseError` is a
+:class:`ValueError`, a :class:`TransactionTimeout` is a :class:`TimeoutError`)
+so that callers may catch either.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.sip.message import Response
+
+
+class SIPError(Exception):
+    """Root of every txsipua error."""
+
+
+class ParseError(SIPError, ValueError):
+    """Bytes or text that are not valid SIP (RFC 3261 §25).
+
+    Attributes:
+        status: the SIP status a UAS answers a request with this defect
+            (400 Bad Request by default; 505 for an unsupported SIP version,
+            416 for an unsupported URI scheme, 413 for an oversized message).
+        detail: a short, human-readable description naming the defect.
+    """
+
+    def __init__(self, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+class LocalProtocolError(SIPError):
+    """The caller asked txsipua to do something RFC 3261 forbids."""
+
+
+class RemoteProtocolError(SIPError):
+    """The peer broke the protocol.
+
+    Attributes:
+        status: the status to answer with, when a response is due (e.g. 400).
+    """
+
+    def __init__(self, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+class TransactionTimeout(SIPError, TimeoutError):
+    """A client transaction ended without a final response (RFC 3261 §17.1).
+
+    Attributes:
+        timer: the RFC 3261 timer that fired: ``"B"`` (INVITE) or ``"F"``
+            (non-INVITE).
+        method: the method of the request that timed out.
+    """
+
+    def __init__(self, timer: str, method: str = "") -> None:
+        super().__init__(f"no final response to {method or 'the request'} (timer {timer} fired)")
+        self.timer = timer
+        self.method = method
+
+
+class TransportError(SIPError):
+    """A message could not be sent (RFC 3261 §18.4): socket error, connection refused."""
+
+
+class ResolutionError(SIPError):
+    """A SIP URI could not be resolved to a destination (RFC 3263)."""
+
+
+class AuthenticationError(SIPError):
+    """Digest authentication failed (RFC 3261 §22).
+
+    Raised when a request is rejected again after it was retried with
+    credentials, when no credentials exist for any challenged realm, when only
+    unsupported algorithms are offered, or when a challenge is refused by the
+    digest-leak guard.
+
+    Attributes:
+        status: 401 or 407 (0 when no response is involved).
+        realms: the realms challenged.
+        algorithms: the algorithms challenged.
+        account_realms: the realms the account has credentials for.
+        reason: why authentication failed, in words.
+        response: the final response, if any.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int = 0,
+        realms: tuple[str, ...] = (),
+        algorithms: tuple[str, ...] = (),
+        account_realms: tuple[str, ...] = (),
+        response: Response | None = None,
+    ) -> None:
+        self.reason = reason
+        self.status = status
+        self.realms = tuple(realms)
+        self.algorithms = tuple(algorithms)
+        self.account_realms = tuple(account_realms)
+        self.response = response
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [self.reason]
+        if self.status:
+            parts.insert(0, f"{self.status}")
+        if self.realms:
+            parts.append("challenged realm(s): " + ", ".join(repr(r) for r in self.realms))
+        if self.algorithms:
+            parts.append("algorithm(s): " + ", ".join(self.algorithms))
+        if self.realms or self.account_realms:
+            have = ", ".join(repr(r) for r in self.account_realms) or "none"
+            parts.append(f"account has credentials for: {have}")
+        hint = self._hint()
+        if hint:
+            parts.append(hint)
+        return "; ".join(parts)
+
+    def _hint(self) -> str:
+        missing = [r for r in self.realms if r not in self.account_realms]
+        if missing and self.account_realms:
+            return (
+                f"hint: the server's realm is {missing[0]!r}; your account has credentials for "
+                + ", ".join(repr(r) for r in self.account_realms)
+            )
+        if missing:
+            return f"hint: add a [[credentials]] table with realm = {missing[0]!r}"
+        if self.realms and self.status:
+            return "hint: check the username and password for that realm"
+        return ""
+
+
+class SIPStatusError(SIPError):
+    """A request ended with a final non-2xx response.
+
+    Attributes:
+        response: the final :class:`~txsipua.sip.message.Response`.
+        status: its status code.
+        reason: its reason phrase.
+    """
+
+    def __init__(self, response: Any, what: str = "request") -> None:
+        self.response = response
+        self.status: int = response.status
+        self.reason: str = response.reason
+        super().__init__(f"{what} failed: {self.status} {self.reason}")
+
+
+class RegistrationFailed(SIPStatusError):
+    """A REGISTER ended with a final non-2xx response (RFC 3261 §10.2)."""
+
+
+class CallFailed(SIPStatusError):
+    """An INVITE ended with a final non-2xx response (RFC 3261 §13.2.2.3)."""
