@@ -1,0 +1,97 @@
+"""Core behaviour of the SIP message parser and serialiser (RFC 3261 §7)."""
+
+import pytest
+
+from txsipua.errors import ParseError
+from txsipua.sip import Headers, Request, Response, parse_message
+
+INVITE = (
+    b"INVITE sip:bob@example.com SIP/2.0\r\n"
+    b"v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc;rport\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKxyz, SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKq\r\n"
+    b"Max-Forwards: 70\r\n"
+    b'f: "Alice \\"A\\"" <sip:alice@example.com>;tag=1928\r\n'
+    b"t: sip:bob@example.com\r\n"
+    b"i: a84b4c76e66710\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"m: <sip:alice@192.0.2.1>\r\n"
+    b"Subject: folded\r\n  continuation\r\n"
+    b"c: application/sdp\r\n"
+    b"l: 4\r\n"
+    b"\r\n"
+    b"v=0\r\nEXTRA"
+)
+
+
+def test_compact_forms_and_lists() -> None:
+    """Compact names expand; Via values split across and within fields."""
+    m = parse_message(INVITE)
+    assert isinstance(m, Request)
+    assert m.method == "INVITE"
+    assert m.call_id == "a84b4c76e66710"
+    assert [v.branch for v in m.via] == ["z9hG4bKabc", "z9hG4bKxyz", "z9hG4bKq"]
+    assert m.via[2].host == "[2001:db8::1]" and m.via[2].port == 5070
+    assert m.top_via.rport == ""
+    assert m.from_.display_name == 'Alice "A"'
+    assert m.from_.tag == "1928"
+    assert m.to.tag is None
+    assert m.cseq.seq == 314159
+    assert m.headers.get("subject") == "folded continuation"
+    assert m.body == b"v=0\r"[:4]
+    assert m.content_type == "application/sdp"
+
+
+def test_round_trip() -> None:
+    """Serialising and reparsing keeps every field and fixes Content-Length."""
+    m = parse_message(INVITE)
+    again = parse_message(m.to_bytes())
+    assert again.headers == m.headers
+    assert again.body == m.body
+    m.body = b"hello world"
+    assert b"Content-Length: 11\r\n" in m.to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "words"),
+    [
+        (INVITE.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1), 505, "version"),
+        (INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: 314159 BYE"), 400, "CSeq method"),
+        (INVITE.replace(b"i: a84b4c76e66710\r\n", b""), 400, "Call-ID"),
+        (INVITE.replace(b"l: 4", b"l: 400"), 400, "Content-Length"),
+        (INVITE.replace(b"CSeq: 314159", b"CSeq: x"), 400, "CSeq"),
+        (b"garbage", 400, "blank line"),
+        (b"\xff\xfe\r\n\r\n", 400, "UTF-8"),
+    ],
+)
+def test_errors(data: bytes, status: int, words: str) -> None:
+    """Defects raise ParseError with the status to answer and a detail naming them."""
+    with pytest.raises(ParseError) as e:
+        parse_message(data)
+    assert e.value.status == status
+    assert words in e.value.detail
+
+
+def test_response_and_headers_api() -> None:
+    """Responses get default reasons; Headers is an ordered case-insensitive multimap."""
+    r = Response(
+        180,
+        headers=[("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"), ("call-id", "x"), ("CSeq", "1 INVITE"),
+                 ("From", "<sip:a@example.com>;tag=1"), ("To", "<sip:b@example.com>;tag=2")],
+    )
+    assert r.reason == "Ringing"
+    p = parse_message(r.to_bytes())
+    assert isinstance(p, Response) and p.status == 180 and p.to.tag == "2"
+    h = Headers()
+    h.add("Route", "<sip:a;lr>, <sip:b;lr>")
+    h.add("route", "<sip:c;lr>")
+    assert h.get_all("ROUTE") == ["<sip:a;lr>", "<sip:b;lr>", "<sip:c;lr>"]
+    assert h.pop_first_value("Route") == "<sip:a;lr>"
+    assert h.get_all("Route") == ["<sip:b;lr>", "<sip:c;lr>"]
+    h.set("Route", "<sip:z;lr>")
+    assert h.items() == [("Route", "<sip:z;lr>")]
+    h.add("WWW-Authenticate", 'Digest realm="a", nonce="b"')
+    assert h.get_all("www-authenticate") == ['Digest realm="a", nonce="b"']
+    with pytest.raises(ParseError):
+        h.add("Bad Name", "x")
+    with pytest.raises(ParseError):
+        h.add("X", "a\r\nInjected: 1")

@@ -1,0 +1,208 @@
+"""SIP and SIPS URIs (RFC 3261 §19.1, §25.1).
+
+Anatomy::
+
+    sip:alice:secret@example.com:5060;transport=udp;lr?subject=hi
+    \\_/ \\___/ \\____/ \\_________/ \\__/ \\_________________/ \\________/
+   scheme user password  host      port     params           headers
+
+Only ``sip``, ``sips`` and ``tel`` schemes are understood; any other scheme
+raises :class:`~txsipua.errors.ParseError` with status 416 (Unsupported URI
+Scheme, RFC 3261 §8.2.2.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+import attrs
+
+from txsipua.errors import ParseError
+
+_HOST_RE = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?|[A-Za-z0-9])$"
+)
+_USER_SAFE = "-_.!~*'()&=+$,;?/%"
+_PASSWORD_SAFE = "-_.!~*'()&=+$,%"
+
+
+def _freeze_headers(d: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(d) if d else {}
+
+
+def _freeze(d: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    return dict(d) if d else {}
+
+
+@attrs.frozen(eq=True, hash=False)
+class SipURI:
+    """A parsed ``sip:``/``sips:``/``tel:`` URI (RFC 3261 §19.1).
+
+    Attributes:
+        scheme: ``"sip"``, ``"sips"`` or ``"tel"`` (lower case).
+        user: the user part, percent-decoded, or ``None``.
+        password: the password part, or ``None`` (its use is discouraged).
+        host: host name, IPv4 address or bracketed IPv6 reference ``[::1]``.
+        port: port number, or ``None`` when absent.
+        params: URI parameters; names lower case, value ``None`` for flags (``lr``).
+        headers: URI headers (``?name=value``), rarely used.
+    """
+
+    scheme: str = "sip"
+    user: str | None = None
+    password: str | None = None
+    host: str = ""
+    port: int | None = None
+    params: dict[str, str | None] = attrs.field(factory=dict, converter=_freeze)
+    headers: dict[str, str] = attrs.field(factory=dict, converter=_freeze_headers)
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.user, self.host.lower(), self.port))
+
+    @classmethod
+    def parse(cls, text: str) -> SipURI:
+        """Parse a URI.
+
+        Args:
+            text: the URI text, e.g. ``"sip:alice@example.com;transport=tcp"``.
+
+        Raises:
+            ParseError: status 416 for an unsupported scheme, 400 for any other defect.
+        """
+        text = text.strip()
+        scheme, sep, rest = text.partition(":")
+        if not sep:
+            raise ParseError(f"URI without scheme: {text!r}")
+        scheme = scheme.lower()
+        if scheme == "tel":
+            number, _, ptext = rest.partition(";")
+            if not number:
+                raise ParseError(f"tel URI without number: {text!r}")
+            return cls(scheme="tel", user=number, host="", params=_parse_params(ptext))
+        if scheme not in ("sip", "sips"):
+            raise ParseError(f"unsupported URI scheme {scheme!r}", status=416)
+        headers: dict[str, str] = {}
+        if "?" in rest:
+            rest, _, htext = rest.partition("?")
+            for item in htext.split("&"):
+                if item:
+                    k, _, v = item.partition("=")
+                    headers[unquote(k)] = unquote(v)
+        user = password = None
+        if "@" in rest:
+            userinfo, _, rest = rest.rpartition("@")
+            if not userinfo:
+                raise ParseError(f"empty user part in URI {text!r}")
+            if ":" in userinfo:
+                u, _, p = userinfo.partition(":")
+                user, password = unquote(u), unquote(p)
+            else:
+                user = unquote(userinfo) if "%" in userinfo else userinfo
+        hostport, _, ptext = rest.partition(";")
+        params = _parse_params(ptext) if ptext else {}
+        host, port = _split_hostport(hostport, text)
+        return cls(scheme, user, password, host, port, params, headers)
+
+    @property
+    def host_port(self) -> tuple[str, int | None]:
+        """``(host, port)``; the port is ``None`` when the URI names none."""
+        return (self.host, self.port)
+
+    @property
+    def transport(self) -> str:
+        """The ``transport`` parameter, lower case; ``"tls"`` for sips, else ``"udp"``."""
+        t = self.params.get("transport")
+        if t:
+            return t.lower()
+        return "tls" if self.scheme == "sips" else "udp"
+
+    @property
+    def lr(self) -> bool:
+        """True when the URI carries the ``lr`` parameter (loose routing, RFC 3261 §16.12)."""
+        return "lr" in self.params
+
+    @property
+    def address_of_record(self) -> str:
+        """``scheme:user@host`` without port or parameters (the AOR form, RFC 3261 §10.3)."""
+        if self.user:
+            return f"{self.scheme}:{self.user}@{self.host.lower()}"
+        return f"{self.scheme}:{self.host.lower()}"
+
+    def replace(self, **changes: Any) -> SipURI:
+        """Return a copy with the given attributes changed."""
+        return attrs.evolve(self, **changes)
+
+    def with_params(self, **params: str | None) -> SipURI:
+        """Return a copy with the given URI parameters set (``None`` for a flag)."""
+        p = dict(self.params)
+        p.update(params)
+        return attrs.evolve(self, params=p)
+
+    def __str__(self) -> str:
+        if self.scheme == "tel":
+            return "tel:" + (self.user or "") + _format_params(self.params)
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(quote(self.user, safe=_USER_SAFE))
+            if self.password is not None:
+                out.append(":" + quote(self.password, safe=_PASSWORD_SAFE))
+            out.append("@")
+        out.append(self.host)
+        if self.port is not None:
+            out.append(f":{self.port}")
+        if self.params:
+            out.append(_format_params(self.params))
+        if self.headers:
+            out.append(
+                "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.headers.items())
+            )
+        return "".join(out)
+
+    def to_text(self) -> str:
+        """The URI as text; same as ``str(uri)``."""
+        return str(self)
+
+
+def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise ParseError(f"unterminated IPv6 reference in {text!r}")
+        host = hostport[: end + 1]
+        rest = hostport[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ParseError(f"bad host in URI {text!r}")
+        ptext = rest[1:] if rest else ""
+    else:
+        host, _, ptext = hostport.partition(":")
+    if not host or not _HOST_RE.match(host):
+        raise ParseError(f"bad host {host!r} in URI {text!r}")
+    port: int | None = None
+    if ptext:
+        if not ptext.isdigit() or len(ptext) > 5:
+            raise ParseError(f"bad port {ptext!r} in URI {text!r}")
+        port = int(ptext)
+        if port > 65535:
+            raise ParseError(f"port {port} out of range in URI {text!r}")
+    return host, port
+
+
+def _parse_params(ptext: str) -> dict[str, str | None]:
+    params: dict[str, str | None] = {}
+    for item in ptext.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        k, sep, v = item.partition("=")
+        k = k.strip().lower()
+        if not k:
+            raise ParseError(f"empty URI parameter name in {ptext!r}")
+        params[k] = (unquote(v.strip()) if "%" in v else v.strip()) if sep else None
+    return params
+
+
+def _format_params(params: Mapping[str, str | None]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())

@@ -1,0 +1,307 @@
+"""Typed header values: Via, CSeq and name-addr (RFC 3261 §20, §25.1).
+
+Each type is an immutable ``attrs`` value with ``parse(text)`` raising only
+:class:`~txsipua.errors.ParseError` and ``str(value)`` giving the wire form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from txsipua.errors import ParseError
+from txsipua.sip.uri import SipURI, _format_params, _split_hostport
+
+BRANCH_MAGIC_COOKIE = "z9hG4bK"
+"""The prefix of every RFC 3261 branch parameter (§8.1.1.7)."""
+
+
+def _freeze(d: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    return dict(d) if d else {}
+
+
+def parse_header_params(text: str) -> dict[str, str | None]:
+    """Parse ``;name=value;flag`` header parameters (RFC 3261 §7.3.1).
+
+    Quoted-string values keep their quotes removed. Names are lower-cased.
+
+    Raises:
+        ParseError: an empty parameter name or an unterminated quoted string.
+    """
+    params: dict[str, str | None] = {}
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in "; \t":
+            i += 1
+            continue
+        j = i
+        while j < n and text[j] not in "=;":
+            j += 1
+        name = text[i:j].strip().lower()
+        if not name:
+            raise ParseError(f"empty header parameter name in {text!r}")
+        if j < n and text[j] == "=":
+            j += 1
+            while j < n and text[j] in " \t":
+                j += 1
+            if j < n and text[j] == '"':
+                k = j + 1
+                buf = []
+                while k < n and text[k] != '"':
+                    if text[k] == "\\" and k + 1 < n:
+                        k += 1
+                    buf.append(text[k])
+                    k += 1
+                if k >= n:
+                    raise ParseError(f"unterminated quoted string in {text!r}")
+                params[name] = "".join(buf)
+                i = k + 1
+            else:
+                k = text.find(";", j)
+                if k < 0:
+                    k = n
+                params[name] = text[j:k].strip()
+                i = k
+        else:
+            params[name] = None
+            i = j
+    return params
+
+
+def format_header_params(params: Mapping[str, str | None]) -> str:
+    """Format parameters as ``;name=value``; values needing quotes are quoted."""
+    out = []
+    for k, v in params.items():
+        if v is None:
+            out.append(f";{k}")
+        elif v == "" or any(c in v for c in ' \t;,"<>@:'):
+            if ":" in v and all(c not in v for c in ' \t;,"<>@'):
+                out.append(f";{k}={v}")  # IPv6 received=
+            else:
+                out.append(';{}="{}"'.format(k, v.replace("\\", "\\\\").replace('"', '\\"')))
+        else:
+            out.append(f";{k}={v}")
+    return "".join(out)
+
+
+@attrs.frozen
+class Via:
+    """One Via header value (RFC 3261 §20.42, §18, RFC 3581).
+
+    Attributes:
+        transport: ``"UDP"``, ``"TCP"``, ``"TLS"``, ``"WS"``... (upper case).
+        host: sent-by host.
+        port: sent-by port, or ``None``.
+        params: ``branch``, ``received``, ``rport``, ``maddr``, ``ttl``... ;
+            ``None`` for a flag (an ``rport`` without value).
+        protocol: ``"SIP/2.0"``.
+    """
+
+    transport: str = "UDP"
+    host: str = ""
+    port: int | None = None
+    params: dict[str, str | None] = attrs.field(factory=dict, converter=_freeze)
+    protocol: str = "SIP/2.0"
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        """Parse one Via value, e.g. ``"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"``.
+
+        Raises:
+            ParseError: missing protocol, transport or sent-by.
+        """
+        text = text.strip()
+        proto, sep, rest = text.partition("/")
+        if not sep:
+            raise ParseError(f"bad Via: {text!r}")
+        version, sep, rest = rest.partition("/")
+        if not sep:
+            raise ParseError(f"bad Via: {text!r}")
+        rest = rest.lstrip()
+        i = 0
+        n = len(rest)
+        while i < n and rest[i] not in " \t":
+            i += 1
+        transport = rest[:i].upper()
+        rest = rest[i:].strip()
+        if not transport or not rest:
+            raise ParseError(f"bad Via, no transport or sent-by: {text!r}")
+        hostport, _, ptext = rest.partition(";")
+        hostport = hostport.replace(" ", "").replace("\t", "")
+        host, port = _split_hostport(hostport, text)
+        params = parse_header_params(ptext) if ptext else {}
+        return cls(transport, host, port, params, f"{proto.strip().upper()}/{version.strip()}")
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter (RFC 3261 §8.1.1.7), or ``None``."""
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter (§18.2.1), or ``None``."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | str | None:
+        """RFC 3581 ``rport``: ``None`` absent, ``""`` asked for (flag), or the port number."""
+        if "rport" not in self.params:
+            return None
+        v = self.params["rport"]
+        if v is None or v == "":
+            return ""
+        try:
+            return int(v)
+        except ValueError:
+            return ""
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """``(host, port)`` of the sent-by."""
+        return (self.host, self.port)
+
+    def with_params(self, **params: str | None) -> Via:
+        """Return a copy with the given parameters set (``None`` for a flag)."""
+        p = dict(self.params)
+        p.update(params)
+        return attrs.evolve(self, params=p)
+
+    def __str__(self) -> str:
+        hp = self.host if self.port is None else f"{self.host}:{self.port}"
+        return f"{self.protocol}/{self.transport} {hp}{format_header_params(self.params)}"
+
+
+@attrs.frozen
+class CSeq:
+    """The CSeq header value (RFC 3261 §20.16): a sequence number and a method.
+
+    Attributes:
+        seq: 32-bit unsigned sequence number.
+        method: the request method, case-sensitive.
+    """
+
+    seq: int
+    method: str
+
+    @classmethod
+    def parse(cls, text: str) -> CSeq:
+        """Parse ``"4711 INVITE"``.
+
+        Raises:
+            ParseError: not a number and a method, or a number above 2**31-1.
+        """
+        parts = text.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise ParseError(f"bad CSeq: {text!r}")
+        seq = int(parts[0])
+        if seq >= 2**32:
+            raise ParseError(f"CSeq number out of range: {text!r}")
+        return cls(seq, parts[1])
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+@attrs.frozen
+class NameAddr:
+    """A name-addr or addr-spec with header parameters (RFC 3261 §20.10, §20.20).
+
+    Used for From, To, Contact, Route, Record-Route, Refer-To.
+
+    Attributes:
+        uri: the URI.
+        display_name: the display name (unquoted), or ``None``.
+        params: header parameters (``tag``, ``expires``, ``q``...), outside the URI.
+        wildcard: True for the ``Contact: *`` form of REGISTER (§10.2.2).
+    """
+
+    uri: SipURI
+    display_name: str | None = None
+    params: dict[str, str | None] = attrs.field(factory=dict, converter=_freeze)
+    wildcard: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        """Parse ``"Alice" <sip:alice@example.com>;tag=1928`` or ``sip:bob@example.com;tag=2``.
+
+        In the addr-spec form (no angle brackets) the parameters after the URI
+        are header parameters, as RFC 3261 §20.10 requires.
+
+        Raises:
+            ParseError: malformed display name, brackets or URI.
+        """
+        text = text.strip()
+        if text == "*":
+            return cls(SipURI(host="*"), None, {}, True)
+        lt = text.find("<")
+        if lt >= 0:
+            gt = text.find(">", lt)
+            if gt < 0:
+                raise ParseError(f"unterminated <> in {text!r}")
+            display = text[:lt].strip()
+            if display.startswith('"'):
+                if len(display) < 2 or not display.endswith('"'):
+                    raise ParseError(f"bad quoted display name in {text!r}")
+                display = display[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            uri = SipURI.parse(text[lt + 1 : gt])
+            rest = text[gt + 1 :].strip()
+            if rest and not rest.startswith(";"):
+                raise ParseError(f"unexpected text after URI in {text!r}")
+            params = parse_header_params(rest) if rest else {}
+            return cls(uri, display or None, params)
+        if '"' in text:
+            raise ParseError(f"display name without <URI> in {text!r}")
+        uritext, _, ptext = text.partition(";")
+        uri = SipURI.parse(uritext)
+        if uri.scheme != "tel" and "?" in uritext:
+            raise ParseError(f"URI headers need <> in {text!r}")
+        params = parse_header_params(ptext) if ptext else {}
+        return cls(uri, None, params)
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 §19.3), or ``None``."""
+        return self.params.get("tag")
+
+    @property
+    def expires(self) -> int | None:
+        """The ``expires`` parameter of a Contact, in seconds, or ``None``."""
+        v = self.params.get("expires")
+        if v is None:
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            return None
+
+    def with_tag(self, tag: str) -> NameAddr:
+        """Return a copy carrying ``tag``."""
+        p = dict(self.params)
+        p["tag"] = tag
+        return attrs.evolve(self, params=p)
+
+    def replace(self, **changes: Any) -> NameAddr:
+        """Return a copy with the given attributes changed."""
+        return attrs.evolve(self, **changes)
+
+    def __str__(self) -> str:
+        if self.wildcard:
+            return "*"
+        out = ""
+        if self.display_name:
+            dn = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+            out = f'"{dn}" '
+        return f"{out}<{self.uri}>{format_header_params(self.params)}"
+
+
+__all__ = [
+    "BRANCH_MAGIC_COOKIE",
+    "CSeq",
+    "NameAddr",
+    "Via",
+    "format_header_params",
+    "parse_header_params",
+    "_format_params",
+]
