@@ -1,0 +1,218 @@
+"""The sans-IO user agent core, two cores wired in memory (RFC 3261 §13, §15, §22)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from txsipua.auth.client import DigestClient
+from txsipua.auth.credentials import Credential, InMemoryCredentials
+from txsipua.auth.digest import compute_ha1
+from txsipua.auth.server import DigestServer
+from txsipua.core import events as ev
+from txsipua.core.ids import SequentialIds
+from txsipua.core.useragent import SessionState, UserAgentCore
+from txsipua.errors import AuthenticationError, CallFailed
+from txsipua.sip.message import Request, parse_message
+from txsipua.sip.uri import SipURI
+from txsipua.sip.values import NameAddr
+
+A = ("127.0.0.1", 5061)
+B = ("127.0.0.1", 5062)
+
+
+class Net:
+    """Delivers every outbox between cores; records a ladder of (src, dst, first line)."""
+
+    def __init__(self, **cores: UserAgentCore) -> None:
+        self.cores = {c.local: c for c in cores.values()}
+        self.names = {c.local: n for n, c in cores.items()}
+        self.now = 0.0
+        self.ladder: list[tuple[str, str, str]] = []
+        self.wire: list[Any] = []
+        self.events: dict[str, list[Any]] = {n: [] for n in cores}
+        self.drop: Any = None
+
+    def pump(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for addr, core in list(self.cores.items()):
+                for out in core.outbox():
+                    moved = True
+                    msg = parse_message(out.data)
+                    self.wire.append(msg)
+                    first = out.data.split(b"\r\n", 1)[0].decode()
+                    self.ladder.append((self.names[addr], self.names.get(out.destination, "?"), first))
+                    if self.drop and self.drop(msg):
+                        continue
+                    dst = self.cores.get(out.destination)
+                    if dst is not None:
+                        dst.receive(out.data, addr, self.now)
+                while (e := core.next_event()) is not None:
+                    moved = True
+                    self.events[self.names[addr]].append(e)
+                    self.on_event(self.names[addr], core, e)
+
+    def on_event(self, name: str, core: UserAgentCore, e: Any) -> None:
+        pass
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            for core in self.cores.values():
+                t = core.get_timer()
+                if t is not None and t <= self.now:
+                    core.handle_timer(self.now)
+            self.pump()
+
+
+def make_pair(password: str = "secret", realm: str = "callee.example.org"):
+    creds = InMemoryCredentials([Credential(realm=realm, username="alice-auth", password=password)])
+    caller = UserAgentCore(local=A, ids=SequentialIds(), digest=DigestClient(creds), contact_user="alice")
+    server = DigestServer(realm, b"k" * 32)
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), authenticator=server, contact_user="bob")
+    ha1 = compute_ha1("MD5", "alice-auth", realm, "secret")
+
+    class CallNet(Net):
+        def on_event(self, name: str, core: UserAgentCore, e: Any) -> None:
+            if isinstance(e, ev.AuthenticationNeeded):
+                core.authentication_result(e, e.credentials.check_ha1(ha1), e.credentials.username, self.now)
+            elif isinstance(e, ev.IncomingCall):
+                e.session.ring(self.now)
+                e.session.accept(self.now, body=b"v=0\r\n")
+
+    return caller, callee, CallNet(caller=caller, callee=callee)
+
+
+def invite(caller: UserAgentCore) -> Request:
+    return caller.new_request(
+        "INVITE",
+        SipURI.parse("sip:bob@127.0.0.1:5062"),
+        NameAddr(SipURI.parse("sip:alice@example.com"), "Alice"),
+        NameAddr(SipURI.parse("sip:bob@example.com")),
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
+
+
+def test_challenged_call_ack_repeats_credentials_and_bye() -> None:
+    """401 answered once; 200; the ACK repeats the INVITE's Authorization; BYE/200 ends it."""
+    caller, callee, net = make_pair()
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    methods = [line for _, _, line in net.ladder]
+    assert methods[0].startswith("INVITE")
+    assert "401" in methods[2] or "401" in methods[1]
+    answered = [e for e in net.events["caller"] if isinstance(e, ev.CallAnswered)]
+    assert len(answered) == 1
+    invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
+    assert len(invites) == 2
+    assert invites[1].cseq.seq == invites[0].cseq.seq + 1
+    assert invites[1].call_id == invites[0].call_id
+    assert invites[1].from_.tag == invites[0].from_.tag
+    assert invites[1].top_via.branch != invites[0].top_via.branch
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK"]
+    # the ACK of the 401 is hop-by-hop (§17.1.1.3): same branch as the INVITE, no credentials
+    assert acks[0].cseq.seq == invites[0].cseq.seq and "Authorization" not in acks[0].headers
+    assert acks[0].top_via.branch == invites[0].top_via.branch
+    ack = acks[1]
+    assert ack.headers.get("Authorization") == invites[1].headers.get("Authorization")
+    assert ack.cseq.seq == invites[1].cseq.seq
+    assert ack.top_via.branch != invites[1].top_via.branch
+    assert any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    session.hangup(net.now)
+    net.pump()
+    assert session.state is SessionState.TERMINATED
+    assert any(isinstance(e, ev.CallEnded) and e.reason == "bye" for e in net.events["callee"])
+    assert caller.session_count == 0 and callee.session_count == 0
+    net.advance(40)
+    assert caller.layer.transaction_count == 0 and callee.layer.transaction_count == 0
+
+
+def test_wrong_password_fails_after_one_retry() -> None:
+    """A second non-stale challenge ends the call with AuthenticationError (no loop)."""
+    caller, callee, net = make_pair(password="wrong")
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)]
+    assert len(failed) == 1 and isinstance(failed[0].error, AuthenticationError)
+    invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
+    assert len(invites) == 2
+
+
+def test_cancel_while_ringing_carries_no_credentials() -> None:
+    """hangup() while ringing sends CANCEL (same branch, no credentials); 487 ends it."""
+    caller, callee, net = make_pair()
+
+    def ring_only(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.AuthenticationNeeded):
+            core.authentication_result(e, True, "alice-auth", net.now)
+        elif isinstance(e, ev.IncomingCall):
+            e.session.ring(net.now)
+
+    net.on_event = ring_only  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.PROCEEDING
+    session.hangup(net.now)
+    net.pump()
+    cancel = [m for m in net.wire if isinstance(m, Request) and m.method == "CANCEL"][0]
+    inv = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"][-1]
+    assert "Authorization" not in cancel.headers and "Proxy-Authorization" not in cancel.headers
+    assert cancel.top_via.branch == inv.top_via.branch
+    assert any(isinstance(e, ev.CallEnded) and e.reason == "cancelled" for e in net.events["caller"])
+    assert any(isinstance(e, ev.CallEnded) and e.reason == "cancelled" for e in net.events["callee"])
+
+
+def test_rejected_call_reports_status() -> None:
+    """A 486 from the callee is a CallFailed carrying the response."""
+    caller, callee, net = make_pair()
+
+    def busy(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.AuthenticationNeeded):
+            core.authentication_result(e, True, "alice-auth", net.now)
+        elif isinstance(e, ev.IncomingCall):
+            e.session.reject(net.now, 486)
+
+    net.on_event = busy  # type: ignore[method-assign]
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)][0]
+    assert isinstance(failed.error, CallFailed) and failed.error.status == 486
+
+
+def test_lost_ack_is_tolerated_and_2xx_retransmitted() -> None:
+    """The callee retransmits its 2xx until the ACK arrives; the caller re-ACKs each copy."""
+    caller, callee, net = make_pair()
+    dropped = []
+
+    def drop_first_ack(msg: Any) -> bool:
+        if isinstance(msg, Request) and msg.method == "ACK" and msg.cseq.seq == 2 and not dropped:
+            dropped.append(msg)
+            return True
+        return False
+
+    net.drop = drop_first_ack
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert not any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    net.advance(1.0)
+    assert any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert len(acks) == 2
+
+
+@pytest.mark.parametrize("method", ["OPTIONS"])
+def test_options_answered_without_challenge(method: str) -> None:
+    """OPTIONS is answered 200 with Allow by the core itself."""
+    caller, callee, net = make_pair()
+    req = caller.new_request(method, SipURI.parse("sip:127.0.0.1:5062"),
+                             NameAddr(SipURI.parse("sip:alice@example.com")),
+                             NameAddr(SipURI.parse("sip:127.0.0.1:5062")))
+    caller.send_request(req, B, 0.0)
+    net.pump()
+    done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)][0]
+    assert done.response.status == 200 and "INVITE" in (done.response.headers.get("Allow") or "")

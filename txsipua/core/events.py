@@ -1,0 +1,182 @@
+"""Events the sans-IO user agent core emits (drained with ``UserAgentCore.next_event()``).
+
+Each event is an immutable ``attrs`` value.  The Twisted layer (``txsipua.ua``)
+turns them into Deferred results and callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from txsipua.sip.message import Request, Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.core.transaction import ServerTransaction
+    from txsipua.core.useragent import ClientOperation, InviteSession
+
+
+@attrs.frozen
+class ProvisionalResponse:
+    """A 1xx arrived for a request or call (RFC 3261 §8.1.3.2, §13.2.2.1)."""
+
+    operation: ClientOperation | InviteSession
+    response: Response
+
+
+@attrs.frozen
+class RequestCompleted:
+    """A non-INVITE request got its final response (any status, after authentication).
+
+    Attributes:
+        operation: the :class:`~txsipua.core.useragent.ClientOperation`.
+        response: the final response; 401/407 only when no retry was possible
+            is reported as :class:`RequestFailed` instead.
+    """
+
+    operation: ClientOperation
+    response: Response
+
+
+@attrs.frozen
+class RequestFailed:
+    """A request ended without a usable final response.
+
+    Attributes:
+        operation: the operation.
+        error: a :class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.TransportError` or
+            :class:`~txsipua.errors.AuthenticationError`.
+    """
+
+    operation: ClientOperation
+    error: Exception
+
+
+@attrs.frozen
+class CallAnswered:
+    """Our INVITE got a 2xx: the dialog is confirmed and the ACK sent (RFC 3261 §13.2.2.4)."""
+
+    session: InviteSession
+    response: Response
+
+
+@attrs.frozen
+class CallFailed:
+    """Our INVITE ended without a 2xx.
+
+    Attributes:
+        session: the session.
+        error: :class:`~txsipua.errors.CallFailed` (carrying the final response),
+            :class:`~txsipua.errors.AuthenticationError`,
+            :class:`~txsipua.errors.TransactionTimeout` or
+            :class:`~txsipua.errors.TransportError`.
+    """
+
+    session: InviteSession
+    error: Exception
+
+
+@attrs.frozen
+class IncomingCall:
+    """A new INVITE arrived (authenticated when the core has an authenticator).
+
+    The application answers with ``session.ring()``, ``session.accept(sdp)`` or
+    ``session.reject(status)``.
+    """
+
+    session: InviteSession
+    request: Request
+
+
+@attrs.frozen
+class CallConfirmed:
+    """The ACK for our 2xx arrived: the call is up on the UAS side (RFC 3261 §13.3.1.4)."""
+
+    session: InviteSession
+
+
+@attrs.frozen
+class CallEnded:
+    """A call that was set up (or ringing) has ended.
+
+    Attributes:
+        session: the session.
+        reason: ``"bye"`` (the peer hung up), ``"hangup"`` (we did),
+            ``"cancelled"`` (CANCEL before answer, either side),
+            ``"no-ack"`` (the ACK for our 2xx never came), ``"error"``.
+        by_remote: True when the peer ended it.
+    """
+
+    session: InviteSession
+    reason: str
+    by_remote: bool
+
+
+@attrs.frozen
+class ReinviteCompleted:
+    """A re-INVITE we sent got its final response (RFC 3261 §14.1).
+
+    Attributes:
+        session: the session.
+        response: the final response, or ``None`` with ``error`` set.
+        error: the failure, if any.
+    """
+
+    session: InviteSession
+    response: Response | None
+    error: Exception | None = None
+
+
+@attrs.frozen
+class IncomingRequest:
+    """A request the application must answer with ``core.respond(transaction, response)``.
+
+    Used for MESSAGE, INFO, REFER, NOTIFY, REGISTER (when acting as a registrar),
+    re-INVITE, and any other method the core does not answer itself.
+
+    Attributes:
+        request: the request.
+        transaction: the server transaction to respond on.
+        session: the call it belongs to, for in-dialog requests, else ``None``.
+        identity: the authenticated username, when the request was authenticated.
+    """
+
+    request: Request
+    transaction: ServerTransaction
+    session: InviteSession | None = None
+    identity: str | None = None
+
+
+@attrs.frozen
+class AuthenticationNeeded:
+    """A request carries digest credentials that must be checked against a store.
+
+    The application (the Twisted layer, through twisted.cred) checks
+    ``credentials`` and calls ``core.authentication_result(event, ok, identity, now)``.
+
+    Attributes:
+        request: the request.
+        transaction: its server transaction.
+        credentials: the :class:`~txsipua.auth.server.DigestCredentials`.
+    """
+
+    request: Request
+    transaction: ServerTransaction
+    credentials: Any
+
+
+Event = (
+    ProvisionalResponse
+    | RequestCompleted
+    | RequestFailed
+    | CallAnswered
+    | CallFailed
+    | IncomingCall
+    | CallConfirmed
+    | CallEnded
+    | ReinviteCompleted
+    | IncomingRequest
+    | AuthenticationNeeded
+)
