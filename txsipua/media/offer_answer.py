@@ -1,0 +1,470 @@
+"""The SDP offer/answer model (RFC 3264) for one audio stream.
+
+Theory of operation:
+
+- The offerer lists the codecs it can receive, in order of preference, each
+  with the payload type it expects to receive (:func:`make_offer`).
+- The answerer keeps one ``m=`` line per offered line, in the same order
+  (RFC 3264 §6): the first offered RTP/AVP audio stream with a codec in common
+  is accepted, every other line is rejected with port 0.  The accepted line
+  lists the common codecs with the *offer's* payload type numbers (§6.1), in
+  the offer's order of preference (or ours, with ``prefer="local"``), plus
+  telephone-event (RFC 4733) when both sides have it.  No common codec at all
+  raises :class:`NoCommonCodec`, which a UAS answers with 488 (§6).
+- Directions are mirrored (§6.1): sendonly is answered recvonly, recvonly
+  sendonly, inactive inactive; an answer that puts the offerer on hold is
+  sendonly (or inactive).
+- Either side then calls :func:`negotiate` with its own and the peer's
+  description.  The rule is symmetric: we send with the first codec of the
+  peer's description that is also in ours (§6.1 for the answerer, §7 for the
+  offerer), using the peer's payload type number.
+- Hold and resume are re-offers with a new ``sess-version`` (§8, §8.4):
+  :func:`hold_offer`, :func:`resume_offer`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from txsipua.errors import SIPError
+from txsipua.media.sdp import DIRECTIONS, MediaDescription, SessionDescription
+
+__all__ = [
+    "PCMA",
+    "PCMU",
+    "TELEPHONE_EVENT",
+    "Codec",
+    "MediaParams",
+    "NoCommonCodec",
+    "OfferAnswerError",
+    "hold_offer",
+    "make_answer",
+    "make_offer",
+    "negotiate",
+    "resume_offer",
+]
+
+#: The events we offer and accept for telephone-event: DTMF 0-9 * # A-D and flash (RFC 4733 §7).
+DTMF_EVENTS = "0-16"
+
+
+class OfferAnswerError(SIPError):
+    """An offer or answer cannot be used (RFC 3264).
+
+    Attributes:
+        status: the SIP status a UAS answers the offering request with
+            (488 Not Acceptable Here).
+        detail: what is wrong, in words.
+    """
+
+    def __init__(self, detail: str, status: int = 488) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+class NoCommonCodec(OfferAnswerError):
+    """No offered audio stream has a codec we support (RFC 3264 §6): answer 488."""
+
+
+@attrs.frozen
+class Codec:
+    """An RTP audio codec as SDP names it.
+
+    Attributes:
+        name: encoding name, e.g. ``"PCMU"`` (compared case-insensitively).
+        payload_type: RTP payload type number (0-127).
+        clock_rate: RTP clock rate in Hz.
+    """
+
+    name: str
+    payload_type: int
+    clock_rate: int = 8000
+
+    @property
+    def rtpmap(self) -> str:
+        """The ``a=rtpmap`` value, e.g. ``"PCMU/8000"``."""
+        return f"{self.name}/{self.clock_rate}"
+
+    def same_codec(self, other: Codec) -> bool:
+        """True when both name the same encoding and clock rate (payload types may differ)."""
+        return self.name.lower() == other.name.lower() and self.clock_rate == other.clock_rate
+
+
+PCMU = Codec("PCMU", 0, 8000)
+PCMA = Codec("PCMA", 8, 8000)
+TELEPHONE_EVENT = Codec("telephone-event", 101, 8000)
+
+
+@attrs.frozen
+class MediaParams:
+    """What to do with the negotiated audio stream.
+
+    Attributes:
+        remote_address: where to send RTP (IP address text).
+        remote_port: the peer's RTP port.
+        codec: the codec to send with, carrying the *peer's* payload type.
+        telephone_event_pt: the peer's payload type for telephone-event
+            (RFC 4733), or None when it has none in common with us.
+        direction: our direction: ``"sendrecv"``, ``"sendonly"`` (we send
+            only), ``"recvonly"`` or ``"inactive"``.
+        ptime: packet time the peer asked for, in milliseconds (20 by default).
+        media_index: index of the negotiated ``m=`` line.
+        local_telephone_event_pt: *our* payload type for telephone-event, the
+            one the peer sends events with (RFC 3264 §5.1), or None.
+    """
+
+    remote_address: str
+    remote_port: int
+    codec: Codec
+    telephone_event_pt: int | None
+    direction: str
+    ptime: int = 20
+    media_index: int = 0
+    local_telephone_event_pt: int | None = None
+
+    @property
+    def sending(self) -> bool:
+        """True when we may send media (RFC 3264 §5.1)."""
+        return self.direction in ("sendrecv", "sendonly")
+
+    @property
+    def receiving(self) -> bool:
+        """True when we expect to receive media."""
+        return self.direction in ("sendrecv", "recvonly")
+
+
+def _codecs_of(m: MediaDescription) -> list[Codec]:
+    """The formats of a media line as codecs, in order, skipping unknown dynamic ones."""
+    out = []
+    for pt in m.formats:
+        encoding = m.encoding(pt)
+        if encoding is None:
+            continue
+        parts = encoding.split("/")
+        try:
+            rate = int(parts[1])
+        except (IndexError, ValueError):
+            continue
+        out.append(Codec(parts[0], pt, rate))
+    return out
+
+
+def _audio_media(codecs: tuple[Codec, ...] | list[Codec], port: int, direction: str, ptime: int | None,
+                 fmtp: dict[int, str]) -> MediaDescription:
+    return MediaDescription(
+        media="audio",
+        port=port,
+        proto="RTP/AVP",
+        formats=tuple(c.payload_type for c in codecs),
+        rtpmap={c.payload_type: c.rtpmap for c in codecs},
+        fmtp=fmtp,
+        direction=direction,
+        ptime=ptime,
+    )
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+
+
+def make_offer(
+    address: str,
+    rtp_port: int,
+    *,
+    codecs: tuple[Codec, ...] = (PCMU, PCMA),
+    dtmf: bool = True,
+    session_id: int,
+    session_version: int = 1,
+    direction: str = "sendrecv",
+    username: str = "-",
+    ptime: int | None = 20,
+    session_name: str = "-",
+) -> SessionDescription:
+    """Build an offer for one audio stream (RFC 3264 §5).
+
+    Args:
+        address: our RTP address (IPv4 or IPv6 text), used for ``o=`` and ``c=``.
+        rtp_port: our RTP port (1-65535).
+        codecs: the codecs we receive, in order of preference.
+        dtmf: add telephone-event (RFC 4733) as :data:`TELEPHONE_EVENT`.
+        session_id: the ``o=`` sess-id; comes from the caller's id generator.
+        session_version: the ``o=`` sess-version.
+        direction: our direction attribute.
+        username: the ``o=`` username.
+        ptime: packet time to ask for, milliseconds (None: no ``a=ptime``).
+        session_name: the ``s=`` line.
+
+    Returns:
+        The offer.
+
+    Raises:
+        ValueError: no codec, a bad port or direction, or a payload type used twice.
+    """
+    _check_direction(direction)
+    if not codecs:
+        raise ValueError("an offer needs at least one codec")
+    if not 0 < rtp_port <= 65535:
+        raise ValueError(f"bad RTP port {rtp_port}")
+    all_codecs = list(codecs)
+    fmtp: dict[int, str] = {}
+    if dtmf:
+        all_codecs.append(TELEPHONE_EVENT)
+        fmtp[TELEPHONE_EVENT.payload_type] = DTMF_EVENTS
+    pts = [c.payload_type for c in all_codecs]
+    if len(set(pts)) != len(pts):
+        raise ValueError(f"payload type used twice in {pts}")
+    media = _audio_media(all_codecs, rtp_port, direction, ptime, fmtp)
+    return SessionDescription(
+        username=username,
+        session_id=session_id,
+        session_version=session_version,
+        address=address,
+        session_name=session_name,
+        connection=address,
+        media=(media,),
+    )
+
+
+_ANSWER_DIRECTION = {
+    # (offered, hold) -> answered; RFC 3264 §6.1
+    ("sendrecv", False): "sendrecv",
+    ("sendrecv", True): "sendonly",
+    ("sendonly", False): "recvonly",
+    ("sendonly", True): "inactive",
+    ("recvonly", False): "sendonly",
+    ("recvonly", True): "sendonly",
+    ("inactive", False): "inactive",
+    ("inactive", True): "inactive",
+}
+
+
+def _offered_direction(offer: SessionDescription, index: int) -> str:
+    """The offered direction, treating RFC 2543 hold (``c=0.0.0.0``) as sendonly (RFC 3264 §8.4)."""
+    m = offer.media[index]
+    direction = m.direction
+    if offer.media_connection(index) == "0.0.0.0":
+        direction = {"sendrecv": "sendonly", "recvonly": "inactive"}.get(direction, direction)
+    return direction
+
+
+def _rejected(m: MediaDescription) -> MediaDescription:
+    """An answer line rejecting an offered stream: port 0, same media, proto and formats (§6)."""
+    return MediaDescription(
+        media=m.media,
+        port=0,
+        proto=m.proto,
+        formats=m.formats,
+        other_formats=m.other_formats,
+        direction=m.direction,
+    )
+
+
+def make_answer(
+    offer: SessionDescription,
+    address: str,
+    rtp_port: int,
+    *,
+    codecs: tuple[Codec, ...] = (PCMU, PCMA),
+    dtmf: bool = True,
+    session_id: int,
+    session_version: int = 1,
+    hold: bool = False,
+    username: str = "-",
+    prefer: str = "offer",
+    ptime: int | None = 20,
+    session_name: str = "-",
+) -> SessionDescription:
+    """Answer an offer (RFC 3264 §6).
+
+    The first offered ``audio`` stream over ``RTP/AVP`` with a non-zero port,
+    a connection address and a codec in common is accepted; every other
+    ``m=`` line is rejected with port 0 (§6).  The accepted line uses the
+    offer's payload type numbers (§6.1), including the offer's number for
+    telephone-event.
+
+    Args:
+        offer: the peer's offer.
+        address: our RTP address.
+        rtp_port: our RTP port (1-65535).
+        codecs: the codecs we support, in our order of preference.
+        dtmf: accept telephone-event when offered.
+        session_id: our ``o=`` sess-id (from the caller's id generator).
+        session_version: our ``o=`` sess-version.
+        hold: answer so that the peer is on hold (sendonly or inactive).
+        username: the ``o=`` username.
+        prefer: ``"offer"`` lists common codecs in the offer's order,
+            ``"local"`` in the order of ``codecs``.
+        ptime: packet time to ask for, milliseconds (None: none).
+        session_name: the ``s=`` line.
+
+    Returns:
+        The answer, with exactly as many ``m=`` lines as the offer.
+
+    Raises:
+        NoCommonCodec: (status 488) no offered stream can be accepted.
+        ValueError: a bad argument.
+    """
+    if prefer not in ("offer", "local"):
+        raise ValueError(f"prefer must be 'offer' or 'local', not {prefer!r}")
+    if not 0 < rtp_port <= 65535:
+        raise ValueError(f"bad RTP port {rtp_port}")
+    answered: list[MediaDescription] = []
+    accepted = False
+    reasons: list[str] = []
+    for index, m in enumerate(offer.media):
+        if accepted or m.media != "audio" or m.proto != "RTP/AVP" or m.port == 0:
+            if not accepted:
+                reasons.append(f"m={m.media} {m.port} {m.proto} is not an active RTP/AVP audio stream")
+            answered.append(_rejected(m))
+            continue
+        if offer.media_connection(index) is None:
+            reasons.append(f"m={m.media} line {index} has no connection address")
+            answered.append(_rejected(m))
+            continue
+        offered = _codecs_of(m)
+        common: list[Codec] = []
+        if prefer == "offer":
+            common = [o for o in offered if o.name.lower() != "telephone-event"
+                      and any(o.same_codec(c) for c in codecs)]
+        else:
+            for ours in codecs:
+                match = next((o for o in offered if o.same_codec(ours)), None)
+                if match is not None:
+                    common.append(match)
+        if not common:
+            names = ", ".join(m.encoding(pt) or str(pt) for pt in m.formats) or "none"
+            reasons.append(f"no codec in common (offered: {names})")
+            answered.append(_rejected(m))
+            continue
+        fmtp: dict[int, str] = {}
+        if dtmf:
+            event = next((o for o in offered if o.same_codec(TELEPHONE_EVENT)), None)
+            if event is not None:
+                common.append(event)
+                fmtp[event.payload_type] = m.fmtp.get(event.payload_type, DTMF_EVENTS)
+        for c in common:
+            if c.payload_type in m.fmtp and c.payload_type not in fmtp:
+                fmtp[c.payload_type] = m.fmtp[c.payload_type]
+        direction = _ANSWER_DIRECTION[(_offered_direction(offer, index), hold)]
+        answered.append(_audio_media(common, rtp_port, direction, ptime, fmtp))
+        accepted = True
+    if not accepted:
+        raise NoCommonCodec("cannot accept the offer: " + ("; ".join(reasons) or "no media"))
+    return SessionDescription(
+        username=username,
+        session_id=session_id,
+        session_version=session_version,
+        address=address,
+        session_name=session_name,
+        connection=address,
+        media=tuple(answered),
+    )
+
+
+def _our_direction(local: str, remote: str, remote_held: bool) -> str:
+    send = local in ("sendrecv", "sendonly") and remote in ("sendrecv", "recvonly") and not remote_held
+    recv = local in ("sendrecv", "recvonly") and remote in ("sendrecv", "sendonly")
+    if send and recv:
+        return "sendrecv"
+    if send:
+        return "sendonly"
+    if recv:
+        return "recvonly"
+    return "inactive"
+
+
+def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaParams:
+    """Settle what to send and where, from our description and the peer's.
+
+    Works for both roles: ``local`` is our offer and ``remote`` the answer, or
+    ``local`` our answer and ``remote`` the offer.  We send with the first
+    codec in ``remote`` that is also in ``local`` (RFC 3264 §6.1, §7), with the
+    peer's payload type.
+
+    Args:
+        local: our session description.
+        remote: the peer's session description.
+
+    Returns:
+        The parameters of the first audio stream active on both sides.
+
+    Raises:
+        NoCommonCodec: (status 488) no audio stream is active on both sides
+            with a codec in common.
+    """
+    reasons = []
+    for index, (ours, theirs) in enumerate(zip(local.media, remote.media, strict=False)):
+        if ours.media != "audio" or theirs.media != "audio":
+            continue
+        if ours.port == 0 or theirs.port == 0:
+            reasons.append(f"audio stream {index} is rejected")
+            continue
+        address = remote.media_connection(index)
+        if address is None:
+            reasons.append(f"audio stream {index} has no connection address")
+            continue
+        our_codecs = _codecs_of(ours)
+        their_codecs = _codecs_of(theirs)
+        codec = next(
+            (t for t in their_codecs if t.name.lower() != "telephone-event"
+             and any(t.same_codec(o) for o in our_codecs)),
+            None,
+        )
+        if codec is None:
+            reasons.append(f"audio stream {index} has no codec in common")
+            continue
+        event_pt = local_event_pt = None
+        ours_event = next((o for o in our_codecs if o.same_codec(TELEPHONE_EVENT)), None)
+        theirs_event = next((t for t in their_codecs if t.same_codec(TELEPHONE_EVENT)), None)
+        if ours_event is not None and theirs_event is not None:
+            event_pt = theirs_event.payload_type
+            local_event_pt = ours_event.payload_type
+        held = address in ("0.0.0.0", "::")
+        direction = _our_direction(ours.direction, theirs.direction, held)
+        return MediaParams(
+            remote_address=address,
+            remote_port=theirs.port,
+            codec=codec,
+            telephone_event_pt=event_pt,
+            direction=direction,
+            ptime=theirs.ptime or 20,
+            media_index=index,
+            local_telephone_event_pt=local_event_pt,
+        )
+    raise NoCommonCodec("no usable audio stream: " + ("; ".join(reasons) or "no audio in both"))
+
+
+def _reoffer(previous: SessionDescription, directions: dict[str, str]) -> SessionDescription:
+    media = tuple(
+        attrs.evolve(m, direction=directions.get(m.direction, m.direction)) if m.port else m
+        for m in previous.media
+    )
+    return attrs.evolve(previous, media=media, session_version=previous.session_version + 1)
+
+
+def hold_offer(previous: SessionDescription) -> SessionDescription:
+    """A re-offer putting the peer on hold (RFC 3264 §8.4).
+
+    Args:
+        previous: our last session description in this session (offer or answer).
+
+    Returns:
+        The same description with every active stream ``sendonly`` (``inactive``
+        if it was ``recvonly`` or ``inactive``) and ``sess-version`` + 1.
+    """
+    return _reoffer(previous, {"sendrecv": "sendonly", "recvonly": "inactive"})
+
+
+def resume_offer(previous: SessionDescription) -> SessionDescription:
+    """A re-offer taking the peer off hold (RFC 3264 §8.4).
+
+    Args:
+        previous: our last session description in this session.
+
+    Returns:
+        The same description with every active stream ``sendrecv`` and
+        ``sess-version`` + 1.
+    """
+    return _reoffer(previous, dict.fromkeys(DIRECTIONS, "sendrecv"))
