@@ -1,0 +1,1371 @@
+"""The transaction layer of RFC 3261 §17 (with RFC 6026), sans-IO.
+
+Theory of operation
+-------------------
+A :class:`TransactionLayer` owns every client and server transaction of a user
+agent.  It is told about the world through four kinds of input, each with the
+current time ``now`` (seconds, absolute, from the injected clock):
+
+* bytes received (:meth:`~TransactionLayer.receive`) or an already parsed
+  message (:meth:`~TransactionLayer.receive_message`);
+* orders from the transaction user (TU): :meth:`~TransactionLayer.send_request`,
+  :meth:`~TransactionLayer.respond`, :meth:`~TransactionLayer.ack_received`;
+* timers coming due (:meth:`~TransactionLayer.handle_timer`);
+* transport failures (:meth:`~TransactionLayer.transport_error`).
+
+It answers with bytes to send (:meth:`~TransactionLayer.outbox`), events for
+the TU (:meth:`~TransactionLayer.next_event`) and one deadline
+(:meth:`~TransactionLayer.get_timer`).
+
+Each transaction is one of four machines: INVITE client (ICT, Figure 5),
+non-INVITE client (NICT, Figure 6), INVITE server (IST, Figure 7) and
+non-INVITE server (NIST, Figure 8), with the Accepted state RFC 6026 adds to
+the INVITE machines.  Every machine is a table ``{(State, Input): (Action,
+next State)}`` below its figure; an input absent from the table is ignored and
+counted in ``layer.stats["ignored"]`` (a stray retransmission, a late timer).
+Entering a state starts or cancels that state's timers (:meth:`_enter`); a
+timer whose duration is zero (reliable transports) fires at once.
+
+Timers live in one heap of ``(deadline, seq, transaction, timer)`` entries with
+lazy deletion: a transaction remembers the ``seq`` of each timer it runs, and an
+entry whose ``seq`` is no longer remembered is skipped (and the heap is
+compacted when such entries outnumber the live ones).  A terminated
+transaction leaves the matching tables at once.
+
+Matching (§17.1.3, §17.2.3): a response matches a client transaction by top Via
+branch and CSeq method; a request matches a server transaction by top Via
+branch, sent-by and method (ACK matches the INVITE's transaction; CANCEL has
+its own).  A request whose branch lacks the ``z9hG4bK`` cookie (RFC 2543) is
+matched by Request-URI, Call-ID, From tag, CSeq number, method and top Via;
+the To tag is *not* compared (documented simplification: a 2543 ACK carries
+the tag of our response, which the INVITE did not).
+
+Deviations and choices, documented:
+
+* The IST sends ``100 Trying`` at once for every new INVITE (§17.2.1 allows
+  waiting 200 ms; not waiting keeps the layer simple and stops Timer A early).
+* In the IST's Accepted state the transaction itself retransmits the last 2xx
+  at T1, 2*T1, ... capped at T2 (the UAS core's duty in §13.3.1.4, on every
+  transport, since the 2xx is end to end) until the TU calls
+  :meth:`~TransactionLayer.ack_received`; if Timer L fires first the TU gets
+  ``TransactionTimedOut(txn, "L")`` and should send BYE.  An ACK matching an
+  IST in Accepted (an RFC 2543 peer, or a branch reused) is passed to the TU as
+  ``RequestReceived(ack, source, txn)``; it does not stop the retransmissions
+  by itself.
+* A transport failure (§17.1.4, §17.2.4) ends the transaction with
+  ``TransactionTimedOut(txn, "transport")``.
+* Every transaction ends with exactly one :class:`TransactionTerminated`; a
+  timeout or transport failure comes just before it.
+* A TU order absent from the table of a live transaction (a 1xx after a final,
+  a second final) raises :class:`~txsipua.errors.LocalProtocolError`; once a
+  transaction has terminated, orders for it are ignored and counted in
+  ``stats["late_tu"]`` (it may have timed out just before the TU acted).
+* ICT in Proceeding stops Timers A and B as Figure 5 says: a UAC that wants a
+  bound on ringing uses its own timer and CANCEL (§13.3.1.1 Expires, Timer C).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import heapq
+from collections.abc import Callable
+
+import attrs
+
+from txsipua.core.ids import BRANCH_MAGIC_COOKIE, IdGenerator
+from txsipua.core.transport import (
+    Address,
+    Outgoing,
+    response_destination,
+    stamped_via,
+)
+from txsipua.errors import LocalProtocolError, ParseError
+from txsipua.sip.message import (
+    Headers,
+    Request,
+    Response,
+    parse_message,
+    reason_phrase,
+    split_list_value,
+)
+from txsipua.sip.values import Via
+
+# --------------------------------------------------------------------------
+# Timer values
+
+
+@attrs.frozen
+class Timers:
+    """The base timer values of RFC 3261 §17.1.1.1 and Table 4, in seconds.
+
+    Attributes:
+        t1: RTT estimate, 0.5 s by default.
+        t2: the maximum retransmission interval for non-INVITE requests and
+            INVITE responses, 4 s by default.
+        t4: the maximum time a message stays in the network, 5 s by default.
+        d: Timer D over unreliable transports (RFC 3261 says at least 32 s).
+
+    The derived timers are, for unreliable / reliable transports:
+    A = T1 doubling (unreliable only); B = F = H = J(unreliable) = L = M =
+    64*T1; D = ``d`` / 0; E, G = T1 doubling capped at T2 (unreliable only);
+    I = K = T4 / 0; J = 64*T1 / 0.
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    d: float = 32.0
+
+    @property
+    def t64(self) -> float:
+        """64*T1: Timers B, F, H, J (unreliable), L and M, in seconds."""
+        return 64 * self.t1
+
+
+# --------------------------------------------------------------------------
+# States, inputs, actions
+
+
+class Kind(enum.Enum):
+    """Which of the four transaction machines."""
+
+    ICT = "INVITE client"
+    NICT = "non-INVITE client"
+    IST = "INVITE server"
+    NIST = "non-INVITE server"
+
+
+class State(enum.Enum):
+    """Transaction states (RFC 3261 §17, RFC 6026 §7.1, §7.2)."""
+
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"
+    TERMINATED = "Terminated"
+
+
+class Input(enum.Enum):
+    """Everything that can happen to a transaction.
+
+    Timer inputs have the timer's RFC letter as value (``Input.TIMER_B.value``
+    is ``"B"``); ``TIMER_2XX`` is the IST's 2xx retransmission timer (§13.3.1.4).
+    """
+
+    REQUEST = "request retransmission"
+    ACK = "ACK"
+    RESPONSE_1XX = "1xx received"
+    RESPONSE_2XX = "2xx received"
+    RESPONSE_300_699 = "300-699 received"
+    TU_1XX = "1xx from TU"
+    TU_2XX = "2xx from TU"
+    TU_300_699 = "300-699 from TU"
+    TU_ACK = "TU saw the ACK"
+    TRANSPORT_ERROR = "transport error"
+    TIMER_A = "A"
+    TIMER_B = "B"
+    TIMER_D = "D"
+    TIMER_E = "E"
+    TIMER_F = "F"
+    TIMER_G = "G"
+    TIMER_H = "H"
+    TIMER_I = "I"
+    TIMER_J = "J"
+    TIMER_K = "K"
+    TIMER_L = "L"
+    TIMER_M = "M"
+    TIMER_2XX = "2xx"
+
+
+class Action(enum.Enum):
+    """Side effects of a transition (the part of a figure's label under the bar)."""
+
+    NONE = "-"
+    ABSORB = "absorb retransmission"
+    DELIVER = "response to TU"
+    ACK_AND_DELIVER = "send ACK, response to TU"
+    RESEND_ACK = "send ACK again"
+    RETRANSMIT_REQUEST = "send request again, back off"
+    SEND_RESPONSE = "send response"
+    RESEND_RESPONSE = "send last response again"
+    RETRANSMIT_RESPONSE = "send last response again, back off"
+    TIMEOUT = "inform TU: timeout"
+    TRANSPORT_FAILURE = "inform TU: transport error"
+    DELIVER_ACK = "ACK to TU"
+    STOP_2XX = "stop 2xx retransmissions"
+    EXPIRE_L = "inform TU unless ACKed"
+
+
+S = State
+I = Input  # noqa: E741
+A = Action
+
+Table = dict[tuple[State, Input], tuple[Action, State]]
+
+# --------------------------------------------------------------------------
+# INVITE client transaction: RFC 3261 Figure 5 with RFC 6026 Figure 3.
+#
+#                               |INVITE from TU
+#             Timer A fires     |INVITE sent          Timer A: T1, 2T1, 4T1...
+#             Reset A,          V                     (unreliable only)
+#             INVITE sent +-----------+
+#                +--------|           |               Timer B fires or
+#                |        |  Calling  |--------------> Transport Err.
+#                +------->|           |               inform TU -> Terminated
+#                         +-----------+
+#        300-699 |  |2xx     |1xx
+#      ACK sent  |  |to TU   |1xx to TU
+#   resp. to TU  |  |        v          1xx to TU
+#                |  |   +------------+<-----+
+#                |  |   | Proceeding |------+
+#                |  |   +------------+
+#                |  |  300-699 |    | 2xx
+#                |  |  ACK sent|    | to TU
+#                |  |  to TU   |    |
+#                v  |          |    v
+#   +-----------+<--|----------+  +----------+<--+ 2xx
+#   | Completed |   +------------>| Accepted |   | to TU
+#   +-----------+                 +----------+---+
+#    ^  |     | Timer D (32 s/0)        | Timer M (64*T1)
+#    +--+     | or Transport Err.       | -
+# 300-699     | (inform TU)             |
+# ACK sent    v                         v
+#            +----------------------------+
+#            |         Terminated         |
+#            +----------------------------+
+
+ICT_TABLE: Table = {
+    (S.CALLING, I.TIMER_A): (A.RETRANSMIT_REQUEST, S.CALLING),
+    (S.CALLING, I.TIMER_B): (A.TIMEOUT, S.TERMINATED),
+    (S.CALLING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.CALLING, I.RESPONSE_1XX): (A.DELIVER, S.PROCEEDING),
+    (S.CALLING, I.RESPONSE_2XX): (A.DELIVER, S.ACCEPTED),
+    (S.CALLING, I.RESPONSE_300_699): (A.ACK_AND_DELIVER, S.COMPLETED),
+    (S.PROCEEDING, I.RESPONSE_1XX): (A.DELIVER, S.PROCEEDING),
+    (S.PROCEEDING, I.RESPONSE_2XX): (A.DELIVER, S.ACCEPTED),
+    (S.PROCEEDING, I.RESPONSE_300_699): (A.ACK_AND_DELIVER, S.COMPLETED),
+    (S.PROCEEDING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.COMPLETED, I.RESPONSE_300_699): (A.RESEND_ACK, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_D): (A.NONE, S.TERMINATED),
+    (S.COMPLETED, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.ACCEPTED, I.RESPONSE_2XX): (A.DELIVER, S.ACCEPTED),
+    (S.ACCEPTED, I.TIMER_M): (A.NONE, S.TERMINATED),
+}
+
+# --------------------------------------------------------------------------
+# Non-INVITE client transaction: RFC 3261 Figure 6.
+#
+#                                  |Request from TU
+#                                  |send request
+#              Timer E             V                   Timer E: T1, 2T1, ... T2
+#              send request  +-----------+             (unreliable only)
+#                  +---------|           |------------------+
+#                  |         |  Trying   |  Timer F         |
+#                  +-------->|           |  or Transport Err|
+#                            +-----------+  inform TU       |
+#               200-699         |  |                        |
+#               resp. to TU     |  |1xx                     |
+#               +---------------+  |resp. to TU             |
+#               |                  |                        |
+#               |   Timer E        V       Timer F          |
+#               |   send req +-----------+ or Transport Err |
+#               |  +---------|           | inform TU        |
+#               |  |         |Proceeding |----------------->|
+#               |  +-------->|           |-----+            |
+#               |            +-----------+     |1xx         |
+#               |              |      ^        |resp to TU  |
+#               | 200-699      |      +--------+            |
+#               | resp. to TU  |                            |
+#               |              V                            |
+#               |            +-----------+                  |
+#               |            |           |<--+ 200-699      |
+#               +----------->| Completed |   | absorbed     |
+#                            |           |---+              |
+#                            +-----------+                  |
+#                                  | Timer K (T4/0)         |
+#                                  V                        |
+#                            +-----------+                  |
+#                            | Terminated|<-----------------+
+#                            +-----------+
+
+NICT_TABLE: Table = {
+    (S.TRYING, I.TIMER_E): (A.RETRANSMIT_REQUEST, S.TRYING),
+    (S.TRYING, I.TIMER_F): (A.TIMEOUT, S.TERMINATED),
+    (S.TRYING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.TRYING, I.RESPONSE_1XX): (A.DELIVER, S.PROCEEDING),
+    (S.TRYING, I.RESPONSE_2XX): (A.DELIVER, S.COMPLETED),
+    (S.TRYING, I.RESPONSE_300_699): (A.DELIVER, S.COMPLETED),
+    (S.PROCEEDING, I.TIMER_E): (A.RETRANSMIT_REQUEST, S.PROCEEDING),
+    (S.PROCEEDING, I.TIMER_F): (A.TIMEOUT, S.TERMINATED),
+    (S.PROCEEDING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.PROCEEDING, I.RESPONSE_1XX): (A.DELIVER, S.PROCEEDING),
+    (S.PROCEEDING, I.RESPONSE_2XX): (A.DELIVER, S.COMPLETED),
+    (S.PROCEEDING, I.RESPONSE_300_699): (A.DELIVER, S.COMPLETED),
+    (S.COMPLETED, I.RESPONSE_2XX): (A.ABSORB, S.COMPLETED),
+    (S.COMPLETED, I.RESPONSE_300_699): (A.ABSORB, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_K): (A.NONE, S.TERMINATED),
+}
+
+# --------------------------------------------------------------------------
+# INVITE server transaction: RFC 3261 Figure 7 with RFC 6026 Figure 5.
+#
+#                                 |INVITE
+#                                 |pass INV to TU, send 100 Trying
+#              INVITE             V
+#       send last resp.   +------------+ 101-199 from TU
+#               +---------|            |--------+ send response
+#               +-------->| Proceeding |<-------+
+#                         |            |-------------> Transport Err.
+#                         +------------+               inform TU -> Terminated
+#             300-699 from TU |      | 2xx from TU
+#             send response   |      | send response, start L and the
+#                             |      | 2xx retransmissions (T1..T2)
+#   INVITE                    v      v
+#   send last    +-----------+      +------------+<--+ INVITE: absorbed
+#   response +---|           |      |            |---+ ACK: to TU
+#            +-->| Completed |      |  Accepted  |<--+ 2xx from TU: send
+#  Timer G: send |           |      |            |---+ 2xx timer: resend,
+#  again (T1..T2)+-----------+      +------------+     back off (until the TU
+#                  |      |           |   ^  |         reports the ACK)
+#             ACK  |      | Timer H   |   +--+ TU saw the ACK: stop resending
+#              -   |      | or        |
+#                  v      | Transport | Timer L (64*T1): inform TU unless
+#         +-----------+   | Err.      | the ACK came; Transport Err.
+#         | Confirmed |   | inform TU |
+#         +-----------+   |           |
+#  INVITE, ACK:  | Timer I|           |
+#  absorbed      | (T4/0) v           v
+#                +---->+------------------+
+#                      |    Terminated    |
+#                      +------------------+
+
+IST_TABLE: Table = {
+    (S.PROCEEDING, I.REQUEST): (A.RESEND_RESPONSE, S.PROCEEDING),
+    (S.PROCEEDING, I.TU_1XX): (A.SEND_RESPONSE, S.PROCEEDING),
+    (S.PROCEEDING, I.TU_2XX): (A.SEND_RESPONSE, S.ACCEPTED),
+    (S.PROCEEDING, I.TU_300_699): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.PROCEEDING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.COMPLETED, I.REQUEST): (A.RESEND_RESPONSE, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_G): (A.RETRANSMIT_RESPONSE, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_H): (A.TIMEOUT, S.TERMINATED),
+    (S.COMPLETED, I.ACK): (A.NONE, S.CONFIRMED),
+    (S.COMPLETED, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.CONFIRMED, I.REQUEST): (A.ABSORB, S.CONFIRMED),
+    (S.CONFIRMED, I.ACK): (A.ABSORB, S.CONFIRMED),
+    (S.CONFIRMED, I.TIMER_I): (A.NONE, S.TERMINATED),
+    (S.ACCEPTED, I.REQUEST): (A.ABSORB, S.ACCEPTED),
+    (S.ACCEPTED, I.ACK): (A.DELIVER_ACK, S.ACCEPTED),
+    (S.ACCEPTED, I.TU_2XX): (A.SEND_RESPONSE, S.ACCEPTED),
+    (S.ACCEPTED, I.TIMER_2XX): (A.RETRANSMIT_RESPONSE, S.ACCEPTED),
+    (S.ACCEPTED, I.TU_ACK): (A.STOP_2XX, S.ACCEPTED),
+    (S.ACCEPTED, I.TIMER_L): (A.EXPIRE_L, S.TERMINATED),
+    (S.ACCEPTED, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+}
+
+# --------------------------------------------------------------------------
+# Non-INVITE server transaction: RFC 3261 Figure 8.
+#
+#                                 |Request received
+#                                 |pass to TU
+#                                 V
+#                           +-----------+
+#             Request       |           | 1xx from TU
+#             absorbed  +---|  Trying   |-------------+ send response
+#                       +-->|           |             |
+#                           +-----------+             |
+#                               |                     v
+#              200-699 from TU  |              +------------+ Request: send
+#              send response    |              |            |---+ last resp.
+#                               |              | Proceeding |<--+ 1xx from TU:
+#                               |              |            |---+ send response
+#                               |              +------------+<--+
+#                               |   200-699 from TU  |     | Transport Err.
+#                               |   send response    |     | inform TU
+#                               v                    |     |
+#   Request: send   +-----------+<-------------------+     |
+#   last response+--|           |                          |
+#                +->| Completed |--------------------------+
+#                   |           | Transport Err.: inform TU|
+#                   +-----------+                          |
+#                         | Timer J (64*T1 / 0)            |
+#                         v                                v
+#                   +--------------------------------------+
+#                   |              Terminated              |
+#                   +--------------------------------------+
+
+NIST_TABLE: Table = {
+    (S.TRYING, I.REQUEST): (A.ABSORB, S.TRYING),
+    (S.TRYING, I.TU_1XX): (A.SEND_RESPONSE, S.PROCEEDING),
+    (S.TRYING, I.TU_2XX): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.TRYING, I.TU_300_699): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.PROCEEDING, I.REQUEST): (A.RESEND_RESPONSE, S.PROCEEDING),
+    (S.PROCEEDING, I.TU_1XX): (A.SEND_RESPONSE, S.PROCEEDING),
+    (S.PROCEEDING, I.TU_2XX): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.PROCEEDING, I.TU_300_699): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.PROCEEDING, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+    (S.COMPLETED, I.REQUEST): (A.RESEND_RESPONSE, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_J): (A.NONE, S.TERMINATED),
+    (S.COMPLETED, I.TRANSPORT_ERROR): (A.TRANSPORT_FAILURE, S.TERMINATED),
+}
+
+TABLES: dict[Kind, Table] = {
+    Kind.ICT: ICT_TABLE,
+    Kind.NICT: NICT_TABLE,
+    Kind.IST: IST_TABLE,
+    Kind.NIST: NIST_TABLE,
+}
+"""The four machines, by kind."""
+
+INITIAL_STATE: dict[Kind, State] = {
+    Kind.ICT: State.CALLING,
+    Kind.NICT: State.TRYING,
+    Kind.IST: State.PROCEEDING,
+    Kind.NIST: State.TRYING,
+}
+"""The state each machine starts in."""
+
+_TU_INPUTS = frozenset({Input.TU_1XX, Input.TU_2XX, Input.TU_300_699})
+
+# --------------------------------------------------------------------------
+# Transactions
+
+
+@attrs.define(eq=False, kw_only=True)
+class Transaction:
+    """What client and server transactions share.
+
+    Attributes:
+        kind: which machine (:class:`Kind`).
+        request: the request that created the transaction.
+        key: the matching key (§17.1.3 / §17.2.3); opaque.
+        reliable: True over a reliable transport (TCP, TLS): no
+            retransmissions, zero-length wait timers.
+        state: the current :class:`State`.
+        last_response: the last response received (client) or sent (server).
+    """
+
+    kind: Kind
+    request: Request
+    key: tuple[object, ...] = attrs.field(repr=False)
+    reliable: bool
+    state: State
+    last_response: Response | None = None
+    interval: float = attrs.field(default=0.0, repr=False)
+    timers: dict[Input, int] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def method(self) -> str:
+        """The method of the request that created the transaction."""
+        return self.request.method
+
+    @property
+    def branch(self) -> str | None:
+        """The branch of the request's top Via (§8.1.1.7)."""
+        return self.request.top_via.branch
+
+    @property
+    def is_invite(self) -> bool:
+        """True for ICT and IST."""
+        return self.kind is Kind.ICT or self.kind is Kind.IST
+
+    @property
+    def terminated(self) -> bool:
+        """True once the transaction has reached Terminated."""
+        return self.state is State.TERMINATED
+
+
+@attrs.define(eq=False, kw_only=True)
+class ClientTransaction(Transaction):
+    """An INVITE or non-INVITE client transaction (RFC 3261 §17.1).
+
+    Attributes:
+        destination: where the request (and any ACK it builds) is sent.
+        data: the request's bytes, serialised once.
+        ack: the ACK the ICT built for a non-2xx final response (§17.1.1.3),
+            or ``None``.
+    """
+
+    destination: Address
+    data: bytes = attrs.field(repr=False)
+    ack: Request | None = attrs.field(default=None, repr=False)
+    ack_data: bytes | None = attrs.field(default=None, repr=False)
+
+
+@attrs.define(eq=False, kw_only=True)
+class ServerTransaction(Transaction):
+    """An INVITE or non-INVITE server transaction (RFC 3261 §17.2).
+
+    Attributes:
+        source: the address the request came from.
+        response_destination: where responses go (§18.2.2): ``source`` over
+            reliable transports, else from the stamped top Via.
+        acked: True once the TU reported the ACK for a 2xx
+            (:meth:`TransactionLayer.ack_received`).
+    """
+
+    source: Address
+    response_destination: Address
+    response_data: bytes | None = attrs.field(default=None, repr=False)
+    acked: bool = False
+
+
+# --------------------------------------------------------------------------
+# Events
+
+
+@attrs.frozen
+class RequestReceived:
+    """A request for the TU.
+
+    Attributes:
+        request: the request, its top Via stamped (§18.2.1).
+        source: ``(ip, port)`` it came from.
+        transaction: the new server transaction; ``None`` for an ACK that
+            matched no INVITE server transaction (the ACK for a 2xx); the IST in
+            Accepted for an ACK that matched it.
+    """
+
+    request: Request
+    source: Address
+    transaction: ServerTransaction | None
+
+
+@attrs.frozen
+class ResponseReceived:
+    """A response for the TU: 1xx and finals, and 2xx retransmissions in Accepted.
+
+    Attributes:
+        response: the response.
+        transaction: the client transaction it matched.
+    """
+
+    response: Response
+    transaction: ClientTransaction
+
+
+@attrs.frozen
+class StrayResponse:
+    """A response matching no client transaction (e.g. a 2xx retransmission after Timer M).
+
+    Attributes:
+        response: the response.
+        source: ``(ip, port)`` it came from.
+    """
+
+    response: Response
+    source: Address
+
+
+@attrs.frozen
+class TransactionTimedOut:
+    """A transaction gave up.
+
+    Attributes:
+        transaction: the transaction.
+        timer: ``"B"`` or ``"F"`` (client: no final response), ``"H"`` (IST: no
+            ACK for a non-2xx), ``"L"`` (IST: the TU never reported the ACK for
+            its 2xx), or ``"transport"`` (the transport reported a failure).
+    """
+
+    transaction: Transaction
+    timer: str
+
+
+@attrs.frozen
+class TransactionTerminated:
+    """A transaction reached Terminated and left the layer (sent exactly once).
+
+    Attributes:
+        transaction: the transaction.
+    """
+
+    transaction: Transaction
+
+
+Event = (
+    RequestReceived | ResponseReceived | StrayResponse | TransactionTimedOut | TransactionTerminated
+)
+"""Every event :meth:`TransactionLayer.next_event` returns."""
+
+# --------------------------------------------------------------------------
+# The layer
+
+_TRYING_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Timestamp"})
+_COMPACT_NEEDED = {
+    "via": "Via",
+    "v": "Via",
+    "from": "From",
+    "f": "From",
+    "to": "To",
+    "t": "To",
+    "call-id": "Call-ID",
+    "i": "Call-ID",
+    "cseq": "CSeq",
+}
+_COMPACT_COMPACTION = 1024  # the heap is compacted past this many stale entries
+
+
+def _response_input(status: int, tu: bool) -> Input:
+    if status < 200:
+        return Input.TU_1XX if tu else Input.RESPONSE_1XX
+    if status < 300:
+        return Input.TU_2XX if tu else Input.RESPONSE_2XX
+    return Input.TU_300_699 if tu else Input.RESPONSE_300_699
+
+
+@attrs.define
+class TransactionLayer:
+    """All transactions of one user agent (RFC 3261 §17), sans-IO.
+
+    Args:
+        timers: the base timer values.
+        ids: identifier generator (used for the To tag of stateless error
+            responses).
+
+    Attributes:
+        stats: counters, a :class:`collections.Counter`: ``received``,
+            ``keepalives`` (blank datagrams), ``dropped_unparseable``,
+            ``rejected`` (answered statelessly with an error),
+            ``dropped_bad_via``, ``stray_responses``, ``absorbed`` (retransmissions
+            the tables absorb), ``ignored`` (inputs absent from a table),
+            ``late_tu`` (TU orders for terminated transactions),
+            ``retransmissions`` (messages sent again), ``sent``.
+    """
+
+    timers: Timers = attrs.field(factory=Timers)
+    ids: IdGenerator = attrs.field(factory=IdGenerator)
+    stats: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    _client: dict[tuple[object, ...], ClientTransaction] = attrs.field(factory=dict, init=False)
+    _server: dict[tuple[object, ...], ServerTransaction] = attrs.field(factory=dict, init=False)
+    _heap: list[tuple[float, int, Transaction, Input]] = attrs.field(factory=list, init=False)
+    _seq: int = attrs.field(default=0, init=False)
+    _stale: int = attrs.field(default=0, init=False)
+    _events: collections.deque[Event] = attrs.field(factory=collections.deque, init=False)
+    _outbox: list[Outgoing] = attrs.field(factory=list, init=False)
+
+    # ---------------------------------------------------------------- outputs
+
+    def next_event(self) -> Event | None:
+        """The next event for the TU, or ``None`` when there is none (drain after every input)."""
+        events = self._events
+        return events.popleft() if events else None
+
+    def outbox(self) -> list[Outgoing]:
+        """Everything to send since the last call, in order; the outbox is emptied."""
+        out = self._outbox
+        self._outbox = []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of any running timer (seconds, absolute), or ``None``."""
+        heap = self._heap
+        while heap:
+            _, seq, txn, inp = heap[0]
+            if txn.timers.get(inp) == seq:
+                return heap[0][0]
+            heapq.heappop(heap)
+            self._stale -= 1
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now`` (seconds, absolute), earliest first.
+
+        Safe to call early or late: an early call fires nothing; a late call
+        fires everything overdue once and restarts retransmission timers from
+        ``now``.
+        """
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, txn, inp = heapq.heappop(heap)
+            timers = txn.timers
+            if timers.get(inp) != seq:
+                self._stale -= 1
+                continue
+            del timers[inp]
+            self._step(txn, inp, None, None, now)
+
+    def __len__(self) -> int:
+        return len(self._client) + len(self._server)
+
+    @property
+    def transaction_count(self) -> int:
+        """How many transactions are alive (not yet terminated)."""
+        return len(self._client) + len(self._server)
+
+    def transactions(self) -> list[Transaction]:
+        """The live transactions, client ones first."""
+        return [*self._client.values(), *self._server.values()]
+
+    # ---------------------------------------------------------- client side
+
+    def send_request(
+        self, request: Request, destination: Address, now: float, reliable: bool = False
+    ) -> ClientTransaction:
+        """Start a client transaction and send its request (RFC 3261 §17.1).
+
+        Args:
+            request: the request; its top Via must carry a branch starting with
+                ``z9hG4bK`` unique to this transaction (a CANCEL reuses its
+                INVITE's branch: the CSeq method tells them apart).
+            destination: ``(host, port)`` to send to.
+            now: the current time, seconds.
+            reliable: True over TCP/TLS (no retransmission; Timers D and K are 0).
+
+        Returns:
+            The new :class:`ClientTransaction`: an ICT for INVITE, else a NICT.
+
+        Raises:
+            LocalProtocolError: an ACK (use :meth:`send_stateless`), a missing
+                or malformed top Via, a branch without the magic cookie, or a
+                branch and method already in use by a live transaction.
+        """
+        method = request.method
+        if method == "ACK":
+            raise LocalProtocolError("an ACK is not a transaction: use send_stateless()")
+        try:
+            via = request.top_via
+        except ParseError as exc:
+            raise LocalProtocolError(f"request needs a valid top Via: {exc.detail}") from None
+        branch = via.branch
+        if not branch or not branch.startswith(BRANCH_MAGIC_COOKIE):
+            raise LocalProtocolError(
+                f"top Via branch {branch!r} must start with {BRANCH_MAGIC_COOKIE} (RFC 3261 §8.1.1.7)"
+            )
+        key = (branch, method)
+        if key in self._client:
+            raise LocalProtocolError(f"a {method} transaction with branch {branch} is already live")
+        data = request.to_bytes()
+        kind = Kind.ICT if method == "INVITE" else Kind.NICT
+        txn = ClientTransaction(
+            kind=kind,
+            request=request,
+            key=key,
+            reliable=reliable,
+            state=INITIAL_STATE[kind],
+            destination=destination,
+            data=data,
+        )
+        self._client[key] = txn
+        self._outbox.append(Outgoing(data, destination))
+        self.stats["sent"] += 1
+        t = self.timers
+        if not reliable:
+            txn.interval = t.t1
+            self._start_timer(txn, Input.TIMER_A if kind is Kind.ICT else Input.TIMER_E, t.t1, now)
+        self._start_timer(txn, Input.TIMER_B if kind is Kind.ICT else Input.TIMER_F, t.t64, now)
+        return txn
+
+    def send_stateless(self, message: Request | Response, destination: Address, now: float) -> None:
+        """Send a message outside any transaction (the ACK for a 2xx, §13.2.2.4).
+
+        Args:
+            message: the request or response.
+            destination: ``(host, port)``.
+            now: the current time, seconds (unused; kept for symmetry).
+        """
+        self._outbox.append(Outgoing(message.to_bytes(), destination))
+        self.stats["sent"] += 1
+
+    # ---------------------------------------------------------- server side
+
+    def respond(self, server_txn: ServerTransaction, response: Response, now: float) -> None:
+        """Send a response within a server transaction (RFC 3261 §17.2).
+
+        The response goes to ``server_txn.response_destination`` (§18.2.2).
+        The TU builds it from the request of the RequestReceived event (whose
+        top Via is already stamped).
+
+        Args:
+            server_txn: the transaction from :class:`RequestReceived`.
+            response: the response, status 100-699.
+            now: the current time, seconds.
+
+        Raises:
+            LocalProtocolError: the live transaction cannot send this response
+                in its state (e.g. a final response after a final response).
+        """
+        inp = _response_input(response.status, tu=True)
+        if server_txn.state is State.TERMINATED:
+            self.stats["late_tu"] += 1
+            return
+        if (server_txn.state, inp) not in TABLES[server_txn.kind]:
+            raise LocalProtocolError(
+                f"{server_txn.kind.value} transaction in state {server_txn.state.value} "
+                f"cannot send a {response.status} response"
+            )
+        self._step(server_txn, inp, response, None, now)
+
+    def ack_received(self, server_txn: ServerTransaction, now: float) -> None:
+        """The TU saw the ACK for its 2xx (§13.3.1.4): stop retransmitting the 2xx.
+
+        The IST stays in Accepted until Timer L to absorb retransmitted
+        INVITEs (RFC 6026 §7.1). Never raises: a call for a transaction in any
+        other state is counted in ``stats["late_tu"]``.
+
+        Args:
+            server_txn: the INVITE server transaction of the 2xx.
+            now: the current time, seconds.
+        """
+        if server_txn.state is not State.ACCEPTED:
+            self.stats["late_tu"] += 1
+            return
+        self._step(server_txn, Input.TU_ACK, None, None, now)
+
+    def matching_invite(self, cancel: Request) -> ServerTransaction | None:
+        """The INVITE server transaction a CANCEL targets (RFC 3261 §9.2), or ``None``.
+
+        Args:
+            cancel: a received CANCEL request.
+        """
+        try:
+            key = self._server_key(cancel, cancel.top_via, "INVITE")
+        except ParseError:
+            return None
+        txn = self._server.get(key)
+        if txn is not None and txn.kind is Kind.IST:
+            return txn
+        return None
+
+    # ------------------------------------------------------------- receiving
+
+    def receive(self, data: bytes, source: Address, now: float, reliable: bool = False) -> None:
+        """Parse bytes from the network and feed them to the matching transaction.
+
+        Never raises.  A malformed request that still has Via, From, To,
+        Call-ID and CSeq is answered statelessly with the parse error's status
+        (400, 505...) and a reason naming the defect; anything else malformed
+        is dropped and counted in :attr:`stats`.
+
+        Args:
+            data: one datagram, or one message framed from a stream.
+            source: ``(ip, port)`` it came from.
+            now: the current time, seconds.
+            reliable: True when it came over TCP/TLS.
+        """
+        self.stats["received"] += 1
+        try:
+            msg = parse_message(data, stream=reliable)
+        except ParseError as exc:
+            if isinstance(data, bytes | bytearray) and not data.strip(b"\r\n"):
+                self.stats["keepalives"] += 1  # RFC 5626 §4.4.1 CRLF keepalive
+                return
+            self._reject_unparseable(data, exc, source, reliable)
+            return
+        except Exception:  # the parser promises ParseError only; never let anything out
+            self.stats["dropped_unparseable"] += 1
+            return
+        self._dispatch(msg, source, now, reliable)
+
+    def receive_message(
+        self, msg: Request | Response, source: Address, now: float, reliable: bool = False
+    ) -> None:
+        """Like :meth:`receive` for a message already parsed (e.g. framed from a stream).
+
+        Args:
+            msg: the request or response.
+            source: ``(ip, port)`` it came from.
+            now: the current time, seconds.
+            reliable: True when it came over TCP/TLS.
+        """
+        self.stats["received"] += 1
+        self._dispatch(msg, source, now, reliable)
+
+    def transport_error(self, destination: Address, now: float) -> None:
+        """The transport could not send to ``destination`` (RFC 3261 §17.1.4, §17.2.4, §18.4).
+
+        Every client transaction sending there and every server transaction
+        responding there ends with ``TransactionTimedOut(txn, "transport")``
+        then :class:`TransactionTerminated` (unless its state ignores the
+        error, e.g. a NICT already Completed).
+
+        Args:
+            destination: the ``(host, port)`` that failed.
+            now: the current time, seconds.
+        """
+        for ct in [t for t in self._client.values() if t.destination == destination]:
+            self._step(ct, Input.TRANSPORT_ERROR, None, None, now)
+        for st in [t for t in self._server.values() if t.response_destination == destination]:
+            self._step(st, Input.TRANSPORT_ERROR, None, None, now)
+
+    # ------------------------------------------------------------- internals
+
+    def _dispatch(
+        self, msg: Request | Response, source: Address, now: float, reliable: bool
+    ) -> None:
+        if isinstance(msg, Response):
+            self._receive_response(msg, source, now)
+        else:
+            self._receive_request(msg, source, now, reliable)
+
+    def _receive_response(self, msg: Response, source: Address, now: float) -> None:
+        try:
+            branch = msg.top_via.branch
+            method = msg.cseq.method
+        except ParseError:
+            self.stats["dropped_bad_via"] += 1
+            return
+        txn = self._client.get((branch, method)) if branch else None
+        if txn is None:
+            self.stats["stray_responses"] += 1
+            self._events.append(StrayResponse(msg, source))
+            return
+        self._step(txn, _response_input(msg.status, tu=False), msg, source, now)
+
+    def _server_key(self, msg: Request, via: Via, method: str) -> tuple[object, ...]:
+        """The §17.2.3 key; ``method`` is INVITE for an ACK or when looking up a CANCEL's INVITE."""
+        branch = via.branch
+        if branch is not None and branch.startswith(BRANCH_MAGIC_COOKIE):
+            return (branch, via.host.lower(), via.port, method)
+        # RFC 2543 (§17.2.3, second part); the To tag is deliberately not compared.
+        return (
+            "rfc2543",
+            msg.uri_text,
+            msg.call_id,
+            msg.from_.tag,
+            msg.cseq.seq,
+            method,
+            via.transport,
+            via.host.lower(),
+            via.port,
+            branch,
+        )
+
+    def _receive_request(self, msg: Request, source: Address, now: float, reliable: bool) -> None:
+        method = msg.method
+        try:
+            via = msg.top_via
+        except ParseError:
+            self.stats["dropped_bad_via"] += 1
+            return
+        try:
+            key = self._server_key(msg, via, "INVITE" if method == "ACK" else method)
+        except ParseError as exc:  # only the RFC 2543 key reads From and CSeq
+            self._reject_parsed(msg, exc, source, reliable)
+            return
+        txn = self._server.get(key)
+        if txn is not None:
+            self._step(txn, Input.ACK if method == "ACK" else Input.REQUEST, msg, source, now)
+            return
+        # A new request: §18.2.1 stamping, then a new transaction (not for ACK).
+        new_via = stamped_via(via, source)
+        if new_via is not None:
+            headers = msg.headers
+            headers.pop_first_value("Via")
+            headers.prepend("Via", str(new_via))
+            via = new_via
+        if method == "ACK":
+            self._events.append(RequestReceived(msg, source, None))
+            return
+        kind = Kind.IST if method == "INVITE" else Kind.NIST
+        st = ServerTransaction(
+            kind=kind,
+            request=msg,
+            key=key,
+            reliable=reliable,
+            state=INITIAL_STATE[kind],
+            source=source,
+            response_destination=source if reliable else response_destination(via),
+        )
+        self._server[key] = st
+        if kind is Kind.IST:
+            trying = Response(
+                100,
+                "Trying",
+                [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY],
+            )
+            self._send_response(st, trying)
+        self._events.append(RequestReceived(msg, source, st))
+
+    # ---- stateless rejection of malformed requests (RFC 3261 §8.2, §21.4.1)
+
+    def _reject_unparseable(
+        self, data: bytes, exc: ParseError, source: Address, reliable: bool
+    ) -> None:
+        """Answer bytes that failed to parse, if they look like a request we can answer."""
+        fields = _salvage_request(data)
+        if fields is None:
+            self.stats["dropped_unparseable"] += 1
+            return
+        self._reject(fields, exc, source, reliable)
+
+    def _reject_parsed(
+        self, msg: Request, exc: ParseError, source: Address, reliable: bool
+    ) -> None:
+        if msg.method == "ACK":
+            self.stats["dropped_unparseable"] += 1
+            return
+        fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
+        self._reject(fields, exc, source, reliable)
+
+    def _reject(
+        self, fields: list[tuple[str, str]], exc: ParseError, source: Address, reliable: bool
+    ) -> None:
+        status = exc.status if 300 <= exc.status <= 699 else 400
+        detail = exc.detail.replace("\r", " ").replace("\n", " ")[:120]
+        reason = f"{reason_phrase(status)} ({detail})"
+        out: list[tuple[str, str]] = []
+        top_via: str | None = None
+        for name, value in fields:
+            if name == "To" and "tag=" not in value.lower():
+                value = f"{value};tag={self.ids.tag()}"
+            elif name == "Via" and top_via is None:
+                top_via = value
+            out.append((name, value))
+        destination = source
+        if not reliable and top_via is not None:
+            try:
+                via = Via.parse(split_list_value(top_via)[0])
+                stamped = stamped_via(via, source) or via
+                destination = response_destination(stamped)
+            except (ParseError, IndexError):
+                destination = source
+        try:
+            data = Response(status, reason, Headers(out)).to_bytes()
+        except ParseError:  # a header value we cannot echo (CR/LF cannot occur; be safe)
+            self.stats["dropped_unparseable"] += 1
+            return
+        self._outbox.append(Outgoing(data, destination))
+        self.stats["rejected"] += 1
+        self.stats["sent"] += 1
+
+    # ---- the machine
+
+    def _step(
+        self,
+        txn: Transaction,
+        inp: Input,
+        msg: Request | Response | None,
+        source: Address | None,
+        now: float,
+    ) -> None:
+        entry = TABLES[txn.kind].get((txn.state, inp))
+        if entry is None:
+            self.stats["ignored"] += 1
+            return
+        action, next_state = entry
+        _ACTIONS[action](self, txn, inp, msg, source, now)
+        if next_state is not txn.state:
+            txn.state = next_state
+            self._enter(txn, next_state, now)
+
+    def _enter(self, txn: Transaction, state: State, now: float) -> None:
+        """Start and stop the timers of the state just entered."""
+        if state is State.TERMINATED:
+            self._terminate(txn)
+            return
+        kind = txn.kind
+        t = self.timers
+        if kind is Kind.ICT:
+            self._cancel(txn, Input.TIMER_A)
+            self._cancel(txn, Input.TIMER_B)
+            if state is State.COMPLETED:
+                self._start_timer(txn, Input.TIMER_D, 0.0 if txn.reliable else t.d, now)
+            elif state is State.ACCEPTED:
+                self._start_timer(txn, Input.TIMER_M, t.t64, now)
+        elif kind is Kind.NICT:
+            if state is State.COMPLETED:
+                self._cancel(txn, Input.TIMER_E)
+                self._cancel(txn, Input.TIMER_F)
+                self._start_timer(txn, Input.TIMER_K, 0.0 if txn.reliable else t.t4, now)
+        elif kind is Kind.IST:
+            if state is State.COMPLETED:
+                if not txn.reliable:
+                    txn.interval = t.t1
+                    self._start_timer(txn, Input.TIMER_G, t.t1, now)
+                self._start_timer(txn, Input.TIMER_H, t.t64, now)
+            elif state is State.CONFIRMED:
+                self._cancel(txn, Input.TIMER_G)
+                self._cancel(txn, Input.TIMER_H)
+                self._start_timer(txn, Input.TIMER_I, 0.0 if txn.reliable else t.t4, now)
+            elif state is State.ACCEPTED:
+                txn.interval = t.t1
+                self._start_timer(txn, Input.TIMER_2XX, t.t1, now)
+                self._start_timer(txn, Input.TIMER_L, t.t64, now)
+        elif kind is Kind.NIST and state is State.COMPLETED:
+            self._start_timer(txn, Input.TIMER_J, 0.0 if txn.reliable else t.t64, now)
+
+    def _terminate(self, txn: Transaction) -> None:
+        self._stale += len(txn.timers)
+        txn.timers.clear()
+        if isinstance(txn, ClientTransaction):
+            if self._client.get(txn.key) is txn:
+                del self._client[txn.key]
+        elif self._server.get(txn.key) is txn:
+            del self._server[txn.key]
+        self._events.append(TransactionTerminated(txn))
+
+    def _start_timer(self, txn: Transaction, inp: Input, delay: float, now: float) -> None:
+        if delay <= 0.0:  # reliable transports: the wait is zero, fire at once
+            self._cancel(txn, inp)
+            self._step(txn, inp, None, None, now)
+            return
+        self._seq += 1
+        seq = self._seq
+        if inp in txn.timers:
+            self._stale += 1
+        txn.timers[inp] = seq
+        heap = self._heap
+        heapq.heappush(heap, (now + delay, seq, txn, inp))
+        if self._stale > _COMPACT_COMPACTION and 2 * self._stale > len(heap):
+            self._compact()
+
+    def _cancel(self, txn: Transaction, inp: Input) -> None:
+        if txn.timers.pop(inp, None) is not None:
+            self._stale += 1
+
+    def _compact(self) -> None:
+        heap = [e for e in self._heap if e[2].timers.get(e[3]) == e[1]]
+        heapq.heapify(heap)
+        self._heap = heap
+        self._stale = 0
+
+    def _send_response(self, st: ServerTransaction, response: Response) -> None:
+        data = response.to_bytes()
+        st.last_response = response
+        st.response_data = data
+        self._outbox.append(Outgoing(data, st.response_destination))
+        self.stats["sent"] += 1
+
+    # ---- actions: (layer, transaction, input, message or None, source or None, now)
+
+    def _a_none(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        pass
+
+    def _a_absorb(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        self.stats["absorbed"] += 1
+
+    def _a_deliver(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ClientTransaction) and isinstance(msg, Response)
+        txn.last_response = msg
+        self._events.append(ResponseReceived(msg, txn))
+
+    def _a_ack_and_deliver(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ClientTransaction) and isinstance(msg, Response)
+        ack = build_ack(txn.request, msg)
+        txn.ack = ack
+        txn.ack_data = data = ack.to_bytes()
+        self._outbox.append(Outgoing(data, txn.destination))
+        self.stats["sent"] += 1
+        self._a_deliver(txn, inp, msg, source, now)
+
+    def _a_resend_ack(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ClientTransaction)
+        if txn.ack_data is not None:
+            self._outbox.append(Outgoing(txn.ack_data, txn.destination))
+            self.stats["retransmissions"] += 1
+
+    def _a_retransmit_request(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ClientTransaction)
+        self._outbox.append(Outgoing(txn.data, txn.destination))
+        self.stats["retransmissions"] += 1
+        if txn.kind is Kind.ICT:  # Timer A doubles without a cap (§17.1.1.2)
+            txn.interval *= 2
+        elif txn.state is State.PROCEEDING:  # §17.1.2.2: T2 once a 1xx came
+            txn.interval = self.timers.t2
+        else:
+            txn.interval = min(2 * txn.interval, self.timers.t2)
+        self._start_timer(txn, inp, txn.interval, now)
+
+    def _a_send_response(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ServerTransaction) and isinstance(msg, Response)
+        self._send_response(txn, msg)
+
+    def _a_resend_response(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ServerTransaction)
+        if txn.response_data is not None:
+            self._outbox.append(Outgoing(txn.response_data, txn.response_destination))
+            self.stats["retransmissions"] += 1
+
+    def _a_retransmit_response(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        self._a_resend_response(txn, inp, msg, source, now)
+        txn.interval = min(2 * txn.interval, self.timers.t2)
+        self._start_timer(txn, inp, txn.interval, now)
+
+    def _a_timeout(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        self._events.append(TransactionTimedOut(txn, inp.value))
+
+    def _a_transport_failure(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        self._events.append(TransactionTimedOut(txn, "transport"))
+
+    def _a_deliver_ack(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ServerTransaction) and isinstance(msg, Request)
+        self._events.append(RequestReceived(msg, source or txn.source, txn))  # type: ignore[arg-type]
+
+    def _a_stop_2xx(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ServerTransaction)
+        self._cancel(txn, Input.TIMER_2XX)
+        txn.acked = True
+        txn.response_data = None  # INVITE retransmissions are absorbed from now on
+
+    def _a_expire_l(
+        self, txn: Transaction, inp: Input, msg: object, source: object, now: float
+    ) -> None:
+        assert isinstance(txn, ServerTransaction)
+        if not txn.acked:
+            self._events.append(TransactionTimedOut(txn, "L"))
+
+
+_ActionFn = Callable[
+    [TransactionLayer, Transaction, Input, "Request | Response | None", "Address | None", float],
+    None,
+]
+
+_ACTIONS: dict[Action, _ActionFn] = {
+    Action.NONE: TransactionLayer._a_none,
+    Action.ABSORB: TransactionLayer._a_absorb,
+    Action.DELIVER: TransactionLayer._a_deliver,
+    Action.ACK_AND_DELIVER: TransactionLayer._a_ack_and_deliver,
+    Action.RESEND_ACK: TransactionLayer._a_resend_ack,
+    Action.RETRANSMIT_REQUEST: TransactionLayer._a_retransmit_request,
+    Action.SEND_RESPONSE: TransactionLayer._a_send_response,
+    Action.RESEND_RESPONSE: TransactionLayer._a_resend_response,
+    Action.RETRANSMIT_RESPONSE: TransactionLayer._a_retransmit_response,
+    Action.TIMEOUT: TransactionLayer._a_timeout,
+    Action.TRANSPORT_FAILURE: TransactionLayer._a_transport_failure,
+    Action.DELIVER_ACK: TransactionLayer._a_deliver_ack,
+    Action.STOP_2XX: TransactionLayer._a_stop_2xx,
+    Action.EXPIRE_L: TransactionLayer._a_expire_l,
+}
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def build_ack(invite: Request, response: Response) -> Request:
+    """The ACK for a non-2xx final response to ``invite`` (RFC 3261 §17.1.1.3).
+
+    Same Request-URI, Call-ID, From and CSeq number as the INVITE, CSeq
+    method ACK, the To of the response (with its tag), only the INVITE's top
+    Via, and the INVITE's Route header values.  Max-Forwards is copied from the
+    INVITE (70 when absent).  No body, no credentials.
+
+    Args:
+        invite: the INVITE the client transaction sent.
+        response: the 300-699 response received.
+
+    Raises:
+        ParseError: the INVITE lacks Via, From, Call-ID or CSeq, or the
+            response lacks To.
+    """
+    h = invite.headers
+    via = h.get("Via")
+    frm = h.get("From")
+    call_id = h.get("Call-ID")
+    to = response.headers.get("To")
+    if via is None or frm is None or call_id is None or to is None:
+        raise ParseError("cannot build an ACK: Via, From, Call-ID or To missing")
+    if "," in via:
+        via = split_list_value(via)[0]
+    fields = [
+        ("Via", via),
+        ("Max-Forwards", h.get("Max-Forwards") or "70"),
+        ("From", frm),
+        ("To", to),
+        ("Call-ID", call_id),
+        ("CSeq", f"{invite.cseq.seq} ACK"),
+    ]
+    fields.extend(("Route", r) for r in h.get_all("Route"))
+    return Request("ACK", invite.uri_text, fields)
+
+
+def _salvage_request(data: bytes) -> list[tuple[str, str]] | None:
+    """From bytes that failed to parse, the fields a stateless error response needs.
+
+    Returns the Via (every field line), From, To, Call-ID and CSeq fields in
+    order, or ``None`` when the bytes are not a request other than ACK or lack
+    one of those headers (then no response can be built, §8.2.6).
+    """
+    if isinstance(data, memoryview | bytearray):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        return None
+    data = data.lstrip(b"\r\n")
+    cut = data.find(b"\r\n\r\n")
+    if cut < 0:
+        cut = data.find(b"\n\n")
+    head = data if cut < 0 else data[:cut]
+    text = head.decode("utf-8", "replace")
+    lines = text.split("\n")
+    start = lines[0].strip().split()
+    if len(start) != 3 or start[0].startswith("SIP/") or start[0] == "ACK":
+        return None
+    if not start[2].upper().startswith("SIP/"):
+        return None
+    fields: list[tuple[str, str]] = []
+    for raw in lines[1:]:
+        line = raw.rstrip("\r")
+        if not line:
+            break
+        if line[0] in " \t":
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        canon = _COMPACT_NEEDED.get(name.strip().lower())
+        if canon is not None:
+            fields.append((canon, value.strip()))
+    names = {n for n, _ in fields}
+    if len(names) < 5:
+        return None
+    if any(not v or any(c < " " and c != "\t" for c in v) for _, v in fields):
+        return None
+    return fields
+
+
+__all__ = [
+    "Action",
+    "ClientTransaction",
+    "Event",
+    "ICT_TABLE",
+    "IST_TABLE",
+    "INITIAL_STATE",
+    "Input",
+    "Kind",
+    "NICT_TABLE",
+    "NIST_TABLE",
+    "RequestReceived",
+    "ResponseReceived",
+    "ServerTransaction",
+    "State",
+    "StrayResponse",
+    "TABLES",
+    "Timers",
+    "Transaction",
+    "TransactionLayer",
+    "TransactionTerminated",
+    "TransactionTimedOut",
+    "build_ack",
+]

@@ -1,0 +1,156 @@
+"""Transport-layer rules of RFC 3261 §18 and RFC 3581 (rport), sans-IO.
+
+Theory of operation: the transaction layer hands every received request to
+:func:`stamp_received` (§18.2.1), which records on the top Via where the
+request really came from, and computes where responses go with
+:func:`response_destination` (§18.2.2, RFC 3581 §4).  Outgoing bytes leave
+the core as :class:`Outgoing` values; the Twisted driver (``txsipua.net``)
+writes them to sockets.
+
+Addresses are ``(host, port)`` tuples as Twisted uses them: an IPv6 host is
+written without brackets (``("2001:db8::1", 5060)``).  A response destination
+may carry a host *name* (a Via sent-by); resolving it (RFC 3263 §5) is the
+driver's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import attrs
+
+from txsipua.sip.message import Request
+from txsipua.sip.values import Via
+
+Address = tuple[str, int]
+"""A transport address: ``(host, port)``; IPv6 hosts without brackets."""
+
+DEFAULT_PORT = 5060
+"""The default SIP port for UDP, TCP and SCTP (RFC 3261 §19.1.2)."""
+
+DEFAULT_TLS_PORT = 5061
+"""The default SIP port for TLS (RFC 3261 §19.1.2, RFC 3263 §4.2)."""
+
+
+@attrs.frozen
+class Outgoing:
+    """Bytes the core wants sent.
+
+    Attributes:
+        data: one complete SIP message (or other datagram), bytes.
+        destination: where to send it, an :data:`Address`.
+    """
+
+    data: bytes
+    destination: Address
+
+
+def unbracket(host: str) -> str:
+    """``"[2001:db8::1]"`` -> ``"2001:db8::1"``; any other host unchanged."""
+    if host[:1] == "[" and host[-1:] == "]":
+        return host[1:-1]
+    return host
+
+
+def _same_address(sent_by_host: str, source_ip: str) -> bool:
+    """True when the sent-by host is the IP address ``source_ip`` (§18.2.1).
+
+    A domain name never equals an address.  IPv6 textual forms are compared as
+    addresses (``2001:DB8::1`` equals ``2001:db8:0::1``).
+    """
+    host = unbracket(sent_by_host)
+    if host == source_ip:
+        return True
+    if ":" not in host or ":" not in source_ip:
+        return False
+    try:
+        return ipaddress.ip_address(host) == ipaddress.ip_address(source_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+
+
+def stamped_via(via: Via, source: Address) -> Via | None:
+    """The top Via as the receiving server must rewrite it, or ``None`` if unchanged.
+
+    RFC 3261 §18.2.1: when the sent-by host is a domain name or an address other
+    than the packet's source address, add ``received=<source address>``.
+    RFC 3581 §4: when the Via carries an empty ``rport`` parameter, set it to
+    the source port and add ``received`` even when the address is the same.
+
+    Args:
+        via: the top Via of a received request.
+        source: ``(ip, port)`` the request came from.
+
+    Returns:
+        The new :class:`~txsipua.sip.values.Via`, or ``None`` when no parameter
+        needs adding.
+    """
+    ip, port = source
+    wants_rport = via.params.get("rport", "x") in (None, "")
+    if wants_rport:
+        return via.with_params(received=ip, rport=str(port))
+    if _same_address(via.host, ip):
+        return None
+    return via.with_params(received=ip)
+
+
+def stamp_received(request: Request, source: Address) -> Request:
+    """Apply §18.2.1 and RFC 3581 §4 to a received request.
+
+    The request is modified in place (its top Via value is replaced, any other
+    Via values stay as they were, in the same field line) and returned, so
+    responses built from it copy the stamped Via.
+
+    Args:
+        request: a request just received.
+        source: ``(ip, port)`` the request came from.
+
+    Returns:
+        ``request`` itself.
+
+    Raises:
+        ParseError: the top Via is missing or malformed.
+    """
+    new = stamped_via(request.top_via, source)
+    if new is not None:
+        headers = request.headers
+        headers.pop_first_value("Via")
+        headers.prepend("Via", str(new))
+    return request
+
+
+def response_destination(via: Via) -> Address:
+    """Where to send a response over an unreliable transport (§18.2.2, RFC 3581 §4).
+
+    Args:
+        via: the top Via of the request, as stamped by :func:`stamp_received`.
+
+    Returns:
+        ``(received or sent-by host, rport)`` when ``rport`` has a value;
+        else ``(received, sent-by port or the default port)`` when ``received``
+        is present; else the sent-by itself (a host name is left for the driver
+        to resolve, RFC 3263 §5).  The default port is 5061 for TLS and 5060
+        otherwise.  ``maddr`` (multicast) is not supported and is ignored.
+    """
+    rport = via.rport
+    received = via.received
+    if isinstance(rport, int):
+        return (unbracket(received or via.host), rport)
+    port = via.port
+    if port is None:
+        port = DEFAULT_TLS_PORT if via.transport == "TLS" else DEFAULT_PORT
+    if received:
+        return (unbracket(received), port)
+    return (unbracket(via.host), port)
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TLS_PORT",
+    "Address",
+    "Outgoing",
+    "response_destination",
+    "stamp_received",
+    "stamped_via",
+    "unbracket",
+]
