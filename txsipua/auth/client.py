@@ -1,0 +1,599 @@
+"""The digest client: answer 401/407 challenges, once per realm, without looping (RFC 3261 §22.2-22.3).
+
+Theory of operation.  One :class:`DigestClient` lives as long as an account: it
+holds the credential source, the preferences, the digest-leak guard, and the
+caches that outlive single requests (challenges that succeeded, nonce counts).
+Each logical request - a REGISTER, an INVITE, a BYE, followed across its
+retries - gets one :class:`AuthAttempt` from :meth:`DigestClient.start`::
+
+    attempt = client.start()
+    headers = attempt.initial_headers("REGISTER", uri, hop_host=host)  # pre-emptive, maybe []
+    ... send; a 401/407 comes back ...
+    headers = attempt.respond_to(response, "REGISTER", uri, hop_host=host)  # may raise
+    ... send again with CSeq+1 and ``headers``; a 2xx (any non-401/407 final) ...
+    attempt.succeeded()
+
+The rules it enforces:
+
+* Authorization answers WWW-Authenticate, Proxy-Authorization answers
+  Proxy-Authenticate, one value per realm; a response carrying both kinds (a
+  forking proxy's aggregate, RFC 3261 §16.7) is answered with both at once, and
+  credentials for realms not re-challenged are kept on the next retry.
+* Several challenges for one realm (different algorithms): the topmost
+  supported one is answered (RFC 8760 §2.4), or the strongest if asked.
+* A realm re-challenged without ``stale=true`` after we answered it means the
+  credentials were refused: :class:`~txsipua.errors.AuthenticationError`, unless
+  the refused credentials were pre-emptive (computed from a cached nonce), in
+  which case one fresh attempt is made.  ``stale=true`` retries with the new nonce
+  (a bounded number of times).  The total number of rounds is bounded too.
+* Digest-leak guard: when on and trusted hosts are configured, a challenge is
+  answered only if the hop the request went to is a trusted host (the account's
+  registrar and outbound proxy) or one of the hosts listed for that realm.
+* Pre-emptive reuse: after a success the challenge is cached per (header kind,
+  realm, hop); later requests to the same hop carry credentials with the next
+  nc.  An Authorization (end-to-end) value is only reused for the same
+  Request-URI, so it never reaches a different far end through the same proxy.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from txsipua.auth.challenge import Challenge, DigestAuthorization, parse_challenges
+from txsipua.auth.credentials import Credential, CredentialSource
+from txsipua.auth.digest import STRENGTH, canonical_algorithm, compute_response, is_sess
+from txsipua.errors import AuthenticationError, ParseError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.sip.message import Response
+
+__all__ = ["AuthAttempt", "DigestClient", "host_key"]
+
+WWW_AUTHENTICATE = "WWW-Authenticate"
+PROXY_AUTHENTICATE = "Proxy-Authenticate"
+#: The header that answers each challenge header (RFC 3261 §22.2, §22.3).
+ANSWER_HEADER = {WWW_AUTHENTICATE: "Authorization", PROXY_AUTHENTICATE: "Proxy-Authorization"}
+
+#: Retries with ``stale=true`` allowed per realm within one attempt.
+MAX_STALE_RETRIES = 3
+#: 401/407 responses answered within one attempt, whatever they hold.
+MAX_ROUNDS = 8
+#: Bound of the (realm, nonce) -> nc table.
+MAX_NONCE_COUNTS = 1024
+#: Bound of the cache of successful challenges.
+MAX_CACHED = 64
+
+_Key = tuple[str, str]  # (challenge header, realm)
+
+
+def host_key(text: str) -> str:
+    """Normalise a host for the digest-leak guard's comparisons.
+
+    Lower-cases, drops a ``sip:``/``sips:`` scheme, a ``user@`` part, URI
+    parameters, IPv6 brackets, a port and a trailing dot:
+    ``"sip:Proxy.Example.COM:5060;lr"`` -> ``"proxy.example.com"``,
+    ``"[2001:DB8::1]:5060"`` -> ``"2001:db8::1"``.
+    """
+    t = text.strip().lower()
+    for prefix in ("sips:", "sip:"):
+        if t.startswith(prefix):
+            t = t[len(prefix) :]
+            break
+    t = t.split(";", 1)[0].split("?", 1)[0]
+    if "@" in t:
+        t = t.rsplit("@", 1)[1]
+    if t.startswith("["):
+        end = t.find("]")
+        t = t[1:end] if end >= 0 else t[1:]
+    elif t.count(":") == 1:
+        t = t.split(":", 1)[0]
+    return t.rstrip(".")
+
+
+@attrs.frozen
+class _Choice:
+    challenge: Challenge
+    algorithm: str  # canonical
+    qop: str | None
+
+
+@attrs.define(slots=True)
+class _Answer:
+    header: str  # the challenge header answered
+    challenge: Challenge
+    choice: _Choice
+    credential: Credential
+    value: str
+    from_cache: bool
+    hop: str
+    uri: str
+    nc: str | None = None
+    stale_retries: int = 0
+
+
+@attrs.frozen
+class _CacheEntry:
+    choice: _Choice
+    hop: str
+    uri: str
+
+
+@attrs.frozen
+class AnsweredRealm:
+    """What one credential value answers, for logs and call ladders.
+
+    Attributes:
+        header: ``"Authorization"`` or ``"Proxy-Authorization"``.
+        realm: the realm answered.
+        username: the auth username sent.
+        algorithm: the algorithm, as sent.
+        qop: the qop used, or ``None``.
+        nc: the nonce count sent, or ``None``.
+        pre_emptive: ``True`` when computed from a cached challenge.
+    """
+
+    header: str
+    realm: str
+    username: str
+    algorithm: str
+    qop: str | None
+    nc: str | None
+    pre_emptive: bool
+
+
+@attrs.define(slots=True, eq=False, init=False)
+class DigestClient:
+    """Answers digest challenges for one account (RFC 3261 §22, RFC 7616, RFC 8760).
+
+    Args:
+        credentials: where credentials per realm come from.
+        cnonce_factory: returns a fresh client nonce (at least 64 bits of
+            entropy); defaults to ``secrets.token_hex(8)``.  Inject a
+            deterministic one in tests.
+        prefer_qop: ``"auth"`` (default) or ``"auth-int"``: which to use when a
+            challenge offers both.
+        prefer_strongest: answer the strongest algorithm offered for a realm
+            instead of the topmost supported one (RFC 8760 §2.4's rule).
+        trusted_hosts: the hops credentials may be sent to: the account's
+            registrar and outbound proxy (host names or addresses; a port or a
+            ``sip:`` prefix is ignored).
+        guard: enable the digest-leak guard.  It acts only when
+            ``trusted_hosts`` is not empty.
+
+    Raises:
+        ValueError: ``prefer_qop`` is neither ``"auth"`` nor ``"auth-int"``.
+    """
+
+    credentials: CredentialSource
+    cnonce_factory: Callable[[], str]
+    prefer_qop: str
+    prefer_strongest: bool
+    trusted_hosts: frozenset[str]
+    guard: bool
+    _cache: dict[_Key, _CacheEntry]
+    _nc: dict[tuple[str, str], int]
+
+    def __init__(
+        self,
+        credentials: CredentialSource,
+        *,
+        cnonce_factory: Callable[[], str] | None = None,
+        prefer_qop: str = "auth",
+        prefer_strongest: bool = False,
+        trusted_hosts: Iterable[str] = (),
+        guard: bool = True,
+    ) -> None:
+        if prefer_qop.lower() not in ("auth", "auth-int"):
+            raise ValueError(f"prefer_qop must be 'auth' or 'auth-int', not {prefer_qop!r}")
+        self.credentials = credentials
+        self.cnonce_factory = cnonce_factory if cnonce_factory is not None else _token_cnonce
+        self.prefer_qop = prefer_qop.lower()
+        self.prefer_strongest = prefer_strongest
+        self.trusted_hosts = frozenset(host_key(h) for h in trusted_hosts)
+        self.guard = guard
+        self._cache = {}
+        self._nc = {}
+
+    def start(self) -> AuthAttempt:
+        """Begin authenticating one logical request (followed across its retries)."""
+        return AuthAttempt(self)
+
+    def forget(self, realm: str | None = None) -> None:
+        """Drop cached challenges (all, or one realm's), e.g. after a credential change."""
+        for key in list(self._cache):
+            if realm is None or key[1] == realm:
+                del self._cache[key]
+
+    @property
+    def cached_realms(self) -> tuple[tuple[str, str], ...]:
+        """The (challenge header, realm) pairs whose challenges are cached for reuse."""
+        return tuple(self._cache)
+
+    # -- internals shared with AuthAttempt ---------------------------------
+
+    def _hop_allowed(self, hop: str, credential: Credential) -> bool:
+        if not self.guard or not self.trusted_hosts:
+            return True
+        key = host_key(hop)
+        if not key:
+            return False
+        return key in self.trusted_hosts or key in {host_key(h) for h in credential.hosts}
+
+    def _next_nc(self, realm: str, nonce: str) -> str:
+        key = (realm, nonce)
+        count = self._nc.pop(key, 0) + 1
+        self._nc[key] = count  # re-inserted: most recently used last
+        while len(self._nc) > MAX_NONCE_COUNTS:
+            del self._nc[next(iter(self._nc))]
+        return f"{count & 0xFFFFFFFF:08x}"
+
+    def _choose_qop(self, offered: tuple[str, ...]) -> str | None | bool:
+        """Return the qop to use, ``None`` for none offered, ``False`` when unusable."""
+        if not offered:
+            return None
+        lowered = [q.lower() for q in offered]
+        if self.prefer_qop in lowered:
+            return self.prefer_qop
+        for q in ("auth", "auth-int"):
+            if q in lowered:
+                return q
+        return False
+
+    def _remember(self, key: _Key, entry: _CacheEntry) -> None:
+        self._cache.pop(key, None)
+        self._cache[key] = entry
+        while len(self._cache) > MAX_CACHED:
+            del self._cache[next(iter(self._cache))]
+
+
+def _token_cnonce() -> str:
+    return secrets.token_hex(8)
+
+
+@attrs.define(slots=True, eq=False)
+class _Refusals:
+    rejected: list[str] = attrs.Factory(list)
+    guarded: list[str] = attrs.Factory(list)
+    unsupported: list[str] = attrs.Factory(list)
+    missing: list[str] = attrs.Factory(list)
+    loops: list[str] = attrs.Factory(list)
+    unsupported_algorithms: list[str] = attrs.Factory(list)
+
+
+@attrs.define(slots=True, eq=False)
+class AuthAttempt:
+    """The authentication of one logical request across its retries (RFC 3261 §22.2).
+
+    Get one from :meth:`DigestClient.start`.
+
+    Attributes:
+        notes: human-readable notes about challenges that were skipped (other
+            schemes, unparseable fields, unsupported algorithms), for logging.
+        rounds: how many 401/407 responses were answered.
+    """
+
+    _client: DigestClient
+    _answers: dict[_Key, _Answer] = attrs.Factory(dict)
+    notes: list[str] = attrs.Factory(list)
+    rounds: int = 0
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The credentials currently in use, as (header name, value) pairs.
+
+        The ACK for a 2xx repeats exactly these (RFC 3261 §13.2.2.4).
+        """
+        return [(ANSWER_HEADER[a.header], a.value) for a in self._answers.values()]
+
+    @property
+    def answered(self) -> list[AnsweredRealm]:
+        """What each value of :attr:`headers` answers, in the same order."""
+        out = []
+        for a in self._answers.values():
+            out.append(
+                AnsweredRealm(
+                    header=ANSWER_HEADER[a.header],
+                    realm=a.challenge.realm,
+                    username=a.credential.username,
+                    algorithm=a.challenge.algorithm or "MD5",
+                    qop=a.choice.qop,
+                    nc=a.nc,
+                    pre_emptive=a.from_cache,
+                )
+            )
+        return out
+
+    def initial_headers(
+        self, method: str, uri: str, body: bytes = b"", hop_host: str = ""
+    ) -> list[tuple[str, str]]:
+        """Pre-emptive credentials from challenges that succeeded before (RFC 3261 §22.3).
+
+        For each cached (header kind, realm) whose success came through the same
+        hop (and, for Authorization, with the same Request-URI), compute
+        credentials with the cached nonce and the next nonce count.
+
+        Args:
+            method: the request method.
+            uri: the Request-URI as it will be sent (the digest-uri).
+            body: the request body (hashed for ``auth-int``).
+            hop_host: the host the request is sent to (next hop).
+
+        Returns:
+            ``(header name, value)`` pairs; ``[]`` when nothing is cached, and
+            always for CANCEL and ACK (RFC 3261 §22.1, §13.2.2.4).
+        """
+        if method in ("CANCEL", "ACK"):
+            return []
+        client = self._client
+        hop = host_key(hop_host)
+        for key, entry in list(client._cache.items()):
+            header, realm = key
+            if entry.hop != hop or (header == WWW_AUTHENTICATE and entry.uri != uri):
+                continue
+            credential = client.credentials.credentials_for(realm)
+            if credential is None or not client._hop_allowed(hop_host, credential):
+                continue
+            answer = self._answer(header, entry.choice, credential, method, uri, body, hop)
+            if answer is None:
+                continue
+            answer.from_cache = True
+            self._answers[key] = answer
+        return self.headers
+
+    def respond_to(
+        self,
+        response: Response,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        hop_host: str = "",
+    ) -> list[tuple[str, str]]:
+        """Answer a 401/407 and return every credential header for the retried request.
+
+        Args:
+            response: the 401 or 407 (both challenge header kinds are read,
+                whatever the status: RFC 3261 §16.7 aggregates).
+            method: the method of the request to retry.
+            uri: its Request-URI as it will be sent.
+            body: its body (hashed for ``auth-int``).
+            hop_host: the host the request went to; checked by the digest-leak
+                guard.
+
+        Returns:
+            The complete list of ``(header name, value)`` pairs for the retry:
+            one Authorization per WWW-Authenticate realm, one
+            Proxy-Authorization per Proxy-Authenticate realm, including those
+            of earlier rounds not re-challenged.
+
+        Raises:
+            AuthenticationError: the retry must not happen: the method is CANCEL
+                or ACK; no Digest challenge could be used; no credentials for any
+                challenged realm; only unsupported algorithms; credentials
+                refused (non-stale re-challenge); the guard refused the hop; too
+                many rounds.  The error carries status, realms, algorithms and
+                the account's realms.
+        """
+        status = int(getattr(response, "status", 0))
+        client = self._client
+        groups: dict[_Key, list[Challenge]] = {}
+        for header in (WWW_AUTHENTICATE, PROXY_AUTHENTICATE):
+            for value in response.headers.get_all(header):
+                try:
+                    parsed = parse_challenges(value, header)
+                except ParseError as e:
+                    self.notes.append(f"ignored an unparseable {header}: {e.detail}")
+                    continue
+                for challenge in parsed:
+                    if not challenge.is_digest:
+                        self.notes.append(
+                            f"ignored a {challenge.scheme} challenge in {header}: only Digest is answered"
+                        )
+                        continue
+                    groups.setdefault((header, challenge.realm), []).append(challenge)
+        realms = tuple(dict.fromkeys(realm for _, realm in groups))
+        algorithms = tuple(
+            dict.fromkeys(c.algorithm or "MD5" for cs in groups.values() for c in cs)
+        )
+
+        def fail(reason: str, failed_realms: Iterable[str] = ()) -> AuthenticationError:
+            return AuthenticationError(
+                reason,
+                status=status,
+                realms=tuple(failed_realms) or realms,
+                algorithms=algorithms,
+                account_realms=client.credentials.realms(),
+                response=response,
+            )
+
+        if method in ("CANCEL", "ACK"):
+            raise fail(f"a {method} is never retried with credentials (RFC 3261 §22.1)")
+        if not groups:
+            raise fail("no usable Digest challenge in the response")
+        self.rounds += 1
+        if self.rounds > MAX_ROUNDS:
+            raise fail(f"gave up after {MAX_ROUNDS} authentication rounds")
+
+        hop = host_key(hop_host)
+        refusals = _Refusals()
+        fresh: dict[_Key, _Answer] = {}
+        for key, challenges in groups.items():
+            header, realm = key
+            credential = client.credentials.credentials_for(realm)
+            if credential is None:
+                refusals.missing.append(realm)
+                continue
+            if not client._hop_allowed(hop_host, credential):
+                refusals.guarded.append(realm)
+                continue
+            choice = self._choose(challenges, credential, refusals)
+            if choice is None:
+                refusals.unsupported.append(realm)
+                continue
+            previous = self._answers.get(key)
+            stale_retries = 0
+            if previous is not None:
+                if choice.challenge.stale:
+                    stale_retries = previous.stale_retries + 1
+                    if stale_retries > MAX_STALE_RETRIES:
+                        refusals.loops.append(realm)
+                        continue
+                    if choice.challenge.nonce == previous.challenge.nonce:
+                        refusals.loops.append(realm)
+                        continue
+                elif previous.from_cache:
+                    # the cached nonce was refused: one fresh attempt, no more reuse
+                    client._cache.pop(key, None)
+                else:
+                    refusals.rejected.append(realm)
+                    continue
+            answer = self._answer(header, choice, credential, method, uri, body, hop)
+            if answer is None:  # pragma: no cover - _choose checked the HA1
+                refusals.unsupported.append(realm)
+                continue
+            answer.stale_retries = stale_retries
+            fresh[key] = answer
+
+        if refusals.rejected:
+            raise fail(
+                "the credentials were rejected for realm(s) "
+                + ", ".join(repr(r) for r in refusals.rejected),
+                refusals.rejected,
+            )
+        if not fresh:
+            reasons = []
+            if refusals.loops:
+                reasons.append(
+                    "the server keeps answering stale=true for realm(s) "
+                    + ", ".join(repr(r) for r in refusals.loops)
+                )
+            if refusals.guarded:
+                reasons.append(
+                    f"refused by the digest-leak guard: hop {hop_host or '(unknown)'!r} is not "
+                    "a trusted host for realm(s) "
+                    + ", ".join(repr(r) for r in refusals.guarded)
+                    + " (list it in the realm's hosts, or turn the guard off)"
+                )
+            if refusals.unsupported:
+                algos = ", ".join(dict.fromkeys(refusals.unsupported_algorithms))
+                reasons.append(
+                    "no supported algorithm/qop offered for realm(s) "
+                    + ", ".join(repr(r) for r in refusals.unsupported)
+                    + (f" (unsupported: {algos})" if algos else "")
+                )
+            if refusals.missing:
+                reasons.append(
+                    "no credentials for realm(s) " + ", ".join(repr(r) for r in refusals.missing)
+                )
+            raise fail("; ".join(reasons))
+        self._answers.update(fresh)
+        return self.headers
+
+    def succeeded(self) -> None:
+        """Record that the request got a final response other than 401/407.
+
+        The challenges answered are cached for pre-emptive reuse by later
+        attempts of the same :class:`DigestClient`.
+        """
+        for key, answer in self._answers.items():
+            self._client._remember(key, _CacheEntry(answer.choice, answer.hop, answer.uri))
+
+    # -- internals ---------------------------------------------------------
+
+    def _choose(
+        self, challenges: list[Challenge], credential: Credential, refusals: _Refusals
+    ) -> _Choice | None:
+        client = self._client
+        usable: list[_Choice] = []
+        for challenge in challenges:
+            algorithm = canonical_algorithm(challenge.algorithm)
+            if algorithm is None:
+                refusals.unsupported_algorithms.append(str(challenge.algorithm))
+                self.notes.append(
+                    f"skipped a challenge for realm {challenge.realm!r}: "
+                    f"unsupported algorithm {challenge.algorithm!r}"
+                )
+                continue
+            qop = client._choose_qop(challenge.qop)
+            if qop is False:
+                refusals.unsupported_algorithms.append(f"qop={','.join(challenge.qop)}")
+                self.notes.append(
+                    f"skipped a challenge for realm {challenge.realm!r}: "
+                    f"unsupported qop {','.join(challenge.qop)!r}"
+                )
+                continue
+            if not credential.can_answer(algorithm):
+                refusals.unsupported_algorithms.append(f"{algorithm} (no HA1 stored)")
+                self.notes.append(
+                    f"skipped a {algorithm} challenge for realm {challenge.realm!r}: "
+                    "no password and no stored HA1 for that algorithm"
+                )
+                continue
+            assert qop is not True
+            usable.append(_Choice(challenge, algorithm, qop))
+        if not usable:
+            return None
+        if client.prefer_strongest:
+            best = max(STRENGTH[c.algorithm] for c in usable)
+            return next(c for c in usable if STRENGTH[c.algorithm] == best)
+        return usable[0]
+
+    def _answer(
+        self,
+        header: str,
+        choice: _Choice,
+        credential: Credential,
+        method: str,
+        uri: str,
+        body: bytes,
+        hop: str,
+    ) -> _Answer | None:
+        client = self._client
+        challenge = choice.challenge
+        ha1 = credential.ha1_for(choice.algorithm, challenge.realm)
+        if ha1 is None:
+            return None
+        qop = choice.qop
+        cnonce = nc = None
+        if qop is not None or is_sess(choice.algorithm):
+            cnonce = client.cnonce_factory()
+        if qop is not None:
+            nc = client._next_nc(challenge.realm, challenge.nonce)
+        response = compute_response(
+            algorithm=choice.algorithm,
+            ha1=ha1,
+            nonce=challenge.nonce,
+            method=method,
+            uri=uri,
+            qop=qop,
+            cnonce=cnonce,
+            nc=nc,
+            body=body,
+        )
+        value = DigestAuthorization(
+            username=credential.username,
+            realm=challenge.realm,
+            nonce=challenge.nonce,
+            uri=uri,
+            response=response,
+            # as challenged, or MD5 when the challenge named none (registrars want it)
+            algorithm=challenge.algorithm if challenge.algorithm is not None else "MD5",
+            cnonce=cnonce,
+            nc=nc,
+            qop=qop,
+            opaque=challenge.opaque,
+        ).to_header_value()
+        return _Answer(
+            header=header,
+            challenge=challenge,
+            choice=choice,
+            credential=credential,
+            value=value,
+            from_cache=False,
+            hop=hop,
+            uri=uri,
+            nc=nc,
+        )

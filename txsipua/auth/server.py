@@ -1,0 +1,481 @@
+"""The digest server: challenge requests and verify credentials (RFC 3261 §22.1-22.3, RFC 7616 §3.3-3.5).
+
+Theory of operation.  A :class:`DigestServer` serves one realm in one role: a
+UAS or registrar answers 401 with WWW-Authenticate and reads Authorization; a
+proxy answers 407 with Proxy-Authenticate and reads Proxy-Authorization.
+
+Nonces carry no server state: each is::
+
+    nonce = hex12(issue time, ms) hex8(counter) hex32(HMAC-SHA256(secret, time counter ":" realm))
+
+so every process that shares ``secret`` verifies the others' nonces (several
+instances behind one load balancer).  A genuine nonce older than
+``nonce_lifetime`` is *stale*: the client is challenged again with
+``stale=true`` and retries without asking its user (RFC 7616 §3.3).
+
+Replay protection (RFC 7616 §5.9): once credentials verify, the nonce count is
+recorded per (nonce, cnonce) in a bounded table; a count not above the last one
+seen is a replay and is refused.  When the table overflows, the oldest entries
+are dropped and every nonce issued up to the dropped ones' time is treated as
+stale (so nothing dropped can be replayed).
+
+The flow in a TU::
+
+    outcome = server.inspect(request, now)
+    if isinstance(outcome, Exempt):              # ACK, CANCEL: never challenged
+        ...
+    elif isinstance(outcome, BadAuthorization):  # answer outcome.status (400)
+        ...
+    elif isinstance(outcome, NeedChallenge):
+        send(server.challenge(request, now, stale=outcome.stale))
+    elif outcome.check_ha1(store.get_ha1(outcome.username, outcome.realm, outcome.algorithm)):
+        ...                                      # authenticated as outcome.username
+    else:
+        send(server.challenge(request, now, stale=outcome.stale))
+
+Basic credentials are never accepted; they get a fresh Digest challenge.
+Comparisons of secrets use :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from txsipua.auth.challenge import (
+    Challenge,
+    DigestAuthorization,
+    auth_scheme,
+    parse_authorization,
+)
+from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, compute_response
+from txsipua.errors import ParseError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.sip.message import Request, Response
+
+__all__ = [
+    "AuthOutcome",
+    "BadAuthorization",
+    "DigestCredentials",
+    "DigestServer",
+    "Exempt",
+    "NeedChallenge",
+]
+
+_NONCE = re.compile(r"([0-9a-f]{12})([0-9a-f]{8})([0-9a-f]{32})\Z")
+#: How far in the future (seconds) a nonce's issue time may be (clock skew between instances).
+MAX_CLOCK_SKEW = 30.0
+
+
+@attrs.frozen
+class NeedChallenge:
+    """No acceptable credentials: answer with :meth:`DigestServer.challenge`.
+
+    Attributes:
+        stale: ``True`` when the nonce was genuine but expired: challenge with
+            ``stale=true`` (RFC 7616 §3.3).
+        reason: why, in words (for logs).
+    """
+
+    stale: bool
+    reason: str
+
+
+@attrs.frozen
+class BadAuthorization:
+    """Malformed credentials: answer with ``status`` (RFC 3261 §22.4: a digest-uri
+    that does not match the Request-URI gets 400).
+
+    Attributes:
+        status: the status to answer with (400).
+        reason: the defect, in words; a fit reason phrase.
+    """
+
+    status: int
+    reason: str
+
+
+@attrs.frozen
+class Exempt:
+    """A request that is never challenged: ACK and CANCEL (RFC 3261 §22.1).
+
+    Attributes:
+        reason: why, in words.
+    """
+
+    reason: str
+
+
+@attrs.define(slots=True, eq=False)
+class DigestCredentials:
+    """Well-formed digest credentials for this realm, with a fresh genuine nonce.
+
+    Whether they are right is decided by :meth:`check_ha1` or
+    :meth:`check_password`, which also do the nonce-count bookkeeping on success.
+
+    Attributes:
+        username: the auth username.
+        realm: the realm (this server's).
+        algorithm: the canonical algorithm (``"MD5"`` when absent); a store
+            looks the HA1 up under :attr:`ha1_algorithm`.
+        authorization: the parsed credentials.
+        failure: after a failed check, ``"password"`` (wrong digest),
+            ``"replay"`` (nonce count reused) or ``"stale"`` (nonce too old to
+            be checked for replay); ``None`` otherwise.
+    """
+
+    username: str
+    realm: str
+    algorithm: str
+    authorization: DigestAuthorization
+    _server: DigestServer = attrs.field(repr=False)
+    _method: str = attrs.field(repr=False)
+    _body: bytes = attrs.field(repr=False)
+    _issued: float = attrs.field(repr=False)
+    failure: str | None = None
+    _accepted: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def ha1_algorithm(self) -> str:
+        """The algorithm whose HA1 is needed: the base of a ``-sess`` algorithm."""
+        return base_algorithm(self.algorithm)
+
+    @property
+    def stale(self) -> bool:
+        """``True`` when a failed check should be answered with ``stale=true``."""
+        return self.failure == "stale"
+
+    def check_ha1(self, ha1: str | None) -> bool:
+        """Verify the credentials against the user's base HA1 (RFC 7616 §3.4.1).
+
+        Args:
+            ha1: the stored ``H(username ":" realm ":" password)`` for
+                :attr:`ha1_algorithm`, hex; ``None`` (unknown user) fails.
+
+        Returns:
+            ``True`` when the response digest matches and the nonce count was
+            not seen before; the count is then recorded.  Calling again with the
+            same HA1 after a success returns ``True`` again.
+        """
+        if ha1 is None:
+            self.failure = "password"
+            return False
+        ha1 = ha1.lower()
+        if self._accepted is not None:
+            return hmac.compare_digest(self._accepted, ha1)
+        auth = self.authorization
+        try:
+            expected = compute_response(
+                algorithm=self.algorithm,
+                ha1=ha1,
+                nonce=auth.nonce,
+                method=self._method,
+                uri=auth.uri,
+                qop=auth.qop,
+                cnonce=auth.cnonce,
+                nc=auth.nc,
+                body=self._body,
+            )
+        except ValueError:
+            self.failure = "password"
+            return False
+        if not hmac.compare_digest(expected, auth.response.lower()):
+            self.failure = "password"
+            return False
+        verdict = self._server._record_use(auth, self._issued)
+        if verdict is not None:
+            self.failure = verdict
+            return False
+        self.failure = None
+        self._accepted = ha1
+        return True
+
+    def check_password(self, password: str) -> bool:
+        """Verify the credentials against a plaintext password (see :meth:`check_ha1`)."""
+        return self.check_ha1(compute_ha1(self.algorithm, self.username, self.realm, password))
+
+
+AuthOutcome = NeedChallenge | BadAuthorization | DigestCredentials | Exempt
+
+
+@attrs.define(slots=True, eq=False, init=False)
+class DigestServer:
+    """Challenges requests and verifies digest credentials for one realm.
+
+    Args:
+        realm: the realm (RFC 3261 §22.1), e.g. ``"atlanta.example.com"``.
+        secret: the HMAC key for stateless nonces; share it between instances
+            that must accept each other's nonces.  At least 16 bytes.
+        algorithms: the algorithms offered, one challenge each, in this order
+            (e.g. ``("SHA-256", "MD5")``: RFC 8760 §2.4 puts the preferred first).
+        qop: the qop values offered (``()`` for the RFC 2069 form, which has no
+            replay protection beyond the nonce lifetime).
+        proxy_role: challenge with 407/Proxy-Authenticate and read
+            Proxy-Authorization instead of 401/WWW-Authenticate/Authorization.
+        nonce_lifetime: seconds a nonce stays fresh.
+        replay_table_size: entries of the nonce-count table (bounded memory).
+        opaque: an opaque value to send and require back, or ``None``.
+
+    Raises:
+        ValueError: an unsupported algorithm or qop, a short secret, or a
+            non-positive lifetime or table size.
+    """
+
+    realm: str
+    algorithms: tuple[str, ...]
+    qop: tuple[str, ...]
+    proxy_role: bool
+    nonce_lifetime: float
+    replay_table_size: int
+    opaque: str | None
+    _secret: bytes
+    _counter: int
+    _seen: dict[tuple[str, str], int]
+    _horizon: float
+
+    def __init__(
+        self,
+        realm: str,
+        secret: bytes,
+        *,
+        algorithms: Iterable[str] = ("MD5",),
+        qop: Iterable[str] = ("auth", "auth-int"),
+        proxy_role: bool = False,
+        nonce_lifetime: float = 300.0,
+        replay_table_size: int = 10000,
+        opaque: str | None = None,
+    ) -> None:
+        names = []
+        for algorithm in algorithms:
+            name = canonical_algorithm(algorithm)
+            if name is None:
+                raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise ValueError("offer at least one algorithm")
+        qops = tuple(dict.fromkeys(q.lower() for q in qop))
+        for q in qops:
+            if q not in ("auth", "auth-int"):
+                raise ValueError(f"unsupported qop {q!r}")
+        if len(secret) < 16:
+            raise ValueError("the nonce secret must be at least 16 bytes")
+        if nonce_lifetime <= 0 or replay_table_size <= 0:
+            raise ValueError("nonce_lifetime and replay_table_size must be positive")
+        self.realm = realm
+        self.algorithms = tuple(names)
+        self.qop = qops
+        self.proxy_role = proxy_role
+        self.nonce_lifetime = float(nonce_lifetime)
+        self.replay_table_size = replay_table_size
+        self.opaque = opaque
+        self._secret = bytes(secret)
+        self._counter = 0
+        self._seen = {}
+        self._horizon = float("-inf")
+
+    @property
+    def status(self) -> int:
+        """401 (UAS, registrar) or 407 (proxy role)."""
+        return 407 if self.proxy_role else 401
+
+    @property
+    def challenge_header(self) -> str:
+        """``"WWW-Authenticate"`` or ``"Proxy-Authenticate"``."""
+        return "Proxy-Authenticate" if self.proxy_role else "WWW-Authenticate"
+
+    @property
+    def credentials_header(self) -> str:
+        """``"Authorization"`` or ``"Proxy-Authorization"``."""
+        return "Proxy-Authorization" if self.proxy_role else "Authorization"
+
+    # -- nonces -------------------------------------------------------------
+
+    def _mac(self, stamp: str) -> str:
+        data = f"{stamp}:{self.realm}".encode()
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
+
+    def make_nonce(self, now: float) -> str:
+        """Return a fresh nonce issued at ``now`` (seconds, absolute)."""
+        self._counter = (self._counter + 1) & 0xFFFFFFFF
+        stamp = f"{max(0, int(now * 1000)) & 0xFFFFFFFFFFFF:012x}{self._counter:08x}"
+        return stamp + self._mac(stamp)
+
+    def nonce_issued(self, nonce: str) -> float | None:
+        """Return the issue time of a genuine nonce (seconds), or ``None`` if not ours."""
+        m = _NONCE.match(nonce)
+        if m is None:
+            return None
+        stamp = m.group(1) + m.group(2)
+        if not hmac.compare_digest(self._mac(stamp), m.group(3)):
+            return None
+        return int(m.group(1), 16) / 1000.0
+
+    # -- verification ---------------------------------------------------------
+
+    def inspect(self, request: Request, now: float) -> AuthOutcome:
+        """Examine a request's credentials for this realm (RFC 3261 §22.1, RFC 7616 §3.4).
+
+        Args:
+            request: the request received.
+            now: the current time, seconds (absolute, same clock as nonces).
+
+        Returns:
+            :class:`Exempt` for ACK and CANCEL; :class:`BadAuthorization` for
+            malformed credentials for this realm or a digest-uri other than the
+            Request-URI; :class:`NeedChallenge` when there are no credentials
+            for this realm, only Basic ones, an algorithm/qop/opaque we did not
+            offer, a nonce not ours, or an expired one (``stale=True``);
+            otherwise :class:`DigestCredentials` to check.
+        """
+        if request.method in ("ACK", "CANCEL"):
+            return Exempt(f"{request.method} is never challenged (RFC 3261 §22.1)")
+        other_scheme: str | None = None
+        auth: DigestAuthorization | None = None
+        for value in request.headers.get_all(self.credentials_header):
+            try:
+                scheme = auth_scheme(value)
+            except ParseError as e:
+                return BadAuthorization(400, f"malformed {self.credentials_header}: {e.detail}")
+            if scheme.lower() != "digest":
+                other_scheme = scheme
+                continue
+            try:
+                parsed = parse_authorization(value)
+            except ParseError as e:
+                return BadAuthorization(
+                    e.status, f"malformed {self.credentials_header}: {e.detail}"
+                )
+            if parsed.realm == self.realm:
+                auth = parsed
+                break
+        if auth is None:
+            if other_scheme is not None:
+                return NeedChallenge(False, f"{other_scheme} credentials are never accepted")
+            return NeedChallenge(False, f"no credentials for realm {self.realm!r}")
+        if auth.uri != request.uri_text:
+            return BadAuthorization(
+                400, f"digest-uri {auth.uri!r} does not match the Request-URI (RFC 3261 §22.4)"
+            )
+        algorithm = canonical_algorithm(auth.algorithm)
+        if algorithm is None or algorithm not in self.algorithms:
+            return NeedChallenge(False, f"algorithm {auth.algorithm or 'MD5'!r} was not offered")
+        if auth.userhash:
+            return NeedChallenge(False, "userhash was not offered")
+        if self.qop:
+            if auth.qop is None:
+                return NeedChallenge(False, "qop is required (it was offered)")
+            if auth.qop.lower() not in self.qop:
+                return NeedChallenge(False, f"qop {auth.qop!r} was not offered")
+        elif auth.qop is not None and auth.qop.lower() not in ("auth", "auth-int"):
+            return NeedChallenge(False, f"qop {auth.qop!r} is not supported")
+        if self.opaque is not None and (
+            auth.opaque is None or not hmac.compare_digest(auth.opaque, self.opaque)
+        ):
+            return NeedChallenge(False, "opaque does not match")
+        issued = self.nonce_issued(auth.nonce)
+        if issued is None:
+            return NeedChallenge(False, "the nonce was not issued for this realm")
+        if issued > now + MAX_CLOCK_SKEW:
+            return NeedChallenge(False, "the nonce was issued in the future")
+        if now - issued > self.nonce_lifetime:
+            return NeedChallenge(True, "the nonce expired")
+        return DigestCredentials(
+            username=auth.username,
+            realm=auth.realm,
+            algorithm=algorithm,
+            authorization=auth,
+            server=self,
+            method=request.method,
+            body=request.body,
+            issued=issued,
+        )
+
+    def _record_use(self, auth: DigestAuthorization, issued: float) -> str | None:
+        """Record a verified use; return ``"replay"``/``"stale"`` to refuse it, else ``None``."""
+        if auth.qop is None or auth.nc is None or auth.cnonce is None:
+            return None  # RFC 2069 form: no counter to check
+        key = (auth.nonce, auth.cnonce)
+        count = int(auth.nc, 16)
+        last = self._seen.get(key)
+        if last is None:
+            if issued <= self._horizon:
+                return "stale"
+        elif count <= last:
+            return "replay"
+        if count == 0:
+            return "replay"
+        self._seen.pop(key, None)
+        self._seen[key] = count
+        while len(self._seen) > self.replay_table_size:
+            oldest = next(iter(self._seen))
+            del self._seen[oldest]
+            dropped = self.nonce_issued(oldest[0])
+            if dropped is not None and dropped > self._horizon:
+                self._horizon = dropped
+        return None
+
+    # -- challenges -------------------------------------------------------------
+
+    def challenges(self, now: float, stale: bool = False) -> list[Challenge]:
+        """Return the challenges to send, one per algorithm, sharing one new nonce."""
+        nonce = self.make_nonce(now)
+        return [
+            Challenge.digest(
+                self.realm,
+                nonce,
+                opaque=self.opaque,
+                algorithm=algorithm,
+                qop=self.qop,
+                stale=stale,
+                header=self.challenge_header,
+            )
+            for algorithm in self.algorithms
+        ]
+
+    def challenge(self, request: Request, now: float, stale: bool = False) -> Response:
+        """Build the 401 (or 407 in the proxy role) for ``request`` (RFC 3261 §22.1, §8.2.6).
+
+        The response copies Via, From, Call-ID and CSeq, and To with a tag added
+        when absent (derived from the secret, Call-ID and branch, so a
+        retransmitted request gets the same tag); it carries one challenge per
+        algorithm, in the configured order.
+
+        Args:
+            request: the request to challenge.
+            now: the current time, seconds (absolute).
+            stale: set ``stale=true`` (the nonce was genuine but expired).
+        """
+        from txsipua.sip.message import Response
+
+        headers: list[tuple[str, str]] = []
+        for name, value in request.headers.items():
+            if name in ("Via", "From", "Call-ID", "CSeq"):
+                headers.append((name, value))
+            elif name == "To":
+                headers.append((name, self._to_with_tag(request, value)))
+        for challenge in self.challenges(now, stale):
+            headers.append((self.challenge_header, challenge.to_header_value()))
+        return Response(self.status, None, headers)
+
+    def _to_with_tag(self, request: Request, value: str) -> str:
+        try:
+            if request.to.tag is not None:
+                return value
+        except ParseError:
+            if ";tag=" in value.lower():
+                return value
+        call_id = request.headers.get("Call-ID") or ""
+        try:
+            branch = request.top_via.branch or ""
+        except ParseError:
+            branch = ""
+        data = f"to-tag\0{call_id}\0{branch}".encode()
+        tag = hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:16]
+        return f"{value};tag={tag}"
