@@ -1,0 +1,559 @@
+"""An RTP audio stream on a UDP socket: play, record and DTMF for call bots (RFC 3550, RFC 4733).
+
+Theory of operation:
+
+- :class:`MediaStream` is a :class:`~twisted.internet.protocol.DatagramProtocol`
+  bound by :meth:`MediaStream.start` (or connected by hand to any datagram
+  transport, as the tests do).  The reactor is injected; nothing here reads
+  the global one.
+- The negotiated parameters (:class:`~txsipua.media.offer_answer.MediaParams`)
+  arrive through :meth:`MediaStream.configure`, again on every re-INVITE.
+- Sending is paced by *slots* of ``ptime`` (20 ms): while there is something
+  to send, one ``IDelayedCall`` fires at each slot's deadline, computed from
+  the burst's start (``start + n * ptime``), so lateness never accumulates;
+  a slot that is late is sent at once.  Each slot sends one packet: the next
+  DTMF packet if digits are queued (audio pauses during events, RFC 4733
+  §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
+  frame per slot; a burst after silence starts with the marker bit (RFC 3551
+  §4.1) at a timestamp taken from the clock.
+- While held (:meth:`MediaStream.hold`) or when the negotiated direction
+  forbids sending, queued audio and digits wait; they continue on resume.
+- Received packets are parsed (anything malformed is counted and dropped),
+  counted for loss (RFC 3550 §6.4.1, Appendix A.3) and jitter (A.8);
+  telephone events go through a :class:`~txsipua.media.dtmf.DtmfDetector`
+  to :attr:`MediaStream.on_dtmf` once per digit; G.711 audio is decoded and
+  written into the recording at the position its timestamp gives, so lost
+  packets and silences become silence and reordering is undone.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from txsipua.errors import LocalProtocolError, ParseError
+from txsipua.media import g711
+from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
+from txsipua.media.offer_answer import MediaParams
+from txsipua.media.rtp import RtpPacket, is_rtcp
+from txsipua.media.wav import read_wav, write_wav
+
+__all__ = ["MediaStats", "MediaStream"]
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_encode, "pcma": g711.alaw_encode}
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_decode, "pcma": g711.alaw_decode}
+_STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
+#: A timestamp jump larger than this (seconds) restarts the recording position instead of
+#: filling the gap with silence.
+MAX_RECORDING_GAP = 10.0
+#: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
+DTMF_GAP_SLOTS = 3
+
+
+@attrs.define
+class MediaStats:
+    """Counters of one stream (RFC 3550 §6.4 vocabulary).
+
+    Attributes:
+        packets_sent: RTP packets sent (audio and events).
+        octets_sent: payload octets sent.
+        packets_received: valid RTP packets received.
+        octets_received: payload octets received.
+        packets_lost: expected minus received, from sequence numbers
+            (RFC 3550 Appendix A.3; never negative).
+        duplicates: packets received twice or too late to count as new.
+        invalid: datagrams that were not RTP (counted, dropped).
+        rtcp: RTCP packets seen on the RTP port (ignored).
+        dtmf_sent: digits sent.
+        dtmf_received: digits reported to ``on_dtmf``.
+        jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
+    """
+
+    packets_sent: int = 0
+    octets_sent: int = 0
+    packets_received: int = 0
+    octets_received: int = 0
+    packets_lost: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    rtcp: int = 0
+    dtmf_sent: int = 0
+    dtmf_received: int = 0
+    jitter: float = 0.0
+
+
+@attrs.define
+class _Playback:
+    pcm: bytes
+    deferred: defer.Deferred[bool]
+    offset: int = 0
+
+
+@attrs.define
+class _DigitJob:
+    digits: deque[str]
+    deferred: defer.Deferred[bool]
+    duration_ms: int = 100
+    packets: deque[RtpPacket] = attrs.field(factory=deque)
+    gap: int = 0
+
+
+class MediaStream(DatagramProtocol):
+    """One RTP audio stream for a call: play PCM or WAV, record, send and receive DTMF.
+
+    Args:
+        reactor: provides ``listenUDP``, ``callLater`` and ``seconds``.
+        local_host: the address to bind (``"127.0.0.1"``, ``"::1"``...).
+        port: the UDP port to bind, 0 for any free one.
+        ssrc: our SSRC (random when None).
+        record: keep received audio in memory (:meth:`recorded`); about
+            16 kB per second of call.
+        rng: randomness for the SSRC, first sequence number and timestamp
+            (RFC 3550 §5.1); ``random.SystemRandom()`` when None.
+
+    Attributes:
+        on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
+            ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
+        on_audio: called with each received frame as 16-bit PCM, or None.
+        stats: the :class:`MediaStats` counters.
+        params: the :class:`MediaParams` in force, or None before :meth:`configure`.
+        ssrc: our SSRC.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        local_host: str = "127.0.0.1",
+        port: int = 0,
+        ssrc: int | None = None,
+        record: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.local_host = local_host
+        self._wanted_port = port
+        rng = rng or random.SystemRandom()
+        self.ssrc = ssrc if ssrc is not None else rng.getrandbits(32)
+        self._sequence = rng.getrandbits(16)
+        self._timestamp_base = rng.getrandbits(32)
+        self._epoch: float | None = None
+        self.params: MediaParams | None = None
+        self.stats = MediaStats()
+        self.on_dtmf: Callable[[str], object] | None = None
+        self.on_audio: Callable[[bytes], object] | None = None
+        self._listening: Any = None
+        self._held = False
+        self._stopped = False
+        # sending
+        self._audio: deque[_Playback] = deque()
+        self._digits: deque[_DigitJob] = deque()
+        self._timer: Any = None
+        self._burst_start = 0.0
+        self._slot_index = 0
+        self._timestamp = 0
+        self._talkspurt = True
+        # receiving
+        self._detector = DtmfDetector()
+        self._source_ssrc: int | None = None
+        self._base_seq = 0
+        self._max_seq = 0
+        self._cycles = 0
+        self._counted = 0
+        self._transit: float | None = None
+        self._jitter_units = 0.0
+        self._record = record
+        self._record_path: str | None = None
+        self._recording = bytearray()
+        self._record_ssrc: int | None = None
+        self._record_ts0 = 0
+        self._record_offset0 = 0
+
+    # --- lifecycle --------------------------------------------------------
+
+    def start(self) -> int:
+        """Bind the UDP socket.
+
+        Returns:
+            The local port (an even port is not guaranteed with ``port=0``).
+
+        Raises:
+            twisted.internet.error.CannotListenError: the port is taken.
+        """
+        if self._listening is not None:
+            raise LocalProtocolError("the media stream is already listening")
+        self._listening = self._reactor.listenUDP(self._wanted_port, self, interface=self.local_host)
+        return self.port
+
+    @property
+    def port(self) -> int:
+        """The bound local port (0 before :meth:`start`)."""
+        if self._listening is None:
+            return 0
+        return int(self._listening.getHost().port)
+
+    def startProtocol(self) -> None:  # noqa: N802 - Twisted's name
+        """Note the media clock's epoch when the transport is attached."""
+        if self._epoch is None:
+            self._epoch = self._reactor.seconds()
+
+    def configure(self, params: MediaParams) -> None:
+        """Use newly negotiated parameters (initial answer or any re-INVITE).
+
+        Args:
+            params: from :func:`txsipua.media.offer_answer.negotiate`.
+
+        Raises:
+            LocalProtocolError: the codec is not G.711 (PCMU or PCMA).
+        """
+        if params.codec.name.lower() not in _ENCODERS:
+            raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: only PCMU and PCMA")
+        changed = self.params is not None and (
+            self.params.remote_address, self.params.remote_port) != (params.remote_address, params.remote_port)
+        self.params = params
+        if changed:
+            self._talkspurt = True
+        self._schedule()
+
+    def stop(self) -> defer.Deferred[None]:
+        """Stop sending and receiving, and release the socket.
+
+        Pending :meth:`play` and :meth:`send_dtmf` Deferreds fire with
+        False.  A digit whose end packets never came is reported to
+        ``on_dtmf`` first, and the recording is written when
+        :meth:`record_to` asked for it.
+
+        Returns:
+            A Deferred that fires when the port is closed.
+        """
+        if self._stopped:
+            return defer.succeed(None)
+        self._stopped = True
+        self._cancel_timer()
+        for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
+            deferred.callback(False)
+        self._audio.clear()
+        self._digits.clear()
+        for digit in self._detector.flush():
+            self._report_digit(digit)
+        if self._record_path is not None:
+            write_wav(self._record_path, bytes(self._recording))
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            return defer.maybeDeferred(listening.stopListening)
+        return defer.succeed(None)
+
+    def hold(self) -> None:
+        """Pause sending (queued audio and digits wait) and stop recording received audio."""
+        self._held = True
+        self._cancel_timer()
+
+    def resume(self) -> None:
+        """Undo :meth:`hold`: continue where playback stopped."""
+        self._held = False
+        self._talkspurt = True
+        self._schedule()
+
+    # --- sending ------------------------------------------------------------
+
+    def play(self, source: bytes | str | os.PathLike[str]) -> defer.Deferred[bool]:
+        """Queue audio to send, one frame per ``ptime``.
+
+        Args:
+            source: 16-bit little-endian mono PCM at 8000 Hz, or the path of a
+                WAV file (converted by :func:`txsipua.media.wav.read_wav`).
+
+        Returns:
+            A Deferred firing with True once the last frame is sent, or with
+            False if the stream stops first.  Audio queued before
+            :meth:`configure` or while held waits.
+
+        Raises:
+            txsipua.media.wav.WavError: the WAV file cannot be read (raised
+                at once, not through the Deferred).
+        """
+        if isinstance(source, bytes | bytearray | memoryview):
+            pcm = bytes(source)
+        else:
+            pcm, _ = read_wav(source, rate=8000)
+        if len(pcm) % 2:
+            raise ValueError("16-bit PCM must have an even number of octets")
+        d: defer.Deferred[bool] = defer.Deferred()
+        if self._stopped:
+            d.callback(False)
+            return d
+        if not pcm:
+            d.callback(True)
+            return d
+        self._audio.append(_Playback(pcm, d))
+        self._schedule()
+        return d
+
+    def send_dtmf(self, digits: str, *, duration_ms: int = 100) -> defer.Deferred[bool]:
+        """Queue DTMF digits as RFC 4733 telephone events.
+
+        Each digit lasts ``duration_ms`` (then its end packet three times),
+        digits are separated by a short silence; queued audio pauses meanwhile.
+
+        Args:
+            digits: e.g. ``"123#"``.
+            duration_ms: tone length of each digit, milliseconds.
+
+        Returns:
+            A Deferred firing with True once the last end packet is sent
+            (False if the stream stops first); it fails with
+            :class:`~txsipua.errors.LocalProtocolError` when the peer
+            negotiated no telephone-event.
+
+        Raises:
+            ValueError: a character that is not a DTMF digit.
+        """
+        for digit in digits:
+            digit_to_event(digit)
+        if self.params is not None and self.params.telephone_event_pt is None:
+            return defer.fail(LocalProtocolError("the peer did not negotiate telephone-event (RFC 4733)"))
+        d: defer.Deferred[bool] = defer.Deferred()
+        if self._stopped:
+            d.callback(False)
+            return d
+        if not digits:
+            d.callback(True)
+            return d
+        job = _DigitJob(deque(digits), d, duration_ms)
+        self._digits.append(job)
+        self._schedule()
+        return d
+
+    def _can_send(self) -> bool:
+        return (
+            not self._held
+            and not self._stopped
+            and self.params is not None
+            and self.params.sending
+            and self.transport is not None
+            and bool(self._audio or self._digits)
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _schedule(self) -> None:
+        """Start a burst when there is something to send and none is running."""
+        if self._timer is not None or not self._can_send():
+            return
+        assert self.params is not None
+        now = self._reactor.seconds()
+        if self._epoch is None:
+            self._epoch = now
+        rate = self.params.codec.clock_rate
+        self._burst_start = now
+        self._slot_index = 0
+        self._timestamp = (self._timestamp_base + round((now - self._epoch) * rate)) & 0xFFFFFFFF
+        self._talkspurt = True
+        self._timer = self._reactor.callLater(0, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        assert self.params is not None
+        interval = self.params.ptime / 1000.0
+        now = self._reactor.seconds()
+        if now - (self._burst_start + self._slot_index * interval) > 0.2:
+            # far behind (the reactor was blocked): restart the schedule from now
+            self._burst_start = now
+            self._slot_index = 0
+        while self._can_send() and self._burst_start + self._slot_index * interval <= now + 1e-9:
+            self._send_slot()
+            self._slot_index += 1
+            self._timestamp = (self._timestamp + self._samples_per_slot()) & 0xFFFFFFFF
+        if self._can_send():
+            deadline = self._burst_start + self._slot_index * interval
+            self._timer = self._reactor.callLater(max(0.0, deadline - now), self._tick)
+
+    def _samples_per_slot(self) -> int:
+        assert self.params is not None
+        return self.params.codec.clock_rate * self.params.ptime // 1000
+
+    def _send(self, packet: RtpPacket) -> None:
+        assert self.params is not None and self.transport is not None
+        packet = attrs.evolve(packet, sequence=self._sequence, ssrc=self.ssrc)
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
+        transport.write(packet.to_bytes(), (self.params.remote_address, self.params.remote_port))
+        self.stats.packets_sent += 1
+        self.stats.octets_sent += len(packet.payload)
+
+    def _send_slot(self) -> None:
+        assert self.params is not None
+        if self._digits:
+            self._send_digit_slot(self._digits[0])
+            return
+        job = self._audio[0]
+        size = self._samples_per_slot() * 2
+        frame = job.pcm[job.offset : job.offset + size]
+        job.offset += size
+        if len(frame) < size:
+            frame += bytes(size - len(frame))
+        payload = _ENCODERS[self.params.codec.name.lower()](frame)
+        self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
+                             marker=self._talkspurt, payload=payload))
+        self._talkspurt = False
+        if job.offset >= len(job.pcm):
+            self._audio.popleft()
+            job.deferred.callback(True)
+
+    def _send_digit_slot(self, job: _DigitJob) -> None:
+        assert self.params is not None and self.params.telephone_event_pt is not None
+        if job.gap > 0:  # silence between digits
+            job.gap -= 1
+            return
+        if not job.packets:
+            job.packets = deque(dtmf_packets(
+                job.digits[0],
+                duration_ms=job.duration_ms,
+                payload_type=self.params.telephone_event_pt,
+                timestamp=self._timestamp,
+                clock_rate=self.params.codec.clock_rate,
+                packet_ms=self.params.ptime,
+            ))
+        self._send(job.packets.popleft())
+        if job.packets:
+            return
+        job.digits.popleft()
+        self.stats.dtmf_sent += 1
+        self._talkspurt = True
+        if job.digits:
+            job.gap = DTMF_GAP_SLOTS
+        else:
+            self._digits.popleft()
+            job.deferred.callback(True)
+
+    # --- receiving ----------------------------------------------------------
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 - Twisted's name
+        """Handle one datagram: count it, report DTMF, record audio."""
+        if self._stopped:
+            return
+        if is_rtcp(data):
+            self.stats.rtcp += 1
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except ParseError:
+            self.stats.invalid += 1
+            return
+        self.stats.packets_received += 1
+        self.stats.octets_received += len(packet.payload)
+        self._count_sequence(packet)
+        params = self.params
+        if params is None:
+            return
+        if packet.payload_type in (params.telephone_event_pt, params.local_telephone_event_pt):
+            try:
+                digits = self._detector.receive(packet)
+            except ParseError:
+                self.stats.invalid += 1
+                return
+            for digit in digits:
+                self._report_digit(digit)
+            return
+        name = _STATIC_DECODERS.get(packet.payload_type)
+        if packet.payload_type == params.codec.payload_type:
+            name = params.codec.name.lower()
+        if name not in _DECODERS:
+            return
+        self._update_jitter(packet, params.codec.clock_rate)
+        if self._held or not params.receiving:
+            return
+        pcm = _DECODERS[name](packet.payload)
+        if self._record:
+            self._write_recording(packet, pcm)
+        if self.on_audio is not None:
+            try:
+                self.on_audio(pcm)
+            except Exception:
+                self.log.failure("on_audio callback failed")
+
+    def _report_digit(self, digit: str) -> None:
+        self.stats.dtmf_received += 1
+        if self.on_dtmf is not None:
+            try:
+                self.on_dtmf(digit)
+            except Exception:
+                self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
+
+    def _count_sequence(self, packet: RtpPacket) -> None:
+        """RFC 3550 Appendix A.1/A.3, without probation: expected - received = lost."""
+        seq = packet.sequence
+        if packet.ssrc != self._source_ssrc:
+            self._source_ssrc = packet.ssrc
+            self._base_seq = self._max_seq = seq
+            self._cycles = 0
+            self._counted = 1
+            self._transit = None
+            return
+        delta = (seq - self._max_seq) & 0xFFFF
+        if delta == 0 or delta >= 0x8000:
+            self.stats.duplicates += int(delta == 0)
+            if delta >= 0x8000:
+                self._counted += 1  # late, counted as received
+        else:
+            if seq < self._max_seq:
+                self._cycles += 0x10000
+            self._max_seq = seq
+            self._counted += 1
+        expected = self._cycles + self._max_seq - self._base_seq + 1
+        self.stats.packets_lost = max(0, expected - self._counted)
+
+    def _update_jitter(self, packet: RtpPacket, rate: int) -> None:
+        """RFC 3550 Appendix A.8."""
+        arrival = self._reactor.seconds() * rate
+        transit = arrival - packet.timestamp
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < rate * 60:  # ignore timestamp wraps and jumps
+                self._jitter_units += (d - self._jitter_units) / 16.0
+        self._transit = transit
+        self.stats.jitter = self._jitter_units / rate
+
+    def _write_recording(self, packet: RtpPacket, pcm: bytes) -> None:
+        length = len(self._recording) // 2
+        if packet.ssrc != self._record_ssrc:
+            self._record_ssrc = packet.ssrc
+            self._record_ts0 = packet.timestamp
+            self._record_offset0 = length
+        delta = (packet.timestamp - self._record_ts0) & 0xFFFFFFFF
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        position = self._record_offset0 + delta
+        if position < 0:
+            return  # older than the start of the recording
+        limit = MAX_RECORDING_GAP * (self.params.codec.clock_rate if self.params else 8000)
+        if position > length + limit:
+            self._record_ts0 = packet.timestamp
+            self._record_offset0 = position = length
+        start = position * 2
+        end = start + len(pcm)
+        if end > len(self._recording):
+            self._recording.extend(bytes(end - len(self._recording)))
+        self._recording[start:end] = pcm
+
+    def record_to(self, path: str | os.PathLike[str]) -> None:
+        """Record received audio and write it as a WAV file (8000 Hz mono) on :meth:`stop`."""
+        self._record = True
+        self._record_path = os.fspath(path)
+
+    def recorded(self) -> bytes:
+        """Received audio so far as 16-bit little-endian mono PCM at 8000 Hz."""
+        return bytes(self._recording)
