@@ -244,9 +244,6 @@ def test_dicts_are_copied():
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio\r\n", "m="),
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio x RTP/AVP 0\r\n", "port"),
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 99999 RTP/AVP 0\r\n", "range"),
-        (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:x PCMU/8000\r\n", "payload"),
-        (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n", "rtpmap"),
-        (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 1 RTP/AVP 0\r\na=ptime:fast\r\n", "ptime"),
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 1 RTP/AVP 0\r\ns=late\r\n", "s="),
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nhello\r\n", "bad SDP line"),
         (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nt=now\r\n", "t="),
@@ -258,6 +255,36 @@ def test_malformed_descriptions_raise_parse_error(text, words):
         SessionDescription.parse(text)
     assert words in info.value.detail
     assert info.value.status == 400
+
+
+def test_malformed_known_attributes_are_kept_unused():
+    """A bad rtpmap, fmtp or ptime does not fail the call: kept verbatim, not interpreted."""
+    text = crlf("""
+v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+t=0 0
+m=audio 1 RTP/AVP 0 96
+a=rtpmap:x PCMU/8000
+a=rtpmap:96 PCMU
+a=rtpmap:300 X/8000
+a=fmtp:
+a=ptime:fast
+a=ptime:0
+a=sendrecv   \t
+""")
+    (m,) = SessionDescription.parse(text).media
+    assert m.rtpmap == {} and m.fmtp == {} and m.ptime is None
+    assert m.attributes == (("rtpmap", "x PCMU/8000"), ("rtpmap", "96 PCMU"), ("rtpmap", "300 X/8000"),
+                            ("fmtp", ""), ("ptime", "fast"), ("ptime", "0"))
+    assert m.direction == "sendrecv"
+    assert m.encoding(96) is None
+
+
+def test_descriptions_are_hashable():
+    """Frozen values can be hashed (the dict fields are left out of the hash)."""
+    sdp = SessionDescription.parse(ASTERISK_OFFER)
+    assert hash(sdp) == hash(SessionDescription.parse(ASTERISK_OFFER))
 
 
 def test_non_utf8_bytes_survive():

@@ -106,6 +106,46 @@ def test_late_reactor_catches_up_without_drift():
     assert {p.payload_type for p in sent(transport)} == {8}
 
 
+def test_peer_ptime_30ms_and_clamping():
+    """The peer's ptime sets frame size and interval (30 ms: 240 samples); 1 ms is clamped to 10 ms."""
+    stream, clock, transport = fake_stream()
+    stream.configure(params(ptime=30))
+    stream.play(tone(90))
+    clock.advance(0)
+    clock.advance(0.029)
+    assert len(transport.written) == 1
+    clock.advance(0.001)
+    clock.advance(0.03)
+    packets = sent(transport)
+    assert [len(p.payload) for p in packets] == [240] * 3
+    assert (packets[1].timestamp - packets[0].timestamp) & 0xFFFFFFFF == 240
+    stream.configure(params(ptime=1))
+    stream.play(tone(20))
+    clock.advance(0)
+    clock.advance(0.01)
+    assert [len(p.payload) for p in sent(transport)[3:]] == [80, 80]
+
+
+def test_reconfigure_mid_play_new_destination_and_ptime():
+    """A re-INVITE moving the peer sends the rest there, starting a talkspurt; a new ptime re-grids."""
+    stream, clock, transport = fake_stream()
+    stream.configure(params())
+    done = stream.play(tone(100))
+    clock.advance(0)
+    stream.configure(params(remote_port=40002))
+    clock.advance(0.02)
+    assert transport.written[-1][1] == ("127.0.0.1", 40002)
+    assert RtpPacket.parse(transport.written[-1][0]).marker
+    stream.configure(params(remote_port=40002, ptime=40))
+    clock.advance(0)
+    assert len(RtpPacket.parse(transport.written[-1][0]).payload) == 320
+    for _ in range(3):
+        clock.advance(0.04)
+    assert done.result is True
+    total = sum(len(RtpPacket.parse(d).payload) for d, _ in transport.written)
+    assert total >= 800
+
+
 def test_partial_last_frame_padded_and_second_play_continues_burst():
     """A 30 ms clip is two packets (the last padded with silence); a queued clip follows without marker."""
     stream, clock, transport = fake_stream()

@@ -25,10 +25,12 @@ attribute, else the session-level one, else ``sendrecv`` (RFC 3264 §5.1); it is
 always written on the media level.
 
 Parsing is tolerant where real user agents are sloppy (LF line ends, blank
-lines, ``a=ptime:20.0``, unknown attributes) and strict where a value cannot
-be understood (bad ``v=``, ``o=``, ``m=`` and ``c=`` lines, non-numeric
-payload types in ``a=rtpmap``): only :class:`~txsipua.errors.ParseError`
-escapes, with status 400.
+lines, blanks after attribute names, ``a=ptime:20.0``, unknown attributes;
+a malformed ``a=rtpmap``, ``a=fmtp`` or ``a=ptime`` is kept in ``attributes``
+unused, as RFC 8866 §5.13 asks for attributes a receiver does not
+understand) and strict where the structure cannot be understood (bad
+``v=``, ``o=``, ``m=``, ``c=`` and ``t=`` lines, unknown line types): only
+:class:`~txsipua.errors.ParseError` escapes, with status 400.
 """
 
 from __future__ import annotations
@@ -142,8 +144,8 @@ class MediaDescription:
     proto: str = "RTP/AVP"
     formats: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
     connection: str | None = None
-    rtpmap: dict[int, str] = attrs.field(factory=dict, converter=_copy_dict)
-    fmtp: dict[int, str] = attrs.field(factory=dict, converter=_copy_dict)
+    rtpmap: dict[int, str] = attrs.field(factory=dict, converter=_copy_dict, hash=False)
+    fmtp: dict[int, str] = attrs.field(factory=dict, converter=_copy_dict, hash=False)
     direction: str = attrs.field(default="sendrecv", validator=_check_direction)
     ptime: int | None = None
     attributes: tuple[Attribute, ...] = attrs.field(default=(), converter=_tuple_of_pairs)
@@ -320,13 +322,13 @@ def _parse_int(text: str, what: str) -> int:
     return int(text)
 
 
-def _parse_ptime(text: str) -> int:
+def _parse_ptime(text: str) -> int | None:
     try:
         value = float(text)
     except ValueError:
-        raise ParseError(f"bad a=ptime: {text!r}") from None
-    if not 0 < value < 100000:
-        raise ParseError(f"bad a=ptime: {text!r}")
+        return None
+    if not 0.5 <= value < 100000:
+        return None
     return max(1, round(value))
 
 
@@ -370,27 +372,30 @@ def _parse_media_line(value: str) -> dict[str, Any]:
 def _split_attribute(value: str) -> tuple[str, str | None]:
     # attribute = (attribute-name ":" attribute-value) / attribute-name
     name, sep, rest = value.partition(":")
+    name = name.strip()  # trailing blanks after flags ("a=sendrecv ") are common
     if not name or " " in name:
         raise ParseError(f"bad a= line: {value!r}")
     return name, (rest if sep else None)
 
 
 def _media_attribute(section: dict[str, Any], name: str, value: str | None) -> None:
+    """File a media-level attribute; a malformed rtpmap, fmtp or ptime is kept as-is, unused."""
     if name in DIRECTIONS and value is None:
         section["direction"] = name
-    elif name in ("rtpmap", "fmtp") and value is not None:
-        pt_text, _, rest = value.partition(" ")
-        pt = _parse_int(pt_text, f"payload type in a={name}")
-        if pt > 127:
-            raise ParseError(f"payload type out of range in a={name}: {pt}")
+        return
+    if name in ("rtpmap", "fmtp") and value is not None:
+        pt_text, _, rest = value.strip().partition(" ")
         rest = rest.strip()
-        if name == "rtpmap" and "/" not in rest:
-            raise ParseError(f"bad a=rtpmap, expected encoding/clock rate: {value!r}")
-        section[name][pt] = rest
+        if (pt_text.isdigit() and pt_text.isascii() and int(pt_text) <= 127
+                and (name == "fmtp" or "/" in rest)):
+            section[name][int(pt_text)] = rest
+            return
     elif name == "ptime" and value is not None:
-        section["ptime"] = _parse_ptime(value.strip())
-    else:
-        section["attributes"].append((name, value))
+        ptime = _parse_ptime(value.strip())
+        if ptime is not None:
+            section["ptime"] = ptime
+            return
+    section["attributes"].append((name, value))
 
 
 def _parse(data: bytes | str) -> SessionDescription:

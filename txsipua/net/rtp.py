@@ -54,6 +54,8 @@ _STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
 #: A timestamp jump larger than this (seconds) restarts the recording position instead of
 #: filling the gap with silence.
 MAX_RECORDING_GAP = 10.0
+#: Bounds on the packet time we send with, in ms, whatever the peer asks for.
+MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
 
@@ -218,11 +220,11 @@ class MediaStream(DatagramProtocol):
         """
         if params.codec.name.lower() not in _ENCODERS:
             raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: only PCMU and PCMA")
-        changed = self.params is not None and (
-            self.params.remote_address, self.params.remote_port) != (params.remote_address, params.remote_port)
-        self.params = params
-        if changed:
-            self._talkspurt = True
+        old, self.params = self.params, params
+        if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
+            self._talkspurt = True  # a new destination starts a new talkspurt
+        if old is not None and (old.ptime, old.codec.clock_rate) != (params.ptime, params.codec.clock_rate):
+            self._cancel_timer()  # the slot grid changes: start a new burst
         self._schedule()
 
     def stop(self) -> defer.Deferred[None]:
@@ -367,7 +369,7 @@ class MediaStream(DatagramProtocol):
     def _tick(self) -> None:
         self._timer = None
         assert self.params is not None
-        interval = self.params.ptime / 1000.0
+        interval = self._ptime() / 1000.0
         now = self._reactor.seconds()
         if now - (self._burst_start + self._slot_index * interval) > 0.2:
             # far behind (the reactor was blocked): restart the schedule from now
@@ -381,9 +383,14 @@ class MediaStream(DatagramProtocol):
             deadline = self._burst_start + self._slot_index * interval
             self._timer = self._reactor.callLater(max(0.0, deadline - now), self._tick)
 
+    def _ptime(self) -> int:
+        """The packet time in ms: the peer's ptime, kept within 10-60 ms."""
+        assert self.params is not None
+        return min(max(self.params.ptime, MIN_PTIME), MAX_PTIME)
+
     def _samples_per_slot(self) -> int:
         assert self.params is not None
-        return self.params.codec.clock_rate * self.params.ptime // 1000
+        return self.params.codec.clock_rate * self._ptime() // 1000
 
     def _send(self, packet: RtpPacket) -> None:
         assert self.params is not None and self.transport is not None
@@ -425,7 +432,7 @@ class MediaStream(DatagramProtocol):
                 payload_type=self.params.telephone_event_pt,
                 timestamp=self._timestamp,
                 clock_rate=self.params.codec.clock_rate,
-                packet_ms=self.params.ptime,
+                packet_ms=self._ptime(),
             ))
         self._send(job.packets.popleft())
         if job.packets:
