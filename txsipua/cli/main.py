@@ -1,0 +1,446 @@
+"""The ``txsipua`` command: demo, register, call, answer.
+
+Exit status: 0 on success; 1 when the SIP work failed (the reason is printed
+on one line to standard error); 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet import defer, task
+
+from txsipua.errors import AuthenticationError, SIPError, SIPStatusError, TransactionTimeout
+from txsipua.sip.message import parse_message
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line value is wrong (exit status 2)."""
+
+
+def parse_bind(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse ``HOST[:PORT]`` (``[v6]:PORT`` for IPv6); port 0 or absent = any free port.
+
+    Raises:
+        UsageError: malformed value.
+    """
+    if not text:
+        return (default_host, 0)
+    host, port = text, "0"
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise UsageError(f"bad --bind {text!r}")
+        host = text[1:end]
+        rest = text[end + 1 :]
+        if rest.startswith(":"):
+            port = rest[1:]
+        elif rest:
+            raise UsageError(f"bad --bind {text!r}")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"bad port in --bind {text!r}")
+    return (host or default_host, int(port))
+
+
+def local_host_towards(host: str, port: int) -> str:
+    """The local address the kernel would use to reach ``host`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.connect((host, port or 5060))
+        return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
+
+
+def describe_error(err: BaseException) -> str:
+    """A one-line reason for a failure."""
+    if isinstance(err, AuthenticationError):
+        return f"authentication failed: {err}"
+    if isinstance(err, SIPStatusError):
+        return str(err)
+    if isinstance(err, TransactionTimeout):
+        return f"timeout: {err}"
+    if isinstance(err, SIPError):
+        return f"{type(err).__name__}: {err}"
+    return f"{type(err).__name__}: {err}"
+
+
+class Printer:
+    """Prints SIP messages for ``-v`` (to standard output)."""
+
+    def __init__(self, verbose: bool, out: Any = None) -> None:
+        self.verbose = verbose
+        self.out = out or sys.stdout
+
+    def trace(self, direction: str, data: bytes, peer: tuple[str, int]) -> None:
+        if not self.verbose:
+            return
+        arrow = ">>> sent to" if direction == "send" else "<<< received from"
+        text = data.decode("utf-8", "replace").rstrip("\r\n")
+        print(f"{arrow} {peer[0]}:{peer[1]}\n{text}\n", file=self.out, flush=True)
+
+
+def _load_account(path: str) -> Any:
+    from txsipua.ua.account import Account, AccountError
+
+    try:
+        return Account.from_toml(path)
+    except AccountError as e:
+        raise UsageError(str(e)) from None
+
+
+def _bind_for(args: argparse.Namespace, account: Any) -> tuple[str, int]:
+    if args.bind:
+        return parse_bind(args.bind)
+    target = account.outbound_proxy or account.registrar_uri
+    host = target.host.strip("[]")
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return ("127.0.0.1", 0) if host in ("localhost",) else (local_host_towards("192.0.2.1", 9), 0)
+    return (local_host_towards(host, target.port or 5060), 0)
+
+
+def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
+    def fire(signum: int, frame: Any) -> None:
+        reactor.callFromThread(handler)
+
+    signal.signal(signal.SIGINT, fire)
+    signal.signal(signal.SIGTERM, fire)
+
+
+# ---------------------------------------------------------------- register
+@defer.inlineCallbacks
+def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
+    from txsipua.ua.useragent import UserAgent
+
+    account = _load_account(args.account)
+    printer = Printer(args.verbose)
+    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace, media=False)
+    yield ua.start()
+    reg = ua.registration(args.expires)
+    try:
+        result = yield reg.start()
+    except Exception as e:
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    print(f"registered {account.aor} at {account.registrar_uri}: {result.response.status} {result.response.reason}")
+    for b in result.bindings:
+        mark = "  (ours)" if b.ours else ""
+        print(f"  binding <{b.contact}> expires in {b.expires} s{mark}")
+    print(f"granted expiry for our contact: {result.expires} s")
+    if not args.keep:
+        reg._cancel()
+        yield ua.stop()
+        return EXIT_OK
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def stop() -> None:
+        if not done.called:
+            done.callback(None)
+
+    def refreshed_failed(err: Exception) -> None:
+        print(f"refresh failed: {describe_error(err)}", file=sys.stderr)
+
+    reg.on_refresh_failed = refreshed_failed
+    _on_signals(reactor, stop)
+    print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
+    yield done
+    try:
+        yield reg.stop()
+        print("unregistered")
+    except Exception as e:
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    yield ua.stop()
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- call
+@defer.inlineCallbacks
+def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
+    from txsipua.ua.useragent import UserAgent
+
+    account = _load_account(args.account)
+    printer = Printer(args.verbose)
+    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace)
+    yield ua.start()
+    try:
+        call = ua.place_call(args.target)
+    except SIPError as e:
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    interrupted = []
+
+    def on_signal() -> None:
+        interrupted.append(True)
+        call.hangup()
+
+    _on_signals(reactor, on_signal)
+    call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
+    try:
+        yield call.answered
+    except Exception as e:
+        if interrupted:
+            print("call cancelled", file=sys.stderr)
+        else:
+            print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    print(f"answered; Call-ID {call.call_id}", flush=True)
+    if args.play and call.media is not None:
+        call.media.play(args.play)
+    if args.dtmf and call.media is not None:
+        call.send_dtmf(args.dtmf)
+    ended = []
+    call.ended.addCallback(lambda r: ended.append(r))
+    if not interrupted:
+        waiter: defer.Deferred[Any] = defer.Deferred()
+
+        def wake(result: Any = None) -> Any:
+            if not waiter.called:
+                waiter.callback(result)
+            return result
+
+        timer = reactor.callLater(args.duration, wake)
+        call.ended.addCallback(wake)
+        yield waiter
+        if timer.active():
+            timer.cancel()
+    if args.record and call.media is not None:
+        from txsipua.media.wav import write_wav
+
+        write_wav(args.record, call.media.recorded())
+    if ended:
+        print(f"call ended by the peer ({ended[0]})")
+    else:
+        reason = yield call.hangup()
+        print(f"hung up ({reason})")
+    yield ua.stop()
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ answer
+@defer.inlineCallbacks
+def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
+    from txsipua.auth.server import DigestServer
+    from txsipua.ua.useragent import UserAgent
+
+    bind = parse_bind(args.bind)
+    authenticator = portal = None
+    account = _load_account(args.account) if args.account else None
+    if args.realm or args.users:
+        if not (args.realm and args.users):
+            raise UsageError("--realm and --users go together")
+        from txsipua.ua.cred import HtdigestFileStore, make_portal
+
+        try:
+            store = HtdigestFileStore(args.users)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read --users {args.users}: {e}") from None
+        secret = args.secret.encode() if args.secret else None
+        import secrets as _secrets
+
+        authenticator = DigestServer(
+            args.realm,
+            secret or _secrets.token_bytes(32),
+            algorithms=tuple(args.algorithm or ["MD5"]),
+            proxy_role=args.proxy_role,
+        )
+        portal = make_portal(store)
+    printer = Printer(args.verbose)
+    ua = UserAgent(reactor, account, bind=bind, authenticator=authenticator, portal=portal,
+                   trace=printer.trace, media=not args.no_media)
+    registrar = None
+    if authenticator is not None or args.registrar:
+        from txsipua.ua.registrar import Registrar
+
+        registrar = Registrar(ua)
+        ua.on_request = registrar.handle
+    answered = [0]
+    finished: defer.Deferred[None] = defer.Deferred()
+    ending = []
+
+    def finish(result: Any = None) -> Any:
+        if not finished.called:
+            finished.callback(None)
+        return result
+
+    def on_call(incoming: Any) -> None:
+        incoming.answer()
+        answered[0] += 1
+        call = incoming.call
+        if args.duration:
+            t = reactor.callLater(args.duration, call.hangup)
+            call.ended.addBoth(lambda r: (t.active() and t.cancel(), r)[1])
+        if args.count and answered[0] >= args.count:
+            call.ended.addBoth(finish)
+
+    ua.on_incoming_call = on_call
+    host, port = yield ua.start()
+    reg = None
+    if account is not None and args.register:
+        reg = ua.registration(args.expires)
+        try:
+            yield reg.start()
+        except Exception as e:
+            print(describe_error(e), file=sys.stderr)
+            yield ua.stop()
+            return EXIT_FAILED
+    print(f"ready {host}:{port}", flush=True)
+
+    def stop() -> None:
+        ending.append(True)
+        finish()
+
+    _on_signals(reactor, stop)
+    yield finished
+    open_calls = len(ua.calls)
+    if reg is not None:
+        try:
+            yield reg.stop()
+        except Exception as e:
+            print(describe_error(e), file=sys.stderr)
+    yield ua.stop()
+    print(f"answered={answered[0]} open_calls={open_calls}", flush=True)
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- demo
+def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
+    from txsipua.cli.demo import run_demo
+
+    return run_demo(reactor, verbose=args.verbose, hold=args.hold)
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``txsipua`` command."""
+    p = argparse.ArgumentParser(
+        prog="txsipua",
+        description="A Twisted SIP user agent: register, call, answer; digest authentication done right.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bind", metavar="HOST[:PORT]", help="local address (port 0 or absent: any free port)")
+        sp.add_argument("-v", "--verbose", action="store_true", help="print every SIP message sent and received")
+
+    d = sub.add_parser("demo", help="run a challenged call end to end on 127.0.0.1 (no outside server)",
+                       description="Starts a registrar/proxy (401 for REGISTER, 407 for INVITE) and a callee "
+                                   "(401 in another realm) in this process on 127.0.0.1, registers, calls, "
+                                   "answers every challenge, hangs up, and prints the call ladder. Exit 0 only "
+                                   "if the whole flow was right.")
+    common(d)
+    d.add_argument("--hold", type=float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("register", help="register an account and print the bindings",
+                       description="REGISTER once and print the bindings the registrar returned; with --keep, "
+                                   "stay registered (refreshing) until SIGINT/SIGTERM, then unregister.")
+    r.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
+    r.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="expiry to ask for (default 3600)")
+    r.add_argument("--keep", action="store_true", help="stay registered until SIGINT/SIGTERM, then unregister")
+    common(r)
+    r.set_defaults(func=cmd_register)
+
+    c = sub.add_parser("call", help="call a SIP URI, stay up, hang up",
+                       description="Call TARGET; once answered stay up --duration seconds, then hang up. "
+                                   "SIGINT/SIGTERM: CANCEL while ringing, BYE once connected.")
+    c.add_argument("target", metavar="TARGET", help="SIP URI (sip:bob@example.com) or a user of the account's domain")
+    c.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
+    c.add_argument("--duration", type=float, default=5.0, metavar="SECONDS", help="seconds to stay up once answered (default 5)")
+    c.add_argument("--play", metavar="WAV", help="play this WAV file once answered")
+    c.add_argument("--record", metavar="WAV", help="record what the peer sends to this WAV file")
+    c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
+    common(c)
+    c.set_defaults(func=cmd_call)
+
+    a = sub.add_parser("answer", help="answer incoming calls (optionally challenging them)",
+                       description="An answering UAS: challenges every INVITE (401, or 407 with --proxy-role) "
+                                   "when --realm/--users are given and answers the authenticated ones with 200 "
+                                   "and SDP; also a registrar for REGISTER. Prints 'ready HOST:PORT' when "
+                                   "listening and 'answered=N open_calls=N' when stopped.")
+    a.add_argument("--realm", help="digest realm to challenge in")
+    a.add_argument("--users", metavar="FILE", help="htdigest file: user:realm:HA1 (MD5), user:realm:HA1:ALGORITHM")
+    a.add_argument("--algorithm", action="append", metavar="NAME", help="challenge algorithm (repeatable; default MD5)")
+    a.add_argument("--proxy-role", action="store_true", help="challenge with 407 Proxy-Authenticate")
+    a.add_argument("--secret", help="nonce secret shared by several instances (default: random)")
+    a.add_argument("--account", metavar="FILE", help="account to register with (see --register)")
+    a.add_argument("--register", action="store_true", help="register the account before answering")
+    a.add_argument("--expires", type=int, default=3600, metavar="SECONDS")
+    a.add_argument("--registrar", action="store_true", help="accept REGISTER without --realm")
+    a.add_argument("--count", type=int, default=0, help="exit after this many calls ended (0: run until signalled)")
+    a.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
+    a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
+    common(a)
+    a.set_defaults(func=cmd_answer)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``txsipua`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        sys.exit(EXIT_USAGE)
+
+    def run(reactor: Any) -> defer.Deferred[Any]:
+        try:
+            d = defer.maybeDeferred(args.func, reactor, args)
+        except UsageError as e:
+            return defer.fail(e)
+        return d
+
+    code = [EXIT_FAILED]
+
+    def runner(reactor: Any) -> defer.Deferred[Any]:
+        d = run(reactor)
+
+        def ok(result: Any) -> None:
+            code[0] = result if isinstance(result, int) else EXIT_OK
+
+        def bad(f: Any) -> None:
+            if f.check(UsageError):
+                print(f"txsipua: {f.value}", file=sys.stderr)
+                code[0] = EXIT_USAGE
+            else:
+                print(describe_error(f.value), file=sys.stderr)
+                code[0] = EXIT_FAILED
+
+        return d.addCallbacks(ok, bad)
+
+    with contextlib.suppress(SystemExit):
+        task.react(runner)
+    sys.exit(code[0])
+
+
+def _summary(data: bytes) -> str:
+    try:
+        m = parse_message(data)
+    except SIPError:
+        return data[:40].decode("latin-1")
+    return repr(m)
+
+
+if __name__ == "__main__":
+    main()

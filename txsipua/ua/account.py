@@ -1,0 +1,169 @@
+"""Accounts: one SIP identity and a set of credentials, one per realm.
+
+An account file is TOML::
+
+    user = "alice"                         # SIP user: the AOR is sip:alice@example.com
+    domain = "example.com"                 # SIP domain
+    display_name = "Alice"                 # optional
+    registrar = "sip:203.0.113.5:5060"     # optional; default sip:<domain>
+    outbound_proxy = "sip:203.0.113.5"     # optional; every request is routed through it
+    digest_guard = true                    # optional; false sends credentials to any hop
+    prefer_qop = "auth"                    # optional; or "auth-int"
+    prefer_strongest = false               # optional; answer the strongest algorithm offered
+    [[credentials]]                        # one table per realm
+    realm = "voip.example.net"             # need not be the domain
+    username = "alice-auth"                # need not be the SIP user
+    password = "..."                       # or: ha1 = "...", algorithm = "MD5"
+    hosts = ["198.51.100.7"]               # optional: more hosts allowed to challenge for it
+
+The auth username need not be the SIP user and the realm need not be the SIP
+domain (RFC 3261 §22.1); credentials are only ever sent to their own realm.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from txsipua.auth.client import DigestClient
+from txsipua.auth.credentials import (
+    CredentialsConfigError,
+    InMemoryCredentials,
+    credentials_from_toml,
+)
+from txsipua.errors import ParseError
+from txsipua.sip.uri import SipURI
+from txsipua.sip.values import NameAddr
+
+
+class AccountError(CredentialsConfigError):
+    """An account file or value is invalid (names the key and the problem)."""
+
+
+def _uri(value: str | SipURI | None, key: str) -> SipURI | None:
+    if value is None or isinstance(value, SipURI):
+        return value
+    text = value if ":" in value and value.split(":", 1)[0].lower() in ("sip", "sips") else f"sip:{value}"
+    try:
+        return SipURI.parse(text)
+    except ParseError as e:
+        raise AccountError(f"{key}: {e.detail}") from None
+
+
+@attrs.frozen
+class Account:
+    """A SIP identity (user, domain) and its credentials.
+
+    Attributes:
+        user: the SIP user; the address of record is ``sip:user@domain``.
+        domain: the SIP domain.
+        credentials: an :class:`~txsipua.auth.credentials.ICredentialSource`
+            (one credential per realm).
+        display_name: shown in From, or ``None``.
+        registrar: the registrar URI; ``sip:<domain>`` when ``None``.
+        outbound_proxy: every out-of-dialog request is sent there (with a
+            loose Route), or ``None``.
+        digest_guard: answer challenges only from the registrar, the outbound
+            proxy and hosts listed for the realm (issue: digest-leak guard).
+        prefer_qop: ``"auth"`` or ``"auth-int"``.
+        prefer_strongest: answer the strongest algorithm a realm offers.
+    """
+
+    user: str
+    domain: str
+    credentials: Any = attrs.field(factory=InMemoryCredentials)  # ICredentialSource
+    display_name: str | None = None
+    registrar: SipURI | None = attrs.field(default=None, converter=lambda v: _uri(v, "registrar"))
+    outbound_proxy: SipURI | None = attrs.field(
+        default=None, converter=lambda v: _uri(v, "outbound_proxy")
+    )
+    digest_guard: bool = True
+    prefer_qop: str = "auth"
+    prefer_strongest: bool = False
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Account:
+        """Build an account from a parsed TOML table.
+
+        Raises:
+            AccountError: a missing or mistyped key, naming it.
+        """
+        for key in ("user", "domain"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise AccountError(f"account needs a non-empty string {key!r}")
+        creds = data.get("credentials", [])
+        if not isinstance(creds, list):
+            raise AccountError("'credentials' must be an array of tables ([[credentials]])")
+        known = {"user", "domain", "display_name", "registrar", "outbound_proxy", "credentials",
+                 "digest_guard", "prefer_qop", "prefer_strongest"}
+        unknown = set(data) - known
+        if unknown:
+            raise AccountError(f"unknown account key(s): {', '.join(sorted(unknown))}")
+        try:
+            source = credentials_from_toml(creds)
+        except CredentialsConfigError as e:
+            raise AccountError(str(e)) from None
+        return cls(
+            user=data["user"],
+            domain=data["domain"],
+            credentials=source,
+            display_name=data.get("display_name"),
+            registrar=data.get("registrar"),
+            outbound_proxy=data.get("outbound_proxy"),
+            digest_guard=bool(data.get("digest_guard", True)),
+            prefer_qop=str(data.get("prefer_qop", "auth")),
+            prefer_strongest=bool(data.get("prefer_strongest", False)),
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Account:
+        """Read an account file (TOML, see the module docstring).
+
+        Raises:
+            AccountError: the file cannot be read or is not a valid account.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise AccountError(f"cannot read account file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise AccountError(f"account file {path} is not valid TOML: {e}") from None
+        return cls.from_mapping(data)
+
+    @property
+    def aor(self) -> SipURI:
+        """The address of record, ``sip:user@domain`` (RFC 3261 §10.2)."""
+        return SipURI(scheme="sip", user=self.user, host=self.domain)
+
+    @property
+    def identity(self) -> NameAddr:
+        """From/To value for this account (without tag)."""
+        return NameAddr(self.aor, self.display_name)
+
+    @property
+    def registrar_uri(self) -> SipURI:
+        """The registrar's URI: :attr:`registrar` or ``sip:<domain>``."""
+        return self.registrar or SipURI(scheme="sip", host=self.domain)
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """Hosts that may challenge us for any realm: registrar and outbound proxy."""
+        hosts = [self.registrar_uri.host]
+        if self.outbound_proxy is not None:
+            hosts.append(self.outbound_proxy.host)
+        return tuple(hosts)
+
+    def digest_client(self) -> DigestClient:
+        """A :class:`~txsipua.auth.client.DigestClient` for this account's credentials."""
+        return DigestClient(
+            self.credentials,
+            prefer_qop=self.prefer_qop,
+            prefer_strongest=self.prefer_strongest,
+            trusted_hosts=self.trusted_hosts,
+            guard=self.digest_guard,
+        )
