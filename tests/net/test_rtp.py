@@ -294,6 +294,20 @@ def test_receive_counts_loss_duplicates_and_garbage():
     assert (s.packets_received, s.packets_lost, s.duplicates, s.invalid, s.rtcp) == (6, 1, 1, 1, 1)
 
 
+def test_jitter_estimate():
+    """RFC 3550 A.8: packets on time give zero jitter; every other one 5 ms late converges to 5 ms."""
+    stream, clock, _ = fake_stream()
+    stream.configure(params())
+    start = clock.seconds()
+    for i in range(250):
+        late = 0.005 if i >= 50 and i % 2 else 0.0
+        clock.advance(start + 0.02 * i + late - clock.seconds())
+        stream.datagramReceived(RtpPacket(0, i, 160 * i, 5, payload=b"\xff" * 160).to_bytes(), REMOTE)
+        if i == 49:
+            assert stream.stats.jitter == pytest.approx(0.0, abs=1e-9)
+    assert 0.0045 < stream.stats.jitter < 0.0051
+
+
 def test_recording_places_audio_by_timestamp():
     """Reordered packets land in order; a lost packet becomes 20 ms of silence; PCMA decoded too."""
     stream, _, _ = fake_stream()
