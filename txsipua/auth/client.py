@@ -489,6 +489,17 @@ class AuthAttempt:
                     "no credentials for realm(s) " + ", ".join(repr(r) for r in refusals.missing)
                 )
             raise fail("; ".join(reasons))
+        # Credentials kept from earlier rounds (realms not re-challenged) are
+        # computed again with the next nonce count: the same nc twice is a
+        # replay to a server that tracks it (RFC 7616 §3.4.5).
+        for key, previous in list(self._answers.items()):
+            if key in fresh:
+                continue
+            again = self._answer(key[0], previous.choice, previous.credential, method, uri, body, hop)
+            if again is not None:
+                again.from_cache = previous.from_cache
+                again.stale_retries = previous.stale_retries
+                self._answers[key] = again
         self._answers.update(fresh)
         return self.headers
 

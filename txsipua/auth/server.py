@@ -221,6 +221,9 @@ class DigestServer:
         nonce_lifetime: seconds a nonce stays fresh.
         replay_table_size: entries of the nonce-count table (bounded memory).
         opaque: an opaque value to send and require back, or ``None``.
+        accept_retargeted: also accept a digest-uri equal to the To URI, for a
+            UAS behind a proxy that rewrote the Request-URI to its Contact
+            (RFC 3261 §16.5); default True in the UAS role, False as a proxy.
 
     Raises:
         ValueError: an unsupported algorithm or qop, a short secret, or a
@@ -234,6 +237,7 @@ class DigestServer:
     nonce_lifetime: float
     replay_table_size: int
     opaque: str | None
+    accept_retargeted: bool
     _secret: bytes
     _counter: int
     _seen: dict[tuple[str, str], int]
@@ -250,6 +254,7 @@ class DigestServer:
         nonce_lifetime: float = 300.0,
         replay_table_size: int = 10000,
         opaque: str | None = None,
+        accept_retargeted: bool | None = None,
     ) -> None:
         names = []
         for algorithm in algorithms:
@@ -275,6 +280,13 @@ class DigestServer:
         self.nonce_lifetime = float(nonce_lifetime)
         self.replay_table_size = replay_table_size
         self.opaque = opaque
+        # A UAS reached through a proxy that retargeted the request (RFC 3261
+        # §16.5: Request-URI rewritten to the registered Contact) sees the
+        # caller's digest-uri in the To URI, not in its Request-URI.  The
+        # digest response covers the digest-uri, so accepting the To URI as
+        # well keeps the integrity check; proxies (which see the original
+        # Request-URI) keep the strict rule.
+        self.accept_retargeted = (not proxy_role) if accept_retargeted is None else accept_retargeted
         self._secret = bytes(secret)
         self._counter = 0
         self._seen = {}
@@ -359,7 +371,9 @@ class DigestServer:
             if other_scheme is not None:
                 return NeedChallenge(False, f"{other_scheme} credentials are never accepted")
             return NeedChallenge(False, f"no credentials for realm {self.realm!r}")
-        if auth.uri != request.uri_text:
+        if auth.uri != request.uri_text and not (
+            self.accept_retargeted and _same_uri(auth.uri, request)
+        ):
             return BadAuthorization(
                 400, f"digest-uri {auth.uri!r} does not match the Request-URI (RFC 3261 §22.4)"
             )
@@ -479,3 +493,13 @@ class DigestServer:
         data = f"to-tag\0{call_id}\0{branch}".encode()
         tag = hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:16]
         return f"{value};tag={tag}"
+
+
+def _same_uri(digest_uri: str, request: Request) -> bool:
+    """True when ``digest_uri`` names the request's To URI (a retargeted request)."""
+    from txsipua.sip.uri import SipURI
+
+    try:
+        return str(SipURI.parse(digest_uri)) == str(request.to.uri)
+    except ParseError:
+        return False
