@@ -472,3 +472,10 @@ def test_keepalive_is_counted_not_answered() -> None:
     layer.receive(b"\r\n\r\n", UAC, 0.0)
     layer.receive(b"", UAC, 0.0)
     assert layer.outbox() == [] and layer.stats["keepalives"] == 2
+
+
+def test_unanswerable_malformed_request_is_dropped() -> None:
+    """A stateless answer is sent only if the client could match it (its CSeq must parse)."""
+    layer = TransactionLayer()
+    layer.receive(_bad().replace(b"CSeq: 1 INVITE", b"CSeq: INVITE"), UAC, 0.0)
+    assert layer.outbox() == [] and layer.stats["dropped_unparseable"] == 1

@@ -1024,7 +1024,10 @@ class TransactionLayer:
                 destination = source
         try:
             data = Response(status, reason, Headers(out)).to_bytes()
-        except ParseError:  # a header value we cannot echo (CR/LF cannot occur; be safe)
+            # Send only what the client can match: its Via, From, To and CSeq must parse.
+            check = parse_message(data)
+            check.top_via, check.from_, check.to  # noqa: B018
+        except ParseError:
             self.stats["dropped_unparseable"] += 1
             return
         self._outbox.append(Outgoing(data, destination))
