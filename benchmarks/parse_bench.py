@@ -239,8 +239,10 @@ def _sippy() -> ParseFn:
 
 @adapter("pyVoIP", "pyVoIP", "SIP.SIPMessage (parses SDP too); no raw body: body_len unchecked")
 def _pyvoip() -> ParseFn:
-    import pyVoIP.VoIP  # noqa: F401  (importing pyVoIP.SIP first hits a circular import)
-    from pyVoIP.SIP import SIPMessage, SIPMessageType
+    with warnings.catch_warnings():  # pyVoIP imports the deprecated audioop
+        warnings.simplefilter("ignore")
+        import pyVoIP.VoIP  # noqa: F401  (importing pyVoIP.SIP first hits a circular import)
+        from pyVoIP.SIP import SIPMessage, SIPMessageType
 
     def parse(data: bytes) -> Key:
         m = SIPMessage(data)
