@@ -1024,9 +1024,8 @@ class TransactionLayer:
                 destination = source
         try:
             data = Response(status, reason, Headers(out)).to_bytes()
-            # Send only what the client can match: its Via, From, To and CSeq must parse.
-            check = parse_message(data)
-            check.top_via, check.from_, check.to  # noqa: B018
+            # Send only what the client can match (§17.1.3): the Via and CSeq must parse.
+            parse_message(data).top_via  # noqa: B018
         except ParseError:
             self.stats["dropped_unparseable"] += 1
             return
