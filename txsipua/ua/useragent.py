@@ -41,7 +41,14 @@ from txsipua.errors import (
     ResolutionError,
     SIPError,
 )
-from txsipua.media.offer_answer import MediaParams, make_answer, make_offer, negotiate
+from txsipua.media.offer_answer import (
+    MediaParams,
+    hold_offer,
+    make_answer,
+    make_offer,
+    negotiate,
+    resume_offer,
+)
 from txsipua.media.sdp import SessionDescription
 from txsipua.net.driver import SIPDatagramProtocol, TraceCallback
 from txsipua.sip.message import Request, Response
@@ -318,11 +325,8 @@ class Call:
         if self._local_sdp is None or self.media is None:
             return defer.fail(LocalProtocolError("no media to re-offer"))
         prev = self._local_sdp
-        offer = make_offer(
-            self.ua.media_host, self.media.port, session_id=prev.session_id,
-            session_version=prev.session_version + 1, direction=direction,
-        )
-        self._local_sdp = offer
+        # same m-lines, version + 1 (RFC 3264 §8)
+        offer = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
         d: defer.Deferred[Response] = defer.Deferred()
         self._reinvite_d = d
         try:
@@ -330,6 +334,7 @@ class Call:
         except SIPError as e:
             self._reinvite_d = None
             return defer.fail(e)
+        self._local_sdp = offer
         return d
 
     def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
@@ -367,8 +372,13 @@ class Call:
             return b""
         self.media = self.ua.new_media_stream()
         if offer_body:
-            offer = SessionDescription.parse(offer_body)
-            answer = make_answer(offer, self.ua.media_host, self.media.port, session_id=self._session_id)
+            try:
+                offer = SessionDescription.parse(offer_body)
+                answer = make_answer(offer, self.ua.media_host, self.media.port, session_id=self._session_id)
+            except SIPError:
+                self._stop_media()
+                self.media = None
+                raise
             self._local_sdp = answer
             self._configure(answer, offer)
         else:
