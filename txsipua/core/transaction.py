@@ -130,6 +130,8 @@ class Timers:
 class Kind(enum.Enum):
     """Which of the four transaction machines."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hash, fast table lookups
+
     ICT = "INVITE client"
     NICT = "non-INVITE client"
     IST = "INVITE server"
@@ -138,6 +140,8 @@ class Kind(enum.Enum):
 
 class State(enum.Enum):
     """Transaction states (RFC 3261 §17, RFC 6026 §7.1, §7.2)."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, fast table lookups
 
     CALLING = "Calling"
     TRYING = "Trying"
@@ -154,6 +158,8 @@ class Input(enum.Enum):
     Timer inputs have the timer's RFC letter as value (``Input.TIMER_B.value``
     is ``"B"``); ``TIMER_2XX`` is the IST's 2xx retransmission timer (§13.3.1.4).
     """
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, fast table lookups
 
     REQUEST = "request retransmission"
     ACK = "ACK"
@@ -182,6 +188,8 @@ class Input(enum.Enum):
 
 class Action(enum.Enum):
     """Side effects of a transition (the part of a figure's label under the bar)."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, fast table lookups
 
     NONE = "-"
     ABSORB = "absorb retransmission"
