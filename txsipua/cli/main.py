@@ -120,8 +120,14 @@ def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
     def fire(signum: int, frame: Any) -> None:
         reactor.callFromThread(handler)
 
-    signal.signal(signal.SIGINT, fire)
-    signal.signal(signal.SIGTERM, fire)
+    def install() -> None:
+        signal.signal(signal.SIGINT, fire)
+        signal.signal(signal.SIGTERM, fire)
+
+    # reactor.run() installs Twisted's own SIGTERM handler (reactor.stop, which would skip
+    # our clean shutdown) during startup: install ours now and again once it is running.
+    install()
+    reactor.callWhenRunning(install)
 
 
 # ---------------------------------------------------------------- register
