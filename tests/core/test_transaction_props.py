@@ -296,7 +296,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     drain(layer)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     base=st.sampled_from(_SAMPLES),
     edits=st.lists(
