@@ -23,6 +23,8 @@ from txsipua.sip.values import CSeq, NameAddr, Via
 
 SIP_VERSION = "SIP/2.0"
 
+_MAX_DELTA_SECONDS = 2**32 - 1
+
 MAX_MESSAGE_SIZE = 65535
 """Largest message accepted, in bytes (a UDP datagram's maximum)."""
 
@@ -105,6 +107,11 @@ _STATUS_REASONS = {
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
+
+
+def _is_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (``str.isdigit`` accepts ``"²"``)."""
+    return text.isdigit() and text.isascii()
 
 
 def reason_phrase(status: int) -> str:
@@ -372,14 +379,22 @@ class Message(abc.ABC):
             v = self.headers.get("Via")
             if v is None:
                 raise ParseError("missing Via header")
-            return Via.parse(split_list_value(v)[0] if "," in v else v)
+            if "," in v:
+                parts = split_list_value(v)
+                if not parts:
+                    raise ParseError(f"empty Via value {v[:40]!r}")
+                v = parts[0]
+            return Via.parse(v)
 
         return self._cached("top_via", build)
 
     @property
     def call_id(self) -> str:
-        """The Call-ID. Raises ParseError when missing."""
-        return self._required("Call-ID")
+        """The Call-ID (RFC 3261 §20.8). Raises ParseError when missing or empty."""
+        v = self._required("Call-ID")
+        if not v:
+            raise ParseError("empty Call-ID header")
+        return v
 
     @property
     def cseq(self) -> CSeq:
@@ -417,8 +432,9 @@ class Message(abc.ABC):
         if v is None:
             return None
         v = v.strip()
-        if not v.isdigit():
-            raise ParseError(f"bad Max-Forwards: {v!r}")
+        if not _is_digits(v) or len(v.lstrip("0")) > 3 or int(v) > 255:
+            # RFC 3261 §20.22: 0-255 (RFC 4475 §3.1.2.4 rejects 300)
+            raise ParseError(f"bad Max-Forwards: {v[:20]!r}")
         return int(v)
 
     @property
@@ -428,8 +444,9 @@ class Message(abc.ABC):
         if v is None:
             return None
         v = v.strip()
-        if not v.isdigit():
-            raise ParseError(f"bad Expires: {v!r}")
+        if not _is_digits(v) or len(v.lstrip("0")) > 10 or int(v) > _MAX_DELTA_SECONDS:
+            # RFC 3261 §20.19, §25.1: delta-seconds, at most 2**32-1
+            raise ParseError(f"bad Expires: {v[:20]!r}")
         return int(v)
 
     @property
@@ -578,6 +595,7 @@ class Response(Message):
 
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_SINGLE = ("from", "to", "call-id", "cseq")
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -612,24 +630,28 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     else:
         end = data.find(b"\n\n")
         if end < 0:
-            if data.endswith(b"\r\n") or data.endswith(b"\n"):
+            if data.endswith(b"\n"):
+                # header section ending without the empty line: tolerated
                 head_b = data.rstrip(b"\r\n")
                 body_start = len(data)
             else:
                 raise ParseError("no blank line after the header fields")
         else:
-            head_b = data[:end]
+            head_b = data[:end].rstrip(b"\r")
             body_start = end + 2
     try:
         head = head_b.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ParseError(f"header section is not UTF-8 (byte {e.start})") from None
+    if "\x00" in head:
+        raise ParseError("NUL byte in the header section")
     lines = head.split("\r\n")
-    if len(lines) != head.count("\n") + 1:  # bare LF line ends, tolerated (RFC 3261 §7)
-        lines = head.replace("\r\n", "\n").split("\n")
-    if not lines or not lines[0]:
-        raise ParseError("empty start line")
+    # every CR and LF of a well-formed header section is part of a CRLF line end
+    if len(head_b) - len(head_b.translate(None, b"\r\n")) != 2 * len(lines) - 2:
+        head, head_b, body_start, lines = _bare_lf_head(data, head, head_b, body_start)
     start = lines[0]
+    if not start:
+        raise ParseError("empty start line")
     fields: list[tuple[str, str, str]] = []
     append = fields.append
     keys = _KEY
@@ -643,7 +665,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
             if not fields:
                 raise ParseError("continuation line before any header field")
             k, n, v = fields[-1]
-            fields[-1] = (k, n, (v + " " + line.strip()).strip())
+            fields[-1] = (k, n, (v + " " + line.strip(" \t")).strip(" \t"))
             continue
         name, sep, value = line.partition(":")
         if not sep:
@@ -667,39 +689,42 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         append((key, name, value.strip(" \t")))
     headers = Headers._from_parsed(fields)
 
-    # start line
+    # start line (RFC 3261 §7.1, §7.2, §25.1)
     msg: Request | Response
-    if start.startswith("SIP/"):
+    if start.startswith("SIP/") or (start[0] in "sS" and start[:4].upper() == "SIP/"):
         version, sp, rest = start.partition(" ")
-        if version != SIP_VERSION and version.upper() != SIP_VERSION:
-            raise ParseError(f"unsupported SIP version {version!r}", status=505)
+        if version.upper() != SIP_VERSION:
+            raise ParseError(f"unsupported SIP version {version[:20]!r}", status=505)
         code, _, reason = rest.partition(" ")
-        if len(code) != 3 or not code.isdigit():
-            raise ParseError(f"bad status code {code!r}")
+        if len(code) != 3 or not (code.isdigit() and code.isascii()):
+            raise ParseError(f"bad status code {code[:20]!r}")
         status = int(code)
         if status < 100 or status > 699:
             raise ParseError(f"status code {status} out of range")
         msg = Response.__new__(Response)
         msg.status = status
-        msg.reason = reason.strip()
+        msg.reason = reason.strip(" \t")
     else:
+        # Request-Line = Method SP Request-URI SP SIP-Version: exactly one SP
+        # between elements (RFC 4475 §3.1.2.9 answers extra spaces with 400)
         parts = start.split(" ")
         if len(parts) != 3:
-            parts = start.split()
-            if len(parts) != 3:
-                raise ParseError(f"bad request line {start[:60]!r}")
+            raise ParseError(f"bad request line {start[:60]!r}")
         method, uri_text, version = parts
         if version != SIP_VERSION:
-            if version.upper() == SIP_VERSION:
+            vu = version.upper()
+            if vu == SIP_VERSION:
                 pass
-            elif version.upper().startswith("SIP/"):
-                raise ParseError(f"unsupported SIP version {version!r}", status=505)
+            elif vu.startswith("SIP/") and len(vu) > 4:
+                raise ParseError(f"unsupported SIP version {version[:20]!r}", status=505)
             else:
                 raise ParseError(f"bad request line {start[:60]!r}")
+        if not method:
+            raise ParseError(f"bad request line {start[:60]!r}")
         for ch in method:
             if ch not in _TOKEN_CHARS:
                 raise ParseError(f"bad method {method[:20]!r}")
-        if not uri_text or ":" not in uri_text:
+        if ":" not in uri_text or "\t" in uri_text:
             raise ParseError(f"bad Request-URI {uri_text[:60]!r}")
         msg = Request.__new__(Request)
         msg.method = method
@@ -707,11 +732,19 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         msg._uri = None
     msg.headers = headers
 
-    # mandatory headers (RFC 3261 §8.1.1, §8.2.2)
+    # mandatory, single-valued headers (RFC 3261 §8.1.1, §8.2.2, §7.3.1;
+    # RFC 4475 §3.1.2.19: several Call-ID/CSeq/From/To values are a 400)
     present = {f[0] for f in fields}
     for req in _REQUIRED:
         if req not in present:
             raise ParseError(f"missing {canon[req]} header")
+    keys_seen: list[str] = []
+    if len(present) != len(fields):
+        keys_seen = [f[0] for f in fields]
+        for req in _SINGLE:
+            count = keys_seen.count(req)
+            if count > 1:
+                raise ParseError(f"{count} {canon[req]} header fields")
     cseq = msg.cseq  # parses and caches; raises ParseError if malformed
     if msg.is_request and cseq.method != msg.method:  # type: ignore[union-attr]
         raise ParseError(
@@ -720,14 +753,21 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         )
 
     # body (RFC 3261 §18.3, §20.14)
-    cl_text = headers.get("Content-Length")
-    if cl_text is not None:
-        cl_text = cl_text.strip()
-        if not cl_text.isdigit() or len(cl_text) > 10:
-            raise ParseError(f"bad Content-Length {cl_text[:20]!r}")
-        length = int(cl_text)
+    if "content-length" in present:
+        cl_text = headers.get("Content-Length") or ""
+        if (
+            keys_seen
+            and keys_seen.count("content-length") > 1
+            and any(v != cl_text for v in headers.get_all("Content-Length"))
+        ):
+            raise ParseError("several differing Content-Length header fields")
+        if cl_text.isdigit() and len(cl_text) < 10 and cl_text.isascii():
+            length = int(cl_text)
+        else:
+            length = _content_length(cl_text)
         body = data[body_start : body_start + length]
         if len(body) < length:
+            # RFC 3261 §18.3: a datagram shorter than Content-Length is discarded
             raise ParseError(
                 f"Content-Length {length} exceeds the {len(data) - body_start} body bytes received"
             )
@@ -737,6 +777,46 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         body = data[body_start:]
     msg.body = body
     return msg
+
+
+def _bare_lf_head(
+    data: bytes, head: str, head_b: bytes, body_start: int
+) -> tuple[str, bytes, int, list[str]]:
+    """Re-split a header section that uses bare LF line ends (RFC 3261 §7.5 tolerance).
+
+    Returns ``(head, head_b, body_start, lines)``.
+
+    Raises:
+        ParseError: a CR that does not end a line.
+    """
+    if head_b.count(b"\r") != head_b.count(b"\r\n"):
+        raise ParseError("bare CR in the header section")
+    lf = data.find(b"\n\n", 0, len(head_b) + 2)
+    if lf >= 0 and lf < len(head_b):
+        # the empty line is LF LF: what followed was already the body
+        head_b = data[:lf]
+        body_start = lf + 2
+        try:
+            head = head_b.decode("utf-8")
+        except UnicodeDecodeError as e:  # pragma: no cover - a prefix of valid UTF-8 text
+            raise ParseError(f"header section is not UTF-8 (byte {e.start})") from None
+    lines = head.replace("\r\n", "\n").split("\n")
+    return head, head_b, body_start, lines
+
+
+def _content_length(text: str) -> int:
+    """The value of a Content-Length header (RFC 3261 §20.14): 1*DIGIT, leading zeros allowed.
+
+    Raises:
+        ParseError: not a run of digits, or more than ten significant digits.
+    """
+    text = text.strip(" \t")
+    if not _is_digits(text):
+        raise ParseError(f"bad Content-Length {text[:20]!r}")
+    digits = text.lstrip("0")
+    if len(digits) > 10:
+        raise ParseError(f"Content-Length {text[:20]}... is too large")
+    return int(digits or "0")
 
 
 __all__ = [

@@ -25,8 +25,10 @@ from txsipua.errors import ParseError
 _HOST_RE = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?|[A-Za-z0-9])$"
 )
-_USER_SAFE = "-_.!~*'()&=+$,;?/%"
-_PASSWORD_SAFE = "-_.!~*'()&=+$,%"
+_FORBIDDEN = frozenset(' \t"<>\\^`{|}\x7f' + "".join(map(chr, range(32))))
+_USER_SAFE = "-_.!~*'()&=+$,;?/"
+_PASSWORD_SAFE = "-_.!~*'()&=+$,"
+_PARAM_SAFE = "-_.!~*'()[]/:&+$"  # paramchar minus escaped (RFC 3261 §25.1)
 
 
 def _freeze_headers(d: Mapping[str, str] | None) -> dict[str, str]:
@@ -75,7 +77,10 @@ class SipURI:
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         if not sep:
-            raise ParseError(f"URI without scheme: {text!r}")
+            raise ParseError(f"URI without scheme: {text[:60]!r}")
+        for ch in text:
+            if ch in _FORBIDDEN:  # RFC 3261 §25.1: SP, CTLs, <>" are never in a URI
+                raise ParseError(f"character {ch!r} in URI {text[:60]!r}")
         scheme = scheme.lower()
         if scheme == "tel":
             number, _, ptext = rest.partition(";")
@@ -84,6 +89,14 @@ class SipURI:
             return cls(scheme="tel", user=number, host="", params=_parse_params(ptext))
         if scheme not in ("sip", "sips"):
             raise ParseError(f"unsupported URI scheme {scheme!r}", status=416)
+        # the userinfo may hold "?" and ";" (user-unreserved), but "@" appears
+        # nowhere else unescaped: split it off first (RFC 3261 §25.1)
+        user = password = None
+        userinfo = None
+        if "@" in rest:
+            userinfo, _, rest = rest.partition("@")
+            if not userinfo:
+                raise ParseError(f"empty user part in URI {text[:60]!r}")
         headers: dict[str, str] = {}
         if "?" in rest:
             rest, _, htext = rest.partition("?")
@@ -91,11 +104,7 @@ class SipURI:
                 if item:
                     k, _, v = item.partition("=")
                     headers[unquote(k)] = unquote(v)
-        user = password = None
-        if "@" in rest:
-            userinfo, _, rest = rest.rpartition("@")
-            if not userinfo:
-                raise ParseError(f"empty user part in URI {text!r}")
+        if userinfo is not None:
             if ":" in userinfo:
                 u, _, p = userinfo.partition(":")
                 user, password = unquote(u), unquote(p)
@@ -182,7 +191,7 @@ def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
         raise ParseError(f"bad host {host!r} in URI {text!r}")
     port: int | None = None
     if ptext:
-        if not ptext.isdigit() or len(ptext) > 5:
+        if not (ptext.isdigit() and ptext.isascii()) or len(ptext) > 5:
             raise ParseError(f"bad port {ptext!r} in URI {text!r}")
         port = int(ptext)
         if port > 65535:
@@ -197,7 +206,7 @@ def _parse_params(ptext: str) -> dict[str, str | None]:
         if not item:
             continue
         k, sep, v = item.partition("=")
-        k = k.strip().lower()
+        k = (unquote(k) if "%" in k else k).strip().lower()
         if not k:
             raise ParseError(f"empty URI parameter name in {ptext!r}")
         params[k] = (unquote(v.strip()) if "%" in v else v.strip()) if sep else None
@@ -205,4 +214,9 @@ def _parse_params(ptext: str) -> dict[str, str | None]:
 
 
 def _format_params(params: Mapping[str, str | None]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+    """Format URI parameters, escaping what ``paramchar`` does not allow (RFC 3261 §25.1)."""
+    out = []
+    for k, v in params.items():
+        k = quote(k, safe=_PARAM_SAFE)
+        out.append(f";{k}" if v is None else f";{k}={quote(v, safe=_PARAM_SAFE)}")
+    return "".join(out)

@@ -15,6 +15,10 @@ from txsipua.errors import ParseError
 from txsipua.sip.uri import SipURI, _format_params, _split_hostport
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
+
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
 """The prefix of every RFC 3261 branch parameter (§8.1.1.7)."""
 
 
@@ -129,10 +133,20 @@ class Via:
         if not transport or not rest:
             raise ParseError(f"bad Via, no transport or sent-by: {text!r}")
         hostport, _, ptext = rest.partition(";")
-        hostport = hostport.replace(" ", "").replace("\t", "")
+        hostport = hostport.strip(" \t")
+        if " " in hostport or "\t" in hostport:
+            # sent-by = host [ COLON port ]: whitespace only around the colon
+            hostport = ":".join(p.strip(" \t") for p in hostport.split(":"))
+            if " " in hostport or "\t" in hostport:
+                raise ParseError(f"bad Via sent-by: {text[:60]!r}")
         host, port = _split_hostport(hostport, text)
         params = parse_header_params(ptext) if ptext else {}
-        return cls(transport, host, port, params, f"{proto.strip().upper()}/{version.strip()}")
+        proto = proto.strip(" \t").upper()
+        version = version.strip(" \t")
+        for word in (proto, version, transport):
+            if not word or any(c not in _TOKEN_CHARS for c in word):
+                raise ParseError(f"bad Via sent-protocol: {text[:60]!r}")
+        return cls(transport, host, port, params, f"{proto}/{version}")
 
     @property
     def branch(self) -> str | None:
@@ -190,11 +204,14 @@ class CSeq:
         """Parse ``"4711 INVITE"``.
 
         Raises:
-            ParseError: not a number and a method, or a number above 2**31-1.
+            ParseError: not a number and a method token, or a number that is not
+                a 32-bit unsigned integer (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.4).
         """
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit():
-            raise ParseError(f"bad CSeq: {text!r}")
+        if len(parts) != 2 or not (parts[0].isdigit() and parts[0].isascii()):
+            raise ParseError(f"bad CSeq: {text[:40]!r}")
+        if len(parts[0].lstrip("0")) > 10 or any(c not in _TOKEN_CHARS for c in parts[1]):
+            raise ParseError(f"bad CSeq: {text[:40]!r}")
         seq = int(parts[0])
         if seq >= 2**32:
             raise ParseError(f"CSeq number out of range: {text!r}")
@@ -235,24 +252,43 @@ class NameAddr:
         text = text.strip()
         if text == "*":
             return cls(SipURI(host="*"), None, {}, True)
-        lt = text.find("<")
+        display: str | None = None
+        rest = text
+        if text.startswith('"'):
+            # quoted-string: a backslash escapes the next character (RFC 3261 §25.1)
+            i, n = 1, len(text)
+            buf = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\":
+                    i += 1
+                    if i == n:
+                        break
+                buf.append(text[i])
+                i += 1
+            if i >= n:
+                raise ParseError(f"unterminated quoted display name in {text[:60]!r}")
+            display = "".join(buf)
+            rest = text[i + 1 :].lstrip(" \t")
+            if not rest.startswith("<"):
+                raise ParseError(f"quoted display name without <URI> in {text[:60]!r}")
+        lt = rest.find("<")
         if lt >= 0:
-            gt = text.find(">", lt)
+            gt = rest.find(">", lt)
             if gt < 0:
-                raise ParseError(f"unterminated <> in {text!r}")
-            display = text[:lt].strip()
-            if display.startswith('"'):
-                if len(display) < 2 or not display.endswith('"'):
-                    raise ParseError(f"bad quoted display name in {text!r}")
-                display = display[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            uri = SipURI.parse(text[lt + 1 : gt])
-            rest = text[gt + 1 :].strip()
-            if rest and not rest.startswith(";"):
-                raise ParseError(f"unexpected text after URI in {text!r}")
-            params = parse_header_params(rest) if rest else {}
+                raise ParseError(f"unterminated <> in {text[:60]!r}")
+            if display is None:
+                display = rest[:lt].strip(" \t")
+                for ch in display:
+                    if ch in '"<>\\' or ord(ch) < 32:
+                        raise ParseError(f"bad display name in {text[:60]!r}")
+            uri = SipURI.parse(rest[lt + 1 : gt])
+            after = rest[gt + 1 :].strip(" \t")
+            if after and not after.startswith(";"):
+                raise ParseError(f"unexpected text after URI in {text[:60]!r}")
+            params = parse_header_params(after) if after else {}
             return cls(uri, display or None, params)
-        if '"' in text:
-            raise ParseError(f"display name without <URI> in {text!r}")
+        if '"' in text or ">" in text:
+            raise ParseError(f"display name or > without <URI> in {text[:60]!r}")
         uritext, _, ptext = text.partition(";")
         uri = SipURI.parse(uritext)
         if uri.scheme != "tel" and "?" in uritext:
