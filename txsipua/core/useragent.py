@@ -163,7 +163,9 @@ class ClientOperation:
 
     def _start(self, now: float) -> None:
         if self.attempt is not None:
-            pre = self.attempt.initial_headers(self.request.method, self.request.uri_text, self.request.body)
+            pre = self.attempt.initial_headers(
+                self.request.method, self.request.uri_text, self.request.body, hop_host=self.hop_host
+            )
             for name, value in pre:
                 self.request.headers.add(name, value)
         self._send(now)
