@@ -196,10 +196,12 @@ def test_ist_ack_matching_accepted_transaction_goes_to_tu() -> None:
     invite = make_request("INVITE")
     txn = _new_server(layer, invite)
     layer.respond(txn, make_response(invite, 200), 0.0)
-    ack = make_request("ACK", cseq_method="ACK", to_tag="b1")
-    layer.receive(wire(ack), UAC, 0.1)
+    ack = make_request("ACK", cseq_method="ACK", to_tag="b1", sent_by="192.0.2.10:5060;rport")
+    layer.receive(wire(ack), ("192.0.2.10", 5999), 0.1)
     [event] = drain(layer)
     assert isinstance(event, RequestReceived) and event.transaction is txn
+    assert event.source == ("192.0.2.10", 5999)
+    assert event.request.top_via.rport == 5999  # stamped like any request for the TU
 
 
 def test_ist_second_2xx_from_tu_is_sent() -> None:

@@ -78,6 +78,7 @@ from txsipua.core.transport import (
     Address,
     Outgoing,
     response_destination,
+    stamp_received,
     stamped_via,
 )
 from txsipua.errors import LocalProtocolError, ParseError
@@ -1226,7 +1227,8 @@ class TransactionLayer:
         self, txn: Transaction, inp: Input, msg: object, source: object, now: float
     ) -> None:
         assert isinstance(txn, ServerTransaction) and isinstance(msg, Request)
-        self._events.append(RequestReceived(msg, source or txn.source, txn))  # type: ignore[arg-type]
+        src = source if isinstance(source, tuple) else txn.source
+        self._events.append(RequestReceived(stamp_received(msg, src), src, txn))
 
     def _a_stop_2xx(
         self, txn: Transaction, inp: Input, msg: object, source: object, now: float
