@@ -233,13 +233,13 @@ def test_auth_scheme() -> None:
 
 # -- property tests ------------------------------------------------------------------
 
+# values: the delimiters that matter to the grammar, plus any non-control character
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x7f").filter(
-        lambda ch: ch >= " " or ch == "\t"
-    ),
-    max_size=20,
+    alphabet=st.sampled_from(list(' \t",\\=;:<>@azAZ09-é'))
+    | st.characters(min_codepoint=0x20, blacklist_categories=["Cs"], blacklist_characters="\x7f"),
+    max_size=12,
 )
-_token = st.from_regex(r"[A-Za-z0-9\-.!%*_+`'~]{1,12}", fullmatch=True)
+_token = st.text(alphabet="abcXYZ019-.!%*_+`'~", min_size=1, max_size=8)
 
 
 @st.composite
@@ -282,7 +282,7 @@ def challenges(draw: st.DrawFn) -> Challenge:
     )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(challenges(), min_size=1, max_size=3))
 def test_round_trip(cs: list[Challenge]) -> None:
     """Any challenge we serialise parses back to the same value, also several in one field."""
@@ -303,10 +303,10 @@ def authorizations(draw: st.DrawFn) -> DigestAuthorization:
         "realm": draw(_text),
         "nonce": draw(_text),
         "uri": draw(_text),
-        "response": draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+        "response": draw(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),
         "algorithm": draw(st.none() | _token),
         "cnonce": draw(_text) if qop else draw(st.none() | _text),
-        "nc": draw(st.from_regex(r"[0-9a-f]{8}", fullmatch=True)) if qop else None,
+        "nc": draw(st.text(alphabet="0123456789abcdef", min_size=8, max_size=8)) if qop else None,
         "qop": qop,
         "opaque": draw(st.none() | _text),
         "userhash": draw(st.booleans()),
@@ -317,7 +317,7 @@ def authorizations(draw: st.DrawFn) -> DigestAuthorization:
     return DigestAuthorization(params=params, **fields)  # type: ignore[arg-type]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(authorizations())
 def test_authorization_round_trip(a: DigestAuthorization) -> None:
     """Any credentials we serialise parse back to the same value."""
@@ -330,7 +330,7 @@ _garbage = st.text(
 ) | st.text(max_size=60)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_garbage)
 def test_only_parse_error_escapes(value: str) -> None:
     """Whatever the text, the parsers return or raise ParseError, nothing else."""
@@ -339,7 +339,7 @@ def test_only_parse_error_escapes(value: str) -> None:
             parser(value)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(challenges(), st.integers(min_value=0, max_value=200), st.text(max_size=5))
 def test_mutated_challenges_only_parse_error(c: Challenge, cut: int, insert: str) -> None:
     """Truncated or spliced valid challenges raise only ParseError."""

@@ -624,3 +624,60 @@ def test_nonce_count_per_realm_and_nonce(cnonces: Iterator[str]) -> None:
         for n in ("a", "a", "b", "a")
     ]
     assert ncs == ["00000001", "00000002", "00000001", "00000003"]
+
+
+def test_error_kinds_and_hints(cnonces: Iterator[str]) -> None:
+    """Each failure carries a kind for programs and a hint that fits it."""
+    from txsipua.auth.client import DigestAuthenticationError
+
+    def failure(
+        client: DigestClient, value: str, hop: str = REGISTRAR, method: str = "REGISTER"
+    ) -> DigestAuthenticationError:
+        response = Response(401, None, [("WWW-Authenticate", value)])
+        with pytest.raises(DigestAuthenticationError) as info:
+            attempt = client.start()
+            attempt.respond_to(response, method, "sip:example.com", hop_host=hop)
+            attempt.respond_to(response, method, "sip:example.com", hop_host=hop)
+        return info.value
+
+    ours = 'Digest realm="voip.example.net", nonce="n", qop="auth"'
+    guarded = failure(
+        client_for(cnonces, ALICE, trusted_hosts=[REGISTRAR]), ours, hop="198.51.100.66"
+    )
+    assert guarded.kind == "guard" and "hosts" in guarded.hint and guarded.hint in str(guarded)
+    assert "username and password" not in str(guarded)
+    rejected = failure(client_for(cnonces, ALICE), ours)
+    assert rejected.kind == "rejected" and "username and password" in rejected.hint
+    missing = failure(client_for(cnonces, Credential("example.com", "a", "p")), ours)
+    assert (
+        missing.kind == "no-credentials"
+        and "the server's realm is 'voip.example.net'" in missing.hint
+    )
+    unsupported = failure(
+        client_for(cnonces, ALICE), 'Digest realm="voip.example.net", nonce="n", algorithm=SHA-1'
+    )
+    assert unsupported.kind == "unsupported" and "SHA-256" in unsupported.hint
+    none = failure(client_for(cnonces, ALICE), 'Basic realm="voip.example.net"')
+    assert none.kind == "no-challenge" and "Basic" in none.hint
+    cancel = failure(client_for(cnonces, ALICE), ours, method="CANCEL")
+    assert cancel.kind == "method"
+    assert isinstance(cancel, AuthenticationError)
+
+
+def test_kept_credentials_get_next_nc(cnonces: Iterator[str]) -> None:
+    """Credentials kept across rounds are recomputed with the next nc (no self-inflicted replay)."""
+    client = client_for(cnonces, ALICE, BOB_REALM)
+    proxy = DigestServer("voip.example.net", SECRET, proxy_role=True)
+    uas = DigestServer("biloxi.example.org", b"another-secret-of-bob")
+    request = make_request("INVITE", "sip:bob@biloxi.example.org")
+    attempt = client.start()
+    first = attempt.respond_to(
+        proxy.challenge(request, 0.0), "INVITE", request.uri_text, hop_host="proxy.example.net"
+    )
+    second = attempt.respond_to(
+        uas.challenge(request, 0.0), "INVITE", request.uri_text, hop_host="proxy.example.net"
+    )
+    (p1,) = [parse_authorization(v) for n, v in first if n == "Proxy-Authorization"]
+    (p2,) = [parse_authorization(v) for n, v in second if n == "Proxy-Authorization"]
+    assert (p1.nonce, p1.nc) == (p2.nonce, "00000001") and p2.nc == "00000002"
+    assert p1.cnonce != p2.cnonce

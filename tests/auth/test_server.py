@@ -305,3 +305,21 @@ def test_constructor_validation() -> None:
             DigestServer(REALM, SECRET, **kwargs)
     with pytest.raises(ValueError):
         DigestServer(REALM, b"short")
+
+
+def test_retargeted_digest_uri_accepted_by_uas_only() -> None:
+    """A UAS reached through a retargeting proxy accepts a digest-uri equal to the To URI."""
+    uas = DigestServer(REALM, SECRET)
+    proxy = DigestServer(REALM, SECRET, proxy_role=True)
+    value = credentials(uas, 0.0, uri="sip:alice@example.com", method="INVITE")
+    retargeted = with_auth(
+        make_request("INVITE", "sip:alice@192.0.2.30:5062"), [("Authorization", value)], 1
+    )
+    assert inspect_ok(uas, retargeted, 1.0).check_password("pw")
+    as_proxy = with_auth(
+        make_request("INVITE", "sip:alice@192.0.2.30:5062"), [("Proxy-Authorization", value)], 1
+    )
+    outcome = proxy.inspect(as_proxy, 1.0)
+    assert isinstance(outcome, BadAuthorization) and outcome.status == 400
+    strict = DigestServer(REALM, SECRET, accept_retargeted=False)
+    assert isinstance(strict.inspect(retargeted, 1.0), BadAuthorization)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -51,7 +51,7 @@ from txsipua.errors import AuthenticationError, ParseError
 if TYPE_CHECKING:  # pragma: no cover
     from txsipua.sip.message import Response
 
-__all__ = ["AuthAttempt", "DigestClient", "host_key"]
+__all__ = ["AnsweredRealm", "AuthAttempt", "DigestAuthenticationError", "DigestClient", "host_key"]
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
 PROXY_AUTHENTICATE = "Proxy-Authenticate"
@@ -68,6 +68,31 @@ MAX_NONCE_COUNTS = 1024
 MAX_CACHED = 64
 
 _Key = tuple[str, str]  # (challenge header, realm)
+
+
+class DigestAuthenticationError(AuthenticationError):
+    """An :class:`~txsipua.errors.AuthenticationError` from :meth:`AuthAttempt.respond_to`.
+
+    Attributes:
+        kind: what went wrong, for programs: ``"rejected"`` (the credentials
+            were refused), ``"no-credentials"``, ``"unsupported"`` (only
+            unsupported algorithms or qop), ``"guard"`` (the digest-leak guard
+            refused the hop), ``"stale-loop"``, ``"rounds"`` (too many rounds),
+            ``"no-challenge"`` (no usable Digest challenge) or ``"method"``
+            (a CANCEL or ACK is never retried).
+        hint: the likely fix, in words (also at the end of the message).
+    """
+
+    def __init__(self, reason: str, *, kind: str, hint: str | None = None, **kwargs: Any) -> None:
+        self.kind = kind
+        self._fixed_hint = hint
+        super().__init__(reason, **kwargs)
+        self.hint = self._hint()
+
+    def _hint(self) -> str:
+        if self._fixed_hint is not None:
+            return self._fixed_hint
+        return super()._hint()
 
 
 def host_key(text: str) -> str:
@@ -399,9 +424,13 @@ class AuthAttempt:
             dict.fromkeys(c.algorithm or "MD5" for cs in groups.values() for c in cs)
         )
 
-        def fail(reason: str, failed_realms: Iterable[str] = ()) -> AuthenticationError:
-            return AuthenticationError(
+        def fail(
+            reason: str, kind: str, failed_realms: Iterable[str] = (), hint: str | None = None
+        ) -> AuthenticationError:
+            return DigestAuthenticationError(
                 reason,
+                kind=kind,
+                hint=hint,
                 status=status,
                 realms=tuple(failed_realms) or realms,
                 algorithms=algorithms,
@@ -410,12 +439,23 @@ class AuthAttempt:
             )
 
         if method in ("CANCEL", "ACK"):
-            raise fail(f"a {method} is never retried with credentials (RFC 3261 §22.1)")
+            raise fail(
+                f"a {method} is never retried with credentials (RFC 3261 §22.1)", "method", hint=""
+            )
         if not groups:
-            raise fail("no usable Digest challenge in the response")
+            raise fail(
+                "no usable Digest challenge in the response",
+                "no-challenge",
+                hint="the server offered no Digest challenge txsipua can parse"
+                + (f" ({'; '.join(self.notes)})" if self.notes else ""),
+            )
         self.rounds += 1
         if self.rounds > MAX_ROUNDS:
-            raise fail(f"gave up after {MAX_ROUNDS} authentication rounds")
+            raise fail(
+                f"gave up after {MAX_ROUNDS} authentication rounds",
+                "rounds",
+                hint="the server keeps challenging; check its configuration",
+            )
 
         hop = host_key(hop_host)
         refusals = _Refusals()
@@ -461,21 +501,32 @@ class AuthAttempt:
             raise fail(
                 "the credentials were rejected for realm(s) "
                 + ", ".join(repr(r) for r in refusals.rejected),
+                "rejected",
                 refusals.rejected,
             )
         if not fresh:
-            reasons = []
+            reasons: list[str] = []
+            kinds: list[tuple[str, list[str], str | None]] = []
             if refusals.loops:
                 reasons.append(
                     "the server keeps answering stale=true for realm(s) "
                     + ", ".join(repr(r) for r in refusals.loops)
                 )
+                kinds.append(("stale-loop", refusals.loops, "the server's nonces expire at once"))
             if refusals.guarded:
                 reasons.append(
                     f"refused by the digest-leak guard: hop {hop_host or '(unknown)'!r} is not "
                     "a trusted host for realm(s) "
                     + ", ".join(repr(r) for r in refusals.guarded)
-                    + " (list it in the realm's hosts, or turn the guard off)"
+                )
+                kinds.append(
+                    (
+                        "guard",
+                        refusals.guarded,
+                        f"if {hop_host or 'that hop'!r} may challenge for "
+                        f"{refusals.guarded[0]!r}, add it to that realm's hosts "
+                        "(or set digest_guard = false)",
+                    )
                 )
             if refusals.unsupported:
                 algos = ", ".join(dict.fromkeys(refusals.unsupported_algorithms))
@@ -484,11 +535,21 @@ class AuthAttempt:
                     + ", ".join(repr(r) for r in refusals.unsupported)
                     + (f" (unsupported: {algos})" if algos else "")
                 )
+                kinds.append(
+                    (
+                        "unsupported",
+                        refusals.unsupported,
+                        "txsipua answers MD5, SHA-256 and SHA-512-256 (and -sess) with qop "
+                        "auth/auth-int; a stored HA1 answers only its own algorithm",
+                    )
+                )
             if refusals.missing:
                 reasons.append(
                     "no credentials for realm(s) " + ", ".join(repr(r) for r in refusals.missing)
                 )
-            raise fail("; ".join(reasons))
+                kinds.append(("no-credentials", refusals.missing, None))
+            kind, failed, hint = kinds[0]
+            raise fail("; ".join(reasons), kind, failed if len(kinds) == 1 else (), hint)
         # Credentials kept from earlier rounds (realms not re-challenged) are
         # computed again with the next nonce count: the same nc twice is a
         # replay to a server that tracks it (RFC 7616 §3.4.5).
