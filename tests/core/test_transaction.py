@@ -450,3 +450,17 @@ def test_handle_timer_late_restarts_from_now() -> None:
     layer.handle_timer(10.0)
     assert len(layer.outbox()) == 1
     assert layer.get_timer() == 11.0
+
+
+def test_timers_are_validated() -> None:
+    """A zero T1 would retransmit forever at the same instant; T2 below T1 makes no sense."""
+    with pytest.raises(ValueError):
+        Timers(t1=0)
+    with pytest.raises(ValueError, match="T2"):
+        Timers(t1=1.0, t2=0.5)
+    with pytest.raises(ValueError):
+        Timers(t4=-1)
+    with pytest.raises(ValueError):
+        Timers(d=-1)
+    assert Timers().t64 == 32.0
+    assert Timers(t1=0.25).t64 == 16.0

@@ -153,3 +153,28 @@ def test_stamping_invariants(host: str, rport: str, ip: str, port: int) -> None:
         assert dest == (ip, port)
     else:
         assert dest[0] == ip
+
+
+def test_pure_modules_import_no_io() -> None:
+    """txsipua.core.{ids,transport,transaction} import neither Twisted nor clocks, sockets, uuid.
+
+    (ids takes ``secrets.token_hex`` as the *default* injected generator; that is the only
+    randomness, and it is replaceable.)
+    """
+    import ast
+    import importlib.util
+
+    forbidden = {"twisted", "time", "socket", "uuid", "random", "datetime", "asyncio", "select"}
+    for name in ("txsipua.core.ids", "txsipua.core.transport", "txsipua.core.transaction"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                roots = {node.module.split(".")[0]}
+            else:
+                continue
+            assert not roots & forbidden, (name, roots)

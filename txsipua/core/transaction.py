@@ -107,16 +107,24 @@ class Timers:
         t4: the maximum time a message stays in the network, 5 s by default.
         d: Timer D over unreliable transports (RFC 3261 says at least 32 s).
 
+    Raises:
+        ValueError: T1 or T4 not positive, T2 below T1, or D negative.
+
     The derived timers are, for unreliable / reliable transports:
     A = T1 doubling (unreliable only); B = F = H = J(unreliable) = L = M =
     64*T1; D = ``d`` / 0; E, G = T1 doubling capped at T2 (unreliable only);
     I = K = T4 / 0; J = 64*T1 / 0.
     """
 
-    t1: float = 0.5
-    t2: float = 4.0
-    t4: float = 5.0
-    d: float = 32.0
+    t1: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    t2: float = attrs.field(default=4.0)
+    t4: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    d: float = attrs.field(default=32.0, validator=attrs.validators.ge(0))
+
+    @t2.validator
+    def _check_t2(self, attribute: object, value: float) -> None:
+        if not value >= self.t1:
+            raise ValueError(f"T2 ({value} s) must be at least T1 ({self.t1} s)")
 
     @property
     def t64(self) -> float:
