@@ -622,7 +622,7 @@ _COMPACT_NEEDED = {
     "i": "Call-ID",
     "cseq": "CSeq",
 }
-_COMPACT_COMPACTION = 1024  # the heap is compacted past this many stale entries
+_COMPACTION_THRESHOLD = 1024  # the heap is compacted past this many stale entries
 
 
 def _response_input(status: int, tu: bool) -> Input:
@@ -633,9 +633,12 @@ def _response_input(status: int, tu: bool) -> Input:
     return Input.TU_300_699 if tu else Input.RESPONSE_300_699
 
 
-@attrs.define
+@attrs.define(eq=False)
 class TransactionLayer:
     """All transactions of one user agent (RFC 3261 §17), sans-IO.
+
+    ``len(layer)`` is the number of live transactions (so an idle layer is
+    falsy: test it against ``None``, not for truth).
 
     Args:
         timers: the base timer values.
@@ -1128,7 +1131,7 @@ class TransactionLayer:
         txn.timers[inp] = seq
         heap = self._heap
         heapq.heappush(heap, (now + delay, seq, txn, inp))
-        if self._stale > _COMPACT_COMPACTION and 2 * self._stale > len(heap):
+        if self._stale > _COMPACTION_THRESHOLD and 2 * self._stale > len(heap):
             self._compact()
 
     def _cancel(self, txn: Transaction, inp: Input) -> None:
