@@ -794,7 +794,7 @@ def _bare_lf_head(
     lf = data.find(b"\n\n", 0, len(head_b) + 2)
     if lf >= 0 and lf < len(head_b):
         # the empty line is LF LF: what followed was already the body
-        head_b = data[:lf]
+        head_b = data[:lf].rstrip(b"\r")
         body_start = lf + 2
         try:
             head = head_b.decode("utf-8")
