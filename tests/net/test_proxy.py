@@ -59,7 +59,7 @@ def _local(request: Request) -> tuple[str, int]:
     return (via.host, via.port)
 
 
-def _receive(sock: socket.socket, reactor: Any, timeout: float = 2.0) -> Any:
+def _receive(sock: socket.socket, reactor: Any, timeout: float = 10.0) -> Any:
     """A Deferred firing with the next datagram on the non-blocking ``sock``."""
     deadline = reactor.seconds() + timeout
 

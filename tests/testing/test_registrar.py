@@ -567,3 +567,26 @@ def test_bad_header_inside_a_parsed_request_gets_400() -> None:
     final = registered(server, expires=None, extra=[("Expires", "soon")])
     assert final.status == 400
     assert server.internal_errors == 0
+
+
+def test_retransmitted_authenticated_invite_is_forwarded_again() -> None:
+    """The same INVITE again (same branch, same credentials) is no nonce-count replay."""
+    server = make_server()
+    register_bob(server)
+    request, response = challenged_invite(server)
+    retry = authorize(request, response, "alice-auth", "alice-pw")
+    first, _ = only(exchange(server, retry, now=0.0))
+    again, destination = only(exchange(server, retry, now=0.5))
+    assert isinstance(again, Request) and destination == BOB
+    assert again.to_bytes() == first.to_bytes()
+
+
+def test_replayed_credentials_on_a_new_request_are_challenged() -> None:
+    """The same nonce count on a different transaction is a replay (RFC 7616 §5.9): 407 again."""
+    server = make_server()
+    register_bob(server)
+    request, response = challenged_invite(server)
+    only(exchange(server, authorize(request, response, "alice-auth", "alice-pw")))
+    replay = authorize(request, response, "alice-auth", "alice-pw", branch="z9hG4bKother")
+    final, _ = only(exchange(server, replay))
+    assert isinstance(final, Response) and final.status == 407

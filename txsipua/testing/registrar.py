@@ -24,7 +24,10 @@ carry the INVITE's branch, leave with the branch the forwarded INVITE had.  The
 To tag of every response it makes itself is a hash of the request too, so the
 ACK for such a response is recognised and absorbed.  Responses it made are kept
 for 32 seconds (a NIST's Timer J) and re-sent for a retransmitted request, so
-duplicated datagrams never get two different challenges.
+duplicated datagrams never get two different challenges; likewise a request
+whose credentials verified is remembered for 32 seconds, so its retransmission
+(same branch, same credentials) is forwarded again instead of being refused as
+a nonce-count replay (RFC 7616 §5.9).
 
 Nothing here reads a clock, ``random`` or a socket: time comes in as ``now``
 (seconds, absolute), bytes leave through :meth:`ProxyRegistrar.outbox`, and what
@@ -280,6 +283,9 @@ class ProxyRegistrar:
     _answers: dict[tuple[str, str, str, int, Address], _Answer] = attrs.field(
         factory=dict, init=False
     )
+    _verified: dict[
+        tuple[tuple[str, str, str, int, Address], tuple[str, ...]], tuple[str, float]
+    ] = attrs.field(factory=dict, init=False)
     _outbox: list[Outgoing] = attrs.field(factory=list, init=False)
     _current_in: int | None = attrs.field(default=None, init=False)
     _events: deque[Event] = attrs.field(factory=deque, init=False)
@@ -327,6 +333,7 @@ class ProxyRegistrar:
         """The next deadline (a binding expiry or a cached answer's end), seconds, absolute."""
         deadlines = [b.expires_at for bs in self._bindings.values() for b in bs.values()]
         deadlines.extend(a.expires_at for a in self._answers.values())
+        deadlines.extend(until for _, until in self._verified.values())
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -342,6 +349,9 @@ class ProxyRegistrar:
         for answer_key, answer in list(self._answers.items()):
             if answer.expires_at <= now:
                 del self._answers[answer_key]
+        for verified_key, (_, until) in list(self._verified.items()):
+            if until <= now:
+                del self._verified[verified_key]
 
     def bindings(self, aor: str, now: float) -> list[Binding]:
         """The live bindings of ``aor`` (``"sip:alice@example.com"``) at ``now``."""
@@ -578,6 +588,11 @@ class ProxyRegistrar:
 
         Returns the AOR user of the authenticated auth username.
         """
+        credentials = tuple(request.headers.get_all(server.credentials_header))
+        verified_key = (self._answer_key(request, source), credentials)
+        verified = self._verified.get(verified_key)
+        if verified is not None:  # a retransmission: its nonce count was already used
+            return verified[0]
         result = server.inspect(request, now)
         if isinstance(result, NeedChallenge):
             note = "challenge" + (" (stale nonce)" if result.stale else "")
@@ -599,6 +614,7 @@ class ProxyRegistrar:
                    "stale": "stale nonce"}.get(result.failure or "", "refused")
             note = f"challenge again: {why} for {result.username!r} in realm {result.realm!r}"
         else:
+            self._verified[verified_key] = (entry[1], now + _ANSWER_LIFETIME)
             return entry[1]
         self._respond(request, server.challenge(request, now, stale=result.stale), source, now, note)
         return None
