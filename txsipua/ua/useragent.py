@@ -447,6 +447,7 @@ class IncomingCall:
     def reject(self, status: int = 486, reason: str | None = None) -> None:
         """Decline with a final non-2xx response (486 Busy Here by default)."""
         self.ua._run(lambda now: self.call.session.reject(now, status, reason))
+        self.ua.calls.discard(self.call)
         self.call._stop_media()
         if not self.call.ended.called:
             self.call.ended.callback("rejected")
