@@ -168,3 +168,52 @@ def _drain(proxy: ProxyRegistrar) -> list[Any]:
     while (event := proxy.next_event()) is not None:
         out.append(event)
     return out
+
+
+class RingingParty(Party):
+    """A callee that rings and never answers."""
+
+    def after(self, now: float) -> None:
+        """Drain events; ring for any incoming call."""
+        while (event := self.core.next_event()) is not None:
+            self.events.append(event)
+            if isinstance(event, ev.IncomingCall):
+                self.sessions.append(event.session)
+                event.session.ring(now)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_cancel_of_a_ringing_call_reaches_the_callee(seed: int) -> None:
+    """Alice hangs up while Bob rings: the CANCEL matches Bob's INVITE through the proxy (§9.2, §16.11)."""
+    faults = {} if seed == 0 else {"loss": 0.15, "duplication": 0.15, "reordering": 0.15}
+    net = FakeNetwork(seed=seed, **faults)
+    proxy = ProxyRegistrar(PROXY, DOMAIN, REALM, USERS, b"scenario-secret-0123456789")
+    alice = Party("alice", ALICE, ("alice-auth", "alice-pw"), 1000)
+    bob = RingingParty("bob", BOB, ("bob-auth", "bob-pw"), 2000)
+    net.attach(PROXY, proxy)
+    net.attach(ALICE, alice.core, alice.after)
+    net.attach(BOB, bob.core, bob.after)
+    register(alice, net)
+    register(bob, net)
+    net.advance(40.0)
+    session = call(net, alice)
+    net.advance(5.0)
+    assert bob.sessions, bob.kinds()
+    assert any(isinstance(e, ev.ProvisionalResponse) and e.response.status == 180 for e in alice.events)
+    session.hangup(net.now)
+    alice.after(net.now)
+    net.advance(40.0)
+    assert [e.reason for e in alice.events if isinstance(e, ev.CallEnded)] == ["cancelled"]
+    assert [(e.reason, e.by_remote) for e in bob.events if isinstance(e, ev.CallEnded)] == [
+        ("cancelled", True)
+    ]
+    to_alice = [parse_message(d.data) for d in net.delivered() if d.destination == ALICE]
+    assert any(getattr(m, "status", 0) == 487 for m in to_alice)
+    cancels = [d for d in net.delivered() if d.first_line.startswith("CANCEL")]
+    invites = [d for d in net.delivered() if d.first_line.startswith("INVITE sip:bob@192.0.2.20")]
+    acks = [d for d in net.delivered() if d.first_line.startswith("ACK sip:bob@192.0.2.20")]
+    branches = {parse_message(d.data).top_via.branch for d in invites}
+    assert len(branches) == 1
+    assert {parse_message(d.data).top_via.branch for d in cancels if d.destination == BOB} == branches
+    assert {parse_message(d.data).top_via.branch for d in acks} == branches  # ACK for the 487
+    assert proxy.internal_errors == 0

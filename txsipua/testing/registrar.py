@@ -71,6 +71,7 @@ __all__ = [
     "Binding",
     "BindingExpired",
     "Dropped",
+    "Event",
     "Handled",
     "Outgoing",
     "PresentedCredentials",
