@@ -29,9 +29,14 @@ UAS targets (each answers on 127.0.0.1:--uas-port):
 sipp            SIPp's own UAS (``sipp/uas.xml``): C, the machine's ceiling
 sipp-digest     SIPp challenging every INVITE (``sipp/uas_auth.xml``, verifyauth)
 twisted         ``uas_twisted.py``: twisted.protocols.sip, no transaction layer
-txsipua         ``python -m txsipua.cli.main answer --bind 127.0.0.1:PORT``
+txsipua         ``python -m txsipua.cli.main answer --bind 127.0.0.1:PORT --no-media``
 txsipua-digest  the same with ``--realm bench.example.net --users FILE``
+txsipua-media   ``answer`` with its RTP stream per call (not in the default list)
 ==============  ===============================================================
+
+``--no-media``: SIPp's UAS and the Twisted responder open no RTP, so the
+default txsipua rows measure the SIP stack (transactions, dialogs, digest)
+alone; ``txsipua-media`` adds what a real answering bot pays for media.
 
 txsipua's ``answer`` command prints ``ready`` when listening and
 ``open_calls=N`` when stopped by SIGTERM (issue 3).  A target whose command
@@ -99,11 +104,13 @@ def _users_file(c: Ctx) -> str:
     return path
 
 
-def _txsipua(digest: bool) -> Callable[[Ctx], list[str]]:
+def _txsipua(digest: bool, media: bool = False) -> Callable[[Ctx], list[str]]:
     def cmd(c: Ctx) -> list[str]:
         argv = [PY, "-m", "txsipua.cli.main", "answer", "--bind", f"{HOST}:{c.uas_port}"]
         if digest:
             argv += ["--realm", REALM, "--users", _users_file(c)]
+        if not media:  # the peers open no RTP either: measure the SIP stack
+            argv.append("--no-media")
         return argv
     return cmd
 
@@ -127,6 +134,8 @@ TARGETS: dict[str, Target] = {
                       "txsipua answer (transaction + dialog layers)"),
     "txsipua-digest": Target(_txsipua(True), "uac_auth.xml", "python",
                              "txsipua answer, digest on every INVITE"),
+    "txsipua-media": Target(_txsipua(False, media=True), "uac.xml", "python",
+                            "txsipua answer with its RTP stream per call (not a default)"),
 }
 DEFAULT_UAS = "sipp,twisted,txsipua,sipp-digest,txsipua-digest"
 
