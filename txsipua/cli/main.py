@@ -216,8 +216,13 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
         call.send_dtmf(args.dtmf)
-    ended = []
-    call.ended.addCallback(lambda r: ended.append(r))
+    ended: list[str] = []
+
+    def note_end(reason: Any) -> Any:
+        ended.append(reason)
+        return reason  # later callbacks (hangup's relay) still need the reason
+
+    call.ended.addCallback(note_end)
     if not interrupted:
         waiter: defer.Deferred[Any] = defer.Deferred()
 
