@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import signal
 import socket
 import sys
@@ -51,7 +52,12 @@ def parse_bind(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, 
         host, port = text.split(":")
     if not port.isdigit() or int(port) > 65535:
         raise UsageError(f"bad port in --bind {text!r}")
-    return (host or default_host, int(port))
+    host = host or default_host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"bad --bind {text!r}: HOST must be an IPv4 or IPv6 address") from None
+    return (host, int(port))
 
 
 def local_host_towards(host: str, port: int) -> str:
