@@ -322,7 +322,9 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             print(describe_error(e), file=sys.stderr)
             yield ua.stop()
             return EXIT_FAILED
-    print(f"ready {host}:{port}", flush=True)
+    from txsipua.core.useragent import format_host
+
+    print(f"ready {format_host(host)}:{port}", flush=True)  # [::1]:PORT for IPv6
 
     def stop() -> None:
         ending.append(True)
