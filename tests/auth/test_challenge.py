@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import attrs
 import pytest
@@ -357,3 +358,30 @@ def test_non_text_input() -> None:
             parse_challenges(bad)  # type: ignore[arg-type]
         with pytest.raises(ParseError):
             parse_authorization(bad)  # type: ignore[arg-type]
+
+
+_param_lists = st.lists(
+    st.tuples(
+        st.sampled_from(["", " ", "\t", ",", " , ", ",,"]),
+        _token,
+        st.sampled_from(["=", " = ", "", "=="]),
+        _text.map(quote) | _token | st.sampled_from(['"unterminated', '"a\\', '"\\"', '"\x01"']),
+    ),
+    max_size=4,
+).map(lambda items: "".join(a + b + c + d for a, b, c, d in items))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_param_lists, st.booleans())
+def test_fast_param_path_matches_reference_scanner(text: str, stop: bool) -> None:
+    """The regex fast path and the character scanner agree on every input (value, position, error)."""
+    from txsipua.auth.challenge import _parse_params, _parse_params_scan, _Scanner
+
+    def run(parser: Any) -> tuple[Any, int]:
+        sc = _Scanner(text)
+        try:
+            return parser(sc, stop_at_new_scheme=stop), sc.pos
+        except ParseError as e:
+            return ("error", e.detail), -1
+
+    assert run(_parse_params) == run(_parse_params_scan)

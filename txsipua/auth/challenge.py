@@ -165,12 +165,59 @@ class _Scanner:
         return tok
 
 
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~#$&^|]+"
+# one auth-param with the separator after it:
+#   *WS name *WS "=" *WS ( quoted-string / token ) *WS [ "," *( WS / "," ) ]
+_PARAM_FAST = re.compile(
+    r"[ \t\r\n]*(" + _TOKEN_CLASS + r")[ \t\r\n]*=[ \t\r\n]*"
+    r'(?:"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\r\n])*)"|(' + _TOKEN_CLASS + r"))"
+    r"[ \t\r\n]*(,[ \t\r\n,]*)?"
+)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+
+
 def _parse_params(sc: _Scanner, *, stop_at_new_scheme: bool) -> tuple[dict[str, str], list[str]]:
     """Parse ``auth-param *(COMMA auth-param)``; return (params by lower-case name, names as sent).
 
     With ``stop_at_new_scheme``, a token not followed by ``=`` ends the list: it
     is the scheme of the next challenge (the scanner is left on it).
+
+    A regex fast path handles the common case (a well-formed list running to
+    the end of the value); anything else goes through the character scanner
+    :func:`_parse_params_scan`, the reference, which also words the errors.
     """
+    text, end = sc.text, sc.n
+    pos = sc.pos
+    params: dict[str, str] = {}
+    order: list[str] = []
+    match = _PARAM_FAST.match
+    while True:
+        m = match(text, pos)
+        if m is None:
+            break
+        name, value, token, separator = m.groups()
+        key = name.lower()
+        if key in params:
+            break
+        if value is None:
+            value = token
+        elif "\\" in value:
+            value = _QUOTED_PAIR.sub(r"\1", value)
+        params[key] = value
+        order.append(key)
+        pos = m.end()
+        if pos == end:
+            sc.pos = pos
+            return params, order
+        if separator is None:
+            break
+    return _parse_params_scan(sc, stop_at_new_scheme=stop_at_new_scheme)
+
+
+def _parse_params_scan(
+    sc: _Scanner, *, stop_at_new_scheme: bool
+) -> tuple[dict[str, str], list[str]]:
+    """The character-by-character reference of :func:`_parse_params`."""
     params: dict[str, str] = {}
     order: list[str] = []
     first = True
