@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from conftest import REALM, Proxy, account, eventually, settled, within
+from loopback import REALM, Proxy, account, eventually, settled, within
 from twisted.internet import defer
 
 from txsipua.auth.challenge import parse_authorization

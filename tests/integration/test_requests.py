@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from conftest import DOMAIN, Proxy, Wire, account, eventually, settled, within
+from loopback import DOMAIN, Proxy, Wire, account, eventually, settled, within
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 
