@@ -83,7 +83,18 @@ del _name, _base
 _DIGEST_LENGTH = {"MD5": 32, "SHA-256": 64, "SHA-512-256": 64}
 
 
+# exact spellings too, so the common case needs no .lower()
+_FAST: dict[str | None, tuple[str, Callable[..., Any], bool]] = {
+    None: _TABLE["md5"],
+    **{entry[0]: entry for entry in _TABLE.values()},
+    **_TABLE,
+}
+
+
 def _lookup(algorithm: str | None) -> tuple[str, Callable[..., Any], bool]:
+    entry = _FAST.get(algorithm)
+    if entry is not None:
+        return entry
     try:
         return _TABLE[(algorithm or "MD5").lower()]
     except KeyError:
@@ -229,7 +240,8 @@ def compute_response(
         ValueError: the algorithm or qop is not supported, or cnonce/nc are
             missing where they are needed.
     """
-    _, hasher, sess = _lookup(algorithm)
+    entry = _FAST.get(algorithm)
+    _, hasher, sess = entry if entry is not None else _lookup(algorithm)
     if sess:
         s_cnonce = cnonce if cnonce_for_sess is None else cnonce_for_sess
         if s_cnonce is None:
@@ -241,7 +253,7 @@ def compute_response(
         return hasher(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
     if cnonce is None or nc is None:
         raise ValueError("qop needs both cnonce and nc")
-    q = qop.lower()
+    q = qop if qop == "auth" or qop == "auth-int" else qop.lower()
     if q == "auth":
         ha2 = hasher(f"{method}:{uri}".encode()).hexdigest()
     elif q == "auth-int":
