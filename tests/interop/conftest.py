@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,14 @@ from peers import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Keep each phase's report on the item, so fixtures know at teardown if the test failed."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
@@ -211,6 +214,11 @@ class TxsipuaCli:
         )
 
     def argv(self, *args: str) -> list[str]:
+        """``python -m txsipua.cli.main ARGS``, or ``$TXSIPUA_CLI ARGS`` when that is set
+        (e.g. ``TXSIPUA_CLI=txsipua`` to test the installed console script)."""
+        override = os.environ.get("TXSIPUA_CLI")
+        if override:
+            return [*shlex.split(override), *args]
         return [sys.executable, "-m", "txsipua.cli.main", *args]
 
     def run(self, *args: str, timeout: float = 20.0) -> CliResult:
@@ -261,7 +269,7 @@ def txsipua_cli(tmp_path: Path, peer_registry: _Peers) -> TxsipuaCli:
     Only a *missing* module skips: once the file exists, an import error in it fails the
     test (the subprocess reports it), so the skip disappears by itself and cannot hide bugs.
     """
-    if importlib.util.find_spec("txsipua.cli.main") is None:
+    if not os.environ.get("TXSIPUA_CLI") and importlib.util.find_spec("txsipua.cli.main") is None:
         pytest.skip("CLI not built yet")
     return TxsipuaCli(tmp_path, peer_registry)
 

@@ -292,6 +292,11 @@ class ManagedProcess:
         self._forget()
         return rc
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the program itself (e.g. SIGTERM to test a clean shutdown)."""
+        assert self.popen is not None, "not started"
+        self.popen.send_signal(sig)
+
     def stop(self, grace: float = STOP_GRACE) -> int | None:
         """Stop the program's process group: SIGTERM, then SIGKILL after ``grace`` seconds.
 
@@ -765,6 +770,16 @@ class Kamailio:
     def log(self) -> str:
         return self.process.output()
 
+    def received(self, method: str) -> list[str]:
+        """The distinct requests of ``method`` the routing script saw, in order of arrival.
+
+        Each is the log line "RX <method> <ruri> from <ip:port> cseq=<n> callid=<id>";
+        retransmissions give identical lines and are counted once, so a REGISTER challenged
+        and then retried with credentials gives two entries.
+        """
+        lines = re.findall(rf"RX {re.escape(method)} [^\n]*", self.log())
+        return list(dict.fromkeys(line.strip() for line in lines))
+
 
 DEFAULT_DOMAIN = "example.com"
 DEFAULT_REALM = "voip.example.net"
@@ -826,6 +841,8 @@ modparam("jsonrpcs", "pretty_format", 0)
 modparam("usrloc", "db_mode", 0)
 modparam("usrloc", "use_domain", 1)
 modparam("registrar", "max_expires", 3600)
+# short registrations allowed, so a test can watch a refresh within seconds
+modparam("registrar", "min_expires", 1)
 
 # One algorithm per instance (auth 5.6 param "algorithm": MD5 or SHA-256).
 modparam("auth", "algorithm", "{algorithm}")
@@ -846,7 +863,7 @@ modparam("auth_db", "use_domain", 1)
 modparam("auth_db", "load_credentials", "$avp(aor_user)=aor_user;$avp(aor_domain)=aor_domain")
 
 request_route {{
-    xlog("L_INFO", "RX $rm $ru from $si:$sp cseq=$cs\\n");
+    xlog("L_INFO", "RX $rm $ru from $si:$sp cseq=$cs callid=$ci\\n");
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
