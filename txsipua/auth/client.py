@@ -516,8 +516,7 @@ class AuthAttempt:
             if refusals.guarded:
                 reasons.append(
                     f"refused by the digest-leak guard: hop {hop_host or '(unknown)'!r} is not "
-                    "a trusted host for realm(s) "
-                    + ", ".join(repr(r) for r in refusals.guarded)
+                    "a trusted host for realm(s) " + ", ".join(repr(r) for r in refusals.guarded)
                 )
                 kinds.append(
                     (
@@ -556,7 +555,9 @@ class AuthAttempt:
         for key, previous in list(self._answers.items()):
             if key in fresh:
                 continue
-            again = self._answer(key[0], previous.choice, previous.credential, method, uri, body, hop)
+            again = self._answer(
+                key[0], previous.choice, previous.credential, method, uri, body, hop
+            )
             if again is not None:
                 again.from_cache = previous.from_cache
                 again.stale_retries = previous.stale_retries

@@ -84,11 +84,9 @@ _DIGEST_LENGTH = {"MD5": 32, "SHA-256": 64, "SHA-512-256": 64}
 
 
 # exact spellings too, so the common case needs no .lower()
-_FAST: dict[str | None, tuple[str, Callable[..., Any], bool]] = {
-    None: _TABLE["md5"],
-    **{entry[0]: entry for entry in _TABLE.values()},
-    **_TABLE,
-}
+_FAST: dict[str | None, tuple[str, Callable[..., Any], bool]] = {None: _TABLE["md5"]}
+_FAST.update(_TABLE)
+_FAST.update((entry[0], entry) for entry in _TABLE.values())
 
 
 def _lookup(algorithm: str | None) -> tuple[str, Callable[..., Any], bool]:

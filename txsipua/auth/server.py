@@ -286,7 +286,9 @@ class DigestServer:
         # digest response covers the digest-uri, so accepting the To URI as
         # well keeps the integrity check; proxies (which see the original
         # Request-URI) keep the strict rule.
-        self.accept_retargeted = (not proxy_role) if accept_retargeted is None else accept_retargeted
+        self.accept_retargeted = (
+            (not proxy_role) if accept_retargeted is None else accept_retargeted
+        )
         self._secret = bytes(secret)
         self._counter = 0
         self._seen = {}
