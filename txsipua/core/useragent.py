@@ -608,7 +608,10 @@ class InviteSession:
         method = request.method
         if method == "BYE":
             core.layer.respond(stxn, core.make_response(request, 200), now)
-            # RFC 3261 §15.1.2: a BYE before the ACK also ends the call
+            # RFC 3261 §15.1.2: a BYE before the ACK also ends the call; stop
+            # the 2xx retransmissions of every INVITE still waiting for its ACK
+            for pending in self._pending_uas_2xx.values():
+                core.layer.ack_received(pending, now)
             self._pending_uas_2xx.clear()
             if not self._ended:
                 self._ended = True
