@@ -44,6 +44,40 @@ def pytest_runtest_makereport(
     return report
 
 
+# ---------------------------------------------------------------------------------------------
+# The interop matrix (peer x flow), printed at the end of the run
+
+_PEER_OF_MODULE = {
+    "test_kamailio": "Kamailio 5.6",
+    "test_sipp_callee": "SIPp 3.6",
+    "test_harness": "harness",
+}
+_MATRIX: list[tuple[str, str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record each interop test's outcome (call phase, or a skip/error at setup)."""
+    if "interop" not in report.keywords:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        path, _, name = report.nodeid.partition("::")
+        module = Path(path).stem
+        peer = _PEER_OF_MODULE.get(module, module.removeprefix("test_"))
+        outcome: str = report.outcome
+        if report.skipped and isinstance(report.longrepr, tuple):
+            outcome = f"skipped ({report.longrepr[2].removeprefix('Skipped: ')})"
+        _MATRIX.append((peer, name.removeprefix("test_"), outcome))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _MATRIX:
+        return
+    terminalreporter.write_sep("-", "interop matrix (peer x flow)")
+    width = max(len(flow) for _, flow, _ in _MATRIX)
+    for peer, flow, outcome in sorted(_MATRIX):
+        terminalreporter.write_line(f"{peer:<14} {flow:<{width}}  {outcome}")
+
+
 def _failed(request: pytest.FixtureRequest) -> bool:
     rep = getattr(request.node, "rep_call", None)
     return rep is None or rep.failed

@@ -143,6 +143,49 @@ def test_kamailio_rejects_wrong_password_and_foreign_auth_user(kamailio_factory,
     assert kam.contacts("alice") == []
 
 
+def test_kamailio_accepts_a_sipsak_register(kamailio, tmp_path: Path) -> None:
+    """sipsak (an independent digest implementation) registers alice with auth user
+    alice-auth in realm voip.example.net; the binding it asked for appears in Kamailio.
+
+    sipsak resolves the host of ``-s``, so the REGISTER is read from a file (``-f``) and
+    sent to ``sip:127.0.0.1:PORT``; ``-i`` keeps sipsak from adding its own Via.
+    """
+    sipsak = require_program("sipsak", "sipsak")
+    alice = kamailio.users["alice"]
+    port, contact_port = free_udp_port(), free_udp_port()
+    request = (
+        "REGISTER sip:example.com SIP/2.0\n"
+        f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bKsipsak1;rport\n"
+        "From: <sip:alice@example.com>;tag=sk1\n"
+        "To: <sip:alice@example.com>\n"
+        f"Call-ID: sipsak-{port}@{HOST}\n"
+        "CSeq: 1 REGISTER\n"
+        f"Contact: <sip:alice@{HOST}:{contact_port}>\n"
+        "Expires: 60\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    )
+    (tmp_path / "register.txt").write_text(request)
+    argv = [
+        sipsak,
+        "-f",
+        str(tmp_path / "register.txt"),
+        "-s",
+        f"sip:{HOST}:{kamailio.port}",
+        "-l",
+        str(port),
+        "-i",
+        "-u",
+        alice.auth_username,
+        "-a",
+        alice.password,
+        "-vv",
+    ]
+    proc = ManagedProcess("sipsak", argv, tmp_path / "sipsak.log", lifetime=10).start()
+    assert proc.wait(10) == 0, proc.output()
+    assert "200 OK" in proc.output()
+    assert len(kamailio.received("REGISTER")) == 2  # challenged once, then accepted
+    assert [b.contact for b in kamailio.contacts("alice")] == [f"sip:alice@{HOST}:{contact_port}"]
+
+
 def test_kamailio_sipp_call_with_407_to_registered_sipp_callee(
     kamailio, registered_callee, sipp_factory
 ) -> None:
