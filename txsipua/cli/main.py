@@ -247,10 +247,13 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
         write_wav(args.record, call.media.recorded())
     if ended:
-        print(f"call ended by the peer ({ended[0]})")
+        reason = ended[0]
     else:
         reason = yield call.hangup()
+    if reason == "hangup":  # we ended it: --duration ran out, or SIGINT/SIGTERM
         print(f"hung up ({reason})")
+    else:
+        print(f"call ended by the peer ({reason})")
     yield ua.stop()
     return EXIT_OK
 
