@@ -37,7 +37,6 @@ The rules it enforces:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +59,8 @@ ANSWER_HEADER = {WWW_AUTHENTICATE: "Authorization", PROXY_AUTHENTICATE: "Proxy-A
 
 #: Retries with ``stale=true`` allowed per realm within one attempt.
 MAX_STALE_RETRIES = 3
-#: 401/407 responses answered within one attempt, whatever they hold.
+#: 401/407 responses answered within one attempt, not counting those that only
+#: refresh stale nonces.
 MAX_ROUNDS = 8
 #: Bound of the (realm, nonce) -> nc table.
 MAX_NONCE_COUNTS = 1024
@@ -276,6 +276,9 @@ class DigestClient:
 
 
 def _token_cnonce() -> str:
+    """64 random bits from the OS (``secrets``, imported only when needed)."""
+    import secrets
+
     return secrets.token_hex(8)
 
 
@@ -298,13 +301,14 @@ class AuthAttempt:
     Attributes:
         notes: human-readable notes about challenges that were skipped (other
             schemes, unparseable fields, unsupported algorithms), for logging.
-        rounds: how many 401/407 responses were answered.
+        rounds: how many 401/407 responses were handled (stale refreshes included).
     """
 
     _client: DigestClient
     _answers: dict[_Key, _Answer] = attrs.Factory(dict)
     notes: list[str] = attrs.Factory(list)
     rounds: int = 0
+    _counted: int = 0
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -450,12 +454,6 @@ class AuthAttempt:
                 + (f" ({'; '.join(self.notes)})" if self.notes else ""),
             )
         self.rounds += 1
-        if self.rounds > MAX_ROUNDS:
-            raise fail(
-                f"gave up after {MAX_ROUNDS} authentication rounds",
-                "rounds",
-                hint="the server keeps challenging; check its configuration",
-            )
 
         hop = host_key(hop_host)
         refusals = _Refusals()
@@ -549,6 +547,16 @@ class AuthAttempt:
                 kinds.append(("no-credentials", refusals.missing, None))
             kind, failed, hint = kinds[0]
             raise fail("; ".join(reasons), kind, failed if len(kinds) == 1 else (), hint)
+        # Rounds that only refresh stale nonces do not count towards the bound
+        # (they are bounded per realm by MAX_STALE_RETRIES).
+        if any(a.stale_retries == 0 for a in fresh.values()):
+            self._counted += 1
+            if self._counted > MAX_ROUNDS:
+                raise fail(
+                    f"gave up after {MAX_ROUNDS} authentication rounds",
+                    "rounds",
+                    hint="the server keeps challenging; check its configuration",
+                )
         # Credentials kept from earlier rounds (realms not re-challenged) are
         # computed again with the next nonce count: the same nc twice is a
         # replay to a server that tracks it (RFC 7616 §3.4.5).
