@@ -1,6 +1,7 @@
 """The Twisted driver of a sans-IO user agent core, and its UDP transport.
 
-Theory of operation: :class:`SIPDatagramProtocol` owns one
+Theory of operation: a :class:`CoreDriver` (here :class:`SIPDatagramProtocol`;
+TCP/TLS in :mod:`txsipua.net.stream`) owns one
 :class:`~txsipua.core.useragent.UserAgentCore`.  After every input (a
 datagram, a timer, a call from the application) it *pumps*: it writes the
 core's outbox to the socket, hands every event to the ``on_event`` callback
@@ -20,22 +21,24 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from txsipua.core.events import Event
 from txsipua.core.transport import Address
-from txsipua.core.useragent import UserAgentCore
 
 TraceCallback = Callable[[str, bytes, Address], None]
 """``trace(direction, data, peer)``: direction is ``"send"`` or ``"recv"``."""
 
 
-class SIPDatagramProtocol(DatagramProtocol):
-    """Moves a core's datagrams over UDP and keeps its one timer armed.
+class CoreDriver:
+    """Pumps a sans-IO engine: writes its outbox, hands out its events, keeps its one timer armed.
+
+    Subclasses provide :meth:`_write` (how bytes reach a destination).  Any engine
+    with ``outbox()``, ``next_event()``, ``get_timer()`` and ``handle_timer(now)``
+    can be driven (the UA core, the test registrar/proxy).
 
     Args:
-        reactor: provides ``IReactorTime`` (and ``IReactorUDP`` for listening).
-        core: the sans-IO core.
-        on_event: called with every core event, in order.
-        trace: optional; called with every datagram sent and received.
+        reactor: provides ``IReactorTime``.
+        core: the sans-IO engine.
+        on_event: called with every event, in order.
+        trace: optional; called with every message sent and received.
     """
 
     log = Logger()
@@ -43,8 +46,8 @@ class SIPDatagramProtocol(DatagramProtocol):
     def __init__(
         self,
         reactor: Any,
-        core: UserAgentCore,
-        on_event: Callable[[Event], None],
+        core: Any,
+        on_event: Callable[[Any], None],
         trace: TraceCallback | None = None,
     ) -> None:
         self.reactor = reactor
@@ -56,21 +59,6 @@ class SIPDatagramProtocol(DatagramProtocol):
         self._pumping = False
         self._stopped = False
 
-    # Twisted protocol methods
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
-        """Feed one datagram to the core and pump."""
-        source = (addr[0], addr[1])
-        if self.trace is not None:
-            self.trace("recv", datagram, source)
-        self.core.receive(datagram, source, self.reactor.seconds())
-        self.pump()
-
-    def stopProtocol(self) -> None:  # noqa: N802
-        """Cancel the timer when the port closes."""
-        self._stopped = True
-        self._cancel_timer()
-
-    # driver
     def pump(self) -> None:
         """Flush the outbox, drain events, re-arm the timer; repeat until idle."""
         if self._pumping:
@@ -81,7 +69,7 @@ class SIPDatagramProtocol(DatagramProtocol):
             while True:
                 out = core.outbox()
                 for item in out:
-                    self._write(item.data, item.destination)
+                    self._send(item.data, item.destination)
                 event = core.next_event()
                 if event is None and not out:
                     break
@@ -91,25 +79,24 @@ class SIPDatagramProtocol(DatagramProtocol):
                     except Exception:
                         self.log.failure("event handler failed for {event!r}", event=event)
                     for item in core.outbox():
-                        self._write(item.data, item.destination)
+                        self._send(item.data, item.destination)
                     event = core.next_event()
         finally:
             self._pumping = False
         self._arm()
 
-    def _write(self, data: bytes, destination: Address) -> None:
+    def _send(self, data: bytes, destination: Address) -> None:
         if self.trace is not None:
             self.trace("send", data, destination)
-        transport = self.transport
-        if transport is None:
-            return
-        try:
-            transport.write(data, destination)  # type: ignore[misc,arg-type,call-arg]
-        except OSError as e:
-            self.log.warn("could not send to {dest}: {err}", dest=destination, err=e)
-            layer = getattr(self.core, "layer", None)
-            if layer is not None:
-                layer.transport_error(destination, self.reactor.seconds())
+        self._write(data, destination)
+
+    def _write(self, data: bytes, destination: Address) -> None:
+        raise NotImplementedError  # pragma: no cover - every driver defines it
+
+    def _transport_error(self, destination: Address) -> None:
+        layer = getattr(self.core, "layer", None)
+        if layer is not None:
+            layer.transport_error(destination, self.reactor.seconds())
 
     def _arm(self) -> None:
         if self._stopped:
@@ -135,3 +122,41 @@ class SIPDatagramProtocol(DatagramProtocol):
             self._timer.cancel()
         self._timer = None
         self._timer_at = None
+
+    def stop_driving(self) -> None:
+        """Stop arming the timer (the transport is going away)."""
+        self._stopped = True
+        self._cancel_timer()
+
+
+class SIPDatagramProtocol(CoreDriver, DatagramProtocol):
+    """Moves a core's datagrams over UDP and keeps its one timer armed.
+
+    Args:
+        reactor: provides ``IReactorTime`` (and ``IReactorUDP`` for listening).
+        core: the sans-IO core.
+        on_event: called with every core event, in order.
+        trace: optional; called with every datagram sent and received.
+    """
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
+        """Feed one datagram to the core and pump."""
+        source = (addr[0], addr[1])
+        if self.trace is not None:
+            self.trace("recv", datagram, source)
+        self.core.receive(datagram, source, self.reactor.seconds())
+        self.pump()
+
+    def stopProtocol(self) -> None:  # noqa: N802
+        """Cancel the timer when the port closes."""
+        self.stop_driving()
+
+    def _write(self, data: bytes, destination: Address) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            transport.write(data, destination)  # type: ignore[misc,arg-type,call-arg]
+        except OSError as e:
+            self.log.warn("could not send to {dest}: {err}", dest=destination, err=e)
+            self._transport_error(destination)

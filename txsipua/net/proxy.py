@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
-
+from txsipua.net.driver import SIPDatagramProtocol
 from txsipua.testing.registrar import BindingExpired, Dropped, Event, Handled, ProxyRegistrar
 
 __all__ = ["ProxyProtocol", "listen_proxy"]
 
 
-class ProxyProtocol(DatagramProtocol):
+class ProxyProtocol(SIPDatagramProtocol):
     """Runs a :class:`~txsipua.testing.registrar.ProxyRegistrar` over UDP.
 
     Args:
@@ -35,48 +33,17 @@ class ProxyProtocol(DatagramProtocol):
         reactor: the reactor.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         core: ProxyRegistrar,
         reactor: Any,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self.core = core
-        self.reactor = reactor
-        self.on_event = on_event
-        self._timer: Any = None  # IDelayedCall
-        self._stopped = False
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
-        """Feed one datagram to the core, then flush."""
-        self.core.receive(datagram, (addr[0], addr[1]), self.reactor.seconds())
-        self.flush()
-
-    def stopProtocol(self) -> None:  # noqa: N802
-        """Cancel the timer when the port closes."""
-        self._stopped = True
-        self._cancel_timer()
+        super().__init__(reactor, core, on_event or self._log_event)
 
     def flush(self) -> None:
-        """Write the outbox, deliver the events, re-arm the timer."""
-        for item in self.core.outbox():
-            if self.transport is None:
-                break
-            try:
-                self.transport.write(item.data, item.destination)  # type: ignore[misc,arg-type,call-arg]
-            except OSError as e:
-                self.log.warn("proxy could not send to {dest}: {err}", dest=item.destination, err=e)
-        while (event := self.core.next_event()) is not None:
-            if self.on_event is not None:
-                try:
-                    self.on_event(event)
-                except Exception:
-                    self.log.failure("proxy event handler failed for {event!r}", event=event)
-            else:
-                self._log_event(event)
-        self._arm()
+        """Write the outbox, deliver the events, re-arm the timer (same as ``pump``)."""
+        self.pump()
 
     def _log_event(self, event: Event) -> None:
         if isinstance(event, Handled):
@@ -93,25 +60,6 @@ class ProxyProtocol(DatagramProtocol):
         elif isinstance(event, BindingExpired):
             self.log.info("proxy: binding {contact} of {aor} expired",
                           contact=str(event.binding.contact.uri), aor=event.binding.aor)
-
-    def _arm(self) -> None:
-        self._cancel_timer()
-        if self._stopped:
-            return
-        deadline = self.core.get_timer()
-        if deadline is None:
-            return
-        self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self.core.handle_timer(self.reactor.seconds())
-        self.flush()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
 
 
 def listen_proxy(
