@@ -212,3 +212,18 @@ def test_htdigest_missing_file(tmp_path: Path) -> None:
     """A missing file raises OSError on construction."""
     with pytest.raises(OSError):
         HtdigestFileStore(tmp_path / "nope")
+
+
+def test_username_digest_hash_adapter() -> None:
+    """UsernameDigestHash presents the credentials as twisted.cred's IUsernameDigestHash."""
+    from twisted.cred.credentials import IUsernameDigestHash
+
+    from txsipua.ua.cred import UsernameDigestHash
+
+    server = DigestServer(REALM, SECRET)
+    wrapped = UsernameDigestHash(creds_for(server, "alice", "pw"))
+    assert verifyObject(IUsernameDigestHash, wrapped)
+    assert wrapped.username == "alice" and wrapped.realm == REALM
+    assert not wrapped.checkHash(compute_ha1("MD5", "alice", REALM, "other").encode())
+    assert not wrapped.checkHash(b"\xff")
+    assert wrapped.checkHash(compute_ha1("MD5", "alice", REALM, "pw").encode())

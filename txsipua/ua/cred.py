@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials
+from twisted.cred.credentials import ICredentials, IUsernameDigestHash
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
@@ -57,6 +57,7 @@ __all__ = [
     "IHA1Store",
     "ISIPUser",
     "InMemoryHA1Store",
+    "UsernameDigestHash",
     "make_portal",
 ]
 
@@ -75,6 +76,34 @@ class IDigestHA1Credentials(ICredentials):
 
 
 classImplements(DigestCredentials, IDigestHA1Credentials)
+
+
+@implementer(IUsernameDigestHash)
+class UsernameDigestHash:
+    """Presents :class:`IDigestHA1Credentials` as twisted.cred's ``IUsernameDigestHash``.
+
+    For checkers written against Twisted's own HTTP digest convention
+    (``checkHash(HA1)``), e.g. ``portal.login(UsernameDigestHash(creds), None, iface)``.
+
+    Attributes:
+        username: the auth username (str).
+        realm: the realm (str).
+        credentials: the wrapped credentials.
+    """
+
+    def __init__(self, credentials: Any) -> None:
+        self.credentials = credentials
+        self.username = credentials.username
+        self.realm = credentials.realm
+
+    def checkHash(self, digestHash: str | bytes | None) -> bool:  # noqa: N802, N803
+        """Return True when ``digestHash`` (hex HA1 of the base algorithm) verifies."""
+        if isinstance(digestHash, bytes):
+            try:
+                digestHash = digestHash.decode("ascii")
+            except UnicodeDecodeError:
+                return False
+        return bool(self.credentials.check_ha1(digestHash))
 
 
 class IHA1Store(Interface):
