@@ -399,12 +399,15 @@ class AuthAttempt:
             of earlier rounds not re-challenged.
 
         Raises:
-            AuthenticationError: the retry must not happen: the method is CANCEL
-                or ACK; no Digest challenge could be used; no credentials for any
-                challenged realm; only unsupported algorithms; credentials
-                refused (non-stale re-challenge); the guard refused the hop; too
-                many rounds.  The error carries status, realms, algorithms and
-                the account's realms.
+            DigestAuthenticationError: (an :class:`~txsipua.errors.AuthenticationError`)
+                the retry must not happen: the method is CANCEL or ACK; no
+                Digest challenge could be used; no credentials for any challenged
+                realm; only unsupported algorithms; credentials refused (a
+                non-stale re-challenge of a realm just answered, after one fresh
+                attempt when they were pre-emptive); the guard refused the hop;
+                stale=true without end; too many rounds.  The error carries
+                ``kind``, status, realms, algorithms, the account's realms, and a
+                hint.
         """
         status = int(getattr(response, "status", 0))
         client = self._client
