@@ -55,9 +55,11 @@ from txsipua.auth.challenge import (
 )
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, compute_response
 from txsipua.errors import ParseError
+from txsipua.sip.message import Response
+from txsipua.sip.uri import SipURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from txsipua.sip.message import Request, Response
+    from txsipua.sip.message import Request
 
 __all__ = [
     "AuthOutcome",
@@ -468,8 +470,6 @@ class DigestServer:
             now: the current time, seconds (absolute).
             stale: set ``stale=true`` (the nonce was genuine but expired).
         """
-        from txsipua.sip.message import Response
-
         headers: list[tuple[str, str]] = []
         for name, value in request.headers.items():
             if name in ("Via", "From", "Call-ID", "CSeq"):
@@ -499,8 +499,6 @@ class DigestServer:
 
 def _same_uri(digest_uri: str, request: Request) -> bool:
     """True when ``digest_uri`` names the request's To URI (a retargeted request)."""
-    from txsipua.sip.uri import SipURI
-
     try:
         return str(SipURI.parse(digest_uri)) == str(request.to.uri)
     except ParseError:
