@@ -733,6 +733,16 @@ class UserAgentCore:
         """The next absolute deadline (seconds), or ``None``."""
         return self.layer.get_timer()
 
+    def transport_error(self, destination: Address, now: float) -> None:
+        """Report that nothing can be sent to ``destination`` (RFC 3261 §18.4).
+
+        Requests in progress there fail with
+        :class:`~txsipua.errors.TransportError` at once instead of timing out.
+        """
+        self._now = now
+        self.layer.transport_error(destination, now)
+        self._drain_layer(now)
+
     def outbox(self) -> list[Outgoing]:
         """Everything to send now, in order; the list is drained."""
         return self.layer.outbox()

@@ -94,9 +94,9 @@ class CoreDriver:
         raise NotImplementedError  # pragma: no cover - every driver defines it
 
     def _transport_error(self, destination: Address) -> None:
-        layer = getattr(self.core, "layer", None)
-        if layer is not None:
-            layer.transport_error(destination, self.reactor.seconds())
+        report = getattr(self.core, "transport_error", None)
+        if report is not None:
+            report(destination, self.reactor.seconds())
 
     def _arm(self) -> None:
         if self._stopped:
