@@ -328,8 +328,8 @@ class Headers:
     def _check(name: str, value: str) -> None:
         if not name or any(c not in _TOKEN_CHARS for c in name):
             raise ParseError(f"bad header name {name!r}")
-        if "\r" in value or "\n" in value:
-            raise ParseError(f"header {name} value contains CR or LF")
+        if "\r" in value or "\n" in value or "\x00" in value:
+            raise ParseError(f"header {name} value contains CR, LF or NUL")
 
 
 def _coerce_headers(headers: Headers | Iterable[tuple[str, str]] | None) -> Headers:

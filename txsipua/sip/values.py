@@ -19,6 +19,7 @@ BRANCH_MAGIC_COOKIE = "z9hG4bK"
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
+_HOST_CHARS = frozenset("0123456789abcdefABCDEF:.[]")
 """The prefix of every RFC 3261 branch parameter (§8.1.1.7)."""
 
 
@@ -75,18 +76,20 @@ def parse_header_params(text: str) -> dict[str, str | None]:
 
 
 def format_header_params(params: Mapping[str, str | None]) -> str:
-    """Format parameters as ``;name=value``; values needing quotes are quoted."""
+    """Format parameters as ``;name=value`` (RFC 3261 §7.3.1, §25.1 generic-param).
+
+    A value is written bare when it is a token or an IP-address-like host (``received=
+    2001:db8::1``, ``maddr=[2001:db8::1]``), else as a quoted-string with ``\\`` and ``"``
+    escaped; ``None`` writes a flag.
+    """
     out = []
     for k, v in params.items():
         if v is None:
             out.append(f";{k}")
-        elif v == "" or any(c in v for c in ' \t;,"<>@:'):
-            if ":" in v and all(c not in v for c in ' \t;,"<>@'):
-                out.append(f";{k}={v}")  # IPv6 received=
-            else:
-                out.append(';{}="{}"'.format(k, v.replace("\\", "\\\\").replace('"', '\\"')))
-        else:
+        elif v and (all(c in _TOKEN_CHARS for c in v) or all(c in _HOST_CHARS for c in v)):
             out.append(f";{k}={v}")
+        else:
+            out.append(';{}="{}"'.format(k, v.replace("\\", "\\\\").replace('"', '\\"')))
     return "".join(out)
 
 
