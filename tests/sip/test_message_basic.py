@@ -95,3 +95,19 @@ def test_response_and_headers_api() -> None:
         h.add("Bad Name", "x")
     with pytest.raises(ParseError):
         h.add("X", "a\r\nInjected: 1")
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [
+        ('"A;tag=no" <sip:a@example.com;tag=uri>;tag=Yes1', "Yes1"),
+        ("<sip:a@example.com>", None),
+        ("sip:a@example.com;tag=abc;x=1", "abc"),
+        ("<sip:a@example.com> ; TAG = Mixed", "Mixed"),
+        ("<sip:a@example.com>;tagx=1", None),
+    ],
+)
+def test_fast_tags_agree_with_the_parser(value: str, tag: str | None) -> None:
+    """from_tag/to_tag (no URI parsing) give what the full NameAddr parser gives."""
+    m = Request("OPTIONS", "sip:b@example.com", [("From", value), ("To", value)])
+    assert m.from_tag == tag == m.to.tag

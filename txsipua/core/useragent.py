@@ -87,6 +87,10 @@ _KNOWN_METHODS = frozenset(
 )
 
 
+_COPIED = frozenset({"from", "to", "call-id", "cseq"})
+_CANON_COPIED = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
+
+
 def format_host(host: str) -> str:
     """Bracket an IPv6 address for use in a URI or Via (``::1`` -> ``[::1]``)."""
     if ":" in host and not host.startswith("["):
@@ -838,25 +842,32 @@ class UserAgentCore:
         has none and the status is above 100); dialog-creating responses to
         INVITE get our Contact and a copy of the Record-Route (§12.1.1).
         """
-        h = Headers()
-        rh = request.headers
-        for v in rh.get_all("Via"):
-            h.add("Via", v)
-        h.add("From", rh.get("From") or "")
-        to = rh.get("To") or ""
-        if to_tag and status > 100 and ";tag=" not in to.replace(" ", "").lower():
-            to = f"{to};tag={to_tag}"
-        h.add("To", to)
-        h.add("Call-ID", rh.get("Call-ID") or "")
-        h.add("CSeq", rh.get("CSeq") or "")
-        if request.method in ("INVITE", "SUBSCRIBE") and 100 < status < 300:
-            for rr in rh.get_all("Record-Route"):
-                h.add("Record-Route", rr)
-            h.add("Contact", self.contact_value())
-        if status == 405 or (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300):
-            h.add("Allow", ALLOW)
+        # one pass over the request's already-validated fields (hot path of a UAS)
+        vias: list[tuple[str, str, str]] = []
+        rrs: list[tuple[str, str, str]] = []
+        copied: dict[str, tuple[str, str, str]] = {}
+        for f in request.headers._fields:
+            k = f[0]
+            if k == "via":
+                vias.append(f)
+            elif k == "record-route":
+                rrs.append(f)
+            elif k in _COPIED and k not in copied:
+                copied[k] = f
+        fields = vias
+        for k in ("from", "to", "call-id", "cseq"):
+            f = copied.get(k) or (k, _CANON_COPIED[k], "")
+            if k == "to" and to_tag and status > 100 and ";tag=" not in f[2].replace(" ", "").lower():
+                f = (k, f[1], f"{f[2]};tag={to_tag}")
+            fields.append(f)
+        if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+            fields.extend(rrs)
+            fields.append(("contact", "Contact", self.contact_value()))
+        if status == 405 or (200 <= status < 300 and request.method in ("INVITE", "OPTIONS")):
+            fields.append(("allow", "Allow", ALLOW))
         if self.user_agent:
-            h.add("Server", self.user_agent)
+            fields.append(("server", "Server", self.user_agent))
+        h = Headers._from_parsed(fields)
         for n, v in headers:
             h.add(n, v)
         return Response(status, reason, h, body)
@@ -983,7 +994,7 @@ class UserAgentCore:
         try:
             if not (200 <= response.status < 300) or response.cseq.method != "INVITE":
                 return
-            key = (response.call_id, response.from_.tag or "", response.to.tag or "")
+            key = (response.call_id, response.from_tag or "", response.to_tag or "")
         except ParseError:
             return
         session = self._dialogs.get(key)
@@ -997,10 +1008,10 @@ class UserAgentCore:
 
     def _on_request(self, request: Request, stxn: ServerTransaction | None, source: Address, now: float) -> None:
         method = request.method
-        to_tag = request.to.tag
+        to_tag = request.to_tag
         if method == "ACK":
             if to_tag:
-                session = self._dialogs.get((request.call_id, to_tag, request.from_.tag or ""))
+                session = self._dialogs.get((request.call_id, to_tag, request.from_tag or ""))
                 if session is not None:
                     session._on_ack(request, now)
             return
@@ -1009,7 +1020,7 @@ class UserAgentCore:
             self._on_cancel(request, stxn, now)
             return
         if to_tag:
-            session = self._dialogs.get((request.call_id, to_tag, request.from_.tag or ""))
+            session = self._dialogs.get((request.call_id, to_tag, request.from_tag or ""))
             if session is None:
                 self.layer.respond(stxn, self.make_response(request, 481), now)
                 return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from txsipua.errors import ParseError
@@ -175,6 +176,26 @@ def split_list_value(value: str) -> list[str]:
     if part:
         out.append(part)
     return out
+
+
+def _fast_tag(value: str) -> str | None:
+    """The ``tag`` header parameter of a From/To value, or ``None`` (RFC 3261 §19.3).
+
+    Parameters after ``>`` (name-addr) or after the URI (addr-spec, where
+    they are header parameters, §20.10) are searched; quoted display names
+    cannot hide a ``;tag=`` because the search starts after the closing ``>``.
+    """
+    gt = value.rfind(">")
+    rest = value[gt + 1 :] if gt >= 0 else value
+    i = rest.find(";tag=")
+    if i < 0:
+        if "tag" not in rest.lower():
+            return None
+        return NameAddr.parse(value).tag  # odd spelling (";TAG =", spaces): the full parser
+    start = i + 5
+    end = rest.find(";", start)
+    tag = (rest[start:] if end < 0 else rest[start:end]).strip()
+    return tag or None
 
 
 class Headers:
@@ -412,6 +433,25 @@ class Message(abc.ABC):
         return self._cached("to", lambda: NameAddr.parse(self._required("To")))
 
     @property
+    def from_tag(self) -> str | None:
+        """The From tag without parsing the URI (the hot path of transaction/dialog matching).
+
+        Raises ParseError when From is missing.
+        """
+        cache = self.headers._cache
+        if "from" in cache:
+            return cache["from"].tag  # type: ignore[no-any-return]
+        return _fast_tag(self._required("From"))
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag without parsing the URI. Raises ParseError when To is missing."""
+        cache = self.headers._cache
+        if "to" in cache:
+            return cache["to"].tag  # type: ignore[no-any-return]
+        return _fast_tag(self._required("To"))
+
+    @property
     def contact(self) -> list[NameAddr]:
         """All Contact values (parsed, cached); ``[]`` when absent."""
         return self._cached(
@@ -596,6 +636,7 @@ class Response(Message):
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE = ("from", "to", "call-id", "cseq")
+_FIRST = itemgetter(0)
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -734,13 +775,12 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
 
     # mandatory, single-valued headers (RFC 3261 §8.1.1, §8.2.2, §7.3.1;
     # RFC 4475 §3.1.2.19: several Call-ID/CSeq/From/To values are a 400)
-    present = {f[0] for f in fields}
+    keys_seen = list(map(_FIRST, fields))
+    present = set(keys_seen)
     for req in _REQUIRED:
         if req not in present:
             raise ParseError(f"missing {canon[req]} header")
-    keys_seen: list[str] = []
-    if len(present) != len(fields):
-        keys_seen = [f[0] for f in fields]
+    if len(present) != len(keys_seen):
         for req in _SINGLE:
             count = keys_seen.count(req)
             if count > 1:
@@ -756,7 +796,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     if "content-length" in present:
         cl_text = headers.get("Content-Length") or ""
         if (
-            keys_seen
+            len(present) != len(keys_seen)
             and keys_seen.count("content-length") > 1
             and any(v != cl_text for v in headers.get_all("Content-Length"))
         ):
