@@ -12,11 +12,15 @@ test can assert on exactly what went over the network.
 
 from __future__ import annotations
 
+import math
+import secrets
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.core.transaction import Timers
@@ -25,7 +29,7 @@ from txsipua.net.driver import SIPDatagramProtocol
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.testing.registrar import ProxyRegistrar
 from txsipua.ua.account import Account
-from txsipua.ua.useragent import UserAgent
+from txsipua.ua.useragent import IncomingCall, UserAgent
 
 DOMAIN = "example.com"
 REALM = "voip.example.net"
@@ -164,3 +168,76 @@ def account(user: str, proxy: Proxy | None, *, password: str | None = None,
     where = {"registrar": proxy.uri, "outbound_proxy": proxy.uri} if proxy is not None else {}
     where.update(extra)
     return Account(user=user, domain=DOMAIN, credentials=creds, **where)
+
+
+def tone(seconds: float, freq: float = 440.0) -> bytes:
+    """16-bit little-endian mono PCM at 8000 Hz."""
+    n = int(8000 * seconds)
+    return b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000))) for i in range(n))
+
+
+class Callee:
+    """Bob's side: records every incoming call and does what ``mode`` says with it.
+
+    mode: ``"answer"`` (180 then 200), ``"ring"`` (180 only), ``"reject"`` (486).
+    """
+
+    def __init__(self, ua: UserAgent, mode: str = "answer") -> None:
+        self.ua = ua
+        self.mode = mode
+        self.incoming: list[IncomingCall] = []
+        self.arrived: defer.Deferred[IncomingCall] = defer.Deferred()
+        ua.on_incoming_call = self.on_call
+
+    def on_call(self, incoming: IncomingCall) -> None:
+        self.incoming.append(incoming)
+        if self.mode == "reject":
+            incoming.reject(486)
+        else:
+            incoming.ring()
+            if self.mode == "answer":
+                incoming.answer()
+        if not self.arrived.called:
+            self.arrived.callback(incoming)
+
+
+@defer.inlineCallbacks
+def registered_pair(reactor: Any, proxy: Proxy, make_ua: Any, mode: str = "answer") -> Any:
+    """alice and bob, both registered with ``proxy``; bob's :class:`Callee` in ``mode``."""
+    alice = yield make_ua(account("alice", proxy))
+    bob = yield make_ua(account("bob", proxy))
+    yield within(reactor, alice.register(600))
+    yield within(reactor, bob.register(600))
+    return alice, bob, Callee(bob, mode)
+
+
+class RawPeer(DatagramProtocol):
+    """A bare UDP socket on 127.0.0.1 that sends given bytes and keeps what comes back."""
+
+    def __init__(self) -> None:
+        self.wire = Wire()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
+        self.wire.trace("recv", datagram, (addr[0], addr[1]))
+
+    def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.write(data, destination)  # type: ignore[call-arg]
+
+
+def request_bytes(method: str, target: tuple[str, int], source: tuple[str, int], *, to_tag: str | None = None,
+                  call_id: str = "stray-1@192.0.2.1", cseq: int = 1, body: bytes = b"") -> bytes:
+    """A well-formed request from ``source`` to the UA at ``target``."""
+    to = f"<sip:bob@{target[0]}:{target[1]}>" + (f";tag={to_tag}" if to_tag else "")
+    headers = [
+        ("Via", f"SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK{secrets.token_hex(6)};rport"),
+        ("Max-Forwards", "70"),
+        ("From", "<sip:mallory@192.0.2.1>;tag=f1"),
+        ("To", to),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} {method}"),
+        ("Contact", f"<sip:mallory@{source[0]}:{source[1]}>"),
+    ]
+    if body:
+        headers.append(("Content-Type", "application/sdp"))
+    return Request(method, f"sip:bob@{target[0]}:{target[1]}", headers, body).to_bytes()

@@ -7,59 +7,15 @@ leak check waits for both cores to hold no session and no transaction.
 
 from __future__ import annotations
 
-import math
-import struct
 from typing import Any
 
 import pytest
 import pytest_twisted
-from loopback import REALM, Proxy, account, eventually, settled, within
+from loopback import REALM, Proxy, account, eventually, registered_pair, settled, tone, within
 from twisted.internet import defer
 
 from txsipua.errors import AuthenticationError, CallFailed
 from txsipua.media.sdp import SessionDescription
-from txsipua.ua.useragent import IncomingCall, UserAgent
-
-
-def tone(seconds: float, freq: float = 440.0) -> bytes:
-    """16-bit little-endian mono PCM at 8000 Hz."""
-    n = int(8000 * seconds)
-    return b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000))) for i in range(n))
-
-
-class Callee:
-    """Bob's side: records every incoming call and does what ``mode`` says with it.
-
-    mode: ``"answer"`` (180 then 200), ``"ring"`` (180 only), ``"reject"`` (486).
-    """
-
-    def __init__(self, ua: UserAgent, mode: str = "answer") -> None:
-        self.ua = ua
-        self.mode = mode
-        self.incoming: list[IncomingCall] = []
-        self.arrived: defer.Deferred[IncomingCall] = defer.Deferred()
-        ua.on_incoming_call = self.on_call
-
-    def on_call(self, incoming: IncomingCall) -> None:
-        self.incoming.append(incoming)
-        if self.mode == "reject":
-            incoming.reject(486)
-        else:
-            incoming.ring()
-            if self.mode == "answer":
-                incoming.answer()
-        if not self.arrived.called:
-            self.arrived.callback(incoming)
-
-
-@defer.inlineCallbacks
-def registered_pair(reactor: Any, proxy: Proxy, make_ua: Any, mode: str = "answer") -> Any:
-    """alice and bob, both registered with ``proxy``; bob's :class:`Callee` in ``mode``."""
-    alice = yield make_ua(account("alice", proxy))
-    bob = yield make_ua(account("bob", proxy))
-    yield within(reactor, alice.register(600))
-    yield within(reactor, bob.register(600))
-    return alice, bob, Callee(bob, mode)
 
 
 @pytest_twisted.inlineCallbacks

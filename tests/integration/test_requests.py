@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from loopback import DOMAIN, Proxy, Wire, account, eventually, settled, within
+from loopback import DOMAIN, Proxy, RawPeer, account, eventually, request_bytes, settled, within
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
@@ -27,20 +26,6 @@ from txsipua.ua.cred import InMemoryHA1Store, make_portal
 CALLEE_REALM = "callee.example.org"
 
 
-class RawPeer(DatagramProtocol):
-    """A bare UDP socket on 127.0.0.1 that sends given bytes and keeps what comes back."""
-
-    def __init__(self) -> None:
-        self.wire = Wire()
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
-        self.wire.trace("recv", datagram, (addr[0], addr[1]))
-
-    def send(self, data: bytes, destination: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.write(data, destination)  # type: ignore[call-arg]
-
-
 @pytest.fixture
 def raw_peer(reactor: Any) -> Any:
     """A :class:`RawPeer`, closed at teardown; ``raw_peer.address`` is ``(host, port)``."""
@@ -49,24 +34,6 @@ def raw_peer(reactor: Any) -> Any:
     peer.address = ("127.0.0.1", port.getHost().port)  # type: ignore[attr-defined]
     yield peer
     pytest_twisted.blockon(defer.maybeDeferred(port.stopListening))
-
-
-def request_bytes(method: str, target: tuple[str, int], source: tuple[str, int], *, to_tag: str | None = None,
-                  call_id: str = "stray-1@192.0.2.1", cseq: int = 1, body: bytes = b"") -> bytes:
-    """A well-formed request from ``source`` to the UA at ``target``."""
-    to = f"<sip:bob@{target[0]}:{target[1]}>" + (f";tag={to_tag}" if to_tag else "")
-    headers = [
-        ("Via", f"SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK{secrets.token_hex(6)};rport"),
-        ("Max-Forwards", "70"),
-        ("From", "<sip:mallory@192.0.2.1>;tag=f1"),
-        ("To", to),
-        ("Call-ID", call_id),
-        ("CSeq", f"{cseq} {method}"),
-        ("Contact", f"<sip:mallory@{source[0]}:{source[1]}>"),
-    ]
-    if body:
-        headers.append(("Content-Type", "application/sdp"))
-    return Request(method, f"sip:bob@{target[0]}:{target[1]}", headers, body).to_bytes()
 
 
 @pytest_twisted.inlineCallbacks
