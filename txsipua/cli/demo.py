@@ -174,7 +174,7 @@ def run_demo(reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any
         users={"alice-auth": ("alice-secret", "alice"), "bob-auth": ("bob-secret", "bob")},
         secret=secrets.token_bytes(32),
     )
-    proxy_protocol = SIPDatagramProtocol(reactor, proxy, lambda e: None, ladder.tracer("proxy"))  # type: ignore[arg-type]
+    proxy_protocol = SIPDatagramProtocol(reactor, proxy, lambda e: None, ladder.tracer("proxy"))
     proxy_port = reactor.listenUDP(0, proxy_protocol, interface="127.0.0.1")
     pport = proxy_port.getHost().port
     proxy.address = ("127.0.0.1", pport)

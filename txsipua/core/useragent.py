@@ -1062,7 +1062,10 @@ class UserAgentCore:
             self._accept_request(parked.request, parked.transaction, now, identity)
         else:
             assert self.authenticator is not None
-            resp = self.authenticator.challenge(parked.request, now)
+            # credentials refused only because their nonce aged out of the
+            # replay check get a stale=true challenge (RFC 7616 §3.3)
+            stale = bool(getattr(event.credentials, "stale", False))
+            resp = self.authenticator.challenge(parked.request, now, stale=stale)
             self.layer.respond(parked.transaction, resp, now)
         self._drain_layer(now)
 

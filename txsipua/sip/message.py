@@ -440,7 +440,7 @@ class Message(abc.ABC):
         """
         cache = self.headers._cache
         if "from" in cache:
-            return cache["from"].tag  # type: ignore[no-any-return]
+            return cache["from"].tag
         return _fast_tag(self._required("From"))
 
     @property
@@ -448,7 +448,7 @@ class Message(abc.ABC):
         """The To tag without parsing the URI. Raises ParseError when To is missing."""
         cache = self.headers._cache
         if "to" in cache:
-            return cache["to"].tag  # type: ignore[no-any-return]
+            return cache["to"].tag
         return _fast_tag(self._required("To"))
 
     @property
