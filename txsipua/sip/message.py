@@ -68,6 +68,9 @@ _CANONICAL_LIST = [
 _CANONICAL: dict[str, str] = {n.lower(): n for n in _CANONICAL_LIST}
 _CANONICAL.update(_COMPACT)
 # key (lower-case canonical name) for any spelling seen
+# canonical spellings and upper-case compact forms hit the tables at once (no lower())
+_CANONICAL.update({n: n for n in _CANONICAL_LIST})
+_CANONICAL.update({k.upper(): v for k, v in _COMPACT.items()})
 _KEY: dict[str, str] = {k: v.lower() for k, v in _CANONICAL.items()}
 
 _LIST_HEADERS = frozenset(
