@@ -257,10 +257,14 @@ def trial(name: str, rate: int, duration: float, a: argparse.Namespace) -> dict[
     uac_stat = os.path.join(a.work, f"{tag}_uac.csv")
     uas_log = os.path.join(a.work, f"{tag}_uas.log")
     calls = max(1, int(rate * duration))
-    row: dict[str, Any] = {"uas": name, "rate": rate, "duration": duration, "calls": calls}
-    busy = {a.uas_port, a.uac_port} & udp_ports_bound()
-    if busy:
-        raise SystemExit(f"{HOST} UDP port(s) {sorted(busy)} in use; refusing to run")
+    row: dict[str, Any] = {"uas": name, "rate": rate, "duration": duration, "calls": calls,
+                           "load1": round(os.getloadavg()[0], 2)}
+    deadline = time.monotonic() + 30  # another run may be finishing: wait, never share
+    while busy := {a.uas_port, a.uac_port} & udp_ports_bound():
+        if time.monotonic() > deadline:
+            raise NotAvailable(f"{HOST} UDP port(s) {sorted(busy)} in use by another process "
+                               "(pick others with --uas-port/--uac-port)")
+        time.sleep(0.5)
     srv = start_uas(name, ctx, uas_log)
     try:
         drops0 = udp_rcvbuf_errors()
@@ -283,6 +287,13 @@ def trial(name: str, rate: int, duration: float, a: argparse.Namespace) -> dict[
                 raise
         wall = time.monotonic() - t0
         uas_cpu = cpu_seconds(srv.pid) - c0
+        if TARGETS[name].kind == "sipp":  # its -fd 1 stats lag up to 1 s: wait for the end
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                u = last_stats(ctx.stat)
+                if u and int(u["SuccessfulCall(C)"]) + int(u["FailedCall(C)"]) >= calls:
+                    break
+                time.sleep(0.1)
     finally:
         stop(srv)
     s = last_stats(uac_stat)
@@ -303,7 +314,7 @@ def trial(name: str, rate: int, duration: float, a: argparse.Namespace) -> dict[
     print(f"  {name:15} {rate:>6} cps: {'PASS' if row['passed'] else 'fail'} ok={ok}/{calls} "
           f"failed={failed} retrans={row['retrans']}/{row['uas_retrans']} "
           f"drops={row['drops']} wall={row['wall']}s UAS {row['uas_us_per_call']} us/call "
-          f"UAC cpu={row['uac_cpu_pct']}%  [{row['uas_says']}]", flush=True)
+          f"UAC cpu={row['uac_cpu_pct']}% load1={row['load1']}  [{row['uas_says']}]", flush=True)
     return row
 
 
