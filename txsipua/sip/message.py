@@ -195,10 +195,13 @@ def _fast_tag(value: str) -> str | None:
         if "tag" not in rest.lower():
             return None
         return NameAddr.parse(value).tag  # odd spelling (";TAG =", spaces): the full parser
+    if '"' in rest or rest.find(";tag=", i + 5) >= 0:
+        # a quoted parameter may hide ";tag=", or the tag is repeated: the full parser decides
+        return NameAddr.parse(value).tag
     start = i + 5
     end = rest.find(";", start)
     tag = (rest[start:] if end < 0 else rest[start:end]).strip()
-    return tag or None
+    return tag if tag else NameAddr.parse(value).tag
 
 
 class Headers:
