@@ -57,20 +57,26 @@ class Registrar:
                 respond(400, "Contact: * needs Expires: 0 and no other Contact")
                 return
             table.clear()
+        # check every contact first: the updates are committed all or none (§10.3 step 8)
+        changes: list[tuple[NameAddr, int]] = []
         for c in contacts:
             if c.wildcard:
                 continue
             asked = c.expires if c.expires is not None else header_expires
             exp = self.default_expires if asked is None else asked
+            if exp < 0:
+                respond(400, "Bad Request (negative expires)")
+                return
+            if 0 < exp < self.min_expires:
+                respond(423, headers=[("Min-Expires", str(self.min_expires))])
+                return
+            changes.append((c, min(exp, self.max_expires)))
+        for c, exp in changes:
             key = str(c.uri)
             if exp == 0:
                 table.pop(key, None)
-                continue
-            if exp < self.min_expires:
-                respond(423, headers=[("Min-Expires", str(self.min_expires))])
-                return
-            exp = min(exp, self.max_expires)
-            table[key] = (NameAddr(c.uri), now + exp)
+            else:
+                table[key] = (NameAddr(c.uri), now + exp)
         headers = [
             ("Contact", f"<{na.uri}>;expires={max(0, int(exp - now))}") for na, exp in table.values()
         ]
