@@ -1,0 +1,241 @@
+"""UserAgent and Registration on a fake reactor: exact datagrams and timings, no sockets, no sleeping.
+
+:class:`UDPClock` is a ``task.Clock`` that also provides ``listenUDP``: the
+protocol gets a transport that records what it writes.  Tests play the
+registrar by parsing what the UA wrote and feeding responses back through
+``datagramReceived``; time moves only with ``clock.advance``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+from twisted.internet import task
+from twisted.internet.address import IPv4Address
+
+from txsipua.auth.challenge import parse_authorization
+from txsipua.auth.credentials import Credential, InMemoryCredentials
+from txsipua.auth.server import DigestServer
+from txsipua.errors import (
+    LocalProtocolError,
+    RegistrationFailed,
+    ResolutionError,
+    TransactionTimeout,
+)
+from txsipua.sip.message import Request, Response, parse_message
+from txsipua.sip.uri import SipURI
+from txsipua.ua.account import Account
+from txsipua.ua.useragent import Registration, UserAgent, _parse_bindings
+
+REGISTRAR = ("198.51.100.5", 5060)
+REALM = "voip.example.net"
+
+
+class FakeUDPPort:
+    """A listening UDP port that records writes instead of sending."""
+
+    def __init__(self, protocol: Any, host: str, port: int) -> None:
+        self.protocol = protocol
+        self.written: list[tuple[bytes, tuple[str, int]]] = []
+        self._host = IPv4Address("UDP", host, port)
+
+    def write(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.written.append((data, addr))
+
+    def getHost(self) -> IPv4Address:  # noqa: N802 - Twisted's name
+        return self._host
+
+    def stopListening(self) -> None:  # noqa: N802 - Twisted's name
+        self.protocol.doStop()
+
+
+class UDPClock(task.Clock):
+    """A ``task.Clock`` with ``listenUDP`` (IReactorTime + enough of IReactorUDP)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ports: list[FakeUDPPort] = []
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> FakeUDPPort:  # noqa: N802,N803
+        fake = FakeUDPPort(protocol, interface, port or 40000 + len(self.ports))
+        self.ports.append(fake)
+        protocol.makeConnection(fake)
+        return fake
+
+
+def alice(password: str = "alice-secret") -> Account:
+    creds = InMemoryCredentials([Credential(realm=REALM, username="alice-auth", password=password)])
+    return Account(user="alice", domain="example.com", credentials=creds,
+                   registrar=f"sip:{REGISTRAR[0]}:{REGISTRAR[1]}")
+
+
+@pytest.fixture
+def clock() -> UDPClock:
+    return UDPClock()
+
+
+@pytest.fixture
+def ua(clock: UDPClock) -> UserAgent:
+    agent = UserAgent(clock, alice(), bind=("192.0.2.10", 0), media=False)
+    agent.start()
+    return agent
+
+
+def sent(ua: UserAgent) -> list[Request | Response]:
+    """Everything the UA wrote so far, parsed."""
+    return [parse_message(data) for data, _ in ua.reactor.ports[0].written]
+
+
+def requests(ua: UserAgent, method: str) -> list[Request]:
+    return [m for m in sent(ua) if isinstance(m, Request) and m.method == method]
+
+
+def reply(ua: UserAgent, request: Request, status: int, headers: list[tuple[str, str]] | None = None,
+          response: Response | None = None) -> None:
+    """Feed a response to ``request`` into the UA, as if from the registrar."""
+    if response is None:
+        h = [("Via", v) for v in request.headers.get_all("Via")]
+        to = request.headers.get("To") or ""
+        h += [("From", request.headers.get("From") or ""), ("To", to + ";tag=reg1"),
+              ("Call-ID", request.call_id), ("CSeq", str(request.cseq))]
+        response = Response(status, None, h + (headers or []))
+    ua.protocol.datagramReceived(response.to_bytes(), REGISTRAR)
+
+
+def test_refresh_delay() -> None:
+    """Half the interval for short bindings, 32 s before expiry for long ones, never under 1 s."""
+    assert Registration.refresh_delay(1) == 1.0
+    assert Registration.refresh_delay(10) == 5.0
+    assert Registration.refresh_delay(64) == 32.0
+    assert Registration.refresh_delay(3600) == 3568.0
+
+
+def test_parse_bindings_marks_ours_and_takes_header_expiry() -> None:
+    """Contact expires params win over the Expires header; our Contact is found with port 5060 implied."""
+    response = Response(200, None, [
+        ("Contact", "<sip:alice@192.0.2.10>;expires=30"),
+        ("Contact", "<sip:alice@192.0.2.99:5070>"),
+        ("Expires", "120"),
+    ])
+    bindings, granted = _parse_bindings(response, SipURI.parse("sip:alice@192.0.2.10:5060"), 600)
+    assert [(str(b.contact), b.expires, b.ours) for b in bindings] == [
+        ("sip:alice@192.0.2.10", 30, True),
+        ("sip:alice@192.0.2.99:5070", 120, False),
+    ]
+    assert granted == 30
+
+
+def test_registration_refreshes_with_preemptive_credentials(clock: UDPClock, ua: UserAgent) -> None:
+    """401 -> retry -> 200 (100 s); at 68 s the refresh goes out: same Call-ID, CSeq+1, nc 2, no new 401."""
+    server = DigestServer(REALM, secrets.token_bytes(32))
+    reg = ua.registration(100)
+    results: list[Any] = []
+    reg.start().addCallback(results.append)
+    first = requests(ua, "REGISTER")[-1]
+    assert first.headers.get("Expires") == "100" and "Authorization" not in first.headers
+    reply(ua, first, 401, response=server.challenge(first, clock.seconds()))
+    retried = requests(ua, "REGISTER")[-1]
+    assert retried.cseq.seq == first.cseq.seq + 1 and retried.call_id == first.call_id
+    contact = ua.core.contact_uri()
+    reply(ua, retried, 200, [("Contact", f"<{contact}>;expires=100")])
+    assert results and results[0].expires == 100 and reg.registered
+    clock.advance(67.9)
+    assert len(requests(ua, "REGISTER")) == 2
+    clock.advance(0.2)
+    refresh = requests(ua, "REGISTER")[-1]
+    assert len(requests(ua, "REGISTER")) == 3
+    assert refresh.call_id == first.call_id and refresh.from_.tag == first.from_.tag
+    assert refresh.cseq.seq == retried.cseq.seq + 1
+    a1 = parse_authorization(retried.headers.get("Authorization") or "")
+    a2 = parse_authorization(refresh.headers.get("Authorization") or "")
+    assert (a2.realm, a2.nonce, a2.nc) == (REALM, a1.nonce, "00000002")
+
+
+def test_interval_too_brief(clock: UDPClock, ua: UserAgent) -> None:
+    """423 with Min-Expires: registered again with that value, which becomes the asked expiry."""
+    reg = ua.registration(30)
+    results: list[Any] = []
+    reg.start().addCallback(results.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 423, [("Min-Expires", "300")])
+    again = requests(ua, "REGISTER")[-1]
+    assert again.headers.get("Expires") == "300"
+    reply(ua, again, 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=300")])
+    assert results[0].expires == 300 and reg.expires == 300
+
+
+def test_423_without_min_expires_fails(clock: UDPClock, ua: UserAgent) -> None:
+    """A 423 that names no usable Min-Expires ends as RegistrationFailed(423)."""
+    failures: list[Any] = []
+    ua.registration(30).start().addErrback(failures.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 423)
+    assert failures and failures[0].check(RegistrationFailed)
+    assert failures[0].value.status == 423
+
+
+def test_refresh_failure_schedules_a_retry(clock: UDPClock, ua: UserAgent) -> None:
+    """A refresh with no answer times out (Timer F, 32 s); on_refresh_failed hears it; retry after 30 s."""
+    reg = ua.registration(100)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=100")])
+    errors: list[Exception] = []
+    reg.on_refresh_failed = errors.append
+    clock.advance(68)
+    n = len(requests(ua, "REGISTER"))
+    for _ in range(31):  # t = 99: Timer F (64*T1 = 32 s) has not fired yet
+        clock.advance(1)
+    assert errors == []
+    clock.advance(1.1)  # t = 100.1
+    assert len(errors) == 1 and isinstance(errors[0], TransactionTimeout) and errors[0].timer == "F"
+    after_failure = len(requests(ua, "REGISTER"))
+    assert after_failure > n  # the refresh was retransmitted before it timed out
+    clock.advance(29.8)  # t = 129.9
+    assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 2
+    clock.advance(0.2)  # t = 130.1: retry_after (30 s) elapsed
+    assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 3
+
+
+def test_stop_unregisters_with_expires_zero(clock: UDPClock, ua: UserAgent) -> None:
+    """stop(): no refresh any more, REGISTER with Expires: 0; before registering, stop() sends nothing."""
+    idle = ua.registration(100)
+    done: list[Any] = []
+    idle.stop().addCallback(done.append)
+    assert done == [None] and requests(ua, "REGISTER") == []
+    reg = ua.registration(100)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=100")])
+    reg.stop().addCallback(done.append)
+    last = requests(ua, "REGISTER")[-1]
+    assert last.headers.get("Expires") == "0"
+    reply(ua, last, 200)
+    assert done[-1].expires == 0 and not reg.registered
+    clock.advance(200)
+    assert len(requests(ua, "REGISTER")) == 2
+
+
+def test_unanswered_incoming_call_is_rejected_and_forgotten(clock: UDPClock, ua: UserAgent) -> None:
+    """No on_incoming_call and no auto_answer: 480, and the Call does not stay in ua.calls."""
+    invite = Request("INVITE", "sip:alice@192.0.2.10", [
+        ("Via", "SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKin1"),
+        ("Max-Forwards", "70"), ("From", "<sip:bob@example.com>;tag=b1"), ("To", "<sip:alice@example.com>"),
+        ("Call-ID", "in1@203.0.113.7"), ("CSeq", "1 INVITE"), ("Contact", "<sip:bob@203.0.113.7>"),
+    ])
+    ua.protocol.datagramReceived(invite.to_bytes(), ("203.0.113.7", 5060))
+    finals = [m for m in sent(ua) if isinstance(m, Response) and m.status >= 200]
+    assert [m.status for m in finals] == [480]
+    assert ua.calls == set()
+    assert ua.core.session_count == 0
+
+
+def test_call_errors_arrive_as_failures(clock: UDPClock, ua: UserAgent) -> None:
+    """A host name needs a resolver (ResolutionError); a UA without account cannot call."""
+    failures: list[Any] = []
+    ua.call("sip:bob@bob.example.org").addErrback(failures.append)
+    assert failures[0].check(ResolutionError)
+    anonymous = UserAgent(clock, None, bind=("192.0.2.11", 0), media=False)
+    anonymous.start()
+    with pytest.raises(LocalProtocolError):
+        anonymous.place_call("sip:bob@192.0.2.12")
+    with pytest.raises(LocalProtocolError):
+        anonymous.require_account()
