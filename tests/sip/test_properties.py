@@ -127,6 +127,11 @@ def _touch_everything(msg: Request | Response) -> None:
     for accessor in accessors:
         with contextlib.suppress(ParseError):
             accessor()
+    # the fast tag path agrees with the full name-addr parser whenever that one succeeds
+    for fast, full in ((lambda: msg.from_tag, lambda: msg.from_), (lambda: msg.to_tag, lambda: msg.to)):
+        with contextlib.suppress(ParseError):
+            tag = fast()
+            assert tag == full().tag
 
 
 def _parse_and_touch(data: bytes) -> None:
