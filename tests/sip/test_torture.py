@@ -510,3 +510,73 @@ def test_max_values_accepted() -> None:
     """The largest legal scalar values are accepted."""
     m = parse_message(request("Expires: 4294967295", "Max-Forwards: 255", drop=("Max-Forwards",)))
     assert m.expires == 2**32 - 1 and m.max_forwards == 255
+
+
+def test_no_space_before_angle_bracket_and_unknown_transports() -> None:
+    """``"Caller"<sip:...>`` needs no LWS; unknown Via transports are tokens like any other."""
+    m = parse_message(request(
+        "Contact: \"Caller\"<sip:caller@192.0.2.1>;expires=0",
+        "Via: SIP/2.0/UNKNOWN 192.0.2.2;branch=z9hG4bKu, SIP/2.0/SCTP 192.0.2.3;branch=z9hG4bKs",
+    ))
+    assert m.contact[0].display_name == "Caller" and m.contact[0].expires == 0
+    assert [v.transport for v in m.via] == ["UDP", "UNKNOWN", "SCTP"]
+
+
+def test_utf8_token_display_name() -> None:
+    """An unquoted display name with UTF-8 letters is tolerated."""
+    assert NameAddr.parse("José Ñandú <sip:j@example.com>").display_name == "José Ñandú"
+
+
+def test_extra_octets_after_content_length_are_dropped() -> None:
+    """Over UDP, octets past Content-Length are discarded (RFC 3261 §18.3)."""
+    m = parse_message(request("Content-Length: 0", body=b"garbage after the message"))
+    assert m.body == b""
+
+
+@pytest.mark.parametrize(
+    ("uri", "status"),
+    [
+        ("<sip:bob@example.com>", 400),  # <> around the Request-URI
+        ("sip:bob@example.com;lr=<x>", 400),
+        ("sip:bob@exa\"mple.com", 400),
+        ("mailto:bob@example.com", 416),
+        ("SIPS:bob@example.com:5061", 0),  # scheme is case-insensitive
+    ],
+)
+def test_request_uri_defects_on_access(uri: str, status: int) -> None:
+    """Request-URI defects surface on ``.uri``: 416 for a foreign scheme, else 400."""
+    m = parse_message(request(uri=uri))
+    assert isinstance(m, Request)
+    if status == 0:
+        assert m.uri.scheme == "sips" and m.uri.port == 5061
+        return
+    with pytest.raises(ParseError) as e:
+        m.uri  # noqa: B018
+    assert e.value.status == status
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",  # RFC 4475 §3.1.2.16
+        "Al;ice <sip:a@example.com>;tag=1",
+        "Al@ice <sip:a@example.com>;tag=1",
+        'Al"ice <sip:a@example.com>;tag=1',
+    ],
+)
+def test_non_token_characters_in_display_name(value: str) -> None:
+    """ASCII separators in an unquoted display name are a 400 on access."""
+    m = parse_message(request(f"From: {value}", drop=("From",)))
+    with pytest.raises(ParseError) as e:
+        m.from_  # noqa: B018
+    assert e.value.status == 400
+
+
+def test_message_of_exactly_max_size_is_accepted() -> None:
+    """MAX_MESSAGE_SIZE bytes parse; one more is a 413."""
+    base = request("X-Pad: ")
+    pad = MAX_MESSAGE_SIZE - len(base)
+    data = request(f"X-Pad: {'p' * pad}")
+    assert len(data) == MAX_MESSAGE_SIZE
+    assert parse_message(data).headers.get("X-Pad") == "p" * pad
+    _bad(request(f"X-Pad: {'p' * (pad + 1)}"), 413)

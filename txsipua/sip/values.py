@@ -282,7 +282,9 @@ class NameAddr:
             if display is None:
                 display = rest[:lt].strip(" \t")
                 for ch in display:
-                    if ch in '"<>\\' or ord(ch) < 32:
+                    # *(token LWS); UTF-8 letters are tolerated, ASCII separators are not
+                    # (RFC 4475 §3.1.2.16: "Bell, Alexander" unquoted is a 400)
+                    if ch not in _TOKEN_CHARS and ch not in " \t" and ord(ch) < 128:
                         raise ParseError(f"bad display name in {text[:60]!r}")
             uri = SipURI.parse(rest[lt + 1 : gt])
             after = rest[gt + 1 :].strip(" \t")
