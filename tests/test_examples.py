@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -163,7 +164,7 @@ def test_headless_client_against_txsipua_answer(procs: Any, tmp_path: Path) -> N
     ha1 = hashlib.md5(b"alice-auth:voip.example.net:alice-secret").hexdigest()
     users.write_text(f"alice-auth:voip.example.net:{ha1}\n")
     answerer = procs("-m", "txsipua.cli.main", "answer", "--bind", "127.0.0.1:0", "--realm", "voip.example.net",
-                     "--users", str(users), "--count", "1")
+                     "--users", str(users))  # no --count: it must outlive the unregistration
     hostport = answerer.wait_for("ready ").split()[1]
     client = procs("examples/headless_client.py", "--account", str(account(tmp_path / "a.toml", f"sip:{hostport}")),
                    f"sip:bob@{hostport}", "--duration", "0.2", "--expires", "120")
@@ -171,4 +172,6 @@ def test_headless_client_against_txsipua_answer(procs: Any, tmp_path: Path) -> N
     assert "registered for 120 s" in client.lines, client.text
     assert any(line.startswith("answered (PCMU)") for line in client.lines), client.text
     assert "hung up (hangup)" in client.lines and "unregistered" in client.lines, client.text
+    answerer.p.send_signal(signal.SIGTERM)
     assert answerer.finish() == 0, answerer.text
+    assert "answered=1 open_calls=0" in answerer.lines, answerer.text
