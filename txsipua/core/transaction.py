@@ -1148,6 +1148,12 @@ class TransactionLayer:
         data = response.to_bytes()
         st.last_response = response
         st.response_data = data
+        if response.status >= 200:
+            # The transaction lives on for its retransmission timers (up to
+            # 64*T1) with only bytes to resend: drop the request's parsed
+            # header values (they are rebuilt on demand) so long-lived
+            # transactions hold few objects for the garbage collector.
+            st.request.headers._cache.clear()
         self._outbox.append(Outgoing(data, st.response_destination))
         self.stats["sent"] += 1
 

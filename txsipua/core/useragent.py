@@ -453,6 +453,7 @@ class InviteSession:
         core._dialogs[self._dialog_key()] = self
         self.state = SessionState.ACCEPTED
         self._pending_uas_2xx[self.invite.cseq.seq] = self._ist
+        core._uas_invites.pop(self._ist, None)  # final: a CANCEL no longer applies (§9.2)
         core.layer.respond(self._ist, resp, now)
 
     def reject(self, now: float, status: int = 486, reason: str | None = None,
@@ -469,6 +470,7 @@ class InviteSession:
         for n, v in headers:
             resp.headers.add(n, v)
         self.state = SessionState.TERMINATED
+        self.core._uas_invites.pop(self._ist, None)
         self.core.layer.respond(self._ist, resp, now)
         self.core._forget_session(self)
 
@@ -1101,11 +1103,14 @@ class UserAgentCore:
 
     def _on_cancel(self, request: Request, stxn: ServerTransaction, now: float) -> None:
         ist = self.layer.matching_invite(request)
-        session = self._uas_invites.get(ist) if ist is not None else None
-        if ist is None or session is None:
+        if ist is None:
             self.layer.respond(stxn, self.make_response(request, 481), now)
             return
+        # a CANCEL matching an INVITE already answered has no effect, but is answered 200 (§9.2)
         self.layer.respond(stxn, self.make_response(request, 200), now)
+        session = self._uas_invites.pop(ist, None)
+        if session is None:
+            return
         if session.state in (SessionState.RECEIVED, SessionState.RINGING):
             assert session.invite is not None
             resp = self.make_response(session.invite, 487, to_tag=session._local_tag)
