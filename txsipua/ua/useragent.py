@@ -453,6 +453,25 @@ class IncomingCall:
             self.call.ended.callback("rejected")
 
 
+def set_socket_buffers(port: Any, size: int) -> None:
+    """Ask for ``size``-byte kernel buffers on a listening UDP port (best effort).
+
+    A burst (or a pause of the process) larger than the receive buffer is
+    dropped by the kernel before SIP sees it; servers under load want a few MB.
+    The kernel caps the value at ``net.core.rmem_max``/``wmem_max``.
+    """
+    import socket
+
+    sock = port.getHandle() if hasattr(port, "getHandle") else getattr(port, "socket", None)
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except OSError as e:
+            log.warn("cannot set socket buffer to {size}: {err}", size=size, err=e)
+
+
 class UserAgent:
     """A SIP user agent bound to one UDP address.
 
@@ -471,6 +490,8 @@ class UserAgent:
         ids, timers: injected identifier generator and RFC 3261 timers.
         user_agent: the User-Agent/Server header value.
         locate: next-hop URI -> address (default: numeric hosts only).
+        socket_buffer: UDP receive/send buffer size in bytes (``SO_RCVBUF``,
+            ``SO_SNDBUF``), for servers under load; ``None`` keeps the OS default.
 
     Attributes:
         on_incoming_call: callable taking an :class:`IncomingCall`; when
@@ -498,8 +519,10 @@ class UserAgent:
         timers: Timers | None = None,
         user_agent: str = "txsipua/0.1",
         locate: Callable[[SipURI], Address] = numeric_locate,
+        socket_buffer: int | None = None,
     ) -> None:
         self.reactor = reactor
+        self.socket_buffer = socket_buffer
         self.account = account
         self.bind = bind
         self.media_enabled = media
@@ -533,6 +556,8 @@ class UserAgent:
             self._port = self.reactor.listenUDP(self.bind[1], self.protocol, interface=self.bind[0])
         except Exception as e:
             return defer.fail(e)
+        if self.socket_buffer:
+            set_socket_buffers(self._port, self.socket_buffer)
         host = self.bind[0] or "127.0.0.1"
         port = self._port.getHost().port
         self.core.local = (host, port)
