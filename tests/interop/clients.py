@@ -405,9 +405,9 @@ def write_baresip_config(
     nothing is ever looked up outside; every URI is numeric anyway.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    # baresip picks a free port pair inside the range, so a few spare ports make it robust
     low, high = rtp_ports or (free_udp_port(), 0)
-    if not high:
-        high = low + 1
+    high = high or low + 9
     config = f"""\
 # written by tests/interop/clients.py: headless, loopback only
 poll_method		epoll

@@ -10,11 +10,15 @@ or output; the ``answered=N open_calls=N`` line printed on SIGTERM closes every 
 
 Matrix (client x flow), all MD5 unless noted:
 
-    client     REGISTER   INVITE 401   INVITE 407   wrong password   SHA-256
-    SIPp       yes        yes          yes          REGISTER, INVITE  -  (SIPp 3.6 is MD5 only)
-    sipsak     yes        -            -            REGISTER          -  (built with MD5 only)
-    baresip    yes        yes          -            REGISTER, INVITE  -  (baresip 1.0: MD5 only)
-    linphonec  yes        yes          -            REGISTER, INVITE  yes (REGISTER + INVITE)
+    client     REGISTER  INVITE 401  INVITE 407  wrong password    SHA-256
+    SIPp       yes       yes         yes         REGISTER, INVITE  -  (SIPp 3.6: MD5 only)
+    sipsak     yes       -           -           REGISTER          -  (built with MD5 only)
+    baresip    yes       yes         yes         REGISTER, INVITE  -  (baresip 1.0: MD5 only)
+    linphonec  yes       yes         yes         REGISTER, INVITE  yes, and SHA-256+MD5 offered
+
+Two strict xfails record txsipua deviations found here (the registrar's 200 has no To tag;
+``--proxy-role`` challenges REGISTER with 407): they turn into failures once fixed, as a
+reminder to drop the marker.
 """
 
 from __future__ import annotations
@@ -80,30 +84,43 @@ def _statuses(xs: list[Exchange]) -> list[tuple[bool, int | None]]:
     return [(x.authenticated, x.final_status) for x in xs]
 
 
-def _assert_accepted(server: AnswerServer, method: str, challenge: int = 401) -> Exchange:
-    """``method`` was challenged until a retry with the right credentials got 200; return it.
+def _assert_accepted(
+    server: AnswerServer, method: str, challenge: int | tuple[int, ...] = 401
+) -> Exchange:
+    """``method`` was challenged until a request with the right credentials got 200; return it.
 
     Every ``method`` before the accepted one got ``challenge`` (401 with WWW-Authenticate, or
     407 with Proxy-Authenticate) in our realm - a client may send stale or misdirected
     credentials first (linphonec puts its cached registrar nonce in Proxy-Authorization);
-    the accepted one carries the header that answers ``challenge`` (RFC 3261 §22.2, §22.3),
-    for the auth username, with digest-uri equal to the Request-URI as sent (§22.4).
+    the accepted one carries the header that answers it (RFC 3261 §22.2, §22.3),
+    for the auth username, with digest-uri equal to the Request-URI as sent (§22.4), and a
+    nonce this server sent in an earlier challenge (so a request accepted at the first try
+    is a client reusing a nonce it was given, e.g. the REGISTER's, never an unchallenged one).
     """
     xs = server.exchanges(method)
     ladder = server.ladder()
     ok = [i for i, x in enumerate(xs) if x.final_status == 200]
     assert ok, f"no {method} was accepted:\n{ladder}"
     accepted = xs[ok[0]]
-    assert ok[0] >= 1, f"the first {method} was accepted unchallenged:\n{ladder}"
-    header = "www-authenticate" if challenge == 401 else "proxy-authenticate"
+    allowed = (challenge,) if isinstance(challenge, int) else challenge
+    used: set[int] = set()
     for x in xs[: ok[0]]:
-        assert x.final is not None and x.final.status == challenge, ladder
+        assert x.final is not None and x.final.status in allowed, ladder
+        header = "www-authenticate" if x.final.status == 401 else "proxy-authenticate"
         chal = x.final.get(header)
         assert chal is not None and f'realm="{server.realm}"' in chal, x.final.text
-    creds = "authorization" if challenge == 401 else "proxy-authorization"
-    assert accepted.request.get(creds), f"credentials not in {creds}:\n{accepted.request.text}"
+        used.add(x.final.status)
+    for status in used or set(allowed):
+        creds = "authorization" if status == 401 else "proxy-authorization"
+        assert accepted.request.get(creds), f"credentials not in {creds}:\n{accepted.request.text}"
     assert accepted.request.digest_param("uri") == accepted.request.start_line.split(" ")[1]
     assert accepted.request.digest_param("username") == AUTH_USER
+    nonce = accepted.request.digest_param("nonce")
+    issued = [
+        m.text for m in server.trace()
+        if m.direction == "out" and m.status in (401, 407) and f'nonce="{nonce}"' in m.text
+    ]
+    assert nonce and issued, f"accepted with a nonce the server never sent ({nonce}):\n{ladder}"
     return accepted
 
 
@@ -118,10 +135,25 @@ def _assert_refused(server: AnswerServer, method: str, challenge: int = 401) -> 
 
 
 def _assert_call_completed(server: AnswerServer) -> None:
-    """ACK for the 2xx came, and the caller's BYE got 200."""
+    """Every INVITE's final response was ACKed, and the caller's BYE got 200.
+
+    ACK of a non-2xx: same branch as its INVITE (RFC 3261 §17.1.1.3); ACK of the 2xx: same
+    CSeq number, a new transaction (§13.2.2.4).
+    """
     ladder = server.ladder()
-    acks = server.exchanges("ACK")
-    assert len(acks) >= 2, f"ACK for the 401/407 and for the 200 expected:\n{ladder}"
+    acks = [x.request for x in server.exchanges("ACK")]
+    invites = server.exchanges("INVITE")
+    assert invites, ladder
+    for invite in invites:
+        number = invite.request.cseq[0]
+        if invite.final_status == 200:
+            assert any(a.cseq[0] == number and a.branch != invite.request.branch for a in acks), (
+                f"no ACK for the 200 to CSeq {number}:\n{ladder}"
+            )
+        else:
+            assert any(a.branch == invite.request.branch for a in acks), (
+                f"no ACK for the {invite.final_status} to CSeq {number}:\n{ladder}"
+            )
     byes = server.exchanges("BYE")
     assert [x.final_status for x in byes] == [200], ladder
 
@@ -165,6 +197,44 @@ def test_sipp_register_md5(answer: Callable[..., AnswerServer], sipp_factory: Ca
     ok = accepted.final
     assert ok is not None
     assert f"<sip:{USER}@{HOST}:{sipp.port}>" in (ok.get("contact") or ""), ok.text
+    assert server.stop() == (0, 0, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="responses built by ua.UserAgent._incoming_request's respond() (the registrar's 200, "
+    "MESSAGE/INFO answers) get no To tag: core.make_response is called without to_tag",
+)
+def test_register_200_carries_a_to_tag(
+    answer: Callable[..., AnswerServer], sipp_factory: Callable[..., Sipp]
+) -> None:
+    """The registrar's 200 adds a To tag, as every final response must (RFC 3261 §8.2.6.2)."""
+    server = answer()
+    sipp = _sipp_register(sipp_factory, server, "uac_register.xml", PASSWORD)
+    assert sipp.wait(15) == 0, sipp.report()
+    for x in server.exchanges("REGISTER"):
+        assert x.final is not None and ";tag=" in (x.final.get("to") or ""), x.final.text if x.final else x
+    server.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="txsipua answer --proxy-role challenges REGISTER with 407 too: one DigestServer with "
+    "proxy_role=True serves every method (core UA), while issue 3 wants the registrar's 401",
+)
+def test_sipp_register_proxy_role(
+    answer: Callable[..., AnswerServer], sipp_factory: Callable[..., Sipp]
+) -> None:
+    """With --proxy-role INVITEs get 407, but REGISTER is still challenged 401 (registrar role).
+
+    RFC 3261 §22.1/§10.3: a registrar authenticates as a UAS, with 401 and WWW-Authenticate.
+    """
+    server = answer(proxy_role=True)
+    sipp = _sipp_register(sipp_factory, server, "uac_register.xml", PASSWORD)
+    rc = sipp.wait(15)
+    assert _statuses(server.exchanges("REGISTER"))[:1] == [(False, 401)], server.ladder()
+    assert rc == 0, sipp.report() + "\n--- server\n" + server.ladder()
+    _assert_accepted(server, "REGISTER", 401)
     assert server.stop() == (0, 0, 0)
 
 
@@ -259,6 +329,7 @@ def test_sipsak_register_wrong_password(
 def _baresip(
     tmp_path: Path, peer_registry: _Peers, server: AnswerServer, password: str, quit_after: int
 ) -> str:
+    """Run baresip: register, dial the server at once, quit (BYE, unREGISTER) after N s."""
     config = write_baresip_config(
         tmp_path / "baresip",
         sip_port=free_udp_port(),
@@ -273,17 +344,18 @@ def _baresip(
     return process.output()
 
 
+@pytest.mark.parametrize("proxy_role", [False, True], ids=["uas-401", "proxy-role-407"])
 def test_baresip_register_and_call_md5(
-    tmp_path: Path, answer: Callable[..., AnswerServer], peer_registry: _Peers
+    tmp_path: Path, answer: Callable[..., AnswerServer], peer_registry: _Peers, proxy_role: bool
 ) -> None:
-    """baresip registers (401, then 200) and dials the server: 401, 200, ACK; BYE/200 on quit."""
-    server = answer()
+    """baresip registers (401, then 200) and dials: 401/407, 200, ACK; BYE/200 when it quits."""
+    server = answer(proxy_role=proxy_role)
     out = _baresip(tmp_path, peer_registry, server, PASSWORD, quit_after=3)
     context = out[-3000:] + "\n--- server\n" + server.ladder()
     assert "200 OK (txsipua" in out, context  # baresip's own "registered" line
     assert "Call established" in out, context
-    _assert_accepted(server, "REGISTER")
-    _assert_accepted(server, "INVITE")
+    _assert_accepted(server, "REGISTER", (401, 407) if proxy_role else 401)  # see test_sipp_register_proxy_role
+    _assert_accepted(server, "INVITE", 407 if proxy_role else 401)
     _assert_call_completed(server)
     assert server.stop() == (0, 1, 0)
 
@@ -337,21 +409,30 @@ def _authenticated(method: str, status: int) -> Callable[[AnswerServer], bool]:
     return lambda s: any(x.authenticated and x.final_status == status for x in s.exchanges(method))
 
 
-@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+@pytest.mark.parametrize(
+    ("algorithm", "proxy_role"),
+    [("MD5", False), ("SHA-256", False), ("MD5", True), ("SHA-256", True)],
+    ids=["MD5-uas-401", "SHA-256-uas-401", "MD5-proxy-role-407", "SHA-256-proxy-role-407"],
+)
 def test_linphonec_register_and_call(
-    tmp_path: Path, answer: Callable[..., AnswerServer], peer_registry: _Peers, algorithm: str
+    tmp_path: Path,
+    answer: Callable[..., AnswerServer],
+    peer_registry: _Peers,
+    algorithm: str,
+    proxy_role: bool,
 ) -> None:
     """linphonec registers and calls, challenged with one algorithm; call answered, hung up."""
-    server = answer(algorithms=(algorithm,))
+    server = answer(algorithms=(algorithm,), proxy_role=proxy_role)
     phone = _linphonec(tmp_path, peer_registry, server, PASSWORD, algorithm)
     server.wait_for(_authenticated("REGISTER", 200), 10, "REGISTER accepted")
-    accepted = _assert_accepted(server, "REGISTER")
+    # see test_sipp_register_proxy_role for the 407 a REGISTER gets in the proxy role
+    accepted = _assert_accepted(server, "REGISTER", (401, 407) if proxy_role else 401)
     assert accepted.request.digest_param("algorithm") == algorithm, accepted.request.text
 
     mark = len(phone.output())
     phone.send(f"call sip:{CALLEE}@{server.host}:{server.port}")
     phone.wait_output(r"Call \d+ with \S+ connected", 10, after=mark)
-    invite = _assert_accepted(server, "INVITE")
+    invite = _assert_accepted(server, "INVITE", 407 if proxy_role else 401)
     assert invite.request.digest_param("algorithm") == algorithm, invite.request.text
 
     phone.send("terminate")
