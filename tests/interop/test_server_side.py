@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from clients import (
@@ -41,8 +42,10 @@ from clients import (
     write_linphonerc,
     write_users,
 )
-from conftest import TxsipuaCli, _Peers
 from peers import HOST, Sipp, free_udp_port
+
+if TYPE_CHECKING:  # only annotations: at run time the fixtures come from conftest.py itself
+    from conftest import TxsipuaCli, _Peers
 
 pytestmark = pytest.mark.interop
 
