@@ -16,9 +16,8 @@ Matrix (client x flow), all MD5 unless noted:
     baresip    yes       yes         yes         REGISTER, INVITE  -  (baresip 1.0: MD5 only)
     linphonec  yes       yes         yes         REGISTER, INVITE  yes, and SHA-256+MD5 offered
 
-Two strict xfails record txsipua deviations found here (the registrar's 200 has no To tag;
-``--proxy-role`` challenges REGISTER with 407): they turn into failures once fixed, as a
-reminder to drop the marker.
+Two tests record txsipua deviations found here and since fixed (the registrar's 200 had no
+To tag; ``--proxy-role`` challenged REGISTER with 407).
 """
 
 from __future__ import annotations
@@ -203,11 +202,6 @@ def test_sipp_register_md5(answer: Callable[..., AnswerServer], sipp_factory: Ca
     assert server.stop() == (0, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="responses built by ua.UserAgent._incoming_request's respond() (the registrar's 200, "
-    "MESSAGE/INFO answers) get no To tag: core.make_response is called without to_tag",
-)
 def test_register_200_carries_a_to_tag(
     answer: Callable[..., AnswerServer], sipp_factory: Callable[..., Sipp]
 ) -> None:
@@ -220,11 +214,6 @@ def test_register_200_carries_a_to_tag(
     server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="txsipua answer --proxy-role challenges REGISTER with 407 too: one DigestServer with "
-    "proxy_role=True serves every method (core UA), while issue 3 wants the registrar's 401",
-)
 def test_sipp_register_proxy_role(
     answer: Callable[..., AnswerServer], sipp_factory: Callable[..., Sipp]
 ) -> None:

@@ -282,7 +282,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.ua.useragent import UserAgent
 
     bind = parse_bind(args.bind)
-    authenticator = portal = None
+    authenticator = portal = register_authenticator = None
     account = _load_account(args.account) if args.account else None
     if args.realm or args.users:
         if not (args.realm and args.users):
@@ -296,15 +296,16 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         secret = args.secret.encode() if args.secret else None
         import secrets as _secrets
 
-        authenticator = DigestServer(
-            args.realm,
-            secret or _secrets.token_bytes(32),
-            algorithms=tuple(args.algorithm or ["MD5"]),
-            proxy_role=args.proxy_role,
-        )
+        secret_bytes = secret or _secrets.token_bytes(32)
+        algorithms = tuple(args.algorithm or ["MD5"])
+        authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role)
+        if args.proxy_role:
+            # the registrar side still answers REGISTER with 401 (RFC 3261 §22.3)
+            register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms)
         portal = make_portal(store)
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, account, bind=bind, authenticator=authenticator, portal=portal,
+                   register_authenticator=register_authenticator,
                    trace=printer.trace if args.verbose else None, media=not args.no_media,
                    socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
     tune_gc_for_server()

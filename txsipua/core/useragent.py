@@ -286,6 +286,7 @@ class InviteSession:
         self._cancel_pending = False
         self._cancelled = False
         self._ended = False
+        self._end_reason: tuple[str, bool] | None = None
         self._ist: ServerTransaction | None = None
         self._local_tag: str = ""
         self._reinvite_op: ClientOperation | None = None
@@ -525,13 +526,14 @@ class InviteSession:
         if self._ended:
             return
         self._ended = True
+        self._end_reason = (reason, by_remote)
         if send_bye and self.dialog is not None and self.dialog.state is not DialogState.TERMINATED:
+            # CallEnded waits for the BYE's final response (or its failure), so
+            # whoever waits for the end may close the socket without losing
+            # the BYE's retransmissions (RFC 3261 §15.1.1)
             self.state = SessionState.TERMINATING
-            self.core._emit(ev.CallEnded(self, reason, by_remote))
             self.request("BYE", now)
         else:
-            self.state = SessionState.TERMINATED
-            self.core._emit(ev.CallEnded(self, reason, by_remote))
             self._finish_termination()
 
     def _finish_termination(self) -> None:
@@ -539,6 +541,10 @@ class InviteSession:
         if self.dialog is not None:
             self.dialog.terminate()
         self.core._forget_session(self)
+        if self._end_reason is not None:
+            reason, by_remote = self._end_reason
+            self._end_reason = None
+            self.core._emit(ev.CallEnded(self, reason, by_remote))
 
     def request(
         self,
@@ -681,6 +687,9 @@ class UserAgentCore:
         authenticator: a :class:`~txsipua.auth.server.DigestServer` that
             challenges incoming out-of-dialog requests (INVITE, REGISTER,
             MESSAGE...; never ACK or CANCEL), or ``None``.
+        register_authenticator: challenges REGISTER instead of
+            ``authenticator`` (a registrar answers 401 even where the rest is
+            challenged with 407 in the proxy role, RFC 3261 §22.3), or ``None``.
         user_agent: the User-Agent/Server header value ("" for none).
         contact_user: the user part of our Contact URI.
         locate: maps a next-hop URI to an address (default: numeric hosts only).
@@ -696,6 +705,7 @@ class UserAgentCore:
         timers: Timers | None = None,
         digest: DigestClient | None = None,
         authenticator: DigestServer | None = None,
+        register_authenticator: DigestServer | None = None,
         user_agent: str = "txsipua/0.1",
         contact_user: str | None = None,
         locate: Callable[[SipURI], Address] = numeric_locate,
@@ -707,6 +717,7 @@ class UserAgentCore:
         self.layer = TransactionLayer(timers=timers or Timers())
         self.digest = digest
         self.authenticator = authenticator
+        self.register_authenticator = register_authenticator
         self.user_agent = user_agent
         self.contact_user = contact_user
         self.locate = locate
@@ -856,6 +867,8 @@ class UserAgentCore:
                 rrs.append(f)
             elif k in _COPIED and k not in copied:
                 copied[k] = f
+        if to_tag is None and status > 100:
+            to_tag = self.ids.tag()  # RFC 3261 §8.2.6.2: a UAS adds a To tag when there is none
         fields = vias
         for k in ("from", "to", "call-id", "cseq"):
             f = copied.get(k) or (k, _CANON_COPIED[k], "")
@@ -1032,10 +1045,11 @@ class UserAgentCore:
             self.layer.respond(stxn, self.make_response(request, 501), now)
             return
         # out of dialog: authenticate first when configured (RFC 3261 §22.1)
-        if self.authenticator is not None and method not in ("OPTIONS",):
-            outcome = self.authenticator.inspect(request, now)
+        auth = self._authenticator_for(method)
+        if auth is not None and method not in ("OPTIONS",):
+            outcome = auth.inspect(request, now)
             if isinstance(outcome, NeedChallenge):
-                resp = self.authenticator.challenge(request, now, stale=outcome.stale)
+                resp = auth.challenge(request, now, stale=outcome.stale)
                 self.layer.respond(stxn, resp, now)
                 return
             if isinstance(outcome, BadAuthorization):
@@ -1046,6 +1060,11 @@ class UserAgentCore:
                 self._emit(ev.AuthenticationNeeded(request, stxn, outcome))
                 return
         self._accept_request(request, stxn, now, None)
+
+    def _authenticator_for(self, method: str) -> DigestServer | None:
+        if method == "REGISTER" and self.register_authenticator is not None:
+            return self.register_authenticator
+        return self.authenticator
 
     def authentication_result(self, event: ev.AuthenticationNeeded, ok: bool, identity: str | None, now: float) -> None:
         """Continue a request parked by :class:`~txsipua.core.events.AuthenticationNeeded`.
@@ -1063,11 +1082,12 @@ class UserAgentCore:
         if ok:
             self._accept_request(parked.request, parked.transaction, now, identity)
         else:
-            assert self.authenticator is not None
+            auth = self._authenticator_for(parked.request.method)
+            assert auth is not None
             # credentials refused only because their nonce aged out of the
             # replay check get a stale=true challenge (RFC 7616 §3.3)
             stale = bool(getattr(event.credentials, "stale", False))
-            resp = self.authenticator.challenge(parked.request, now, stale=stale)
+            resp = auth.challenge(parked.request, now, stale=stale)
             self.layer.respond(parked.transaction, resp, now)
         self._drain_layer(now)
 

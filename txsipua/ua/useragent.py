@@ -482,6 +482,8 @@ class UserAgent:
         bind: ``(host, port)`` to listen on; port 0 picks a free one.
         authenticator: a :class:`~txsipua.auth.server.DigestServer` that
             challenges incoming requests (UAS/registrar role), or ``None``.
+        register_authenticator: challenges REGISTER instead of
+            ``authenticator`` (401 even when calls get 407 in the proxy role).
         portal: a ``twisted.cred`` Portal checking credentials the
             authenticator accepted (see :mod:`txsipua.ua.cred`); required with
             ``authenticator``.
@@ -513,6 +515,7 @@ class UserAgent:
         bind: Address = ("127.0.0.1", 0),
         authenticator: Any = None,
         portal: Any = None,
+        register_authenticator: Any = None,
         trace: TraceCallback | None = None,
         media: bool = True,
         ids: IdGenerator | None = None,
@@ -534,6 +537,7 @@ class UserAgent:
             timers=timers,
             digest=account.digest_client() if account is not None else None,
             authenticator=authenticator,
+            register_authenticator=register_authenticator,
             user_agent=user_agent,
             contact_user=account.user if account is not None else None,
             locate=locate,
