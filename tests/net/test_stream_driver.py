@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from txsipua.net.stream import StreamDriver
 from txsipua.sip.message import parse_message
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
+from txsipua.testing.tls import self_signed
 
 REALM = "callee.example.org"
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
@@ -125,41 +125,12 @@ def test_connection_refused_is_a_transport_error() -> Any:
     yield cdrv.stop()
 
 
-def _self_signed() -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    from twisted.internet import ssl
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    import ipaddress
-
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    pem_cert = cert.public_bytes(serialization.Encoding.PEM)
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    server = ssl.PrivateCertificate.loadPEM(pem_cert + pem_key).options()
-    trust = ssl.Certificate.loadPEM(pem_cert)
-    client = ssl.optionsForClientTLS("127.0.0.1", trustRoot=trust)
-    return server, client
-
-
 @pytest_twisted.inlineCallbacks
 def test_challenged_call_over_tls() -> Any:
     """The same call over TLS with a certificate the client verifies (sips URI, Via TLS)."""
     pytest.importorskip("OpenSSL")
     pytest.importorskip("service_identity")
-    server_ctx, client_ctx = _self_signed()
+    server_ctx, client_ctx = self_signed()
     caller, callee = _pair("TLS")
     clog: list[Any] = []
     cdrv = _wire(caller, clog, [], tls_client=client_ctx)

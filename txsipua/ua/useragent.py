@@ -284,6 +284,7 @@ class Call:
         self._local_sdp: SessionDescription | None = None
         self._session_id = secrets.randbits(31)
         self._hangup_d: defer.Deferred[str] | None = None
+        self.abandoned = False
         self._reinvite_d: defer.Deferred[Response] | None = None
 
     @property
@@ -310,6 +311,16 @@ class Call:
             return reason
 
         self.ended.addBoth(relay)
+        if self.session is None:
+            # still locating the callee: nothing was sent, nothing to cancel
+            self.abandoned = True
+            self.ua.calls.discard(self)
+            if not self.answered.called:
+                from txsipua.errors import CallFailed as CallFailedError
+
+                self.answered.errback(CallFailedError(Response(487), "call (cancelled)"))
+            self.ended.callback("cancelled")
+            return d
         self.ua._run(lambda now: self.session.hangup(now))
         return d
 
@@ -491,7 +502,16 @@ class UserAgent:
         media: create RTP streams and SDP for calls.
         ids, timers: injected identifier generator and RFC 3261 timers.
         user_agent: the User-Agent/Server header value.
-        locate: next-hop URI -> address (default: numeric hosts only).
+        locate: next-hop URI -> address; by default numeric hosts, and names
+            already located through ``resolver``.
+        transport: ``"UDP"`` (default), ``"TCP"`` or ``"TLS"`` (RFC 3261 §18).
+        tls_server: a ``twisted.internet.ssl`` server context factory (our
+            certificate), needed to listen for TLS.
+        tls_client: a client context factory, or a callable ``(host) ->
+            context factory``; default: ``optionsForClientTLS(host)`` (the
+            system's trust roots, the host name verified).
+        resolver: a :class:`~txsipua.net.resolve.SIPResolver` for host names
+            (RFC 3263); without one only IP addresses can be reached.
         socket_buffer: UDP receive/send buffer size in bytes (``SO_RCVBUF``,
             ``SO_SNDBUF``), for servers under load; ``None`` keeps the OS default.
 
@@ -521,11 +541,22 @@ class UserAgent:
         ids: IdGenerator | None = None,
         timers: Timers | None = None,
         user_agent: str = "txsipua/0.1",
-        locate: Callable[[SipURI], Address] = numeric_locate,
+        locate: Callable[[SipURI], Address] | None = None,
         socket_buffer: int | None = None,
+        transport: str = "UDP",
+        tls_server: Any = None,
+        tls_client: Any = None,
+        resolver: Any = None,
     ) -> None:
         self.reactor = reactor
         self.socket_buffer = socket_buffer
+        self.transport = transport.upper()
+        if self.transport not in ("UDP", "TCP", "TLS"):
+            raise ValueError(f"transport must be UDP, TCP or TLS, not {transport!r}")
+        self.tls_server = tls_server
+        self.tls_client = tls_client
+        self.resolver = resolver
+        self._located: dict[tuple[str, int | None], Address] = {}
         self.account = account
         self.bind = bind
         self.media_enabled = media
@@ -540,9 +571,25 @@ class UserAgent:
             register_authenticator=register_authenticator,
             user_agent=user_agent,
             contact_user=account.user if account is not None else None,
-            locate=locate,
+            locate=locate or self._locate,
+            transport=self.transport,
+            reliable=self.transport != "UDP",
         )
-        self.protocol = SIPDatagramProtocol(reactor, self.core, self._on_event, trace)
+        self.protocol: Any
+        if self.transport == "UDP":
+            self.protocol = SIPDatagramProtocol(reactor, self.core, self._on_event, trace)
+        else:
+            from txsipua.net.stream import StreamDriver
+
+            if self.transport == "TLS" and tls_client is None:
+                from twisted.internet.ssl import optionsForClientTLS
+
+                def tls_for(host: str) -> Any:
+                    return optionsForClientTLS(host)
+
+                tls_client = tls_for
+            self.protocol = StreamDriver(reactor, self.core, self._on_event, trace,
+                                         tls_client=tls_client if self.transport == "TLS" else None)
         self.on_incoming_call: Callable[[IncomingCall], object] | None = None
         self.on_request: Callable[[Request, Callable[..., None]], object] | None = None
         self.auto_answer = False
@@ -557,10 +604,17 @@ class UserAgent:
         port is taken.
         """
         try:
-            self._port = self.reactor.listenUDP(self.bind[1], self.protocol, interface=self.bind[0])
+            if self.transport == "UDP":
+                self._port = self.reactor.listenUDP(self.bind[1], self.protocol, interface=self.bind[0])
+            elif self.transport == "TCP":
+                self._port = self.protocol.listen_tcp(self.bind[1], self.bind[0])
+            else:
+                if self.tls_server is None:
+                    raise LocalProtocolError("TLS needs tls_server (a certificate) to listen")
+                self._port = self.protocol.listen_tls(self.tls_server, self.bind[1], self.bind[0])
         except Exception as e:
             return defer.fail(e)
-        if self.socket_buffer:
+        if self.socket_buffer and self.transport == "UDP":
             set_socket_buffers(self._port, self.socket_buffer)
         host = self.bind[0] or "127.0.0.1"
         port = self._port.getHost().port
@@ -580,6 +634,9 @@ class UserAgent:
         def close(_: Any) -> Any:
             for c in list(self.calls):
                 c._stop_media()
+            if self.transport != "UDP":
+                self._port = None
+                return self.protocol.stop()
             if self._port is not None:
                 p, self._port = self._port, None
                 return p.stopListening()
@@ -625,18 +682,17 @@ class UserAgent:
         :class:`~txsipua.errors.ResolutionError`.
         """
         hop = self.next_hop(request.uri)
-        try:
-            dest = self.core.locate(hop)
-        except ResolutionError as e:
-            return defer.fail(e)
         d: defer.Deferred[Response] = defer.Deferred()
 
-        def go(now: float) -> None:
-            op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop.host)
-            op.user_data = d
+        def located(dest: Address) -> defer.Deferred[Response]:
+            def go(now: float) -> None:
+                op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop.host)
+                op.user_data = d
 
-        self._run(go)
-        return d
+            self._run(go)
+            return d
+
+        return self.resolve(hop).addCallback(located)
 
     def register(self, expires: int = 3600) -> defer.Deferred[RegistrationResult]:
         """Register once (no refresh); see :class:`Registration` for a kept registration."""
@@ -694,8 +750,33 @@ class UserAgent:
         else:
             uri = SipURI(user=target, host=acct.domain)
         hop = self.next_hop(uri)
-        dest = self.core.locate(hop)
         call = Call(self, None)
+        try:
+            dest = self.core.locate(hop)
+        except ResolutionError:
+            if self.resolver is None:
+                raise
+            # a host name: locate it (RFC 3263) first, then send the INVITE
+            self.calls.add(call)
+
+            def located(address: Address) -> None:
+                if call.abandoned:
+                    return
+                self._start_invite(call, acct, uri, hop, address)
+
+            def not_located(f: Any) -> None:
+                self.calls.discard(call)
+                if not call.answered.called:
+                    call.answered.errback(f.value)
+                if not call.ended.called:
+                    call.ended.callback("failed")
+
+            self.resolve(hop).addCallbacks(located, not_located)
+            return call
+        self._start_invite(call, acct, uri, hop, dest)
+        return call
+
+    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address) -> None:
         body = call._start_media_offer()
 
         def go(now: float) -> None:
@@ -710,7 +791,39 @@ class UserAgent:
 
         self._run(go)
         self.calls.add(call)
-        return call
+
+    # server location
+    def resolve(self, uri: SipURI) -> defer.Deferred[Address]:
+        """Locate ``uri`` (RFC 3263) for this UA's transport; fires with ``(ip, port)``.
+
+        Numeric hosts need no lookup.  Names go through the injected
+        :class:`~txsipua.net.resolve.SIPResolver`; the answer is cached so
+        that later requests (and in-dialog requests through the same hosts)
+        find it at once.  Errbacks with :class:`~txsipua.errors.ResolutionError`.
+        """
+        try:
+            return defer.succeed(self.core.locate(uri))
+        except ResolutionError as e:
+            if self.resolver is None:
+                return defer.fail(e)
+        d = self.resolver.locate(uri)
+
+        def pick(targets: list[Any]) -> Address:
+            mine = [t for t in targets if t.transport == self.transport] or targets
+            first = mine[0]
+            self._located[(uri.host.lower(), uri.port)] = (first.host, first.port)
+            return (first.host, first.port)
+
+        return d.addCallback(pick)
+
+    def _locate(self, uri: SipURI) -> Address:
+        try:
+            return numeric_locate(uri)
+        except ResolutionError:
+            found = self._located.get((uri.host.lower(), uri.port))
+            if found is None:
+                raise
+            return found
 
     # events
     def _on_event(self, e: ev.Event) -> None:

@@ -1,0 +1,128 @@
+"""UserAgent over TCP and TLS, and with host names located through RFC 3263 (loopback only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.names import dns
+from twisted.names.common import ResolverBase
+from twisted.names.error import DNSNameError
+
+from txsipua.auth.credentials import Credential, InMemoryCredentials
+from txsipua.auth.server import DigestServer
+from txsipua.core.transaction import Timers
+from txsipua.errors import ResolutionError
+from txsipua.net.resolve import SIPResolver
+from txsipua.sip.message import parse_message
+from txsipua.ua.account import Account
+from txsipua.ua.cred import InMemoryHA1Store, make_portal
+from txsipua.ua.useragent import UserAgent
+
+FAST = Timers(t1=0.02, t2=0.16, t4=0.2, d=0.2)
+REALM = "callee.example.org"
+
+
+def _callee(transport: str, **kw: Any) -> UserAgent:
+    store = InMemoryHA1Store()
+    store.add_password("alice-auth", REALM, "pw")
+    bob = UserAgent(reactor, None, bind=("127.0.0.1", 0), transport=transport, timers=FAST,
+                    authenticator=DigestServer(REALM, b"k" * 32), portal=make_portal(store), **kw)
+    bob.auto_answer = True
+    return bob
+
+
+def _caller(transport: str, registrar: str, wire: list[bytes], **kw: Any) -> UserAgent:
+    account = Account(
+        user="alice", domain="example.com", registrar=registrar,
+        credentials=InMemoryCredentials([Credential(realm=REALM, username="alice-auth", password="pw")]),
+    )
+    return UserAgent(reactor, account, bind=("127.0.0.1", 0), transport=transport, timers=FAST,
+                     trace=lambda d, data, peer: wire.append(data) if d == "send" else None, **kw)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("transport", ["TCP", "TLS"])
+def test_challenged_call_over_a_stream(transport: str) -> Any:
+    """A 401-challenged call with media over TCP and TLS: Via and Contact name the transport."""
+    kw: dict[str, Any] = {}
+    ckw: dict[str, Any] = {}
+    if transport == "TLS":
+        pytest.importorskip("OpenSSL")
+        from txsipua.testing.tls import self_signed
+
+        server, client = self_signed()
+        kw = {"tls_server": server, "tls_client": client}
+        ckw = dict(kw)
+    bob = _callee(transport, **kw)
+    host, port = yield bob.start()
+    scheme = "sips" if transport == "TLS" else "sip"
+    wire: list[bytes] = []
+    alice = _caller(transport, f"{scheme}:{host}:{port};transport=tcp", wire, **ckw)
+    yield alice.start()
+    try:
+        call = yield alice.call(f"{scheme}:bob@{host}:{port};transport=tcp")
+        assert call.media_params is not None
+        yield call.hangup()
+        sent = [parse_message(d) for d in wire]
+        methods = [m.method for m in sent if m.is_request]  # type: ignore[union-attr]
+        assert methods == ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+        assert {m.top_via.transport for m in sent} == {transport}
+        assert f"transport={transport.lower()}" in (sent[0].headers.get("Contact") or "")
+    finally:
+        yield alice.stop()
+        yield bob.stop()
+
+
+class Zone(ResolverBase):
+    """An in-memory twisted.names resolver (no query leaves the process)."""
+
+    def __init__(self, records: dict[tuple[str, int], list[Any]]) -> None:
+        super().__init__()
+        self.records = records
+
+    def _lookup(self, name: Any, cls: int, type: int, timeout: Any) -> defer.Deferred[Any]:
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        found = self.records.get((text, type))
+        if found is None:
+            return defer.fail(DNSNameError(text))
+        return defer.succeed(([dns.RRHeader(text, type, dns.IN, 60, p) for p in found], [], []))
+
+
+@pytest_twisted.inlineCallbacks
+def test_names_are_located_with_srv_records() -> Any:
+    """sip:bob@voip.example.test reaches 127.0.0.1:PORT through an SRV record (RFC 3263 §4.2)."""
+    bob = _callee("UDP")
+    host, port = yield bob.start()
+    zone = Zone({
+        ("_sip._udp.voip.example.test", dns.SRV): [dns.Record_SRV(10, 10, port, "pbx.voip.example.test")],
+        ("pbx.voip.example.test", dns.A): [dns.Record_A(host)],
+    })
+    wire: list[bytes] = []
+    alice = _caller("UDP", "sip:voip.example.test", wire, resolver=SIPResolver(zone))
+    account = alice.require_account()
+    account.credentials.credentials_for(REALM)  # the realm's credentials exist
+    yield alice.start()
+    try:
+        call = yield alice.call("sip:bob@voip.example.test")
+        yield call.hangup()
+        assert parse_message(wire[0]).uri_text == "sip:bob@voip.example.test"  # type: ignore[union-attr]
+    finally:
+        yield alice.stop()
+        yield bob.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unknown_name_fails_with_resolution_error() -> Any:
+    """A name no record answers for fails the call with ResolutionError, nothing sent."""
+    wire: list[bytes] = []
+    alice = _caller("UDP", "sip:127.0.0.1:9", wire, resolver=SIPResolver(Zone({})))
+    yield alice.start()
+    try:
+        with pytest.raises(ResolutionError):
+            yield alice.call("sip:bob@nowhere.example.test")
+        assert wire == [] and not alice.calls
+    finally:
+        yield alice.stop()
