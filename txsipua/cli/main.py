@@ -122,6 +122,58 @@ def _bind_for(args: argparse.Namespace, account: Any) -> tuple[str, int]:
     return (local_host_towards(host, target.port or 5060), 0)
 
 
+def _transport_options(args: argparse.Namespace, server: bool = False) -> dict[str, Any]:
+    """UserAgent keywords for ``--transport``, ``--tls-cert``, ``--tls-ca`` and ``--dns``."""
+    opts: dict[str, Any] = {"transport": args.transport.upper()}
+    if args.transport == "tls":
+        from twisted.internet import ssl
+
+        if args.tls_ca:
+            try:
+                with open(args.tls_ca, "rb") as f:
+                    root = ssl.Certificate.loadPEM(f.read())
+            except (OSError, ValueError) as e:
+                raise UsageError(f"cannot read --tls-ca {args.tls_ca}: {e}") from None
+
+            def client(host: str) -> Any:
+                return ssl.optionsForClientTLS(host, trustRoot=root)
+
+            opts["tls_client"] = client
+        if args.tls_cert:
+            try:
+                with open(args.tls_cert, "rb") as f:
+                    opts["tls_server"] = ssl.PrivateCertificate.loadPEM(f.read()).options()
+            except (OSError, ValueError) as e:
+                raise UsageError(f"cannot read --tls-cert {args.tls_cert}: {e}") from None
+        elif server:
+            raise UsageError("--transport tls needs --tls-cert (PEM certificate and key) to listen")
+    from twisted.names import client as dns_client
+
+    from txsipua.net.resolve import SIPResolver
+
+    servers = None
+    if args.dns:
+        servers = [parse_bind(args.dns)]
+        servers = [(h, p or 53) for h, p in servers]
+    opts["resolver"] = SIPResolver(_LazyResolver(dns_client, servers), transports=(opts["transport"],))
+    return opts
+
+
+class _LazyResolver:
+    """Builds the twisted.names resolver on the first lookup (numeric hosts never need one)."""
+
+    def __init__(self, dns_client: Any, servers: list[tuple[str, int]] | None) -> None:
+        self._client = dns_client
+        self._servers = servers
+        self._resolver: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._resolver is None:
+            c = self._client
+            self._resolver = c.createResolver(servers=self._servers) if self._servers else c.getResolver()
+        return getattr(self._resolver, name)
+
+
 def tune_gc_for_server() -> None:
     """Garbage-collector settings for a long-running server (the ``answer`` command).
 
@@ -160,7 +212,8 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
 
     account = _load_account(args.account)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace, media=False)
+    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace, media=False,
+                   **_transport_options(args))
     yield ua.start()
     reg = ua.registration(args.expires)
     try:
@@ -209,7 +262,8 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
     account = _load_account(args.account)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace)
+    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace,
+                   **_transport_options(args))
     yield ua.start()
     try:
         call = ua.place_call(args.target)
@@ -305,7 +359,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         portal = make_portal(store)
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, account, bind=bind, authenticator=authenticator, portal=portal,
-                   register_authenticator=register_authenticator,
+                   register_authenticator=register_authenticator, **_transport_options(args, server=True),
                    trace=printer.trace if args.verbose else None, media=not args.no_media,
                    socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
     tune_gc_for_server()
@@ -384,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--bind", metavar="HOST[:PORT]", help="local address (port 0 or absent: any free port)")
+        sp.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp",
+                        help="SIP transport (default udp)")
+        sp.add_argument("--tls-cert", metavar="PEM", help="our certificate and key (TLS; needed to listen)")
+        sp.add_argument("--tls-ca", metavar="PEM", help="trust this CA certificate for TLS peers "
+                        "(default: the system's trust roots)")
+        sp.add_argument("--dns", metavar="HOST[:PORT]", help="DNS server for host names (RFC 3263 SRV/A "
+                        "lookups; default: the system's resolv.conf)")
         sp.add_argument("-v", "--verbose", action="store_true", help="print every SIP message sent and received")
 
     d = sub.add_parser("demo", help="run a challenged call end to end on 127.0.0.1 (no outside server)",

@@ -21,11 +21,20 @@ def self_signed(host: str = "127.0.0.1", days: int = 1) -> tuple[Any, Any]:
         host: the address or name the client dials and verifies.
         days: validity, days (starting yesterday).
     """
+    from twisted.internet import ssl
+
+    pem_cert, pem_key = self_signed_pem(host, days)
+    server = ssl.PrivateCertificate.loadPEM(pem_cert + pem_key).options()
+    client = ssl.optionsForClientTLS(host, trustRoot=ssl.Certificate.loadPEM(pem_cert))
+    return server, client
+
+
+def self_signed_pem(host: str = "127.0.0.1", days: int = 1) -> tuple[bytes, bytes]:
+    """``(certificate PEM, private key PEM)`` of a fresh self-signed certificate for ``host``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    from twisted.internet import ssl
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
@@ -51,6 +60,4 @@ def self_signed(host: str = "127.0.0.1", days: int = 1) -> tuple[Any, Any]:
     pem_key = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    server = ssl.PrivateCertificate.loadPEM(pem_cert + pem_key).options()
-    client = ssl.optionsForClientTLS(host, trustRoot=ssl.Certificate.loadPEM(pem_cert))
-    return server, client
+    return pem_cert, pem_key

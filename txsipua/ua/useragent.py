@@ -506,7 +506,8 @@ class UserAgent:
             already located through ``resolver``.
         transport: ``"UDP"`` (default), ``"TCP"`` or ``"TLS"`` (RFC 3261 §18).
         tls_server: a ``twisted.internet.ssl`` server context factory (our
-            certificate), needed to listen for TLS.
+            certificate), needed to listen for TLS; without it a TLS UA only
+            uses the connections it opens.
         tls_client: a client context factory, or a callable ``(host) ->
             context factory``; default: ``optionsForClientTLS(host)`` (the
             system's trust roots, the host name verified).
@@ -608,10 +609,16 @@ class UserAgent:
                 self._port = self.reactor.listenUDP(self.bind[1], self.protocol, interface=self.bind[0])
             elif self.transport == "TCP":
                 self._port = self.protocol.listen_tcp(self.bind[1], self.bind[0])
-            else:
-                if self.tls_server is None:
-                    raise LocalProtocolError("TLS needs tls_server (a certificate) to listen")
+            elif self.tls_server is not None:
                 self._port = self.protocol.listen_tls(self.tls_server, self.bind[1], self.bind[0])
+            else:
+                # A TLS client without a certificate cannot listen: requests
+                # from the peer must come back over the connection we opened
+                # (as with RFC 5626 flows); Via and Contact name the bind port
+                # (5061 when it is 0).
+                host = self.bind[0] or "127.0.0.1"
+                self.core.local = (host, self.bind[1] or 5061)
+                return defer.succeed(self.core.local)
         except Exception as e:
             return defer.fail(e)
         if self.socket_buffer and self.transport == "UDP":
