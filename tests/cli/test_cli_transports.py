@@ -46,3 +46,12 @@ def test_tls_answer_without_certificate_is_a_usage_error(cli: Start, tmp_path: P
     users = htdigest(tmp_path / "users.htdigest")
     proc = cli("answer", "--bind", f"{HOST}:0", "--realm", "r", "--users", str(users), "--transport", "tls")
     assert proc.wait() == 2, proc
+
+
+def test_bench_call_places_every_call(cli: Start, tmp_path: Path) -> None:
+    """``bench-call`` at 50 calls/s against ``answer``: 20 calls answered, hung up, exit 0."""
+    answerer = cli("answer", "--bind", f"{HOST}:0", "--no-media")
+    hostport = answerer.wait_for("ready ").split()[1]
+    proc = cli("bench-call", f"sip:bot@{hostport}", "--rate", "50", "--calls", "20", "--bind", f"{HOST}:0")
+    assert proc.wait() == 0, proc
+    assert proc.out[-1].startswith("calls=20 ok=20 failed=0 "), proc

@@ -420,6 +420,101 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     return EXIT_OK
 
 
+# -------------------------------------------------------------- bench-call
+@defer.inlineCallbacks
+def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
+    """Place ``--calls`` calls at ``--rate`` calls/s; each is hung up once answered (after ``--hold``)."""
+    from txsipua.sip.uri import SipURI
+    from txsipua.ua.account import Account
+    from txsipua.ua.useragent import UserAgent
+
+    if args.rate <= 0 or args.calls <= 0:
+        raise UsageError("--rate and --calls must be positive")
+    target = SipURI.parse(args.target)
+    account = _load_account(args.account) if args.account else Account(user="bench", domain=target.host)
+    bind = parse_bind(args.bind) if args.bind else ("127.0.0.1", 0)
+    ua = UserAgent(reactor, account, bind=bind, media=False,
+                   socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
+                   **_transport_options(args))
+    tune_gc_for_server()
+    yield ua.start()
+    ok = failed = 0
+    reasons: dict[str, int] = {}
+    done: defer.Deferred[None] = defer.Deferred()
+    placed = [0]
+    finished = [0]
+
+    def one_ended(_: Any) -> None:
+        finished[0] += 1
+        if finished[0] >= args.calls and not done.called:
+            done.callback(None)
+
+    def answered(call: Any) -> Any:
+        nonlocal ok
+        ok += 1
+        if args.hold > 0:
+            return _later(reactor, args.hold).addCallback(lambda _: call.hangup())
+        return call.hangup()
+
+    def call_failed(f: Any) -> None:
+        nonlocal failed
+        failed += 1
+        key = describe_error(f.value)[:60]
+        reasons[key] = reasons.get(key, 0) + 1
+
+    def place() -> None:
+        if placed[0] >= args.calls:
+            return
+        placed[0] += 1
+        try:
+            call = ua.place_call(target)
+        except SIPError as e:
+            call_failed(_FailureLike(e))
+            one_ended(None)
+            return
+        call.answered.addCallbacks(answered, call_failed)
+        call.answered.addBoth(one_ended)
+
+    interval = 1.0 / args.rate
+    start = reactor.seconds()
+
+    def tick() -> None:
+        # catch up on the schedule: calls due by now are placed now (no drift)
+        due = min(args.calls, int((reactor.seconds() - start) / interval) + 1)
+        while placed[0] < due:
+            place()
+        if placed[0] < args.calls:
+            reactor.callLater(max(0.0, start + placed[0] * interval - reactor.seconds()), tick)
+
+    tick()
+    def stop() -> None:
+        if not done.called:
+            done.callback(None)
+
+    deadline = reactor.callLater(args.calls / args.rate + args.recv_timeout / 1000.0 + 40, stop)
+    _on_signals(reactor, stop)
+    yield done
+    if deadline.active():
+        deadline.cancel()
+    yield ua.stop()
+    retrans = ua.core.layer.stats.get("retransmissions", 0)
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n} x {reason}")
+    print(f"calls={placed[0]} ok={ok} failed={failed} retransmissions={retrans}", flush=True)
+    return EXIT_OK if failed == 0 and ok == args.calls else EXIT_FAILED
+
+
+class _FailureLike:
+    def __init__(self, value: BaseException) -> None:
+        self.value = value
+
+
+def _later(reactor: Any, seconds: float) -> defer.Deferred[None]:
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
 # -------------------------------------------------------------------- demo
 def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.cli.demo import run_demo
@@ -476,6 +571,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
     common(c)
     c.set_defaults(func=cmd_call)
+
+    b = sub.add_parser("bench-call", help="place calls at a steady rate (a load generator / call bot)",
+                       description="Place --calls calls to TARGET at --rate calls/s; each answered call is hung "
+                                   "up after --hold seconds. Last line: calls=N ok=N failed=N retransmissions=N. "
+                                   "Exit 0 only if every call was answered.")
+    b.add_argument("target", metavar="TARGET", help="SIP URI to call")
+    b.add_argument("--rate", type=float, default=10.0, help="calls per second (default 10)")
+    b.add_argument("--calls", type=int, default=100, help="how many calls (default 100)")
+    b.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay up this long once answered")
+    b.add_argument("--account", metavar="FILE", help="account file (default: an identity without credentials)")
+    b.add_argument("--recv-timeout", type=int, default=10000, metavar="MS", help="give up waiting this long after the last call")
+    b.add_argument("--socket-buffer", type=int, default=4096, metavar="KIB", help="UDP socket buffers in KiB")
+    common(b)
+    b.set_defaults(func=cmd_bench_call)
 
     a = sub.add_parser("answer", help="answer incoming calls (optionally challenging them)",
                        description="An answering UAS: challenges every INVITE (401, or 407 with --proxy-role) "
