@@ -7,12 +7,23 @@
 3. DigestServer instances that share the nonce secret verify each other's
    nonces (the nonce is a stateless HMAC of timestamp and realm); with another
    secret they do not.
+4. The Kamailio dispatcher configuration of the document, run as written in
+   front of two ``txsipua answer`` instances sharing the secret (interop).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +180,120 @@ def test_an_expired_shared_nonce_is_stale_everywhere(lifetime: float) -> None:
     b = DigestServer("pbx.example.net", secret, nonce_lifetime=lifetime)
     out = b.inspect(_request(a, now=1000.0), 1000.0 + lifetime + 1)
     assert isinstance(out, NeedChallenge) and out.stale
+
+
+# --------------------------------------------------------------------------
+# docs/scaling.md's Kamailio dispatcher configuration, for real, on 127.0.0.1
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+
+
+def _free_udp_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((HOST, 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _bound(port: int) -> bool:
+    with open("/proc/net/udp") as fh:
+        return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in list(fh)[1:])
+
+
+def _wait(pred: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _documented_kamailio_cfg(list_file: Path, port: int) -> str:
+    """The kamailio.cfg block of docs/scaling.md, with a local listen address and list file."""
+    doc = (ROOT / "docs" / "scaling.md").read_text()
+    block = re.search(r"```\n(loadmodule.*?)```", doc, re.S)
+    assert block is not None, "docs/scaling.md lost its kamailio.cfg block"
+    return (f'#!KAMAILIO\nmpath="{MODULES}"\nlisten=udp:{HOST}:{port}\nchildren=2\n'
+            + block.group(1).replace("/etc/kamailio/dispatcher.list", str(list_file)))
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(shutil.which("kamailio") is None or shutil.which("sipp") is None,
+                    reason="needs Debian's kamailio and sip-tester (SIPp)")
+def test_documented_dispatcher_config_spreads_calls_over_instances_sharing_a_secret(
+        tmp_path: Path) -> None:
+    """SIPp -> Kamailio (docs/scaling.md config) -> two txsipua instances, one nonce secret.
+
+    The first INVITE of a call goes round robin and is challenged by either
+    instance; the retried one is hashed by auth username (dispatcher algorithm
+    5), so with one user every authenticated INVITE reaches the same instance,
+    which therefore verifies the nonces the other one issued.  Every call must
+    complete; both instances must have challenged, one answered them all.
+    """
+    kport, a1, a2, sport = _free_udp_ports(4)
+    realm = "bench.example.net"
+    users = tmp_path / "users.htdigest"
+    users.write_text(f"load:{realm}:{hashlib.md5(f'load:{realm}:bench-pw'.encode()).hexdigest()}\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs: list[subprocess.Popen[Any]] = []
+    logs = []
+    try:
+        for port in (a1, a2):
+            log = tmp_path / f"ua{port}.log"
+            logs.append(log)
+            with open(log, "w") as fh:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "txsipua.cli.main", "answer", "--bind",
+                     f"{HOST}:{port}", "--realm", realm, "--users", str(users),
+                     "--secret", "0123456789abcdef-shared-by-the-cluster", "--no-media", "-v"],
+                    stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env))
+        for log in logs:
+            _wait(lambda log=log: "ready" in log.read_text(), f"{log.name} ready")
+        dlist = tmp_path / "dispatcher.list"
+        dlist.write_text(f"1 sip:{HOST}:{a1} 0 0 duid=ua1\n1 sip:{HOST}:{a2} 0 0 duid=ua2\n")
+        cfg = tmp_path / "kamailio.cfg"
+        cfg.write_text(_documented_kamailio_cfg(dlist, kport))
+        run = tmp_path / "run"
+        run.mkdir()
+        with open(tmp_path / "kamailio.log", "w") as fh:
+            procs.append(subprocess.Popen(
+                ["kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(run), "-P",
+                 str(run / "kamailio.pid"), "-m", "32", "-M", "4", "-w", str(run)],
+                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        _wait(lambda: _bound(kport), "kamailio listening")
+        stat = tmp_path / "uac.csv"
+        calls = 40
+        sipp = subprocess.run(
+            ["sipp", f"{HOST}:{kport}", "-sf", str(ROOT / "benchmarks/sipp/uac_auth_proxied.xml"),
+             "-i", HOST, "-p", str(sport), "-m", str(calls), "-r", "40",
+             "-recv_timeout", "5000", "-timeout", "30s", "-nostdin", "-trace_stat", "-stf",
+             str(stat)], capture_output=True, timeout=60, cwd=tmp_path)
+        rows = [r for r in csv.reader(stat.read_text().splitlines(), delimiter=";") if r]
+        last = dict(zip(rows[0], rows[-1], strict=False))
+        assert (int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])) == (calls, 0), \
+            sipp.stdout[-2000:]
+    finally:
+        for p in procs:
+            _stop(p)
+    answered = [int(re.search(r"answered=(\d+)", log.read_text()).group(1))  # type: ignore[union-attr]
+                for log in logs]
+    assert sorted(answered) == [0, calls]
+    challenged = [len(re.findall(r"^SIP/2\.0 401 ", log.read_text(), re.M)) for log in logs]
+    assert sum(challenged) >= calls and all(n > 0 for n in challenged), challenged
+    assert all("open_calls=0" in log.read_text() for log in logs)
