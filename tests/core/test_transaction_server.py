@@ -347,8 +347,8 @@ def test_rfc2543_requests_are_matched_without_branch() -> None:
 def test_received_and_rport_are_stamped_and_responses_follow_them() -> None:
     """A NATed client: received + rport stamped; responses go to the source address."""
     layer = TransactionLayer()
-    req = make_request("OPTIONS", sent_by="10.0.0.5:5060;rport")
-    # make_request puts ;branch after the sent-by: "10.0.0.5:5060;rport;branch=..."
+    req = make_request("OPTIONS", sent_by="192.0.2.5:5060;rport")
+    # make_request puts ;branch after the sent-by: "192.0.2.5:5060;rport;branch=..."
     source = ("203.0.113.50", 61000)
     layer.receive(wire(req), source, 0.0)
     [event] = drain(layer)

@@ -125,7 +125,7 @@ def test_response_destination(via: str, expected: tuple[str, int]) -> None:
 
 def test_stamp_then_destination_is_the_source() -> None:
     """With rport, a stamped request's responses go back to the exact source (NAT)."""
-    req = _request("SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1")
+    req = _request("SIP/2.0/UDP 192.0.2.5:5060;rport;branch=z9hG4bK1")
     stamp_received(req, ("203.0.113.50", 61000))
     assert response_destination(req.top_via) == ("203.0.113.50", 61000)
 

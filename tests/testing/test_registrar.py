@@ -179,7 +179,7 @@ def test_refresh_updates_the_expiry() -> None:
 
 
 def test_contact_expires_parameter_wins_over_expires_header() -> None:
-    """The Contact's expires parameter overrides the Expires header (§10.2.1.1)."""
+    """The Contact's expires parameter overrides the Expires header (RFC 3261 §10.2.1, first rule)."""
     server = make_server()
     final = registered(server, expires=600, contact_params=";expires=120")
     assert [c.params["expires"] for c in final.contact] == ["120"]

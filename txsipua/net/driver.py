@@ -15,6 +15,7 @@ the core is ``reactor.seconds()``.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ TraceCallback = Callable[[str, bytes, Address], None]
 """``trace(direction, data, peer)``: direction is ``"send"`` or ``"recv"``."""
 
 
-class CoreDriver:
+class CoreDriver(abc.ABC):
     """Pumps a sans-IO engine: writes its outbox, hands out its events, keeps its one timer armed.
 
     Subclasses provide :meth:`_write` (how bytes reach a destination).  Any engine
@@ -90,8 +91,9 @@ class CoreDriver:
             self.trace("send", data, destination)
         self._write(data, destination)
 
+    @abc.abstractmethod
     def _write(self, data: bytes, destination: Address) -> None:
-        raise NotImplementedError  # pragma: no cover - every driver defines it
+        """Put ``data`` on the wire towards ``destination`` (each transport's own way)."""
 
     def _transport_error(self, destination: Address) -> None:
         report = getattr(self.core, "transport_error", None)
