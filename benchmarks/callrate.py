@@ -42,12 +42,12 @@ txsipua's ``answer`` command prints ``ready`` when listening and
 ``open_calls=N`` when stopped by SIGTERM (issue 3).  A target whose command
 is missing or never prints ``ready`` is reported "not available".
 
-``--caller txsipua`` runs txsipua as the load generator against SIPp's UAS.
-It needs a ``bench-call`` command, which does not exist yet; until it does
-this mode prints why it is skipped and exits 0.  The contract it expects::
+``--caller txsipua`` runs txsipua as the load generator against SIPp's UAS,
+with ``txsipua bench-call`` (when the command is missing the mode prints why
+it is skipped and exits 0).  The contract it relies on::
 
     python -m txsipua.cli.main bench-call sip:bot@127.0.0.1:PORT --bind 127.0.0.1:PORT
-        --rate CALLS_PER_S --calls N [--recv-timeout MS]
+        --rate CALLS_PER_S --calls N --recv-timeout MS --socket-buffer KIB
     # exits when done; last line: calls=N ok=N failed=N retransmissions=N
 
 Every process is started here, tracked by PID and stopped by PID; every run
@@ -67,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -320,7 +321,12 @@ def trial(name: str, rate: int, duration: float, a: argparse.Namespace) -> dict[
 
 # ------------------------------------------------------------------ caller mode
 def txsipua_caller(a: argparse.Namespace) -> list[dict[str, Any]]:
-    """txsipua as the load generator against SIPp's UAS; skipped until bench-call exists."""
+    """txsipua as the load generator against SIPp's UAS (skipped while bench-call is missing).
+
+    Per step: ``bench-call`` places ``rate * duration`` calls; its last line
+    gives calls/ok/failed/retransmissions, SIPp's UAS stats say whether every
+    call closed, and the caller's CPU comes from its rusage.
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p))
     probe = subprocess.run([PY, "-m", "txsipua.cli.main", "bench-call", "--help"],
@@ -334,37 +340,58 @@ def txsipua_caller(a: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for rate in a.rate_list:
         calls = max(1, int(rate * a.duration))
-        ctx = Ctx(a.uas_port, a.uac_port, a.work,
-                  os.path.join(a.work, f"caller_{rate}_uas.csv"))
-        srv = start_uas("sipp", ctx, os.path.join(a.work, f"caller_{rate}_uas.log"))
+        tag = f"caller_{rate}_{int(time.time() * 1000)}"
+        ctx = Ctx(a.uas_port, a.uac_port, a.work, os.path.join(a.work, f"{tag}_uas.csv"))
+        try:
+            srv = start_uas("sipp", ctx, os.path.join(a.work, f"{tag}_uas.log"))
+        except NotAvailable as e:
+            print(f"  txsipua caller: SIPp UAS not available: {e}")
+            break
+        out_path = os.path.join(a.work, f"{tag}_caller.log")
         try:
             t0 = time.monotonic()
-            caller = subprocess.Popen(
-                [PY, "-m", "txsipua.cli.main", "bench-call", f"sip:bot@{HOST}:{a.uas_port}",
-                 "--bind", f"{HOST}:{a.uac_port}", "--rate", str(rate), "--calls", str(calls),
-                 "--recv-timeout", str(a.recv_timeout)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                stdin=subprocess.DEVNULL)
+            with open(out_path, "w") as out:
+                caller = subprocess.Popen(
+                    [PY, "-m", "txsipua.cli.main", "bench-call",
+                     f"sip:bot@{HOST}:{a.uas_port}", "--bind", f"{HOST}:{a.uac_port}",
+                     "--rate", str(rate), "--calls", str(calls),
+                     "--recv-timeout", str(a.recv_timeout), "--socket-buffer", "4096"],
+                    stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+            watchdog = threading.Timer(a.duration + 60, caller.send_signal, (signal.SIGTERM,))
+            watchdog.start()
             try:
-                out, _ = caller.communicate(timeout=a.duration + 60)
-            except subprocess.TimeoutExpired:
-                stop(caller)
-                out = ""
+                _, status, ru = os.wait4(caller.pid, 0)
+                caller.returncode = os.waitstatus_to_exitcode(status)
+            finally:
+                watchdog.cancel()
             wall = time.monotonic() - t0
+            deadline = time.monotonic() + 3  # SIPp's stats lag up to 1 s
+            while time.monotonic() < deadline:
+                u = last_stats(ctx.stat)
+                if u and int(u["SuccessfulCall(C)"]) + int(u["FailedCall(C)"]) >= calls:
+                    break
+                time.sleep(0.1)
         finally:
             stop(srv)
-        said = dict(re.findall(r"(\w+)=(\d+)", out.strip().splitlines()[-1] if out else ""))
+        lines = read(out_path).strip().splitlines()
+        said = dict(re.findall(r"(\w+)=(\d+)", lines[-1] if lines else ""))
         u = uas_report("sipp", "", last_stats(ctx.stat), calls)
+        cpu = ru.ru_utime + ru.ru_stime
         row = {"caller": "txsipua", "rate": rate, "calls": calls, "wall": round(wall, 2),
-               **{k: int(v) for k, v in said.items()}, **u}
+               **{k: int(v) for k, v in said.items()}, **u, "caller_rc": caller.returncode,
+               "caller_us_per_call": round(1e6 * cpu / max(int(said.get("ok", 0)), 1), 1)}
         row["passed"] = (row.get("ok") == calls and row.get("failed") == 0
-                         and not row.get("retransmissions") and u["uas_clean"] is True
-                         and wall <= a.duration * 1.05 + 1.5)
-        print(f"  txsipua caller {rate:>6} cps: {'PASS' if row['passed'] else 'fail'} {said}",
-              flush=True)
+                         and not row.get("retransmissions") and not row["uas_retrans"]
+                         and u["uas_clean"] is True and wall <= a.duration * 1.05 + 1.5)
+        print(f"  txsipua caller {rate:>6} cps: {'PASS' if row['passed'] else 'fail'} "
+              f"{lines[-1] if lines else '(no output)'} wall={row['wall']}s "
+              f"caller {row['caller_us_per_call']} us/call  [{u['uas_says']}]", flush=True)
         rows.append(row)
         if not row["passed"] and not a.all_steps:
             break
+        time.sleep(0.2 if a.quick else 1.0)
+    best = max((r["rate"] for r in rows if r.get("passed")), default=None)
+    print(f"\ntxsipua as the caller: highest passing rate {best} calls/s")
     return rows
 
 
@@ -411,10 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="", help="logs and stats here (default: a temp dir)")
     ap.add_argument("--json", default="")
     ap.add_argument("--quick", action="store_true",
-                    help="one short step (20 calls/s for 1 s) against SIPp's UAS: smoke test")
+                    help="one short step (20 calls/s for 0.5 s) against SIPp's UAS: smoke test")
     a = ap.parse_args(argv)
     if a.quick:
-        a.rates, a.duration = "20", 1.0
+        a.rates, a.duration = "20", 0.5
         a.uas = a.uas or "sipp"
     a.uas = a.uas or DEFAULT_UAS
     names = [n for n in a.uas.split(",") if n]

@@ -65,6 +65,12 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 rows.append(("digest", f"{r['name']} {r['op']} {r['alg']}",
                              f"{_pct(r['of_floor'])} of floor, {r['median']:,.0f}/s", ""))
     c = results.get("callrate")
+    if c and c.get("caller") == "txsipua":
+        done = [r for r in c["steps"] if "passed" in r]
+        best = max((r["rate"] for r in done if r["passed"]), default=None)
+        rows.append(("calls", "txsipua as the caller (bench-call) vs SIPp UAS",
+                     "skipped: no bench-call" if not done else
+                     f"{best:,} calls/s" if best else "no passing step", ""))
     if c and "summary" in c:
         ceiling = {s["uas"]: s["best"] for s in c["summary"]}
         for s in c["summary"]:
