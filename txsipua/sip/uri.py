@@ -74,6 +74,27 @@ class SipURI:
         Raises:
             ParseError: status 416 for an unsupported scheme, 400 for any other defect.
         """
+        m = _URI_FAST(text)
+        if m is not None:
+            # the common shape (no escapes, password, URI headers or odd spacing):
+            # one C-speed match gives what the general path below would compute
+            scheme, user, host, port_text, ptext = m.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    return cls._parse_general(text)  # raises with the usual detail
+            params: dict[str, str | None] = {}
+            if ptext:
+                for item in ptext[1:].split(";"):
+                    k, sep, v = item.partition("=")
+                    params[k.lower()] = v if sep else None
+            return _new_uri(scheme, user, host, port, params)
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> SipURI:
+        """:meth:`parse` for any text (the fast path covers only the common shape)."""
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         if not sep:
@@ -173,6 +194,38 @@ class SipURI:
     def to_text(self) -> str:
         """The URI as text; same as ``str(uri)``."""
         return str(self)
+
+
+_URI_FAST = re.compile(
+    r"(sips?):"
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?"  # user: no escapes, ":", ";", "?"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"  # host (_HOST_RE)
+    r"(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
+).fullmatch
+"""The common URI shape, every character of which the general parser accepts verbatim."""
+
+_URI_NEW = SipURI.__new__
+_uri_set = tuple(
+    SipURI.__dict__[n].__set__
+    for n in ("scheme", "user", "password", "host", "port", "params", "headers")
+)
+
+
+def _new_uri(
+    scheme: str, user: str | None, host: str, port: int | None, params: dict[str, str | None]
+) -> SipURI:
+    """A SipURI from already-checked parts, skipping the converters (``params`` is fresh)."""
+    u = _URI_NEW(SipURI)
+    s_scheme, s_user, s_password, s_host, s_port, s_params, s_headers = _uri_set
+    s_scheme(u, scheme)
+    s_user(u, user)
+    s_password(u, None)
+    s_host(u, host)
+    s_port(u, port)
+    s_params(u, params)
+    s_headers(u, {})
+    return u
 
 
 def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:

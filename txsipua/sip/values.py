@@ -6,6 +6,7 @@ Each type is an immutable ``attrs`` value with ``parse(text)`` raising only
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -119,6 +120,22 @@ class Via:
         Raises:
             ParseError: missing protocol, transport or sent-by.
         """
+        m = _VIA_FAST(text)
+        if m is not None:
+            # ``SIP/2.0/UDP host[:port][;name[=token]]...``: what the general path
+            # below computes, from one C-speed match
+            transport, host, port_text, ptext = m.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    return cls._parse_general(text)  # raises with the usual detail
+            return _new_via(transport.upper(), host, port, _fast_params(ptext))
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Via:
+        """:meth:`parse` for any text (the fast path covers only the common shape)."""
         text = text.strip()
         proto, sep, rest = text.partition("/")
         if not sep:
@@ -210,6 +227,19 @@ class CSeq:
             ParseError: not a number and a method token, or a number that is not
                 a 32-bit unsigned integer (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.4).
         """
+        m = _CSEQ_FAST(text)
+        if m is not None:
+            seq = int(m.group(1))
+            if seq < 4294967296:
+                c = _CSEQ_NEW(cls)
+                _cseq_seq(c, seq)
+                _cseq_method(c, m.group(2))
+                return c
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> CSeq:
+        """:meth:`parse` for any text (the fast path covers ``digits SP token``)."""
         parts = text.split()
         if len(parts) != 2 or not (parts[0].isdigit() and parts[0].isascii()):
             raise ParseError(f"bad CSeq: {text[:40]!r}")
@@ -252,6 +282,24 @@ class NameAddr:
         Raises:
             ParseError: malformed display name, brackets or URI.
         """
+        m = _NAME_ADDR_FAST(text)
+        if m is not None:
+            # ``"Quoted" <URI>;params``, ``Token words <URI>;params`` or ``<URI>;params``
+            # without escapes, quoted parameters or odd spacing (the general path's result)
+            quoted, words, uri_text, ptext = m.groups()
+            display = quoted if quoted is not None else words.rstrip(" \t")
+            na = _NAME_ADDR_NEW(cls)
+            s_uri, s_display, s_params, s_wildcard = _name_addr_set
+            s_uri(na, SipURI.parse(uri_text))
+            s_display(na, display or None)
+            s_params(na, _fast_params(ptext))
+            s_wildcard(na, False)
+            return na
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> NameAddr:
+        """:meth:`parse` for any text (the fast path covers only the common shape)."""
         text = text.strip()
         if text == "*":
             return cls(SipURI(host="*"), None, {}, True)
@@ -335,6 +383,67 @@ class NameAddr:
             dn = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
             out = f'"{dn}" '
         return f"{out}<{self.uri}>{format_header_params(self.params)}"
+
+
+# ---------------------------------------------------------------- fast paths
+#
+# Each parser first tries one compiled regex (C speed) that accepts only a
+# common shape in which every character is one the general parser keeps
+# verbatim; anything else (quotes, escapes, odd spacing, folding leftovers,
+# out-of-range numbers) takes the general path, so both give equal values and
+# the same errors.  tests/sip/test_fast_values.py checks that on fuzzed text.
+
+_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]"
+_PARAMS_RE = rf"((?:;{_TOKEN_RE}+(?:=[\x21\x23-\x3a\x3c-\x7e]*)?)*)"
+"""``;name[=value]...``: token names; values of visible ASCII but ``"`` and ``;``."""
+
+_VIA_FAST = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) "
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"  # host (uri._HOST_RE)
+    r"(?::([0-9]{1,5}))?" + _PARAMS_RE
+).fullmatch
+_CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}) ({_TOKEN_RE}+)").fullmatch
+_NAME_ADDR_FAST = re.compile(
+    r'(?:"([^"\\]*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
+    r"<([^<>\s\"]+)>" + _PARAMS_RE
+).fullmatch
+
+
+def _fast_params(ptext: str) -> dict[str, str | None]:
+    """Header parameters matched by ``_PARAMS_RE`` (what :func:`parse_header_params` gives)."""
+    params: dict[str, str | None] = {}
+    if ptext:
+        for item in ptext[1:].split(";"):
+            k, sep, v = item.partition("=")
+            params[k.lower()] = v if sep else None
+    return params
+
+
+_VIA_NEW = Via.__new__
+_via_set = tuple(
+    Via.__dict__[n].__set__ for n in ("transport", "host", "port", "params", "protocol")
+)
+
+
+def _new_via(transport: str, host: str, port: int | None, params: dict[str, str | None]) -> Via:
+    """A SIP/2.0 Via from checked parts, skipping the converter (``params`` is fresh)."""
+    v = _VIA_NEW(Via)
+    s_transport, s_host, s_port, s_params, s_protocol = _via_set
+    s_transport(v, transport)
+    s_host(v, host)
+    s_port(v, port)
+    s_params(v, params)
+    s_protocol(v, "SIP/2.0")
+    return v
+
+
+_CSEQ_NEW = CSeq.__new__
+_cseq_seq = CSeq.__dict__["seq"].__set__
+_cseq_method = CSeq.__dict__["method"].__set__
+_NAME_ADDR_NEW = NameAddr.__new__
+_name_addr_set = tuple(
+    NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
+)
 
 
 __all__ = [
