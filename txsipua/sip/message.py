@@ -113,6 +113,10 @@ _TOKEN_CHARS = frozenset(
 )
 
 
+_FIRST = itemgetter(0)
+_NAME_VALUE = itemgetter(1, 2)
+
+
 def _is_digits(text: str) -> bool:
     """True for a non-empty run of ASCII digits (``str.isdigit`` accepts ``"²"``)."""
     return text.isdigit() and text.isascii()
@@ -212,28 +216,61 @@ class Headers:
     included (``h.get("i")`` is ``h.get("Call-ID")``).
     """
 
-    __slots__ = ("_fields", "_cache")
+    # _f: the fields as (lookup key, canonical name, value) in order.
+    # _keys: the lookup keys of _f in order (a C-speed index for get), or None
+    #   until first needed; every mutation resets it.
+    # _cache: typed values parsed from the fields (Message accessors); every
+    #   mutation clears it.
+    __slots__ = ("_f", "_keys", "_cache")
 
     def __init__(self, fields: Iterable[tuple[str, str]] | None = None) -> None:
-        self._fields: list[tuple[str, str, str]] = []
+        self._f: list[tuple[str, str, str]] = []
+        self._keys: list[str] | None = None
         self._cache: dict[str, Any] = {}
         if fields:
             for name, value in fields:
                 self.add(name, value)
 
     @classmethod
-    def _from_parsed(cls, fields: list[tuple[str, str, str]]) -> Headers:
+    def _from_parsed(
+        cls, fields: list[tuple[str, str, str]], keys: list[str] | None = None
+    ) -> Headers:
+        """Wrap already-validated ``(key, canonical name, value)`` fields (not copied).
+
+        ``keys``, when given, must be ``[f[0] for f in fields]``.
+        """
         h = cls.__new__(cls)
-        h._fields = fields
+        h._f = fields
+        h._keys = keys
         h._cache = {}
         return h
+
+    @property
+    def _fields(self) -> list[tuple[str, str, str]]:
+        """The fields as ``(lookup key, canonical name, value)``; read-only outside this class
+        (assigning a new list is allowed and resets the index; never mutate it in place)."""
+        return self._f
+
+    @_fields.setter
+    def _fields(self, fields: list[tuple[str, str, str]]) -> None:
+        self._f = fields
+        self._keys = None
+        self._cache.clear()
+
+    def _index(self) -> list[str]:
+        keys = self._keys
+        if keys is None or len(keys) != len(self._f):
+            keys = self._keys = list(map(_FIRST, self._f))
+        return keys
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field named ``name``, or ``default``."""
         key = _KEY.get(name) or header_key(name)
-        for k, _, v in self._fields:
-            if k == key:
-                return v
+        keys = self._keys
+        if keys is None or len(keys) != len(self._f):
+            keys = self._index()
+        if key in keys:
+            return self._f[keys.index(key)][2]
         return default
 
     def get_all(self, name: str) -> list[str]:
@@ -245,29 +282,32 @@ class Headers:
         key = _KEY.get(name) or header_key(name)
         if key in _LIST_HEADERS:
             out: list[str] = []
-            for k, _, v in self._fields:
+            for k, _, v in self._f:
                 if k == key:
                     out.extend(split_list_value(v))
             return out
-        return [v for k, _, v in self._fields if k == key]
+        return [v for k, _, v in self._f if k == key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = header_key(name)
-        return any(k == key for k, _, _ in self._fields)
+        return header_key(name) in self._index()
+
+    def _changed(self) -> None:
+        self._keys = None
+        self._cache.clear()
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
         self._check(name, value)
-        self._fields.append((header_key(name), canonical_name(name), value))
-        self._cache.clear()
+        self._f.append((header_key(name), canonical_name(name), value))
+        self._changed()
 
     def insert(self, index: int, name: str, value: str) -> None:
         """Insert a field before position ``index`` of all fields (0 = first)."""
         self._check(name, value)
-        self._fields.insert(index, (header_key(name), canonical_name(name), value))
-        self._cache.clear()
+        self._f.insert(index, (header_key(name), canonical_name(name), value))
+        self._changed()
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first field of the same name (or first of all).
@@ -275,11 +315,8 @@ class Headers:
         This is how a Via or Record-Route is pushed (RFC 3261 §16.6).
         """
         key = header_key(name)
-        for i, (k, _, _) in enumerate(self._fields):
-            if k == key:
-                self.insert(i, name, value)
-                return
-        self.insert(0, name, value)
+        keys = self._index()
+        self.insert(keys.index(key) if key in keys else 0, name, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field named ``name`` by one field, in the first one's place."""
@@ -288,7 +325,7 @@ class Headers:
         new = (key, canonical_name(name), value)
         out = []
         placed = False
-        for f in self._fields:
+        for f in self._f:
             if f[0] == key:
                 if not placed:
                     out.append(new)
@@ -297,8 +334,8 @@ class Headers:
                 out.append(f)
         if not placed:
             out.append(new)
-        self._fields = out
-        self._cache.clear()
+        self._f = out
+        self._changed()
 
     def set_all(self, name: str, values: Iterable[str]) -> None:
         """Replace every field named ``name`` by one field per value."""
@@ -309,8 +346,8 @@ class Headers:
     def remove(self, name: str) -> None:
         """Remove every field named ``name`` (no error when absent)."""
         key = header_key(name)
-        self._fields = [f for f in self._fields if f[0] != key]
-        self._cache.clear()
+        self._f = [f for f in self._f if f[0] != key]
+        self._changed()
 
     def pop_first_value(self, name: str) -> str | None:
         """Remove and return the first value of a list header (e.g. the top Via).
@@ -318,35 +355,35 @@ class Headers:
         A field holding several comma-separated values keeps the others.
         """
         key = header_key(name)
-        for i, (k, n, v) in enumerate(self._fields):
+        for i, (k, n, v) in enumerate(self._f):
             if k == key:
                 parts = split_list_value(v)
                 if len(parts) > 1:
-                    self._fields[i] = (k, n, ", ".join(parts[1:]))
+                    self._f[i] = (k, n, ", ".join(parts[1:]))
                 else:
-                    del self._fields[i]
-                self._cache.clear()
+                    del self._f[i]
+                self._changed()
                 return parts[0] if parts else v
         return None
 
     def items(self) -> list[tuple[str, str]]:
         """All fields as ``(canonical name, value)`` in order."""
-        return [(n, v) for _, n, v in self._fields]
+        return list(map(_NAME_VALUE, self._f))
 
     def copy(self) -> Headers:
         """A shallow copy (values are immutable strings)."""
-        return Headers._from_parsed(list(self._fields))
+        return Headers._from_parsed(list(self._f))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items())
 
     def __len__(self) -> int:
-        return len(self._fields)
+        return len(self._f)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(k, v) for k, _, v in self._fields] == [(k, v) for k, _, v in other._fields]
+        return [(k, v) for k, _, v in self._f] == [(k, v) for k, _, v in other._f]
 
     def __repr__(self) -> str:
         return f"Headers({self.items()!r})"
@@ -401,42 +438,54 @@ class Message(abc.ABC):
     @property
     def top_via(self) -> Via:
         """The topmost Via. Raises ParseError when there is none."""
-
-        def build() -> Via:
-            v = self.headers.get("Via")
-            if v is None:
+        cache = self.headers._cache
+        v = cache.get("top_via")
+        if v is None:
+            text = self.headers.get("Via")
+            if text is None:
                 raise ParseError("missing Via header")
-            if "," in v:
-                parts = split_list_value(v)
+            if "," in text:
+                parts = split_list_value(text)
                 if not parts:
-                    raise ParseError(f"empty Via value {v[:40]!r}")
-                v = parts[0]
-            return Via.parse(v)
-
-        return self._cached("top_via", build)
+                    raise ParseError(f"empty Via value {text[:40]!r}")
+                text = parts[0]
+            v = cache["top_via"] = Via.parse(text)
+        return v
 
     @property
     def call_id(self) -> str:
         """The Call-ID (RFC 3261 §20.8). Raises ParseError when missing or empty."""
-        v = self._required("Call-ID")
+        v = self.headers.get("Call-ID")
         if not v:
-            raise ParseError("empty Call-ID header")
+            raise ParseError("missing Call-ID header" if v is None else "empty Call-ID header")
         return v
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq (parsed, cached). Raises ParseError when missing or malformed."""
-        return self._cached("cseq", lambda: CSeq.parse(self._required("CSeq")))
+        cache = self.headers._cache
+        v = cache.get("cseq")
+        if v is None:
+            v = cache["cseq"] = CSeq.parse(self._required("CSeq"))
+        return v
 
     @property
     def from_(self) -> NameAddr:
         """The From header (parsed, cached). Raises ParseError when missing or malformed."""
-        return self._cached("from", lambda: NameAddr.parse(self._required("From")))
+        cache = self.headers._cache
+        v = cache.get("from")
+        if v is None:
+            v = cache["from"] = NameAddr.parse(self._required("From"))
+        return v
 
     @property
     def to(self) -> NameAddr:
         """The To header (parsed, cached). Raises ParseError when missing or malformed."""
-        return self._cached("to", lambda: NameAddr.parse(self._required("To")))
+        cache = self.headers._cache
+        v = cache.get("to")
+        if v is None:
+            v = cache["to"] = NameAddr.parse(self._required("To"))
+        return v
 
     @property
     def from_tag(self) -> str | None:
@@ -444,17 +493,17 @@ class Message(abc.ABC):
 
         Raises ParseError when From is missing.
         """
-        cache = self.headers._cache
-        if "from" in cache:
-            return cache["from"].tag
+        v = self.headers._cache.get("from")
+        if v is not None:
+            return v.tag
         return _fast_tag(self._required("From"))
 
     @property
     def to_tag(self) -> str | None:
         """The To tag without parsing the URI. Raises ParseError when To is missing."""
-        cache = self.headers._cache
-        if "to" in cache:
-            return cache["to"].tag
+        v = self.headers._cache.get("to")
+        if v is not None:
+            return v.tag
         return _fast_tag(self._required("To"))
 
     @property
@@ -512,7 +561,7 @@ class Message(abc.ABC):
         body = self.body
         lines = [self._start_line()]
         cl = False
-        for k, n, v in self.headers._fields:
+        for k, n, v in self.headers._f:
             if k == "content-length":
                 if not cl:
                     lines.append(f"Content-Length: {len(body)}")
@@ -641,8 +690,12 @@ class Response(Message):
 
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_REQUIRED_SET = frozenset(_REQUIRED)
+_METHODS = frozenset(
+    ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE")
+)
 _SINGLE = ("from", "to", "call-id", "cseq")
-_FIRST = itemgetter(0)
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -692,49 +745,37 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         raise ParseError(f"header section is not UTF-8 (byte {e.start})") from None
     if "\x00" in head:
         raise ParseError("NUL byte in the header section")
-    lines = head.split("\r\n")
-    # every CR and LF of a well-formed header section is part of a CRLF line end
-    if len(head_b) - len(head_b.translate(None, b"\r\n")) != 2 * len(lines) - 2:
-        head, head_b, body_start, lines = _bare_lf_head(data, head, head_b, body_start)
+    lines = head.splitlines()
+    # splitlines() also splits at a bare CR or LF (and at VT, FF, NEL...): when the
+    # head does not end with a line break and the lengths add up, every separator
+    # was a CRLF and the lines are those of head.split("\r\n"); otherwise the
+    # careful path below decides
+    if (
+        not head
+        or head[-1] in _LINE_BREAKS
+        or len(head) != sum(map(len, lines)) + 2 * len(lines) - 2
+    ):
+        lines = head.split("\r\n")
+        # every CR and LF of a well-formed header section is part of a CRLF line end
+        if len(head_b) - len(head_b.translate(None, b"\r\n")) != 2 * len(lines) - 2:
+            head, head_b, body_start, lines = _bare_lf_head(data, head, head_b, body_start)
     start = lines[0]
     if not start:
         raise ParseError("empty start line")
     fields: list[tuple[str, str, str]] = []
     append = fields.append
-    keys = _KEY
-    canon = _CANONICAL
+    names_get = _NAMES.get
     for line in lines[1:]:
-        if not line:
-            raise ParseError("empty line inside the header section")
-        c0 = line[0]
-        if c0 == " " or c0 == "\t":
-            # folded continuation (RFC 3261 §7.3.1): joins the previous field
-            if not fields:
-                raise ParseError("continuation line before any header field")
-            k, n, v = fields[-1]
-            fields[-1] = (k, n, (v + " " + line.strip(" \t")).strip(" \t"))
-            continue
         name, sep, value = line.partition(":")
-        if not sep:
-            raise ParseError(f"header field without colon: {line[:40]!r}")
-        name = name.rstrip(" \t")
-        if not name:
-            raise ParseError("header field with an empty name")
-        key = keys.get(name)
-        if key is None:
-            lname = name.lower()
-            key = keys.get(lname)
-            if key is None:
-                for ch in name:
-                    if ch not in _TOKEN_CHARS:
-                        raise ParseError(f"bad header name {name[:40]!r}")
-                key = lname
-            else:
-                name = canon[lname]
-        else:
-            name = canon[name]
-        append((key, name, value.strip(" \t")))
-    headers = Headers._from_parsed(fields)
+        entry = names_get(name) if sep else None
+        if entry is None:
+            # not a name seen before (or no colon, a folded line, an error)
+            entry = _new_field_name(line, name, sep, fields)
+            if entry is None:  # a continuation line, joined to the previous field
+                continue
+        append((entry[0], entry[1], value.strip(" \t")))
+    keys = list(map(_FIRST, fields))
+    headers = Headers._from_parsed(fields, keys)
 
     # start line (RFC 3261 §7.1, §7.2, §25.1)
     msg: Request | Response
@@ -766,11 +807,12 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
                 raise ParseError(f"unsupported SIP version {version[:20]!r}", status=505)
             else:
                 raise ParseError(f"bad request line {start[:60]!r}")
-        if not method:
-            raise ParseError(f"bad request line {start[:60]!r}")
-        for ch in method:
-            if ch not in _TOKEN_CHARS:
-                raise ParseError(f"bad method {method[:20]!r}")
+        if method not in _METHODS:
+            if not method:
+                raise ParseError(f"bad request line {start[:60]!r}")
+            for ch in method:
+                if ch not in _TOKEN_CHARS:
+                    raise ParseError(f"bad method {method[:20]!r}")
         if ":" not in uri_text or "\t" in uri_text:
             raise ParseError(f"bad Request-URI {uri_text[:60]!r}")
         msg = Request.__new__(Request)
@@ -781,17 +823,19 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
 
     # mandatory, single-valued headers (RFC 3261 §8.1.1, §8.2.2, §7.3.1;
     # RFC 4475 §3.1.2.19: several Call-ID/CSeq/From/To values are a 400)
-    keys_seen = list(map(_FIRST, fields))
-    present = set(keys_seen)
-    for req in _REQUIRED:
-        if req not in present:
-            raise ParseError(f"missing {canon[req]} header")
-    if len(present) != len(keys_seen):
+    present = set(keys)
+    if not present >= _REQUIRED_SET:
+        for req in _REQUIRED:
+            if req not in present:
+                raise ParseError(f"missing {_CANONICAL[req]} header")
+    repeated = len(present) != len(keys)
+    if repeated:
         for req in _SINGLE:
-            count = keys_seen.count(req)
+            count = keys.count(req)
             if count > 1:
-                raise ParseError(f"{count} {canon[req]} header fields")
-    cseq = msg.cseq  # parses and caches; raises ParseError if malformed
+                raise ParseError(f"{count} {_CANONICAL[req]} header fields")
+    # parsed and cached now: a malformed CSeq is a ParseError of the parse
+    cseq = headers._cache["cseq"] = CSeq.parse(fields[keys.index("cseq")][2])
     if msg.is_request and cseq.method != msg.method:  # type: ignore[union-attr]
         raise ParseError(
             f"CSeq method {cseq.method} does not match the request method "
@@ -800,10 +844,10 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
 
     # body (RFC 3261 §18.3, §20.14)
     if "content-length" in present:
-        cl_text = headers.get("Content-Length") or ""
+        cl_text = fields[keys.index("content-length")][2]
         if (
-            len(present) != len(keys_seen)
-            and keys_seen.count("content-length") > 1
+            repeated
+            and keys.count("content-length") > 1
             and any(v != cl_text for v in headers.get_all("Content-Length"))
         ):
             raise ParseError("several differing Content-Length header fields")
@@ -823,6 +867,62 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         body = data[body_start:]
     msg.body = body
     return msg
+
+
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+"""The characters at which ``str.splitlines`` ends a line."""
+
+_NAMES: dict[str, tuple[str, str]] = {}
+"""Header field names as written before the colon (trailing LWS included) that passed
+validation -> ``(lookup key, canonical name)``; a bounded memo of :func:`_new_field_name`."""
+_NAMES_MAX = 4096
+_NAMES.update({n: (k, _CANONICAL[n]) for n, k in _KEY.items()})
+
+
+def _new_field_name(
+    line: str, name: str, sep: str, fields: list[tuple[str, str, str]]
+) -> tuple[str, str] | None:
+    """Classify a header line whose name is not in ``_NAMES`` (RFC 3261 §7.3.1, §7.3.3).
+
+    Returns ``(lookup key, canonical name)`` for a field line, remembering a
+    valid name, or ``None`` for a continuation line, which is joined to the
+    last field of ``fields`` here.
+
+    Raises:
+        ParseError: an empty line, a continuation before any field, no colon,
+            an empty or non-token name.
+    """
+    if not line:
+        raise ParseError("empty line inside the header section")
+    c0 = line[0]
+    if c0 == " " or c0 == "\t":
+        # folded continuation (RFC 3261 §7.3.1): joins the previous field
+        if not fields:
+            raise ParseError("continuation line before any header field")
+        k, n, v = fields[-1]
+        fields[-1] = (k, n, (v + " " + line.strip(" \t")).strip(" \t"))
+        return None
+    if not sep:
+        raise ParseError(f"header field without colon: {line[:40]!r}")
+    stripped = name.rstrip(" \t")
+    if not stripped:
+        raise ParseError("header field with an empty name")
+    key = _KEY.get(stripped)
+    if key is not None:
+        entry = (key, _CANONICAL[stripped])
+    else:
+        lname = stripped.lower()
+        key = _KEY.get(lname)
+        if key is not None:
+            entry = (key, _CANONICAL[lname])
+        else:
+            for ch in stripped:
+                if ch not in _TOKEN_CHARS:
+                    raise ParseError(f"bad header name {stripped[:40]!r}")
+            entry = (lname, stripped)
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = entry
+    return entry
 
 
 def _bare_lf_head(
