@@ -79,7 +79,7 @@ def test_memory_bench_measures_the_floor_and_reports_txsipua(results: dict[str, 
     kinds = {(r["impl"], r["kind"]) for r in m["rows"]}
     assert {("floor:dict", "account"), ("floor:dict", "dialog")} <= kinds
     for r in m["rows"]:
-        assert r["retained_per"] > 0 and r["n"] == 100
+        assert r["retained_per"] > 0 and r["n"] == 40
     for kind in ("account", "dialog"):
         assert ("txsipua", kind) in kinds or any(
             u.startswith(f"txsipua per {kind}: not available yet") for u in m["unavailable"])
