@@ -126,3 +126,41 @@ def test_unknown_name_fails_with_resolution_error() -> Any:
         assert wire == [] and not alice.calls
     finally:
         yield alice.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_datagrams_above_8_kib_are_read_whole() -> Any:
+    """A 20 KB OPTIONS (a big body) is read whole over UDP and answered 200, not cut at 8192 bytes."""
+    import socket
+
+    bob = UserAgent(reactor, None, bind=("127.0.0.1", 0), timers=FAST, media=False)
+    host, port = yield bob.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()
+    body = b"x" * 20000
+    msg = (
+        f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me[0]}:{me[1]};branch=z9hG4bKbig1\r\n"
+        f"From: <sip:probe@example.com>;tag=1\r\nTo: <sip:{host}:{port}>\r\nCall-ID: big-1\r\n"
+        f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    try:
+        sock.sendto(msg, (host, port))
+        answer = b""
+        for _ in range(100):
+            try:
+                answer = sock.recv(65535)
+                break
+            except BlockingIOError:
+                yield task_sleep(0.02)
+        assert answer.startswith(b"SIP/2.0 200 "), answer[:80]
+    finally:
+        sock.close()
+        yield bob.stop()
+
+
+def task_sleep(seconds: float) -> defer.Deferred[None]:
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)

@@ -28,7 +28,7 @@ from txsipua.auth.challenge import parse_authorization, parse_challenges
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
 from txsipua.errors import SIPError
-from txsipua.net.driver import SIPDatagramProtocol
+from txsipua.net.driver import MAX_DATAGRAM, SIPDatagramProtocol
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.testing.registrar import ProxyRegistrar
 from txsipua.ua.account import Account
@@ -175,7 +175,7 @@ def run_demo(reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any
         secret=secrets.token_bytes(32),
     )
     proxy_protocol = SIPDatagramProtocol(reactor, proxy, lambda e: None, ladder.tracer("proxy"))
-    proxy_port = reactor.listenUDP(0, proxy_protocol, interface="127.0.0.1")
+    proxy_port = reactor.listenUDP(0, proxy_protocol, interface="127.0.0.1", maxPacketSize=MAX_DATAGRAM)
     pport = proxy_port.getHost().port
     proxy.address = ("127.0.0.1", pport)
     ladder.names[("127.0.0.1", pport)] = "proxy"

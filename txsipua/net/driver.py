@@ -24,6 +24,10 @@ from twisted.logger import Logger
 
 from txsipua.core.transport import Address
 
+MAX_DATAGRAM = 65535
+"""Largest UDP datagram read, bytes (pass as ``maxPacketSize``: Twisted's default of
+8192 would cut larger SIP messages, e.g. INVITEs with big SDP or many Vias)."""
+
 TraceCallback = Callable[[str, bytes, Address], None]
 """``trace(direction, data, peer)``: direction is ``"send"`` or ``"recv"``."""
 

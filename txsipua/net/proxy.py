@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txsipua.net.driver import SIPDatagramProtocol
+from txsipua.net.driver import MAX_DATAGRAM, SIPDatagramProtocol
 from txsipua.testing.registrar import BindingExpired, Dropped, Event, Handled, ProxyRegistrar
 
 __all__ = ["ProxyProtocol", "listen_proxy"]
@@ -89,6 +89,6 @@ def listen_proxy(
         twisted.internet.error.CannotListenError: the port is taken.
     """
     protocol = ProxyProtocol(core, reactor, on_event)
-    listening = reactor.listenUDP(port, protocol, interface=host)
+    listening = reactor.listenUDP(port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM)
     core.address = (host, listening.getHost().port)
     return protocol, listening

@@ -50,7 +50,7 @@ from txsipua.media.offer_answer import (
     resume_offer,
 )
 from txsipua.media.sdp import SessionDescription
-from txsipua.net.driver import SIPDatagramProtocol, TraceCallback
+from txsipua.net.driver import MAX_DATAGRAM, SIPDatagramProtocol, TraceCallback
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
@@ -606,7 +606,9 @@ class UserAgent:
         """
         try:
             if self.transport == "UDP":
-                self._port = self.reactor.listenUDP(self.bind[1], self.protocol, interface=self.bind[0])
+                self._port = self.reactor.listenUDP(
+                    self.bind[1], self.protocol, interface=self.bind[0], maxPacketSize=MAX_DATAGRAM
+                )
             elif self.transport == "TCP":
                 self._port = self.protocol.listen_tcp(self.bind[1], self.bind[0])
             elif self.tls_server is not None:
