@@ -63,6 +63,55 @@ def _mutated(draw: st.DrawFn, base: st.SearchStrategy[Any]) -> str:
     return text
 
 
+_BITS = st.sampled_from(["", " ", "\t", "a", "Z", "0", "-", ".", "%41", "%", "\\", '"', "<", ">",
+                         ";", "=", ":", "@", "?", ",", "[", "]", "\u00e9", "*", "`", "/", "&"])
+
+
+def _piece(common: str, *odd: str) -> st.SearchStrategy[str]:
+    """Mostly the common form (so that whole values reach the fast paths), else a listed
+    odd form or random bits."""
+    return st.one_of(st.just(common), st.just(common), st.just(common), st.just(common),
+                     st.sampled_from(odd), st.lists(_BITS, max_size=4).map("".join))
+
+
+@st.composite
+def _structured(draw: st.DrawFn) -> str:
+    """Texts assembled from the parts the fast regexes tell apart, each part sometimes odd."""
+    user = draw(_piece("alice", "a.b-c", "+1%20", "a;b", "a:pw", ""))
+    host = draw(_piece("example.com", "192.0.2.1", "[2001:db8::1]", "h", "a-.b", "-x", ""))
+    port = draw(_piece("", ":5060", ":65535", ":65536", ":0", ":x", ":", ":123456"))
+    uparams = draw(_piece("", ";lr", ";transport=tcp", ";a=b;c", ";A=B", ";=x", ";;", ";a=b=c"))
+    scheme = draw(_piece("sip", "sips", "SIP", "tel", "http"))
+    uri = f"{scheme}:{user}@{host}{port}{uparams}" if user else f"{scheme}:{host}{port}{uparams}"
+    params = draw(_piece("", ";tag=x", ";tag=", ";tag", ";TAG=Y;q=0.5", ';x="q"', "; tag=1",
+                         ";expires=60;+sip.instance=a", ";a=<b>"))
+    kind = draw(st.integers(0, 4))
+    if kind <= 1:  # name-addr
+        display = draw(st.one_of(
+            st.just(""),
+            st.builds('"{}"{}'.format, st.text(' \tAb\\"<>,\u00e9', max_size=5),
+                      st.sampled_from(["", " ", "\t", "  "])),
+            st.builds("{}{}".format, st.text("Ab ,\t;\u00e9\"", max_size=6),
+                      st.sampled_from(["", " ", "\t"])),
+        ))
+        return f"{display}<{uri}>{params}"
+    if kind == 2:  # addr-spec
+        return f"{uri}{params}"
+    if kind == 3:  # via
+        proto = draw(_piece("SIP/2.0/UDP ", "SIP/2.0/tls ", "sip/2.0/UDP ", "SIP/2.0/UDP  ",
+                            "SIP/2.1/UDP ", "SIP / 2.0 / UDP "))
+        return f"{proto}{host}{port}{params}"
+    return f"{draw(_piece('1', '0009', '4294967296', '12345678901', '-1'))}" + draw(
+        _piece(" INVITE", "  INVITE", " in<v", " INVITE x", " ACK"))
+
+
+@SETTINGS
+@given(_structured())
+def test_fast_and_general_paths_agree_on_assembled_values(text: str) -> None:
+    """Assembled near-common shapes: equal values or the same ParseError."""
+    _agree(text)
+
+
 @SETTINGS
 @given(st.one_of(
     _mutated(sst.uris()), _mutated(sst.vias()), _mutated(sst.name_addrs()),
@@ -72,6 +121,9 @@ def _mutated(draw: st.DrawFn, base: st.SearchStrategy[Any]) -> str:
 @example("sip:a@example.com:65536")
 @example("4294967296 INVITE")
 @example('"A" <sip:a@example.com>;tag=1')
+@example('"A " <sip:a@example.com>;tag=1')
+@example('" A\t" <tel:+1-201-555-0123>;tag=1')
+@example("A  <tel:+1-201-555-0123>")
 @example("A B <sip:a@example.com>;tag=1")
 @example("<sip:a@example.com>;tag")
 @example("<sip:a@example.com>;tag=")

@@ -14,13 +14,14 @@ Header names are kept in canonical form (compact forms expanded, RFC 3261
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
 from txsipua.errors import ParseError
 from txsipua.sip.uri import SipURI
-from txsipua.sip.values import CSeq, NameAddr, Via
+from txsipua.sip.values import CSeq, NameAddr, Via, _new_cseq
 
 SIP_VERSION = "SIP/2.0"
 
@@ -715,13 +716,14 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
             413 for an oversized message, 400 otherwise, with a detail naming the
             defect.  Nothing else escapes.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ParseError("message must be bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ParseError("message must be bytes")
+        data = bytes(data)
     if len(data) > MAX_MESSAGE_SIZE:
         raise ParseError(f"message of {len(data)} bytes is too large", status=413)
     # RFC 3261 §7.5: ignore CRLFs before the start line (keepalives).
-    if data[:1] in (b"\r", b"\n"):
+    if data.startswith(_CR_OR_LF):
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
     if end >= 0:
@@ -775,9 +777,108 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
                 continue
         append((entry[0], entry[1], value.strip(" \t")))
     keys = list(map(_FIRST, fields))
-    headers = Headers._from_parsed(fields, keys)
+    headers = _NEW(Headers)
+    headers._f = fields
+    headers._keys = keys
+    headers._cache = cache = {}
 
     # start line (RFC 3261 §7.1, §7.2, §25.1)
+    msg: Request | Response
+    m = _START_LINE(start)
+    if m is not None:
+        # the common shapes: "SIP/2.0 200 OK" or "INVITE sip:... SIP/2.0"
+        method, uri_text, code, reason = m.groups()
+        if method is None:
+            msg = _NEW(Response)
+            msg.status = int(code)
+            msg.reason = reason.strip(" \t") if reason else ""
+        else:
+            msg = _NEW(Request)
+            msg.method = method
+            msg._uri_text = uri_text
+            msg._uri = None
+    else:
+        msg = _start_line(start)
+    msg.headers = headers
+
+    # mandatory, single-valued headers (RFC 3261 §8.1.1, §8.2.2, §7.3.1;
+    # RFC 4475 §3.1.2.19: several Call-ID/CSeq/From/To values are a 400)
+    present = set(keys)
+    if not present >= _REQUIRED_SET:
+        for req in _REQUIRED:
+            if req not in present:
+                raise ParseError(f"missing {_CANONICAL[req]} header")
+    repeated = len(keys) - len(present)
+    if repeated and repeated != keys.count("via") - 1:  # more than the Vias repeat
+        for req in _SINGLE:
+            count = keys.count(req)
+            if count > 1:
+                raise ParseError(f"{count} {_CANONICAL[req]} header fields")
+    else:
+        repeated = 0  # only Vias repeat (if anything): not Content-Length
+    # parsed and cached now: a malformed CSeq is a ParseError of the parse
+    cseq_text = fields[keys.index("cseq")][2]
+    num, _, cseq_method = cseq_text.partition(" ")
+    if cseq_method in _METHODS and len(num) <= 10 and num.isdigit() and num.isascii():
+        # "digits SP known-method": what CSeq.parse gives, without the regex
+        seq = int(num)
+        if seq >= 4294967296:
+            raise ParseError(f"CSeq number out of range: {cseq_text!r}")
+        cseq = cache["cseq"] = _new_cseq(seq, cseq_method)
+    else:
+        cseq = cache["cseq"] = CSeq.parse(cseq_text)
+    if msg.is_request and cseq.method != msg.method:  # type: ignore[union-attr]
+        raise ParseError(
+            f"CSeq method {cseq.method} does not match the request method "
+            f"{msg.method}"  # type: ignore[union-attr]
+        )
+
+    # body (RFC 3261 §18.3, §20.14)
+    if "content-length" in present:
+        cl_text = fields[keys.index("content-length")][2]
+        if (
+            repeated
+            and keys.count("content-length") > 1
+            and any(v != cl_text for v in headers.get_all("Content-Length"))
+        ):
+            raise ParseError("several differing Content-Length header fields")
+        if len(cl_text) < 10 and cl_text.isdigit() and cl_text.isascii():
+            length = int(cl_text)
+        else:
+            length = _content_length(cl_text)
+        body = data[body_start : body_start + length]
+        if len(body) < length:
+            # RFC 3261 §18.3: a datagram shorter than Content-Length is discarded
+            raise ParseError(
+                f"Content-Length {length} exceeds the {len(data) - body_start} body bytes received"
+            )
+    elif stream:
+        raise ParseError("missing Content-Length on a stream transport")
+    else:
+        body = data[body_start:]
+    msg.body = body
+    return msg
+
+
+_CR_OR_LF = (b"\r", b"\n")
+_NEW = object.__new__
+_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]"
+_START_LINE = re.compile(
+    rf"({_TOKEN_RE}+) ([^ \t]*:[^ \t]*) SIP/2\.0|SIP/2\.0 ([1-6][0-9][0-9])(?: (.*))?"
+).fullmatch
+"""The common start lines, each accepted exactly as :func:`_start_line` would.
+
+Request-Line: a token, exactly one SP, a URI holding a colon and no SP or HT, one SP,
+``SIP/2.0``.  Status-Line: ``SIP/2.0``, a status of 100-699, and an optional reason.
+"""
+
+
+def _start_line(start: str) -> Request | Response:
+    """Parse any start line (RFC 3261 §7.1, §7.2, §25.1) into an empty message.
+
+    Raises:
+        ParseError: 505 for a version other than SIP/2.0, else 400.
+    """
     msg: Request | Response
     if start.startswith("SIP/") or (start[0] in "sS" and start[:4].upper() == "SIP/"):
         version, sp, rest = start.partition(" ")
@@ -789,7 +890,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         status = int(code)
         if status < 100 or status > 699:
             raise ParseError(f"status code {status} out of range")
-        msg = Response.__new__(Response)
+        msg = _NEW(Response)
         msg.status = status
         msg.reason = reason.strip(" \t")
     else:
@@ -807,65 +908,17 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
                 raise ParseError(f"unsupported SIP version {version[:20]!r}", status=505)
             else:
                 raise ParseError(f"bad request line {start[:60]!r}")
-        if method not in _METHODS:
-            if not method:
-                raise ParseError(f"bad request line {start[:60]!r}")
-            for ch in method:
-                if ch not in _TOKEN_CHARS:
-                    raise ParseError(f"bad method {method[:20]!r}")
+        if not method:
+            raise ParseError(f"bad request line {start[:60]!r}")
+        for ch in method:
+            if ch not in _TOKEN_CHARS:
+                raise ParseError(f"bad method {method[:20]!r}")
         if ":" not in uri_text or "\t" in uri_text:
             raise ParseError(f"bad Request-URI {uri_text[:60]!r}")
-        msg = Request.__new__(Request)
+        msg = _NEW(Request)
         msg.method = method
         msg._uri_text = uri_text
         msg._uri = None
-    msg.headers = headers
-
-    # mandatory, single-valued headers (RFC 3261 §8.1.1, §8.2.2, §7.3.1;
-    # RFC 4475 §3.1.2.19: several Call-ID/CSeq/From/To values are a 400)
-    present = set(keys)
-    if not present >= _REQUIRED_SET:
-        for req in _REQUIRED:
-            if req not in present:
-                raise ParseError(f"missing {_CANONICAL[req]} header")
-    repeated = len(present) != len(keys)
-    if repeated:
-        for req in _SINGLE:
-            count = keys.count(req)
-            if count > 1:
-                raise ParseError(f"{count} {_CANONICAL[req]} header fields")
-    # parsed and cached now: a malformed CSeq is a ParseError of the parse
-    cseq = headers._cache["cseq"] = CSeq.parse(fields[keys.index("cseq")][2])
-    if msg.is_request and cseq.method != msg.method:  # type: ignore[union-attr]
-        raise ParseError(
-            f"CSeq method {cseq.method} does not match the request method "
-            f"{msg.method}"  # type: ignore[union-attr]
-        )
-
-    # body (RFC 3261 §18.3, §20.14)
-    if "content-length" in present:
-        cl_text = fields[keys.index("content-length")][2]
-        if (
-            repeated
-            and keys.count("content-length") > 1
-            and any(v != cl_text for v in headers.get_all("Content-Length"))
-        ):
-            raise ParseError("several differing Content-Length header fields")
-        if cl_text.isdigit() and len(cl_text) < 10 and cl_text.isascii():
-            length = int(cl_text)
-        else:
-            length = _content_length(cl_text)
-        body = data[body_start : body_start + length]
-        if len(body) < length:
-            # RFC 3261 §18.3: a datagram shorter than Content-Length is discarded
-            raise ParseError(
-                f"Content-Length {length} exceeds the {len(data) - body_start} body bytes received"
-            )
-    elif stream:
-        raise ParseError("missing Content-Length on a stream transport")
-    else:
-        body = data[body_start:]
-    msg.body = body
     return msg
 
 

@@ -78,19 +78,10 @@ class SipURI:
         if m is not None:
             # the common shape (no escapes, password, URI headers or odd spacing):
             # one C-speed match gives what the general path below would compute
-            scheme, user, host, port_text, ptext = m.groups()
-            port = None
-            if port_text is not None:
-                port = int(port_text)
-                if port > 65535:
-                    return cls._parse_general(text)  # raises with the usual detail
-            params: dict[str, str | None] = {}
-            if ptext:
-                for item in ptext[1:].split(";"):
-                    k, sep, v = item.partition("=")
-                    params[k.lower()] = v if sep else None
-            return _new_uri(scheme, user, host, port, params)
-        return cls._parse_general(text)
+            uri = _uri_from_match(*m.groups())
+            if uri is not None:
+                return uri
+        return cls._parse_general(text)  # (also raises for a port above 65535)
 
     @classmethod
     def _parse_general(cls, text: str) -> SipURI:
@@ -196,14 +187,34 @@ class SipURI:
         return str(self)
 
 
-_URI_FAST = re.compile(
+_URI_PATTERN = (
     r"(sips?):"
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?"  # user: no escapes, ":", ";", "?"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"  # host (_HOST_RE)
     r"(?::([0-9]{1,5}))?"
     r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
-).fullmatch
-"""The common URI shape, every character of which the general parser accepts verbatim."""
+)
+"""The common URI shape (5 groups: scheme, user, host, port, ``;params``), every character
+of which the general parser accepts verbatim; also embedded in values.NameAddr's fast path."""
+_URI_FAST = re.compile(_URI_PATTERN).fullmatch
+
+
+def _uri_from_match(
+    scheme: str, user: str | None, host: str, port_text: str | None, ptext: str
+) -> SipURI | None:
+    """The SipURI of a ``_URI_PATTERN`` match, or ``None`` for a port above 65535."""
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    params: dict[str, str | None] = {}
+    if ptext:
+        for item in ptext[1:].split(";"):
+            k, sep, v = item.partition("=")
+            params[k.lower()] = v if sep else None
+    return _new_uri(scheme, user, host, port, params)
+
 
 _URI_NEW = SipURI.__new__
 _uri_set = tuple(

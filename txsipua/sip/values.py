@@ -13,7 +13,13 @@ from typing import Any
 import attrs
 
 from txsipua.errors import ParseError
-from txsipua.sip.uri import SipURI, _format_params, _split_hostport
+from txsipua.sip.uri import (
+    _URI_PATTERN,
+    SipURI,
+    _format_params,
+    _split_hostport,
+    _uri_from_match,
+)
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
 
@@ -231,10 +237,7 @@ class CSeq:
         if m is not None:
             seq = int(m.group(1))
             if seq < 4294967296:
-                c = _CSEQ_NEW(cls)
-                _cseq_seq(c, seq)
-                _cseq_method(c, m.group(2))
-                return c
+                return _new_cseq(seq, m.group(2))
         return cls._parse_general(text)
 
     @classmethod
@@ -282,19 +285,22 @@ class NameAddr:
         Raises:
             ParseError: malformed display name, brackets or URI.
         """
-        m = _NAME_ADDR_FAST(text)
+        m = _NAME_ADDR_URI_FAST(text)
         if m is not None:
             # ``"Quoted" <URI>;params``, ``Token words <URI>;params`` or ``<URI>;params``
-            # without escapes, quoted parameters or odd spacing (the general path's result)
-            quoted, words, uri_text, ptext = m.groups()
-            display = quoted if quoted is not None else words.rstrip(" \t")
-            na = _NAME_ADDR_NEW(cls)
-            s_uri, s_display, s_params, s_wildcard = _name_addr_set
-            s_uri(na, SipURI.parse(uri_text))
-            s_display(na, display or None)
-            s_params(na, _fast_params(ptext))
-            s_wildcard(na, False)
-            return na
+            # with a common-shape SIP URI: one match for the whole value
+            quoted, words, scheme, user, host, port, uparams, ptext = m.groups()
+            uri = _uri_from_match(scheme, user, host, port, uparams)
+            if uri is not None:
+                display = quoted if quoted is not None else words.rstrip(" \t")
+                return _new_name_addr(uri, display, ptext)
+        else:
+            m = _NAME_ADDR_FAST(text)
+            if m is not None:
+                # the same without escapes, quoted parameters or odd spacing, any URI
+                quoted, words, uri_text, ptext = m.groups()
+                display = quoted if quoted is not None else words.rstrip(" \t")
+                return _new_name_addr(SipURI.parse(uri_text), display, ptext)
         return cls._parse_general(text)
 
     @classmethod
@@ -403,10 +409,10 @@ _VIA_FAST = re.compile(
     r"(?::([0-9]{1,5}))?" + _PARAMS_RE
 ).fullmatch
 _CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}) ({_TOKEN_RE}+)").fullmatch
-_NAME_ADDR_FAST = re.compile(
-    r'(?:"([^"\\]*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
-    r"<([^<>\s\"]+)>" + _PARAMS_RE
-).fullmatch
+_DISPLAY_RE = r'(?:"([^"\\]*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
+"""A quoted display name without escapes, or token words each followed by LWS, or nothing."""
+_NAME_ADDR_FAST = re.compile(_DISPLAY_RE + r"<([^<>\s\"]+)>" + _PARAMS_RE).fullmatch
+_NAME_ADDR_URI_FAST = re.compile(_DISPLAY_RE + "<" + _URI_PATTERN + ">" + _PARAMS_RE).fullmatch
 
 
 def _fast_params(ptext: str) -> dict[str, str | None]:
@@ -440,10 +446,31 @@ def _new_via(transport: str, host: str, port: int | None, params: dict[str, str 
 _CSEQ_NEW = CSeq.__new__
 _cseq_seq = CSeq.__dict__["seq"].__set__
 _cseq_method = CSeq.__dict__["method"].__set__
+
+
+def _new_cseq(seq: int, method: str) -> CSeq:
+    """A CSeq from a checked 32-bit number and method token."""
+    c = _CSEQ_NEW(CSeq)
+    _cseq_seq(c, seq)
+    _cseq_method(c, method)
+    return c
+
+
 _NAME_ADDR_NEW = NameAddr.__new__
 _name_addr_set = tuple(
     NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
 )
+
+
+def _new_name_addr(uri: SipURI, display: str, ptext: str) -> NameAddr:
+    """A NameAddr from a parsed URI, its display name ("" for none) and ``_PARAMS_RE`` text."""
+    na = _NAME_ADDR_NEW(NameAddr)
+    s_uri, s_display, s_params, s_wildcard = _name_addr_set
+    s_uri(na, uri)
+    s_display(na, display or None)
+    s_params(na, _fast_params(ptext))
+    s_wildcard(na, False)
+    return na
 
 
 __all__ = [
