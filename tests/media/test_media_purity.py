@@ -7,6 +7,7 @@ import sys
 
 CODE = """
 import sys
+import attrs, threading  # third-party and stdlib modules may use the clock; only ours may not
 for name in ("twisted", "random", "secrets", "uuid", "socket", "time"):
     sys.modules[name] = None  # any import of them now fails
 import txsipua.media.sdp, txsipua.media.offer_answer, txsipua.media.rtp
