@@ -216,3 +216,43 @@ def test_options_answered_without_challenge(method: str) -> None:
     net.pump()
     done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)][0]
     assert done.response.status == 200 and "INVITE" in (done.response.headers.get("Allow") or "")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        (lambda r: setattr(r, "uri", "sip:"), 400),
+        (lambda r: setattr(r, "uri", "http://example.com/"), 416),
+        (lambda r: r.headers.set("To", "garbage<<"), 400),
+        (lambda r: r.headers.set("From", "<<<>>"), 400),
+        (lambda r: r.headers.set("Max-Forwards", "abc"), 400),
+        (lambda r: r.headers.add("Record-Route", "<<junk"), 400),
+        (lambda r: r.headers.set("Contact", "*"), 400),
+        (lambda r: r.headers.add("Require", "foo, 100rel"), 420),
+    ],
+)
+def test_malformed_invite_fields_get_a_final_response(mutate: Any, status: int) -> None:
+    """Fields parsed on access are checked before IncomingCall: 400/416/420, never a hang (§8.2.2)."""
+    caller, callee, net = make_pair()
+    req = invite(caller)
+    mutate(req)
+    caller.invite(req, B, 0.0)
+    net.pump()
+    finals = [m for m in net.wire if not isinstance(m, Request) and m.status >= 200]
+    assert finals and finals[0].status == status, finals
+    assert not any(isinstance(e, ev.IncomingCall) for e in net.events["callee"])
+    if status == 420:
+        assert finals[0].headers.get("Unsupported") == "foo, 100rel"
+
+
+def test_malformed_options_is_not_answered_200() -> None:
+    """OPTIONS with a bad To gets 400, not 200 (RFC 4475 §3.1.2)."""
+    caller, callee, net = make_pair()
+    req = caller.new_request("OPTIONS", SipURI.parse("sip:127.0.0.1:5062"),
+                             NameAddr(SipURI.parse("sip:alice@example.com")),
+                             NameAddr(SipURI.parse("sip:127.0.0.1:5062")))
+    req.headers.set("To", "garbage<<")
+    caller.send_request(req, B, 0.0)
+    net.pump()
+    done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)]
+    assert done and done[0].response.status == 400

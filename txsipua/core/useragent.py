@@ -119,6 +119,40 @@ def numeric_locate(uri: SipURI) -> Address:
     return (bare, port)
 
 
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+"""Option tags we implement; a request requiring any other gets 420 (RFC 3261 §8.2.2.3)."""
+
+
+def _check_out_of_dialog(request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """Why a new request cannot be processed: ``(status, reason, extra headers)``, or ``None``.
+
+    RFC 3261 §8.2.2: the Request-URI (416 for a scheme we do not handle), From,
+    To and Max-Forwards must parse; an INVITE needs a From tag and exactly one
+    usable Contact, and its Record-Route must parse (the dialog is built from
+    them, §12.1.1); a Require naming an extension we lack gets 420 with
+    Unsupported (§8.2.2.3).
+    """
+    method = request.method
+    try:
+        # each accessor parses its field (cached) and raises ParseError if it is malformed
+        _ = (request.uri, request.from_, request.to, request.max_forwards)
+        if method == "INVITE":
+            contacts = request.contact
+            if len(contacts) != 1 or contacts[0].wildcard:
+                return (400, "INVITE needs exactly one Contact URI", [])
+            if not request.from_.tag:
+                return (400, "INVITE without From tag", [])
+            _ = request.record_route
+    except ParseError as e:
+        return (e.status, e.detail, [])
+    if method not in ("ACK", "CANCEL"):
+        required = [t.strip() for v in request.headers.get_all("Require") for t in v.split(",") if t.strip()]
+        unsupported = [t for t in required if t.lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported:
+            return (420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+    return None
+
+
 class ClientOperation:
     """One outgoing request through all its authentication retries.
 
@@ -1044,7 +1078,13 @@ class UserAgentCore:
         if method not in _KNOWN_METHODS:
             self.layer.respond(stxn, self.make_response(request, 501), now)
             return
-        # out of dialog: authenticate first when configured (RFC 3261 §22.1)
+        # out of dialog: the fields the UAS relies on must parse (RFC 3261 §8.2.2)
+        problem = _check_out_of_dialog(request)
+        if problem is not None:
+            status, detail, extra = problem
+            self.layer.respond(stxn, self.make_response(request, status, detail, headers=extra), now)
+            return
+        # authenticate when configured (RFC 3261 §22.1)
         auth = self._authenticator_for(method)
         if auth is not None and method not in ("OPTIONS",):
             outcome = auth.inspect(request, now)
@@ -1094,14 +1134,6 @@ class UserAgentCore:
     def _accept_request(self, request: Request, stxn: ServerTransaction, now: float, identity: str | None) -> None:
         method = request.method
         if method == "INVITE":
-            try:
-                if not request.contact:
-                    raise ParseError("INVITE without Contact")
-                if not request.from_.tag:
-                    raise ParseError("INVITE without From tag")
-            except ParseError as e:
-                self.layer.respond(stxn, self.make_response(request, 400, e.detail), now)
-                return
             session = InviteSession(self, is_uac=False)
             session.invite = request
             session._ist = stxn
