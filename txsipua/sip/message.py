@@ -274,6 +274,16 @@ class Headers:
             return self._f[keys.index(key)][2]
         return default
 
+    def _first(self, key: str) -> str | None:
+        """The first value under lookup ``key`` (already lower-case canonical), or None."""
+        keys = self._keys
+        if keys is None or len(keys) != len(self._f):
+            keys = self._index()
+        try:
+            return self._f[keys.index(key)][2]
+        except ValueError:
+            return None
+
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order.
 
@@ -425,10 +435,10 @@ class Message(abc.ABC):
             value = cache[key] = build()
             return value
 
-    def _required(self, name: str) -> str:
-        v = self.headers.get(name)
+    def _required(self, key: str) -> str:
+        v = self.headers._first(key)
         if v is None:
-            raise ParseError(f"missing {name} header")
+            raise ParseError(f"missing {_CANONICAL[key]} header")
         return v
 
     @property
@@ -442,7 +452,7 @@ class Message(abc.ABC):
         cache = self.headers._cache
         v = cache.get("top_via")
         if v is None:
-            text = self.headers.get("Via")
+            text = self.headers._first("via")
             if text is None:
                 raise ParseError("missing Via header")
             if "," in text:
@@ -456,7 +466,7 @@ class Message(abc.ABC):
     @property
     def call_id(self) -> str:
         """The Call-ID (RFC 3261 §20.8). Raises ParseError when missing or empty."""
-        v = self.headers.get("Call-ID")
+        v = self.headers._first("call-id")
         if not v:
             raise ParseError("missing Call-ID header" if v is None else "empty Call-ID header")
         return v
@@ -467,7 +477,7 @@ class Message(abc.ABC):
         cache = self.headers._cache
         v = cache.get("cseq")
         if v is None:
-            v = cache["cseq"] = CSeq.parse(self._required("CSeq"))
+            v = cache["cseq"] = CSeq.parse(self._required("cseq"))
         return v
 
     @property
@@ -476,7 +486,7 @@ class Message(abc.ABC):
         cache = self.headers._cache
         v = cache.get("from")
         if v is None:
-            v = cache["from"] = NameAddr.parse(self._required("From"))
+            v = cache["from"] = NameAddr.parse(self._required("from"))
         return v
 
     @property
@@ -485,7 +495,7 @@ class Message(abc.ABC):
         cache = self.headers._cache
         v = cache.get("to")
         if v is None:
-            v = cache["to"] = NameAddr.parse(self._required("To"))
+            v = cache["to"] = NameAddr.parse(self._required("to"))
         return v
 
     @property
@@ -497,7 +507,7 @@ class Message(abc.ABC):
         v = self.headers._cache.get("from")
         if v is not None:
             return v.tag
-        return _fast_tag(self._required("From"))
+        return _fast_tag(self._required("from"))
 
     @property
     def to_tag(self) -> str | None:
@@ -505,7 +515,7 @@ class Message(abc.ABC):
         v = self.headers._cache.get("to")
         if v is not None:
             return v.tag
-        return _fast_tag(self._required("To"))
+        return _fast_tag(self._required("to"))
 
     @property
     def contact(self) -> list[NameAddr]:

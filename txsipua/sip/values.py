@@ -292,14 +292,24 @@ class NameAddr:
             quoted, words, scheme, user, host, port, uparams, ptext = m.groups()
             uri = _uri_from_match(scheme, user, host, port, uparams)
             if uri is not None:
-                display = quoted if quoted is not None else words.rstrip(" \t")
+                if quoted is None:
+                    display = words.rstrip(" \t")
+                elif "\\" in quoted:
+                    display = _UNESCAPE(r"\1", quoted)
+                else:
+                    display = quoted
                 return _new_name_addr(uri, display, ptext)
         else:
             m = _NAME_ADDR_FAST(text)
             if m is not None:
                 # the same without escapes, quoted parameters or odd spacing, any URI
                 quoted, words, uri_text, ptext = m.groups()
-                display = quoted if quoted is not None else words.rstrip(" \t")
+                if quoted is None:
+                    display = words.rstrip(" \t")
+                elif "\\" in quoted:
+                    display = _UNESCAPE(r"\1", quoted)
+                else:
+                    display = quoted
                 return _new_name_addr(SipURI.parse(uri_text), display, ptext)
         return cls._parse_general(text)
 
@@ -409,8 +419,10 @@ _VIA_FAST = re.compile(
     r"(?::([0-9]{1,5}))?" + _PARAMS_RE
 ).fullmatch
 _CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}) ({_TOKEN_RE}+)").fullmatch
-_DISPLAY_RE = r'(?:"([^"\\]*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
-"""A quoted display name without escapes, or token words each followed by LWS, or nothing."""
+_DISPLAY_RE = r'(?:"((?:[^"\\]|\\[\s\S])*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
+"""A quoted display name (escapes allowed), or token words each followed by LWS, or nothing."""
+_UNESCAPE = re.compile(r"\\([\s\S])").sub
+"""quoted-pair -> the character (RFC 3261 §25.1), as the general parser reads it."""
 _NAME_ADDR_FAST = re.compile(_DISPLAY_RE + r"<([^<>\s\"]+)>" + _PARAMS_RE).fullmatch
 _NAME_ADDR_URI_FAST = re.compile(_DISPLAY_RE + "<" + _URI_PATTERN + ">" + _PARAMS_RE).fullmatch
 
