@@ -256,3 +256,20 @@ def test_malformed_options_is_not_answered_200() -> None:
     net.pump()
     done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)]
     assert done and done[0].response.status == 400
+
+
+def test_unconfirmed_bye_is_reported_on_call_ended() -> None:
+    """CallEnded waits for the BYE; a BYE never answered ends with bye_error = TransactionTimeout."""
+    from txsipua.errors import TransactionTimeout
+
+    caller, callee, net = make_pair()
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.drop = lambda m: not isinstance(m, Request) and m.cseq.method == "BYE"
+    session.hangup(net.now)
+    net.pump()
+    assert not any(isinstance(e, ev.CallEnded) for e in net.events["caller"])  # still waiting
+    net.advance(40)
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert len(ended) == 1 and isinstance(ended[0].bye_error, TransactionTimeout)
+    assert caller.session_count == 0

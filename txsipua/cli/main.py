@@ -29,6 +29,26 @@ class UsageError(Exception):
     """A command-line value is wrong (exit status 2)."""
 
 
+def _non_negative(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0 or value != value:
+            raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+non_negative_float = _non_negative(float)
+"""argparse type: a number (seconds, a rate), 0 or more."""
+non_negative_int = _non_negative(int)
+"""argparse type: a whole number, 0 or more."""
+
+
 def parse_bind(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, int]:
     """Parse ``HOST[:PORT]`` (``[v6]:PORT`` for IPv6); port 0 or absent = any free port.
 
@@ -326,6 +346,9 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     else:
         print(f"call ended by the peer ({reason})")
     yield ua.stop()
+    if call.bye_error is not None:
+        print(f"the BYE was not confirmed: {describe_error(call.bye_error)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -547,15 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(401 in another realm) in this process on 127.0.0.1, registers, calls, "
                                    "answers every challenge, hangs up, and prints the call ladder. Exit 0 only "
                                    "if the whole flow was right.")
-    common(d)
-    d.add_argument("--hold", type=float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
+    d.add_argument("-v", "--verbose", action="store_true", help="also print every SIP message in full")
+    d.add_argument("--hold", type=non_negative_float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("register", help="register an account and print the bindings",
                        description="REGISTER once and print the bindings the registrar returned; with --keep, "
                                    "stay registered (refreshing) until SIGINT/SIGTERM, then unregister.")
     r.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
-    r.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="expiry to ask for (default 3600)")
+    r.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS", help="expiry to ask for (default 3600)")
     r.add_argument("--keep", action="store_true", help="stay registered until SIGINT/SIGTERM, then unregister")
     common(r)
     r.set_defaults(func=cmd_register)
@@ -565,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "SIGINT/SIGTERM: CANCEL while ringing, BYE once connected.")
     c.add_argument("target", metavar="TARGET", help="SIP URI (sip:bob@example.com) or a user of the account's domain")
     c.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
-    c.add_argument("--duration", type=float, default=5.0, metavar="SECONDS", help="seconds to stay up once answered (default 5)")
+    c.add_argument("--duration", type=non_negative_float, default=5.0, metavar="SECONDS", help="seconds to stay up once answered (default 5)")
     c.add_argument("--play", metavar="WAV", help="play this WAV file once answered")
     c.add_argument("--record", metavar="WAV", help="record what the peer sends to this WAV file")
     c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
@@ -577,12 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "up after --hold seconds. Last line: calls=N ok=N failed=N retransmissions=N. "
                                    "Exit 0 only if every call was answered.")
     b.add_argument("target", metavar="TARGET", help="SIP URI to call")
-    b.add_argument("--rate", type=float, default=10.0, help="calls per second (default 10)")
-    b.add_argument("--calls", type=int, default=100, help="how many calls (default 100)")
-    b.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay up this long once answered")
+    b.add_argument("--rate", type=non_negative_float, default=10.0, help="calls per second (default 10)")
+    b.add_argument("--calls", type=non_negative_int, default=100, help="how many calls (default 100)")
+    b.add_argument("--hold", type=non_negative_float, default=0.0, metavar="SECONDS", help="stay up this long once answered")
     b.add_argument("--account", metavar="FILE", help="account file (default: an identity without credentials)")
-    b.add_argument("--recv-timeout", type=int, default=10000, metavar="MS", help="give up waiting this long after the last call")
-    b.add_argument("--socket-buffer", type=int, default=4096, metavar="KIB", help="UDP socket buffers in KiB")
+    b.add_argument("--recv-timeout", type=non_negative_int, default=10000, metavar="MS", help="give up waiting this long after the last call")
+    b.add_argument("--socket-buffer", type=non_negative_int, default=4096, metavar="KIB", help="UDP socket buffers in KiB")
     common(b)
     b.set_defaults(func=cmd_bench_call)
 
@@ -598,12 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--secret", help="nonce secret shared by several instances (default: random)")
     a.add_argument("--account", metavar="FILE", help="account to register with (see --register)")
     a.add_argument("--register", action="store_true", help="register the account before answering")
-    a.add_argument("--expires", type=int, default=3600, metavar="SECONDS")
+    a.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS")
     a.add_argument("--registrar", action="store_true", help="accept REGISTER without --realm")
-    a.add_argument("--count", type=int, default=0, help="exit after this many calls ended (0: run until signalled)")
-    a.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
+    a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
+    a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
-    a.add_argument("--socket-buffer", type=int, default=4096, metavar="KIB",
+    a.add_argument("--socket-buffer", type=non_negative_int, default=4096, metavar="KIB",
                    help="UDP socket buffers in KiB (default 4096; 0 keeps the OS default)")
     common(a)
     a.set_defaults(func=cmd_answer)

@@ -107,11 +107,17 @@ class CallEnded:
             ``"cancelled"`` (CANCEL before answer, either side),
             ``"no-ack"`` (the ACK for our 2xx never came), ``"error"``.
         by_remote: True when the peer ended it.
+        bye_error: when we sent the BYE, why it was not confirmed: a
+            :class:`~txsipua.errors.SIPStatusError` for a final response
+            other than 2xx or 481, a :class:`~txsipua.errors.TransactionTimeout`
+            or :class:`~txsipua.errors.TransportError`; ``None`` when confirmed.
+            The call is over either way (RFC 3261 §15.1.1).
     """
 
     session: InviteSession
     reason: str
     by_remote: bool
+    bye_error: Exception | None = None
 
 
 @attrs.frozen

@@ -67,6 +67,7 @@ from txsipua.errors import (
     ParseError,
     RemoteProtocolError,
     ResolutionError,
+    SIPStatusError,
     TransactionTimeout,
     TransportError,
 )
@@ -321,6 +322,7 @@ class InviteSession:
         self._cancelled = False
         self._ended = False
         self._end_reason: tuple[str, bool] | None = None
+        self._bye_error: Exception | None = None
         self._ist: ServerTransaction | None = None
         self._local_tag: str = ""
         self._reinvite_op: ClientOperation | None = None
@@ -360,6 +362,8 @@ class InviteSession:
             if response.status in (408, 481):
                 self._end(now, "error", by_remote=True, send_bye=response.status != 481)
         elif op.method == "BYE":
+            if not (200 <= response.status < 300 or response.status == 481):
+                self._bye_error = SIPStatusError(response, "BYE")
             self._finish_termination()
         # other in-dialog requests (INFO, MESSAGE...) report like out-of-dialog ones
         elif op.method != "CANCEL":
@@ -376,6 +380,7 @@ class InviteSession:
             self._reinvite_op = None
             core._emit(ev.ReinviteCompleted(self, None, error))
         elif op.method == "BYE":
+            self._bye_error = error
             self._finish_termination()
         elif op.method != "CANCEL":
             core._emit(ev.RequestFailed(op, error))
@@ -578,7 +583,7 @@ class InviteSession:
         if self._end_reason is not None:
             reason, by_remote = self._end_reason
             self._end_reason = None
-            self.core._emit(ev.CallEnded(self, reason, by_remote))
+            self.core._emit(ev.CallEnded(self, reason, by_remote, self._bye_error))
 
     def request(
         self,

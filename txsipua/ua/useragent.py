@@ -268,6 +268,8 @@ class Call:
         ended: Deferred fired with the end reason (``"bye"``, ``"hangup"``,
             ``"cancelled"``, ``"no-ack"``) when the call ends.
         on_progress: optional callable taking each provisional response.
+        bye_error: after we hung up, why our BYE was not confirmed (timeout,
+            transport error, a final response other than 2xx/481), else ``None``.
     """
 
     def __init__(self, ua: UserAgent, session: InviteSession | None) -> None:
@@ -285,6 +287,7 @@ class Call:
         self._session_id = secrets.randbits(31)
         self._hangup_d: defer.Deferred[str] | None = None
         self.abandoned = False
+        self.bye_error: Exception | None = None
         self._reinvite_d: defer.Deferred[Response] | None = None
 
     @property
@@ -867,6 +870,7 @@ class UserAgent:
         elif isinstance(e, ev.CallEnded):
             call = e.session.user_data
             if isinstance(call, Call):
+                call.bye_error = e.bye_error
                 self.calls.discard(call)
                 call._stop_media()
                 if not call.answered.called and e.reason == "cancelled" and call.session.is_uac:
