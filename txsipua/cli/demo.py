@@ -162,24 +162,37 @@ def verify(ladder: Ladder) -> list[str]:
 
 
 @defer.inlineCallbacks
-def run_demo(reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any = None) -> Any:
-    """Run the demo; fires with the exit status (0 = the whole flow was right)."""
+def run_demo(
+    reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any = None,
+    host: str = "127.0.0.1", port: int = 0,
+) -> Any:
+    """Run the demo; fires with the exit status (0 = the whole flow was right).
+
+    Args:
+        reactor: the reactor.
+        verbose: print every message in full, not only the ladder.
+        hold: seconds the call stays up.
+        out: where to print (standard output by default).
+        host: the local address of all three parties.
+        port: the registrar/proxy's port (0: any free port).
+    """
     out = out or sys.stdout
     ladder = Ladder(out, verbose)
     # the registrar/proxy
     proxy = ProxyRegistrar(
-        address=("127.0.0.1", 0),
+        address=(host, 0),
         domain=DOMAIN,
         realm=PROXY_REALM,
         users={"alice-auth": ("alice-secret", "alice"), "bob-auth": ("bob-secret", "bob")},
         secret=secrets.token_bytes(32),
     )
     proxy_protocol = SIPDatagramProtocol(reactor, proxy, lambda e: None, ladder.tracer("proxy"))
-    proxy_port = reactor.listenUDP(0, proxy_protocol, interface="127.0.0.1", maxPacketSize=MAX_DATAGRAM)
+    proxy_port = reactor.listenUDP(port, proxy_protocol, interface=host, maxPacketSize=MAX_DATAGRAM)
     pport = proxy_port.getHost().port
-    proxy.address = ("127.0.0.1", pport)
-    ladder.names[("127.0.0.1", pport)] = "proxy"
-    registrar = f"sip:127.0.0.1:{pport}"
+    proxy.address = (host, pport)
+    ladder.names[(host, pport)] = "proxy"
+    hostpart = f"[{host}]" if ":" in host else host
+    registrar = f"sip:{hostpart}:{pport}"
 
     # bob: registers with the proxy, challenges INVITEs in his own realm
     bob_account = Account(
@@ -189,7 +202,7 @@ def run_demo(reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any
     store = InMemoryHA1Store()
     store.add_password("alice-callee", CALLEE_REALM, "callee-secret")
     bob = UserAgent(
-        reactor, bob_account, bind=("127.0.0.1", 0), trace=ladder.tracer("bob"),
+        reactor, bob_account, bind=(host, 0), trace=ladder.tracer("bob"),
         authenticator=DigestServer(CALLEE_REALM, secrets.token_bytes(32)), portal=make_portal(store),
     )
     bob.auto_answer = True
@@ -201,12 +214,12 @@ def run_demo(reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any
             Credential(realm=CALLEE_REALM, username="alice-callee", password="callee-secret"),
         ]),
     )
-    alice = UserAgent(reactor, alice_account, bind=("127.0.0.1", 0), trace=ladder.tracer("alice"))
+    alice = UserAgent(reactor, alice_account, bind=(host, 0), trace=ladder.tracer("alice"))
     try:
         for name, ua in (("bob", bob), ("alice", alice)):
             host, port = yield ua.start()
             ladder.names[(host, port)] = name
-        print(f"proxy/registrar 127.0.0.1:{pport} (domain {DOMAIN}, realm {PROXY_REALM}); "
+        print(f"proxy/registrar {hostpart}:{pport} (domain {DOMAIN}, realm {PROXY_REALM}); "
               f"bob {bob.local_address[0]}:{bob.local_address[1]} (realm {CALLEE_REALM}); "
               f"alice {alice.local_address[0]}:{alice.local_address[1]}\n", file=out)
         r = yield bob.register(600)

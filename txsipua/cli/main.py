@@ -542,7 +542,8 @@ def _later(reactor: Any, seconds: float) -> defer.Deferred[None]:
 def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.cli.demo import run_demo
 
-    return run_demo(reactor, verbose=args.verbose, hold=args.hold)
+    host, port = parse_bind(args.bind)
+    return run_demo(reactor, verbose=args.verbose, hold=args.hold, host=host, port=port)
 
 
 # ------------------------------------------------------------------ parser
@@ -570,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(401 in another realm) in this process on 127.0.0.1, registers, calls, "
                                    "answers every challenge, hangs up, and prints the call ladder. Exit 0 only "
                                    "if the whole flow was right.")
+    d.add_argument("--bind", metavar="HOST[:PORT]", help="address for the three parties (default 127.0.0.1); "
+                   "PORT, if given, is the registrar/proxy's")
     d.add_argument("-v", "--verbose", action="store_true", help="also print every SIP message in full")
     d.add_argument("--hold", type=non_negative_float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
     d.set_defaults(func=cmd_demo)
