@@ -189,7 +189,8 @@ class RingingCallee:
             if isinstance(msg, Request) and msg.method == method:
                 return msg, source
 
-    def respond(self, request: Request, status: int, source: tuple[str, int], *, tag: bool = True) -> None:
+    def respond(self, request: Request, status: int, source: tuple[str, int], *, tag: bool = True,
+                extra: list[tuple[str, str]] | None = None) -> None:
         """Send a response to ``request`` back to ``source`` (RFC 3261 §8.2.6, §18.2.2)."""
         headers = [("Via", v) for v in request.headers.get_all("Via")]
         to = request.headers.get("To") or ""
@@ -199,4 +200,5 @@ class RingingCallee:
                     ("Call-ID", request.call_id), ("CSeq", request.headers.get("CSeq") or "")]
         if request.method == "INVITE" and 100 < status < 200:
             headers.append(("Contact", f"<sip:bob@{self.address[0]}:{self.address[1]}>"))
+        headers += extra or []
         self.sock.sendto(Response(status, None, headers).to_bytes(), source)

@@ -164,13 +164,22 @@ def test_call_to_a_missing_realm_names_both(cli: Start, answer: tuple[Cli, str],
 
 
 def test_sigint_while_ringing_sends_cancel(cli: Start, tmp_path: Path) -> None:
-    """SIGINT while the callee rings: CANCEL (same branch, no credentials), then ACK for the 487."""
+    """SIGINT while the callee rings: CANCEL (same branch, no credentials), then ACK for the 487.
+
+    The callee first challenges the INVITE (401), so the INVITE being cancelled carries
+    an Authorization: the CANCEL must not.
+    """
     callee = RingingCallee()
     try:
         acct = account_file(tmp_path / "alice.toml", f"sip:{HOST}:9")
         target = f"sip:bob@{HOST}:{callee.address[1]}"
         proc = cli("call", target, "--account", str(acct), "--bind", f"{HOST}:0")
+        first, source = callee.recv_request("INVITE")
+        callee.respond(first, 401, source, extra=[
+            ("WWW-Authenticate", f'Digest realm="{REALM}", nonce="ring-nonce-1", qop="auth", algorithm=MD5')])
+        callee.recv_request("ACK")
         invite, source = callee.recv_request("INVITE")
+        assert "Authorization" in invite.headers  # the INVITE being cancelled is authenticated
         callee.respond(invite, 100, source)
         callee.respond(invite, 180, source)
         proc.wait_for("progress: 180")
