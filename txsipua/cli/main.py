@@ -294,6 +294,12 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     interrupted = []
 
     def on_signal() -> None:
+        from txsipua.core.useragent import SessionState
+
+        if call.session is not None and call.session.state is SessionState.CALLING and not interrupted:
+            # RFC 3261 §9.1: no CANCEL before the first provisional response
+            print("no response from the callee yet: the CANCEL is sent once it answers "
+                  "(or the INVITE times out after 32 s)", file=sys.stderr, flush=True)
         interrupted.append(True)
         call.hangup()
 
