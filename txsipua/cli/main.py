@@ -291,7 +291,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         print(describe_error(e), file=sys.stderr)
         yield ua.stop()
         return EXIT_FAILED
-    interrupted = []
+    interrupted: list[bool] = []
 
     def on_signal() -> None:
         from txsipua.core.useragent import SessionState
