@@ -164,7 +164,7 @@ def test_headless_client_against_txsipua_answer(procs: Any, tmp_path: Path) -> N
     ha1 = hashlib.md5(b"alice-auth:voip.example.net:alice-secret").hexdigest()
     users.write_text(f"alice-auth:voip.example.net:{ha1}\n")
     answerer = procs("-m", "txsipua.cli.main", "answer", "--bind", "127.0.0.1:0", "--realm", "voip.example.net",
-                     "--users", str(users))  # no --count: it must outlive the unregistration
+                     "--users", str(users), "--owner", "alice-auth=alice")  # no --count: it must outlive the unregistration
     hostport = answerer.wait_for("ready ").split()[1]
     client = procs("examples/headless_client.py", "--account", str(account(tmp_path / "a.toml", f"sip:{hostport}")),
                    f"sip:bob@{hostport}", "--duration", "0.2", "--expires", "120")

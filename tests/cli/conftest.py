@@ -30,7 +30,8 @@ def cli() -> Iterator[Callable[..., Cli]]:
 def answer(cli: Callable[..., Cli], tmp_path: Path) -> tuple[Cli, str]:
     """``txsipua answer`` challenging in realm voip.example.net; ``(process, "sip:127.0.0.1:PORT")``."""
     users = htdigest(tmp_path / "users.htdigest")
-    proc = cli("answer", "--bind", f"{HOST}:0", "--realm", "voip.example.net", "--users", str(users))
+    proc = cli("answer", "--bind", f"{HOST}:0", "--realm", "voip.example.net", "--users", str(users),
+               "--owner", "alice-auth=alice", "--owner", "bob-auth=bob")
     line = proc.wait_for("ready ")
     hostport = line.split()[1]
     assert hostport.startswith(f"{HOST}:") and int(hostport.rsplit(":", 1)[1]) > 0

@@ -37,7 +37,7 @@ import subprocess
 import termios
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,9 +315,15 @@ def answer_argv(
     algorithms: Sequence[str] = (),
     proxy_role: bool = False,
     extra: Sequence[str] = (),
+    owners: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Arguments of ``txsipua answer`` on ``127.0.0.1:0`` with ``-v`` (after the module name)."""
+    """Arguments of ``txsipua answer`` on ``127.0.0.1:0`` with ``-v`` (after the module name).
+
+    ``owners`` maps an auth username to the AOR user it may register (``--owner``).
+    """
     argv = ["answer", "--bind", f"{HOST}:0", "--realm", realm, "--users", str(users), "-v"]
+    for auth_user, aor_user in (owners or {}).items():
+        argv += ["--owner", f"{auth_user}={aor_user}"]
     for algorithm in algorithms:
         argv += ["--algorithm", algorithm]
     if proxy_role:
@@ -334,6 +340,7 @@ def start_answer(
     proxy_role: bool = False,
     lifetime: float = 30.0,
     ready_timeout: float = 10.0,
+    owners: Mapping[str, str] | None = None,
 ) -> AnswerServer:
     """Start ``txsipua answer`` through ``start`` (``TxsipuaCli.start``) and wait for ``ready``.
 
@@ -341,7 +348,7 @@ def start_answer(
         PeerError: it exited or printed no ``ready HOST:PORT`` within ``ready_timeout`` s.
     """
     process = start(
-        *answer_argv(realm=realm, users=users, algorithms=algorithms, proxy_role=proxy_role),
+        *answer_argv(realm=realm, users=users, algorithms=algorithms, proxy_role=proxy_role, owners=owners),
         lifetime=lifetime,
     )
     ready = re.compile(r"^ready (\S+):(\d+)$", re.MULTILINE)

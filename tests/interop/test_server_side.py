@@ -76,6 +76,7 @@ def answer(tmp_path: Path, txsipua_cli: TxsipuaCli) -> Callable[..., AnswerServe
             users=users,
             algorithms=[] if algorithms == ("MD5",) else list(algorithms),
             proxy_role=proxy_role,
+            owners={AUTH_USER: USER},  # alice-auth registers sip:alice@... (RFC 3261 §10.3 step 3)
         )
 
     return factory

@@ -492,7 +492,7 @@ class AuthAttempt:
                     refusals.rejected.append(realm)
                     continue
             answer = self._answer(header, choice, credential, method, uri, body, hop)
-            if answer is None:  # pragma: no cover - _choose checked the HA1
+            if answer is None:  # a value that cannot be echoed (see _answer)
                 refusals.unsupported.append(realm)
                 continue
             answer.stale_retries = stale_retries
@@ -626,6 +626,24 @@ class AuthAttempt:
         return usable[0]
 
     def _answer(
+        self,
+        header: str,
+        choice: _Choice,
+        credential: Credential,
+        method: str,
+        uri: str,
+        body: bytes,
+        hop: str,
+    ) -> _Answer | None:
+        try:
+            return self._compute_answer(header, choice, credential, method, uri, body, hop)
+        except ValueError as e:
+            # e.g. a nonce or realm holding an escaped control character: it
+            # parses as a quoted-pair but cannot be echoed back (RFC 3261 §25.1)
+            self.notes.append(f"cannot answer the challenge for realm {choice.challenge.realm!r}: {e}")
+            return None
+
+    def _compute_answer(
         self,
         header: str,
         choice: _Choice,

@@ -170,7 +170,7 @@ class DigestCredentials:
             return False
         ha1 = ha1.lower()
         if self._accepted is not None:
-            return hmac.compare_digest(self._accepted, ha1)
+            return _same(self._accepted, ha1)
         auth = self.authorization
         try:
             expected = compute_response(
@@ -187,7 +187,7 @@ class DigestCredentials:
         except ValueError:
             self.failure = "password"
             return False
-        if not hmac.compare_digest(expected, auth.response.lower()):
+        if not _same(expected, auth.response.lower()):
             self.failure = "password"
             return False
         verdict = self._server._record_use(auth, self._issued)
@@ -329,7 +329,7 @@ class DigestServer:
         if m is None:
             return None
         stamp = m.group(1) + m.group(2)
-        if not hmac.compare_digest(self._mac(stamp), m.group(3)):
+        if not _same(self._mac(stamp), m.group(3)):
             return None
         return int(m.group(1), 16) / 1000.0
 
@@ -394,7 +394,7 @@ class DigestServer:
         elif auth.qop is not None and auth.qop.lower() not in ("auth", "auth-int"):
             return NeedChallenge(False, f"qop {auth.qop!r} is not supported")
         if self.opaque is not None and (
-            auth.opaque is None or not hmac.compare_digest(auth.opaque, self.opaque)
+            auth.opaque is None or not _same(auth.opaque, self.opaque)
         ):
             return NeedChallenge(False, "opaque does not match")
         issued = self.nonce_issued(auth.nonce)
@@ -503,3 +503,12 @@ def _same_uri(digest_uri: str, request: Request) -> bool:
         return str(SipURI.parse(digest_uri)) == str(request.to.uri)
     except ParseError:
         return False
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings of any characters.
+
+    :func:`hmac.compare_digest` refuses non-ASCII ``str`` (TypeError), and
+    those come straight from the peer's Authorization header.
+    """
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))

@@ -396,7 +396,13 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     if authenticator is not None or args.registrar:
         from txsipua.ua.registrar import Registrar
 
-        registrar = Registrar(ua)
+        owners: dict[str, str] = {}
+        for item in args.owner or []:
+            auth_user, sep, aor_user = item.partition("=")
+            if not sep or not auth_user or not aor_user:
+                raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
+            owners[auth_user] = aor_user
+        registrar = Registrar(ua, owners=owners)
         ua.on_request = registrar.handle
     answered = [0]
     finished: defer.Deferred[None] = defer.Deferred()
@@ -632,6 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--register", action="store_true", help="register the account before answering")
     a.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS")
     a.add_argument("--registrar", action="store_true", help="accept REGISTER without --realm")
+    a.add_argument("--owner", action="append", metavar="AUTHUSER=AORUSER",
+                   help="let an auth username register that AOR user (repeatable); by default an "
+                        "authenticated user may register only the AOR of its own name (RFC 3261 §10.3)")
     a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
     a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")

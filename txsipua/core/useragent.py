@@ -99,6 +99,17 @@ def format_host(host: str) -> str:
     return host
 
 
+def hop_host_of(uri: SipURI) -> str:
+    """The host a request to ``uri`` really goes to: ``maddr`` when present, else the host.
+
+    The digest-leak guard must judge this host, not the URI's nominal one: a
+    peer could otherwise name our registrar as the host of its Contact and
+    its own address as ``maddr`` (RFC 3261 §19.1.1, §18.1.1) and collect our
+    provider's credentials.
+    """
+    return uri.params.get("maddr") or uri.host
+
+
 def numeric_locate(uri: SipURI) -> Address:
     """Default next-hop location: the URI's host must be an IP address (no DNS).
 
@@ -617,7 +628,7 @@ class InviteSession:
         except ResolutionError as e:
             raise LocalProtocolError(str(e)) from e
         op = ClientOperation(core, req, dest, next_cseq=dialog.next_seq, owner=self,
-                             hop_host=dialog.next_hop().host)
+                             hop_host=hop_host_of(dialog.next_hop()))
         op._start(now)
         return op
 
@@ -638,7 +649,7 @@ class InviteSession:
         )
         dest = core.locate(self.dialog.next_hop())
         op = ClientOperation(core, req, dest, next_cseq=self.dialog.next_seq, owner=self,
-                             hop_host=self.dialog.next_hop().host)
+                             hop_host=hop_host_of(self.dialog.next_hop()))
         self.local_sdp = body
         self._reinvite_op = op
         op._start(now)
@@ -1187,4 +1198,4 @@ class UserAgentCore:
         return len(self._dialogs)
 
 
-__all__ = ["ClientOperation", "InviteSession", "SessionState", "UserAgentCore", "numeric_locate"]
+__all__ = ["ClientOperation", "InviteSession", "SessionState", "UserAgentCore", "hop_host_of", "numeric_locate"]

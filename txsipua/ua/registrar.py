@@ -7,7 +7,7 @@ authenticator when it has one.  Other methods are answered as the UA would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from txsipua.errors import ParseError
@@ -23,13 +23,18 @@ class Registrar:
         min_expires: shortest interval accepted; shorter gets 423 (§10.3 step 7).
         max_expires: longest interval granted.
         default_expires: used when the request names none.
+        owners: auth username -> the AOR user it may register besides its own
+            name (an authenticated user may register only its own address of
+            record, RFC 3261 §10.3 step 3; 403 otherwise).
 
     Attributes:
         bindings: ``{aor: {contact text: (NameAddr, absolute expiry seconds)}}``.
     """
 
-    def __init__(self, ua: Any, min_expires: int = 60, max_expires: int = 7200, default_expires: int = 3600) -> None:
+    def __init__(self, ua: Any, min_expires: int = 60, max_expires: int = 7200, default_expires: int = 3600,
+                 owners: Mapping[str, str] | None = None) -> None:
         self.ua = ua
+        self.owners = dict(owners or {})
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = default_expires
@@ -42,11 +47,16 @@ class Registrar:
             return
         now = self.ua.reactor.seconds()
         try:
-            aor = request.to.uri.address_of_record
+            to_uri = request.to.uri
+            aor = to_uri.address_of_record
             contacts = request.contact
             header_expires = request.expires
         except ParseError as e:
             respond(400, e.detail)
+            return
+        identity = getattr(respond, "identity", None)
+        if identity is not None and to_uri.user != identity and self.owners.get(identity) != to_uri.user:
+            respond(403, f"{identity} may not register {aor}")
             return
         table = self.bindings.setdefault(aor, {})
         for key, (_, exp) in list(table.items()):

@@ -32,6 +32,7 @@ from txsipua.core.useragent import (
     InviteSession,
     SessionState,
     UserAgentCore,
+    hop_host_of,
     numeric_locate,
 )
 from txsipua.errors import (
@@ -426,6 +427,36 @@ class Call:
         return f"<Call {self.session!r}>"
 
 
+class Responder:
+    """Answers one incoming request: ``respond(status, reason=None, headers=(), body=b"")``.
+
+    Attributes:
+        request: the request.
+        identity: the authenticated username (the UA's authenticator and
+            portal accepted it), or ``None`` when the request was not authenticated.
+        session: the call an in-dialog request belongs to, or ``None``.
+    """
+
+    def __init__(self, ua: UserAgent, request: Request, transaction: ServerTransaction,
+                 identity: str | None, session: InviteSession | None) -> None:
+        self.ua = ua
+        self.request = request
+        self.transaction = transaction
+        self.identity = identity
+        self.session = session
+
+    def __call__(self, status: int, reason: str | None = None, headers: Iterable[tuple[str, str]] = (),
+                 body: bytes = b"") -> None:
+        """Send the response (RFC 3261 §8.2.6)."""
+        core = self.ua.core
+
+        def go(now: float) -> None:
+            resp = core.make_response(self.request, status, reason, body=body, headers=headers)
+            core.layer.respond(self.transaction, resp, now)
+
+        self.ua._run(go)
+
+
 class IncomingCall:
     """An incoming INVITE waiting for the application's decision.
 
@@ -524,8 +555,9 @@ class UserAgent:
             ``None`` incoming calls are answered if ``auto_answer`` is set,
             else rejected with 480.
         on_request: callable ``(request, respond)`` for MESSAGE, INFO,
-            NOTIFY, REFER, REGISTER...; ``respond(status, reason=None,
-            headers=(), body=b"")``.  Without it MESSAGE/INFO/NOTIFY get 200,
+            NOTIFY, REFER, REGISTER...; ``respond`` is a :class:`Responder`:
+            ``respond(status, reason=None, headers=(), body=b"")``, and
+            ``respond.identity`` is the authenticated username or ``None``.  Without it MESSAGE/INFO/NOTIFY get 200,
             REGISTER 405 and others 501.
         auto_answer: answer incoming calls automatically.
         calls: the live calls.
@@ -698,7 +730,7 @@ class UserAgent:
 
         def located(dest: Address) -> defer.Deferred[Response]:
             def go(now: float) -> None:
-                op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop.host)
+                op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop_host_of(hop))
                 op.user_data = d
 
             self._run(go)
@@ -797,7 +829,7 @@ class UserAgent:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
             # events are drained after go() returns, so the Call is attached in time
-            session = self.core.invite(req, dest, now, hop_host=hop.host)
+            session = self.core.invite(req, dest, now, hop_host=hop_host_of(hop))
             call.session = session
             session.user_data = call
 
@@ -919,13 +951,7 @@ class UserAgent:
         txn = e.transaction
         session = e.session
 
-        def respond(status: int, reason: str | None = None, headers: Iterable[tuple[str, str]] = (),
-                    body: bytes = b"") -> None:
-            def go(now: float) -> None:
-                resp = self.core.make_response(req, status, reason, body=body, headers=headers)
-                self.core.layer.respond(txn, resp, now)
-
-            self._run(go)
+        respond = Responder(self, req, txn, e.identity, session)
 
         if req.method == "INVITE" and session is not None:
             self._reinvite(session, req, txn)
