@@ -273,3 +273,44 @@ def test_unconfirmed_bye_is_reported_on_call_ended() -> None:
     ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
     assert len(ended) == 1 and isinstance(ended[0].bye_error, TransactionTimeout)
     assert caller.session_count == 0
+
+
+def test_guard_judges_maddr_not_the_nominal_host() -> None:
+    """A peer whose Contact names our registrar as host but its own maddr gets no credentials for our BYE.
+
+    The account trusts only registrar.invalid for realm "provider"; the callee (not a
+    trusted hop) answers with Contact <sip:evil@registrar.invalid:5062;maddr=127.0.0.1>
+    and challenges the BYE in realm "provider": the BYE must not be retried with credentials.
+    """
+    creds = InMemoryCredentials([Credential(realm="provider", username="alice", password="pw")])
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice",
+                           digest=DigestClient(creds, trusted_hosts=["registrar.invalid"]))
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=500), contact_user="evil")
+    callee.contact_value = lambda: "<sip:evil@registrar.invalid:5062;maddr=127.0.0.1>"  # type: ignore[method-assign]
+    challenger = DigestServer("provider", b"z" * 32)
+
+    class EvilNet(Net):
+        def on_event(self, name: str, core: UserAgentCore, e: Any) -> None:
+            if isinstance(e, ev.IncomingCall):
+                e.session.accept(self.now, body=b"v=0\r\n")
+
+    net = EvilNet(caller=caller, callee=callee)
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.CONFIRMED
+    # the callee now challenges every BYE in our provider's realm
+    original = callee._on_request
+
+    def challenge_bye(request: Request, stxn: Any, source: Any, now: float) -> None:
+        if request.method == "BYE":
+            callee.layer.respond(stxn, challenger.challenge(request, now), now)
+        else:
+            original(request, stxn, source, now)
+
+    callee._on_request = challenge_bye  # type: ignore[method-assign]
+    session.hangup(net.now)
+    net.pump()
+    byes = [m for m in net.wire if isinstance(m, Request) and m.method == "BYE"]
+    assert len(byes) == 1 and "Authorization" not in byes[0].headers
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert ended and ended[0].bye_error is not None and "guard" in str(ended[0].bye_error)

@@ -1,0 +1,63 @@
+"""The answer registrar: an authenticated user registers only its own AOR unless mapped (RFC 3261 §10.3 step 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+
+from txsipua.sip.message import Request
+from txsipua.ua.registrar import Registrar
+
+
+class Respond:
+    def __init__(self, identity: str | None) -> None:
+        self.identity = identity
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, status: int, reason: str | None = None, headers: Any = (), body: bytes = b"") -> None:
+        self.calls.append((status, reason, list(headers)))
+
+
+class FakeUA:
+    def __init__(self) -> None:
+        self.reactor = Clock()
+
+
+def _register(aor_user: str) -> Request:
+    return Request("REGISTER", "sip:example.com", [
+        ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"), ("From", f"<sip:{aor_user}@example.com>;tag=1"),
+        ("To", f"<sip:{aor_user}@example.com>"), ("Call-ID", "c"), ("CSeq", "1 REGISTER"),
+        ("Contact", "<sip:dev@192.0.2.1>"), ("Expires", "600"),
+    ])
+
+
+def test_own_aor_is_accepted_others_forbidden() -> None:
+    """alice registers sip:alice@; alice registering sip:bob@ gets 403 and binds nothing."""
+    reg = Registrar(FakeUA())
+    ok = Respond("alice")
+    reg.handle(_register("alice"), ok)
+    assert ok.calls[0][0] == 200
+    bad = Respond("alice")
+    reg.handle(_register("bob"), bad)
+    assert bad.calls[0][0] == 403
+    assert "sip:bob@example.com" not in reg.bindings or not reg.bindings["sip:bob@example.com"]
+
+
+def test_owner_mapping_allows_a_different_auth_username() -> None:
+    """owners={"alice-auth": "alice"} lets alice-auth register sip:alice@ (and only that)."""
+    reg = Registrar(FakeUA(), owners={"alice-auth": "alice"})
+    ok = Respond("alice-auth")
+    reg.handle(_register("alice"), ok)
+    assert ok.calls[0][0] == 200
+    bad = Respond("alice-auth")
+    reg.handle(_register("bob"), bad)
+    assert bad.calls[0][0] == 403
+
+
+def test_unauthenticated_registrar_accepts_any() -> None:
+    """Without an authenticator (no identity) the registrar accepts every AOR, as configured."""
+    reg = Registrar(FakeUA())
+    r = Respond(None)
+    reg.handle(_register("bob"), r)
+    assert r.calls[0][0] == 200
