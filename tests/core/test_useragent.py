@@ -314,3 +314,29 @@ def test_guard_judges_maddr_not_the_nominal_host() -> None:
     assert len(byes) == 1 and "Authorization" not in byes[0].headers
     ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
     assert ended and ended[0].bye_error is not None and "guard" in str(ended[0].bye_error)
+
+
+def test_cancel_without_487_gives_up_after_64_t1() -> None:
+    """A callee that rings, takes the CANCEL but never sends 487: after 64*T1 the call is over (§9.1)."""
+    caller, callee, net = make_pair()
+
+    def ring_only(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.AuthenticationNeeded):
+            core.authentication_result(e, True, "alice-auth", net.now)
+        elif isinstance(e, ev.IncomingCall):
+            e.session.ring(net.now)
+
+    net.on_event = ring_only  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.drop = lambda m: not isinstance(m, Request) and m.status == 487  # the 487 is lost for good
+    session.hangup(net.now)
+    net.pump()
+    assert session.state is SessionState.PROCEEDING
+    net.advance(31)
+    assert not any(isinstance(e, ev.CallEnded) for e in net.events["caller"])
+    net.advance(2)
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert len(ended) == 1 and ended[0].reason == "cancelled"
+    net.advance(40)
+    assert caller.layer.transaction_count == 0 and caller.session_count == 0

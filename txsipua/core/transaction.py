@@ -1109,6 +1109,17 @@ class TransactionLayer:
         elif kind is Kind.NIST and state is State.COMPLETED:
             self._start_timer(txn, Input.TIMER_J, 0.0 if txn.reliable else t.t64, now)
 
+    def abandon(self, txn: ClientTransaction, now: float) -> None:
+        """Destroy a client transaction its TU has given up on; it sends nothing more.
+
+        RFC 3261 §9.1: an INVITE still without a final response 64*T1 after
+        its CANCEL is considered cancelled and its client transaction
+        destroyed.  A :class:`TransactionTerminated` event follows.
+        """
+        if not txn.terminated:
+            txn.state = State.TERMINATED
+            self._terminate(txn)
+
     def _terminate(self, txn: Transaction) -> None:
         self._stale += len(txn.timers)
         txn.timers.clear()

@@ -38,6 +38,7 @@ and repeats every Authorization and Proxy-Authorization value of its INVITE.
 from __future__ import annotations
 
 import enum
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -467,6 +468,19 @@ class InviteSession:
             self.core, cancel, op.destination, authenticate=False, owner=self, keep_via=True
         )
         cop._start(now)
+        # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: consider it cancelled
+        self.core._schedule(now + self.core.layer.timers.t64, self._cancel_expired)
+
+    def _cancel_expired(self, now: float) -> None:
+        op = self._invite_op
+        if self.state not in (SessionState.CALLING, SessionState.PROCEEDING) or op is None:
+            return
+        if op.transaction is not None:
+            self.core._client_ops.pop(op.transaction, None)
+            self.core.layer.abandon(op.transaction, now)
+        self.state = SessionState.TERMINATED
+        self.core._emit(ev.CallEnded(self, "cancelled", False))
+        self.core._forget_session(self)
 
     # ------------------------------------------------------------------ UAS
     def ring(self, now: float, *, body: bytes = b"", status: int = 180) -> None:
@@ -777,6 +791,8 @@ class UserAgentCore:
         self._dialogs: dict[tuple[str, str, str], InviteSession] = {}
         self._uas_invites: dict[ServerTransaction, InviteSession] = {}
         self._parked: dict[int, _ParkedRequest] = {}
+        self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._timer_seq = 0
         self._now = 0.0
 
     # ----------------------------------------------------------- contract
@@ -795,10 +811,23 @@ class UserAgentCore:
         self._now = now
         self.layer.handle_timer(now)
         self._drain_layer(now)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, fire = heapq.heappop(timers)
+            fire(now)
+            self._drain_layer(now)
 
     def get_timer(self) -> float | None:
         """The next absolute deadline (seconds), or ``None``."""
-        return self.layer.get_timer()
+        t = self.layer.get_timer()
+        if self._timers:
+            own = self._timers[0][0]
+            return own if t is None or own < t else t
+        return t
+
+    def _schedule(self, deadline: float, fire: Callable[[float], None]) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline, self._timer_seq, fire))
 
     def transport_error(self, destination: Address, now: float) -> None:
         """Report that nothing can be sent to ``destination`` (RFC 3261 §18.4).
