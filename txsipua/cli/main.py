@@ -381,10 +381,13 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
 
         secret_bytes = secret or _secrets.token_bytes(32)
         algorithms = tuple(args.algorithm or ["MD5"])
-        authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role)
-        if args.proxy_role:
-            # the registrar side still answers REGISTER with 401 (RFC 3261 §22.3)
-            register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms)
+        try:
+            authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role)
+            if args.proxy_role:
+                # the registrar side still answers REGISTER with 401 (RFC 3261 §22.3)
+                register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         portal = make_portal(store)
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, account, bind=bind, authenticator=authenticator, portal=portal,

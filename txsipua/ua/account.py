@@ -103,6 +103,11 @@ class Account:
         unknown = set(data) - known
         if unknown:
             raise AccountError(f"unknown account key(s): {', '.join(sorted(unknown))}")
+        for flag in ("digest_guard", "prefer_strongest"):
+            if flag in data and not isinstance(data[flag], bool):
+                raise AccountError(f"{flag!r} must be true or false (a TOML boolean), not {data[flag]!r}")
+        if data.get("prefer_qop", "auth") not in ("auth", "auth-int"):
+            raise AccountError(f"'prefer_qop' must be \"auth\" or \"auth-int\", not {data['prefer_qop']!r}")
         try:
             source = credentials_from_toml(creds)
         except CredentialsConfigError as e:

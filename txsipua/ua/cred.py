@@ -222,7 +222,7 @@ class HtdigestFileStore:
             HtdigestFormatError: a line is malformed (the previous content stays).
         """
         st = self._stat(self.path)
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, encoding="utf-8-sig") as f:
             text = f.read()
         self._store = self.parse(text, self.path)
         self._signature = (st.st_mtime_ns, st.st_size)
@@ -235,7 +235,7 @@ class HtdigestFileStore:
             HtdigestFormatError: a line is malformed.
         """
         store = InMemoryHA1Store()
-        for number, raw in enumerate(text.splitlines(), 1):
+        for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue

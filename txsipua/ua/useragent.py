@@ -870,7 +870,19 @@ class UserAgent:
             return found
 
     # events
+    def _log_auth_notes(self, op: Any) -> None:
+        attempt = getattr(op, "attempt", None)
+        notes = getattr(attempt, "notes", None)
+        if notes:
+            for note in notes:
+                log.info("digest: {note} ({method})", note=note, method=op.method)
+            notes.clear()
+
     def _on_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.RequestCompleted | ev.RequestFailed):
+            self._log_auth_notes(e.operation)
+        elif isinstance(e, ev.CallAnswered | ev.CallFailed):
+            self._log_auth_notes(e.session._invite_op)
         if isinstance(e, ev.RequestCompleted | ev.RequestFailed):
             d = e.operation.user_data
             if isinstance(d, defer.Deferred) and not d.called:
