@@ -15,8 +15,8 @@ txsipua is measured in two modes:
   header field as text (``headers.items()``) and the typed values a UA core
   reads: all Vias, CSeq, From, To (with their tags) and Call-ID.
 * ``txsipua lazy``: ``parse_message`` and only what a transaction and dialog
-  match needs: ``top_via.branch``, ``cseq``, ``call_id``, ``from_.tag``,
-  ``to.tag``.  (This is slightly *more* than the floor extracts: the floor
+  match needs: ``top_via.branch``, ``cseq``, ``call_id``, ``from_tag``,
+  ``to_tag`` (the tags without parsing the From/To URIs, as the UA core reads them).  (This is slightly *more* than the floor extracts: the floor
   reads no From/To tag.)
 
 Every adapter is validated on every corpus message first (fields compared
@@ -157,7 +157,7 @@ def _txsipua_full() -> ParseFn:
 
 
 @adapter("txsipua lazy", "txsipua",
-         "parse_message + top_via.branch, cseq, call_id, from_.tag, to.tag")
+         "parse_message + top_via.branch, cseq, call_id, from_tag, to_tag")
 def _txsipua_lazy() -> ParseFn:
     from txsipua.sip.message import parse_message
 
@@ -165,8 +165,8 @@ def _txsipua_lazy() -> ParseFn:
         m = parse_message(data)
         branch = m.top_via.branch
         cs = m.cseq
-        m.from_.tag  # noqa: B018
-        m.to.tag  # noqa: B018
+        m.from_tag  # noqa: B018
+        m.to_tag  # noqa: B018
         if m.is_request:
             kind, what = "request", m.method  # type: ignore[union-attr]
         else:
