@@ -340,3 +340,34 @@ def test_cancel_without_487_gives_up_after_64_t1() -> None:
     assert len(ended) == 1 and ended[0].reason == "cancelled"
     net.advance(40)
     assert caller.layer.transaction_count == 0 and caller.session_count == 0
+
+
+def test_unusable_2xx_is_still_acked() -> None:
+    """A 2xx without a To tag cannot make a dialog: it is ACKed anyway, and the call fails."""
+    caller, callee, net = make_pair()
+
+    def answer_without_tag(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.AuthenticationNeeded):
+            core.authentication_result(e, True, "alice-auth", net.now)
+        elif isinstance(e, ev.IncomingCall):
+            e.session._local_tag = ""  # a broken UAS: no To tag on its 200
+            core.make_response = _untagged(core.make_response)  # type: ignore[method-assign]
+            e.session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = answer_without_tag  # type: ignore[method-assign]
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)]
+    assert failed and "To tag" in str(failed[0].error)
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert acks, "the 2xx must be ACKed"
+
+
+def _untagged(make: Any) -> Any:
+    def make_response(request: Any, status: int, *args: Any, **kw: Any) -> Any:
+        resp = make(request, status, *args, **kw)
+        if request.method == "INVITE" and status == 200:
+            resp.headers.set("To", request.headers.get("To"))
+        return resp
+
+    return make_response

@@ -411,9 +411,11 @@ class InviteSession:
         try:
             self.dialog = Dialog.from_uac_response(op.request, response)
         except (RemoteProtocolError, ParseError):
-            # a 2xx we cannot build a dialog from: nothing to ACK to; give up
+            # a 2xx we cannot build a dialog from: still ACK it (best effort,
+            # so the peer stops retransmitting, RFC 3261 §13.2.2.4), then fail
+            self._ack_unusable_2xx(op, response, now)
             self.state = SessionState.TERMINATED
-            core._emit(ev.CallFailed(self, RemoteProtocolError("2xx without To tag or Contact")))
+            core._emit(ev.CallFailed(self, RemoteProtocolError("2xx without To tag or usable Contact")))
             core._forget_session(self)
             return
         if response.body:
@@ -426,6 +428,31 @@ class InviteSession:
             self._end(now, "cancelled", by_remote=False, send_bye=True)
             return
         core._emit(ev.CallAnswered(self, response))
+
+    def _ack_unusable_2xx(self, op: ClientOperation, response: Response, now: float) -> None:
+        core = self.core
+        invite = op.request
+        target = invite.uri_text
+        try:
+            contacts = response.contact
+            if contacts and not contacts[0].wildcard:
+                target = str(contacts[0].uri)
+        except ParseError:
+            pass
+        h = Headers()
+        h.add("Via", core._via(core.ids.branch()))
+        h.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            value = (response if name == "To" else invite).headers.get(name)
+            if value:
+                h.add(name, value)
+        h.add("CSeq", str(CSeq(invite.cseq.seq, "ACK")))
+        for r in invite.headers.get_all("Route"):
+            h.add("Route", r)
+        for n, v in invite.headers.items():
+            if n in AUTH_HEADERS:
+                h.add(n, v)
+        core.layer.send_stateless(Request("ACK", target, h), op.destination, now)
 
     def _send_ack_for(self, op: ClientOperation, response: Response, now: float) -> None:
         assert self.dialog is not None
