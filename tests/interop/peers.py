@@ -583,7 +583,7 @@ class MiniUAC:
         max_retries: int = 1,
         ack_credentials: bool | Sequence[tuple[str, str]] = True,
         answer_only: Sequence[str] = ("Proxy-Authenticate", "WWW-Authenticate"),
-        hangup_after: float = 0.0,
+        hangup_after: float = 0.1,
         invite_timeout: float = 8.0,
     ) -> list[int]:
         """INVITE ``ruri``; answer challenges with ``credentials`` (realm -> (user, password)).
@@ -647,6 +647,8 @@ class MiniUAC:
         )
         self.send(ack)
         if hangup_after:
+            # a proxy with several worker processes may forward the BYE before
+            # the ACK if they leave together; the callee would see the BYE first
             time.sleep(hangup_after)
         self.cseq += 1
         bye = self.build(
