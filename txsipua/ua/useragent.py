@@ -920,9 +920,6 @@ class UserAgent:
                 if not call.answered.called and e.reason == "cancelled" and call.session.is_uac:
                     from txsipua.errors import CallFailed as CallFailedError
 
-                    if not call.answered.callbacks:
-                        # nobody waits for the answer of a call we cancelled: no "Unhandled error"
-                        call.answered.addErrback(lambda f: None)
                     call.answered.errback(CallFailedError(Response(487), "call (cancelled)"))
                 if not call.ended.called:
                     call.ended.callback(e.reason)
