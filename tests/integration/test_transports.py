@@ -164,3 +164,90 @@ def task_sleep(seconds: float) -> defer.Deferred[None]:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+def _zone_for(host: str, port: int, *names: str) -> Zone:
+    records: dict[tuple[str, int], list[Any]] = {}
+    for name in names:
+        records[(name, dns.A)] = [dns.Record_A(host)]
+    return Zone(records)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize(("cert_for", "ok"), [("sip.test", True), ("127.0.0.1", False)])
+def test_tls_verifies_the_sip_domain_not_the_address(cert_for: str, ok: bool) -> Any:
+    """sips:bob@sip.test located to 127.0.0.1: the certificate must name sip.test (RFC 5922 §7).
+
+    A certificate valid only for 127.0.0.1 fails the call at once with a transport error.
+    """
+    pytest.importorskip("OpenSSL")
+    from twisted.internet import ssl
+
+    from txsipua.errors import TransportError
+    from txsipua.testing.tls import self_signed_pem
+
+    cert, key = self_signed_pem(cert_for)
+    server = ssl.PrivateCertificate.loadPEM(cert + key).options()
+    root = ssl.Certificate.loadPEM(cert)
+    bob = _callee("TLS", tls_server=server)
+    host, port = yield bob.start()
+    wire: list[bytes] = []
+    alice = _caller("TLS", f"sips:sip.test:{port}", wire,
+                    tls_client=lambda name: ssl.optionsForClientTLS(name, trustRoot=root),
+                    resolver=SIPResolver(_zone_for(host, port, "sip.test"), transports=("TLS",)))
+    yield alice.start()
+    try:
+        start = reactor.seconds()
+        if ok:
+            call = yield alice.call(f"sips:bob@sip.test:{port}")
+            yield call.hangup()
+        else:
+            with pytest.raises(TransportError):
+                yield alice.call(f"sips:bob@sip.test:{port}")
+            assert reactor.seconds() - start < 5  # at once, not after Timer B
+    finally:
+        yield alice.stop()
+        yield bob.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_in_dialog_next_hop_named_by_the_peer_is_located() -> Any:
+    """The callee's Contact names a host (sip.test): the BYE goes there once located (RFC 3263)."""
+    bob = _callee("UDP")
+    host, port = yield bob.start()
+    bob.core.contact_value = lambda: f"<sip:bob@sip.test:{port}>"  # type: ignore[method-assign]
+    wire: list[bytes] = []
+    alice = _caller("UDP", f"sip:{host}:{port}", wire, resolver=SIPResolver(_zone_for(host, port, "sip.test")))
+    yield alice.start()
+    try:
+        call = yield alice.call(f"sip:bob@{host}:{port}")
+        reason = yield call.hangup()
+        assert reason == "hangup" and call.bye_error is None
+        bye = [parse_message(d) for d in wire if d.startswith(b"BYE ")]
+        assert bye and bye[0].uri_text == f"sip:bob@sip.test:{port}"  # type: ignore[union-attr]
+    finally:
+        yield alice.stop()
+        yield bob.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_to_a_name_with_a_port() -> Any:
+    """--transport tcp with sip:bob@sip.test:PORT (no transport parameter) uses TCP."""
+    bob = _callee("TCP")
+    host, port = yield bob.start()
+    wire: list[bytes] = []
+    alice = _caller("TCP", f"sip:sip.test:{port}", wire,
+                    resolver=SIPResolver(_zone_for(host, port, "sip.test"), transports=("TCP",)))
+    yield alice.start()
+    try:
+        call = yield alice.call(f"sip:bob@sip.test:{port}")
+        yield call.hangup()
+    finally:
+        yield alice.stop()
+        yield bob.stop()
+
+
+def test_registrar_maddr_is_trusted_by_the_guard() -> None:
+    """registrar = sip:registrar.test;maddr=127.0.0.1: the guard trusts where it really is."""
+    account = Account(user="a", domain="example.com", registrar="sip:registrar.test:5080;maddr=127.0.0.1")
+    assert set(account.trusted_hosts) == {"registrar.test", "127.0.0.1"}

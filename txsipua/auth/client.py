@@ -37,6 +37,8 @@ The rules it enforces:
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +118,11 @@ def host_key(text: str) -> str:
         t = t[1:end] if end >= 0 else t[1:]
     elif t.count(":") == 1:
         t = t.split(":", 1)[0]
-    return t.rstrip(".")
+    t = t.rstrip(".")
+    if ":" in t:  # one spelling per IPv6 address: 0:0:0:0:0:0:0:1 is ::1
+        with contextlib.suppress(ValueError):
+            t = ipaddress.IPv6Address(t.split("%", 1)[0]).compressed
+    return t
 
 
 @attrs.frozen

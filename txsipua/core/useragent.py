@@ -623,7 +623,11 @@ class InviteSession:
             # whoever waits for the end may close the socket without losing
             # the BYE's retransmissions (RFC 3261 §15.1.1)
             self.state = SessionState.TERMINATING
-            self.request("BYE", now)
+            try:
+                self.request("BYE", now)
+            except LocalProtocolError as e:  # e.g. the next hop cannot be located
+                self._bye_error = e
+                self._finish_termination()
         else:
             self._finish_termination()
 

@@ -106,7 +106,8 @@ class SIPResolver:
         if explicit:
             transport = "TLS" if secure and explicit.lower() == "tcp" else explicit.upper()
         elif ip is not None or uri.port is not None:
-            transport = "TLS" if secure else "UDP"
+            # RFC 3263 §4.1 says UDP here; a UA without UDP uses what it has
+            transport = "TLS" if secure else ("UDP" if "UDP" in self.transports else self.transports[0])
         if transport is not None and transport not in self.transports:
             raise ResolutionError(f"{uri}: transport {transport} is not available")
         if ip is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
@@ -41,10 +42,11 @@ MAX_QUEUED = 64
 class SIPStreamProtocol(Protocol):
     """One TCP/TLS connection carrying SIP for a :class:`StreamDriver`."""
 
-    def __init__(self, driver: StreamDriver, outbound: bool) -> None:
+    def __init__(self, driver: StreamDriver, outbound: bool, destination: Address | None = None) -> None:
         self.driver = driver
         self.framer = StreamFramer(outbound=outbound)
         self.peer: Address | None = None
+        self.destination = destination
 
     def connectionMade(self) -> None:  # noqa: N802
         """Register the connection under the peer's address."""
@@ -70,9 +72,16 @@ class SIPStreamProtocol(Protocol):
             self.driver._received(frame, self.peer)
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
-        """Forget the connection."""
+        """Forget the connection; a connection lost abnormally (TLS handshake refused,
+        reset) fails what was waiting on it at once (RFC 3261 §18.4)."""
         if self.peer is not None:
             self.driver._disconnected(self.peer, self)
+        if reason is not None and not reason.check(ConnectionDone):
+            where = self.destination or self.peer
+            if where is not None:
+                self.driver.log.warn("SIP connection to {dest} lost: {err}", dest=where,
+                                     err=reason.getErrorMessage())
+                self.driver._connection_failed(where)
 
     def write(self, data: bytes) -> None:
         """Write one message."""
@@ -116,6 +125,9 @@ class StreamDriver(CoreDriver):
         self.tls_client = tls_client
         self.connect_timeout = connect_timeout
         self.connections: dict[Address, SIPStreamProtocol] = {}
+        self.server_names: dict[Address, str] = {}
+        """Address -> the host name a TLS connection to it must verify (RFC 5922 §7);
+        filled by whoever located the address from a name."""
         self._pending: dict[Address, list[bytes]] = {}
         self._ports: list[Any] = []
 
@@ -157,6 +169,11 @@ class StreamDriver(CoreDriver):
         self.core.receive(data, peer, self.reactor.seconds())
         self.pump()
 
+    def _connection_failed(self, destination: Address) -> None:
+        self._pending.pop(destination, None)
+        self._transport_error(destination)
+        self.pump()
+
     # sending
     def _write(self, data: bytes, destination: Address) -> None:
         conn = self.connections.get(destination)
@@ -175,11 +192,12 @@ class StreamDriver(CoreDriver):
         host, port = destination
         endpoint: Any
         if self.tls_client is not None:
-            ctx = self.tls_client(host) if callable(self.tls_client) else self.tls_client
+            name = self.server_names.get(destination, host)
+            ctx = self.tls_client(name) if callable(self.tls_client) else self.tls_client
             endpoint = SSL4ClientEndpoint(self.reactor, host, port, ctx, timeout=self.connect_timeout)
         else:
             endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
-        factory = Factory.forProtocol(lambda: SIPStreamProtocol(self, outbound=True))
+        factory = Factory.forProtocol(lambda: SIPStreamProtocol(self, outbound=True, destination=destination))
         d = endpoint.connect(factory)
 
         def up(conn: SIPStreamProtocol) -> None:
@@ -192,7 +210,6 @@ class StreamDriver(CoreDriver):
         def failed(f: Failure) -> None:
             self._pending.pop(destination, None)
             self.log.warn("cannot connect to {dest}: {err}", dest=destination, err=f.getErrorMessage())
-            self._transport_error(destination)
-            self.pump()
+            self._connection_failed(destination)
 
         d.addCallbacks(up, failed)

@@ -157,10 +157,19 @@ class Account:
 
     @property
     def trusted_hosts(self) -> tuple[str, ...]:
-        """Hosts that may challenge us for any realm: registrar and outbound proxy."""
-        hosts = [self.registrar_uri.host]
-        if self.outbound_proxy is not None:
-            hosts.append(self.outbound_proxy.host)
+        """Hosts that may challenge us for any realm: registrar and outbound proxy.
+
+        Each counts by its host and, when its URI has one, by its ``maddr``
+        (where requests to it really go, which is what the guard judges).
+        """
+        hosts: list[str] = []
+        for uri in (self.registrar_uri, self.outbound_proxy):
+            if uri is None:
+                continue
+            hosts.append(uri.host)
+            maddr = uri.params.get("maddr")
+            if maddr:
+                hosts.append(maddr)
         return tuple(hosts)
 
     def digest_client(self) -> DigestClient:

@@ -325,8 +325,17 @@ class Call:
                 self.answered.errback(CallFailedError(Response(487), "call (cancelled)"))
             self.ended.callback("cancelled")
             return d
-        self.ua._run(lambda now: self.session.hangup(now))
+        located = self.ua._located_then(self.session, lambda now: self.session.hangup(now))
+        located.addErrback(self._hangup_failed)
         return d
+
+    def _hangup_failed(self, failure: Any) -> None:
+        # the BYE could not even be sent (its next hop cannot be located): the call is over here
+        self.bye_error = failure.value
+        self.ua.calls.discard(self)
+        self._stop_media()
+        if not self.ended.called:
+            self.ended.callback("hangup")
 
     def hold(self) -> defer.Deferred[Response]:
         """Put the call on hold: re-INVITE with a sendonly offer (RFC 3264 §8.4)."""
@@ -344,11 +353,12 @@ class Call:
         offer = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
         d: defer.Deferred[Response] = defer.Deferred()
         self._reinvite_d = d
-        try:
-            self.ua._run(lambda now: self.session.reinvite(now, offer.to_bytes()))
-        except SIPError as e:
+        def failed(f: Any) -> None:
             self._reinvite_d = None
-            return defer.fail(e)
+            if not d.called:
+                d.errback(f)
+
+        self.ua._located_then(self.session, lambda now: self.session.reinvite(now, offer.to_bytes())).addErrback(failed)
         self._local_sdp = offer
         return d
 
@@ -367,10 +377,11 @@ class Call:
             op = self.session.request(method, now, headers=headers, body=body, content_type=content_type)
             op.user_data = d
 
-        try:
-            self.ua._run(go)
-        except SIPError as e:
-            return defer.fail(e)
+        def failed(f: Any) -> None:
+            if not d.called:
+                d.errback(f)
+
+        self.ua._located_then(self.session, go).addErrback(failed)
         return d
 
     # media plumbing
@@ -855,8 +866,13 @@ class UserAgent:
         def pick(targets: list[Any]) -> Address:
             mine = [t for t in targets if t.transport == self.transport] or targets
             first = mine[0]
-            self._located[(uri.host.lower(), uri.port)] = (first.host, first.port)
-            return (first.host, first.port)
+            address = (first.host, first.port)
+            self._located[(uri.host.lower(), uri.port)] = address
+            names = getattr(self.protocol, "server_names", None)
+            if names is not None:
+                # TLS verifies the certificate against the name, not the address (RFC 5922 §7)
+                names[address] = uri.host
+            return address
 
         return d.addCallback(pick)
 
@@ -866,8 +882,21 @@ class UserAgent:
         except ResolutionError:
             found = self._located.get((uri.host.lower(), uri.port))
             if found is None:
-                raise
+                if self.resolver is None:
+                    raise
+                raise ResolutionError(f"{uri.host!r} has not been located yet (UserAgent.resolve)") from None
             return found
+
+    def _located_then(self, session: InviteSession | None, fn: Callable[[float], Any]) -> defer.Deferred[Any]:
+        """Run ``fn(now)`` once the session's in-dialog next hop is located (RFC 3263).
+
+        Numeric next hops (and names located before) run at once.
+        """
+        dialog = session.dialog if session is not None else None
+        if dialog is None:
+            return defer.maybeDeferred(self._run, fn)
+        d = self.resolve(dialog.next_hop())
+        return d.addCallback(lambda _: self._run(fn))
 
     # events
     def _log_auth_notes(self, op: Any) -> None:
