@@ -87,6 +87,18 @@ def make_pair(password: str = "secret", realm: str = "callee.example.org"):
     return caller, callee, CallNet(caller=caller, callee=callee)
 
 
+def on_incoming_call(net: Net, act: Any) -> Any:
+    """An event handler accepting any credentials and doing ``act(session)`` with each incoming call."""
+
+    def handle(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.AuthenticationNeeded):
+            core.authentication_result(e, True, "alice-auth", net.now)
+        elif isinstance(e, ev.IncomingCall):
+            act(e.session)
+
+    return handle
+
+
 def invite(caller: UserAgentCore) -> Request:
     return caller.new_request(
         "INVITE",
@@ -147,13 +159,7 @@ def test_cancel_while_ringing_carries_no_credentials() -> None:
     """hangup() while ringing sends CANCEL (same branch, no credentials); 487 ends it."""
     caller, callee, net = make_pair()
 
-    def ring_only(name: str, core: UserAgentCore, e: Any) -> None:
-        if isinstance(e, ev.AuthenticationNeeded):
-            core.authentication_result(e, True, "alice-auth", net.now)
-        elif isinstance(e, ev.IncomingCall):
-            e.session.ring(net.now)
-
-    net.on_event = ring_only  # type: ignore[method-assign]
+    net.on_event = on_incoming_call(net, lambda session: session.ring(net.now))  # type: ignore[method-assign]
     session = caller.invite(invite(caller), B, 0.0)
     net.pump()
     assert session.state is SessionState.PROCEEDING
@@ -171,13 +177,7 @@ def test_rejected_call_reports_status() -> None:
     """A 486 from the callee is a CallFailed carrying the response."""
     caller, callee, net = make_pair()
 
-    def busy(name: str, core: UserAgentCore, e: Any) -> None:
-        if isinstance(e, ev.AuthenticationNeeded):
-            core.authentication_result(e, True, "alice-auth", net.now)
-        elif isinstance(e, ev.IncomingCall):
-            e.session.reject(net.now, 486)
-
-    net.on_event = busy  # type: ignore[method-assign]
+    net.on_event = on_incoming_call(net, lambda session: session.reject(net.now, 486))  # type: ignore[method-assign]
     caller.invite(invite(caller), B, 0.0)
     net.pump()
     failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)][0]
@@ -320,13 +320,7 @@ def test_cancel_without_487_gives_up_after_64_t1() -> None:
     """A callee that rings, takes the CANCEL but never sends 487: after 64*T1 the call is over (§9.1)."""
     caller, callee, net = make_pair()
 
-    def ring_only(name: str, core: UserAgentCore, e: Any) -> None:
-        if isinstance(e, ev.AuthenticationNeeded):
-            core.authentication_result(e, True, "alice-auth", net.now)
-        elif isinstance(e, ev.IncomingCall):
-            e.session.ring(net.now)
-
-    net.on_event = ring_only  # type: ignore[method-assign]
+    net.on_event = on_incoming_call(net, lambda session: session.ring(net.now))  # type: ignore[method-assign]
     session = caller.invite(invite(caller), B, 0.0)
     net.pump()
     net.drop = lambda m: not isinstance(m, Request) and m.status == 487  # the 487 is lost for good
@@ -346,15 +340,12 @@ def test_unusable_2xx_is_still_acked() -> None:
     """A 2xx without a To tag cannot make a dialog: it is ACKed anyway, and the call fails."""
     caller, callee, net = make_pair()
 
-    def answer_without_tag(name: str, core: UserAgentCore, e: Any) -> None:
-        if isinstance(e, ev.AuthenticationNeeded):
-            core.authentication_result(e, True, "alice-auth", net.now)
-        elif isinstance(e, ev.IncomingCall):
-            e.session._local_tag = ""  # a broken UAS: no To tag on its 200
-            core.make_response = _untagged(core.make_response)  # type: ignore[method-assign]
-            e.session.accept(net.now, body=b"v=0\r\n")
+    def answer_without_tag(session: Any) -> None:
+        session._local_tag = ""  # a broken UAS: no To tag on its 200
+        callee.make_response = _untagged(callee.make_response)  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
 
-    net.on_event = answer_without_tag  # type: ignore[method-assign]
+    net.on_event = on_incoming_call(net, answer_without_tag)  # type: ignore[method-assign]
     caller.invite(invite(caller), B, 0.0)
     net.pump()
     failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)]
