@@ -681,10 +681,28 @@ class UserAgent:
         """Our ``(host, port)``."""
         return self.core.local
 
-    def stop(self) -> defer.Deferred[None]:
-        """Hang up live calls, then close the socket."""
+    def stop(self, grace: float = 8.0) -> defer.Deferred[None]:
+        """Hang up live calls, then close the socket.
+
+        Args:
+            grace: seconds to wait for the hang-ups (BYE or CANCEL) to be
+                confirmed before closing anyway; a peer that vanished would
+                otherwise hold the stop for Timer F/B (32 s).
+        """
         waits = [c.hangup() for c in list(self.calls)]
-        d = defer.DeferredList(waits, consumeErrors=True) if waits else defer.succeed(None)
+        d: defer.Deferred[Any] = defer.Deferred()
+        if waits:
+
+            def settled(_: Any = None) -> None:
+                if timer.active():
+                    timer.cancel()
+                if not d.called:
+                    d.callback(None)
+
+            timer = self.reactor.callLater(grace, settled)
+            defer.DeferredList(waits, consumeErrors=True).addBoth(settled)
+        else:
+            d.callback(None)
 
         def close(_: Any) -> Any:
             for c in list(self.calls):
@@ -699,7 +717,7 @@ class UserAgent:
 
         d.addCallback(close)
         d.addCallback(lambda _: None)
-        return d  # type: ignore[return-value]
+        return d
 
     def require_account(self) -> Account:
         """The account. Raises LocalProtocolError when the UA has none."""
