@@ -251,3 +251,82 @@ def test_registrar_maddr_is_trusted_by_the_guard() -> None:
     """registrar = sip:registrar.test;maddr=127.0.0.1: the guard trusts where it really is."""
     account = Account(user="a", domain="example.com", registrar="sip:registrar.test:5080;maddr=127.0.0.1")
     assert set(account.trusted_hosts) == {"registrar.test", "127.0.0.1"}
+
+
+class _Silent:
+    """A UDP peer that answers an INVITE (180 or 200) and then ignores everything."""
+
+    def __init__(self, status: int, contact_host: str = "127.0.0.1") -> None:
+        import socket as _s
+
+        self.sock = _s.socket(_s.AF_INET, _s.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.status = status
+        self.contact_host = contact_host
+
+    def poll(self) -> None:
+        try:
+            data, source = self.sock.recvfrom(65535)
+        except BlockingIOError:
+            return
+        msg = parse_message(data)
+        if getattr(msg, "method", None) != "INVITE":
+            return
+        h = [(n, v) for n, v in msg.headers.items() if n in ("Via", "From", "Call-ID", "CSeq")]
+        h.append(("To", (msg.headers.get("To") or "") + ";tag=silent"))
+        h.append(("Contact", f"<sip:peer@{self.contact_host}:{self.port}>"))
+        from txsipua.sip.message import Response
+
+        self.sock.sendto(Response(self.status, None, h).to_bytes(), source)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("status", [180, 200])
+def test_stop_grace_still_ends_calls(status: int) -> Any:
+    """stop(grace) with a peer ignoring our BYE/CANCEL: the call's Deferreds fire, nothing leaks."""
+    from twisted.internet import task
+
+    peer = _Silent(status)
+    poller = task.LoopingCall(peer.poll)
+    poller.start(0.01)
+    alice = _caller("UDP", "sip:127.0.0.1:9", [])
+    yield alice.start()
+    try:
+        call = alice.place_call(f"sip:peer@127.0.0.1:{peer.port}")
+        for _ in range(100):
+            if (status == 200 and call.answered.called) or (status == 180 and call.state.value == "proceeding"):
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        ended: list[Any] = []
+        call.ended.addBoth(ended.append)
+        call.answered.addErrback(lambda f: None)
+        yield alice.stop(grace=0.3)
+        assert ended and call.bye_error is not None or status == 180 and ended
+        assert alice.core.session_count == 0 and not alice.calls
+        assert alice.core.layer.transaction_count == 0
+    finally:
+        poller.stop()
+        peer.sock.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_hangup_to_an_unlocatable_contact_cleans_up() -> Any:
+    """The peer's Contact names a host nobody can locate: hangup() ends the call with bye_error, no leak."""
+    from twisted.internet import task
+
+    peer = _Silent(200, contact_host="peer.invalid")
+    poller = task.LoopingCall(peer.poll)
+    poller.start(0.01)
+    alice = _caller("UDP", "sip:127.0.0.1:9", [])
+    yield alice.start()
+    try:
+        call = yield alice.call(f"sip:peer@127.0.0.1:{peer.port}")
+        reason = yield call.hangup()
+        assert reason == "hangup" and call.bye_error is not None
+        assert alice.core.session_count == 0 and not alice.calls
+    finally:
+        poller.stop()
+        peer.sock.close()
+        yield alice.stop()

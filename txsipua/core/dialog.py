@@ -93,8 +93,8 @@ class Dialog:
         if not remote_tag:
             raise RemoteProtocolError("dialog-creating response without a To tag")
         contacts = response.contact
-        if not contacts:
-            raise RemoteProtocolError("dialog-creating response without a Contact")
+        if not contacts or contacts[0].wildcard:
+            raise RemoteProtocolError("dialog-creating response without a usable Contact")
         local = request.from_
         route_set = [na.uri for na in reversed(response.record_route)]
         return cls(

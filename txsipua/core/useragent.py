@@ -1248,6 +1248,26 @@ class UserAgentCore:
             self._emit(ev.CallEnded(session, "cancelled", True))
             self._forget_session(session)
 
+    def abort(self, session: InviteSession, now: float, error: Exception) -> None:
+        """Give up a call at once: its client transactions are destroyed, nothing more is sent.
+
+        For a UA shutting down with hang-ups still unconfirmed.  A
+        :class:`~txsipua.core.events.CallEnded` (reason ``"hangup"``,
+        ``bye_error=error``) follows unless the call had ended already.
+        """
+        self._now = now
+        for txn, op in list(self._client_ops.items()):
+            if op.owner is session:
+                del self._client_ops[txn]
+                self.layer.abandon(txn, now)
+        if session.state is not SessionState.TERMINATED:
+            if session._end_reason is None:
+                ringing = session.state in (SessionState.CALLING, SessionState.PROCEEDING)
+                session._end_reason = ("cancelled" if ringing else "hangup", False)
+            session._bye_error = session._bye_error or error
+            session._finish_termination()
+        self._drain_layer(now)
+
     def _forget_session(self, session: InviteSession) -> None:
         if session.dialog is not None:
             self._dialogs.pop(session._dialog_key(), None)

@@ -41,6 +41,7 @@ from txsipua.errors import (
     RegistrationFailed,
     ResolutionError,
     SIPError,
+    TransportError,
 )
 from txsipua.media.offer_answer import (
     MediaParams,
@@ -330,12 +331,9 @@ class Call:
         return d
 
     def _hangup_failed(self, failure: Any) -> None:
-        # the BYE could not even be sent (its next hop cannot be located): the call is over here
-        self.bye_error = failure.value
-        self.ua.calls.discard(self)
-        self._stop_media()
-        if not self.ended.called:
-            self.ended.callback("hangup")
+        # the next hop of the BYE cannot be located: hang up anyway; the core
+        # cannot send the BYE and ends the call with that error as bye_error
+        self.ua._run(lambda now: self.session.hangup(now))
 
     def hold(self) -> defer.Deferred[Response]:
         """Put the call on hold: re-INVITE with a sendonly offer (RFC 3264 §8.4)."""
@@ -707,6 +705,9 @@ class UserAgent:
         def close(_: Any) -> Any:
             for c in list(self.calls):
                 c._stop_media()
+                if c.session is not None and not c.ended.called:
+                    # the grace ran out: give the call up, its Deferreds still fire
+                    self._abort(c.session)
             if self.transport != "UDP":
                 self._port = None
                 return self.protocol.stop()
@@ -718,6 +719,14 @@ class UserAgent:
         d.addCallback(close)
         d.addCallback(lambda _: None)
         return d
+
+    def _abort(self, session: InviteSession) -> None:
+        error = TransportError("the user agent stopped before the hang-up was confirmed")
+
+        def go(now: float) -> None:
+            self.core.abort(session, now, error)
+
+        self._run(go)
 
     def require_account(self) -> Account:
         """The account. Raises LocalProtocolError when the UA has none."""
