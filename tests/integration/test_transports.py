@@ -330,3 +330,38 @@ def test_hangup_to_an_unlocatable_contact_cleans_up() -> Any:
         poller.stop()
         peer.sock.close()
         yield alice.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_connection_is_not_reused_for_another_name() -> Any:
+    """sip.test and other.test share an address; the certificate names sip.test only.
+
+    After a request to sip.test opened a verified connection, a call to other.test must not
+    ride on it: a new connection verifies other.test and fails (TransportError), no credentials leave.
+    """
+    pytest.importorskip("OpenSSL")
+    from twisted.internet import ssl
+
+    from txsipua.errors import TransportError
+    from txsipua.testing.tls import self_signed_pem
+
+    cert, key = self_signed_pem("sip.test")
+    server = ssl.PrivateCertificate.loadPEM(cert + key).options()
+    root = ssl.Certificate.loadPEM(cert)
+    bob = _callee("TLS", tls_server=server)
+    host, port = yield bob.start()
+    wire: list[bytes] = []
+    alice = _caller("TLS", f"sips:other.test:{port}", wire,
+                    tls_client=lambda name: ssl.optionsForClientTLS(name, trustRoot=root),
+                    resolver=SIPResolver(_zone_for(host, port, "sip.test", "other.test"), transports=("TLS",)))
+    yield alice.start()
+    try:
+        response = yield alice.options(f"sips:bob@sip.test:{port}")
+        assert response.status == 200
+        with pytest.raises(TransportError):
+            yield alice.call(f"sips:bob@other.test:{port}")
+        invites = [parse_message(d) for d in wire if d.startswith(b"INVITE ")]
+        assert invites and all("Authorization" not in m.headers for m in invites)
+    finally:
+        yield alice.stop()
+        yield bob.stop()

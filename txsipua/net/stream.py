@@ -42,11 +42,14 @@ MAX_QUEUED = 64
 class SIPStreamProtocol(Protocol):
     """One TCP/TLS connection carrying SIP for a :class:`StreamDriver`."""
 
-    def __init__(self, driver: StreamDriver, outbound: bool, destination: Address | None = None) -> None:
+    def __init__(self, driver: StreamDriver, outbound: bool, destination: Address | None = None,
+                 server_name: str | None = None) -> None:
         self.driver = driver
         self.framer = StreamFramer(outbound=outbound)
         self.peer: Address | None = None
         self.destination = destination
+        self.server_name = server_name
+        """For a TLS connection we opened: the name its certificate was verified against."""
 
     def connectionMade(self) -> None:  # noqa: N802
         """Register the connection under the peer's address."""
@@ -128,7 +131,8 @@ class StreamDriver(CoreDriver):
         self.server_names: dict[Address, str] = {}
         """Address -> the host name a TLS connection to it must verify (RFC 5922 §7);
         filled by whoever located the address from a name."""
-        self._pending: dict[Address, list[bytes]] = {}
+        self._pending: dict[tuple[Address, str | None], list[bytes]] = {}
+        self._by_name: dict[tuple[Address, str | None], SIPStreamProtocol] = {}
         self._ports: list[Any] = []
 
     # listening
@@ -160,8 +164,9 @@ class StreamDriver(CoreDriver):
         self.connections[peer] = conn
 
     def _disconnected(self, peer: Address, conn: SIPStreamProtocol) -> None:
-        if self.connections.get(peer) is conn:
-            del self.connections[peer]
+        for table in (self.connections, self._by_name):
+            for key in [k for k, c in table.items() if c is conn]:
+                del table[key]  # type: ignore[arg-type]
 
     def _received(self, data: bytes, peer: Address) -> None:
         if self.trace is not None:
@@ -170,45 +175,58 @@ class StreamDriver(CoreDriver):
         self.pump()
 
     def _connection_failed(self, destination: Address) -> None:
-        self._pending.pop(destination, None)
+        for key in [k for k in self._pending if k[0] == destination]:
+            del self._pending[key]
         self._transport_error(destination)
         self.pump()
 
     # sending
     def _write(self, data: bytes, destination: Address) -> None:
+        # A TLS connection we opened is reused only for the name its certificate
+        # was verified against (two names may share an address); connections
+        # peers opened to us carry their own requests' responses.
+        name = self.server_names.get(destination, destination[0]) if self.tls_client is not None else None
         conn = self.connections.get(destination)
+        if conn is not None and conn.transport is not None and conn.server_name in (None, name):
+            conn.write(data)
+            return
+        conn = self._by_name.get((destination, name))
         if conn is not None and conn.transport is not None:
             conn.write(data)
             return
-        queue = self._pending.get(destination)
+        key = (destination, name)
+        queue = self._pending.get(key)
         if queue is not None:
             if len(queue) < MAX_QUEUED:
                 queue.append(data)
             return
-        self._pending[destination] = [data]
-        self._connect(destination)
+        self._pending[key] = [data]
+        self._connect(destination, name)
 
-    def _connect(self, destination: Address) -> None:
+    def _connect(self, destination: Address, name: str | None = None) -> None:
         host, port = destination
         endpoint: Any
         if self.tls_client is not None:
-            name = self.server_names.get(destination, host)
+            name = name or host
             ctx = self.tls_client(name) if callable(self.tls_client) else self.tls_client
             endpoint = SSL4ClientEndpoint(self.reactor, host, port, ctx, timeout=self.connect_timeout)
         else:
             endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
-        factory = Factory.forProtocol(lambda: SIPStreamProtocol(self, outbound=True, destination=destination))
+        tls_name = name if self.tls_client is not None else None
+        factory = Factory.forProtocol(
+            lambda: SIPStreamProtocol(self, outbound=True, destination=destination, server_name=tls_name)
+        )
         d = endpoint.connect(factory)
 
         def up(conn: SIPStreamProtocol) -> None:
             # registered under its peer address by connectionMade; also under
-            # the destination we dialled, which is what the core names
+            # the destination we dialled (what the core names) and its TLS name
             self.connections[destination] = conn
-            for data in self._pending.pop(destination, []):
+            self._by_name[(destination, tls_name)] = conn
+            for data in self._pending.pop((destination, tls_name), []):
                 conn.write(data)
 
         def failed(f: Failure) -> None:
-            self._pending.pop(destination, None)
             self.log.warn("cannot connect to {dest}: {err}", dest=destination, err=f.getErrorMessage())
             self._connection_failed(destination)
 
