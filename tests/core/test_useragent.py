@@ -362,3 +362,23 @@ def _untagged(make: Any) -> Any:
         return resp
 
     return make_response
+
+
+def test_late_2xx_after_giving_up_is_acked_and_byed() -> None:
+    """A 200 that arrives after the 64*T1 give-up (§9.1) is still ACKed, then BYEd (§13.2.2.4)."""
+    caller, callee, net = make_pair()
+    sessions: list[Any] = []
+    net.on_event = on_incoming_call(net, lambda s: (s.ring(net.now), sessions.append(s)))  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    # the callee never sees the CANCEL
+    net.drop = lambda m: isinstance(m, Request) and m.method == "CANCEL"
+    session.hangup(net.now)
+    net.pump()
+    net.advance(40)
+    assert any(isinstance(e, ev.CallEnded) for e in net.events["caller"])
+    net.drop = None
+    sessions[0].accept(net.now, body=b"v=0\r\n")  # now the callee answers
+    net.pump()
+    late = [m for m in net.wire if isinstance(m, Request) and m.method in ("ACK", "BYE") and m.cseq.method != "CANCEL"]
+    assert [m.method for m in late][-2:] == ["ACK", "BYE"]

@@ -264,9 +264,6 @@ class ClientOperation:
         self.response = response
         self._final(response, now)
 
-    def _on_stray_2xx(self, response: Response, now: float) -> None:
-        self._final(response, now)
-
     # hooks, overridden by the owner kinds
     def _provisional(self, response: Response) -> None:
         if self.owner is not None:
@@ -505,6 +502,7 @@ class InviteSession:
         if op.transaction is not None:
             self.core._client_ops.pop(op.transaction, None)
             self.core.layer.abandon(op.transaction, now)
+        self.core._remember_given_up(op, now)
         self.state = SessionState.TERMINATED
         self.core._emit(ev.CallEnded(self, "cancelled", False))
         self.core._forget_session(self)
@@ -823,6 +821,7 @@ class UserAgentCore:
         self._uas_invites: dict[ServerTransaction, InviteSession] = {}
         self._parked: dict[int, _ParkedRequest] = {}
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._given_up: dict[tuple[str, str], ClientOperation] = {}
         self._timer_seq = 0
         self._now = 0.0
 
@@ -1130,6 +1129,11 @@ class UserAgentCore:
             and session.ack.cseq.seq == response.cseq.seq
         ):
             self.layer.send_stateless(session.ack, session._ack_destination, now)
+            return
+        # a 2xx for an INVITE given up after its CANCEL (§9.1): ACK it, then BYE (§13.2.2.4)
+        given_up = self._given_up.pop((response.call_id, response.from_tag or ""), None)
+        if given_up is not None and session is None:
+            self._ack_and_bye_fork(given_up, response, now)
 
     def _on_request(self, request: Request, stxn: ServerTransaction | None, source: Address, now: float) -> None:
         method = request.method
@@ -1247,6 +1251,19 @@ class UserAgentCore:
             session._ended = True
             self._emit(ev.CallEnded(session, "cancelled", True))
             self._forget_session(session)
+
+    def _remember_given_up(self, op: ClientOperation, now: float) -> None:
+        """Keep an abandoned INVITE for 64*T1 so that a late 2xx is still ACKed and BYEd."""
+        try:
+            key = (op.request.call_id, op.request.from_tag or "")
+        except ParseError:
+            return
+        self._given_up[key] = op
+
+        def forget(_now: float) -> None:
+            self._given_up.pop(key, None)
+
+        self._schedule(now + self.layer.timers.t64, forget)
 
     def abort(self, session: InviteSession, now: float, error: Exception) -> None:
         """Give up a call at once: its client transactions are destroyed, nothing more is sent.
