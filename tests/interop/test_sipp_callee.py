@@ -36,6 +36,14 @@ def _one_line_reason(result) -> str:
     return lines[0]
 
 
+
+def _call_carol(txsipua_cli, sipp, account):
+    """``txsipua call sip:carol@<SIPp>`` with the account, up for 1 s, ``-v``, bounded to 20 s."""
+    return txsipua_cli.run(
+        "call", f"sip:carol@{HOST}:{sipp.port}", "--account", str(account), "--duration", "1", *BIND, "-v",
+        timeout=20,
+    )
+
 def test_call_answered_after_401_from_the_callee(sipp_factory, txsipua_cli) -> None:
     """The callee answers the INVITE with 401 (realm callee.example.org, MD5, qop=auth,
     opaque); txsipua ACKs the 401, retries with CSeq+1 and an Authorization that SIPp's
@@ -43,17 +51,7 @@ def test_call_answered_after_401_from_the_callee(sipp_factory, txsipua_cli) -> N
     stays 1 s, hangs up with BYE and exits 0.  SIPp exits 0 only if all of that held."""
     sipp = sipp_factory("uas_auth_401.xml", auth=CALLEE_AUTH)
     account = _account(txsipua_cli, sipp, {CALLEE_REALM: CALLEE_AUTH})
-    result = txsipua_cli.run(
-        "call",
-        f"sip:carol@{HOST}:{sipp.port}",
-        "--account",
-        str(account),
-        "--duration",
-        "1",
-        *BIND,
-        "-v",
-        timeout=20,
-    )
+    result = _call_carol(txsipua_cli, sipp, account)
     assert result.returncode == 0, result
     assert sipp.wait(10) == 0, sipp.report()
     assert sipp.received("INVITE") == 2
@@ -67,17 +65,7 @@ def test_call_answers_407_carrying_two_realms(sipp_factory, txsipua_cli) -> None
     both, and the call ends with BYE/200, exit 0."""
     sipp = sipp_factory("uas_407_two_realms.xml", auth=CALLEE_AUTH)
     account = _account(txsipua_cli, sipp, {PROXY_REALM: PROXY_AUTH, CALLEE_REALM: CALLEE_AUTH})
-    result = txsipua_cli.run(
-        "call",
-        f"sip:carol@{HOST}:{sipp.port}",
-        "--account",
-        str(account),
-        "--duration",
-        "1",
-        *BIND,
-        "-v",
-        timeout=20,
-    )
+    result = _call_carol(txsipua_cli, sipp, account)
     assert result.returncode == 0, result
     assert sipp.wait(10) == 0, sipp.report()
     assert sipp.received("INVITE") == 2
