@@ -14,14 +14,29 @@ Header names are kept in canonical form (compact forms expanded, RFC 3261
 from __future__ import annotations
 
 import abc
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
 from txsipua.errors import ParseError
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import CSeq, NameAddr, Via, _new_cseq
+
+_SplitHead = Callable[
+    [bytes, int, dict[str, tuple[str, str]]],
+    "tuple[str, list[tuple[str, str, str]], list[str]] | None",
+]
+_split_head: _SplitHead | None
+try:
+    # the optional C accelerator of the header split, built by setup.py when a
+    # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
+    if os.environ.get("TXSIPUA_PURE"):
+        raise ImportError("TXSIPUA_PURE is set")
+    from txsipua.sip._speedups import split_head as _split_head
+except ImportError:  # no compiler at install time, or asked for the pure code
+    _split_head = None
 
 SIP_VERSION = "SIP/2.0"
 
@@ -736,57 +751,14 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     if data.startswith(_CR_OR_LF):
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head_b = data[:end]
+    split = _split_head(data, end, _NAMES) if end > 0 and _split_head is not None else None
+    if split is not None:
+        # the C accelerator split a plain header section (printable ASCII, CRLF
+        # line ends, names seen before); anything else takes the pure path
+        start, fields, keys = split
         body_start = end + 4
     else:
-        end = data.find(b"\n\n")
-        if end < 0:
-            if data.endswith(b"\n"):
-                # header section ending without the empty line: tolerated
-                head_b = data.rstrip(b"\r\n")
-                body_start = len(data)
-            else:
-                raise ParseError("no blank line after the header fields")
-        else:
-            head_b = data[:end].rstrip(b"\r")
-            body_start = end + 2
-    try:
-        head = head_b.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ParseError(f"header section is not UTF-8 (byte {e.start})") from None
-    if "\x00" in head:
-        raise ParseError("NUL byte in the header section")
-    lines = head.splitlines()
-    # splitlines() also splits at a bare CR or LF (and at VT, FF, NEL...): when the
-    # head does not end with a line break and the lengths add up, every separator
-    # was a CRLF and the lines are those of head.split("\r\n"); otherwise the
-    # careful path below decides
-    if (
-        not head
-        or head[-1] in _LINE_BREAKS
-        or len(head) != sum(map(len, lines)) + 2 * len(lines) - 2
-    ):
-        lines = head.split("\r\n")
-        # every CR and LF of a well-formed header section is part of a CRLF line end
-        if len(head_b) - len(head_b.translate(None, b"\r\n")) != 2 * len(lines) - 2:
-            head, head_b, body_start, lines = _bare_lf_head(data, head, head_b, body_start)
-    start = lines[0]
-    if not start:
-        raise ParseError("empty start line")
-    fields: list[tuple[str, str, str]] = []
-    append = fields.append
-    names_get = _NAMES.get
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        entry = names_get(name) if sep else None
-        if entry is None:
-            # not a name seen before (or no colon, a folded line, an error)
-            entry = _new_field_name(line, name, sep, fields)
-            if entry is None:  # a continuation line, joined to the previous field
-                continue
-        append((entry[0], entry[1], value.strip(" \t")))
-    keys = list(map(_FIRST, fields))
+        start, fields, keys, body_start = _split_general(data, end)
     headers = _NEW(Headers)
     headers._f = fields
     headers._keys = keys
@@ -868,6 +840,71 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         body = data[body_start:]
     msg.body = body
     return msg
+
+
+def _split_general(data: bytes, end: int) -> tuple[str, list[tuple[str, str, str]], list[str], int]:
+    """Split ``data`` into start line, header fields and body offset (RFC 3261 §7).
+
+    ``end`` is ``data.find(b"\\r\\n\\r\\n")``.  Returns ``(start line, fields, lookup
+    keys, body offset)`` where fields are ``(lookup key, canonical name, value)``.  The
+    reference path of :func:`parse_message`, taken for whatever the C accelerator
+    declines (or always, without it).
+
+    Raises:
+        ParseError: a malformed header section.
+    """
+    if end >= 0:
+        head_b = data[:end]
+        body_start = end + 4
+    else:
+        end = data.find(b"\n\n")
+        if end < 0:
+            if data.endswith(b"\n"):
+                # header section ending without the empty line: tolerated
+                head_b = data.rstrip(b"\r\n")
+                body_start = len(data)
+            else:
+                raise ParseError("no blank line after the header fields")
+        else:
+            head_b = data[:end].rstrip(b"\r")
+            body_start = end + 2
+    try:
+        head = head_b.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ParseError(f"header section is not UTF-8 (byte {e.start})") from None
+    if "\x00" in head:
+        raise ParseError("NUL byte in the header section")
+    lines = head.splitlines()
+    # splitlines() also splits at a bare CR or LF (and at VT, FF, NEL...): when the
+    # head does not end with a line break and the lengths add up, every separator
+    # was a CRLF and the lines are those of head.split("\r\n"); otherwise the
+    # careful path below decides
+    if (
+        not head
+        or head[-1] in _LINE_BREAKS
+        or len(head) != sum(map(len, lines)) + 2 * len(lines) - 2
+    ):
+        lines = head.split("\r\n")
+        # every CR and LF of a well-formed header section is part of a CRLF line end
+        if len(head_b) - len(head_b.translate(None, b"\r\n")) != 2 * len(lines) - 2:
+            head, head_b, body_start, lines = _bare_lf_head(data, head, head_b, body_start)
+    start = lines[0]
+    if not start:
+        raise ParseError("empty start line")
+    fields: list[tuple[str, str, str]] = []
+    append = fields.append
+    names_get = _NAMES.get
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        entry = names_get(name) if sep else None
+        if entry is None:
+            # not a name seen before (or no colon, a folded line, an error)
+            entry = _new_field_name(line, name, sep, fields)
+            if entry is None:  # a continuation line, joined to the previous field
+                continue
+        append((entry[0], entry[1], value.strip(" \t")))
+    keys = list(map(_FIRST, fields))
+    return start, fields, keys, body_start
 
 
 _CR_OR_LF = (b"\r", b"\n")

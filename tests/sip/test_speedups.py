@@ -1,0 +1,165 @@
+"""The optional C accelerator ``txsipua.sip._speedups.split_head`` against the pure path.
+
+``split_head`` must give exactly what :func:`txsipua.sip.message._split_general` gives
+for the header sections it accepts, and decline (``None``) the rest so the pure code
+decides and raises.  In CI the extension must be built (``.ci/run`` installs with a
+compiler), so these tests never skip there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from txsipua.errors import ParseError
+from txsipua.sip import message
+
+try:
+    from txsipua.sip._speedups import split_head
+except ImportError:  # pragma: no cover - an install without a compiler
+    split_head = None  # type: ignore[assignment]
+NAMES = message._NAMES
+pytestmark = pytest.mark.skipif(
+    split_head is None, reason="the C accelerator is not built (no compiler at install time)"
+)
+
+BASE = (
+    b"INVITE sip:bob@198.51.100.7 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n"
+    b"From: <sip:alice@192.0.2.1>;tag=a\r\n"
+    b"To: <sip:bob@198.51.100.7>\r\n"
+    b"Call-ID: c1\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def _general(data: bytes) -> object:
+    try:
+        start, fields, keys, body_start = message._split_general(data, data.find(b"\r\n\r\n"))
+    except ParseError as e:
+        return ("error", e.status, e.detail)
+    return start, fields, keys, body_start
+
+
+def _fast(data: bytes) -> object:
+    end = data.find(b"\r\n\r\n")
+    if end <= 0:
+        return None
+    got = split_head(data, end, NAMES)
+    return None if got is None else (*got, end + 4)
+
+
+def test_plain_message_is_split_like_the_pure_path() -> None:
+    start, fields, keys = split_head(BASE, BASE.find(b"\r\n\r\n"), NAMES)
+    assert start == "INVITE sip:bob@198.51.100.7 SIP/2.0"
+    assert keys == ["via", "from", "to", "call-id", "cseq", "content-length"]
+    assert fields[0] == ("via", "Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1")
+    assert _fast(BASE) == _general(BASE)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c1\r\n  more\r\n\t and more"),  # folding
+        BASE.replace(b"Call-ID: c1", b"Call-ID:\r\n c1"),  # fold onto an empty value
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c1\r\n   "),  # a blank continuation
+        BASE.replace(b"Call-ID: c1", b"Call-ID: \t c1 \t"),  # SP/HT around the value
+        BASE.replace(b"From: <", "From: \"Zo\u00eb \u2028\" <".encode()),  # UTF-8, U+2028
+        BASE.replace(b"Call-ID: c1", b"i: c1"),  # compact form
+        BASE.replace(b"CSeq", b"CSEQ"),  # a spelling learned by the pure path first
+        BASE.replace(b"Call-ID: c1", b"Subject: a: b: c"),  # colons in the value
+        b"SIP/2.0 200 OK\r\n\r\n",  # no header fields
+    ],
+)
+def test_accepted_shapes_agree_with_the_pure_path(data: bytes) -> None:
+    want = _general(data)  # also teaches NAMES a new spelling, as parse_message would
+    assert _fast(data) == want
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c\x00"),  # NUL
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c\x0b1"),  # VT (a line break for str)
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c\r1"),  # bare CR
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c\n1"),  # bare LF
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c\xff"),  # not UTF-8
+        BASE.replace(b"Call-ID: c1", b"Call-ID c1"),  # no colon
+        BASE.replace(b"Call-ID: c1", b"X-Never-Seen-Before-\xc3\xa9: 1"),  # unknown name
+        BASE.replace(b"Call-ID: c1\r\n", b"Call-ID: c1\r\n\r\n", 1).replace(b"\r\n\r\n", b"\r\nx", 1),
+        b" INVITE sip:a@b SIP/2.0\r\n\r\n".lstrip(b" ").replace(b"INVITE sip:a@b SIP/2.0", b""),
+        b"INVITE sip:a@b SIP/2.0\r\n continuation first\r\n\r\n",  # fold before any field
+        b"INVITE sip:a@b SIP/2.0\r\r\n\r\n",  # CR CR LF
+    ],
+)
+def test_odd_input_is_declined_for_the_pure_path(data: bytes) -> None:
+    end = data.find(b"\r\n\r\n")
+    if end > 0:
+        assert split_head(data, end, NAMES) is None
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError):
+        split_head(BASE, 0, NAMES)
+    with pytest.raises(ValueError):
+        split_head(BASE, len(BASE) + 1, NAMES)
+    with pytest.raises(TypeError):
+        split_head("text", 3, NAMES)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        bad = b"A sip:a SIP/2.0\r\nX: 1\r\n\r\n"
+        split_head(bad, bad.find(b"\r\n\r\n"), {"X": "not a tuple"})  # type: ignore[dict-item]
+
+
+def test_memo_follows_the_names_dict() -> None:
+    """A name memoised for one dict is not answered from the memo for another dict."""
+    data = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"
+    end = data.find(b"\r\n\r\n")
+    assert split_head(data, end, NAMES) is not None
+    assert split_head(data, end, {"Via": ("via", "Via")}) is not None
+    assert split_head(data, end, {}) is None  # not from a stale memo
+    assert split_head(data, end, {"Via": ("k", "V")})[1] == [("k", "V", "x")]
+    assert split_head(data, end, NAMES)[1] == [("via", "Via", "x")]
+
+
+_LINE_BITS = st.sampled_from(
+    [b"Via", b"v", b"CSeq", b"Call-ID", b"X-A", b"Subject", b":", b": ", b" ", b"\t", b"\r\n",
+     b"\r\n ", b"\r\n\t", b"\r", b"\n", b"\x00", b"\x7f", b"\xc3\xa9", b"\xe2\x80\xa8", b"\xff",
+     b"a", b"1", b";", b"<sip:a@b>"]
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_LINE_BITS, max_size=40))
+def test_fuzzed_header_sections_agree(bits: list[bytes]) -> None:
+    data = b"OPTIONS sip:a@b SIP/2.0\r\n" + b"".join(bits) + b"\r\n\r\n"
+    want = _general(data)
+    got = _fast(data)
+    if got is not None:
+        assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_crash(data: bytes) -> None:
+    data = data + b"\r\n\r\n"
+    end = data.find(b"\r\n\r\n")
+    if end > 0:
+        got = split_head(data, end, NAMES)
+        if got is not None:
+            assert got[0] and all(len(f) == 3 for f in got[1])
+
+
+def test_pure_mode_by_environment() -> None:
+    """TXSIPUA_PURE=1 makes parse_message use the pure path only."""
+    code = "import txsipua.sip.message as m; print(m._split_head is None)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "TXSIPUA_PURE": "1"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert out.stdout.strip() == "True"

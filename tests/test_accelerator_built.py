@@ -1,0 +1,18 @@
+"""CI installs with a compiler, so the optional C accelerator must be built and in use there."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from txsipua.sip import message
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="only CI promises a C compiler")
+def test_accelerator_is_built_and_used_in_ci() -> None:
+    """``.ci/run`` installs with gcc and the Python headers: parse_message uses the C split."""
+    assert importlib.util.find_spec("txsipua.sip._speedups") is not None
+    if not os.environ.get("TXSIPUA_PURE"):
+        assert message._split_head is not None

@@ -1,0 +1,325 @@
+/*
+ * txsipua.sip._speedups: the optional C accelerator of the SIP header-section split.
+ *
+ * One function, split_head(data, end, names), doing what the pure-Python loop of
+ * txsipua.sip.message.parse_message does for the common case, and refusing
+ * (returning None) for everything else, so the pure code decides every odd or
+ * malformed input and raises its errors.  The pure code is the reference;
+ * tests/sip/test_speedups.py checks both give equal results on fuzzed input.
+ *
+ * Input:  data  bytes of one message;
+ *         end   offset of the CRLF CRLF ending the header section (0 < end <= len(data) - 4);
+ *         names dict: header name as written before the colon (trailing SP/HT included)
+ *               -> (lookup key, canonical name), holding validated names only.
+ * Output: (start line, fields, keys) where fields is a list of
+ *         (lookup key, canonical name, value stripped of SP/HT) and keys the list of
+ *         lookup keys, or None when the fast path does not apply:
+ *         - a control byte (NUL included) in data[:end], or text that is not UTF-8;
+ *         - a CR not followed by LF or an LF not preceded by CR (bare line ends);
+ *         - an empty start line;
+ *         - a header line without a colon, or whose name (as written) is not a key
+ *           of `names`; a folded line before any field.
+ *         Folded lines (starting with SP or HT) are joined to the previous value
+ *         with one SP, as the pure code does.
+ *
+ * Memory safety: every read is of data[0:end + 4] (a bytes object, bounds checked
+ * against end), nothing is written to it; every object created is owned by the
+ * result or released on the error path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* 1 for the bytes the fast path accepts inside a line: HT, printable ASCII, and
+   bytes >= 0x80 (UTF-8, checked when decoded) */
+static unsigned char line_ok[256];
+static PyObject *space;  /* " " */
+
+/* buf[0:n] as str: ASCII fast, else strict UTF-8 (NULL with UnicodeDecodeError set) */
+static PyObject *
+text(const char *buf, Py_ssize_t n, int high)
+{
+    return high ? PyUnicode_DecodeUTF8(buf, n, "strict") : PyUnicode_DecodeASCII(buf, n, NULL);
+}
+
+/* narrow [*s, *e) by the SP and HT at both ends */
+static void
+strip(const char *buf, Py_ssize_t *s, Py_ssize_t *e)
+{
+    while (*s < *e && (buf[*s] == ' ' || buf[*s] == '\t')) {
+        (*s)++;
+    }
+    while (*e > *s && (buf[*e - 1] == ' ' || buf[*e - 1] == '\t')) {
+        (*e)--;
+    }
+}
+
+/* A memo of names -> entries of the last `names` dict seen, so that a known name
+   costs no str allocation or hashing; a name's entry never changes once in the
+   dict (the dict only grows), so a slot stays right until the dict changes.
+   256 slots by FNV-1a hash of the name bytes; a collision replaces the slot. */
+#define MEMO_SLOTS 256
+#define MEMO_MAXLEN 40
+typedef struct {
+    Py_ssize_t len;  /* 0: empty slot */
+    char name[MEMO_MAXLEN];
+    PyObject *entry;  /* strong */
+} memo_slot;
+static memo_slot memo[MEMO_SLOTS];
+static PyObject *memo_dict;  /* strong: the dict the slots came from */
+
+static unsigned int
+memo_hash(const char *p, Py_ssize_t n)
+{
+    unsigned int h = 2166136261u;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        h = (h ^ (unsigned char)p[k]) * 16777619u;
+    }
+    return h & (MEMO_SLOTS - 1);
+}
+
+static PyObject *
+memo_get(PyObject *names, const char *p, Py_ssize_t n)
+{
+    if (names != memo_dict) {
+        for (int k = 0; k < MEMO_SLOTS; k++) {
+            memo[k].len = 0;
+            Py_CLEAR(memo[k].entry);
+        }
+        Py_INCREF(names);
+        Py_XSETREF(memo_dict, names);
+        return NULL;
+    }
+    if (n <= 0 || n > MEMO_MAXLEN) {
+        return NULL;
+    }
+    memo_slot *slot = &memo[memo_hash(p, n)];
+    if (slot->len == n && memcmp(slot->name, p, (size_t)n) == 0) {
+        return slot->entry;
+    }
+    return NULL;
+}
+
+static void
+memo_put(const char *p, Py_ssize_t n, PyObject *entry)
+{
+    if (n <= 0 || n > MEMO_MAXLEN) {
+        return;
+    }
+    memo_slot *slot = &memo[memo_hash(p, n)];
+    Py_INCREF(entry);
+    Py_XSETREF(slot->entry, entry);
+    memcpy(slot->name, p, (size_t)n);
+    slot->len = n;
+}
+
+/* None, with no exception set (start, fields, keys not yet created) */
+static PyObject *
+refused(void)
+{
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+split_head(PyObject *self, PyObject *args)
+{
+    PyObject *data, *names;
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "O!nO!:split_head", &PyBytes_Type, &data, &end,
+                          &PyDict_Type, &names)) {
+        return NULL;
+    }
+    const char *buf = PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (end <= 0 || end > size) {
+        PyErr_SetString(PyExc_ValueError, "end out of range");
+        return NULL;
+    }
+
+    /* the start line: up to the first CR */
+    Py_ssize_t i = 0;
+    int high = 0;
+    while (i < end && line_ok[(unsigned char)buf[i]]) {
+        high |= (unsigned char)buf[i] & 0x80;
+        i++;
+    }
+    if (i == 0) {
+        Py_RETURN_NONE;  /* empty start line */
+    }
+    if (i < end && !(buf[i] == '\r' && i + 1 < end && buf[i + 1] == '\n')) {
+        Py_RETURN_NONE;  /* a control byte, bare CR or LF */
+    }
+    PyObject *start = text(buf, i, high);
+    if (start == NULL) {
+        return refused();
+    }
+    PyObject *fields = PyList_New(0);
+    PyObject *keys = PyList_New(0);
+    if (fields == NULL || keys == NULL) {
+        goto error;
+    }
+    i += 2;  /* past CRLF; when i > end there are no header lines */
+    while (i < end) {
+        Py_ssize_t line = i;
+        Py_ssize_t colon = -1;
+        high = 0;
+        while (i < end && line_ok[(unsigned char)buf[i]]) {
+            if (colon < 0 && buf[i] == ':') {
+                colon = i;
+            }
+            high |= (unsigned char)buf[i] & 0x80;
+            i++;
+        }
+        Py_ssize_t eol = i;
+        if (i < end) {
+            if (!(buf[i] == '\r' && i + 1 < end && buf[i + 1] == '\n')) {
+                goto refuse;  /* a control byte, bare CR or LF */
+            }
+            i += 2;
+        }
+        if (eol > line && (buf[line] == ' ' || buf[line] == '\t')) {
+            /* a folded line (RFC 3261 §7.3.1): joined to the previous field's
+               value with one SP, both stripped of SP/HT */
+            Py_ssize_t n = PyList_GET_SIZE(fields);
+            if (n == 0) {
+                goto refuse;  /* a continuation before any field */
+            }
+            Py_ssize_t cs = line, ce = eol;
+            strip(buf, &cs, &ce);
+            if (cs == ce) {
+                continue;  /* (value + " ").strip() is the value */
+            }
+            PyObject *cont = text(buf + cs, ce - cs, high);
+            if (cont == NULL) {
+                goto refuse_clear;
+            }
+            PyObject *last = PyList_GET_ITEM(fields, n - 1);  /* borrowed */
+            PyObject *old = PyTuple_GET_ITEM(last, 2);
+            PyObject *joined;
+            if (PyUnicode_GET_LENGTH(old) == 0) {
+                joined = cont;  /* (" " + cont).strip() */
+            }
+            else {
+                PyObject *sp = PyUnicode_Concat(old, space);
+                joined = sp == NULL ? NULL : PyUnicode_Concat(sp, cont);
+                Py_XDECREF(sp);
+                Py_DECREF(cont);
+                if (joined == NULL) {
+                    goto error;
+                }
+            }
+            PyObject *field = PyTuple_Pack(3, PyTuple_GET_ITEM(last, 0),
+                                           PyTuple_GET_ITEM(last, 1), joined);
+            Py_DECREF(joined);
+            if (field == NULL) {
+                goto error;
+            }
+            if (PyList_SetItem(fields, n - 1, field) < 0) {  /* steals field */
+                goto error;
+            }
+            continue;
+        }
+        if (colon < 0) {
+            goto refuse;  /* an empty line, a line without colon */
+        }
+        PyObject *entry = memo_get(names, buf + line, colon - line);  /* borrowed */
+        if (entry == NULL) {
+            PyObject *name = text(buf + line, colon - line, high);
+            if (name == NULL) {
+                goto refuse_clear;
+            }
+            entry = PyDict_GetItemWithError(names, name);  /* borrowed */
+            Py_DECREF(name);
+            if (entry == NULL) {
+                if (PyErr_Occurred()) {
+                    goto error;
+                }
+                goto refuse;  /* a name not seen (validated) before */
+            }
+            memo_put(buf + line, colon - line, entry);
+        }
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+            PyErr_SetString(PyExc_TypeError, "names values must be (key, canonical) tuples");
+            goto error;
+        }
+        Py_ssize_t vs = colon + 1, ve = eol;
+        strip(buf, &vs, &ve);
+        PyObject *value = text(buf + vs, ve - vs, high);
+        if (value == NULL) {
+            goto refuse_clear;
+        }
+        PyObject *key = PyTuple_GET_ITEM(entry, 0);
+        PyObject *field = PyTuple_Pack(3, key, PyTuple_GET_ITEM(entry, 1), value);
+        Py_DECREF(value);
+        if (field == NULL) {
+            goto error;
+        }
+        int r = PyList_Append(fields, field);
+        Py_DECREF(field);
+        if (r < 0 || PyList_Append(keys, key) < 0) {
+            goto error;
+        }
+    }
+    PyObject *result = PyTuple_Pack(3, start, fields, keys);
+    Py_DECREF(start);
+    Py_DECREF(fields);
+    Py_DECREF(keys);
+    return result;
+
+refuse_clear:
+    /* text that is not UTF-8: the pure code raises the ParseError */
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        goto error;
+    }
+    PyErr_Clear();
+refuse:
+    Py_DECREF(start);
+    Py_DECREF(fields);
+    Py_DECREF(keys);
+    Py_RETURN_NONE;
+
+error:
+    Py_DECREF(start);
+    Py_XDECREF(fields);
+    Py_XDECREF(keys);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"split_head", split_head, METH_VARARGS,
+     "split_head(data: bytes, end: int, names: dict) -> (start, fields, keys) | None\n\n"
+     "The header section data[:end] split into the start line and\n"
+     "(lookup key, canonical name, value) fields, or None when the fast path\n"
+     "does not apply (the pure parser then decides). Raises ValueError when\n"
+     "end is out of range."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "txsipua.sip._speedups",
+    "Optional C accelerator of txsipua.sip.message (the pure code is the reference).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    for (int c = 0x20; c < 0x7f; c++) {
+        line_ok[c] = 1;
+    }
+    for (int c = 0x80; c < 0x100; c++) {
+        line_ok[c] = 1;
+    }
+    line_ok['\t'] = 1;
+    space = PyUnicode_InternFromString(" ");
+    if (space == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

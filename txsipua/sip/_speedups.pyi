@@ -1,0 +1,3 @@
+def split_head(
+    data: bytes, end: int, names: dict[str, tuple[str, str]]
+) -> tuple[str, list[tuple[str, str, str]], list[str]] | None: ...
