@@ -14,20 +14,18 @@ import attrs
 
 from txsipua.errors import ParseError
 from txsipua.sip.uri import (
-    _URI_PATTERN,
     SipURI,
     _format_params,
     _split_hostport,
-    _uri_from_match,
 )
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
+"""The prefix of every RFC 3261 branch parameter (§8.1.1.7)."""
 
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _HOST_CHARS = frozenset("0123456789abcdefABCDEF:.[]")
-"""The prefix of every RFC 3261 branch parameter (§8.1.1.7)."""
 
 
 def _freeze(d: Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -127,17 +125,29 @@ class Via:
             ParseError: missing protocol, transport or sent-by.
         """
         m = _VIA_FAST(text)
-        if m is not None:
-            # ``SIP/2.0/UDP host[:port][;name[=token]]...``: what the general path
-            # below computes, from one C-speed match
-            transport, host, port_text, ptext = m.groups()
-            port = None
-            if port_text is not None:
-                port = int(port_text)
-                if port > 65535:
-                    return cls._parse_general(text)  # raises with the usual detail
-            return _new_via(transport.upper(), host, port, _fast_params(ptext))
-        return cls._parse_general(text)
+        if m is None:
+            return cls._parse_general(text)
+        # ``SIP/2.0/UDP host[:port][;name[=token]]...``: what the general path
+        # computes, from one C-speed match; built inline (no helper calls: each
+        # Python-level call costs about as much as a slot store)
+        transport, host, port_text, ptext = m.groups()
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                return cls._parse_general(text)  # raises with the usual detail
+        params: dict[str, str | None] = {}
+        if ptext is not None:
+            for item in ptext.split(";"):
+                k, sep, value = item.partition("=")
+                params[_NAMES_GET(k) or k.lower()] = value if sep else None
+        v = _VIA_NEW(Via)
+        _via_transport(v, _TRANSPORTS_GET(transport) or transport.upper())
+        _via_host(v, host)
+        _via_port(v, port)
+        _via_params(v, params)
+        _via_protocol(v, "SIP/2.0")
+        return v
 
     @classmethod
     def _parse_general(cls, text: str) -> Via:
@@ -235,9 +245,13 @@ class CSeq:
         """
         m = _CSEQ_FAST(text)
         if m is not None:
-            seq = int(m.group(1))
+            seq_text, method = m.groups()
+            seq = int(seq_text)
             if seq < 4294967296:
-                return _new_cseq(seq, m.group(2))
+                c = _CSEQ_NEW(CSeq)
+                _cseq_seq(c, seq)
+                _cseq_method(c, method)
+                return c
         return cls._parse_general(text)
 
     @classmethod
@@ -288,30 +302,56 @@ class NameAddr:
         m = _NAME_ADDR_URI_FAST(text)
         if m is not None:
             # ``"Quoted" <URI>;params``, ``Token words <URI>;params`` or ``<URI>;params``
-            # with a common-shape SIP URI: one match for the whole value
-            quoted, words, scheme, user, host, port, uparams, ptext = m.groups()
-            uri = _uri_from_match(scheme, user, host, port, uparams)
-            if uri is not None:
-                if quoted is None:
-                    display = words.rstrip(" \t")
-                elif "\\" in quoted:
-                    display = _UNESCAPE(r"\1", quoted)
-                else:
-                    display = quoted
-                return _new_name_addr(uri, display, ptext)
+            # with a common-shape SIP URI: one match for the whole value, the
+            # SipURI and the NameAddr built inline (what uri._uri_from_match and
+            # _new_name_addr do, without their call overhead)
+            quoted, words, scheme, user, host, port_text, uptext, ptext = m.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    return cls._parse_general(text)  # raises with the usual detail
+            uparams: dict[str, str | None] = {}
+            if uptext is not None:
+                for item in uptext.split(";"):
+                    k, sep, value = item.partition("=")
+                    uparams[_NAMES_GET(k) or k.lower()] = value if sep else None
+            uri = _URI_NEW(SipURI)
+            _uri_scheme(uri, scheme)
+            _uri_user(uri, user)
+            _uri_password(uri, None)
+            _uri_host(uri, host)
+            _uri_port(uri, port)
+            _uri_params(uri, uparams)
+            _uri_headers(uri, {})
         else:
             m = _NAME_ADDR_FAST(text)
-            if m is not None:
-                # the same without escapes, quoted parameters or odd spacing, any URI
-                quoted, words, uri_text, ptext = m.groups()
-                if quoted is None:
-                    display = words.rstrip(" \t")
-                elif "\\" in quoted:
-                    display = _UNESCAPE(r"\1", quoted)
-                else:
-                    display = quoted
-                return _new_name_addr(SipURI.parse(uri_text), display, ptext)
-        return cls._parse_general(text)
+            if m is None:
+                return cls._parse_general(text)
+            # the same shape with any URI between the brackets (SipURI.parse decides)
+            quoted, words, uri_text, ptext = m.groups()
+            uri = SipURI.parse(uri_text)
+        if quoted is None:
+            display = words  # None, or the words without their trailing LWS
+        elif "\\" in quoted:
+            display = _UNESCAPE(r"\1", quoted) or None
+        else:
+            display = quoted or None
+        params: dict[str, str | None] = {}
+        if ptext is not None:
+            for item in ptext.split(";"):
+                k, sep, value = item.partition("=")
+                params[_NAMES_GET(k) or k.lower()] = value if sep else None
+            if '"' in ptext:  # ;+sip.instance="<urn:...>": the quotes go, as in the general path
+                for k, value in params.items():
+                    if value and value[0] == '"':
+                        params[k] = value[1:-1]
+        na = _NAME_ADDR_NEW(NameAddr)
+        _na_uri(na, uri)
+        _na_display(na, display)
+        _na_params(na, params)
+        _na_wildcard(na, False)
+        return na
 
     @classmethod
     def _parse_general(cls, text: str) -> NameAddr:
@@ -410,79 +450,91 @@ class NameAddr:
 # the same errors.  tests/sip/test_fast_values.py checks that on fuzzed text.
 
 _TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]"
-_PARAMS_RE = rf"((?:;{_TOKEN_RE}+(?:=[\x21\x23-\x3a\x3c-\x7e]*)?)*)"
-"""``;name[=value]...``: token names; values of visible ASCII but ``"`` and ``;``."""
+_PARAMS_RE = rf"(?:;((?:{_TOKEN_RE}++(?:=[\x21\x23-\x3a\x3c-\x7e]*+)?+)(?:;{_TOKEN_RE}++(?:=[\x21\x23-\x3a\x3c-\x7e]*+)?+)*+))?"
+"""``;name[=value]...``: token names; values of visible ASCII but ``"`` and ``;``.  The group
+is the text after the first ``;`` (``None`` without parameters).
+
+The fast patterns use possessive quantifiers (``++``, ``*+``, Python >= 3.11) wherever
+giving characters back could never let the rest match (each run is followed by a
+character outside its class): the same matches as the plain quantifiers, without the
+backtracking bookkeeping (about a quarter of the match time).  tests/sip/test_fast_values.py
+checks them against the plain forms."""
+_NA_PARAM_RE = (
+    rf'{_TOKEN_RE}++(?:=(?:"[\x20\x21\x23-\x3a\x3c-\x5b\x5d-\x7e]*+"|[\x21\x23-\x3a\x3c-\x7e]*+))?+'
+)
+_NA_PARAMS_RE = rf"(?:;({_NA_PARAM_RE}(?:;{_NA_PARAM_RE})*+))?"
+"""``_PARAMS_RE`` with quoted-string values too (``+sip.instance="<urn:...>"``, RFC 5626): no
+``;``, ``\\`` or control characters between the quotes, so that a split at ``;`` still
+finds the parameters and dropping the two quotes gives the general parser's value."""
+_HOST_FAST_RE = r"(\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9][A-Za-z0-9\-.]*+(?<!-))"
+"""uri._HOST_RE's common shapes: ``[IPv6]``, or letters, digits, ``-`` and ``.`` starting with a
+letter or digit and not ending with ``-``."""
 
 _VIA_FAST = re.compile(
-    r"SIP/2\.0/([A-Za-z]+) "
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"  # host (uri._HOST_RE)
-    r"(?::([0-9]{1,5}))?" + _PARAMS_RE
+    r"SIP/2\.0/([A-Za-z]++) " + _HOST_FAST_RE + r"(?::([0-9]{1,5}+))?" + _PARAMS_RE
 ).fullmatch
-_CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}) ({_TOKEN_RE}+)").fullmatch
-_DISPLAY_RE = r'(?:"((?:[^"\\]|\\[\s\S])*)"[ \t]*|((?:[A-Za-z0-9\-.!%*_+`\'~]+[ \t]+)*))'
-"""A quoted display name (escapes allowed), or token words each followed by LWS, or nothing."""
+_CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}+) ({_TOKEN_RE}++)").fullmatch
+_DISPLAY_RE = (
+    r'(?:"([^"\\]*+(?:\\[\s\S][^"\\]*+)*+)"[ \t]*+'
+    rf"|(?:({_TOKEN_RE}++(?:[ \t]++{_TOKEN_RE}++)*+)[ \t]++)?)"
+)
+"""A quoted display name (escapes allowed), or token words each followed by LWS (the group
+without the last LWS), or nothing."""
 _UNESCAPE = re.compile(r"\\([\s\S])").sub
 """quoted-pair -> the character (RFC 3261 §25.1), as the general parser reads it."""
-_NAME_ADDR_FAST = re.compile(_DISPLAY_RE + r"<([^<>\s\"]+)>" + _PARAMS_RE).fullmatch
-_NAME_ADDR_URI_FAST = re.compile(_DISPLAY_RE + "<" + _URI_PATTERN + ">" + _PARAMS_RE).fullmatch
+_URI_FAST_RE = (
+    r"(sips?):"
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?"  # user: no escapes, ":", ";", "?"
+    + _HOST_FAST_RE
+    + r"(?::([0-9]{1,5}+))?"
+    r"(?:;((?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*+)?+)"
+    r"(?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*+)?+)*+))?"
+)
+"""uri._URI_PATTERN, possessive, with the ``;params`` group after its first ``;``."""
+_NAME_ADDR_FAST = re.compile(_DISPLAY_RE + r"<([^<>\s\"]++)>" + _NA_PARAMS_RE).fullmatch
+_NAME_ADDR_URI_FAST = re.compile(_DISPLAY_RE + "<" + _URI_FAST_RE + ">" + _NA_PARAMS_RE).fullmatch
 
-
-def _fast_params(ptext: str) -> dict[str, str | None]:
-    """Header parameters matched by ``_PARAMS_RE`` (what :func:`parse_header_params` gives)."""
-    params: dict[str, str | None] = {}
-    if ptext:
-        for item in ptext[1:].split(";"):
-            k, sep, v = item.partition("=")
-            params[k.lower()] = v if sep else None
-    return params
-
+_NAMES_GET = {
+    n: n
+    for n in (
+        "branch", "received", "rport", "maddr", "ttl", "alias", "tag", "expires", "q",
+        "transport", "lr", "user", "method", "ob", "reg-id", "+sip.instance", "gr", "line",
+        "ftag", "did", "nat", "sigcomp-id", "comp",
+    )
+}.get
+"""Parameter name -> the same name, interned, for the usual (lower-case) names: one dict
+probe instead of ``str.lower`` and every value shares its key strings (``None`` otherwise)."""
+_TRANSPORTS_GET = {
+    spelling: t for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS") for spelling in (t, t.lower())
+}.get
+"""Transport as sent -> the upper-case transport, shared (``None`` for other spellings)."""
 
 _VIA_NEW = Via.__new__
-_via_set = tuple(
+_via_transport, _via_host, _via_port, _via_params, _via_protocol = (
     Via.__dict__[n].__set__ for n in ("transport", "host", "port", "params", "protocol")
 )
-
-
-def _new_via(transport: str, host: str, port: int | None, params: dict[str, str | None]) -> Via:
-    """A SIP/2.0 Via from checked parts, skipping the converter (``params`` is fresh)."""
-    v = _VIA_NEW(Via)
-    s_transport, s_host, s_port, s_params, s_protocol = _via_set
-    s_transport(v, transport)
-    s_host(v, host)
-    s_port(v, port)
-    s_params(v, params)
-    s_protocol(v, "SIP/2.0")
-    return v
-
-
 _CSEQ_NEW = CSeq.__new__
 _cseq_seq = CSeq.__dict__["seq"].__set__
 _cseq_method = CSeq.__dict__["method"].__set__
+_NAME_ADDR_NEW = NameAddr.__new__
+_na_uri, _na_display, _na_params, _na_wildcard = (
+    NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
+)
+_URI_NEW = SipURI.__new__
+_uri_scheme, _uri_user, _uri_password, _uri_host, _uri_port, _uri_params, _uri_headers = (
+    SipURI.__dict__[n].__set__
+    for n in ("scheme", "user", "password", "host", "port", "params", "headers")
+)
+"""The fast paths build the frozen values by storing each slot directly (what the attrs
+``__init__`` ends up doing, without its converters: the dicts are fresh)."""
 
 
 def _new_cseq(seq: int, method: str) -> CSeq:
-    """A CSeq from a checked 32-bit number and method token."""
+    """A CSeq from a checked 32-bit number and method token (used by message.py)."""
     c = _CSEQ_NEW(CSeq)
     _cseq_seq(c, seq)
     _cseq_method(c, method)
     return c
-
-
-_NAME_ADDR_NEW = NameAddr.__new__
-_name_addr_set = tuple(
-    NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
-)
-
-
-def _new_name_addr(uri: SipURI, display: str, ptext: str) -> NameAddr:
-    """A NameAddr from a parsed URI, its display name ("" for none) and ``_PARAMS_RE`` text."""
-    na = _NAME_ADDR_NEW(NameAddr)
-    s_uri, s_display, s_params, s_wildcard = _name_addr_set
-    s_uri(na, uri)
-    s_display(na, display or None)
-    s_params(na, _fast_params(ptext))
-    s_wildcard(na, False)
-    return na
 
 
 __all__ = [
