@@ -303,8 +303,7 @@ class NameAddr:
         if m is not None:
             # ``"Quoted" <URI>;params``, ``Token words <URI>;params`` or ``<URI>;params``
             # with a common-shape SIP URI: one match for the whole value, the
-            # SipURI and the NameAddr built inline (what uri._uri_from_match and
-            # _new_name_addr do, without their call overhead)
+            # SipURI built inline too (what uri._uri_from_match does, without its calls)
             quoted, words, scheme, user, host, port_text, uptext, ptext = m.groups()
             port = None
             if port_text is not None:
