@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,8 +56,17 @@ def _fast(data: bytes) -> object:
     return None if got is None else (*got, end + 4)
 
 
+def _fields(data: bytes, names: dict[Any, tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The fields of an accepted split (asserting it was accepted)."""
+    got = split_head(data, data.find(b"\r\n\r\n"), names)
+    assert got is not None
+    return got[1]
+
+
 def test_plain_message_is_split_like_the_pure_path() -> None:
-    start, fields, keys = split_head(BASE, BASE.find(b"\r\n\r\n"), NAMES)
+    got = split_head(BASE, BASE.find(b"\r\n\r\n"), NAMES)
+    assert got is not None
+    start, fields, keys = got
     assert start == "INVITE sip:bob@198.51.100.7 SIP/2.0"
     assert keys == ["via", "from", "to", "call-id", "cseq", "content-length"]
     assert fields[0] == ("via", "Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1")
@@ -123,8 +133,50 @@ def test_memo_follows_the_names_dict() -> None:
     assert split_head(data, end, NAMES) is not None
     assert split_head(data, end, {"Via": ("via", "Via")}) is not None
     assert split_head(data, end, {}) is None  # not from a stale memo
-    assert split_head(data, end, {"Via": ("k", "V")})[1] == [("k", "V", "x")]
-    assert split_head(data, end, NAMES)[1] == [("via", "Via", "x")]
+    assert _fields(data, {"Via": ("k", "V")}) == [("k", "V", "x")]
+    assert _fields(data, NAMES) == [("via", "Via", "x")]
+
+
+def test_memo_is_not_filled_for_a_dict_switched_to_during_the_lookup() -> None:
+    """A key's __eq__ calling split_head with another dict mid-lookup: the entry found
+    in the first dict is not memoised as the other dict's (it answered that dict's
+    next call with the first dict's entry)."""
+    data = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"
+    end = data.find(b"\r\n\r\n")
+    other = {"Via": ("k2", "V2")}
+
+    class Reentrant(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, rhs: object) -> bool:
+            split_head(data, end, other)  # switches the memo to `other`
+            return str.__eq__(self, rhs)
+
+    first = {Reentrant("Via"): ("via", "Via")}
+    assert _fields(data, first) == [("via", "Via", "x")]
+    assert _fields(data, other) == [("k2", "V2", "x")]
+    assert _fields(data, first) == [("via", "Via", "x")]
+    assert _fields(data, other) == [("k2", "V2", "x")]
+
+
+def test_a_head_ending_with_a_line_end_is_declined() -> None:
+    """data[:end] ending with CRLF has an empty last line, an error of the pure path:
+    declined at every such end, not split without it."""
+    for end in range(1, len(BASE) - 3):
+        want = _general_at(BASE, end)
+        got = split_head(BASE, end, NAMES)
+        if BASE[:end].endswith(b"\r\n"):
+            assert got is None
+            assert want[0] == "error"
+        if got is not None:
+            assert (*got, end + 4) == want
+
+
+def _general_at(data: bytes, end: int) -> tuple[object, ...]:
+    try:
+        return message._split_general(data, end)
+    except ParseError as e:
+        return ("error", e.status, e.detail)
 
 
 _LINE_BITS = st.sampled_from(

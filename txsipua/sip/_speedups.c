@@ -16,7 +16,8 @@
  *         lookup keys, or None when the fast path does not apply:
  *         - a control byte (NUL included) in data[:end], or text that is not UTF-8;
  *         - a CR not followed by LF or an LF not preceded by CR (bare line ends);
- *         - an empty start line;
+ *         - an empty start line, or an empty last line (data[:end] ending with CRLF,
+ *           which cannot happen when end is data.find(b"\r\n\r\n"));
  *         - a header line without a colon, or whose name (as written) is not a key
  *           of `names`; a folded line before any field.
  *         Folded lines (starting with SP or HT) are joined to the previous value
@@ -57,7 +58,12 @@ strip(const char *buf, Py_ssize_t *s, Py_ssize_t *e)
 /* A memo of names -> entries of the last `names` dict seen, so that a known name
    costs no str allocation or hashing; a name's entry never changes once in the
    dict (the dict only grows), so a slot stays right until the dict changes.
-   256 slots by FNV-1a hash of the name bytes; a collision replaces the slot. */
+   256 slots by FNV-1a hash of the name bytes; a collision replaces the slot.
+   Every filled slot holds an entry of memo_dict: a switch to another dict clears
+   them all, and memo_put stores only for the current memo_dict.  The memo holds
+   strong references (memo_dict and the entries), so no dict freed and another
+   allocated at the same address can be mistaken for it; an entry changed or
+   deleted in place would be missed, which message._NAMES never does. */
 #define MEMO_SLOTS 256
 #define MEMO_MAXLEN 40
 typedef struct {
@@ -82,12 +88,16 @@ static PyObject *
 memo_get(PyObject *names, const char *p, Py_ssize_t n)
 {
     if (names != memo_dict) {
+        /* memo_dict first: a release below that runs code calling split_head
+           leaves only slots of whatever memo_dict then is */
+        PyObject *old = memo_dict;
+        Py_INCREF(names);
+        memo_dict = names;
         for (int k = 0; k < MEMO_SLOTS; k++) {
             memo[k].len = 0;
             Py_CLEAR(memo[k].entry);
         }
-        Py_INCREF(names);
-        Py_XSETREF(memo_dict, names);
+        Py_XDECREF(old);
         return NULL;
     }
     if (n <= 0 || n > MEMO_MAXLEN) {
@@ -101,9 +111,12 @@ memo_get(PyObject *names, const char *p, Py_ssize_t n)
 }
 
 static void
-memo_put(const char *p, Py_ssize_t n, PyObject *entry)
+memo_put(PyObject *names, const char *p, Py_ssize_t n, PyObject *entry)
 {
-    if (n <= 0 || n > MEMO_MAXLEN) {
+    /* names is not memo_dict when the lookup that found entry ran Python code (a
+       key's __eq__) that called split_head with another dict: entry must not go
+       into that dict's memo */
+    if (names != memo_dict || n <= 0 || n > MEMO_MAXLEN) {
         return;
     }
     memo_slot *slot = &memo[memo_hash(p, n)];
@@ -140,6 +153,11 @@ split_head(PyObject *self, PyObject *args)
     if (end <= 0 || end > size) {
         PyErr_SetString(PyExc_ValueError, "end out of range");
         return NULL;
+    }
+    if (end >= 2 && buf[end - 2] == '\r' && buf[end - 1] == '\n') {
+        /* data[:end] ends with a line end, so its last line is empty: an error of
+           the pure code (never the case when end is the first CRLF CRLF) */
+        Py_RETURN_NONE;
     }
 
     /* the start line: up to the first CR */
@@ -242,7 +260,7 @@ split_head(PyObject *self, PyObject *args)
                 }
                 goto refuse;  /* a name not seen (validated) before */
             }
-            memo_put(buf + line, colon - line, entry);
+            memo_put(names, buf + line, colon - line, entry);
         }
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
             PyErr_SetString(PyExc_TypeError, "names values must be (key, canonical) tuples");
