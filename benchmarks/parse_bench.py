@@ -134,32 +134,57 @@ def _floor() -> ParseFn:
     return parse
 
 
-@adapter("txsipua full", "txsipua",
-         "parse_message + headers.items() + via/cseq/from_/to(+tags)/call_id")
-def _txsipua_full() -> ParseFn:
-    from txsipua.sip.message import parse_message
+def _message_module(pure: bool) -> Any:
+    """``txsipua.sip.message``, or a private copy of it loaded with the C accelerator off.
+
+    The copy (same source, ``TXSIPUA_PURE`` set while it loads) lets the pure parser
+    and the accelerated one be timed in the same process and round.
+    """
+    import importlib.util
+
+    from txsipua.sip import message
+    if not pure:
+        return message
+    spec = importlib.util.spec_from_file_location("_txsipua_pure_message", message.__file__)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    saved = os.environ.get("TXSIPUA_PURE")
+    os.environ["TXSIPUA_PURE"] = "1"
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            del os.environ["TXSIPUA_PURE"]
+        else:
+            os.environ["TXSIPUA_PURE"] = saved
+    assert mod._split_head is None
+    return mod
+
+
+def _full(pure: bool) -> ParseFn:
+    """The whole message parsed, every header field as text, and the transaction key."""
+    parse_message = _message_module(pure).parse_message
 
     def parse(data: bytes) -> Key:
         m = parse_message(data)
-        for _name, _value in m.headers.items():  # every header as text
+        for _name, _value in m.headers.items():  # every header field as text
             pass
-        vias = m.via
+        branch = m.top_via.branch
         cs = m.cseq
-        m.from_.tag  # noqa: B018 - typed access is the work measured
-        m.to.tag  # noqa: B018
+        m.from_tag  # noqa: B018 - typed access is the work measured
+        m.to_tag  # noqa: B018
         if m.is_request:
-            kind, what = "request", m.method  # type: ignore[union-attr]
+            kind, what = "request", m.method
         else:
-            kind, what = "response", m.status  # type: ignore[union-attr]
-        return (kind, what, m.call_id, cs.seq, cs.method, vias[0].branch, len(m.body))
+            kind, what = "response", m.status
+        return (kind, what, m.call_id, cs.seq, cs.method, branch, len(m.body))
 
     return parse
 
 
-@adapter("txsipua lazy", "txsipua",
-         "parse_message + top_via.branch, cseq, call_id, from_tag, to_tag")
-def _txsipua_lazy() -> ParseFn:
-    from txsipua.sip.message import parse_message
+def _lazy(pure: bool) -> ParseFn:
+    """The message parsed and only what a transaction reads: Via, CSeq, Call-ID, tags."""
+    parse_message = _message_module(pure).parse_message
 
     def parse(data: bytes) -> Key:
         m = parse_message(data)
@@ -168,12 +193,62 @@ def _txsipua_lazy() -> ParseFn:
         m.from_tag  # noqa: B018
         m.to_tag  # noqa: B018
         if m.is_request:
-            kind, what = "request", m.method  # type: ignore[union-attr]
+            kind, what = "request", m.method
         else:
-            kind, what = "response", m.status  # type: ignore[union-attr]
+            kind, what = "response", m.status
         return (kind, what, m.call_id, cs.seq, cs.method, branch, len(m.body))
 
     return parse
+
+
+def _typed(pure: bool) -> ParseFn:
+    """Full, plus every Via and From/To as typed values (URIs parsed)."""
+    parse_message = _message_module(pure).parse_message
+
+    def parse(data: bytes) -> Key:
+        m = parse_message(data)
+        for _name, _value in m.headers.items():
+            pass
+        vias = m.via
+        cs = m.cseq
+        m.from_.tag  # noqa: B018
+        m.to.tag  # noqa: B018
+        if m.is_request:
+            kind, what = "request", m.method
+        else:
+            kind, what = "response", m.status
+        return (kind, what, m.call_id, cs.seq, cs.method, vias[0].branch, len(m.body))
+
+    return parse
+
+
+@adapter("txsipua full", "txsipua",
+         "parse_message + headers.items() + top_via, cseq, call_id, from_tag, to_tag "
+         "(C header split when built)")
+def _txsipua_full() -> ParseFn:
+    return _full(pure=False)
+
+
+@adapter("txsipua lazy", "txsipua",
+         "parse_message + top_via.branch, cseq, call_id, from_tag, to_tag (C split when built)")
+def _txsipua_lazy() -> ParseFn:
+    return _lazy(pure=False)
+
+
+@adapter("txsipua typed", "txsipua",
+         "full + every Via and From/To as NameAddr (URIs parsed); no target")
+def _txsipua_typed() -> ParseFn:
+    return _typed(pure=False)
+
+
+@adapter("txsipua full pure", "txsipua", "full with the C accelerator off (TXSIPUA_PURE)")
+def _txsipua_full_pure() -> ParseFn:
+    return _full(pure=True)
+
+
+@adapter("txsipua lazy pure", "txsipua", "lazy with the C accelerator off (TXSIPUA_PURE)")
+def _txsipua_lazy_pure() -> ParseFn:
+    return _lazy(pure=True)
 
 
 @adapter("twisted.protocols.sip", "twisted", "MessagesParser + parseViaHeader")
@@ -357,6 +432,11 @@ def targets(runs: list[dict[str, Any]], n_all: int) -> list[str]:
             # same-round floor ratios cancel machine noise: speed ratio = x_peer / x_tx
             ratio = by[peer]["x_floor"] / full["x_floor"]
             out.append(f"txsipua full = {ratio:.2f}x {peer} (target >= {want:g}x)")
+    for name in ("txsipua full pure", "txsipua lazy pure", "txsipua typed"):
+        if name in by:
+            r = by[name]
+            out.append(f"(for comparison, no target) {name} = {100 * r['of_floor']:.0f}% "
+                       f"of the floor")
     return out
 
 

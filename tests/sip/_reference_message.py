@@ -729,6 +729,9 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         if not name:
             raise ParseError("header field with an empty name")
         key = keys.get(name)
+        if key is None and not name.isascii():
+            # fixed here as in the parser: lower() maps U+212A KELVIN SIGN to "k"
+            raise ParseError(f"bad header name {name[:40]!r}")
         if key is None:
             lname = name.lower()
             key = keys.get(lname)

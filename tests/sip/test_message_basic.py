@@ -111,3 +111,11 @@ def test_fast_tags_agree_with_the_parser(value: str, tag: str | None) -> None:
     """from_tag/to_tag (no URI parsing) give what the full NameAddr parser gives."""
     m = Request("OPTIONS", "sip:b@example.com", [("From", value), ("To", value)])
     assert m.from_tag == tag == m.to.tag
+
+
+def test_non_ascii_header_name_folding_to_a_compact_form_is_refused() -> None:
+    """U+212A KELVIN SIGN lower-cases to "k" (Supported): a name must be an ASCII token."""
+    data = ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+            "To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\u212a: 100rel\r\n\r\n").encode()
+    with pytest.raises(ParseError, match="bad header name"):
+        parse_message(data)

@@ -1,4 +1,4 @@
-"""The optional C accelerator ``txsipua.sip._speedups.split_head`` against the pure path.
+"""The optional C accelerator ``txsipua.sip._speedups`` against the pure path.
 
 ``split_head`` must give exactly what :func:`txsipua.sip.message._split_general` gives
 for the header sections it accepts, and decline (``None``) the rest so the pure code
@@ -21,9 +21,9 @@ from txsipua.errors import ParseError
 from txsipua.sip import message
 
 try:
-    from txsipua.sip._speedups import split_head
+    from txsipua.sip._speedups import split_head, tag_param
 except ImportError:  # pragma: no cover - an install without a compiler
-    split_head = None  # type: ignore[assignment]
+    split_head = tag_param = None  # type: ignore[assignment]
 NAMES = message._NAMES
 pytestmark = pytest.mark.skipif(
     split_head is None, reason="the C accelerator is not built (no compiler at install time)"
@@ -215,3 +215,51 @@ def test_pure_mode_by_environment() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert out.stdout.strip() == "True"
+
+
+# ---------------------------------------------------------------- tag_param
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("<sip:a@b>;tag=abc", "abc"),
+        ('"Chloe \\"CJ\\" Jones" <sip:a@b;tag=no>;tag=x1;other', "x1"),
+        ("sip:a@b;tag=t", "t"),  # addr-spec: header parameters after the URI
+        ("<sip:a@b>", None),
+        ("<sip:a@b;tag=in-uri>", None),  # a URI parameter is not the tag
+        ("<sip:a@b>;TAG=x", NotImplemented),  # odd spelling: the full parser
+        ("<sip:a@b>;tag=", NotImplemented),  # empty
+        ("<sip:a@b>;tag=a;tag=b", NotImplemented),  # repeated
+        ('<sip:a@b>;x="y";tag=a', NotImplemented),  # a quoted parameter
+        ("<sip:a@b>;tag= a", NotImplemented),  # strip() would change it
+        ("<sip:a@b>;tag=\u00e9", NotImplemented),  # non-ASCII
+    ],
+)
+def test_tag_param_examples(value: str, want: object) -> None:
+    assert tag_param(value) == want if want is not None else tag_param(value) is None
+    if want is not NotImplemented:
+        assert message._fast_tag(value) == want
+
+
+def test_tag_param_refuses_non_str() -> None:
+    with pytest.raises(TypeError):
+        tag_param(b"<sip:a@b>;tag=1")  # type: ignore[arg-type]
+
+
+_TAG_BITS = st.sampled_from(
+    ["<", ">", "sip:a@b", ";", "tag", "TAG", "=", ";tag=", '"', "\\", " ", "\t", "x", "1",
+     "\x1c", "\x7f", "\u00e9", ",", "Tag"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_TAG_BITS, max_size=14).map("".join))
+def test_tag_param_agrees_with_the_pure_code(value: str) -> None:
+    got = tag_param(value)
+    if got is not NotImplemented:
+        try:
+            want = message._fast_tag(value)
+        except ParseError:
+            pytest.fail(f"tag_param answered {got!r} where the pure code raises")
+        assert got == want

@@ -29,14 +29,17 @@ _SplitHead = Callable[
     "tuple[str, list[tuple[str, str, str]], list[str]] | None",
 ]
 _split_head: _SplitHead | None
+_tag_param: Callable[[str], Any] | None  # str | None | NotImplemented
 try:
     # the optional C accelerator of the header split, built by setup.py when a
     # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
     if os.environ.get("TXSIPUA_PURE"):
         raise ImportError("TXSIPUA_PURE is set")
     from txsipua.sip._speedups import split_head as _split_head
+    from txsipua.sip._speedups import tag_param as _tag_param
 except ImportError:  # no compiler at install time, or asked for the pure code
     _split_head = None
+    _tag_param = None
 
 SIP_VERSION = "SIP/2.0"
 
@@ -519,18 +522,34 @@ class Message(abc.ABC):
 
         Raises ParseError when From is missing.
         """
-        v = self.headers._cache.get("from")
+        h = self.headers
+        v = h._cache.get("from")
         if v is not None:
             return v.tag
-        return _fast_tag(self._required("from"))
+        text = h._first("from")
+        if text is None:
+            raise ParseError("missing From header")
+        if _tag_param is not None:
+            tag = _tag_param(text)
+            if tag is not NotImplemented:
+                return tag
+        return _fast_tag(text)
 
     @property
     def to_tag(self) -> str | None:
         """The To tag without parsing the URI. Raises ParseError when To is missing."""
-        v = self.headers._cache.get("to")
+        h = self.headers
+        v = h._cache.get("to")
         if v is not None:
             return v.tag
-        return _fast_tag(self._required("to"))
+        text = h._first("to")
+        if text is None:
+            raise ParseError("missing To header")
+        if _tag_param is not None:
+            tag = _tag_param(text)
+            if tag is not NotImplemented:
+                return tag
+        return _fast_tag(text)
 
     @property
     def contact(self) -> list[NameAddr]:
@@ -1010,6 +1029,10 @@ def _new_field_name(
     key = _KEY.get(stripped)
     if key is not None:
         entry = (key, _CANONICAL[stripped])
+    elif not stripped.isascii():
+        # a token is ASCII (RFC 3261 §25.1); checked before lower(), which maps
+        # U+212A KELVIN SIGN to "k" (the compact form of Supported)
+        raise ParseError(f"bad header name {stripped[:40]!r}")
     else:
         lname = stripped.lower()
         key = _KEY.get(lname)
