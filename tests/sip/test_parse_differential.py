@@ -46,20 +46,34 @@ def _outcome(parse: Any, data: bytes, stream: bool) -> Any:
             typed, m.to_bytes())
 
 
-def _pure_parse(data: bytes, stream: bool) -> Any:
-    """parse_message with the C accelerator switched off (the pure reference path)."""
-    saved = message._split_head
-    message._split_head = None
-    try:
-        return parse_message(data, stream=stream)
-    finally:
-        message._split_head = saved
+_ACCEL = ("_parse_head", "_split_head", "_tag_param")
+
+
+def _parse_without(*off: str) -> Any:
+    """parse_message with the named C accelerator entry points switched off."""
+
+    def parse(data: bytes, stream: bool) -> Any:
+        saved = {name: getattr(message, name) for name in off}
+        for name in off:
+            setattr(message, name, None)
+        try:
+            return parse_message(data, stream=stream)
+        finally:
+            for name, fn in saved.items():
+                setattr(message, name, fn)
+
+    return parse
+
+
+_pure_parse = _parse_without(*_ACCEL)  # the pure reference path
+_split_only_parse = _parse_without("_parse_head")  # C split, checks in Python
 
 
 def _agree(data: bytes) -> None:
     for stream in (False, True):
         want = _outcome(ref.parse_message, data, stream)
         assert _outcome(parse_message, data, stream) == want  # accelerated when built
+        assert _outcome(_split_only_parse, data, stream) == want
         assert _outcome(_pure_parse, data, stream) == want
 
 

@@ -21,9 +21,9 @@ from txsipua.errors import ParseError
 from txsipua.sip import message
 
 try:
-    from txsipua.sip._speedups import split_head, tag_param
+    from txsipua.sip._speedups import parse_head, split_head, tag_param
 except ImportError:  # pragma: no cover - an install without a compiler
-    split_head = tag_param = None  # type: ignore[assignment]
+    parse_head = split_head = tag_param = None  # type: ignore[assignment]
 NAMES = message._NAMES
 pytestmark = pytest.mark.skipif(
     split_head is None, reason="the C accelerator is not built (no compiler at install time)"
@@ -263,3 +263,106 @@ def test_tag_param_agrees_with_the_pure_code(value: str) -> None:
         except ParseError:
             pytest.fail(f"tag_param answered {got!r} where the pure code raises")
         assert got == want
+
+
+# --------------------------------------------------------------- parse_head
+
+
+def _head(data: bytes) -> Any:
+    return parse_head(data, data.find(b"\r\n\r\n"), NAMES)
+
+
+def test_parse_head_common_request_and_response() -> None:
+    got = _head(BASE + b"body")
+    assert got[2:] == (True, "INVITE", "sip:bob@198.51.100.7", 1, "INVITE", 0)
+    resp = BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 180  Ringing \t")
+    assert _head(resp)[2:] == (False, 180, "Ringing", 1, "INVITE", 0)
+    bare = BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 200")
+    assert _head(bare)[2:4] == (False, 200)
+    assert _head(bare)[4] == ""
+    no_cl = BASE.replace(b"Content-Length: 0\r\n", b"")
+    assert _head(no_cl)[-1] == -1
+    body = BASE.replace(b"Content-Length: 0", b"Content-Length: 4") + b"abcdEXTRA"
+    assert _head(body)[-1] == 4
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BASE.replace(b"Call-ID: c1\r\n", b""),  # missing Call-ID
+        BASE.replace(b"Call-ID: c1", b"Call-ID: c1\r\ni: c2"),  # two Call-IDs
+        BASE.replace(b"From: <sip:alice@192.0.2.1>;tag=a\r\n", b""),
+        BASE.replace(b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n", b""),
+        BASE.replace(b"Content-Length: 0", b"Content-Length: 0\r\nl: 0"),  # two CLs
+        BASE.replace(b"Content-Length: 0", b"Content-Length: 5"),  # short body
+        BASE.replace(b"Content-Length: 0", b"Content-Length: 0000000000"),  # 10 digits
+        BASE.replace(b"Content-Length: 0", b"Content-Length: x"),
+        BASE.replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE"),  # method mismatch: 400
+        BASE.replace(b"CSeq: 1 INVITE", b"CSeq: 4294967296 INVITE"),  # out of range
+        BASE.replace(b"CSeq: 1 INVITE", b"CSeq: 1  INVITE"),
+        BASE.replace(b"CSeq: 1 INVITE", b"CSeq: 1 invite"),  # not a known method spelling
+        BASE.replace(b"CSeq: 1 INVITE", b"CSeq: INVITE"),
+        BASE.replace(b"INVITE sip:", b"INVITE  sip:"),  # two SPs
+        BASE.replace(b" SIP/2.0\r\n", b" SIP/2.1\r\n", 1),  # 505 from the pure code
+        BASE.replace(b"sip:bob@198.51.100.7 ", b"bob ", 1),  # no colon in the URI
+        BASE.replace(b"sip:bob@198.51.100.7", "sip:b\u00f6b@h".encode(), 1),  # UTF-8 URI
+        BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 099 Low"),
+        BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 700 High"),
+        BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 20 Short"),
+        BASE.replace(b"INVITE sip:bob@198.51.100.7 SIP/2.0", b"SIP/2.0 200OK"),
+    ],
+)
+def test_parse_head_declines_what_the_pure_code_must_decide(data: bytes) -> None:
+    assert _head(data) is None
+    # and the pure code (with every accelerator entry point off) decides it, same as
+    # parse_message with the accelerator: both parse, or both raise the same error
+    saved = (message._parse_head, message._split_head, message._tag_param)
+    try:
+        message._parse_head = message._split_head = message._tag_param = None
+        try:
+            pure: Any = message.parse_message(data)
+        except ParseError as e:
+            pure = (e.status, e.detail)
+    finally:
+        message._parse_head, message._split_head, message._tag_param = saved
+    try:
+        fast: Any = message.parse_message(data)
+    except ParseError as e:
+        fast = (e.status, e.detail)
+    if isinstance(pure, tuple):
+        assert fast == pure
+    else:
+        assert fast.headers._fields == pure.headers._fields and fast.body == pure.body
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(
+    [b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n", b"v: x\r\n", b"From: <sip:a@b>;tag=1\r\n",
+     b"f: a\r\n", b"To: <sip:b@c>\r\n", b"Call-ID: c\r\n", b"i: d\r\n", b"CSeq: 1 INVITE\r\n",
+     b"CSeq: 2 BYE\r\n", b"Content-Length: 3\r\n", b"l: 0\r\n", b"Content-Length: 99\r\n",
+     b"Route: <sip:p;lr>\r\n", b"Route: <sip:q;lr>\r\n"]), max_size=12),
+    st.sampled_from([b"INVITE sip:a@b SIP/2.0", b"SIP/2.0 200 OK", b"BYE sip:a@b SIP/2.0",
+                     b"SIP/2.0 487 Request Terminated"]),
+    st.binary(max_size=5))
+def test_parse_head_agrees_with_the_pure_checks(lines: list[bytes], start: bytes,
+                                                body: bytes) -> None:
+    data = start + b"\r\n" + b"".join(lines) + b"\r\n" + body
+    got = _head(data)
+    if got is None:
+        return
+    saved = (message._parse_head, message._split_head, message._tag_param)
+    try:
+        message._parse_head = message._split_head = message._tag_param = None
+        try:
+            m = message.parse_message(data)
+        except ParseError as e:
+            pytest.fail(f"parse_head accepted what the pure code refuses: {e}")
+    finally:
+        message._parse_head, message._split_head, message._tag_param = saved
+    fields, keys, is_request, first, second, seq, method, length = got
+    assert fields == m.headers._fields and keys == list(m.headers._index())
+    assert is_request == m.is_request
+    assert (first, second) == ((m.method, m.uri_text) if m.is_request else (m.status, m.reason))
+    assert (seq, method) == (m.cseq.seq, m.cseq.method)
+    assert (data[data.find(b"\r\n\r\n") + 4:] if length < 0 else
+            data[data.find(b"\r\n\r\n") + 4:][:length]) == m.body

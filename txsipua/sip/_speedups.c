@@ -139,6 +139,8 @@ refused(void)
     Py_RETURN_NONE;
 }
 
+static PyObject *do_split(PyObject *data, Py_ssize_t end, PyObject *names);
+
 static PyObject *
 split_head(PyObject *self, PyObject *args)
 {
@@ -148,6 +150,13 @@ split_head(PyObject *self, PyObject *args)
                           &PyDict_Type, &names)) {
         return NULL;
     }
+    return do_split(data, end, names);
+}
+
+/* split_head's work: (start, fields, keys), None, or NULL with an exception */
+static PyObject *
+do_split(PyObject *data, Py_ssize_t end, PyObject *names)
+{
     const char *buf = PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     if (end <= 0 || end > size) {
@@ -314,6 +323,209 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------ parse_head */
+
+/* the request methods CSeq's fast path knows (message._METHODS) */
+static const char *const known_methods[] = {
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+    "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", NULL,
+};
+
+static int
+is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+           || (c != 0 && strchr("-.!%*_+`'~", c) != NULL);
+}
+
+static int
+ascii_eq(PyObject *str, const char *lit)
+{
+    size_t m = strlen(lit);
+    return PyUnicode_IS_ASCII(str) && (size_t)PyUnicode_GET_LENGTH(str) == m
+           && memcmp(PyUnicode_DATA(str), lit, m) == 0;
+}
+
+/* value of a run of 1..max ASCII digits s[0:n], or -1 */
+static long long
+digits(const char *s, Py_ssize_t n, Py_ssize_t max)
+{
+    if (n < 1 || n > max) {
+        return -1;
+    }
+    long long v = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (s[k] < '0' || s[k] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[k] - '0');
+    }
+    return v;
+}
+
+static PyObject *
+parse_head(PyObject *self, PyObject *args)
+{
+    PyObject *data, *names;
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "O!nO!:parse_head", &PyBytes_Type, &data, &end,
+                          &PyDict_Type, &names)) {
+        return NULL;
+    }
+    PyObject *split = do_split(data, end, names);
+    if (split == NULL || split == Py_None) {
+        return split;
+    }
+    PyObject *start = PyTuple_GET_ITEM(split, 0);
+    PyObject *fields = PyTuple_GET_ITEM(split, 1);
+    PyObject *keys = PyTuple_GET_ITEM(split, 2);
+    PyObject *a = NULL, *b = NULL, *result = NULL;
+
+    /* mandatory fields: Via at least once; From, To, Call-ID, CSeq exactly once;
+       Content-Length at most once (anything else: the pure code's checks) */
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    int vias = 0, froms = 0, tos = 0, cids = 0, cseqs = 0, cls = 0;
+    PyObject *cseq_text = NULL, *cl_text = NULL;  /* borrowed */
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        if (!PyUnicode_IS_ASCII(key)) {
+            continue;
+        }
+        const char *kd = (const char *)PyUnicode_DATA(key);
+        switch (kd[0]) {
+        case 'v':
+            vias += ascii_eq(key, "via");
+            break;
+        case 'f':
+            froms += ascii_eq(key, "from");
+            break;
+        case 't':
+            tos += ascii_eq(key, "to");
+            break;
+        case 'c':
+            if (ascii_eq(key, "call-id")) {
+                cids++;
+            }
+            else if (ascii_eq(key, "cseq")) {
+                cseqs++;
+                cseq_text = PyTuple_GET_ITEM(PyList_GET_ITEM(fields, k), 2);
+            }
+            else if (ascii_eq(key, "content-length")) {
+                cls++;
+                cl_text = PyTuple_GET_ITEM(PyList_GET_ITEM(fields, k), 2);
+            }
+            break;
+        }
+    }
+    if (vias < 1 || froms != 1 || tos != 1 || cids != 1 || cseqs != 1 || cls > 1
+        || !PyUnicode_IS_ASCII(cseq_text)) {
+        goto refuse;
+    }
+
+    /* CSeq: 1..10 digits < 2**32, one SP, a known method */
+    const char *cs = (const char *)PyUnicode_DATA(cseq_text);
+    Py_ssize_t csn = PyUnicode_GET_LENGTH(cseq_text);
+    const char *sp = memchr(cs, ' ', (size_t)csn);
+    if (sp == NULL) {
+        goto refuse;
+    }
+    long long seq = digits(cs, sp - cs, 10);
+    if (seq < 0 || seq >= 4294967296LL) {
+        goto refuse;
+    }
+    const char *cm = sp + 1;
+    Py_ssize_t cmn = csn - (cm - cs);
+    int known = 0;
+    for (int k = 0; known_methods[k] != NULL; k++) {
+        if ((size_t)cmn == strlen(known_methods[k])
+            && memcmp(cm, known_methods[k], (size_t)cmn) == 0) {
+            known = 1;
+            break;
+        }
+    }
+    if (!known) {
+        goto refuse;
+    }
+
+    /* Content-Length: 1..9 digits, and that many body bytes received */
+    long long length = -1;
+    if (cl_text != NULL) {
+        if (!PyUnicode_IS_ASCII(cl_text)) {
+            goto refuse;
+        }
+        length = digits((const char *)PyUnicode_DATA(cl_text), PyUnicode_GET_LENGTH(cl_text), 9);
+        if (length < 0 || length > PyBytes_GET_SIZE(data) - (end + 4)) {
+            goto refuse;
+        }
+    }
+
+    /* the start line: "SIP/2.0 DDD[ reason]" or "token SP uri-with-colon SP SIP/2.0" */
+    if (!PyUnicode_IS_ASCII(start)) {
+        goto refuse;  /* a UTF-8 Request-URI or reason: the pure code */
+    }
+    const char *st = (const char *)PyUnicode_DATA(start);
+    Py_ssize_t stn = PyUnicode_GET_LENGTH(start);
+    int request;
+    if (stn >= 11 && memcmp(st, "SIP/2.0 ", 8) == 0) {
+        long long status = digits(st + 8, 3, 3);
+        if (status < 100 || status > 699 || (stn > 11 && st[11] != ' ')) {
+            goto refuse;
+        }
+        Py_ssize_t rs = stn > 11 ? 12 : 11, re = stn;
+        strip(st, &rs, &re);
+        a = PyLong_FromLongLong(status);
+        b = PyUnicode_Substring(start, rs, re);
+        request = 0;
+    }
+    else {
+        Py_ssize_t m = 0;
+        while (m < stn && is_token_char((unsigned char)st[m])) {
+            m++;
+        }
+        if (m == 0 || m >= stn || st[m] != ' ') {
+            goto refuse;
+        }
+        Py_ssize_t u = m + 1, ue = u;
+        int colon = 0;
+        while (ue < stn && st[ue] != ' ' && st[ue] != '\t') {
+            colon |= st[ue] == ':';
+            ue++;
+        }
+        if (!colon || stn - ue != 8 || memcmp(st + ue, " SIP/2.0", 8) != 0) {
+            goto refuse;
+        }
+        if (m != cmn || memcmp(st, cm, (size_t)m) != 0) {
+            goto refuse;  /* CSeq method differs from the request's: the pure code errs */
+        }
+        a = PyUnicode_Substring(start, 0, m);
+        b = PyUnicode_Substring(start, u, ue);
+        request = 1;
+    }
+    if (a == NULL || b == NULL) {
+        goto error;
+    }
+    PyObject *method = PyUnicode_Substring(cseq_text, cm - cs, csn);
+    if (method == NULL) {
+        goto error;
+    }
+    result = Py_BuildValue("(OOOOOLNn)", fields, keys, request ? Py_True : Py_False, a, b,
+                           seq, method, (Py_ssize_t)length);
+    Py_DECREF(split);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return result;
+
+refuse:
+    Py_DECREF(split);
+    Py_RETURN_NONE;
+
+error:
+    Py_DECREF(split);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return NULL;
+}
+
 /* index of the first `pat` (length m) in s[from:n], or -1 */
 static Py_ssize_t
 find(const char *s, Py_ssize_t n, Py_ssize_t from, const char *pat, Py_ssize_t m)
@@ -371,6 +583,14 @@ tag_param(PyObject *self, PyObject *value)
 }
 
 static PyMethodDef methods[] = {
+    {"parse_head", parse_head, METH_VARARGS,
+     "parse_head(data: bytes, end: int, names: dict) -> tuple | None\n\n"
+     "split_head plus the checks parse_message makes of a common message:\n"
+     "(fields, keys, is_request, method or status, Request-URI or reason,\n"
+     "CSeq number, CSeq method, Content-Length or -1), or None when any of\n"
+     "them needs the pure code (a missing or repeated mandatory field, an\n"
+     "unusual start line, CSeq or Content-Length, a short body, non-ASCII\n"
+     "start line). Raises as split_head."},
     {"tag_param", tag_param, METH_O,
      "tag_param(value: str) -> str | None | NotImplemented\n\n"
      "The tag parameter of a From/To value (RFC 3261 §19.3) as\n"

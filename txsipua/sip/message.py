@@ -29,15 +29,18 @@ _SplitHead = Callable[
     "tuple[str, list[tuple[str, str, str]], list[str]] | None",
 ]
 _split_head: _SplitHead | None
+_parse_head: Callable[[bytes, int, dict[str, tuple[str, str]]], Any] | None
 _tag_param: Callable[[str], Any] | None  # str | None | NotImplemented
 try:
     # the optional C accelerator of the header split, built by setup.py when a
     # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
     if os.environ.get("TXSIPUA_PURE"):
         raise ImportError("TXSIPUA_PURE is set")
+    from txsipua.sip._speedups import parse_head as _parse_head
     from txsipua.sip._speedups import split_head as _split_head
     from txsipua.sip._speedups import tag_param as _tag_param
 except ImportError:  # no compiler at install time, or asked for the pure code
+    _parse_head = None
     _split_head = None
     _tag_param = None
 
@@ -770,6 +773,34 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     if data.startswith(_CR_OR_LF):
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
+    if end > 0 and _parse_head is not None:
+        common = _parse_head(data, end, _NAMES)
+        if common is not None:
+            # the C accelerator checked what the code below checks, for a common
+            # message: build it from the parts
+            fields, keys, is_request, first, second, seq, cseq_method, length = common
+            headers = _NEW(Headers)
+            headers._f = fields
+            headers._keys = keys
+            headers._cache = {"cseq": _new_cseq(seq, cseq_method)}
+            msg: Request | Response
+            if is_request:
+                msg = _NEW(Request)
+                msg.method = first
+                msg._uri_text = second
+                msg._uri = None
+            else:
+                msg = _NEW(Response)
+                msg.status = first
+                msg.reason = second
+            msg.headers = headers
+            if length >= 0:
+                msg.body = data[end + 4 : end + 4 + length]
+            elif stream:
+                raise ParseError("missing Content-Length on a stream transport")
+            else:
+                msg.body = data[end + 4 :]
+            return msg
     split = _split_head(data, end, _NAMES) if end > 0 and _split_head is not None else None
     if split is not None:
         # the C accelerator split a plain header section (printable ASCII, CRLF
@@ -784,7 +815,6 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     headers._cache = cache = {}
 
     # start line (RFC 3261 §7.1, §7.2, §25.1)
-    msg: Request | Response
     m = _START_LINE(start)
     if m is not None:
         # the common shapes: "SIP/2.0 200 OK" or "INVITE sip:... SIP/2.0"
