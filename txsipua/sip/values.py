@@ -6,8 +6,9 @@ Each type is an immutable ``attrs`` value with ``parse(text)`` raising only
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -26,6 +27,18 @@ _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _HOST_CHARS = frozenset("0123456789abcdefABCDEF:.[]")
+
+_via_parts: Callable[[str], Any] | None  # tuple[str, str, int | None, dict] | NotImplemented
+try:
+    # the optional C accelerator (txsipua/sip/_speedups_via.h), built by setup.py when a
+    # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
+    if os.environ.get("TXSIPUA_PURE"):
+        raise ImportError("TXSIPUA_PURE is set")
+    from txsipua.sip import _speedups
+
+    _via_parts = _speedups.via_parts  # type: ignore[attr-defined,unused-ignore]
+except (ImportError, AttributeError):  # no compiler at install time, an older build, or
+    _via_parts = None  # asked for the pure code
 
 
 def _freeze(d: Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -124,6 +137,18 @@ class Via:
         Raises:
             ParseError: missing protocol, transport or sent-by.
         """
+        if _via_parts is not None:
+            # the C fast path: (transport, host, port, params) for exactly the text
+            # _VIA_FAST accepts (port <= 65535), else NotImplemented
+            parts = _via_parts(text)
+            if parts is not NotImplemented:
+                v = _VIA_NEW(Via)
+                _via_transport(v, parts[0])
+                _via_host(v, parts[1])
+                _via_port(v, parts[2])
+                _via_params(v, parts[3])
+                _via_protocol(v, "SIP/2.0")
+                return v
         m = _VIA_FAST(text)
         if m is None:
             return cls._parse_general(text)
