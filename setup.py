@@ -12,6 +12,7 @@ setup(
         Extension(
             "txsipua.sip._speedups",
             ["txsipua/sip/_speedups.c"],
+            depends=["txsipua/sip/_speedups_via.h"],  # included by _speedups.c
             optional=True,  # a failed build warns and installs the pure code only
         )
     ]
