@@ -366,3 +366,23 @@ def test_parse_head_agrees_with_the_pure_checks(lines: list[bytes], start: bytes
     assert (seq, method) == (m.cseq.seq, m.cseq.method)
     assert (data[data.find(b"\r\n\r\n") + 4:] if length < 0 else
             data[data.find(b"\r\n\r\n") + 4:][:length]) == m.body
+
+
+@pytest.mark.parametrize("key", [None, 1, 2.5, b"via", ("via",), bytearray(b"via")])
+def test_a_names_entry_whose_key_is_not_a_str_raises(key: object) -> None:
+    """A ``names`` entry whose lookup key is not a str is a TypeError, for split_head and
+    parse_head alike (parse_head used to read any key object as a str: a read past the
+    object and a garbage count of the mandatory fields)."""
+    data = (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\n"
+            b"To: <sip:b@c>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n")
+    end = data.find(b"\r\n\r\n")
+    names: dict[str, Any] = {**NAMES, "Via": (key, "Via")}
+    for fn in (split_head, parse_head):
+        with pytest.raises(TypeError):
+            fn(data, end, names)
+    # a str subclass is a str: accepted like the str itself
+    class Key(str):
+        pass
+
+    got = parse_head(data, end, {**NAMES, "Via": (Key("via"), "Via")})
+    assert got is not None and got[0][0] == ("via", "Via", "SIP/2.0/UDP h")

@@ -10,7 +10,8 @@
  * Input:  data  bytes of one message;
  *         end   offset of the CRLF CRLF ending the header section (0 < end <= len(data) - 4);
  *         names dict: header name as written before the colon (trailing SP/HT included)
- *               -> (lookup key, canonical name), holding validated names only.
+ *               -> (lookup key, canonical name), holding validated names only; a
+ *               value that is not a tuple of two with a str key is a TypeError.
  * Output: (start line, fields, keys) where fields is a list of
  *         (lookup key, canonical name, value stripped of SP/HT) and keys the list of
  *         lookup keys, or None when the fast path does not apply:
@@ -271,8 +272,11 @@ do_split(PyObject *data, Py_ssize_t end, PyObject *names)
             }
             memo_put(names, buf + line, colon - line, entry);
         }
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
-            PyErr_SetString(PyExc_TypeError, "names values must be (key, canonical) tuples");
+        /* a str key: parse_head reads the keys as str (PyUnicode_IS_ASCII/DATA) */
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+            || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "names values must be (str key, canonical) tuples");
             goto error;
         }
         Py_ssize_t vs = colon + 1, ve = eol;
@@ -606,7 +610,8 @@ static PyMethodDef methods[] = {
      "The header section data[:end] split into the start line and\n"
      "(lookup key, canonical name, value) fields, or None when the fast path\n"
      "does not apply (the pure parser then decides). Raises ValueError when\n"
-     "end is out of range."},
+     "end is out of range, TypeError when a names value used is not a\n"
+     "(str key, canonical name) tuple."},
     {"via_parts", via_parts, METH_O,
      "via_parts(text: str) -> (transport, host, port, params) | NotImplemented\n\n"
      "The C fast path of txsipua.sip.values.Via.parse (RFC 3261 20.42): the\n"
