@@ -386,3 +386,86 @@ def test_a_names_entry_whose_key_is_not_a_str_raises(key: object) -> None:
 
     got = parse_head(data, end, {**NAMES, "Via": (Key("via"), "Via")})
     assert got is not None and got[0][0] == ("via", "Via", "SIP/2.0/UDP h")
+
+
+def _memo_slot(name: bytes) -> int:
+    """The memo slot of a header name in _speedups.c (FNV-1a, 256 slots)."""
+    h = 2166136261
+    for c in name:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h & 255
+
+
+def test_memo_switch_released_entry_finalizer_sees_no_stale_slot() -> None:
+    """Switching the memo to another dict empties every slot before releasing any entry:
+    a finalizer run by a release that calls split_head with the new dict finds no slot
+    of the old dict (it used to get the old dict's entry for a name the new dict has)."""
+    first, later = sorted([b"Xa", b"Via"], key=_memo_slot)
+    assert _memo_slot(first) < _memo_slot(later)  # released first, looked up later
+    data = b"A sip:b SIP/2.0\r\n" + later + b": 1\r\n\r\n"
+    end = data.find(b"\r\n\r\n")
+    new = {later.decode(): ("new", "New")}
+    seen: list[Any] = []
+
+    class Canonical(str):
+        def __del__(self) -> None:
+            seen.append(split_head(data, end, new))
+
+    old: dict[str, tuple[str, str]] = {
+        first.decode(): ("first", Canonical("First")),
+        later.decode(): ("old", "Old"),
+    }
+    both = b"A sip:b SIP/2.0\r\n" + first + b": 0\r\n" + later + b": 1\r\n\r\n"
+    assert split_head(both, both.find(b"\r\n\r\n"), old) is not None  # memo of `old`
+    del old[first.decode()]  # the entry is now held by the memo only
+    got = split_head(data, end, new)  # switch: releasing it runs Canonical.__del__
+    assert seen == [("A sip:b SIP/2.0", [("new", "New", "1")], ["new"])]
+    assert got == seen[0]
+
+
+def test_entry_deleted_by_a_finalizer_mid_split_is_kept_alive() -> None:
+    """A collection started by an allocation inside split_head/parse_head may run a
+    finalizer that clears the names dict and switches the memo: the entry in use stays
+    alive (it was borrowed, then read after its release: a use after free under ASan)."""
+    import gc
+
+    data = b"A sip:b SIP/2.0\r\nVia: x\r\nVia: y\r\n\r\n"
+    other = b"A sip:b SIP/2.0\r\nX: 1\r\n\r\n"
+    state: dict[str, Any] = {}
+
+    class Bomb:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: freed by the collector only
+
+        def __del__(self) -> None:
+            state["n"] += 1
+            if state["n"] == state["at"] and state["names"] is not None:
+                state["names"].clear()
+                split_head(other, other.find(b"\r\n\r\n"), {"X": ("x", "X")})
+            elif state["n"] < state["at"]:
+                Bomb()
+                state["junk"].extend([] for _ in range(state["extra"]))
+
+    saved = gc.get_threshold()
+    try:
+        for at in range(1, 10):
+            for extra in (0, 1, 2):
+                key, canonical = "".join(["v", "ia", "!"])[:3], "".join(["V", "ia", "!"])[:3]
+                names = {"Via": (key, canonical)}
+                del key, canonical
+                state.update(n=0, at=at, extra=extra, names=names, junk=[])
+                gc.collect()
+                Bomb()
+                gc.set_threshold(1, 1000, 1000)
+                try:
+                    for fn in (split_head, parse_head):
+                        got = fn(data, data.find(b"\r\n\r\n"), names)
+                        if got is not None and fn is split_head:
+                            assert got[1] == [("via", "Via", "x"), ("via", "Via", "y")]
+                finally:
+                    gc.set_threshold(*saved)
+                state["names"] = None
+                del names
+                gc.collect()
+    finally:
+        gc.set_threshold(*saved)

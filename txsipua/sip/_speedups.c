@@ -94,9 +94,17 @@ memo_get(PyObject *names, const char *p, Py_ssize_t n)
         PyObject *old = memo_dict;
         Py_INCREF(names);
         memo_dict = names;
+        /* every slot emptied before any entry is released: a release can run a
+           finalizer calling split_head with this dict, which must find no slot
+           of the old one */
+        PyObject *entries[MEMO_SLOTS];
         for (int k = 0; k < MEMO_SLOTS; k++) {
             memo[k].len = 0;
-            Py_CLEAR(memo[k].entry);
+            entries[k] = memo[k].entry;
+            memo[k].entry = NULL;
+        }
+        for (int k = 0; k < MEMO_SLOTS; k++) {
+            Py_XDECREF(entries[k]);
         }
         Py_XDECREF(old);
         return NULL;
@@ -256,8 +264,13 @@ do_split(PyObject *data, Py_ssize_t end, PyObject *names)
         if (colon < 0) {
             goto refuse;  /* an empty line, a line without colon */
         }
+        /* entry is held (strong) while in use: an allocation below can start a
+           collection whose finalizers delete it from names and switch the memo */
         PyObject *entry = memo_get(names, buf + line, colon - line);  /* borrowed */
-        if (entry == NULL) {
+        if (entry != NULL) {
+            Py_INCREF(entry);
+        }
+        else {
             PyObject *name = text(buf + line, colon - line, high);
             if (name == NULL) {
                 goto refuse_clear;
@@ -270,6 +283,7 @@ do_split(PyObject *data, Py_ssize_t end, PyObject *names)
                 }
                 goto refuse;  /* a name not seen (validated) before */
             }
+            Py_INCREF(entry);  /* before memo_put, whose release of a slot can run code */
             memo_put(names, buf + line, colon - line, entry);
         }
         /* a str key: parse_head reads the keys as str (PyUnicode_IS_ASCII/DATA) */
@@ -277,18 +291,21 @@ do_split(PyObject *data, Py_ssize_t end, PyObject *names)
             || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0))) {
             PyErr_SetString(PyExc_TypeError,
                             "names values must be (str key, canonical) tuples");
+            Py_DECREF(entry);
             goto error;
         }
         Py_ssize_t vs = colon + 1, ve = eol;
         strip(buf, &vs, &ve);
         PyObject *value = text(buf + vs, ve - vs, high);
         if (value == NULL) {
+            Py_DECREF(entry);
             goto refuse_clear;
         }
         PyObject *key = PyTuple_GET_ITEM(entry, 0);
         PyObject *field = PyTuple_Pack(3, key, PyTuple_GET_ITEM(entry, 1), value);
         Py_DECREF(value);
         if (field == NULL) {
+            Py_DECREF(entry);
             goto error;
         }
         /* three str: never part of a cycle, so kept out of the collector's lists
@@ -298,7 +315,11 @@ do_split(PyObject *data, Py_ssize_t end, PyObject *names)
         }
         int r = PyList_Append(fields, field);
         Py_DECREF(field);
-        if (r < 0 || PyList_Append(keys, key) < 0) {
+        if (r == 0) {
+            r = PyList_Append(keys, key);
+        }
+        Py_DECREF(entry);
+        if (r < 0) {
             goto error;
         }
     }
