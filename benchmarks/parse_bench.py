@@ -48,6 +48,7 @@ import argparse
 import cProfile
 import gc
 import importlib.metadata as md
+import importlib.util
 import io
 import json
 import os
@@ -61,7 +62,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:  # run as a script from a checkout: import this tree's txsipua
+if importlib.util.find_spec("txsipua") is None and ROOT not in sys.path:
+    # not installed: run from this checkout (the accelerator is there only if built
+    # in place: pip install -e . or python3 setup.py build_ext --inplace)
     sys.path.insert(0, ROOT)
 
 FIELDS = ("kind", "what", "call_id", "cseq_num", "cseq_method", "branch", "body_len")
@@ -144,29 +147,39 @@ def _floor() -> ParseFn:
 
 
 def _message_module(pure: bool) -> Any:
-    """``txsipua.sip.message``, or a private copy of it loaded with the C accelerator off.
+    """``txsipua.sip.message``, or private copies of it and of ``txsipua.sip.values``
+    loaded with the C accelerator off.
 
-    The copy (same source, ``TXSIPUA_PURE`` set while it loads) lets the pure parser
-    and the accelerated one be timed in the same process and round.
+    The copies (same sources, ``TXSIPUA_PURE`` set while they load; the message copy
+    imports the values copy) let the pure parser and the accelerated one be timed in
+    the same process and round.
     """
-    import importlib.util
-
-    from txsipua.sip import message
+    from txsipua.sip import message, values
     if not pure:
         return message
-    spec = importlib.util.spec_from_file_location("_txsipua_pure_message", message.__file__)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    saved = os.environ.get("TXSIPUA_PURE")
+
+    def load(name: str, path: str) -> Any:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    saved_env = os.environ.get("TXSIPUA_PURE")
+    saved_values = sys.modules["txsipua.sip.values"]
     os.environ["TXSIPUA_PURE"] = "1"
     try:
-        spec.loader.exec_module(mod)
+        pure_values = load("_txsipua_pure_values", values.__file__)
+        sys.modules["txsipua.sip.values"] = pure_values  # what the message copy imports
+        mod = load("_txsipua_pure_message", message.__file__)
     finally:
-        if saved is None:
+        sys.modules["txsipua.sip.values"] = saved_values
+        if saved_env is None:
             del os.environ["TXSIPUA_PURE"]
         else:
-            os.environ["TXSIPUA_PURE"] = saved
-    assert mod._split_head is None
+            os.environ["TXSIPUA_PURE"] = saved_env
+    assert mod._split_head is None and mod._parse_head is None and mod._tag_param is None
+    assert pure_values._via_parts is None and mod.Via is pure_values.Via
     return mod
 
 
@@ -414,6 +427,22 @@ def measure(loaded: list[dict[str, Any]], floor: ParseFn, subset: str, rounds: i
     return runs
 
 
+def accelerator_line() -> str:
+    """Which txsipua is measured, and whether its C accelerator is in use."""
+    import txsipua
+    from txsipua.sip import message, values
+    where = os.path.dirname(os.path.dirname(os.path.abspath(txsipua.__file__)))
+    if message._parse_head is not None and values._via_parts is not None:
+        state = "built and in use (the 'pure' rows switch it off)"
+    elif os.environ.get("TXSIPUA_PURE", "0") not in ("", "0"):
+        state = "switched off by TXSIPUA_PURE: every txsipua row is pure Python"
+    else:
+        state = ("NOT built in this txsipua: every txsipua row is pure Python "
+                 "(pip install . with a C compiler, or pip install -e . / "
+                 "python3 setup.py build_ext --inplace in a checkout)")
+    return f"txsipua from {where}; C accelerator: {state}"
+
+
 def print_table(title: str, runs: list[dict[str, Any]], n_all: int) -> None:
     """Print one result table."""
     print(f"\n{title}")
@@ -513,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\ncorpus: {n_all} messages, {sum(len(m[1]) for m in msgs)} bytes; "
           f"{a.rounds} interleaved rounds; python {sys.version.split()[0]}")
+    print(accelerator_line())
     print_table("A. each parser on the messages it parses correctly (ok = parsed right/total)",
                 own, n_all)
     print_table(f"B. common subset: the {len(common)} messages every loaded parser gets right",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from txsipua.errors import ParseError
 from txsipua.sip import NameAddr, Request, parse_message
@@ -38,6 +39,10 @@ def _with_from(value: str) -> Request:
         '"Al" <sip:a@example.com>;TAG = 7',
         "sip:a@example.com;tag=1",  # addr-spec: the parameters are the header's
         "<sip:a@example.com> ; tag=9",
+        "<sip:alice@example.com>;tag=ab>cd",  # a '>' in the tag (review finding)
+        "<sip:a@example.com>;tag=1;TAG=2",  # the last of two spellings wins
+        "<sip:a@example.com>;tag=1,<sip:c@example.com>",  # a comma and a second '>'
+        "<sip:a@example.com>;tagx=1;tag=2",
     ],
 )
 def test_fast_tag_matches_full_parse(value: str) -> None:
@@ -62,3 +67,27 @@ def test_fast_tag_missing_header() -> None:
     msg.headers.remove("From")
     with pytest.raises(ParseError):
         msg.from_tag  # noqa: B018
+
+
+_BITS = ["<", ">", "sip:a@b", ";", "tag", "TAG", "Tag", "=", ";tag=", '"', " ", "x", "1", ",",
+         ">x", "<sip:c@d>"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_BITS), max_size=12).map("".join))
+def test_fast_tag_never_disagrees_with_a_successful_full_parse(value: str) -> None:
+    """Whenever the full name-addr parse succeeds, from_tag/to_tag give its tag.
+
+    (When the full parse fails, the fast path may still answer: it reads only the tag.)
+    Dialogs are stored under ``from_.tag``/``to.tag`` and looked up with
+    ``from_tag``/``to_tag``, so a difference would answer an in-dialog request 481.
+    """
+    try:
+        want = NameAddr.parse(value).tag
+    except ParseError:
+        return
+    try:
+        msg = _with_from(value)
+    except ParseError:
+        return  # not a valid From header line at all (e.g. empty)
+    assert msg.from_tag == want and msg.to_tag == want

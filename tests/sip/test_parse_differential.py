@@ -146,3 +146,24 @@ def test_unknown_name_spellings_are_remembered_once_validated() -> None:
     with pytest.raises(ParseError):
         parse_message(base + b"X-Bad Name: 1\r\n\r\n")
     assert "X-Bad Name" not in message._NAMES
+
+
+def test_name_memo_is_bounded_in_count_and_size() -> None:
+    """New long names are parsed but not remembered; the memo never passes its bounds.
+
+    A peer sending messages with ever new ~64 KiB header names must not make the
+    process hold them (review finding: 4,096 such names held ~500 MiB).
+    """
+    base = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\n")
+    long_name = "X-" + "a" * 5000
+    m = parse_message(base + long_name.encode() + b": v\r\n\r\n")
+    assert m.headers.get(long_name) == "v"
+    assert long_name not in message._NAMES
+    before = len(message._NAMES)
+    for k in range(50):
+        parse_message(base + f"X-Long-{k:04d}-".encode() + b"b" * 100 + b": v\r\n\r\n")
+    assert len(message._NAMES) == before
+    assert max(map(len, message._NAMES)) <= message._NAMES_MAX_LEN
+    assert len(message._NAMES) <= message._NAMES_MAX

@@ -570,29 +570,39 @@ tag_param(PyObject *self, PyObject *value)
         PyErr_SetString(PyExc_TypeError, "tag_param() takes a str");
         return NULL;
     }
+    if (PyUnicode_READY(value) < 0) {
+        return NULL;
+    }
     if (!PyUnicode_IS_ASCII(value)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
     const char *s = (const char *)PyUnicode_DATA(value);
     Py_ssize_t n = PyUnicode_GET_LENGTH(value);
-    Py_ssize_t r = 0;  /* the parameters: after the last '>' */
-    for (Py_ssize_t k = n - 1; k >= 0; k--) {
+    Py_ssize_t r = 0;  /* the parameters: after the only '>' */
+    int gts = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
         if (s[k] == '>') {
+            gts++;
             r = k + 1;
-            break;
         }
     }
-    Py_ssize_t i = find(s, n, r, ";tag=", 5);
-    if (i < 0) {
-        for (Py_ssize_t k = r; k + 3 <= n; k++) {
-            if ((s[k] | 0x20) == 't' && (s[k + 1] | 0x20) == 'a' && (s[k + 2] | 0x20) == 'g') {
-                Py_RETURN_NOTIMPLEMENTED;  /* an odd spelling: the full parser decides */
-            }
+    if (gts > 1) {
+        Py_RETURN_NOTIMPLEMENTED;  /* a '>' in a display name or a parameter */
+    }
+    int mentions = 0;  /* "tag" in any case after the name-addr */
+    for (Py_ssize_t k = r; k + 3 <= n; k++) {
+        if ((s[k] | 0x20) == 't' && (s[k + 1] | 0x20) == 'a' && (s[k + 2] | 0x20) == 'g') {
+            mentions++;
         }
+    }
+    if (mentions == 0) {
         Py_RETURN_NONE;
     }
-    if (memchr(s + r, '"', (size_t)(n - r)) != NULL || find(s, n, i + 5, ";tag=", 5) >= 0) {
-        Py_RETURN_NOTIMPLEMENTED;  /* a quoted parameter, or the tag twice */
+    Py_ssize_t i = find(s, n, r, ";tag=", 5);
+    if (mentions > 1 || i < 0 || memchr(s + r, '"', (size_t)(n - r)) != NULL
+        || memchr(s + r, ',', (size_t)(n - r)) != NULL) {
+        /* an odd spelling, a second tag, a quoted parameter, a comma */
+        Py_RETURN_NOTIMPLEMENTED;
     }
     Py_ssize_t start = i + 5;
     Py_ssize_t end = start;
@@ -623,9 +633,9 @@ static PyMethodDef methods[] = {
      "The tag parameter of a From/To value (RFC 3261 §19.3) as\n"
      "txsipua.sip.message._fast_tag finds it: the tag, None when the\n"
      "parameters hold no 'tag' in any case, or NotImplemented when the pure\n"
-     "code must decide (non-ASCII text, quotes, odd spellings, a repeated or\n"
-     "empty tag, whitespace or controls around it). Raises TypeError for a\n"
-     "value that is not a str."},
+     "code must decide (non-ASCII text, two '>', quotes or a comma in the\n"
+     "parameters, odd spellings, a repeated or empty tag, whitespace or\n"
+     "controls around it). Raises TypeError for a value that is not a str."},
     {"split_head", split_head, METH_VARARGS,
      "split_head(data: bytes, end: int, names: dict) -> (start, fields, keys) | None\n\n"
      "The header section data[:end] split into the start line and\n"

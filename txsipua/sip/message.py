@@ -33,8 +33,8 @@ _parse_head: Callable[[bytes, int, dict[str, tuple[str, str]]], Any] | None
 _tag_param: Callable[[str], Any] | None  # str | None | NotImplemented
 try:
     # the optional C accelerator of the header split, built by setup.py when a
-    # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
-    if os.environ.get("TXSIPUA_PURE"):
+    # compiler is present; TXSIPUA_PURE=1 (any value but empty or 0) turns it off
+    if os.environ.get("TXSIPUA_PURE", "0") not in ("", "0"):
         raise ImportError("TXSIPUA_PURE is set")
     from txsipua.sip._speedups import parse_head as _parse_head
     from txsipua.sip._speedups import split_head as _split_head
@@ -215,14 +215,18 @@ def _fast_tag(value: str) -> str | None:
     cannot hide a ``;tag=`` because the search starts after the closing ``>``.
     """
     gt = value.rfind(">")
+    if gt >= 0 and value.find(">") != gt:
+        # a '>' in a display name or a parameter: only the full parser knows where
+        # the name-addr ends
+        return NameAddr.parse(value).tag
     rest = value[gt + 1 :] if gt >= 0 else value
+    mentions = rest.lower().count("tag")
+    if not mentions:
+        return None
     i = rest.find(";tag=")
-    if i < 0:
-        if "tag" not in rest.lower():
-            return None
-        return NameAddr.parse(value).tag  # odd spelling (";TAG =", spaces): the full parser
-    if '"' in rest or rest.find(";tag=", i + 5) >= 0:
-        # a quoted parameter may hide ";tag=", or the tag is repeated: the full parser decides
+    if mentions > 1 or i < 0 or '"' in rest or "," in rest:
+        # an odd spelling (";TAG =", a second tag in another case), a quoted
+        # parameter that may hide ";tag=", or a comma: the full parser decides
         return NameAddr.parse(value).tag
     start = i + 5
     end = rest.find(";", start)
@@ -1025,6 +1029,7 @@ _NAMES: dict[str, tuple[str, str]] = {}
 """Header field names as written before the colon (trailing LWS included) that passed
 validation -> ``(lookup key, canonical name)``; a bounded memo of :func:`_new_field_name`."""
 _NAMES_MAX = 4096
+_NAMES_MAX_LEN = 64
 _NAMES.update({n: (k, _CANONICAL[n]) for n, k in _KEY.items()})
 
 
@@ -1073,7 +1078,9 @@ def _new_field_name(
                 if ch not in _TOKEN_CHARS:
                     raise ParseError(f"bad header name {stripped[:40]!r}")
             entry = (lname, stripped)
-    if len(_NAMES) < _NAMES_MAX:
+    if len(_NAMES) < _NAMES_MAX and len(name) <= _NAMES_MAX_LEN:
+        # bounded in count and size: a peer sending ever new (long) names cannot
+        # grow it past 4,096 spellings of at most 64 characters
         _NAMES[name] = entry
     return entry
 

@@ -31,8 +31,8 @@ _HOST_CHARS = frozenset("0123456789abcdefABCDEF:.[]")
 _via_parts: Callable[[str], Any] | None  # tuple[str, str, int | None, dict] | NotImplemented
 try:
     # the optional C accelerator (txsipua/sip/_speedups_via.h), built by setup.py when a
-    # compiler is present; TXSIPUA_PURE=1 (any non-empty value) turns it off
-    if os.environ.get("TXSIPUA_PURE"):
+    # compiler is present; TXSIPUA_PURE=1 (any value but empty or 0) turns it off
+    if os.environ.get("TXSIPUA_PURE", "0") not in ("", "0"):
         raise ImportError("TXSIPUA_PURE is set")
     from txsipua.sip import _speedups
 
