@@ -382,3 +382,35 @@ def test_late_2xx_after_giving_up_is_acked_and_byed() -> None:
     net.pump()
     late = [m for m in net.wire if isinstance(m, Request) and m.method in ("ACK", "BYE") and m.cseq.method != "CANCEL"]
     assert [m.method for m in late][-2:] == ["ACK", "BYE"]
+
+
+@pytest.mark.parametrize(
+    "to_uri",
+    [
+        "<sip:bob@example.com;tag=u>",  # ";tag=" as a URI parameter
+        '"Desk;tag=1" <sip:bob@example.com>',  # inside a quoted display name
+        '<sip:bob@example.com>;x="a;tag=b"',  # inside a quoted header parameter
+    ],
+)
+def test_2xx_gets_a_to_tag_when_the_to_has_only_tag_lookalikes(to_uri: str) -> None:
+    """The UAS adds its To tag unless the To has a tag *parameter* (RFC 3261 §8.2.6.2).
+
+    A text search for ";tag=" once skipped the tag for these, so the 2xx made no
+    dialog and the BYE got 481 (second review).
+    """
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    net.on_event = on_incoming_call(net, lambda s: s.accept(net.now, body=b"v=0\r\n"))  # type: ignore[method-assign]
+    request = invite(caller)
+    request.headers.set("To", to_uri)
+    session = caller.invite(request, B, 0.0)
+    net.pump()
+    ok = [m for m in net.wire if not isinstance(m, Request) and m.status == 200]
+    assert ok and ok[0].to_tag is not None and ok[0].to.tag == ok[0].to_tag
+    assert any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    session.hangup(net.now)
+    net.pump()
+    bye_answers = [m for m in net.wire if not isinstance(m, Request) and m.cseq.method == "BYE"]
+    assert [m.status for m in bye_answers] == [200]
+    assert caller.session_count == 0 and callee.session_count == 0

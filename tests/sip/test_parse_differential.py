@@ -167,3 +167,22 @@ def test_name_memo_is_bounded_in_count_and_size() -> None:
     assert len(message._NAMES) == before
     assert max(map(len, message._NAMES)) <= message._NAMES_MAX_LEN
     assert len(message._NAMES) <= message._NAMES_MAX
+
+
+def test_name_memo_starts_again_when_full() -> None:
+    """One datagram of 4,000 junk names (rejected later) cannot fill the memo for good.
+
+    Second review: the memo stayed full, and every real name not in it then made the
+    C path give up on every message. When full it now starts again from the canonical
+    spellings.
+    """
+    junk = b"OPTIONS sip:x SIP/2.0\r\n" + b"".join(b"J%04d:\r\n" % k for k in range(4500)) + b"\r\n"
+    with pytest.raises(ParseError):  # missing Via
+        parse_message(junk)
+    assert len(message._NAMES) <= message._NAMES_MAX
+    base = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\nP-Charging-Vector: icid=1\r\n\r\n")
+    parse_message(base)
+    assert "P-Charging-Vector" in message._NAMES  # learned again
+    assert "Via" in message._NAMES and "i" in message._NAMES  # the seed is kept

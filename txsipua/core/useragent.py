@@ -978,10 +978,18 @@ class UserAgentCore:
                 copied[k] = f
         if to_tag is None and status > 100:
             to_tag = self.ids.tag()  # RFC 3261 §8.2.6.2: a UAS adds a To tag when there is none
+        add_tag = False
+        if to_tag and status > 100:
+            # the To's tag parameter as dialogs read it (not ";tag=" in a URI, a quoted
+            # display name or a quoted parameter)
+            try:
+                add_tag = request.to_tag is None
+            except ParseError:  # an unparsable To: the plain text decides
+                add_tag = ";tag=" not in (copied.get("to") or ("", "", ""))[2].replace(" ", "").lower()
         fields = vias
         for k in ("from", "to", "call-id", "cseq"):
             f = copied.get(k) or (k, _CANON_COPIED[k], "")
-            if k == "to" and to_tag and status > 100 and ";tag=" not in f[2].replace(" ", "").lower():
+            if k == "to" and add_tag:
                 f = (k, f[1], f"{f[2]};tag={to_tag}")
             fields.append(f)
         if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):

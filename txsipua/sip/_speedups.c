@@ -63,8 +63,11 @@ strip(const char *buf, Py_ssize_t *s, Py_ssize_t *e)
    Every filled slot holds an entry of memo_dict: a switch to another dict clears
    them all, and memo_put stores only for the current memo_dict.  The memo holds
    strong references (memo_dict and the entries), so no dict freed and another
-   allocated at the same address can be mistaken for it; an entry changed or
-   deleted in place would be missed, which message._NAMES never does. */
+   allocated at the same address can be mistaken for it; an entry changed in
+   place would be missed, which message._NAMES never does.  A name deleted from
+   the dict (message._NAMES is cleared and re-seeded when full) may still be
+   answered from its slot: harmless there, because an entry depends only on the
+   name it was validated for. */
 #define MEMO_SLOTS 256
 #define MEMO_MAXLEN 40
 typedef struct {

@@ -1030,7 +1030,8 @@ _NAMES: dict[str, tuple[str, str]] = {}
 validation -> ``(lookup key, canonical name)``; a bounded memo of :func:`_new_field_name`."""
 _NAMES_MAX = 4096
 _NAMES_MAX_LEN = 64
-_NAMES.update({n: (k, _CANONICAL[n]) for n, k in _KEY.items()})
+_NAMES_SEED = {n: (k, _CANONICAL[n]) for n, k in _KEY.items()}
+_NAMES.update(_NAMES_SEED)
 
 
 def _new_field_name(
@@ -1078,9 +1079,14 @@ def _new_field_name(
                 if ch not in _TOKEN_CHARS:
                     raise ParseError(f"bad header name {stripped[:40]!r}")
             entry = (lname, stripped)
-    if len(_NAMES) < _NAMES_MAX and len(name) <= _NAMES_MAX_LEN:
+    if len(name) <= _NAMES_MAX_LEN:
         # bounded in count and size: a peer sending ever new (long) names cannot
-        # grow it past 4,096 spellings of at most 64 characters
+        # grow it past 4,096 spellings of at most 64 characters; when full it starts
+        # again from the canonical spellings, so names learned from junk (even from
+        # a message rejected later) cannot keep real names out of it for good
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+            _NAMES.update(_NAMES_SEED)
         _NAMES[name] = entry
     return entry
 
