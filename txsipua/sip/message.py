@@ -523,40 +523,39 @@ class Message(abc.ABC):
             v = cache["to"] = NameAddr.parse(self._required("to"))
         return v
 
-    @property
-    def from_tag(self) -> str | None:
-        """The From tag without parsing the URI (the hot path of transaction/dialog matching).
+    def _tag(self, key: str) -> str | None:
+        """The tag parameter of the From (``key="from"``) or To (``"to"``) value.
 
-        Raises ParseError when From is missing.
+        Read without parsing the URI (C ``tag_param`` when built, else
+        :func:`_fast_tag`; both hand odd values to the full name-addr parser).
+
+        Raises:
+            ParseError: the header is missing, or its odd value does not parse.
         """
         h = self.headers
-        v = h._cache.get("from")
+        v = h._cache.get(key)
         if v is not None:
             return v.tag
-        text = h._first("from")
+        text = h._first(key)
         if text is None:
-            raise ParseError("missing From header")
+            raise ParseError(f"missing {_CANONICAL[key]} header")
         if _tag_param is not None:
             tag = _tag_param(text)
             if tag is not NotImplemented:
                 return tag
         return _fast_tag(text)
+
+    @property
+    def from_tag(self) -> str | None:
+        """The From tag without parsing the URI (the hot path of transaction/dialog matching;
+        RFC 3261 §19.3). Raises ParseError when From is missing."""
+        return self._tag("from")
 
     @property
     def to_tag(self) -> str | None:
-        """The To tag without parsing the URI. Raises ParseError when To is missing."""
-        h = self.headers
-        v = h._cache.get("to")
-        if v is not None:
-            return v.tag
-        text = h._first("to")
-        if text is None:
-            raise ParseError("missing To header")
-        if _tag_param is not None:
-            tag = _tag_param(text)
-            if tag is not NotImplemented:
-                return tag
-        return _fast_tag(text)
+        """The To tag without parsing the URI (RFC 3261 §19.3). Raises ParseError when To is
+        missing."""
+        return self._tag("to")
 
     @property
     def contact(self) -> list[NameAddr]:
