@@ -183,6 +183,13 @@ def _message_module(pure: bool) -> Any:
     return mod
 
 
+def _key(m: Any, cs: Any, branch: str | None) -> Key:
+    """The transaction key of a parsed txsipua message (Call-ID read here)."""
+    if m.is_request:
+        return ("request", m.method, m.call_id, cs.seq, cs.method, branch, len(m.body))
+    return ("response", m.status, m.call_id, cs.seq, cs.method, branch, len(m.body))
+
+
 def _full(pure: bool) -> ParseFn:
     """The whole message parsed, every header field as text, and the transaction key."""
     parse_message = _message_module(pure).parse_message
@@ -195,11 +202,7 @@ def _full(pure: bool) -> ParseFn:
         cs = m.cseq
         m.from_tag  # noqa: B018 - typed access is the work measured
         m.to_tag  # noqa: B018
-        if m.is_request:
-            kind, what = "request", m.method
-        else:
-            kind, what = "response", m.status
-        return (kind, what, m.call_id, cs.seq, cs.method, branch, len(m.body))
+        return _key(m, cs, branch)
 
     return parse
 
@@ -214,11 +217,7 @@ def _lazy(pure: bool) -> ParseFn:
         cs = m.cseq
         m.from_tag  # noqa: B018
         m.to_tag  # noqa: B018
-        if m.is_request:
-            kind, what = "request", m.method
-        else:
-            kind, what = "response", m.status
-        return (kind, what, m.call_id, cs.seq, cs.method, branch, len(m.body))
+        return _key(m, cs, branch)
 
     return parse
 
@@ -235,11 +234,7 @@ def _typed(pure: bool) -> ParseFn:
         cs = m.cseq
         m.from_.tag  # noqa: B018
         m.to.tag  # noqa: B018
-        if m.is_request:
-            kind, what = "request", m.method
-        else:
-            kind, what = "response", m.status
-        return (kind, what, m.call_id, cs.seq, cs.method, vias[0].branch, len(m.body))
+        return _key(m, cs, vias[0].branch)
 
     return parse
 
