@@ -441,11 +441,27 @@ def test_malformed_ack_and_responses_are_dropped() -> None:
     assert layer.stats["dropped_unparseable"] == 2
 
 
-def test_request_missing_call_id_is_dropped() -> None:
-    """Without one of the five headers no response can be built: drop."""
-    layer = TransactionLayer()
-    layer.receive(_bad().replace(b"i: bad1@192.0.2.10\r\n", b""), UAC, 0.0)
-    assert layer.outbox() == [] and layer.stats["dropped_unparseable"] == 1
+@pytest.mark.parametrize(
+    ("cut", "defect"),
+    [
+        (b"i: bad1@192.0.2.10\r\n", "missing Call-ID"),
+        (b"CSeq: 1 INVITE\r\n", "missing CSeq"),
+        (b"f: <sip:alice@example.com>;tag=a1\r\n", "missing From"),
+        (b"To: <sip:bob@example.com>\r\n", "missing To"),
+    ],
+)
+def test_request_missing_a_mandatory_header_gets_400(cut: bytes, defect: str) -> None:
+    """RFC 3261 §8.2, RFC 4475 §3.1.2.18: a usable top Via is enough for a 400 naming
+    the missing header; what is missing is made up so the answer is valid SIP."""
+    layer = TransactionLayer(ids=SequentialIds())
+    layer.receive(_bad().replace(cut, b""), UAC, 0.0)
+    [out] = layer.outbox()
+    assert out.destination == UAC
+    [resp] = parsed([out])
+    assert isinstance(resp, Response) and resp.status == 400
+    assert defect in resp.reason
+    assert resp.top_via.branch == "z9hG4bKbad"
+    assert len(layer) == 0 and layer.stats["rejected"] == 1
 
 
 def test_bad_via_is_dropped() -> None:
@@ -476,8 +492,82 @@ def test_keepalive_is_counted_not_answered() -> None:
     assert layer.outbox() == [] and layer.stats["keepalives"] == 2
 
 
-def test_unanswerable_malformed_request_is_dropped() -> None:
-    """A stateless answer is sent only if the client could match it (its CSeq must parse)."""
+def test_malformed_request_without_usable_via_is_dropped() -> None:
+    """A stateless answer needs a top Via that parses (§18.2.2): otherwise dropped."""
     layer = TransactionLayer()
-    layer.receive(_bad().replace(b"CSeq: 1 INVITE", b"CSeq: INVITE"), UAC, 0.0)
+    data = _bad(b"Content-Length: x\r\n")
+    data = data.replace(b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKbad\r\n", b"", 1)
+    data = data.replace(b"v: SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKlow\r\n", b"", 1)
+    layer.receive(data, UAC, 0.0)
     assert layer.outbox() == [] and layer.stats["dropped_unparseable"] == 1
+    layer.receive(_bad(b"Content-Length: x\r\n").replace(b"branch=z9hG4bKbad", b"branch=\x00"), UAC, 0.0)
+    assert layer.outbox() == [] and layer.stats["dropped_unparseable"] == 2
+
+
+@pytest.mark.parametrize(
+    ("cseq", "defect"),
+    [
+        (b"CSeq: INVITE", "CSeq"),  # not a number (RFC 4475 §3.1.2.4 style)
+        (b"CSeq: 36893488147419103232 INVITE", "CSeq"),  # over 2**32
+        (b"CSeq: 2147483648 INVITE", "2**31"),  # RFC 3261 §8.1.1.5: below 2**31
+    ],
+)
+def test_bad_cseq_number_gets_400(cseq: bytes, defect: str) -> None:
+    """A CSeq that is no number, or one not below 2**31, is a 400 naming the CSeq."""
+    layer = TransactionLayer(ids=SequentialIds())
+    layer.receive(_bad().replace(b"CSeq: 1 INVITE", cseq), UAC, 0.0)
+    [resp] = parsed(layer.outbox())
+    assert isinstance(resp, Response) and resp.status == 400
+    assert defect in resp.reason
+    assert resp.call_id == "bad1@192.0.2.10"
+    assert len(layer) == 0 and drain(layer) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "defect"),
+    [
+        (b"Call-ID: second@192.0.2.10\r\n", "Call-ID"),
+        (b"From: <sip:mallory@example.com>;tag=m1\r\n", "From"),
+        (b"X-Junk: a\x00b\r\n", "NUL"),
+    ],
+)
+def test_repeated_single_headers_and_nul_get_400(extra: bytes, defect: str) -> None:
+    """Two Call-IDs or two Froms (RFC 4475 §3.1.2.19), or a NUL byte: 400 naming it,
+    with the first Call-ID and From copied."""
+    layer = TransactionLayer(ids=SequentialIds())
+    layer.receive(_bad(extra), UAC, 0.0)
+    [resp] = parsed(layer.outbox())
+    assert isinstance(resp, Response) and resp.status == 400
+    assert defect in resp.reason
+    assert resp.call_id == "bad1@192.0.2.10"
+    assert resp.from_.tag == "a1" and resp.headers.get_all("From") == ["<sip:alice@example.com>;tag=a1"]
+
+
+def test_stateless_400_ignores_a_received_the_peer_wrote() -> None:
+    """§18.2.2: the answer goes to the packet's source (its port with rport), never to a
+    ``received``/``rport`` value the peer put in its own Via (a reflection)."""
+    layer = TransactionLayer(ids=SequentialIds())
+    data = _bad().replace(b"i: bad1@192.0.2.10\r\n", b"").replace(
+        b"192.0.2.10:5060;branch=z9hG4bKbad", b"192.0.2.10:5060;received=203.0.113.99;rport=9;branch=z9hG4bKbad"
+    )
+    layer.receive(data, ("198.51.100.7", 40000), 0.0)
+    [out] = layer.outbox()
+    assert out.destination == ("198.51.100.7", 40000)
+    [resp] = parsed([out])
+    assert resp.top_via.received == "198.51.100.7" and resp.top_via.rport == 40000
+    layer.receive(data.replace(b"rport=9;", b""), ("198.51.100.7", 40000), 0.0)
+    [out] = layer.outbox()
+    assert out.destination == ("198.51.100.7", 5060)
+
+
+def test_oversized_and_long_header_name_requests() -> None:
+    """Past MAX_MESSAGE_SIZE: 413; a header name past MAX_HEADER_NAME: 400 (no transaction
+    holds either, so a flood of them holds no memory)."""
+    layer = TransactionLayer(ids=SequentialIds())
+    layer.receive(_bad(b"X-Pad: " + b"p" * 70000 + b"\r\n"), UAC, 0.0)
+    [resp] = parsed(layer.outbox())
+    assert isinstance(resp, Response) and resp.status == 413
+    layer.receive(_bad(b"X" * 60000 + b": 1\r\n"), UAC, 0.0)
+    [resp] = parsed(layer.outbox())
+    assert isinstance(resp, Response) and resp.status == 400 and "header name" in resp.reason
+    assert len(layer) == 0

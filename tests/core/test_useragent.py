@@ -245,6 +245,22 @@ def test_malformed_invite_fields_get_a_final_response(mutate: Any, status: int) 
         assert finals[0].headers.get("Unsupported") == "foo, 100rel"
 
 
+def test_options_with_non_sip_uris_in_to_from_contact_is_answered_200() -> None:
+    """RFC 4475 §3.1.1.13: tel:, im:, mailto: (any scheme) in To/From/Contact are valid."""
+    caller, callee, net = make_pair()
+    req = caller.new_request("OPTIONS", SipURI.parse("sip:127.0.0.1:5062"),
+                             NameAddr(SipURI.parse("sip:alice@example.com")),
+                             NameAddr(SipURI.parse("sip:127.0.0.1:5062")))
+    req.headers.set("To", "<mailto:bob@example.com>")
+    req.headers.set("From", f"<im:alice@example.com>;tag={req.from_tag}")
+    req.headers.set("Contact", "<tel:+1-201-555-0123>")
+    caller.send_request(req, B, 0.0)
+    net.pump()
+    done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)]
+    assert done and done[0].response.status == 200
+    assert done[0].response.to.uri.scheme == "mailto" and done[0].response.to.tag
+
+
 def test_malformed_options_is_not_answered_200() -> None:
     """OPTIONS with a bad To gets 400, not 200 (RFC 4475 §3.1.2)."""
     caller, callee, net = make_pair()

@@ -580,3 +580,50 @@ def test_message_of_exactly_max_size_is_accepted() -> None:
     assert len(data) == MAX_MESSAGE_SIZE
     assert parse_message(data).headers.get("X-Pad") == "p" * pad
     _bad(request(f"X-Pad: {'p' * (pad + 1)}"), 413)
+
+
+def test_non_sip_uris_in_to_from_contact_are_valid() -> None:
+    """RFC 4475 §3.1.1.13: absolute URIs of any scheme in To, From and Contact parse;
+    only the Request-URI scheme gives 416."""
+    m = parse_message(request(
+        "To: isbn:2983792873",
+        "From: <http://www.example.com>;tag=3234233",
+        "Contact: <name:John_Smith>, <mailto:bob@example.com>;q=0.5, <im:bob@example.com>",
+        "Route: <tel:+1-201-555-0123>",
+        drop=("To", "From"),
+    ))
+    assert str(m.to.uri) == "isbn:2983792873" and m.to.uri.scheme == "isbn"
+    assert m.to.uri.host == "" and m.to.tag is None
+    assert str(m.from_.uri) == "http://www.example.com" and m.from_.tag == "3234233"
+    assert m.from_tag == "3234233"
+    assert [str(c.uri) for c in m.contact] == [
+        "name:John_Smith", "mailto:bob@example.com", "im:bob@example.com"
+    ]
+    assert m.contact[1].params == {"q": "0.5"}
+    assert str(m.from_) == "<http://www.example.com>;tag=3234233"
+    assert NameAddr.parse(str(m.contact[2])) == m.contact[2]
+    with pytest.raises(ParseError) as e:
+        SipURI.parse("im:bob@example.com")
+    assert e.value.status == 416
+    m = parse_message(request(uri="im:bob@example.com"))
+    with pytest.raises(ParseError) as e:
+        m.uri  # noqa: B018
+    assert e.value.status == 416
+
+
+@pytest.mark.parametrize("value", ["<1http://x>", "<:opaque>", "<http:>", "<ht tp://x>", "<mailto:a<b>"])
+def test_bad_absolute_uris_are_400(value: str) -> None:
+    """An absolute URI needs a scheme (ALPHA first), a colon and text; no SP or ``<``."""
+    m = parse_message(request(f"Contact: {value}"))
+    with pytest.raises(ParseError) as e:
+        m.contact  # noqa: B018
+    assert e.value.status == 400
+
+
+def test_long_header_name_is_a_400() -> None:
+    """A header name longer than MAX_HEADER_NAME characters is a 400 (bounded memory)."""
+    from txsipua.sip.message import MAX_HEADER_NAME
+
+    parse_message(request(f"{'X' * MAX_HEADER_NAME}: 1"))
+    _bad(request(f"{'X' * (MAX_HEADER_NAME + 1)}: 1"), 400)
+    _bad(request(f"{'X' * 60000}: 1"), 400)

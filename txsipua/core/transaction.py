@@ -75,6 +75,8 @@ import attrs
 
 from txsipua.core.ids import BRANCH_MAGIC_COOKIE, IdGenerator
 from txsipua.core.transport import (
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
     Address,
     Outgoing,
     response_destination,
@@ -90,7 +92,7 @@ from txsipua.sip.message import (
     reason_phrase,
     split_list_value,
 )
-from txsipua.sip.values import Via
+from txsipua.sip.values import CSeq, Via
 
 # --------------------------------------------------------------------------
 # Timer values
@@ -854,10 +856,11 @@ class TransactionLayer:
     def receive(self, data: bytes, source: Address, now: float, reliable: bool = False) -> None:
         """Parse bytes from the network and feed them to the matching transaction.
 
-        Never raises.  A malformed request that still has Via, From, To,
-        Call-ID and CSeq is answered statelessly with the parse error's status
-        (400, 505...) and a reason naming the defect; anything else malformed
-        is dropped and counted in :attr:`stats`.
+        Never raises.  A malformed request (not an ACK) whose top Via parses is
+        answered statelessly with the parse error's status (400, 413, 505...)
+        and a reason naming the defect, even when From, To, Call-ID or CSeq is
+        missing (RFC 3261 §8.2, RFC 4475 §3.1.2); anything else malformed is
+        dropped and counted in :attr:`stats`.
 
         Args:
             data: one datagram, or one message framed from a stream.
@@ -876,6 +879,11 @@ class TransactionLayer:
             return
         except Exception:  # the parser promises ParseError only; never let anything out
             self.stats["dropped_unparseable"] += 1
+            return
+        if isinstance(msg, Request) and msg.cseq.seq >= 2**31:
+            # RFC 3261 §8.1.1.5: a request's sequence number is below 2**31 (the
+            # grammar allows 32 bits: the parser takes it, the UAS refuses it)
+            self._reject_parsed(msg, ParseError(f"CSeq {msg.cseq.seq} is not below 2**31"), source, reliable)
             return
         self._dispatch(msg, source, now, reliable)
 
@@ -1005,11 +1013,11 @@ class TransactionLayer:
         self, data: bytes, exc: ParseError, source: Address, reliable: bool
     ) -> None:
         """Answer bytes that failed to parse, if they look like a request we can answer."""
-        fields = _salvage_request(data)
-        if fields is None:
+        salvaged = _salvage_request(data)
+        if salvaged is None:
             self.stats["dropped_unparseable"] += 1
             return
-        self._reject(fields, exc, source, reliable)
+        self._reject(salvaged[0], salvaged[1], exc, source, reliable)
 
     def _reject_parsed(
         self, msg: Request, exc: ParseError, source: Address, reliable: bool
@@ -1018,34 +1026,69 @@ class TransactionLayer:
             self.stats["dropped_unparseable"] += 1
             return
         fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
-        self._reject(fields, exc, source, reliable)
+        self._reject(msg.method, fields, exc, source, reliable)
 
     def _reject(
-        self, fields: list[tuple[str, str]], exc: ParseError, source: Address, reliable: bool
+        self,
+        method: str,
+        fields: list[tuple[str, str]],
+        exc: ParseError,
+        source: Address,
+        reliable: bool,
     ) -> None:
+        """Answer a malformed ``method`` request statelessly (RFC 3261 §8.2.6, §18.2.2).
+
+        ``fields`` holds the request's Via field lines and whichever of From, To,
+        Call-ID and CSeq it had (the first of each); the top Via must parse.  A
+        missing From, To or Call-ID, or a CSeq that does not parse, is replaced
+        (an anonymous URI, a new Call-ID, ``0 method``) so the answer is valid
+        SIP.  The response goes to the packet's real source address (its port
+        when the Via asks for ``rport``, else the sent-by port): never to a
+        ``received`` the peer wrote itself.
+        """
         status = exc.status if 300 <= exc.status <= 699 else 400
         detail = exc.detail.replace("\r", " ").replace("\n", " ")[:120]
         reason = f"{reason_phrase(status)} ({detail})"
         out: list[tuple[str, str]] = []
-        top_via: str | None = None
+        via: Via | None = None
         for name, value in fields:
             if name == "To" and "tag=" not in value.lower():
                 value = f"{value};tag={self.ids.tag()}"
-            elif name == "Via" and top_via is None:
-                top_via = value
+            elif name == "Via" and via is None:
+                try:
+                    parts = split_list_value(value)
+                    via = Via.parse(parts[0])
+                except (ParseError, IndexError):
+                    break
+                stamped = stamped_via(via, source)
+                if "rport" in via.params:  # RFC 3581 §4: the port seen, whatever was written
+                    stamped = via.with_params(received=source[0], rport=str(source[1]))
+                if stamped is not None:  # §18.2.1, as for any request we answer
+                    value = ", ".join([str(stamped), *parts[1:]])
             out.append((name, value))
+        if via is None:  # no usable top Via: nowhere to answer (§18.2.2)
+            self.stats["dropped_unparseable"] += 1
+            return
+        present = {n for n, _ in out}
+        for name in ("From", "To"):
+            if name not in present:
+                out.append((name, f"<sip:anonymous@anonymous.invalid>;tag={self.ids.tag()}"))
+        if "Call-ID" not in present:
+            out.append(("Call-ID", self.ids.call_id()))
+        try:
+            CSeq.parse(next(v for n, v in out if n == "CSeq"))
+        except (ParseError, StopIteration):
+            out = [(n, v) for n, v in out if n != "CSeq"]
+            out.append(("CSeq", f"0 {method}"))
         destination = source
-        if not reliable and top_via is not None:
-            try:
-                via = Via.parse(split_list_value(top_via)[0])
-                stamped = stamped_via(via, source) or via
-                destination = response_destination(stamped)
-            except (ParseError, IndexError):
-                destination = source
+        if not reliable:
+            port = source[1] if "rport" in via.params else via.port
+            if port is None:
+                port = DEFAULT_TLS_PORT if via.transport == "TLS" else DEFAULT_PORT
+            destination = (source[0], port)
         try:
             data = Response(status, reason, Headers(out)).to_bytes()
-            # Send only what the client can match (§17.1.3): the Via and CSeq must parse.
-            parse_message(data).top_via  # noqa: B018
+            parse_message(data)  # only valid SIP leaves (a method that is no token: drop)
         except ParseError:
             self.stats["dropped_unparseable"] += 1
             return
@@ -1338,12 +1381,14 @@ def build_ack(invite: Request, response: Response) -> Request:
     return Request("ACK", invite.uri_text, fields)
 
 
-def _salvage_request(data: bytes) -> list[tuple[str, str]] | None:
+def _salvage_request(data: bytes) -> tuple[str, list[tuple[str, str]]] | None:
     """From bytes that failed to parse, the fields a stateless error response needs.
 
-    Returns the Via (every field line), From, To, Call-ID and CSeq fields in
-    order, or ``None`` when the bytes are not a request other than ACK or lack
-    one of those headers (then no response can be built, §8.2.6).
+    Returns the method and every Via field line and the first From, To, Call-ID
+    and CSeq field (whichever are present, §8.2.6.2), in order, or ``None`` when the bytes are
+    not a request other than ACK or hold no Via (then there is nowhere to
+    answer, §18.2.2).  A field whose value holds a control character is left
+    out (a Via holding one gives ``None``).
     """
     if isinstance(data, memoryview | bytearray):
         data = bytes(data)
@@ -1377,12 +1422,20 @@ def _salvage_request(data: bytes) -> list[tuple[str, str]] | None:
         canon = _COMPACT_NEEDED.get(name.strip().lower())
         if canon is not None:
             fields.append((canon, value.strip()))
-    names = {n for n, _ in fields}
-    if len(names) < 5:
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in fields:
+        bad = not value or any(c < " " and c != "\t" for c in value)
+        if name == "Via":
+            if bad:
+                return None
+        elif bad or name in seen:  # two Call-IDs: the first is copied (§8.2.6.2)
+            continue
+        seen.add(name)
+        out.append((name, value))
+    if "Via" not in seen:
         return None
-    if any(not v or any(c < " " and c != "\t" for c in v) for _, v in fields):
-        return None
-    return fields
+    return start[0], out
 
 
 __all__ = [

@@ -49,7 +49,12 @@ SIP_VERSION = "SIP/2.0"
 _MAX_DELTA_SECONDS = 2**32 - 1
 
 MAX_MESSAGE_SIZE = 65535
-"""Largest message accepted, in bytes (a UDP datagram's maximum)."""
+"""Largest message accepted by default, in bytes (a UDP datagram's maximum)."""
+
+MAX_HEADER_NAME = 128
+"""Longest header field name accepted, in characters (the longest registered name has 32):
+a longer one is a 400, so junk names cannot make a peer's message worth holding."""
+
 
 _COMPACT = {
     "i": "Call-ID",
@@ -749,7 +754,9 @@ _METHODS = frozenset(
 _SINGLE = ("from", "to", "call-id", "cseq")
 
 
-def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
+def parse_message(
+    data: bytes, *, stream: bool = False, max_size: int = MAX_MESSAGE_SIZE
+) -> Request | Response:
     """Parse one SIP message.
 
     Args:
@@ -757,6 +764,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         stream: True when ``data`` came from a stream transport: a missing
             Content-Length is then an error (RFC 3261 §18.3); for datagrams the
             body runs to the end and bytes past Content-Length are discarded.
+        max_size: the largest message accepted, in bytes (CRLFs before the
+            start line included).
 
     Returns:
         A :class:`Request` or :class:`Response`.
@@ -770,7 +779,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ParseError("message must be bytes")
         data = bytes(data)
-    if len(data) > MAX_MESSAGE_SIZE:
+    if len(data) > max_size:
         raise ParseError(f"message of {len(data)} bytes is too large", status=413)
     # RFC 3261 §7.5: ignore CRLFs before the start line (keepalives).
     if data.startswith(_CR_OR_LF):
@@ -1061,6 +1070,8 @@ def _new_field_name(
     stripped = name.rstrip(" \t")
     if not stripped:
         raise ParseError("header field with an empty name")
+    if len(stripped) > MAX_HEADER_NAME:
+        raise ParseError(f"header name of {len(stripped)} characters (at most {MAX_HEADER_NAME})")
     key = _KEY.get(stripped)
     if key is not None:
         entry = (key, _CANONICAL[stripped])

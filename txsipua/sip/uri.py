@@ -187,6 +187,58 @@ class SipURI:
         return str(self)
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+"""scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )  (RFC 3261 §25.1)"""
+
+
+@attrs.frozen(eq=True, hash=False)
+class AbsoluteURI(SipURI):
+    """A URI of a scheme other than sip, sips and tel, kept as text (RFC 3261 §25.1).
+
+    ``absolute-URI = scheme ":" ( hier-part / opaque-part )``: valid in From, To and
+    Contact (RFC 4475 §3.1.1.13: ``<http://www.example.com>``, ``isbn:2983792873``),
+    never as a Request-URI (416).  The SIP attributes are empty (``host`` is ``""``,
+    ``user`` and ``port`` ``None``); ``opaque`` is everything after the colon.
+
+    Attributes:
+        opaque: the text after ``scheme:``, exactly as received.
+    """
+
+    opaque: str = ""
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.opaque))
+
+    @property
+    def address_of_record(self) -> str:
+        """The URI itself (there is no user/host to reduce it to)."""
+        return str(self)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.opaque}"
+
+
+def parse_any_uri(text: str) -> SipURI:
+    """Parse a URI of any scheme: :meth:`SipURI.parse`, or an :class:`AbsoluteURI`.
+
+    What a name-addr or addr-spec holds (RFC 3261 §25.1 ``addr-spec = SIP-URI /
+    SIPS-URI / absoluteURI``).
+
+    Raises:
+        ParseError: no scheme, a character no URI holds, or a malformed SIP URI.
+    """
+    try:
+        return SipURI.parse(text)
+    except ParseError as e:
+        if e.status != 416:
+            raise
+    text = text.strip()
+    scheme, _, opaque = text.partition(":")
+    if not _SCHEME.fullmatch(scheme) or not opaque:
+        raise ParseError(f"bad absolute URI {text[:60]!r}")
+    return AbsoluteURI(scheme=scheme.lower(), opaque=opaque)
+
+
 _URI_PATTERN = (
     r"(sips?):"
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?"  # user: no escapes, ":", ";", "?"

@@ -18,6 +18,7 @@ from txsipua.sip.uri import (
     SipURI,
     _format_params,
     _split_hostport,
+    parse_any_uri,
 )
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
@@ -354,7 +355,7 @@ class NameAddr:
                 return cls._parse_general(text)
             # the same shape with any URI between the brackets (SipURI.parse decides)
             quoted, words, uri_text, ptext = m.groups()
-            uri = SipURI.parse(uri_text)
+            uri = parse_any_uri(uri_text)
         if quoted is None:
             display = words  # None, or the words without their trailing LWS
         elif "\\" in quoted:
@@ -414,7 +415,7 @@ class NameAddr:
                     # (RFC 4475 §3.1.2.16: "Bell, Alexander" unquoted is a 400)
                     if ch not in _TOKEN_CHARS and ch not in " \t" and ord(ch) < 128:
                         raise ParseError(f"bad display name in {text[:60]!r}")
-            uri = SipURI.parse(rest[lt + 1 : gt])
+            uri = parse_any_uri(rest[lt + 1 : gt])
             after = rest[gt + 1 :].strip(" \t")
             if after and not after.startswith(";"):
                 raise ParseError(f"unexpected text after URI in {text[:60]!r}")
@@ -423,7 +424,7 @@ class NameAddr:
         if '"' in text or ">" in text:
             raise ParseError(f"display name or > without <URI> in {text[:60]!r}")
         uritext, _, ptext = text.partition(";")
-        uri = SipURI.parse(uritext)
+        uri = parse_any_uri(uritext)
         if uri.scheme != "tel" and "?" in uritext:
             raise ParseError(f"URI headers need <> in {text!r}")
         params = parse_header_params(ptext) if ptext else {}
