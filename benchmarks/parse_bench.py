@@ -147,16 +147,16 @@ def _floor() -> ParseFn:
 
 
 def _message_module(pure: bool) -> Any:
-    """``txsipua.sip.message``, or private copies of it and of ``txsipua.sip.values``
-    loaded with the C accelerator off.
+    """``txsipua.sip.parse`` (which gives ``parse_message``), or private copies of it and
+    of ``txsipua.sip.values`` and ``txsipua.sip.message`` loaded with the C accelerator off.
 
-    The copies (same sources, ``TXSIPUA_PURE`` set while they load; the message copy
-    imports the values copy) let the pure parser and the accelerated one be timed in
-    the same process and round.
+    The copies (same sources, ``TXSIPUA_PURE`` set while they load; each copy imports
+    the copies before it) let the pure parser and the accelerated one be timed in the
+    same process and round.
     """
-    from txsipua.sip import message, values
+    from txsipua.sip import message, parse, values
     if not pure:
-        return message
+        return parse
 
     def load(name: str, path: str) -> Any:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -166,20 +166,24 @@ def _message_module(pure: bool) -> Any:
         return mod
 
     saved_env = os.environ.get("TXSIPUA_PURE")
-    saved_values = sys.modules["txsipua.sip.values"]
+    names = ("txsipua.sip.values", "txsipua.sip.message")
+    saved = {n: sys.modules[n] for n in names}
     os.environ["TXSIPUA_PURE"] = "1"
     try:
         pure_values = load("_txsipua_pure_values", values.__file__)
-        sys.modules["txsipua.sip.values"] = pure_values  # what the message copy imports
-        mod = load("_txsipua_pure_message", message.__file__)
+        sys.modules["txsipua.sip.values"] = pure_values  # what the copies below import
+        pure_message = load("_txsipua_pure_message", message.__file__)
+        sys.modules["txsipua.sip.message"] = pure_message
+        mod = load("_txsipua_pure_parse", parse.__file__)
     finally:
-        sys.modules["txsipua.sip.values"] = saved_values
+        sys.modules.update(saved)
         if saved_env is None:
             del os.environ["TXSIPUA_PURE"]
         else:
             os.environ["TXSIPUA_PURE"] = saved_env
-    assert mod._split_head is None and mod._parse_head is None and mod._tag_param is None
-    assert pure_values._via_parts is None and mod.Via is pure_values.Via
+    assert mod._parse_head is None and pure_message._tag_param is None
+    assert pure_values._via_parts is None and pure_message.Via is pure_values.Via
+    assert mod.Request is pure_message.Request
     return mod
 
 
@@ -425,9 +429,9 @@ def measure(loaded: list[dict[str, Any]], floor: ParseFn, subset: str, rounds: i
 def accelerator_line() -> str:
     """Which txsipua is measured, and whether its C accelerator is in use."""
     import txsipua
-    from txsipua.sip import message, values
+    from txsipua.sip import parse, values
     where = os.path.dirname(os.path.dirname(os.path.abspath(txsipua.__file__)))
-    if message._parse_head is not None and values._via_parts is not None:
+    if parse._parse_head is not None and values._via_parts is not None:
         state = "built and in use (the 'pure' rows switch it off)"
     elif os.environ.get("TXSIPUA_PURE", "0") not in ("", "0"):
         state = "switched off by TXSIPUA_PURE: every txsipua row is pure Python"

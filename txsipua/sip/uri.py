@@ -21,11 +21,11 @@ from urllib.parse import quote, unquote
 import attrs
 
 from txsipua.errors import ParseError
+from txsipua.sip import _abnf
 
-_HOST_RE = re.compile(
-    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?|[A-Za-z0-9])$"
-)
+_HOST_RE = re.compile(rf"(?:{_abnf.HOST})\Z")
 _FORBIDDEN = frozenset(' \t"<>\\^`{|}\x7f' + "".join(map(chr, range(32))))
+_FORBIDDEN_SEARCH = re.compile("[" + re.escape("".join(sorted(_FORBIDDEN))) + "]").search
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
 _PASSWORD_SAFE = "-_.!~*'()&=+$,"
 _PARAM_SAFE = "-_.!~*'()[]/:&+$"  # paramchar minus escaped (RFC 3261 §25.1)
@@ -74,25 +74,13 @@ class SipURI:
         Raises:
             ParseError: status 416 for an unsupported scheme, 400 for any other defect.
         """
-        m = _URI_FAST(text)
-        if m is not None:
-            # the common shape (no escapes, password, URI headers or odd spacing):
-            # one C-speed match gives what the general path below would compute
-            uri = _uri_from_match(*m.groups())
-            if uri is not None:
-                return uri
-        return cls._parse_general(text)  # (also raises for a port above 65535)
-
-    @classmethod
-    def _parse_general(cls, text: str) -> SipURI:
-        """:meth:`parse` for any text (the fast path covers only the common shape)."""
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         if not sep:
             raise ParseError(f"URI without scheme: {text[:60]!r}")
-        for ch in text:
-            if ch in _FORBIDDEN:  # RFC 3261 §25.1: SP, CTLs, <>" are never in a URI
-                raise ParseError(f"character {ch!r} in URI {text[:60]!r}")
+        bad = _FORBIDDEN_SEARCH(text)
+        if bad is not None:  # RFC 3261 §25.1: SP, CTLs, <>" are never in a URI
+            raise ParseError(f"character {bad[0]!r} in URI {text[:60]!r}")
         scheme = scheme.lower()
         if scheme == "tel":
             number, _, ptext = rest.partition(";")
@@ -187,8 +175,7 @@ class SipURI:
         return str(self)
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
-"""scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )  (RFC 3261 §25.1)"""
+_SCHEME = re.compile(_abnf.SCHEME)
 
 
 @attrs.frozen(eq=True, hash=False)
@@ -237,58 +224,6 @@ def parse_any_uri(text: str) -> SipURI:
     if not _SCHEME.fullmatch(scheme) or not opaque:
         raise ParseError(f"bad absolute URI {text[:60]!r}")
     return AbsoluteURI(scheme=scheme.lower(), opaque=opaque)
-
-
-_URI_PATTERN = (
-    r"(sips?):"
-    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?"  # user: no escapes, ":", ";", "?"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"  # host (_HOST_RE)
-    r"(?::([0-9]{1,5}))?"
-    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
-)
-"""The common URI shape (5 groups: scheme, user, host, port, ``;params``), every character
-of which the general parser accepts verbatim; also embedded in values.NameAddr's fast path."""
-_URI_FAST = re.compile(_URI_PATTERN).fullmatch
-
-
-def _uri_from_match(
-    scheme: str, user: str | None, host: str, port_text: str | None, ptext: str
-) -> SipURI | None:
-    """The SipURI of a ``_URI_PATTERN`` match, or ``None`` for a port above 65535."""
-    port = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            return None
-    params: dict[str, str | None] = {}
-    if ptext:
-        for item in ptext[1:].split(";"):
-            k, sep, v = item.partition("=")
-            params[k.lower()] = v if sep else None
-    return _new_uri(scheme, user, host, port, params)
-
-
-_URI_NEW = SipURI.__new__
-_uri_set = tuple(
-    SipURI.__dict__[n].__set__
-    for n in ("scheme", "user", "password", "host", "port", "params", "headers")
-)
-
-
-def _new_uri(
-    scheme: str, user: str | None, host: str, port: int | None, params: dict[str, str | None]
-) -> SipURI:
-    """A SipURI from already-checked parts, skipping the converters (``params`` is fresh)."""
-    u = _URI_NEW(SipURI)
-    s_scheme, s_user, s_password, s_host, s_port, s_params, s_headers = _uri_set
-    s_scheme(u, scheme)
-    s_user(u, user)
-    s_password(u, None)
-    s_host(u, host)
-    s_port(u, port)
-    s_params(u, params)
-    s_headers(u, {})
-    return u
 
 
 def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:

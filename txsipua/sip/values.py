@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from txsipua.errors import ParseError
+from txsipua.sip import _abnf
 from txsipua.sip.uri import (
     SipURI,
     _format_params,
@@ -55,6 +56,17 @@ def parse_header_params(text: str) -> dict[str, str | None]:
         ParseError: an empty parameter name or an unterminated quoted string.
     """
     params: dict[str, str | None] = {}
+    if '"' not in text:
+        # no quoted-string: every parameter is what lies between two semicolons
+        for item in text.split(";"):
+            name, sep, value = item.partition("=")
+            name = name.strip().lower()
+            if not name:
+                if sep:
+                    raise ParseError(f"empty header parameter name in {text!r}")
+                continue
+            params[name] = value.strip() if sep else None
+        return params
     i, n = 0, len(text)
     while i < n:
         if text[i] in "; \t":
@@ -139,8 +151,8 @@ class Via:
             ParseError: missing protocol, transport or sent-by.
         """
         if _via_parts is not None:
-            # the C fast path: (transport, host, port, params) for exactly the text
-            # _VIA_FAST accepts (port <= 65535), else NotImplemented
+            # the C accelerator: (transport, host, port, params) for the common shape
+            # (what the code below gives for it), else NotImplemented
             parts = _via_parts(text)
             if parts is not NotImplemented:
                 v = _VIA_NEW(Via)
@@ -150,64 +162,20 @@ class Via:
                 _via_params(v, parts[3])
                 _via_protocol(v, "SIP/2.0")
                 return v
-        m = _VIA_FAST(text)
+        m = _VIA(text)
         if m is None:
-            return cls._parse_general(text)
-        # ``SIP/2.0/UDP host[:port][;name[=token]]...``: what the general path
-        # computes, from one C-speed match; built inline (no helper calls: each
-        # Python-level call costs about as much as a slot store)
-        transport, host, port_text, ptext = m.groups()
+            raise _via_error(text)
+        proto, version, transport, host, port_text, ptext = m.groups()
         port = None
-        if port_text is not None:
+        if port_text:
             port = int(port_text)
             if port > 65535:
-                return cls._parse_general(text)  # raises with the usual detail
-        params: dict[str, str | None] = {}
-        if ptext is not None:
-            for item in ptext.split(";"):
-                k, sep, value = item.partition("=")
-                params[_NAMES_GET(k) or k.lower()] = value if sep else None
-        v = _VIA_NEW(Via)
-        _via_transport(v, _TRANSPORTS_GET(transport) or transport.upper())
-        _via_host(v, host)
-        _via_port(v, port)
-        _via_params(v, params)
-        _via_protocol(v, "SIP/2.0")
-        return v
-
-    @classmethod
-    def _parse_general(cls, text: str) -> Via:
-        """:meth:`parse` for any text (the fast path covers only the common shape)."""
-        text = text.strip()
-        proto, sep, rest = text.partition("/")
-        if not sep:
-            raise ParseError(f"bad Via: {text!r}")
-        version, sep, rest = rest.partition("/")
-        if not sep:
-            raise ParseError(f"bad Via: {text!r}")
-        rest = rest.lstrip()
-        i = 0
-        n = len(rest)
-        while i < n and rest[i] not in " \t":
-            i += 1
-        transport = rest[:i].upper()
-        rest = rest[i:].strip()
-        if not transport or not rest:
-            raise ParseError(f"bad Via, no transport or sent-by: {text!r}")
-        hostport, _, ptext = rest.partition(";")
-        hostport = hostport.strip(" \t")
-        if " " in hostport or "\t" in hostport:
-            # sent-by = host [ COLON port ]: whitespace only around the colon
-            hostport = ":".join(p.strip(" \t") for p in hostport.split(":"))
-            if " " in hostport or "\t" in hostport:
-                raise ParseError(f"bad Via sent-by: {text[:60]!r}")
-        host, port = _split_hostport(hostport, text)
+                raise ParseError(f"port {port} out of range in Via {text[:60]!r}")
         params = parse_header_params(ptext) if ptext else {}
-        proto = proto.strip(" \t").upper()
-        version = version.strip(" \t")
-        for word in (proto, version, transport):
-            if not word or any(c not in _TOKEN_CHARS for c in word):
-                raise ParseError(f"bad Via sent-protocol: {text[:60]!r}")
+        transport = transport.upper()
+        proto = proto.upper()
+        if proto == "SIP" and version == "2.0":
+            return cls(transport, host, port, params)
         return cls(transport, host, port, params, f"{proto}/{version}")
 
     @property
@@ -269,29 +237,13 @@ class CSeq:
             ParseError: not a number and a method token, or a number that is not
                 a 32-bit unsigned integer (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.4).
         """
-        m = _CSEQ_FAST(text)
-        if m is not None:
-            seq_text, method = m.groups()
-            seq = int(seq_text)
-            if seq < 4294967296:
-                c = _CSEQ_NEW(CSeq)
-                _cseq_seq(c, seq)
-                _cseq_method(c, method)
-                return c
-        return cls._parse_general(text)
-
-    @classmethod
-    def _parse_general(cls, text: str) -> CSeq:
-        """:meth:`parse` for any text (the fast path covers ``digits SP token``)."""
-        parts = text.split()
-        if len(parts) != 2 or not (parts[0].isdigit() and parts[0].isascii()):
+        m = _CSEQ(text)
+        if m is None:
             raise ParseError(f"bad CSeq: {text[:40]!r}")
-        if len(parts[0].lstrip("0")) > 10 or any(c not in _TOKEN_CHARS for c in parts[1]):
-            raise ParseError(f"bad CSeq: {text[:40]!r}")
-        seq = int(parts[0])
-        if seq >= 2**32:
+        seq = int(m[1])
+        if seq >= 4294967296:
             raise ParseError(f"CSeq number out of range: {text!r}")
-        return cls(seq, parts[1])
+        return _new_cseq(seq, m[2])
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
@@ -325,82 +277,21 @@ class NameAddr:
         Raises:
             ParseError: malformed display name, brackets or URI.
         """
-        m = _NAME_ADDR_URI_FAST(text)
-        if m is not None:
-            # ``"Quoted" <URI>;params``, ``Token words <URI>;params`` or ``<URI>;params``
-            # with a common-shape SIP URI: one match for the whole value, the
-            # SipURI built inline too (what uri._uri_from_match does, without its calls)
-            quoted, words, scheme, user, host, port_text, uptext, ptext = m.groups()
-            port = None
-            if port_text is not None:
-                port = int(port_text)
-                if port > 65535:
-                    return cls._parse_general(text)  # raises with the usual detail
-            uparams: dict[str, str | None] = {}
-            if uptext is not None:
-                for item in uptext.split(";"):
-                    k, sep, value = item.partition("=")
-                    uparams[_NAMES_GET(k) or k.lower()] = value if sep else None
-            uri = _URI_NEW(SipURI)
-            _uri_scheme(uri, scheme)
-            _uri_user(uri, user)
-            _uri_password(uri, None)
-            _uri_host(uri, host)
-            _uri_port(uri, port)
-            _uri_params(uri, uparams)
-            _uri_headers(uri, {})
-        else:
-            m = _NAME_ADDR_FAST(text)
-            if m is None:
-                return cls._parse_general(text)
-            # the same shape with any URI between the brackets (SipURI.parse decides)
-            quoted, words, uri_text, ptext = m.groups()
-            uri = parse_any_uri(uri_text)
-        if quoted is None:
-            display = words  # None, or the words without their trailing LWS
-        elif "\\" in quoted:
-            display = _UNESCAPE(r"\1", quoted) or None
-        else:
-            display = quoted or None
-        params: dict[str, str | None] = {}
-        if ptext is not None:
-            for item in ptext.split(";"):
-                k, sep, value = item.partition("=")
-                params[_NAMES_GET(k) or k.lower()] = value if sep else None
-            if '"' in ptext:  # ;+sip.instance="<urn:...>": the quotes go, as in the general path
-                for k, value in params.items():
-                    if value and value[0] == '"':
-                        params[k] = value[1:-1]
-        na = _NAME_ADDR_NEW(NameAddr)
-        _na_uri(na, uri)
-        _na_display(na, display)
-        _na_params(na, params)
-        _na_wildcard(na, False)
-        return na
-
-    @classmethod
-    def _parse_general(cls, text: str) -> NameAddr:
-        """:meth:`parse` for any text (the fast path covers only the common shape)."""
         text = text.strip()
         if text == "*":
             return cls(SipURI(host="*"), None, {}, True)
         display: str | None = None
         rest = text
         if text.startswith('"'):
-            # quoted-string: a backslash escapes the next character (RFC 3261 §25.1)
-            i, n = 1, len(text)
-            buf = []
-            while i < n and text[i] != '"':
-                if text[i] == "\\":
-                    i += 1
-                    if i == n:
-                        break
-                buf.append(text[i])
-                i += 1
-            if i >= n:
+            # quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
+            # quoted-pair   = "\\" (%x00-09 / %x0B-0C / %x0E-7F): any character here
+            m = _QUOTED(text)
+            if m is None:
                 raise ParseError(f"unterminated quoted display name in {text[:60]!r}")
-            display = "".join(buf)
-            rest = text[i + 1 :].lstrip(" \t")
+            display = m[1]
+            if "\\" in display:
+                display = _UNESCAPE(r"\1", display)
+            rest = text[m.end() :].lstrip(" \t")
             if not rest.startswith("<"):
                 raise ParseError(f"quoted display name without <URI> in {text[:60]!r}")
         lt = rest.find("<")
@@ -409,12 +300,11 @@ class NameAddr:
             if gt < 0:
                 raise ParseError(f"unterminated <> in {text[:60]!r}")
             if display is None:
+                # display-name = *(token LWS): UTF-8 letters are tolerated, ASCII
+                # separators are not (RFC 4475 §3.1.2.16: "Bell, Alexander" is a 400)
                 display = rest[:lt].strip(" \t")
-                for ch in display:
-                    # *(token LWS); UTF-8 letters are tolerated, ASCII separators are not
-                    # (RFC 4475 §3.1.2.16: "Bell, Alexander" unquoted is a 400)
-                    if ch not in _TOKEN_CHARS and ch not in " \t" and ord(ch) < 128:
-                        raise ParseError(f"bad display name in {text[:60]!r}")
+                if display and _DISPLAY_BAD(display) is not None:
+                    raise ParseError(f"bad display name in {text[:60]!r}")
             uri = parse_any_uri(rest[lt + 1 : gt])
             after = rest[gt + 1 :].strip(" \t")
             if after and not after.startswith(";"):
@@ -466,92 +356,48 @@ class NameAddr:
         return f"{out}<{self.uri}>{format_header_params(self.params)}"
 
 
-# ---------------------------------------------------------------- fast paths
-#
-# Each parser first tries one compiled regex (C speed) that accepts only a
-# common shape in which every character is one the general parser keeps
-# verbatim; anything else (quotes, escapes, odd spacing, folding leftovers,
-# out-of-range numbers) takes the general path, so both give equal values and
-# the same errors.  tests/sip/test_fast_values.py checks that on fuzzed text.
+# ---------------------------------------------------------------- grammar and builders
 
-_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]"
-_PARAMS_RE = rf"(?:;((?:{_TOKEN_RE}++(?:=[\x21\x23-\x3a\x3c-\x7e]*+)?+)(?:;{_TOKEN_RE}++(?:=[\x21\x23-\x3a\x3c-\x7e]*+)?+)*+))?"
-"""``;name[=value]...``: token names; values of visible ASCII but ``"`` and ``;``.  The group
-is the text after the first ``;`` (``None`` without parameters).
-
-The fast patterns use possessive quantifiers (``++``, ``*+``, Python >= 3.11) wherever
-giving characters back could never let the rest match (each run is followed by a
-character outside its class): the same matches as the plain quantifiers, without the
-backtracking bookkeeping (about a quarter of the match time).  tests/sip/test_fast_values.py
-checks them against the plain forms."""
-_NA_PARAM_RE = (
-    rf'{_TOKEN_RE}++(?:=(?:"[\x20\x21\x23-\x3a\x3c-\x5b\x5d-\x7e]*+"|[\x21\x23-\x3a\x3c-\x7e]*+))?+'
-)
-_NA_PARAMS_RE = rf"(?:;({_NA_PARAM_RE}(?:;{_NA_PARAM_RE})*+))?"
-"""``_PARAMS_RE`` with quoted-string values too (``+sip.instance="<urn:...>"``, RFC 5626): no
-``;``, ``\\`` or control characters between the quotes, so that a split at ``;`` still
-finds the parameters and dropping the two quotes gives the general parser's value."""
-_HOST_FAST_RE = r"(\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9][A-Za-z0-9\-.]*+(?<!-))"
-"""uri._HOST_RE's common shapes: ``[IPv6]``, or letters, digits, ``-`` and ``.`` starting with a
-letter or digit and not ending with ``-``."""
-
-_VIA_FAST = re.compile(
-    r"SIP/2\.0/([A-Za-z]++) " + _HOST_FAST_RE + r"(?::([0-9]{1,5}+))?" + _PARAMS_RE
-).fullmatch
-_CSEQ_FAST = re.compile(rf"([0-9]{{1,10}}+) ({_TOKEN_RE}++)").fullmatch
-_DISPLAY_RE = (
-    r'(?:"([^"\\]*+(?:\\[\s\S][^"\\]*+)*+)"[ \t]*+'
-    rf"|(?:({_TOKEN_RE}++(?:[ \t]++{_TOKEN_RE}++)*+)[ \t]++)?)"
-)
-"""A quoted display name (escapes allowed), or token words each followed by LWS (the group
-without the last LWS), or nothing."""
+_CSEQ = re.compile(_abnf.CSEQ).fullmatch
+_VIA = re.compile(rf"\s*{_abnf.VIA_PARM}\s*").fullmatch
+_VIA_PROTOCOL = re.compile(r"\s*([^/]*)/([^/]*)/[ \t]*([^ \t]*)([\s\S]*)").fullmatch
+_TOKEN = re.compile(_abnf.TOKEN).fullmatch
+_QUOTED = re.compile(r'"((?:[^"\\]|\\[\s\S])*)"').match
 _UNESCAPE = re.compile(r"\\([\s\S])").sub
-"""quoted-pair -> the character (RFC 3261 §25.1), as the general parser reads it."""
-_URI_FAST_RE = (
-    r"(sips?):"
-    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?"  # user: no escapes, ":", ";", "?"
-    + _HOST_FAST_RE
-    + r"(?::([0-9]{1,5}+))?"
-    r"(?:;((?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*+)?+)"
-    r"(?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*+)?+)*+))?"
-)
-"""uri._URI_PATTERN, possessive, with the ``;params`` group after its first ``;``."""
-_NAME_ADDR_FAST = re.compile(_DISPLAY_RE + r"<([^<>\s\"]++)>" + _NA_PARAMS_RE).fullmatch
-_NAME_ADDR_URI_FAST = re.compile(_DISPLAY_RE + "<" + _URI_FAST_RE + ">" + _NA_PARAMS_RE).fullmatch
+"""quoted-pair -> the character it stands for (RFC 3261 §25.1)."""
+_DISPLAY_BAD = re.compile(
+    "[" + re.escape("".join(c for c in map(chr, range(128)) if c not in _TOKEN_CHARS and c not in " \t")) + "]"
+).search
+"""An ASCII character that is neither a token character nor SP/HTAB (unquoted display name)."""
 
-_NAMES_GET = {
-    n: n
-    for n in (
-        "branch", "received", "rport", "maddr", "ttl", "alias", "tag", "expires", "q",
-        "transport", "lr", "user", "method", "ob", "reg-id", "+sip.instance", "gr", "line",
-        "ftag", "did", "nat", "sigcomp-id", "comp",
-    )
-}.get
-"""Parameter name -> the same name, interned, for the usual (lower-case) names: one dict
-probe instead of ``str.lower`` and every value shares its key strings (``None`` otherwise)."""
-_TRANSPORTS_GET = {
-    spelling: t for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS") for spelling in (t, t.lower())
-}.get
-"""Transport as sent -> the upper-case transport, shared (``None`` for other spellings)."""
+
+def _via_error(text: str) -> ParseError:
+    """The error for a Via value that ``via-parm`` does not match, naming the part."""
+    m = _VIA_PROTOCOL(text)
+    if m is None:
+        return ParseError(f"bad Via: {text[:60]!r}")
+    proto, version, transport, rest = m.groups()
+    if not all(_TOKEN(w.strip(" \t")) for w in (proto, version, transport)):
+        return ParseError(f"bad Via sent-protocol: {text[:60]!r}")
+    if not rest.strip():
+        return ParseError(f"bad Via, no transport or sent-by: {text[:60]!r}")
+    hostport = rest.partition(";")[0].strip(" \t")
+    if " " not in hostport and "\t" not in hostport:
+        try:
+            _split_hostport(hostport, text)  # names the bad host or port
+        except ParseError as e:
+            return e
+    return ParseError(f"bad Via sent-by: {text[:60]!r}")
 
 _VIA_NEW = Via.__new__
 _via_transport, _via_host, _via_port, _via_params, _via_protocol = (
     Via.__dict__[n].__set__ for n in ("transport", "host", "port", "params", "protocol")
 )
+"""The C ``via_parts`` result is stored slot by slot (what the attrs ``__init__`` ends up
+doing, without its converter: the dict is fresh)."""
 _CSEQ_NEW = CSeq.__new__
 _cseq_seq = CSeq.__dict__["seq"].__set__
 _cseq_method = CSeq.__dict__["method"].__set__
-_NAME_ADDR_NEW = NameAddr.__new__
-_na_uri, _na_display, _na_params, _na_wildcard = (
-    NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
-)
-_URI_NEW = SipURI.__new__
-_uri_scheme, _uri_user, _uri_password, _uri_host, _uri_port, _uri_params, _uri_headers = (
-    SipURI.__dict__[n].__set__
-    for n in ("scheme", "user", "password", "host", "port", "params", "headers")
-)
-"""The fast paths build the frozen values by storing each slot directly (what the attrs
-``__init__`` ends up doing, without its converters: the dicts are fresh)."""
 
 
 def _new_cseq(seq: int, method: str) -> CSeq:
