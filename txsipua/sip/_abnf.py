@@ -84,12 +84,30 @@ VIA_PARM = (
     rf"({HOST})(?:[ \t]*:[ \t]*({PORT})?)?[ \t]*(?:;([\s\S]*))?"
 )
 
+# quoted-string  =  SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
+# qdtext         =  LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
+# quoted-pair    =  "\" (%x00-09 / %x0B-0C / %x0E-7F)
+# Lenient: any character but DQUOTE and backslash is qdtext, and a backslash
+# escapes any character.  Group: the text between the quotes, still escaped.
+QUOTED_STRING = r'"((?:[^"\\]|\\[\s\S])*)"'
+
+# name-addr     =  [ display-name ] LAQUOT addr-spec RAQUOT
+# display-name  =  *(token LWS)/ quoted-string
+# addr-spec     =  SIP-URI / SIPS-URI / absoluteURI
+# LAQUOT = SWS "<"   RAQUOT = ">" SWS
+# Groups: the quoted display name (escaped), or the unquoted one (any text up to the
+# "<" but a DQUOTE, checked for token characters by the caller), then the URI text
+# (up to the first ">", checked by the URI parser).
+NAME_ADDR = rf'(?:{QUOTED_STRING}[ \t]*|([^<"]*?)[ \t]*)<([^>]*)>'
+
 __all__ = [
     "CONTENT_LENGTH",
     "CSEQ",
     "HOST",
     "METHOD",
+    "NAME_ADDR",
     "PORT",
+    "QUOTED_STRING",
     "REQUEST_LINE",
     "SCHEME",
     "SIP_VERSION",

@@ -113,7 +113,16 @@ class SipURI:
         hostport, _, ptext = rest.partition(";")
         params = _parse_params(ptext) if ptext else {}
         host, port = _split_hostport(hostport, text)
-        return cls(scheme, user, password, host, port, params, headers)
+        # what cls(...) stores, without the converters' copies (the dicts are fresh)
+        uri = _URI_NEW(SipURI)
+        _set_scheme(uri, scheme)
+        _set_user(uri, user)
+        _set_password(uri, password)
+        _set_host(uri, host)
+        _set_port(uri, port)
+        _set_params(uri, params)
+        _set_headers(uri, headers)
+        return uri
 
     @property
     def host_port(self) -> tuple[str, int | None]:
@@ -176,6 +185,11 @@ class SipURI:
 
 
 _SCHEME = re.compile(_abnf.SCHEME)
+_URI_NEW = SipURI.__new__
+_set_scheme, _set_user, _set_password, _set_host, _set_port, _set_params, _set_headers = (
+    SipURI.__dict__[n].__set__
+    for n in ("scheme", "user", "password", "host", "port", "params", "headers")
+)
 
 
 @attrs.frozen(eq=True, hash=False)

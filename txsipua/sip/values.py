@@ -277,40 +277,25 @@ class NameAddr:
         Raises:
             ParseError: malformed display name, brackets or URI.
         """
+        m = _NAME_ADDR(text)
+        if m is not None:
+            # name-addr = [ display-name ] LAQUOT addr-spec RAQUOT, then *( SEMI param )
+            quoted, words, uri_text, ptext = m.groups()
+            if quoted is not None:
+                display = _UNESCAPE(r"\1", quoted) if "\\" in quoted else quoted
+            elif words and _DISPLAY_BAD(words) is not None:
+                # display-name = *(token LWS): UTF-8 letters are tolerated, ASCII
+                # separators are not (RFC 4475 §3.1.2.16: "Bell, Alexander" is a 400)
+                raise ParseError(f"bad display name in {text[:60]!r}")
+            else:
+                display = words
+            params = parse_header_params(ptext) if ptext else {}
+            return _new_name_addr(parse_any_uri(uri_text), display or None, params)
         text = text.strip()
         if text == "*":
             return cls(SipURI(host="*"), None, {}, True)
-        display: str | None = None
-        rest = text
-        if text.startswith('"'):
-            # quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
-            # quoted-pair   = "\\" (%x00-09 / %x0B-0C / %x0E-7F): any character here
-            m = _QUOTED(text)
-            if m is None:
-                raise ParseError(f"unterminated quoted display name in {text[:60]!r}")
-            display = m[1]
-            if "\\" in display:
-                display = _UNESCAPE(r"\1", display)
-            rest = text[m.end() :].lstrip(" \t")
-            if not rest.startswith("<"):
-                raise ParseError(f"quoted display name without <URI> in {text[:60]!r}")
-        lt = rest.find("<")
-        if lt >= 0:
-            gt = rest.find(">", lt)
-            if gt < 0:
-                raise ParseError(f"unterminated <> in {text[:60]!r}")
-            if display is None:
-                # display-name = *(token LWS): UTF-8 letters are tolerated, ASCII
-                # separators are not (RFC 4475 §3.1.2.16: "Bell, Alexander" is a 400)
-                display = rest[:lt].strip(" \t")
-                if display and _DISPLAY_BAD(display) is not None:
-                    raise ParseError(f"bad display name in {text[:60]!r}")
-            uri = parse_any_uri(rest[lt + 1 : gt])
-            after = rest[gt + 1 :].strip(" \t")
-            if after and not after.startswith(";"):
-                raise ParseError(f"unexpected text after URI in {text[:60]!r}")
-            params = parse_header_params(after) if after else {}
-            return cls(uri, display or None, params)
+        if "<" in text:
+            raise _name_addr_error(text)
         if '"' in text or ">" in text:
             raise ParseError(f"display name or > without <URI> in {text[:60]!r}")
         uritext, _, ptext = text.partition(";")
@@ -318,7 +303,7 @@ class NameAddr:
         if uri.scheme != "tel" and "?" in uritext:
             raise ParseError(f"URI headers need <> in {text!r}")
         params = parse_header_params(ptext) if ptext else {}
-        return cls(uri, None, params)
+        return _new_name_addr(uri, None, params)
 
     @property
     def tag(self) -> str | None:
@@ -362,7 +347,8 @@ _CSEQ = re.compile(_abnf.CSEQ).fullmatch
 _VIA = re.compile(rf"\s*{_abnf.VIA_PARM}\s*").fullmatch
 _VIA_PROTOCOL = re.compile(r"\s*([^/]*)/([^/]*)/[ \t]*([^ \t]*)([\s\S]*)").fullmatch
 _TOKEN = re.compile(_abnf.TOKEN).fullmatch
-_QUOTED = re.compile(r'"((?:[^"\\]|\\[\s\S])*)"').match
+_QUOTED = re.compile(_abnf.QUOTED_STRING).match
+_NAME_ADDR = re.compile(rf"\s*{_abnf.NAME_ADDR}[ \t]*(;[\s\S]*)?\s*").fullmatch
 _UNESCAPE = re.compile(r"\\([\s\S])").sub
 """quoted-pair -> the character it stands for (RFC 3261 §25.1)."""
 _DISPLAY_BAD = re.compile(
@@ -398,6 +384,41 @@ doing, without its converter: the dict is fresh)."""
 _CSEQ_NEW = CSeq.__new__
 _cseq_seq = CSeq.__dict__["seq"].__set__
 _cseq_method = CSeq.__dict__["method"].__set__
+
+
+_NAME_ADDR_NEW = NameAddr.__new__
+_na_uri, _na_display, _na_params, _na_wildcard = (
+    NameAddr.__dict__[n].__set__ for n in ("uri", "display_name", "params", "wildcard")
+)
+
+
+def _name_addr_error(text: str) -> ParseError:
+    """The error for a value holding ``<`` that the name-addr pattern does not match."""
+    rest = text
+    if text.startswith('"'):
+        m = _QUOTED(text)
+        if m is None:
+            return ParseError(f"unterminated quoted display name in {text[:60]!r}")
+        rest = text[m.end() :].lstrip(" \t")
+        if not rest.startswith("<"):
+            return ParseError(f"quoted display name without <URI> in {text[:60]!r}")
+    lt = rest.find("<")
+    if rest.find(">", lt) < 0:
+        return ParseError(f"unterminated <> in {text[:60]!r}")
+    if '"' in rest[:lt]:
+        return ParseError(f"bad display name in {text[:60]!r}")
+    return ParseError(f"unexpected text after URI in {text[:60]!r}")
+
+
+def _new_name_addr(uri: SipURI, display: str | None, params: dict[str, str | None]) -> NameAddr:
+    """What ``NameAddr(uri, display, params)`` stores, without the converter's copy
+    (``params`` is fresh)."""
+    na = _NAME_ADDR_NEW(NameAddr)
+    _na_uri(na, uri)
+    _na_display(na, display)
+    _na_params(na, params)
+    _na_wildcard(na, False)
+    return na
 
 
 def _new_cseq(seq: int, method: str) -> CSeq:
