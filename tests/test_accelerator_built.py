@@ -7,12 +7,13 @@ import os
 
 import pytest
 
-from txsipua.sip import message
+from txsipua.sip import message, parse, values
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="only CI promises a C compiler")
 def test_accelerator_is_built_and_used_in_ci() -> None:
-    """``.ci/run`` installs with gcc and the Python headers: parse_message uses the C split."""
+    """``.ci/run`` installs with gcc and the Python headers: the parser uses every C entry point."""
     assert importlib.util.find_spec("txsipua.sip._speedups") is not None
     if not os.environ.get("TXSIPUA_PURE"):
-        assert message._split_head is not None
+        assert parse._parse_head is not None
+        assert message._tag_param is not None and values._via_parts is not None

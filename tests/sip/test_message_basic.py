@@ -3,7 +3,7 @@
 import pytest
 
 from txsipua.errors import ParseError
-from txsipua.sip import Headers, Request, Response, parse_message
+from txsipua.sip import CSeq, Headers, Request, Response, parse, parse_message
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
@@ -107,8 +107,8 @@ def test_response_and_headers_api() -> None:
         ("<sip:a@example.com>;tagx=1", None),
     ],
 )
-def test_fast_tags_agree_with_the_parser(value: str, tag: str | None) -> None:
-    """from_tag/to_tag (no URI parsing) give what the full NameAddr parser gives."""
+def test_tags_agree_with_the_parser(value: str, tag: str | None) -> None:
+    """from_tag/to_tag give what the full NameAddr parser gives."""
     m = Request("OPTIONS", "sip:b@example.com", [("From", value), ("To", value)])
     assert m.from_tag == tag == m.to.tag
 
@@ -119,3 +119,88 @@ def test_non_ascii_header_name_folding_to_a_compact_form_is_refused() -> None:
             "To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\u212a: 100rel\r\n\r\n").encode()
     with pytest.raises(ParseError, match="bad header name"):
         parse_message(data)
+
+
+# ------------------------------------------------------------------ header-name memo
+
+
+def test_unknown_name_spellings_are_remembered_once_validated() -> None:
+    """A new valid name is memoised under its exact spelling; an invalid one never is."""
+    base = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\n")
+    m = parse_message(base + b"X-Remember-Me \t: 1\r\n\r\n")
+    assert isinstance(m, Request) and m.headers.get("x-remember-me") == "1"
+    assert parse._NAMES["X-Remember-Me \t"] == ("x-remember-me", "X-Remember-Me")
+    with pytest.raises(ParseError):
+        parse_message(base + b"X-Bad Name: 1\r\n\r\n")
+    assert "X-Bad Name" not in parse._NAMES
+
+
+def test_name_memo_is_bounded_in_count_and_size() -> None:
+    """New long names are parsed but not remembered; the memo never passes its bounds.
+
+    A peer sending messages with ever new ~64 KiB header names must not make the
+    process hold them (review finding: 4,096 such names held ~500 MiB).
+    """
+    base = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\n")
+    long_name = "X-" + "a" * 120  # longer than the memo keeps, within MAX_HEADER_NAME
+    m = parse_message(base + long_name.encode() + b": v\r\n\r\n")
+    assert m.headers.get(long_name) == "v"
+    assert long_name not in parse._NAMES
+    before = len(parse._NAMES)
+    for k in range(50):
+        parse_message(base + f"X-Long-{k:04d}-".encode() + b"b" * 100 + b": v\r\n\r\n")
+    assert len(parse._NAMES) == before
+    assert max(map(len, parse._NAMES)) <= parse._NAMES_MAX_LEN
+    assert len(parse._NAMES) <= parse._NAMES_MAX
+
+
+def test_name_memo_starts_again_when_full() -> None:
+    """One datagram of 4,000 junk names (rejected later) cannot fill the memo for good.
+
+    Second review: the memo stayed full, and every real name not in it then made the
+    C path give up on every message. When full it now starts again from the canonical
+    spellings.
+    """
+    junk = b"OPTIONS sip:x SIP/2.0\r\n" + b"".join(b"J%04d:\r\n" % k for k in range(4500)) + b"\r\n"
+    with pytest.raises(ParseError):  # missing Via
+        parse_message(junk)
+    assert len(parse._NAMES) <= parse._NAMES_MAX
+    base = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\nP-Charging-Vector: icid=1\r\n\r\n")
+    parse_message(base)
+    assert "P-Charging-Vector" in parse._NAMES  # learned again
+    assert "Via" in parse._NAMES and "i" in parse._NAMES  # the seed is kept
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("1 INVITE", (1, "INVITE")),
+        ("4294967295 BYE", (4294967295, "BYE")),
+        ("0000000001 ACK", (1, "ACK")),
+        ("00000000000000000007 ACK", (7, "ACK")),  # leading zeros are not digits that count
+        ("1 x-Foo", (1, "x-Foo")),
+        (" 5 \tINVITE ", (5, "INVITE")),  # LWS around and between
+        ("4294967296 BYE", None),  # not a 32-bit unsigned integer
+        ("12345678901 BYE", None),
+        ("1 INV<ITE", None),
+        ("INVITE", None),
+        ("1", None),
+        ("1 INVITE x", None),
+        ("\u0661 INVITE", None),  # ARABIC-INDIC DIGIT ONE is no DIGIT
+    ],
+)
+def test_cseq_values(text: str, want: tuple[int, str] | None) -> None:
+    """CSeq = 1*DIGIT LWS Method (RFC 3261 §20.16), a 32-bit number (§8.1.1.5)."""
+    if want is None:
+        with pytest.raises(ParseError):
+            CSeq.parse(text)
+    else:
+        c = CSeq.parse(text)
+        assert (c.seq, c.method) == want and c == CSeq(*want)
+

@@ -1,12 +1,16 @@
 /*
- * txsipua.sip._speedups: the optional C accelerator of the SIP header-section split.
+ * txsipua.sip._speedups: the optional C accelerator of the SIP parser.
  *
- * One function, split_head(data, end, names), doing what the pure-Python loop of
- * txsipua.sip.message.parse_message does for the common case, and refusing
- * (returning None) for everything else, so the pure code decides every odd or
- * malformed input and raises its errors.  The pure code is the reference;
- * tests/sip/test_speedups.py checks both give equal results on fuzzed input.
+ * The pure Python parser (txsipua/sip/parse.py, values.py) is the reference.  Each
+ * entry point does what it does for the common shapes only and declines
+ * (None / NotImplemented) everything else, so the pure code decides every odd or
+ * malformed input and raises every error; tests/sip/test_accelerator_differential.py
+ * checks both give equal results on generated and mutated input (hypothesis).
  *
+ * parse_head(data, end, names): the header-section split (do_split) plus the
+ * checks parse_message makes of a common message (below).
+ *
+ * do_split, the split, for data[:end]:
  * Input:  data  bytes of one message;
  *         end   offset of the CRLF CRLF ending the header section (0 < end <= len(data) - 4);
  *         names dict: header name as written before the colon (trailing SP/HT included)
@@ -64,8 +68,8 @@ strip(const char *buf, Py_ssize_t *s, Py_ssize_t *e)
    them all, and memo_put stores only for the current memo_dict.  The memo holds
    strong references (memo_dict and the entries), so no dict freed and another
    allocated at the same address can be mistaken for it; an entry changed in
-   place would be missed, which message._NAMES never does.  A name deleted from
-   the dict (message._NAMES is cleared and re-seeded when full) may still be
+   place would be missed, which parse._NAMES never does.  A name deleted from
+   the dict (parse._NAMES is cleared and re-seeded when full) may still be
    answered from its slot: harmless there, because an entry depends only on the
    name it was validated for. */
 #define MEMO_SLOTS 256
@@ -92,13 +96,13 @@ static PyObject *
 memo_get(PyObject *names, const char *p, Py_ssize_t n)
 {
     if (names != memo_dict) {
-        /* memo_dict first: a release below that runs code calling split_head
+        /* memo_dict first: a release below that runs code calling parse_head
            leaves only slots of whatever memo_dict then is */
         PyObject *old = memo_dict;
         Py_INCREF(names);
         memo_dict = names;
         /* every slot emptied before any entry is released: a release can run a
-           finalizer calling split_head with this dict, which must find no slot
+           finalizer calling parse_head with this dict, which must find no slot
            of the old one */
         PyObject *entries[MEMO_SLOTS];
         for (int k = 0; k < MEMO_SLOTS; k++) {
@@ -126,7 +130,7 @@ static void
 memo_put(PyObject *names, const char *p, Py_ssize_t n, PyObject *entry)
 {
     /* names is not memo_dict when the lookup that found entry ran Python code (a
-       key's __eq__) that called split_head with another dict: entry must not go
+       key's __eq__) that called parse_head with another dict: entry must not go
        into that dict's memo */
     if (names != memo_dict || n <= 0 || n > MEMO_MAXLEN) {
         return;
@@ -151,21 +155,7 @@ refused(void)
     Py_RETURN_NONE;
 }
 
-static PyObject *do_split(PyObject *data, Py_ssize_t end, PyObject *names);
-
-static PyObject *
-split_head(PyObject *self, PyObject *args)
-{
-    PyObject *data, *names;
-    Py_ssize_t end;
-    if (!PyArg_ParseTuple(args, "O!nO!:split_head", &PyBytes_Type, &data, &end,
-                          &PyDict_Type, &names)) {
-        return NULL;
-    }
-    return do_split(data, end, names);
-}
-
-/* split_head's work: (start, fields, keys), None, or NULL with an exception */
+/* the split: (start, fields, keys), None, or NULL with an exception */
 static PyObject *
 do_split(PyObject *data, Py_ssize_t end, PyObject *names)
 {
@@ -353,7 +343,7 @@ error:
 
 /* ------------------------------------------------------------ parse_head */
 
-/* the request methods CSeq's fast path knows (message._METHODS) */
+/* the request methods parse_head accepts in a CSeq (any other: the pure code) */
 static const char *const known_methods[] = {
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
     "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", NULL,
@@ -625,32 +615,30 @@ tag_param(PyObject *self, PyObject *value)
 static PyMethodDef methods[] = {
     {"parse_head", parse_head, METH_VARARGS,
      "parse_head(data: bytes, end: int, names: dict) -> tuple | None\n\n"
-     "split_head plus the checks parse_message makes of a common message:\n"
+     "The header section data[:end] split into fields, plus the checks\n"
+     "parse_message makes of a common message:\n"
      "(fields, keys, is_request, method or status, Request-URI or reason,\n"
      "CSeq number, CSeq method, Content-Length or -1), or None when any of\n"
      "them needs the pure code (a missing or repeated mandatory field, an\n"
      "unusual start line, CSeq or Content-Length, a short body, non-ASCII\n"
-     "start line). Raises as split_head."},
+     "start line, a header section the split declines). Raises ValueError\n"
+     "when end is out of range, TypeError when a names value used is not a\n"
+     "(str key, canonical name) tuple."},
     {"tag_param", tag_param, METH_O,
      "tag_param(value: str) -> str | None | NotImplemented\n\n"
-     "The tag parameter of a From/To value (RFC 3261 §19.3) as\n"
-     "txsipua.sip.message._fast_tag finds it: the tag, None when the\n"
+     "The tag parameter of a From/To value (RFC 3261 §19.3), read without\n"
+     "the URI (as NameAddr.parse(value).tag gives it when that succeeds):\n"
+     "the tag, None when the\n"
      "parameters hold no 'tag' in any case, or NotImplemented when the pure\n"
      "code must decide (non-ASCII text, two '>', quotes or a comma in the\n"
      "parameters, odd spellings, a repeated or empty tag, whitespace or\n"
      "controls around it). Raises TypeError for a value that is not a str."},
-    {"split_head", split_head, METH_VARARGS,
-     "split_head(data: bytes, end: int, names: dict) -> (start, fields, keys) | None\n\n"
-     "The header section data[:end] split into the start line and\n"
-     "(lookup key, canonical name, value) fields, or None when the fast path\n"
-     "does not apply (the pure parser then decides). Raises ValueError when\n"
-     "end is out of range, TypeError when a names value used is not a\n"
-     "(str key, canonical name) tuple."},
     {"via_parts", via_parts, METH_O,
      "via_parts(text: str) -> (transport, host, port, params) | NotImplemented\n\n"
-     "The C fast path of txsipua.sip.values.Via.parse (RFC 3261 20.42): the\n"
-     "parts for exactly the text values._VIA_FAST accepts with a port <= 65535,\n"
-     "else NotImplemented (the pure code decides). TypeError for a non-str."},
+     "The C path of txsipua.sip.values.Via.parse (RFC 3261 20.42) for the\n"
+     "common shape SIP/2.0/TRANSPORT host[:port][;name[=token]]... with a\n"
+     "port <= 65535: the parts the pure code gives, else NotImplemented (the\n"
+     "pure code decides). TypeError for a non-str."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,8 +1,5 @@
 from types import NotImplementedType
 
-def split_head(
-    data: bytes, end: int, names: dict[str, tuple[str, str]]
-) -> tuple[str, list[tuple[str, str, str]], list[str]] | None: ...
 def tag_param(value: str) -> str | None | NotImplementedType: ...
 def parse_head(
     data: bytes, end: int, names: dict[str, tuple[str, str]]

@@ -1,25 +1,25 @@
 /*
  * via_parts(text): the C fast path of txsipua.sip.values.Via.parse (RFC 3261 §20.42).
  *
- * Included by _speedups.c (which includes Python.h first).  It accepts exactly the
- * text that values._VIA_FAST fullmatches,
+ * Included by _speedups.c (which includes Python.h first).  It accepts the common
+ * shape
  *
  *     SIP/2.0/<letters> SP <host>[:<1-5 digits>][;<token>[=<value>]]...
  *
  * with host "[" [0-9A-Fa-f:.]+ "]" or [A-Za-z0-9][A-Za-z0-9.-]* not ending with "-",
  * token [A-Za-z0-9-.!%*_+`'~]+ and value any of 0x21, 0x23-0x3a, 0x3c-0x7e (visible
  * ASCII but '"' and ';', possibly empty), and a port <= 65535, and returns what the
- * pure fast path of Via.parse computes from that match:
+ * pure Via.parse gives for it:
  *
  *     (transport upper-cased, host as written, port int or None, params dict)
  *
  * params maps each name lower-cased to its value (None for a flag); a repeated name
- * keeps its first position and its last value, as the Python loop's dict stores do.
+ * keeps its first position and its last value, as the pure code's dict stores do.
  * The usual transports and parameter names are shared strings (the values equal the
  * pure path's; sharing them only saves memory).  Anything else (non-ASCII text, any
  * other shape, a port above 65535) returns NotImplemented so the pure code decides and
  * raises its errors; a non-str raises TypeError.  The pure path is the reference:
- * tests/sip/test_speedups_via.py compares both on fuzzed text.
+ * tests/sip/test_accelerator_differential.py compares both on fuzzed text.
  *
  * Memory safety: every read of the text is at an index checked against its length;
  * nothing is written but fresh strings; every object made is owned by the result or
