@@ -571,3 +571,23 @@ def test_oversized_and_long_header_name_requests() -> None:
     [resp] = parsed(layer.outbox())
     assert isinstance(resp, Response) and resp.status == 400 and "header name" in resp.reason
     assert len(layer) == 0
+
+
+def test_flood_of_long_header_names_holds_no_memory() -> None:
+    """Issue 12: OPTIONS with 60 KB header names each get a stateless 400 and leave
+    nothing behind (3,000 of them used to hold 150 MB in live server transactions)."""
+    import tracemalloc
+
+    layer = TransactionLayer(ids=SequentialIds())
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        for k in range(100):
+            data = _bad(b"X" * 60000 + b": 1\r\n").replace(b"z9hG4bKbad", b"z9hG4bKbad%d" % k)
+            layer.receive(data, UAC, float(k))
+            layer.outbox()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(layer) == 0 and layer.stats["rejected"] == 100
+    assert held - base < 1_000_000  # 100 x 60 KB would be 6 MB
