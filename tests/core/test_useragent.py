@@ -228,6 +228,7 @@ def test_options_answered_without_challenge(method: str) -> None:
         (lambda r: r.headers.set("Max-Forwards", "abc"), 400),
         (lambda r: r.headers.add("Record-Route", "<<junk"), 400),
         (lambda r: r.headers.set("Contact", "*"), 400),
+        (lambda r: r.headers.set("Contact", "<mailto:bob@example.com>"), 416),  # §8.1.1.8
         (lambda r: r.headers.add("Require", "foo, 100rel"), 420),
     ],
 )

@@ -73,7 +73,7 @@ from txsipua.errors import (
     TransportError,
 )
 from txsipua.sip.message import Headers, Request, Response
-from txsipua.sip.uri import SipURI
+from txsipua.sip.uri import AbsoluteURI, SipURI
 from txsipua.sip.values import CSeq, NameAddr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,6 +153,8 @@ def _check_out_of_dialog(request: Request) -> tuple[int, str, list[tuple[str, st
             contacts = request.contact
             if len(contacts) != 1 or contacts[0].wildcard:
                 return (400, "INVITE needs exactly one Contact URI", [])
+            if isinstance(contacts[0].uri, AbsoluteURI):  # §8.1.1.8: the target of the dialog
+                return (416, f"INVITE Contact scheme {contacts[0].uri.scheme} is not SIP", [])
             if not request.from_.tag:
                 return (400, "INVITE without From tag", [])
             _ = request.record_route
