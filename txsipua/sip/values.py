@@ -171,12 +171,15 @@ class Via:
             port = int(port_text)
             if port > 65535:
                 raise ParseError(f"port {port} out of range in Via {text[:60]!r}")
-        params = parse_header_params(ptext) if ptext else {}
-        transport = transport.upper()
+        # what cls(...) stores, without the converter's copy (the dict is fresh)
+        v = _VIA_NEW(Via)
+        _via_transport(v, transport.upper())
+        _via_host(v, host)
+        _via_port(v, port)
+        _via_params(v, parse_header_params(ptext) if ptext else {})
         proto = proto.upper()
-        if proto == "SIP" and version == "2.0":
-            return cls(transport, host, port, params)
-        return cls(transport, host, port, params, f"{proto}/{version}")
+        _via_protocol(v, "SIP/2.0" if proto == "SIP" and version == "2.0" else f"{proto}/{version}")
+        return v
 
     @property
     def branch(self) -> str | None:
@@ -379,8 +382,8 @@ _VIA_NEW = Via.__new__
 _via_transport, _via_host, _via_port, _via_params, _via_protocol = (
     Via.__dict__[n].__set__ for n in ("transport", "host", "port", "params", "protocol")
 )
-"""The C ``via_parts`` result is stored slot by slot (what the attrs ``__init__`` ends up
-doing, without its converter: the dict is fresh)."""
+"""Parsed Vias are stored slot by slot (what the attrs ``__init__`` ends up doing, without
+its converter: the dict is fresh)."""
 _CSEQ_NEW = CSeq.__new__
 _cseq_seq = CSeq.__dict__["seq"].__set__
 _cseq_method = CSeq.__dict__["method"].__set__
