@@ -12,9 +12,10 @@ Via and From/To values:
   serialisation) or the same ParseError (status and detail);
 * ``via_parts(text)``, when it answers, gives exactly the parts the pure ``Via.parse``
   gives (order and types included), and ``Via.parse`` is the same either way;
-* ``tag_param(value)``, when it answers and the full name-addr parse succeeds, gives
-  its tag (it does not read the URI: a From whose URI is malformed may still give
-  its tag with the accelerator, where the pure path raises).
+* ``tag_param(value)``, when it answers, gives what the pure ``header_tag`` gives
+  whenever that succeeds (neither reads the URI; tag_param does not check the shape
+  of a value whose parameters hold no ``tag`` either, so ``"<"`` gives ``None`` there
+  where the pure code raises).
 
 In CI the extension must be built (``.ci/run`` installs with a compiler), so these
 tests never skip there.
@@ -33,7 +34,7 @@ from hypothesis import strategies as st
 
 from txsipua.errors import ParseError
 from txsipua.sip import NameAddr, message, parse, parse_message, values
-from txsipua.sip.values import Via
+from txsipua.sip.values import Via, header_tag
 from txsipua.testing import strategies as sst
 
 try:
@@ -94,26 +95,9 @@ def _outcome(data: bytes, stream: bool) -> Any:
     typed = [_value(lambda: m.cseq), _value(lambda: m.top_via), _value(lambda: m.via),
              _value(lambda: m.from_), _value(lambda: m.to), _value(lambda: m.call_id),
              _value(lambda: m.contact), _value(lambda: m.max_forwards)]
+    tags = [_value(lambda: m.from_tag), _value(lambda: m.to_tag)]  # before from_/to are cached
     return ("ok", m.is_request, start, list(m.headers._fields), m.headers.items(), m.body,
-            typed, m.to_bytes())
-
-
-def _tags(data: bytes) -> list[Any]:
-    """from_tag/to_tag where the full From/To parse succeeds (see the module docstring)."""
-    try:
-        m = parse_message(data)
-    except ParseError:
-        return []
-    out = []
-    for key, tag in (("from", lambda: m.from_tag), ("to", lambda: m.to_tag)):
-        text = m.headers._first(key)
-        try:
-            full = NameAddr.parse(text or "").tag
-        except ParseError:
-            continue
-        m.headers._cache.pop(key, None)
-        out.append((key, full, _value(tag)))
-    return out
+            typed, m.to_bytes(), tags)
 
 
 def _agree(data: bytes) -> None:
@@ -121,9 +105,12 @@ def _agree(data: bytes) -> None:
         fast = _outcome(data, stream)
         with _pure():
             pure = _outcome(data, stream)
+        if fast[0] == "ok" and pure[0] == "ok":
+            # tags: equal, but where the pure code raises (tag_param reads less, see above)
+            for got, want in zip(fast[-1], pure[-1], strict=True):
+                assert got == want or want[0] == "error"
+            fast, pure = fast[:-1], pure[:-1]
         assert fast == pure
-    for _key, full, got in _tags(data):
-        assert got == ("value", full)
 
 
 _INSERTS = [b"\r", b"\n", b"\r\n", b"\x00", b'"', b"<", b">", b";", b",", b":", b" ", b"\t",
@@ -448,7 +435,7 @@ def test_str_subclass_gives_plain_values() -> None:
 def test_tag_param_examples(value: str, want: object) -> None:
     assert tag_param(value) == want if want is not None else tag_param(value) is None
     if want is not NotImplemented:
-        assert NameAddr.parse(value).tag == want
+        assert header_tag(value) == want == NameAddr.parse(value).tag
 
 
 _TAG_BITS = st.sampled_from(
@@ -459,15 +446,15 @@ _TAG_BITS = st.sampled_from(
 
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(_TAG_BITS, max_size=14).map("".join))
-def test_tag_param_agrees_with_the_full_parse(value: str) -> None:
+def test_tag_param_agrees_with_the_pure_code(value: str) -> None:
     assert tag_param is not None
     got = tag_param(value)
     if got is NotImplemented:
         return
     try:
-        want = NameAddr.parse(value).tag
+        want = header_tag(value)
     except ParseError:
-        return  # the URI is not read: see the module docstring
+        return  # see the module docstring
     assert got == want
 
 

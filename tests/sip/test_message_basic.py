@@ -1,9 +1,13 @@
 """Core behaviour of the SIP message parser and serialiser (RFC 3261 §7)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from txsipua.errors import ParseError
-from txsipua.sip import CSeq, Headers, Request, Response, parse, parse_message
+from txsipua.sip import CSeq, Headers, NameAddr, Request, Response, parse, parse_message
+from txsipua.sip.values import header_tag
+from txsipua.testing import strategies as sst
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
@@ -204,3 +208,26 @@ def test_cseq_values(text: str, want: tuple[int, str] | None) -> None:
         c = CSeq.parse(text)
         assert (c.seq, c.method) == want and c == CSeq(*want)
 
+
+
+_TAG_BITS = st.sampled_from(
+    ["<", ">", "sip:a@b", "tel:1", "http://x", ";", "tag", "TAG", "=", ";tag=", '"', "\\", " ",
+     "\t", "x", "1", "\x7f", "\u00e9", ",", "Tag", "*", "?", "@"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_TAG_BITS, max_size=14).map("".join))
+def test_header_tag_is_the_tag_of_a_successful_parse(value: str) -> None:
+    """from_tag/to_tag (header_tag: the URI is not read) never differ from a successful
+    full parse, and raise only where the full parse raises too."""
+    try:
+        full = NameAddr.parse(value)
+    except ParseError:
+        return
+    assert header_tag(value) == full.tag
+
+
+@given(sst.name_addrs())
+def test_header_tag_of_generated_name_addrs(na: NameAddr) -> None:
+    assert header_tag(str(na)) == na.tag

@@ -25,7 +25,7 @@ from txsipua.sip.headers import (
     split_list_value,
 )
 from txsipua.sip.uri import SipURI
-from txsipua.sip.values import CSeq, NameAddr, Via
+from txsipua.sip.values import CSeq, NameAddr, Via, header_tag
 
 _tag_param: Callable[[str], Any] | None  # str | None | NotImplemented
 try:
@@ -170,9 +170,9 @@ class Message(abc.ABC):
     def _tag(self, key: str) -> str | None:
         """The tag parameter of the From (``key="from"``) or To (``"to"``) value.
 
-        The C accelerator reads a common value's tag without parsing the URI; any
-        other value (or without the accelerator) is parsed in full, and cached as
-        :attr:`from_`/:attr:`to` would be.
+        Read without parsing the URI (:func:`~txsipua.sip.values.header_tag`; the C
+        ``tag_param`` for the common shapes when built): the tag equals
+        ``from_.tag``/``to.tag`` whenever those parse.
 
         Raises:
             ParseError: the header is missing, or its odd value does not parse.
@@ -188,8 +188,7 @@ class Message(abc.ABC):
             tag = _tag_param(text)
             if tag is not NotImplemented:
                 return tag
-        na = h._cache[key] = NameAddr.parse(text)
-        return na.tag
+        return header_tag(text)
 
     @property
     def from_tag(self) -> str | None:

@@ -395,6 +395,34 @@ _na_uri, _na_display, _na_params, _na_wildcard = (
 )
 
 
+def header_tag(text: str) -> str | None:
+    """The ``tag`` header parameter of a From or To value, without parsing its URI.
+
+    The parameters are found as :meth:`NameAddr.parse` finds them (after the
+    ``<URI>`` of a name-addr, after the first ``;`` of an addr-spec, RFC 3261
+    §20.10), so the tag equals ``NameAddr.parse(text).tag`` whenever that
+    succeeds; the URI and display name are not checked (this is what transaction
+    and dialog matching read, §17.2.3, §12.2.2).
+
+    Raises:
+        ParseError: the value has no recognisable name-addr or addr-spec shape, or
+            its parameters are malformed.
+    """
+    m = _NAME_ADDR(text)
+    if m is not None:
+        ptext = m[4]
+    else:
+        text = text.strip()
+        if text == "*":
+            return None
+        if "<" in text:
+            raise _name_addr_error(text)
+        if '"' in text or ">" in text:
+            raise ParseError(f"display name or > without <URI> in {text[:60]!r}")
+        ptext = text.partition(";")[2]
+    return parse_header_params(ptext).get("tag") if ptext else None
+
+
 def _name_addr_error(text: str) -> ParseError:
     """The error for a value holding ``<`` that the name-addr pattern does not match."""
     rest = text
@@ -438,6 +466,7 @@ __all__ = [
     "NameAddr",
     "Via",
     "format_header_params",
+    "header_tag",
     "parse_header_params",
     "_format_params",
 ]
