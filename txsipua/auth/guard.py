@@ -176,16 +176,16 @@ class HopAddress:
             address: ``(ip, port)`` the request is sent to, or ``None`` when
                 unknown (then the URI's host and port, or the default port).
             transport: the transport the request is sent over.
-
-        Raises:
-            ValueError: ``uri`` is text whose port is not a number.
         """
         t = transport.upper()
         if isinstance(uri, SipURI):
             maddr = uri.params.get("maddr")
             name, name_port = _canonical_host(maddr or uri.host), uri.port
         else:
-            name, name_port, _ = _split(uri)
+            try:
+                name, name_port, _ = _split(uri)
+            except ValueError:  # a port that is not a number: no port
+                name, name_port = host_key(uri), None
         if address is None:
             host, port = name, name_port or default_port(t)
         else:
@@ -201,10 +201,7 @@ class HopAddress:
         """
         if not text.strip():
             return None
-        try:
-            return cls.located(text, None, transport)
-        except ValueError:
-            return None
+        return cls.located(text, None, transport)
 
     @property
     def key(self) -> tuple[str, int, str]:

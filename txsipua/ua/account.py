@@ -14,7 +14,8 @@ An account file is TOML::
     realm = "voip.example.net"             # need not be the domain
     username = "alice-auth"                # need not be the SIP user
     password = "..."                       # or: ha1 = "...", algorithm = "MD5"
-    hosts = ["198.51.100.7"]               # optional: more hosts allowed to challenge for it
+    hosts = ["198.51.100.7", "proxy.example.net:5070"]  # optional: more hosts trusted for
+                                           # this realm: "host" (any port) or "host:port"
 
 The auth username need not be the SIP user and the realm need not be the SIP
 domain (RFC 3261 §22.1); credentials are only ever sent to their own realm.
@@ -156,6 +157,17 @@ class Account:
         return self.registrar or SipURI(scheme="sip", host=self.domain)
 
     @property
+    def trusted_hops(self) -> tuple[SipURI, ...]:
+        """The URIs trusted for every realm by the digest-leak guard: registrar, outbound proxy.
+
+        The guard trusts each where requests to it really go: its ``maddr``
+        or host, at its port (else the transport's default port), on its
+        transport if it names one; a host name at the addresses its location
+        (RFC 3263) gave (:class:`~txsipua.auth.guard.LeakGuard`).
+        """
+        return tuple(u for u in (self.registrar_uri, self.outbound_proxy) if u is not None)
+
+    @property
     def trusted_hosts(self) -> tuple[str, ...]:
         """Hosts that may challenge us for any realm: registrar and outbound proxy.
 
@@ -178,6 +190,6 @@ class Account:
             self.credentials,
             prefer_qop=self.prefer_qop,
             prefer_strongest=self.prefer_strongest,
-            trusted_hosts=self.trusted_hosts,
+            trusted_hosts=self.trusted_hops,
             guard=self.digest_guard,
         )

@@ -892,6 +892,8 @@ class UserAgent:
 
         def pick(targets: list[Any]) -> Address:
             mine = [t for t in targets if t.transport == self.transport] or targets
+            if self.core.digest is not None:  # a trusted name is trusted where it was located
+                self.core.digest.leak_guard.learn(uri, mine)
             first = mine[0]
             address = (first.host, first.port)
             self._located[(uri.host.lower(), uri.port)] = address
@@ -939,6 +941,8 @@ class UserAgent:
             self._log_auth_notes(e.operation)
         elif isinstance(e, ev.CallAnswered | ev.CallFailed):
             self._log_auth_notes(e.session._invite_op)
+        elif isinstance(e, ev.CredentialsWithheld):
+            log.warn("{warning} ({method})", warning=str(e.withheld), method=e.method)
         if isinstance(e, ev.RequestCompleted | ev.RequestFailed):
             d = e.operation.user_data
             if isinstance(d, defer.Deferred) and not d.called:
