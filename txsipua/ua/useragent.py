@@ -872,7 +872,8 @@ class UserAgent:
             session.user_data = call
 
         self._run(go)
-        self.calls.add(call)
+        if not call.ended.called:  # it can fail at once (a sips target without TLS)
+            self.calls.add(call)
 
     # server location
     def resolve(self, uri: SipURI) -> defer.Deferred[Address]:
