@@ -469,13 +469,14 @@ class InviteSession:
         invite = op.request
         try:
             dest = core.locate(self.dialog.next_hop())
+            hop_host = hop_host_of(self.dialog.next_hop())
         except (ResolutionError, ParseError):
-            dest = op.destination
+            dest, hop_host = op.destination, op.hop_host
         ack = self.dialog.create_request(
             "ACK",
             via=core._via(core.ids.branch()),
             cseq=invite.cseq.seq,
-            headers=core._ack_credentials(self, invite, hop_host_of(self.dialog.next_hop()), dest),
+            headers=core._ack_credentials(self, invite, hop_host, dest),
         )
         if core.user_agent:
             ack.headers.add("User-Agent", core.user_agent)
@@ -1082,10 +1083,11 @@ class UserAgentCore:
             return
         try:
             dest = self.locate(d.next_hop())
+            hop_host = hop_host_of(d.next_hop())
         except (ResolutionError, ParseError):
-            dest = op.destination
+            dest, hop_host = op.destination, op.hop_host
         ack = d.create_request("ACK", via=self._via(self.ids.branch()), cseq=op.request.cseq.seq,
-                               headers=self._ack_credentials(op.owner, op.request, hop_host_of(d.next_hop()), dest))
+                               headers=self._ack_credentials(op.owner, op.request, hop_host, dest))
         self.layer.send_stateless(ack, dest, now)
         bye = d.create_request("BYE", via=self._via(""))
         ClientOperation(self, bye, dest, authenticate=False)._start(now)

@@ -68,8 +68,9 @@ class Account:
         registrar: the registrar URI; ``sip:<domain>`` when ``None``.
         outbound_proxy: every out-of-dialog request is sent there (with a
             loose Route), or ``None``.
-        digest_guard: answer challenges only from the registrar, the outbound
-            proxy and hosts listed for the realm (issue: digest-leak guard).
+        digest_guard: send credentials only to transport addresses trusted
+            for their realm: the registrar's, the outbound proxy's and those
+            of the hosts listed for the realm (:mod:`txsipua.auth.guard`).
         prefer_qop: ``"auth"`` or ``"auth-int"``.
         prefer_strongest: answer the strongest algorithm a realm offers.
     """
@@ -169,10 +170,10 @@ class Account:
 
     @property
     def trusted_hosts(self) -> tuple[str, ...]:
-        """Hosts that may challenge us for any realm: registrar and outbound proxy.
+        """The host names of the registrar and outbound proxy, and their ``maddr`` (for display).
 
-        Each counts by its host and, when its URI has one, by its ``maddr``
-        (where requests to it really go, which is what the guard judges).
+        The digest-leak guard does not judge by these names but by
+        :attr:`trusted_hops` (transport addresses: host, port, transport).
         """
         hosts: list[str] = []
         for uri in (self.registrar_uri, self.outbound_proxy):
