@@ -101,8 +101,9 @@ def _split(text: str) -> tuple[str, int | None, str | None]:
     """``(host, port, transport)`` of ``host``, ``host:port``, ``[v6]:port`` or a SIP URI.
 
     ``maddr`` wins over the host (where requests to the URI really go, RFC 3261
-    §19.1.1); ``sips:`` means TLS unless a ``transport`` parameter says
-    otherwise.  Raises ValueError for a port that is not a number.
+    §19.1.1); ``sips:`` means TLS whatever its ``transport`` parameter says
+    (``sips:...;transport=tcp`` is TLS over TCP).  Raises ValueError for a
+    port that is not a number.
     """
     t = text.strip()
     lowered = t.lower()
