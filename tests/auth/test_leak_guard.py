@@ -84,6 +84,9 @@ def test_default_port_by_transport() -> None:
     assert not entry.matches(hop("sip:203.0.113.5:5061", ("203.0.113.5", 5061)))
     assert not entry.matches(hop("sip:203.0.113.5:5070", ("203.0.113.5", 5070)))
     assert not entry.matches(hop("sip:203.0.113.5:5060", ("203.0.113.5", 5060), "TLS"))
+    # sip:203.0.113.5 as written, located at 5060 by a TLS user agent: the same party
+    assert entry.matches(hop("sip:203.0.113.5", ("203.0.113.5", 5060), "TLS"))
+    assert not entry.matches(hop("sip:203.0.113.5", ("203.0.113.5", 5070), "TLS"))  # not how it locates
     tcp_only = TrustedHop.parse("sip:203.0.113.5;transport=tcp")
     assert tcp_only.matches(hop("sip:203.0.113.5", ("203.0.113.5", 5060), "TCP"))
     assert not tcp_only.matches(hop("sip:203.0.113.5", ("203.0.113.5", 5060)))
@@ -96,7 +99,7 @@ def test_hop_address_from_uri() -> None:
         "203.0.113.5", 5080, "UDP", "registrar.example.net", 5080,
     )
     numeric = hop("sip:evil@registrar.example.net;maddr=198.51.100.66", ("198.51.100.66", 5060))
-    assert numeric.name is None and numeric.key == ("198.51.100.66", 5060, "UDP")
+    assert numeric.name == "198.51.100.66" and numeric.key == ("198.51.100.66", 5060, "UDP")
     assert HopAddress.located("[2001:db8::7]:5070", ("2001:db8::7", 5070), "tcp").key == (
         "2001:db8::7", 5070, "TCP",
     )

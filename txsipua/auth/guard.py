@@ -56,6 +56,7 @@ DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 MAX_LEARNED = 64
 
 _TRANSPORTS = ("UDP", "TCP", "TLS")
+_DEFAULTS = frozenset(DEFAULT_PORTS.values())
 
 
 def default_port(transport: str) -> int:
@@ -153,9 +154,9 @@ class HopAddress:
             IPv6 compressed); a host name only when the address is unknown.
         port: the port it is sent to.
         transport: ``"UDP"``, ``"TCP"`` or ``"TLS"``: the transport used.
-        name: the host name of the next-hop URI (its ``maddr`` when it has
-            one) when that is a name, the address having been located from it
-            (RFC 3263); ``None`` for a numeric next hop.
+        name: the host of the next-hop URI as written (its ``maddr`` when it
+            has one), normalised: the name (or address) the transport address
+            was located from (RFC 3263); ``None`` when unknown.
         name_port: the port written in the next-hop URI, or ``None``.
     """
 
@@ -191,7 +192,7 @@ class HopAddress:
             host, port = name, name_port or default_port(t)
         else:
             host, port = _canonical_host(address[0]), int(address[1])
-        return cls(host, port, t, None if _is_ip(name) or not name else name, name_port)
+        return cls(host, port, t, name or None, name_port)
 
     @classmethod
     def parse(cls, text: str, transport: str = "UDP") -> HopAddress | None:
@@ -211,7 +212,7 @@ class HopAddress:
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        named = f" ({self.name})" if self.name and self.name != self.host else ""
+        named = f" ({self.name})" if self.name and not _is_ip(self.name) else ""
         return f"{host}:{self.port}/{self.transport}{named}"
 
 
@@ -258,7 +259,15 @@ class TrustedHop:
         if _is_ip(self.host):
             if self.host != hop.host:
                 return False
-            return self.any_port or hop.port == (self.port or default_port(hop.transport))
+            if self.any_port:
+                return True
+            if self.port is not None:
+                return hop.port == self.port
+            # the transport's default port, or the default port the same address
+            # written without a port was located at (a TLS UA reaches sip:IP on 5060)
+            return hop.port == default_port(hop.transport) or (
+                hop.name == self.host and hop.name_port is None and hop.port in _DEFAULTS
+            )
         # a name: the hop must have been located from it, with the same port
         if hop.name != self.host:
             return False
@@ -341,7 +350,7 @@ class LeakGuard:
 
     def observe(self, hop: HopAddress | None) -> None:
         """Note where a request went: a hop located from a trusted name teaches its address."""
-        if hop is None or hop.name is None or not _is_ip(hop.host):
+        if hop is None or hop.name is None or _is_ip(hop.name) or not _is_ip(hop.host):
             return
         if any(not _is_ip(t.host) and t.matches(hop) for t in self.trusted):
             self._learned.pop(hop.key, None)
