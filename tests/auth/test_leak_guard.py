@@ -168,6 +168,27 @@ def test_realm_hosts() -> None:
     assert not guard.allows(REALM, hop("sip:[2001:db8::7]", ("2001:db8::7", 5060)))
 
 
+def test_realm_host_name_learned_for_that_realm_only() -> None:
+    """A name in a realm's hosts: its located address is then trusted by IP, for that realm only."""
+    hosts = {REALM: ("proxy.example.org",), "other.example.org": ()}
+    guard = LeakGuard(["sip:203.0.113.5"], realm_hosts=lambda realm: hosts.get(realm, ()),
+                      realms=lambda: tuple(hosts))
+    by_ip = hop("sip:198.51.100.8:5070;lr", ("198.51.100.8", 5070))
+    assert not guard.allows(REALM, by_ip)
+    guard.learn(SipURI.parse("sip:proxy.example.org:5070"), [("UDP", "198.51.100.8", 5070)])
+    assert guard.allows(REALM, by_ip)
+    assert not guard.allows("other.example.org", by_ip)
+    assert not guard.allows(REALM, hop("sip:198.51.100.8:5071", ("198.51.100.8", 5071)))
+    # the registrar's name later located at the same address widens it to every realm
+    registrar = LeakGuard(["sip:registrar.example.net"], realm_hosts=lambda realm: hosts.get(realm, ()),
+                          realms=lambda: tuple(hosts))
+    registrar.observe(hop("sip:proxy.example.org:5070", ("198.51.100.8", 5070)))
+    registrar.observe(hop("sip:registrar.example.net:5070", ("198.51.100.8", 5070)))
+    assert registrar.allows("other.example.org", by_ip) is False  # 5070 is not the registrar's port
+    registrar.observe(hop("sip:registrar.example.net", ("198.51.100.8", 5070)))  # SRV gave 5070
+    assert registrar.allows("other.example.org", by_ip)
+
+
 def test_guard_off_or_empty_allows_all() -> None:
     """digest_guard = false, or nothing trusted: every hop may receive credentials."""
     anywhere = hop("sip:198.51.100.66:5999", ("198.51.100.66", 5999))

@@ -225,7 +225,9 @@ class DigestClient:
         trusted = tuple(trusted_hosts)
         self.trusted_hosts = frozenset(host_key(str(h)) for h in trusted)
         self.guard = guard
-        self.leak_guard = LeakGuard(trusted, enabled=guard, realm_hosts=self._realm_hosts)
+        self.leak_guard = LeakGuard(
+            trusted, enabled=guard, realm_hosts=self._realm_hosts, realms=credentials.realms
+        )
         self._cache = {}
         self._nc = {}
 

@@ -22,6 +22,8 @@ host names as text:
   too.  :meth:`LeakGuard.learn` feeds it the complete result of a location.
 * A realm's ``hosts`` entries are trusted for that realm only; a bare host
   there means that host on any port (``host:port`` narrows it to one port).
+  A name listed there is trusted, for that realm, at the addresses its
+  location gave, in the same way.
 
 Nothing here does I/O: location results come in through :meth:`LeakGuard.learn`
 and :meth:`LeakGuard.observe`.
@@ -299,6 +301,9 @@ class LeakGuard:
         enabled: ``False`` lets credentials go to any hop.
         realm_hosts: ``realm -> hosts`` listed for that realm (``host``:
             every port, ``host:port``: that port); default none.
+        realms: the realms that may list hosts (``ICredentialSource.realms``),
+            so that the location of a name listed for a realm is learned
+            for that realm; default none.
 
     The guard acts only when enabled and ``trusted`` is not empty.
 
@@ -309,7 +314,8 @@ class LeakGuard:
     trusted: tuple[TrustedHop, ...]
     enabled: bool
     _realm_hosts: Callable[[str], Iterable[str]]
-    _learned: dict[tuple[str, int, str], None]
+    _realms: Callable[[], Iterable[str]]
+    _learned: dict[tuple[str, int, str], frozenset[str] | None]  # address -> realms (None: all)
     _parsed: dict[str, TrustedHop | None]
 
     def __init__(
@@ -318,10 +324,12 @@ class LeakGuard:
         *,
         enabled: bool = True,
         realm_hosts: Callable[[str], Iterable[str]] | None = None,
+        realms: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.trusted = tuple(_entry(t) for t in trusted)
         self.enabled = enabled
         self._realm_hosts = realm_hosts if realm_hosts is not None else _no_hosts
+        self._realms = realms if realms is not None else tuple
         self._learned = {}
         self._parsed = {}
 
@@ -344,19 +352,43 @@ class LeakGuard:
             return True
         if hop is None:
             return False
-        if hop.key in self._learned or any(t.matches(hop) for t in self.trusted):
+        if hop.key in self._learned:
+            scope = self._learned[hop.key]
+            if scope is None or realm in scope:
+                return True
+        if any(t.matches(hop) for t in self.trusted):
             return True
         return any(e is not None and e.matches(hop) for e in self._realm_entries(realm))
 
     def observe(self, hop: HopAddress | None) -> None:
-        """Note where a request went: a hop located from a trusted name teaches its address."""
+        """Note where a request went: a hop located from a trusted name teaches its address.
+
+        The address becomes trusted for every realm when the name is the
+        registrar's or the outbound proxy's, for a realm when the name is
+        listed in that realm's hosts.
+        """
         if hop is None or hop.name is None or _is_ip(hop.name) or not _is_ip(hop.host):
             return
+        scope: frozenset[str] | None
         if any(not _is_ip(t.host) and t.matches(hop) for t in self.trusted):
-            self._learned.pop(hop.key, None)
-            self._learned[hop.key] = None
-            while len(self._learned) > MAX_LEARNED:
-                del self._learned[next(iter(self._learned))]
+            scope = None
+        else:
+            realms = frozenset(
+                realm
+                for realm in self._realms()
+                if any(
+                    e is not None and not _is_ip(e.host) and e.matches(hop)
+                    for e in self._realm_entries(realm)
+                )
+            )
+            if not realms:
+                return
+            previous = self._learned.get(hop.key, frozenset())
+            scope = None if previous is None else realms | previous
+        self._learned.pop(hop.key, None)
+        self._learned[hop.key] = scope
+        while len(self._learned) > MAX_LEARNED:
+            del self._learned[next(iter(self._learned))]
 
     def learn(self, uri: SipURI | str, targets: Iterable[Any]) -> None:
         """Record the result of locating ``uri`` (RFC 3263).
@@ -367,8 +399,7 @@ class LeakGuard:
                 ``host`` and ``port`` attributes (``txsipua.net.resolve.Target``)
                 or ``(transport, host, port)`` tuples.
 
-        Only a URI naming a trusted entry teaches anything: its addresses
-        become trusted for every realm.
+        Only a URI naming a trusted name teaches anything (see :meth:`observe`).
         """
         for target in targets:
             if isinstance(target, tuple):
