@@ -27,7 +27,10 @@ from txsipua.errors import (
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.sip.uri import SipURI
 from txsipua.ua.account import Account
-from txsipua.ua.useragent import Registration, UserAgent, _parse_bindings
+from txsipua.ua.config import Configuration
+from txsipua.ua.registration import Registration, parse_bindings
+from txsipua.ua.transports import UDPTransport
+from txsipua.ua.useragent import UserAgent
 
 REGISTRAR = ("198.51.100.5", 5060)
 REALM = "voip.example.net"
@@ -78,7 +81,7 @@ def clock() -> UDPClock:
 
 @pytest.fixture
 def ua(clock: UDPClock) -> UserAgent:
-    agent = UserAgent(clock, alice(), bind=("192.0.2.10", 0), media=False)
+    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0))
     agent.start()
     return agent
 
@@ -119,7 +122,7 @@ def test_parse_bindings_marks_ours_and_takes_header_expiry() -> None:
         ("Contact", "<sip:alice@192.0.2.99:5070>"),
         ("Expires", "120"),
     ])
-    bindings, granted = _parse_bindings(response, SipURI.parse("sip:alice@192.0.2.10:5060"), 600)
+    bindings, granted = parse_bindings(response, SipURI.parse("sip:alice@192.0.2.10:5060"), 600)
     assert [(str(b.contact), b.expires, b.ours) for b in bindings] == [
         ("sip:alice@192.0.2.10", 30, True),
         ("sip:alice@192.0.2.99:5070", 120, False),
@@ -233,7 +236,7 @@ def test_call_errors_arrive_as_failures(clock: UDPClock, ua: UserAgent) -> None:
     failures: list[Any] = []
     ua.call("sip:bob@bob.example.org").addErrback(failures.append)
     assert failures[0].check(ResolutionError)
-    anonymous = UserAgent(clock, None, bind=("192.0.2.11", 0), media=False)
+    anonymous = UserAgent(clock, Configuration(media=False), None, UDPTransport(clock, "192.0.2.11", 0))
     anonymous.start()
     with pytest.raises(LocalProtocolError):
         anonymous.place_call("sip:bob@192.0.2.12")
