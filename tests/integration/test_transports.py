@@ -18,8 +18,8 @@ from txsipua.errors import ResolutionError
 from txsipua.net.resolve import SIPResolver
 from txsipua.sip.message import parse_message
 from txsipua.ua.account import Account
-from txsipua.ua.cred import InMemoryHA1Store, make_portal
 from txsipua.ua.config import Configuration
+from txsipua.ua.cred import InMemoryHA1Store, make_portal
 from txsipua.ua.transports import UDPTransport, transport_for
 from txsipua.ua.useragent import UserAgent
 
