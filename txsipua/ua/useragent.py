@@ -14,7 +14,7 @@ errors of :mod:`txsipua.errors`.  Example::
 The reactor is always injected.  The sans-IO core underneath
 (:class:`~txsipua.core.useragent.UserAgentCore`) is driven by the transport's
 driver (:mod:`txsipua.net.driver`); every core event goes through one table,
-:data:`EVENT_HANDLERS`, keyed by the event's class, to the :class:`~txsipua.ua.call.Call`
+:attr:`UserAgent.EVENT_HANDLERS`, keyed by the event's class, to the :class:`~txsipua.ua.call.Call`
 or Deferred waiting for it.
 """
 
@@ -422,7 +422,7 @@ class UserAgent:
 
     # events: one handler per event class (EVENT_HANDLERS below)
     def _on_event(self, e: ev.Event) -> None:
-        handler = EVENT_HANDLERS.get(type(e))
+        handler = self.EVENT_HANDLERS.get(type(e))
         if handler is not None:
             handler(self, e)
 
@@ -527,23 +527,23 @@ class UserAgent:
 
         d.addCallbacks(ok, bad)
 
+    # One handler per core event class; an event absent from the table is not ours to handle.
+    EVENT_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
+        ev.RequestCompleted: _request_completed,
+        ev.RequestFailed: _request_failed,
+        ev.ProvisionalResponse: _provisional,
+        ev.CallAnswered: _call_answered,
+        ev.CallFailed: _call_failed,  # the core event (not txsipua.errors.CallFailed)
+        ev.CallEnded: _call_ended,
+        ev.CallConfirmed: _call_confirmed,
+        ev.ReinviteCompleted: _reinvite_completed,
+        ev.IncomingCall: _incoming_call,
+        ev.IncomingRequest: _incoming_request,
+        ev.AuthenticationNeeded: _authenticate,
+    }
+    """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
+
 
 def _call_of(session: InviteSession) -> Call | None:
     call = session.user_data
     return call if isinstance(call, Call) else None
-
-
-EVENT_HANDLERS: dict[type, Callable[[UserAgent, Any], None]] = {
-    ev.RequestCompleted: UserAgent._request_completed,
-    ev.RequestFailed: UserAgent._request_failed,
-    ev.ProvisionalResponse: UserAgent._provisional,
-    ev.CallAnswered: UserAgent._call_answered,
-    ev.CallFailed: UserAgent._call_failed,  # the core event (not txsipua.errors.CallFailed)
-    ev.CallEnded: UserAgent._call_ended,
-    ev.CallConfirmed: UserAgent._call_confirmed,
-    ev.ReinviteCompleted: UserAgent._reinvite_completed,
-    ev.IncomingCall: UserAgent._incoming_call,
-    ev.IncomingRequest: UserAgent._incoming_request,
-    ev.AuthenticationNeeded: UserAgent._authenticate,
-}
-"""Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
