@@ -28,6 +28,8 @@ from txsipua.errors import AuthenticationError, TransportError
 from txsipua.net.resolve import SIPResolver
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.ua.account import Account
+from txsipua.ua.config import Configuration
+from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
 
 PROVIDER = "provider.example.net"
@@ -130,7 +132,8 @@ def provider_account(**where: str) -> Account:
 
 @defer.inlineCallbacks
 def started_ua(reactor: Any, account: Account, **kw: Any) -> Any:
-    ua = UserAgent(reactor, account, bind=("127.0.0.1", 0), timers=FAST, media=False, **kw)
+    ua = UserAgent(reactor, Configuration(timers=FAST, media=False), account,
+                   UDPTransport(reactor, "127.0.0.1", 0), **kw)
     yield ua.start()
     return ua
 
