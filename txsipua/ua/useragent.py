@@ -387,6 +387,7 @@ class Call:
         if not self.ua.media_enabled:
             return b""
         self.media = self.ua.new_media_stream()
+        self.media.on_timeout = self.hangup  # no RTP for media_timeout s: BYE
         offer = make_offer(self.ua.media_host, self.media.port, session_id=self._session_id)
         self._local_sdp = offer
         return offer.to_bytes()
@@ -395,6 +396,7 @@ class Call:
         if not self.ua.media_enabled:
             return b""
         self.media = self.ua.new_media_stream()
+        self.media.on_timeout = self.hangup  # no RTP for media_timeout s: BYE
         if offer_body:
             try:
                 offer = SessionDescription.parse(offer_body)
@@ -491,16 +493,20 @@ class IncomingCall:
         """Accept with 200 OK and our SDP answer; returns the :class:`Call`."""
         try:
             body = self.call._media_answer(self.request.body or None)
-        except SIPError as e:
+        except SIPError as e:  # a bad offer (488...), or no media socket (MediaUnavailable: 503)
             status = getattr(e, "status", 488)
-            self.reject(status if isinstance(status, int) else 488)
+            self.reject(status if isinstance(status, int) else 488, headers=getattr(e, "headers", ()))
+            return self.call
+        except Exception:
+            log.failure("cannot answer the call")
+            self.reject(500)
             return self.call
         self.ua._run(lambda now: self.call.session.accept(now, body=body))
         return self.call
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
+    def reject(self, status: int = 486, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
         """Decline with a final non-2xx response (486 Busy Here by default)."""
-        self.ua._run(lambda now: self.call.session.reject(now, status, reason))
+        self.ua._run(lambda now: self.call.session.reject(now, status, reason, headers=headers))
         self.ua.calls.discard(self.call)
         self.call._stop_media()
         if not self.call.ended.called:
