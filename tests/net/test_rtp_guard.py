@@ -6,6 +6,7 @@ import random
 
 import attrs
 import pytest
+import pytest_twisted
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
@@ -13,7 +14,7 @@ from twisted.internet.testing import FakeDatagramTransport, MemoryReactorClock
 
 from txsipua.media import g711
 from txsipua.media.dtmf import dtmf_packets
-from txsipua.media.offer_answer import PCMU, MediaParams
+from txsipua.media.offer_answer import PCMU, MediaParams, make_answer, make_offer, negotiate
 from txsipua.media.rtp import RtpPacket
 from txsipua.net.rtp import MediaStream, MediaStreamLimit, MediaUnavailable
 
@@ -299,3 +300,36 @@ def test_no_socket_left_is_media_unavailable_and_holds_no_slot():
         stream.start()
     assert info.value.status == 503 and "Too many open files" in str(info.value)
     assert limit.active == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_loopback_injected_dtmf_from_a_third_socket_is_ignored():
+    """Real UDP: A and B negotiated; C sends telephone events and audio to B; only A's digits count."""
+    from twisted.internet import reactor
+    from twisted.internet.protocol import DatagramProtocol
+
+    a = MediaStream(reactor, limit=None)
+    b = MediaStream(reactor, limit=None, record=True)
+    a_port, b_port = a.start(), b.start()
+    offer = make_offer("127.0.0.1", a_port, session_id=1)
+    answer = make_answer(offer, "127.0.0.1", b_port, session_id=2)
+    a.configure(negotiate(offer, answer))
+    b.configure(negotiate(answer, offer))
+    got: list[str] = []
+    b.on_dtmf = got.append
+    intruder = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+    try:
+        for data in digit("0", ssrc=666):
+            intruder.write(data, ("127.0.0.1", b_port))
+        for i in range(20):
+            intruder.write(audio(i, 80_000 * i, ssrc=666), ("127.0.0.1", b_port))
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        assert got == [] and b.recorded() == b""
+        assert b.stats.wrong_source == 20 + len(digit("0"))
+        yield a.send_dtmf("7", duration_ms=40)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        assert got == ["7"]
+    finally:
+        yield intruder.stopListening()
+        yield a.stop()
+        yield b.stop()
