@@ -77,8 +77,8 @@ def test_octet_budget_caps_a_flood_of_large_requests():
     for n in range(40):
         layer.receive(options(n, filler=60_000), SOURCE, 0.0)
     kept = len(server_txns(drain(layer)))
-    assert kept == 16  # 16 x ~60 kB <= 1 MB < 17 x ~60 kB
-    assert layer.stats["overloaded"] == 24
+    assert kept == 17  # 17 x ~58 kB (past the 2 KiB free) <= 1 MB < 18 x ~58 kB
+    assert layer.stats["overloaded"] == 23
     assert all(parse_message(o.data).status == 503 for o in layer.outbox())
     # small requests still fit once the large ones end
     layer.handle_timer(40.0)
@@ -93,5 +93,15 @@ def test_default_budget_holds_a_large_request_flood_under_64_mib():
         layer.receive(big.replace(b"z9hG4bK-o0", f"z9hG4bK-f{n}".encode()), SOURCE, 0.0)
         layer.outbox()
     kept = len(server_txns(drain(layer)))
-    assert kept * 60_000 <= 64 * 1024 * 1024 and kept < 1200
+    assert (kept - 1) * 58_000 <= 64 * 1024 * 1024 and kept < 1200
     assert layer.stats["overloaded"] == 1500 - kept
+
+
+def test_ordinary_requests_cost_nothing_against_the_octet_budget():
+    """Requests under 2 KiB are bounded by the count cap only: a tiny octet budget does not refuse them."""
+    layer = TransactionLayer(max_server_octets=0)
+    for n in range(200):
+        layer.receive(options(n, filler=1000), SOURCE, 0.0)
+    assert len(server_txns(drain(layer))) == 200 and layer.stats["overloaded"] == 0
+    layer.receive(options(999, filler=3000), SOURCE, 0.0)
+    assert layer.stats["overloaded"] == 1

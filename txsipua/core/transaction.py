@@ -649,11 +649,12 @@ class TransactionLayer:
             request past it is answered 503 with Retry-After statelessly (an
             ACK, which makes none, is unaffected) and counted in
             ``overloaded``.
-        max_server_octets: the octets (header fields and body, estimated) of
-            the requests held by live server transactions at most; past it,
-            503 the same way.  Typical requests hold ~1 kB for 32 s (Timer
-            J/L), so the defaults carry several thousand calls per second
-            while a flood of 60 kB requests is capped at ~1,000 of them.
+        max_server_octets: the octets held by live server transactions'
+            requests past the first :data:`SERVER_OCTETS_FREE` of each
+            (header fields and body, estimated) at most; past it, 503 the
+            same way.  Ordinary requests (under 2 KiB) cost nothing here and
+            are bounded by the count alone, so call rates are unaffected,
+            while a flood of 60 kB requests is capped at ~1,100 of them.
         overload_retry_after: the Retry-After seconds of that 503.
 
     Attributes:
@@ -1336,9 +1337,14 @@ _ACTIONS: dict[Action, _ActionFn] = {
 # Helpers
 
 
+#: Octets of each request not counted against ``max_server_octets``.
+SERVER_OCTETS_FREE = 2048
+
+
 def _request_octets(msg: Request) -> int:
-    """About the octets a request holds: its header fields and body (for the server budget)."""
-    return 64 + len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers.items())
+    """The octets a request holds past :data:`SERVER_OCTETS_FREE` (header fields and body, estimated)."""
+    size = 64 + len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers.items())
+    return max(0, size - SERVER_OCTETS_FREE)
 
 
 def build_ack(invite: Request, response: Response) -> Request:
