@@ -33,8 +33,7 @@ Theory of operation:
   packets and silences become silence and reordering is undone.  A jump
   forward is filled with at most ``max_recording_gap`` seconds of silence,
   and never with more than the time that really passed since the last
-  recorded packet (so the recording cannot grow faster than the call lasts);
-  past that the recording continues at its end.  Recording is opt-in
+  recorded packet (:class:`~txsipua.media.recording.Recording`).  Recording is opt-in
   (``record=True``, :meth:`MediaStream.start_recording`,
   :meth:`MediaStream.record_to`).
 - A new SSRC from the accepted source (the peer restarted its stream)
@@ -69,78 +68,24 @@ from txsipua.errors import LocalProtocolError, ParseError
 from txsipua.media import g711
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
+from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.wav import read_wav, write_wav
+from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_encode, "pcma": g711.alaw_encode}
 _DECODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_decode, "pcma": g711.alaw_decode}
 _STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
-#: Default for ``max_recording_gap``: the most silence (seconds) one timestamp jump adds to
-#: the recording; a larger jump continues the recording at its end.
-MAX_RECORDING_GAP = 0.5
-#: Slack (seconds) over the real time since the last recorded packet that a gap may fill
-#: (jitter: a packet may arrive early relative to the previous one).
-RECORDING_SLACK = 0.2
+#: Default for ``max_recording_gap`` (:class:`~txsipua.media.recording.Recording`).
+MAX_RECORDING_GAP = MAX_GAP
 #: Default for ``media_timeout``: seconds without RTP or RTCP before ``on_timeout``.
 MEDIA_TIMEOUT = 60.0
-#: Default cap on streams started and not stopped, process-wide (:data:`DEFAULT_LIMIT`).
-MAX_MEDIA_STREAMS = 512
 #: Bounds on the packet time we send with, in ms, whatever the peer asks for.
 MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
-
-
-class MediaUnavailable(LocalProtocolError):
-    """No media stream can be opened now: the stream cap is reached or no socket is left.
-
-    An incoming call is then declined with :attr:`status` and :attr:`headers`.
-
-    Attributes:
-        status: 503 (Service Unavailable, RFC 3261 §21.5.4).
-        headers: ``(("Retry-After", seconds),)`` for the response (§20.33).
-        retry_after: the seconds suggested in Retry-After.
-    """
-
-    status = 503
-
-    def __init__(self, detail: str, retry_after: int = 5) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-        self.headers: tuple[tuple[str, str], ...] = (("Retry-After", str(retry_after)),)
-
-
-@attrs.define
-class MediaStreamLimit:
-    """A cap on the media streams open at once (each holds a UDP socket).
-
-    Attributes:
-        maximum: streams that may be started and not yet stopped.
-        active: streams holding a slot now.
-        refused: :meth:`acquire` calls refused since creation.
-    """
-
-    maximum: int = MAX_MEDIA_STREAMS
-    active: int = 0
-    refused: int = 0
-
-    def acquire(self) -> bool:
-        """Take a slot; False (and counted in :attr:`refused`) when none is free."""
-        if self.active >= self.maximum:
-            self.refused += 1
-            return False
-        self.active += 1
-        return True
-
-    def release(self) -> None:
-        """Give a slot back."""
-        self.active = max(0, self.active - 1)
-
-
-#: The limit every :class:`MediaStream` shares unless given its own (``limit=``).
-DEFAULT_LIMIT = MediaStreamLimit()
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -310,12 +255,7 @@ class MediaStream(DatagramProtocol):
         self._jitter_units = 0.0
         self._record = record
         self._record_path: str | None = None
-        self._recording = bytearray()
-        self._record_ssrc: int | None = None
-        self._record_ts0 = 0
-        self._record_offset0 = 0
-        self._max_gap = max_recording_gap
-        self._record_last: tuple[float, int] | None = None  # (arrival, samples) of the last recorded packet
+        self._recording = Recording(max_recording_gap)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -408,7 +348,7 @@ class MediaStream(DatagramProtocol):
         for digit in self._detector.flush():
             self._report_digit(digit)
         if self._record_path is not None:
-            write_wav(self._record_path, bytes(self._recording))
+            write_wav(self._record_path, self._recording.pcm())
         listening, self._listening = self._listening, None
         if listening is not None:
             return defer.maybeDeferred(listening.stopListening)
@@ -652,7 +592,9 @@ class MediaStream(DatagramProtocol):
             return
         pcm = _DECODERS[name](packet.payload)
         if self._record:
-            self._write_recording(packet, pcm)
+            cut = self._recording.gaps_cut
+            self._recording.add(packet.ssrc, packet.timestamp, pcm, self._reactor.seconds())
+            self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
@@ -766,38 +708,6 @@ class MediaStream(DatagramProtocol):
         self._transit = transit
         self.stats.jitter = self._jitter_units / rate
 
-    def _write_recording(self, packet: RtpPacket, pcm: bytes) -> None:
-        length = len(self._recording) // 2
-        if packet.ssrc != self._record_ssrc:
-            self._record_ssrc = packet.ssrc
-            self._record_ts0 = packet.timestamp
-            self._record_offset0 = length
-        delta = (packet.timestamp - self._record_ts0) & 0xFFFFFFFF
-        if delta >= 0x80000000:
-            delta -= 0x100000000
-        position = self._record_offset0 + delta
-        if position < 0:
-            return  # older than the start of the recording
-        now = self._reactor.seconds()
-        if position > length:
-            # silence to fill: bounded per jump and by the real time since the last packet
-            # the real time since the end of the last recorded frame, in samples
-            rate = 8000  # the recording's rate (G.711)
-            silent = 0
-            if self._record_last is not None:
-                silent = max(0, round((now - self._record_last[0]) * rate) - self._record_last[1])
-            limit = round(rate * self._max_gap)
-            if position - length > min(limit, silent + round(rate * RECORDING_SLACK)):
-                self.stats.recording_gaps_cut += 1
-                self._record_ts0 = packet.timestamp
-                self._record_offset0 = position = length + min(limit, silent)
-        self._record_last = (now, len(pcm) // 2)
-        start = position * 2
-        end = start + len(pcm)
-        if end > len(self._recording):
-            self._recording.extend(bytes(end - len(self._recording)))
-        self._recording[start:end] = pcm
-
     def start_recording(self) -> None:
         """Keep received audio in memory from now on (:meth:`recorded`); about 16 kB/s."""
         self._record = True
@@ -809,4 +719,4 @@ class MediaStream(DatagramProtocol):
 
     def recorded(self) -> bytes:
         """Received audio so far as 16-bit little-endian mono PCM at 8000 Hz."""
-        return bytes(self._recording)
+        return self._recording.pcm()
