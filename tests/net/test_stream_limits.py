@@ -172,3 +172,40 @@ def test_silent_tls_client_is_cut_off_on_loopback():
         assert drv.accepted == 0
     finally:
         yield drv.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_connection_cap_on_loopback():
+    """Real TCP: with max_connections=2 the third client is closed at once; the first two stay."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    core = UserAgentCore(local=("127.0.0.1", 0), transport="TCP", reliable=True)
+    drv = StreamDriver(reactor, core, lambda e: None, max_connections=2)
+    port = drv.listen_tcp().getHost().port
+    clients: list[Any] = []
+
+    class Client(Protocol):
+        def __init__(self) -> None:
+            self.lost = False
+
+        def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+            self.lost = True
+
+    try:
+        for _ in range(3):
+            c = Client()
+            yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), c)
+            clients.append(c)
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        for _ in range(40):
+            if clients[2].lost:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        assert [c.lost for c in clients] == [False, False, True]
+        assert drv.accepted == 2 and drv.refused_connections == 1
+    finally:
+        for c in clients:
+            if c.transport is not None and not c.lost:
+                c.transport.loseConnection()
+        yield drv.stop()
