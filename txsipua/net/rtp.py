@@ -355,13 +355,13 @@ class MediaStream(DatagramProtocol):
         return defer.succeed(None)
 
     def hold(self) -> None:
-        """Pause sending (queued audio and digits wait) and stop recording received audio."""
+        """Pause sending (queued audio and digits wait), stop recording received audio and the media timeout."""
         self._held = True
         self._cancel_timer()
         self._unwatch()
 
     def resume(self) -> None:
-        """Undo :meth:`hold`: continue where playback stopped."""
+        """Undo :meth:`hold`: continue where playback stopped; the media timeout starts afresh."""
         self._held = False
         self._talkspurt = True
         self._last_heard = self._reactor.seconds()
