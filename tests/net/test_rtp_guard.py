@@ -207,12 +207,14 @@ def test_rtcp_counts_as_media():
     assert fired == [True]
 
 
-@pytest.mark.parametrize("direction", ["sendonly", "inactive"])
-def test_media_timeout_is_off_when_the_peer_sends_nothing(direction):
+@pytest.mark.parametrize("changes", [{"direction": "sendonly"}, {"direction": "recvonly"},
+                                     {"direction": "inactive"}, {"remote_address": "0.0.0.0"}])
+def test_media_timeout_is_off_while_on_hold(changes):
+    """Either side on hold (the peer holding us sends sendonly: we are recvonly): no timeout."""
     stream, clock, _ = stream_on_clock(media_timeout=5)
     fired: list[bool] = []
     stream.on_timeout = lambda: fired.append(True)
-    stream.configure(params(direction=direction))
+    stream.configure(params(**changes))
     clock.advance(60)
     assert fired == [] and not clock.getDelayedCalls()
     stream.configure(params())  # back to sendrecv: a full timeout again

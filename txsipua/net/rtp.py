@@ -42,8 +42,9 @@ Theory of operation:
 - Media timeout: once configured to receive, a stream that hears nothing
   (RTP or RTCP from the accepted source) for ``media_timeout`` seconds calls
   :attr:`MediaStream.on_timeout` once (the call ends it with a BYE).  The
-  watch is off while held or when the negotiated direction means the peer
-  sends nothing (sendonly, inactive).
+  watch runs only while the negotiated direction is sendrecv and we are not
+  held: when either side holds (sendonly, recvonly, inactive, or the RFC 2543
+  address 0.0.0.0) a peer may legitimately send nothing.
 - Socket budget: :meth:`MediaStream.start` takes a slot from a
   :class:`MediaStreamLimit` shared by default by every stream of the process
   and gives it back on :meth:`MediaStream.stop`; with no slot or no socket
@@ -627,7 +628,7 @@ class MediaStream(DatagramProtocol):
             and not self._timed_out
             and self.transport is not None
             and self.params is not None
-            and self.params.receiving
+            and self.params.direction == "sendrecv"  # either side on hold: the peer may send nothing
             and self.params.remote_port != 0
             and self.params.remote_address not in ("0.0.0.0", "::")  # RFC 2543 hold
         )
