@@ -191,6 +191,10 @@ class FakeStream:
         self.params: Any = None
         self.stopped = 0
         self.played: list[bytes] = []
+        self.recording = False
+
+    def start_recording(self) -> None:
+        self.recording = True
 
     def configure(self, params: Any) -> None:
         self.params = params
@@ -206,7 +210,7 @@ class FakeStream:
         return digits
 
     def recorded(self) -> bytes:
-        return b"\1\0\2\0"
+        return b"\1\0\2\0" if self.recording else b""
 
 
 def media(config: Configuration | None = None) -> CallMedia:
@@ -256,7 +260,9 @@ def test_audio_goes_through_sources_and_sinks(tmp_path: Path) -> None:
     m.play(PCMSource(b"\5\0"))
     m.play(b"\6\0")
     assert m.stream.played == [b"\5\0", b"\6\0"]
+    assert not m.stream.recording  # recording is opt-in
     m.record(WavSink(tmp_path / "rec.wav"))
+    assert m.stream.recording
     m.stop()
     m.stop()
     assert WavSource(tmp_path / "rec.wav").pcm() == b"\1\0\2\0" and m.stream.stopped == 2

@@ -318,6 +318,8 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     print(f"answered; Call-ID {call.call_id}", flush=True)
+    if args.record and call.media is not None:
+        call.media.start_recording()  # recording is opt-in; written below
     if args.play and call.media is not None:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:

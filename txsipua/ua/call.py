@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from txsipua.core.transaction import ServerTransaction
@@ -28,6 +29,8 @@ from txsipua.ua.media import CallMedia
 
 if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
+
+log = Logger()
 
 
 def _cancelled() -> CallFailed:
@@ -65,7 +68,9 @@ class Call:
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
-            CallMedia(ua.reactor, ua.config, ua.media_host) if ua.config.media else None
+            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self.hangup)
+            if ua.config.media
+            else None
         )
         self.ended: defer.Deferred[str] = defer.Deferred()
         self.answered: defer.Deferred[Call] = defer.Deferred()
@@ -326,17 +331,23 @@ class IncomingCall:
         if call.call_media is not None:
             try:
                 body = call.call_media.answer(self.request.body or None)
-            except SIPError as e:
+            except SIPError as e:  # a bad offer (488...), or no media socket (MediaUnavailable: 503)
                 status = getattr(e, "status", 488)
-                self.reject(status if isinstance(status, int) else 488)
+                self.reject(status if isinstance(status, int) else 488,
+                            headers=getattr(e, "headers", ()))
+                return call
+            except Exception:
+                log.failure("cannot answer the call")
+                self.reject(500)
                 return call
         self.ua.drive(lambda now: call.session.accept(now, body=body))
         return call
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
-        """Decline with a final non-2xx response (486 Busy Here by default)."""
+    def reject(self, status: int = 486, reason: str | None = None,
+               headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Decline with a final non-2xx response (486 Busy Here by default), adding ``headers``."""
         call = self.call
-        self.ua.drive(lambda now: call.session.reject(now, status, reason))
+        self.ua.drive(lambda now: call.session.reject(now, status, reason, headers=headers))
         self.ua.calls.discard(call)
         call.stop_media()
         if not call.ended.called:

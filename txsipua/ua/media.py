@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -104,8 +105,9 @@ class CallMedia:
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
-                 stream_factory: Any = None) -> None:
+                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None) -> None:
         self.reactor = reactor
+        self.on_timeout = on_timeout
         self.config = config
         self.host = host
         self.session_id = secrets.randbits(31) if session_id is None else session_id
@@ -212,8 +214,14 @@ class CallMedia:
         return self.stream.play(source)
 
     def record(self, sink: Any) -> None:
-        """Give the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` when the media stops."""
+        """Give the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` when the media stops.
+
+        Recording is opt-in: nothing received is kept until this is called (or
+        the stream's ``start_recording()``/``record_to()``).
+        """
         self._sink = IAudioSink(sink)
+        if self.stream is not None:
+            self.stream.start_recording()
 
     def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
         """Send DTMF digits as RFC 4733 events.
@@ -238,6 +246,10 @@ class CallMedia:
     def _open(self) -> None:
         if self.stream is None:
             self.stream = self._stream_factory(self.reactor, self.host)
+            if self.on_timeout is not None:
+                self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
+            if self._sink is not None:
+                self.stream.start_recording()
 
     def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
         try:
