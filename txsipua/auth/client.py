@@ -57,15 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from txsipua.sip.message import Response
     from txsipua.sip.uri import SipURI
 
-__all__ = [
-    "AnsweredRealm",
-    "AuthAttempt",
-    "DigestAuthenticationError",
-    "DigestClient",
-    "HopAddress",
-    "WithheldCredentials",
-    "host_key",
-]
+__all__ = ["AnsweredRealm", "AuthAttempt", "DigestAuthenticationError", "DigestClient",
+           "HopAddress", "WithheldCredentials", "host_key"]
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
 PROXY_AUTHENTICATE = "Proxy-Authenticate"
@@ -253,20 +246,12 @@ class DigestClient:
     ) -> tuple[list[tuple[str, str]], WithheldCredentials | None]:
         """Keep the credential fields ``hop`` is trusted for, for a request the guard did not see.
 
-        The ACK of a 2xx repeats its INVITE's Authorization and
-        Proxy-Authorization (RFC 3261 §13.2.2.4), but it goes to the dialog's
-        next hop, which need not be the proxy that challenged (a 2xx without
-        Record-Route sends it straight to the callee).  Values for realms
-        ``hop`` is not trusted for are left out (as are values whose realm
-        cannot be read); other fields pass through untouched.
-
-        Args:
-            headers: ``(name, value)`` fields, e.g. those of the INVITE.
-            hop: where the request goes, or ``None`` when unknown.
-
-        Returns:
-            ``(kept fields, withheld)``: ``withheld`` names what was left out
-            and why (for a warning), or is ``None`` when nothing was.
+        The 2xx ACK repeats its INVITE's credentials (RFC 3261 §13.2.2.4) but
+        goes to the dialog's next hop, maybe not the proxy that challenged.
+        Authorization/Proxy-Authorization values of realms ``hop`` (``None``:
+        unknown) is not trusted for, or whose realm cannot be read, are left
+        out; other fields pass through.  Returns ``(kept fields, withheld)``,
+        ``withheld`` (for a warning) being ``None`` when nothing was left out.
         """
         return self.leak_guard.filter(headers, hop)
 
@@ -506,6 +491,8 @@ class AuthAttempt:
         client.leak_guard.observe(hop)
         hop_key = hop.key if hop is not None else None
         where = str(hop) if hop is not None else (hop_host or "(unknown)")
+        entry = "that hop" if hop is None else (f"[{hop.host}]" if ":" in hop.host else hop.host)
+        entry += f":{hop.port}" if hop is not None else ""
         refusals = _Refusals()
         fresh: dict[_Key, _Answer] = {}
         for key, challenges in groups.items():
@@ -570,9 +557,8 @@ class AuthAttempt:
                     (
                         "guard",
                         refusals.guarded,
-                        f"if {where!r} may challenge for "
-                        f"{refusals.guarded[0]!r}, add it (host or host:port) to that "
-                        "realm's hosts (or set digest_guard = false)",
+                        f"if {where!r} may challenge for {refusals.guarded[0]!r}, add "
+                        f"{entry!r} to that realm's hosts (or set digest_guard = false)",
                     )
                 )
             if refusals.unsupported:
