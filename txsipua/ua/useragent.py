@@ -365,7 +365,8 @@ class UserAgent:
             call.attach(self.core.invite(req, dest, now, hop_host=hop_host_of(hop)))
 
         self.drive(go)
-        self.calls.add(call)
+        if not call.ended.called:  # it can fail at once (a sips target without TLS)
+            self.calls.add(call)
 
     # server location
     def resolve(self, uri: SipURI) -> defer.Deferred[Address]:
@@ -385,6 +386,8 @@ class UserAgent:
 
         def pick(targets: list[Any]) -> Address:
             mine = [t for t in targets if t.transport == self.transport.name] or targets
+            if self.core.digest is not None:  # a trusted name is trusted where it was located
+                self.core.digest.leak_guard.learn(uri, mine)
             first = mine[0]
             address = (first.host, first.port)
             self._located[(uri.host.lower(), uri.port)] = address
@@ -440,6 +443,10 @@ class UserAgent:
         d = e.operation.user_data
         if isinstance(d, defer.Deferred) and not d.called:
             d.callback(e.response)
+
+    def _credentials_withheld(self, e: ev.CredentialsWithheld) -> None:
+        # the digest-leak guard left credentials out of a 2xx ACK: a warning
+        log.warn("{warning} ({method})", warning=str(e.withheld), method=e.method)
 
     def _request_failed(self, e: ev.RequestFailed) -> None:
         self._log_auth_notes(e.operation)
@@ -540,6 +547,7 @@ class UserAgent:
         ev.IncomingCall: _incoming_call,
         ev.IncomingRequest: _incoming_request,
         ev.AuthenticationNeeded: _authenticate,
+        ev.CredentialsWithheld: _credentials_withheld,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
 
