@@ -7,9 +7,10 @@ Each logical request - a REGISTER, an INVITE, a BYE, followed across its
 retries - gets one :class:`AuthAttempt` from :meth:`DigestClient.start`::
 
     attempt = client.start()
-    headers = attempt.initial_headers("REGISTER", uri, hop_host=host)  # pre-emptive, maybe []
+    hop = HopAddress.located(next_hop_uri, (ip, port), "UDP")  # where it really goes
+    headers = attempt.initial_headers("REGISTER", uri, hop=hop)  # pre-emptive, maybe []
     ... send; a 401/407 comes back ...
-    headers = attempt.respond_to(response, "REGISTER", uri, hop_host=host)  # may raise
+    headers = attempt.respond_to(response, "REGISTER", uri, hop=hop)  # may raise
     ... send again with CSeq+1 and ``headers``; a 2xx (any non-401/407 final) ...
     attempt.succeeded()
 
@@ -26,19 +27,21 @@ The rules it enforces:
   the refused credentials were pre-emptive (computed from a cached nonce), in
   which case one fresh attempt is made.  ``stale=true`` retries with the new nonce
   (a bounded number of times).  The total number of rounds is bounded too.
-* Digest-leak guard: when on and trusted hosts are configured, a challenge is
-  answered only if the hop the request went to is a trusted host (the account's
-  registrar and outbound proxy) or one of the hosts listed for that realm.
+* Digest-leak guard (:mod:`txsipua.auth.guard`): when on and trusted hops are
+  configured, a challenge for a realm is answered only if the transport
+  address the request went to is trusted for it (the account's registrar and
+  outbound proxy, or one of the hosts listed for that realm); pre-emptive
+  credentials and those an ACK repeats (:meth:`DigestClient.credentials_for_hop`)
+  follow the same rule.
 * Pre-emptive reuse: after a success the challenge is cached per (header kind,
-  realm, hop); later requests to the same hop carry credentials with the next
-  nc.  An Authorization (end-to-end) value is only reused for the same
+  realm) with the transport address it came through; later requests to the
+  same address (host, port and transport) carry credentials with the next nc.
+  An Authorization (end-to-end) value is only reused for the same
   Request-URI, so it never reaches a different far end through the same proxy.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +50,15 @@ import attrs
 from txsipua.auth.challenge import Challenge, DigestAuthorization, parse_challenges
 from txsipua.auth.credentials import Credential, CredentialSource
 from txsipua.auth.digest import STRENGTH, canonical_algorithm, compute_response, is_sess
+from txsipua.auth.guard import HopAddress, LeakGuard, WithheldCredentials, host_key
 from txsipua.errors import AuthenticationError, ParseError
 
 if TYPE_CHECKING:  # pragma: no cover
     from txsipua.sip.message import Response
+    from txsipua.sip.uri import SipURI
 
-__all__ = ["AnsweredRealm", "AuthAttempt", "DigestAuthenticationError", "DigestClient", "host_key"]
+__all__ = ["AnsweredRealm", "AuthAttempt", "DigestAuthenticationError", "DigestClient",
+           "HopAddress", "WithheldCredentials", "host_key"]
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
 PROXY_AUTHENTICATE = "Proxy-Authenticate"
@@ -70,6 +76,7 @@ MAX_NONCE_COUNTS = 1024
 MAX_CACHED = 64
 
 _Key = tuple[str, str]  # (challenge header, realm)
+_HopKey = tuple[str, int, str]  # HopAddress.key: (host, port, transport)
 
 
 class DigestAuthenticationError(AuthenticationError):
@@ -97,34 +104,6 @@ class DigestAuthenticationError(AuthenticationError):
         return super()._hint()
 
 
-def host_key(text: str) -> str:
-    """Normalise a host for the digest-leak guard's comparisons.
-
-    Lower-cases, drops a ``sip:``/``sips:`` scheme, a ``user@`` part, URI
-    parameters, IPv6 brackets, a port and a trailing dot:
-    ``"sip:Proxy.Example.COM:5060;lr"`` -> ``"proxy.example.com"``,
-    ``"[2001:DB8::1]:5060"`` -> ``"2001:db8::1"``.
-    """
-    t = text.strip().lower()
-    for prefix in ("sips:", "sip:"):
-        if t.startswith(prefix):
-            t = t[len(prefix) :]
-            break
-    t = t.split(";", 1)[0].split("?", 1)[0]
-    if "@" in t:
-        t = t.rsplit("@", 1)[1]
-    if t.startswith("["):
-        end = t.find("]")
-        t = t[1:end] if end >= 0 else t[1:]
-    elif t.count(":") == 1:
-        t = t.split(":", 1)[0]
-    t = t.rstrip(".")
-    if ":" in t:  # one spelling per IPv6 address: 0:0:0:0:0:0:0:1 is ::1
-        with contextlib.suppress(ValueError):
-            t = ipaddress.IPv6Address(t.split("%", 1)[0]).compressed
-    return t
-
-
 @attrs.frozen
 class _Choice:
     challenge: Challenge
@@ -140,7 +119,7 @@ class _Answer:
     credential: Credential
     value: str
     from_cache: bool
-    hop: str
+    hop: _HopKey | None
     uri: str
     nc: str | None = None
     stale_retries: int = 0
@@ -149,7 +128,7 @@ class _Answer:
 @attrs.frozen
 class _CacheEntry:
     choice: _Choice
-    hop: str
+    hop: _HopKey | None
     uri: str
 
 
@@ -189,14 +168,25 @@ class DigestClient:
             challenge offers both.
         prefer_strongest: answer the strongest algorithm offered for a realm
             instead of the topmost supported one (RFC 8760 §2.4's rule).
-        trusted_hosts: the hops credentials may be sent to: the account's
-            registrar and outbound proxy (host names or addresses; a port or a
-            ``sip:`` prefix is ignored).
+        trusted_hosts: the parties credentials may be sent to for any realm:
+            the account's registrar and outbound proxy, as URIs
+            (``sip:registrar.example.net``, ``sips:203.0.113.5:5071``) or
+            ``host``/``host:port`` text.  Without a port, the default port
+            of the transport used; a host name is trusted at the addresses
+            its location gave (:class:`~txsipua.auth.guard.LeakGuard`).
         guard: enable the digest-leak guard.  It acts only when
             ``trusted_hosts`` is not empty.
 
+    Attributes:
+        leak_guard: the :class:`~txsipua.auth.guard.LeakGuard` deciding which
+            hops get which realm's credentials (the realm's ``hosts`` come
+            from the credential source); feed it location results with
+            ``leak_guard.learn(uri, targets)``.
+        trusted_hosts: the trusted hosts, normalised (for display).
+
     Raises:
-        ValueError: ``prefer_qop`` is neither ``"auth"`` nor ``"auth-int"``.
+        ValueError: ``prefer_qop`` is neither ``"auth"`` nor ``"auth-int"``, or
+            a ``trusted_hosts`` entry cannot be read.
     """
 
     credentials: CredentialSource
@@ -205,6 +195,7 @@ class DigestClient:
     prefer_strongest: bool
     trusted_hosts: frozenset[str]
     guard: bool
+    leak_guard: LeakGuard
     _cache: dict[_Key, _CacheEntry]
     _nc: dict[tuple[str, str], int]
 
@@ -215,7 +206,7 @@ class DigestClient:
         cnonce_factory: Callable[[], str] | None = None,
         prefer_qop: str = "auth",
         prefer_strongest: bool = False,
-        trusted_hosts: Iterable[str] = (),
+        trusted_hosts: Iterable[str | SipURI] = (),
         guard: bool = True,
     ) -> None:
         if prefer_qop.lower() not in ("auth", "auth-int"):
@@ -224,8 +215,12 @@ class DigestClient:
         self.cnonce_factory = cnonce_factory if cnonce_factory is not None else _token_cnonce
         self.prefer_qop = prefer_qop.lower()
         self.prefer_strongest = prefer_strongest
-        self.trusted_hosts = frozenset(host_key(h) for h in trusted_hosts)
+        trusted = tuple(trusted_hosts)
+        self.trusted_hosts = frozenset(host_key(str(h)) for h in trusted)
         self.guard = guard
+        self.leak_guard = LeakGuard(
+            trusted, enabled=guard, realm_hosts=self._realm_hosts, realms=credentials.realms
+        )
         self._cache = {}
         self._nc = {}
 
@@ -246,13 +241,23 @@ class DigestClient:
 
     # -- internals shared with AuthAttempt ---------------------------------
 
-    def _hop_allowed(self, hop: str, credential: Credential) -> bool:
-        if not self.guard or not self.trusted_hosts:
-            return True
-        key = host_key(hop)
-        if not key:
-            return False
-        return key in self.trusted_hosts or key in {host_key(h) for h in credential.hosts}
+    def credentials_for_hop(
+        self, headers: Iterable[tuple[str, str]], hop: HopAddress | None
+    ) -> tuple[list[tuple[str, str]], WithheldCredentials | None]:
+        """Keep the credential fields ``hop`` is trusted for, for a request the guard did not see.
+
+        The 2xx ACK repeats its INVITE's credentials (RFC 3261 §13.2.2.4) but
+        goes to the dialog's next hop, maybe not the proxy that challenged.
+        Authorization/Proxy-Authorization values of realms ``hop`` (``None``:
+        unknown) is not trusted for, or whose realm cannot be read, are left
+        out; other fields pass through.  Returns ``(kept fields, withheld)``,
+        ``withheld`` (for a warning) being ``None`` when nothing was left out.
+        """
+        return self.leak_guard.filter(headers, hop)
+
+    def _realm_hosts(self, realm: str) -> tuple[str, ...]:
+        credential = self.credentials.credentials_for(realm)
+        return credential.hosts if credential is not None else ()
 
     def _next_nc(self, realm: str, nonce: str) -> str:
         key = (realm, nonce)
@@ -343,19 +348,29 @@ class AuthAttempt:
         return out
 
     def initial_headers(
-        self, method: str, uri: str, body: bytes = b"", hop_host: str = ""
+        self,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        hop_host: str = "",
+        *,
+        hop: HopAddress | None = None,
     ) -> list[tuple[str, str]]:
         """Pre-emptive credentials from challenges that succeeded before (RFC 3261 §22.3).
 
-        For each cached (header kind, realm) whose success came through the same
-        hop (and, for Authorization, with the same Request-URI), compute
-        credentials with the cached nonce and the next nonce count.
+        For each cached (header kind, realm) whose success came through the
+        same transport address (and, for Authorization, with the same
+        Request-URI), and only when the digest-leak guard trusts ``hop`` for
+        that realm, compute credentials with the cached nonce and the next
+        nonce count.
 
         Args:
             method: the request method.
             uri: the Request-URI as it will be sent (the digest-uri).
             body: the request body (hashed for ``auth-int``).
-            hop_host: the host the request is sent to (next hop).
+            hop_host: the next hop as text (``host`` or ``host:port``), when
+                ``hop`` is not given.
+            hop: where the request is sent (:class:`~txsipua.auth.guard.HopAddress`).
 
         Returns:
             ``(header name, value)`` pairs; ``[]`` when nothing is cached, and
@@ -364,15 +379,18 @@ class AuthAttempt:
         if method in ("CANCEL", "ACK"):
             return []
         client = self._client
-        hop = host_key(hop_host)
+        if hop is None:
+            hop = HopAddress.parse(hop_host)
+        client.leak_guard.observe(hop)
+        hop_key = hop.key if hop is not None else None
         for key, entry in list(client._cache.items()):
             header, realm = key
-            if entry.hop != hop or (header == WWW_AUTHENTICATE and entry.uri != uri):
+            if entry.hop != hop_key or (header == WWW_AUTHENTICATE and entry.uri != uri):
                 continue
             credential = client.credentials.credentials_for(realm)
-            if credential is None or not client._hop_allowed(hop_host, credential):
+            if credential is None or not client.leak_guard.allows(realm, hop):
                 continue
-            answer = self._answer(header, entry.choice, credential, method, uri, body, hop)
+            answer = self._answer(header, entry.choice, credential, method, uri, body, hop_key)
             if answer is None:
                 continue
             answer.from_cache = True
@@ -386,6 +404,8 @@ class AuthAttempt:
         uri: str,
         body: bytes = b"",
         hop_host: str = "",
+        *,
+        hop: HopAddress | None = None,
     ) -> list[tuple[str, str]]:
         """Answer a 401/407 and return every credential header for the retried request.
 
@@ -395,8 +415,10 @@ class AuthAttempt:
             method: the method of the request to retry.
             uri: its Request-URI as it will be sent.
             body: its body (hashed for ``auth-int``).
-            hop_host: the host the request went to; checked by the digest-leak
-                guard.
+            hop_host: the next hop as text, when ``hop`` is not given.
+            hop: the transport address the request went to
+                (:class:`~txsipua.auth.guard.HopAddress`); each realm is
+                answered only if the digest-leak guard trusts it for that realm.
 
         Returns:
             The complete list of ``(header name, value)`` pairs for the retry:
@@ -464,7 +486,13 @@ class AuthAttempt:
             )
         self.rounds += 1
 
-        hop = host_key(hop_host)
+        if hop is None:
+            hop = HopAddress.parse(hop_host)
+        client.leak_guard.observe(hop)
+        hop_key = hop.key if hop is not None else None
+        where = str(hop) if hop is not None else (hop_host or "(unknown)")
+        entry = "that hop" if hop is None else (f"[{hop.host}]" if ":" in hop.host else hop.host)
+        entry += f":{hop.port}" if hop is not None else ""
         refusals = _Refusals()
         fresh: dict[_Key, _Answer] = {}
         for key, challenges in groups.items():
@@ -473,7 +501,7 @@ class AuthAttempt:
             if credential is None:
                 refusals.missing.append(realm)
                 continue
-            if not client._hop_allowed(hop_host, credential):
+            if not client.leak_guard.allows(realm, hop):
                 refusals.guarded.append(realm)
                 continue
             choice = self._choose(challenges, credential, refusals)
@@ -497,7 +525,7 @@ class AuthAttempt:
                 else:
                     refusals.rejected.append(realm)
                     continue
-            answer = self._answer(header, choice, credential, method, uri, body, hop)
+            answer = self._answer(header, choice, credential, method, uri, body, hop_key)
             if answer is None:  # a value that cannot be echoed (see _answer)
                 refusals.unsupported.append(realm)
                 continue
@@ -522,16 +550,15 @@ class AuthAttempt:
                 kinds.append(("stale-loop", refusals.loops, "the server's nonces expire at once"))
             if refusals.guarded:
                 reasons.append(
-                    f"refused by the digest-leak guard: hop {hop_host or '(unknown)'!r} is not "
-                    "a trusted host for realm(s) " + ", ".join(repr(r) for r in refusals.guarded)
+                    f"refused by the digest-leak guard: hop {where!r} is not "
+                    "trusted for realm(s) " + ", ".join(repr(r) for r in refusals.guarded)
                 )
                 kinds.append(
                     (
                         "guard",
                         refusals.guarded,
-                        f"if {hop_host or 'that hop'!r} may challenge for "
-                        f"{refusals.guarded[0]!r}, add it to that realm's hosts "
-                        "(or set digest_guard = false)",
+                        f"if {where!r} may challenge for {refusals.guarded[0]!r}, add "
+                        f"{entry!r} to that realm's hosts (or set digest_guard = false)",
                     )
                 )
             if refusals.unsupported:
@@ -573,7 +600,7 @@ class AuthAttempt:
             if key in fresh:
                 continue
             again = self._answer(
-                key[0], previous.choice, previous.credential, method, uri, body, hop
+                key[0], previous.choice, previous.credential, method, uri, body, hop_key
             )
             if again is not None:
                 again.from_cache = previous.from_cache
@@ -639,7 +666,7 @@ class AuthAttempt:
         method: str,
         uri: str,
         body: bytes,
-        hop: str,
+        hop: _HopKey | None,
     ) -> _Answer | None:
         try:
             return self._compute_answer(header, choice, credential, method, uri, body, hop)
@@ -657,7 +684,7 @@ class AuthAttempt:
         method: str,
         uri: str,
         body: bytes,
-        hop: str,
+        hop: _HopKey | None,
     ) -> _Answer | None:
         client = self._client
         challenge = choice.challenge

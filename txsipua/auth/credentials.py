@@ -22,6 +22,7 @@ import attrs
 import zope.interface
 
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, digest_length
+from txsipua.auth.guard import TrustedHop
 from txsipua.errors import SIPError
 
 __all__ = [
@@ -64,7 +65,13 @@ def _normalise_ha1(value: Mapping[str, str]) -> Mapping[str, str]:
 def _hosts(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         raise CredentialsConfigError("hosts must be a list of host names, not one string")
-    return tuple(value)
+    hosts = tuple(value)
+    for host in hosts:
+        try:
+            TrustedHop.parse(host, any_port=True)
+        except ValueError as e:
+            raise CredentialsConfigError(f"hosts: {e} (write host or host:port)") from None
+    return hosts
 
 
 @attrs.frozen
@@ -80,12 +87,14 @@ class Credential:
         ha1: stored HA1 per algorithm, hex (``{"MD5": "...", "SHA-256": "..."}``);
             keys are normalised to canonical base algorithm names (a value for
             ``MD5-sess`` is stored under ``MD5``: the base HA1 is the same).
-        hosts: extra hosts (names or addresses, no port) allowed to challenge for
-            this realm, beyond the account's registrar and outbound proxy (the
-            digest-leak guard of :class:`~txsipua.auth.client.DigestClient`).
+        hosts: extra parties trusted with this realm's credentials, beyond
+            the account's registrar and outbound proxy (the digest-leak guard,
+            :mod:`txsipua.auth.guard`): ``"host"`` (a name or an address, on
+            any port), ``"host:port"`` or ``"[v6]:port"`` (that port only).
 
     Raises:
-        CredentialsConfigError: neither password nor HA1, a malformed HA1, or a
+        CredentialsConfigError: neither password nor HA1, a malformed HA1, a
+            ``hosts`` entry that is not ``host`` or ``host:port``, or a
             wildcard realm without password.
     """
 
@@ -225,7 +234,7 @@ def credentials_from_toml(tables: Iterable[Mapping[str, Any]]) -> InMemoryCreden
         ha1 = "8d7f..."                 # ... or a stored HA1 ...
         algorithm = "SHA-256"           # ... of this algorithm (default MD5)
         # ha1 = { MD5 = "...", SHA-256 = "..." }   # or several at once
-        hosts = ["198.51.100.7"]        # optional: extra hosts allowed to challenge
+        hosts = ["198.51.100.7"]        # optional: more hosts trusted: "host" or "host:port"
 
     Args:
         tables: the parsed tables (e.g. ``tomllib.load(f)["credentials"]``).

@@ -173,6 +173,26 @@ class AuthenticationNeeded:
     credentials: Any
 
 
+@attrs.frozen
+class CredentialsWithheld:
+    """The digest-leak guard left credentials out of a request it did not see (a warning).
+
+    The ACK of a 2xx repeats its INVITE's Authorization and
+    Proxy-Authorization (RFC 3261 §13.2.2.4) only for the realms its next hop
+    is trusted for; the others are left out, and this event says so.
+
+    Attributes:
+        session: the :class:`~txsipua.core.useragent.InviteSession` (or operation) concerned.
+        method: the request's method (``"ACK"``).
+        withheld: a :class:`~txsipua.auth.guard.WithheldCredentials`: what was
+            left out and the next hop; ``str()`` of it is the warning text.
+    """
+
+    session: Any
+    method: str
+    withheld: Any
+
+
 Event = (
     ProvisionalResponse
     | RequestCompleted
@@ -185,4 +205,5 @@ Event = (
     | ReinviteCompleted
     | IncomingRequest
     | AuthenticationNeeded
+    | CredentialsWithheld
 )

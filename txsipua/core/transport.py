@@ -19,6 +19,7 @@ import ipaddress
 
 import attrs
 
+from txsipua.errors import TransportError
 from txsipua.sip.message import Request
 from txsipua.sip.values import Via
 
@@ -154,3 +155,43 @@ __all__ = [
     "stamped_via",
     "unbracket",
 ]
+
+
+def sips_needs_tls(request: Request, transport: str) -> TransportError | None:
+    """The error for sending ``request`` over ``transport`` when a ``sips`` URI forbids it.
+
+    A ``sips`` URI means TLS on every hop the request is sent over (RFC 3261
+    §19.1, §26.2.2): a ``sips`` Request-URI or a ``sips`` Route entry (the next
+    hop, or one after it) cannot go over UDP or TCP, and silently sending it
+    in clear would defeat what the user asked for.  Check before anything is
+    sent.
+
+    Args:
+        request: the request about to be sent.
+        transport: the transport it would go over (``"UDP"``, ``"TCP"``, ``"TLS"``).
+
+    Returns:
+        A :class:`~txsipua.errors.TransportError` naming the ``sips`` URI and
+        the transport, or ``None`` when the request may be sent.  A Route
+        that cannot be parsed is left to the code that routes on it.
+    """
+    if transport.upper() == "TLS":
+        return None
+    where = None
+    if request.uri_text[:5].lower() == "sips:":
+        where = f"the Request-URI {request.uri_text}"
+    else:
+        for value in request.headers.get_all("Route"):
+            for part in value.split(","):
+                uri = part.strip().lstrip("<").strip()
+                if uri[:5].lower() == "sips:":
+                    where = f"the route {part.strip()}"
+                    break
+            if where:
+                break
+    if where is None:
+        return None
+    return TransportError(
+        f"{request.method} not sent: {where} is a sips URI, which requires TLS on every hop "
+        f"(RFC 3261 §26.2.2), and this user agent sends over {transport.upper()} only"
+    )

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from txsipua.auth.guard import HopAddress
 from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
 from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog, DialogState
@@ -60,7 +61,7 @@ from txsipua.core.transaction import (
     TransactionTerminated,
     TransactionTimedOut,
 )
-from txsipua.core.transport import Address, Outgoing
+from txsipua.core.transport import Address, Outgoing, sips_needs_tls
 from txsipua.errors import (
     AuthenticationError,
     CallFailed,
@@ -101,14 +102,21 @@ def format_host(host: str) -> str:
 
 
 def hop_host_of(uri: SipURI) -> str:
-    """The host a request to ``uri`` really goes to: ``maddr`` when present, else the host.
+    """The ``host`` or ``host:port`` a request to ``uri`` really goes to: ``maddr`` when present, else the host.
 
     The digest-leak guard must judge this host, not the URI's nominal one: a
     peer could otherwise name our registrar as the host of its Contact and
     its own address as ``maddr`` (RFC 3261 §19.1.1, §18.1.1) and collect our
-    provider's credentials.
+    provider's credentials.  The port, when the URI writes one, tells the
+    guard how the host was located (a name with a port is not located like
+    the same name without, RFC 3263 §4.2).
     """
-    return uri.params.get("maddr") or uri.host
+    host = uri.params.get("maddr") or uri.host
+    if uri.port is None:
+        return host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{uri.port}"
 
 
 def numeric_locate(uri: SipURI) -> Address:
@@ -196,6 +204,7 @@ class ClientOperation:
         self.owner = owner
         self.keep_via = keep_via
         self.hop_host = hop_host or destination[0]
+        self.hop = HopAddress.located(self.hop_host, destination, core.transport)
         self.response: Response | None = None
         self.transaction: ClientTransaction | None = None
         self.user_data: Any = None
@@ -215,9 +224,13 @@ class ClientOperation:
         return [(n, v) for n, v in self.request.headers.items() if n in AUTH_HEADERS]
 
     def _start(self, now: float) -> None:
+        error = sips_needs_tls(self.request, self.core.transport)
+        if error is not None:
+            self._fail(error)
+            return
         if self.attempt is not None:
             pre = self.attempt.initial_headers(
-                self.request.method, self.request.uri_text, self.request.body, hop_host=self.hop_host
+                self.request.method, self.request.uri_text, self.request.body, hop=self.hop
             )
             for name, value in pre:
                 self.request.headers.add(name, value)
@@ -243,7 +256,7 @@ class ClientOperation:
             req = self.request
             try:
                 headers = self.attempt.respond_to(
-                    response, req.method, req.uri_text, req.body, hop_host=self.hop_host
+                    response, req.method, req.uri_text, req.body, hop=self.hop
                 )
             except AuthenticationError as e:
                 if e.response is None:
@@ -448,27 +461,27 @@ class InviteSession:
         h.add("CSeq", str(CSeq(invite.cseq.seq, "ACK")))
         for r in invite.headers.get_all("Route"):
             h.add("Route", r)
-        for n, v in invite.headers.items():
-            if n in AUTH_HEADERS:
-                h.add(n, v)
+        for n, v in core._ack_credentials(self, invite, op.hop_host, op.destination):
+            h.add(n, v)
         core.layer.send_stateless(Request("ACK", target, h), op.destination, now)
 
     def _send_ack_for(self, op: ClientOperation, response: Response, now: float) -> None:
         assert self.dialog is not None
         core = self.core
         invite = op.request
+        try:
+            dest = core.locate(self.dialog.next_hop())
+            hop_host = hop_host_of(self.dialog.next_hop())
+        except (ResolutionError, ParseError):
+            dest, hop_host = op.destination, op.hop_host
         ack = self.dialog.create_request(
             "ACK",
             via=core._via(core.ids.branch()),
             cseq=invite.cseq.seq,
-            headers=[(n, v) for n, v in invite.headers.items() if n in AUTH_HEADERS],
+            headers=core._ack_credentials(self, invite, hop_host, dest),
         )
         if core.user_agent:
             ack.headers.add("User-Agent", core.user_agent)
-        try:
-            dest = core.locate(self.dialog.next_hop())
-        except (ResolutionError, ParseError):
-            dest = op.destination
         self.ack = ack
         self._ack_destination = dest
         core.layer.send_stateless(ack, dest, now)
@@ -1070,15 +1083,29 @@ class UserAgentCore:
             d = Dialog.from_uac_response(op.request, response)
         except (RemoteProtocolError, ParseError):
             return
-        ack = d.create_request("ACK", via=self._via(self.ids.branch()), cseq=op.request.cseq.seq,
-                               headers=[(n, v) for n, v in op.request.headers.items() if n in AUTH_HEADERS])
         try:
             dest = self.locate(d.next_hop())
+            hop_host = hop_host_of(d.next_hop())
         except (ResolutionError, ParseError):
-            dest = op.destination
+            dest, hop_host = op.destination, op.hop_host
+        ack = d.create_request("ACK", via=self._via(self.ids.branch()), cseq=op.request.cseq.seq,
+                               headers=self._ack_credentials(op.owner, op.request, hop_host, dest))
         self.layer.send_stateless(ack, dest, now)
         bye = d.create_request("BYE", via=self._via(""))
         ClientOperation(self, bye, dest, authenticate=False)._start(now)
+
+    def _ack_credentials(self, owner: Any, invite: Request, hop_host: str, dest: Address) -> list[tuple[str, str]]:
+        """The INVITE's credentials its 2xx ACK may repeat (RFC 3261 §13.2.2.4): those of realms
+        the ACK's next hop (``hop_host`` located at ``dest``) is trusted for; the digest-leak
+        guard leaves out the others, with a :class:`~txsipua.core.events.CredentialsWithheld`."""
+        fields = [(n, v) for n, v in invite.headers.items() if n in AUTH_HEADERS]
+        if self.digest is None or not fields:
+            return fields
+        hop = HopAddress.located(hop_host, dest, self.transport)
+        kept, withheld = self.digest.credentials_for_hop(fields, hop)
+        if withheld is not None:
+            self._emit(ev.CredentialsWithheld(owner, "ACK", withheld))
+        return kept
 
     # ---------------------------------------------------------------- UAS
     def _drain_layer(self, now: float) -> None:

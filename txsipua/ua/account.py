@@ -14,7 +14,8 @@ An account file is TOML::
     realm = "voip.example.net"             # need not be the domain
     username = "alice-auth"                # need not be the SIP user
     password = "..."                       # or: ha1 = "...", algorithm = "MD5"
-    hosts = ["198.51.100.7"]               # optional: more hosts allowed to challenge for it
+    hosts = ["198.51.100.7", "proxy.example.net:5070"]  # optional: more hosts trusted for
+                                           # this realm: "host" (any port) or "host:port"
 
 The auth username need not be the SIP user and the realm need not be the SIP
 domain (RFC 3261 §22.1); credentials are only ever sent to their own realm.
@@ -67,8 +68,9 @@ class Account:
         registrar: the registrar URI; ``sip:<domain>`` when ``None``.
         outbound_proxy: every out-of-dialog request is sent there (with a
             loose Route), or ``None``.
-        digest_guard: answer challenges only from the registrar, the outbound
-            proxy and hosts listed for the realm (issue: digest-leak guard).
+        digest_guard: send credentials only to transport addresses trusted
+            for their realm: the registrar's, the outbound proxy's and those
+            of the hosts listed for the realm (:mod:`txsipua.auth.guard`).
         prefer_qop: ``"auth"`` or ``"auth-int"``.
         prefer_strongest: answer the strongest algorithm a realm offers.
     """
@@ -156,11 +158,22 @@ class Account:
         return self.registrar or SipURI(scheme="sip", host=self.domain)
 
     @property
-    def trusted_hosts(self) -> tuple[str, ...]:
-        """Hosts that may challenge us for any realm: registrar and outbound proxy.
+    def trusted_hops(self) -> tuple[SipURI, ...]:
+        """The URIs trusted for every realm by the digest-leak guard: registrar, outbound proxy.
 
-        Each counts by its host and, when its URI has one, by its ``maddr``
-        (where requests to it really go, which is what the guard judges).
+        The guard trusts each where requests to it really go: its ``maddr``
+        or host, at its port (else the transport's default port), on its
+        transport if it names one; a host name at the addresses its location
+        (RFC 3263) gave (:class:`~txsipua.auth.guard.LeakGuard`).
+        """
+        return tuple(u for u in (self.registrar_uri, self.outbound_proxy) if u is not None)
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """The host names of the registrar and outbound proxy, and their ``maddr`` (for display).
+
+        The digest-leak guard does not judge by these names but by
+        :attr:`trusted_hops` (transport addresses: host, port, transport).
         """
         hosts: list[str] = []
         for uri in (self.registrar_uri, self.outbound_proxy):
@@ -178,6 +191,6 @@ class Account:
             self.credentials,
             prefer_qop=self.prefer_qop,
             prefer_strongest=self.prefer_strongest,
-            trusted_hosts=self.trusted_hosts,
+            trusted_hosts=self.trusted_hops,
             guard=self.digest_guard,
         )
