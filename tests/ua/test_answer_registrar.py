@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -20,11 +21,15 @@ class FakeUA:
         self.reactor = task.Clock()
 
 
+_cseq = itertools.count(1)
+
+
 def register(*contacts: str, expires: str | None = None, to: str = AOR, method: str = "REGISTER") -> Request:
+    """One REGISTER of a client that counts its CSeq up, as §10.2.4 requires."""
     headers = [
         ("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKr1"),
         ("From", f"<{to}>;tag=a1"), ("To", f"<{to}>"), ("Call-ID", "reg1@192.0.2.10"),
-        ("CSeq", f"1 {method}"),
+        ("CSeq", f"{next(_cseq)} {method}"),
     ]
     headers += [("Contact", c) for c in contacts]
     if expires is not None:
