@@ -528,6 +528,10 @@ class ProxyRegistrar:
                 )
                 return
             self._events.extend(self._registrar.purge(now))
+            # the expiry settings are attributes of ours: they may change between requests
+            self._registrar.min_expires = self.min_expires
+            self._registrar.max_expires = self.max_expires
+            self._registrar.default_expires = self.default_expires
             refused = self._registrar.register(request, source, now)
         self._reply(request, refused.status, source, now, refused.note, refused.reason,
                     list(refused.headers))
