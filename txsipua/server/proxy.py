@@ -494,13 +494,15 @@ class ProxyRegistrar:
             self._respond(request, server.challenge(request, now, stale=result.stale), source, now, note)
             return None
         if isinstance(result, BadAuthorization):
-            self._reply(request, result.status, source, now, f"{result.status}: {result.reason}")
+            self._reply(request, result.status, source, now, f"{result.status}: {result.reason}",
+                        reason=result.reason if result.status == 403 else None)
             return None
         if not isinstance(result, DigestCredentials):  # Exempt: never asked for ACK/CANCEL
             self._reply(request, 500, source, now, f"500: {result.reason}")
             return None
         entry = self.users.get(result.username)
         if entry is None:
+            result.check_ha1(None)  # counts like a wrong password (the same answer, too)
             note = f"challenge again: unknown auth user {result.username!r}"
         elif not result.check_password(entry[0]):
             why = {"password": "wrong password", "replay": "nonce count replayed",
