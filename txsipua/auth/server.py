@@ -122,7 +122,8 @@ class BadAuthorization:
     that does not match the Request-URI gets 400).
 
     Attributes:
-        status: the status to answer with (400).
+        status: the status to answer with: 400, or 403 for a locked-out
+            source or user (see :class:`DigestServer`'s ``limiter``).
         reason: the defect, in words; a fit reason phrase.
     """
 
