@@ -421,9 +421,11 @@ class DigestServer:
         """
         if request.method in ("ACK", "CANCEL"):
             return Exempt(f"{request.method} is never challenged (RFC 3261 §22.1)")
-        source = _source_host(request)
-        if self.limiter is not None and self.limiter.locked_until("source", source, now) is not None:
-            return BadAuthorization(403, LOCKED_OUT_REASON)
+        source = ""
+        if self.limiter is not None:
+            source = _source_host(request)
+            if self.limiter.locked_until("source", source, now) is not None:
+                return BadAuthorization(403, LOCKED_OUT_REASON)
         other_scheme: str | None = None
         auth: DigestAuthorization | None = None
         for value in request.headers.get_all(self.credentials_header):
