@@ -93,7 +93,7 @@ def txsipua_adapter() -> MemoryAdapter:
     (a ``txsipua.ua.UserAgent`` holds exactly one account and one core), each
     REGISTERing (Expires 3600) with txsipua.testing's in-memory
     ``ProxyRegistrar``, which challenges with 401; the refresh at half the
-    granted time is sent here the way ``txsipua.ua.Registration`` does it (same
+    granted time is sent here the way ``txsipua.ua.registration.Registration`` does it (same
     Call-ID, CSeq + 1, cached credentials), since that class needs a reactor.
     The roots measured are the account cores (not the registrar); the Twisted
     shell (``UserAgent``, ``Registration``, the ``DatagramProtocol`` and a

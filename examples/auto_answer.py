@@ -45,14 +45,15 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     from twisted.internet import defer
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
+    import txsipua
+    from txsipua import Call, IncomingCall
     from txsipua.cli.main import describe_error, parse_bind
-    from txsipua.ua.account import Account
-    from txsipua.ua.useragent import Call, IncomingCall, UserAgent
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     log = Logger(namespace="auto_answer")
-    account = Account.from_toml(args.account) if args.account else None
-    ua = UserAgent(reactor, account, bind=parse_bind(args.bind))
+    account = txsipua.Account.from_toml(args.account) if args.account else None
+    ua = txsipua.UserAgent(reactor, txsipua.Configuration(), account,
+                           txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
     answered = [0]
     ended = [0]
     finished: defer.Deferred[None] = defer.Deferred()

@@ -53,13 +53,13 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     """Run the bot; the Deferred fires with the exit status."""
     from twisted.internet import defer, task
 
+    import txsipua
     from txsipua.cli.main import describe_error, parse_bind
-    from txsipua.ua.account import Account
-    from txsipua.ua.useragent import UserAgent
 
     @defer.inlineCallbacks
     def run() -> Any:
-        ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
+        ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
+                               txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
         yield ua.start()
         try:
             call = yield ua.call(args.target)

@@ -91,16 +91,16 @@ def run_tk(args: argparse.Namespace) -> int:
 
     from twisted.internet import reactor, tksupport
 
+    import txsipua
     from txsipua.cli.main import parse_bind
-    from txsipua.ua.account import Account
-    from txsipua.ua.useragent import UserAgent
 
     root = tk.Tk()
     root.title("txsipua")
     status = tk.StringVar(value="starting...")
     target = tk.StringVar(value=args.target)
     tk.Entry(root, textvariable=target, width=40).pack(padx=8, pady=4)
-    ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
+    ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
+                           txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
     phone = Softphone(ua, status.set)
     buttons = tk.Frame(root)
     tk.Button(buttons, text="Call", command=lambda: phone.dial(target.get())).pack(side=tk.LEFT)
@@ -132,12 +132,12 @@ def run_asyncio(args: argparse.Namespace) -> int:
     asyncioreactor.install(loop)  # before anything imports twisted.internet.reactor
     from twisted.internet import reactor
 
+    import txsipua
     from txsipua.cli.main import describe_error, parse_bind
-    from txsipua.ua.account import Account
-    from txsipua.ua.useragent import UserAgent
 
     async def flow() -> int:
-        ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
+        ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
+                               txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
         await ua.start().asFuture(loop)
         phone = Softphone(ua, lambda line: print(line, flush=True))
         try:

@@ -4,12 +4,13 @@ Everything comes from an account file (TOML, see README.md)::
 
     python examples/headless_client.py --account alice.toml sip:bob@example.com --duration 5
 
-Steps, each a Deferred of the user API (:mod:`txsipua.ua.useragent`):
+Steps, each a Deferred of the user API (re-exported by :mod:`txsipua`):
 
-1. ``UserAgent(reactor, account, bind=...)`` and ``ua.start()`` listen on UDP.
+1. ``UserAgent(reactor, Configuration(), account, UDPTransport(reactor, host, port))``
+   and ``ua.start()`` listen on UDP.
 2. ``ua.registration(expires).start()`` registers (answering a 401 with the
    account's credentials for that realm) and keeps refreshing by itself.
-3. ``ua.call(target)`` fires with the answered :class:`~txsipua.ua.useragent.Call`
+3. ``ua.call(target)`` fires with the answered :class:`~txsipua.ua.call.Call`
    (407/401 challenges answered, SDP negotiated, ACK sent).
 4. after ``--duration`` seconds ``call.hangup()`` sends BYE.
 5. ``registration.stop()`` unregisters (Expires: 0) and ``ua.stop()`` closes.
@@ -49,13 +50,13 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     """Run the client with parsed ``args``; the Deferred fires with the exit status."""
     from twisted.internet import defer
 
+    import txsipua
     from txsipua.cli.main import describe_error, parse_bind
-    from txsipua.ua.account import Account
-    from txsipua.ua.useragent import UserAgent
 
     @defer.inlineCallbacks
     def run() -> Any:
-        ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
+        ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
+                               txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
         host, port = yield ua.start()
         print(f"listening on {host}:{port}", flush=True)
         reg = None

@@ -8,6 +8,154 @@ The package is layered (see ``docs/architecture.md``):
 - :mod:`txsipua.media` - SDP, RTP, G.711 and RFC 4733 events, pure.
 - :mod:`txsipua.net` - Twisted adapters that move bytes and arm timers.
 - :mod:`txsipua.ua` - the user API: ``UserAgent``, ``Account``, ``Registration``, ``Call``.
+
+The user API is re-exported here, lazily (PEP 562): ``txsipua.UserAgent`` imports
+:mod:`txsipua.ua` (and so Twisted) on first use, while ``import txsipua.sip``
+and the other pure packages never import Twisted::
+
+    import txsipua
+    ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account("alice", "example.com"),
+                           txsipua.UDPTransport(reactor, "192.0.2.10", 5060))
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    # the user API
+    "UserAgent": "txsipua.ua.useragent",
+    "Configuration": "txsipua.ua.config",
+    "Account": "txsipua.ua.account",
+    "AccountError": "txsipua.ua.account",
+    "Call": "txsipua.ua.call",
+    "IncomingCall": "txsipua.ua.call",
+    "Responder": "txsipua.ua.call",
+    "Registration": "txsipua.ua.registration",
+    "RegistrationState": "txsipua.ua.registration",
+    "RegistrationResult": "txsipua.ua.registration",
+    "Binding": "txsipua.ua.registration",
+    "CallMedia": "txsipua.ua.media",
+    "PCMSource": "txsipua.ua.media",
+    "WavSource": "txsipua.ua.media",
+    "WavSink": "txsipua.ua.media",
+    "UDPTransport": "txsipua.ua.transports",
+    "TCPTransport": "txsipua.ua.transports",
+    "TLSTransport": "txsipua.ua.transports",
+    "transport_for": "txsipua.ua.transports",
+    "IUserAgent": "txsipua.ua.interfaces",
+    "ICall": "txsipua.ua.interfaces",
+    "IRegistration": "txsipua.ua.interfaces",
+    "ISIPTransportFactory": "txsipua.ua.interfaces",
+    "IAudioSource": "txsipua.ua.interfaces",
+    "IAudioSink": "txsipua.ua.interfaces",
+    "Timers": "txsipua.core.transaction",
+    # errors
+    "SIPError": "txsipua.errors",
+    "ParseError": "txsipua.errors",
+    "LocalProtocolError": "txsipua.errors",
+    "RemoteProtocolError": "txsipua.errors",
+    "TransactionTimeout": "txsipua.errors",
+    "TransportError": "txsipua.errors",
+    "ResolutionError": "txsipua.errors",
+    "AuthenticationError": "txsipua.errors",
+    "SIPStatusError": "txsipua.errors",
+    "RegistrationFailed": "txsipua.errors",
+    "CallFailed": "txsipua.errors",
+}
+
+__all__ = [
+    "__version__",
+    "UserAgent",
+    "Configuration",
+    "Account",
+    "AccountError",
+    "Call",
+    "IncomingCall",
+    "Responder",
+    "Registration",
+    "RegistrationState",
+    "RegistrationResult",
+    "Binding",
+    "CallMedia",
+    "PCMSource",
+    "WavSource",
+    "WavSink",
+    "UDPTransport",
+    "TCPTransport",
+    "TLSTransport",
+    "transport_for",
+    "IUserAgent",
+    "ICall",
+    "IRegistration",
+    "ISIPTransportFactory",
+    "IAudioSource",
+    "IAudioSink",
+    "Timers",
+    "SIPError",
+    "ParseError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "TransactionTimeout",
+    "TransportError",
+    "ResolutionError",
+    "AuthenticationError",
+    "SIPStatusError",
+    "RegistrationFailed",
+    "CallFailed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name on first use (PEP 562).
+
+    Raises:
+        AttributeError: ``name`` is not a public name of the package.
+    """
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'txsipua' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names and every lazily re-exported one."""
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from txsipua.core.transaction import Timers
+    from txsipua.errors import (
+        AuthenticationError,
+        CallFailed,
+        LocalProtocolError,
+        ParseError,
+        RegistrationFailed,
+        RemoteProtocolError,
+        ResolutionError,
+        SIPError,
+        SIPStatusError,
+        TransactionTimeout,
+        TransportError,
+    )
+    from txsipua.ua.account import Account, AccountError
+    from txsipua.ua.call import Call, IncomingCall, Responder
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.interfaces import (
+        IAudioSink,
+        IAudioSource,
+        ICall,
+        IRegistration,
+        ISIPTransportFactory,
+        IUserAgent,
+    )
+    from txsipua.ua.media import CallMedia, PCMSource, WavSink, WavSource
+    from txsipua.ua.registration import Binding, Registration, RegistrationResult, RegistrationState
+    from txsipua.ua.transports import TCPTransport, TLSTransport, UDPTransport, transport_for
+    from txsipua.ua.useragent import UserAgent

@@ -14,6 +14,8 @@ from twisted.internet import defer
 from txsipua.net.driver import SIPDatagramProtocol
 from txsipua.server.proxy import ProxyRegistrar
 from txsipua.ua.account import Account
+from txsipua.ua.config import Configuration
+from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
 
 
@@ -52,8 +54,8 @@ def make_ua(reactor: Any) -> Iterator[Callable[..., defer.Deferred[UserAgent]]]:
     @defer.inlineCallbacks
     def make(acct: Account | None, **kw: Any) -> Any:
         wire = Wire()
-        kw.setdefault("timers", FAST)
-        ua = UserAgent(reactor, acct, bind=("127.0.0.1", 0), trace=wire.trace, **kw)
+        config = Configuration(timers=kw.pop("timers", FAST), media=kw.pop("media", True))
+        ua = UserAgent(reactor, config, acct, UDPTransport(reactor, "127.0.0.1", 0), trace=wire.trace, **kw)
         ua.wire = wire  # type: ignore[attr-defined]
         yield ua.start()
         started.append(ua)

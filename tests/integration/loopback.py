@@ -29,7 +29,8 @@ from txsipua.net.driver import SIPDatagramProtocol
 from txsipua.server.proxy import ProxyRegistrar
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.ua.account import Account
-from txsipua.ua.useragent import IncomingCall, UserAgent
+from txsipua.ua.call import IncomingCall
+from txsipua.ua.useragent import UserAgent
 
 DOMAIN = "example.com"
 REALM = "voip.example.net"

@@ -15,7 +15,7 @@ from twisted.internet import defer
 
 from txsipua.auth.challenge import parse_authorization
 from txsipua.errors import AuthenticationError, RegistrationFailed
-from txsipua.ua.useragent import Registration
+from txsipua.ua.registration import Registration, RegistrationState
 
 
 @pytest_twisted.inlineCallbacks
@@ -126,7 +126,7 @@ def test_unregister_sends_expires_zero(reactor: Any, proxy: Proxy, make_ua: Any)
     assert last.headers.get("Expires") == "0"
     assert proxy.core.bindings("sip:alice@example.com", reactor.seconds()) == []
     # no refresh is scheduled any more
-    assert reg._refresh is None
+    assert reg.next_attempt is None and reg.state is RegistrationState.UNREGISTERED
     yield settled(reactor, ua)
 
 

@@ -132,8 +132,9 @@ def test_refresh_failure_is_reported_and_retried(reactor: Any, proxy: Proxy, mak
     yield proxy.port.stopListening()
     yield eventually(reactor, lambda: bool(failures), 4.0, "the refresh to fail")
     assert isinstance(failures[0], TransactionTimeout)
-    assert reg._refresh is not None and reg._refresh.active(), "a retry is scheduled"
-    reg._cancel()
+    assert reg.next_attempt is not None, "a retry is scheduled"
+    assert reg.next_attempt == pytest.approx(reactor.seconds() + 30.0, abs=1.0)
+    reg.abandon()
     yield settled(reactor, ua)
 
 

@@ -18,28 +18,36 @@ from txsipua.errors import ResolutionError
 from txsipua.net.resolve import SIPResolver
 from txsipua.sip.message import parse_message
 from txsipua.ua.account import Account
+from txsipua.ua.config import Configuration
 from txsipua.ua.cred import InMemoryHA1Store, make_portal
+from txsipua.ua.transports import UDPTransport, transport_for
 from txsipua.ua.useragent import UserAgent
 
 FAST = Timers(t1=0.02, t2=0.16, t4=0.2, d=0.2)
 REALM = "callee.example.org"
 
 
-def _callee(transport: str, **kw: Any) -> UserAgent:
+def _transport(name: str, tls_server: Any = None, tls_client: Any = None) -> Any:
+    """The transport factory on 127.0.0.1:0 (tls_server: our certificate; tls_client: how peers are verified)."""
+    return transport_for(name, reactor, "127.0.0.1", 0, cert=tls_server, ca=tls_client)
+
+
+def _callee(transport: str, tls_server: Any = None, tls_client: Any = None, **kw: Any) -> UserAgent:
     store = InMemoryHA1Store()
     store.add_password("alice-auth", REALM, "pw")
-    bob = UserAgent(reactor, None, bind=("127.0.0.1", 0), transport=transport, timers=FAST,
+    bob = UserAgent(reactor, Configuration(timers=FAST), None, _transport(transport, tls_server, tls_client),
                     authenticator=DigestServer(REALM, b"k" * 32), portal=make_portal(store), **kw)
     bob.auto_answer = True
     return bob
 
 
-def _caller(transport: str, registrar: str, wire: list[bytes], **kw: Any) -> UserAgent:
+def _caller(transport: str, registrar: str, wire: list[bytes], tls_server: Any = None, tls_client: Any = None,
+            **kw: Any) -> UserAgent:
     account = Account(
         user="alice", domain="example.com", registrar=registrar,
         credentials=InMemoryCredentials([Credential(realm=REALM, username="alice-auth", password="pw")]),
     )
-    return UserAgent(reactor, account, bind=("127.0.0.1", 0), transport=transport, timers=FAST,
+    return UserAgent(reactor, Configuration(timers=FAST), account, _transport(transport, tls_server, tls_client),
                      trace=lambda d, data, peer: wire.append(data) if d == "send" else None, **kw)
 
 
@@ -133,7 +141,7 @@ def test_datagrams_above_8_kib_are_read_whole() -> Any:
     """A 20 KB OPTIONS (a big body) is read whole over UDP and answered 200, not cut at 8192 bytes."""
     import socket
 
-    bob = UserAgent(reactor, None, bind=("127.0.0.1", 0), timers=FAST, media=False)
+    bob = UserAgent(reactor, Configuration(timers=FAST, media=False), None, UDPTransport(reactor, "127.0.0.1", 0))
     host, port = yield bob.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))

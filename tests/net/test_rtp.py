@@ -50,7 +50,8 @@ def params(**changes) -> MediaParams:
 
 
 def fake_stream(**kwargs) -> tuple[MediaStream, task.Clock, FakeDatagramTransport]:
-    """A stream on a fake clock and a fake datagram transport: no sockets."""
+    """A stream on a fake clock and a fake datagram transport: no sockets (no media timeout unless asked)."""
+    kwargs.setdefault("media_timeout", None)
     clock = task.Clock()
     stream = MediaStream(clock, ssrc=0x1234, rng=random.Random(7), **kwargs)
     transport = FakeDatagramTransport()
@@ -310,7 +311,7 @@ def test_jitter_estimate():
 
 def test_recording_places_audio_by_timestamp():
     """Reordered packets land in order; a lost packet becomes 20 ms of silence; PCMA decoded too."""
-    stream, _, _ = fake_stream()
+    stream, _, _ = fake_stream(record=True)
     stream.configure(params())
     frames = [tone(20, amplitude=1000 * (i + 1)) for i in range(4)]
 
@@ -331,7 +332,7 @@ def test_recording_places_audio_by_timestamp():
 
 def test_hold_stops_recording_but_still_counts():
     """While held, received audio is counted but not recorded."""
-    stream, _, _ = fake_stream()
+    stream, _, _ = fake_stream(record=True)
     stream.configure(params())
     stream.hold()
     stream.datagramReceived(RtpPacket(0, 1, 0, 5, payload=b"\xff" * 160).to_bytes(), REMOTE)

@@ -12,11 +12,9 @@ import secrets
 from typing import Any
 
 import pytest
-from twisted.internet import task
-from twisted.internet.address import IPv4Address
+from uafakes import REALM, UDPClock, reply, requests, sent
 
 from txsipua.auth.challenge import parse_authorization
-from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
 from txsipua.errors import (
     LocalProtocolError,
@@ -24,84 +22,12 @@ from txsipua.errors import (
     ResolutionError,
     TransactionTimeout,
 )
-from txsipua.sip.message import Request, Response, parse_message
+from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
-from txsipua.ua.account import Account
-from txsipua.ua.useragent import Registration, UserAgent, _parse_bindings
-
-REGISTRAR = ("198.51.100.5", 5060)
-REALM = "voip.example.net"
-
-
-class FakeUDPPort:
-    """A listening UDP port that records writes instead of sending."""
-
-    def __init__(self, protocol: Any, host: str, port: int) -> None:
-        self.protocol = protocol
-        self.written: list[tuple[bytes, tuple[str, int]]] = []
-        self._host = IPv4Address("UDP", host, port)
-
-    def write(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.written.append((data, addr))
-
-    def getHost(self) -> IPv4Address:  # noqa: N802 - Twisted's name
-        return self._host
-
-    def stopListening(self) -> None:  # noqa: N802 - Twisted's name
-        self.protocol.doStop()
-
-
-class UDPClock(task.Clock):
-    """A ``task.Clock`` with ``listenUDP`` (IReactorTime + enough of IReactorUDP)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ports: list[FakeUDPPort] = []
-
-    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> FakeUDPPort:  # noqa: N802,N803
-        fake = FakeUDPPort(protocol, interface, port or 40000 + len(self.ports))
-        self.ports.append(fake)
-        protocol.makeConnection(fake)
-        return fake
-
-
-def alice(password: str = "alice-secret") -> Account:
-    creds = InMemoryCredentials([Credential(realm=REALM, username="alice-auth", password=password)])
-    return Account(user="alice", domain="example.com", credentials=creds,
-                   registrar=f"sip:{REGISTRAR[0]}:{REGISTRAR[1]}")
-
-
-@pytest.fixture
-def clock() -> UDPClock:
-    return UDPClock()
-
-
-@pytest.fixture
-def ua(clock: UDPClock) -> UserAgent:
-    agent = UserAgent(clock, alice(), bind=("192.0.2.10", 0), media=False)
-    agent.start()
-    return agent
-
-
-def sent(ua: UserAgent) -> list[Request | Response]:
-    """Everything the UA wrote so far, parsed."""
-    return [parse_message(data) for data, _ in ua.reactor.ports[0].written]
-
-
-def requests(ua: UserAgent, method: str) -> list[Request]:
-    return [m for m in sent(ua) if isinstance(m, Request) and m.method == method]
-
-
-def reply(ua: UserAgent, request: Request, status: int, headers: list[tuple[str, str]] | None = None,
-          response: Response | None = None) -> None:
-    """Feed a response to ``request`` into the UA, as if from the registrar."""
-    if response is None:
-        h = [("Via", v) for v in request.headers.get_all("Via")]
-        to = request.headers.get("To") or ""
-        h += [("From", request.headers.get("From") or ""), ("To", to + ";tag=reg1"),
-              ("Call-ID", request.call_id), ("CSeq", str(request.cseq))]
-        response = Response(status, None, h + (headers or []))
-    ua.protocol.datagramReceived(response.to_bytes(), REGISTRAR)
+from txsipua.ua.config import Configuration
+from txsipua.ua.registration import Registration, parse_bindings
+from txsipua.ua.transports import UDPTransport
+from txsipua.ua.useragent import UserAgent
 
 
 def test_refresh_delay() -> None:
@@ -119,7 +45,7 @@ def test_parse_bindings_marks_ours_and_takes_header_expiry() -> None:
         ("Contact", "<sip:alice@192.0.2.99:5070>"),
         ("Expires", "120"),
     ])
-    bindings, granted = _parse_bindings(response, SipURI.parse("sip:alice@192.0.2.10:5060"), 600)
+    bindings, granted = parse_bindings(response, SipURI.parse("sip:alice@192.0.2.10:5060"), 600)
     assert [(str(b.contact), b.expires, b.ours) for b in bindings] == [
         ("sip:alice@192.0.2.10", 30, True),
         ("sip:alice@192.0.2.99:5070", 120, False),
@@ -233,7 +159,7 @@ def test_call_errors_arrive_as_failures(clock: UDPClock, ua: UserAgent) -> None:
     failures: list[Any] = []
     ua.call("sip:bob@bob.example.org").addErrback(failures.append)
     assert failures[0].check(ResolutionError)
-    anonymous = UserAgent(clock, None, bind=("192.0.2.11", 0), media=False)
+    anonymous = UserAgent(clock, Configuration(media=False), None, UDPTransport(clock, "192.0.2.11", 0))
     anonymous.start()
     with pytest.raises(LocalProtocolError):
         anonymous.place_call("sip:bob@192.0.2.12")

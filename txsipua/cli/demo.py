@@ -33,6 +33,7 @@ from txsipua.server.proxy import ProxyRegistrar
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.ua.account import Account
 from txsipua.ua.cred import InMemoryHA1Store, make_portal
+from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
 
 DOMAIN = "example.com"
@@ -202,7 +203,7 @@ def run_demo(
     store = InMemoryHA1Store()
     store.add_password("alice-callee", CALLEE_REALM, "callee-secret")
     bob = UserAgent(
-        reactor, bob_account, bind=(host, 0), trace=ladder.tracer("bob"),
+        reactor, None, bob_account, UDPTransport(reactor, host, 0), trace=ladder.tracer("bob"),
         authenticator=DigestServer(CALLEE_REALM, secrets.token_bytes(32)), portal=make_portal(store),
     )
     bob.auto_answer = True
@@ -214,7 +215,7 @@ def run_demo(
             Credential(realm=CALLEE_REALM, username="alice-callee", password="callee-secret"),
         ]),
     )
-    alice = UserAgent(reactor, alice_account, bind=(host, 0), trace=ladder.tracer("alice"))
+    alice = UserAgent(reactor, None, alice_account, UDPTransport(reactor, host, 0), trace=ladder.tracer("alice"))
     try:
         for name, ua in (("bob", bob), ("alice", alice)):
             host, port = yield ua.start()

@@ -142,31 +142,33 @@ def _bind_for(args: argparse.Namespace, account: Any) -> tuple[str, int]:
     return (local_host_towards(host, target.port or 5060), 0)
 
 
-def _transport_options(args: argparse.Namespace, server: bool = False) -> dict[str, Any]:
-    """UserAgent keywords for ``--transport``, ``--tls-cert``, ``--tls-ca`` and ``--dns``."""
-    opts: dict[str, Any] = {"transport": args.transport.upper()}
+def _transport_options(reactor: Any, args: argparse.Namespace, bind: tuple[str, int],
+                       server: bool = False) -> dict[str, Any]:
+    """UserAgent keywords for ``--transport``, ``--tls-cert``, ``--tls-ca`` and ``--dns``.
+
+    Returns ``{"transport": <transport factory bound to bind>, "resolver": SIPResolver}``.
+    """
+    from txsipua.ua.transports import transport_for
+
+    cert = ca = None
     if args.transport == "tls":
         from twisted.internet import ssl
 
         if args.tls_ca:
             try:
                 with open(args.tls_ca, "rb") as f:
-                    root = ssl.Certificate.loadPEM(f.read())
+                    ca = ssl.Certificate.loadPEM(f.read())
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot read --tls-ca {args.tls_ca}: {e}") from None
-
-            def client(host: str) -> Any:
-                return ssl.optionsForClientTLS(host, trustRoot=root)
-
-            opts["tls_client"] = client
         if args.tls_cert:
             try:
                 with open(args.tls_cert, "rb") as f:
-                    opts["tls_server"] = ssl.PrivateCertificate.loadPEM(f.read()).options()
+                    cert = ssl.PrivateCertificate.loadPEM(f.read()).options()
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot read --tls-cert {args.tls_cert}: {e}") from None
         elif server:
             raise UsageError("--transport tls needs --tls-cert (PEM certificate and key) to listen")
+    transport = transport_for(args.transport, reactor, bind[0], bind[1], cert=cert, ca=ca)
     from twisted.names import client as dns_client
 
     from txsipua.net.resolve import SIPResolver
@@ -175,8 +177,8 @@ def _transport_options(args: argparse.Namespace, server: bool = False) -> dict[s
     if args.dns:
         servers = [parse_bind(args.dns)]
         servers = [(h, p or 53) for h, p in servers]
-    opts["resolver"] = SIPResolver(_LazyResolver(dns_client, servers), transports=(opts["transport"],))
-    return opts
+    resolver = SIPResolver(_LazyResolver(dns_client, servers), transports=(transport.name,))
+    return {"transport": transport, "resolver": resolver}
 
 
 class _LazyResolver:
@@ -228,12 +230,13 @@ def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
 # ---------------------------------------------------------------- register
 @defer.inlineCallbacks
 def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
+    from txsipua.ua.config import Configuration
     from txsipua.ua.useragent import UserAgent
 
     account = _load_account(args.account)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace, media=False,
-                   **_transport_options(args))
+    ua = UserAgent(reactor, Configuration(media=False), account, trace=printer.trace,
+                   **_transport_options(reactor, args, _bind_for(args, account)))
     yield ua.start()
     reg = ua.registration(args.expires)
     try:
@@ -248,7 +251,7 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
         print(f"  binding <{b.contact}> expires in {b.expires} s{mark}")
     print(f"granted expiry for our contact: {result.expires} s")
     if not args.keep:
-        reg._cancel()
+        reg.abandon()
         yield ua.stop()
         return EXIT_OK
     done: defer.Deferred[None] = defer.Deferred()
@@ -282,8 +285,8 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
     account = _load_account(args.account)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace,
-                   **_transport_options(args))
+    ua = UserAgent(reactor, None, account, trace=printer.trace,
+                   **_transport_options(reactor, args, _bind_for(args, account)))
     yield ua.start()
     try:
         call = ua.place_call(args.target)
@@ -315,6 +318,8 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     print(f"answered; Call-ID {call.call_id}", flush=True)
+    if args.record and call.media is not None:
+        call.media.start_recording()  # recording is opt-in; written below
     if args.play and call.media is not None:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
@@ -363,6 +368,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.auth.server import DigestServer
     from txsipua.cli.server_options import auth_guard, server_log
+    from txsipua.ua.config import Configuration
     from txsipua.ua.useragent import UserAgent
 
     bind = parse_bind(args.bind)
@@ -396,10 +402,12 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             raise UsageError(str(e)) from None
         portal = make_portal(store)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, account, bind=bind, authenticator=authenticator, portal=portal,
-                   register_authenticator=register_authenticator, **_transport_options(args, server=True),
-                   trace=printer.trace if args.verbose else None, media=not args.no_media,
-                   socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
+    config = Configuration(media=not args.no_media,
+                           socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
+    ua = UserAgent(reactor, config, account, authenticator=authenticator, portal=portal,
+                   register_authenticator=register_authenticator,
+                   **_transport_options(reactor, args, bind, server=True),
+                   trace=printer.trace if args.verbose else None)
     tune_gc_for_server()
     registrar = None
     if authenticator is not None or args.registrar:
@@ -470,6 +478,7 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
     """Place ``--calls`` calls at ``--rate`` calls/s; each is hung up once answered (after ``--hold``)."""
     from txsipua.sip.uri import SipURI
     from txsipua.ua.account import Account
+    from txsipua.ua.config import Configuration
     from txsipua.ua.useragent import UserAgent
 
     if args.rate <= 0 or args.calls <= 0:
@@ -477,9 +486,9 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
     target = SipURI.parse(args.target)
     account = _load_account(args.account) if args.account else Account(user="bench", domain=target.host)
     bind = parse_bind(args.bind) if args.bind else ("127.0.0.1", 0)
-    ua = UserAgent(reactor, account, bind=bind, media=False,
-                   socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
-                   **_transport_options(args))
+    config = Configuration(media=False,
+                           socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
+    ua = UserAgent(reactor, config, account, **_transport_options(reactor, args, bind))
     tune_gc_for_server()
     yield ua.start()
     ok = failed = 0

@@ -527,6 +527,7 @@ class ServerTransaction(Transaction):
     response_destination: Address
     response_data: bytes | None = attrs.field(default=None, repr=False)
     acked: bool = False
+    octets: int = attrs.field(default=0, repr=False)
 
 
 # --------------------------------------------------------------------------
@@ -644,6 +645,17 @@ class TransactionLayer:
         timers: the base timer values.
         ids: identifier generator (used for the To tag of stateless error
             responses).
+        max_server_transactions: live server transactions at most; a new
+            request past it is answered 503 with Retry-After statelessly (an
+            ACK, which makes none, is unaffected) and counted in
+            ``overloaded``.
+        max_server_octets: the octets held by live server transactions'
+            requests past the first :data:`SERVER_OCTETS_FREE` of each
+            (header fields and body, estimated) at most; past it, 503 the
+            same way.  Ordinary requests (under 2 KiB) cost nothing here and
+            are bounded by the count alone, so call rates are unaffected,
+            while a flood of 60 kB requests is capped at ~1,100 of them.
+        overload_retry_after: the Retry-After seconds of that 503.
 
     Attributes:
         stats: counters, a :class:`collections.Counter`: ``received``,
@@ -652,14 +664,19 @@ class TransactionLayer:
             ``dropped_bad_via``, ``stray_responses``, ``absorbed`` (retransmissions
             the tables absorb), ``ignored`` (inputs absent from a table),
             ``late_tu`` (TU orders for terminated transactions),
-            ``retransmissions`` (messages sent again), ``sent``.
+            ``retransmissions`` (messages sent again), ``sent``,
+            ``overloaded`` (requests refused with 503 past a cap).
     """
 
     timers: Timers = attrs.field(factory=Timers)
     ids: IdGenerator = attrs.field(factory=IdGenerator)
+    max_server_transactions: int = 100_000
+    max_server_octets: int = 64 * 1024 * 1024
+    overload_retry_after: int = 5
     stats: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     _client: dict[tuple[object, ...], ClientTransaction] = attrs.field(factory=dict, init=False)
     _server: dict[tuple[object, ...], ServerTransaction] = attrs.field(factory=dict, init=False)
+    _server_octets: int = attrs.field(default=0, init=False)
     _heap: list[tuple[float, int, Transaction, Input]] = attrs.field(factory=list, init=False)
     _seq: int = attrs.field(default=0, init=False)
     _stale: int = attrs.field(default=0, init=False)
@@ -979,6 +996,11 @@ class TransactionLayer:
         if method == "ACK":
             self._events.append(RequestReceived(msg, source, None))
             return
+        octets = _request_octets(msg)
+        if (len(self._server) >= self.max_server_transactions
+                or self._server_octets + octets > self.max_server_octets):
+            self._refuse_overloaded(msg, via, source, reliable)
+            return
         kind = Kind.IST if method == "INVITE" else Kind.NIST
         st = ServerTransaction(
             kind=kind,
@@ -988,8 +1010,10 @@ class TransactionLayer:
             state=INITIAL_STATE[kind],
             source=source,
             response_destination=source if reliable else response_destination(via),
+            octets=octets,
         )
         self._server[key] = st
+        self._server_octets += octets
         if kind is Kind.IST:
             trying = Response(
                 100,
@@ -998,6 +1022,17 @@ class TransactionLayer:
             )
             self._send_response(st, trying)
         self._events.append(RequestReceived(msg, source, st))
+
+    def _refuse_overloaded(self, msg: Request, via: Via, source: Address, reliable: bool) -> None:
+        """503 + Retry-After outside any transaction (RFC 3261 §21.5.4, §20.33): a cap is reached."""
+        self.stats["overloaded"] += 1
+        fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
+        fields = [(n, f"{v};tag={self.ids.tag()}" if n == "To" and "tag=" not in v.lower() else v)
+                  for n, v in fields]
+        fields.append(("Retry-After", str(self.overload_retry_after)))
+        data = Response(503, "Service Unavailable", Headers(fields)).to_bytes()
+        self._outbox.append(Outgoing(data, source if reliable else response_destination(via)))
+        self.stats["sent"] += 1
 
     # ---- stateless rejection of malformed requests (RFC 3261 §8.2, §21.4.1)
 
@@ -1128,6 +1163,7 @@ class TransactionLayer:
                 del self._client[txn.key]
         elif self._server.get(txn.key) is txn:
             del self._server[txn.key]
+            self._server_octets -= txn.octets
         self._events.append(TransactionTerminated(txn))
 
     def _start_timer(self, txn: Transaction, inp: Input, delay: float, now: float) -> None:
@@ -1299,6 +1335,16 @@ _ACTIONS: dict[Action, _ActionFn] = {
 
 # --------------------------------------------------------------------------
 # Helpers
+
+
+#: Octets of each request not counted against ``max_server_octets``.
+SERVER_OCTETS_FREE = 2048
+
+
+def _request_octets(msg: Request) -> int:
+    """The octets a request holds past :data:`SERVER_OCTETS_FREE` (header fields and body, estimated)."""
+    size = 64 + len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers.items())
+    return max(0, size - SERVER_OCTETS_FREE)
 
 
 def build_ack(invite: Request, response: Response) -> Request:

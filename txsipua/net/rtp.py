@@ -18,16 +18,42 @@ Theory of operation:
   §4.1) at a timestamp taken from the clock.
 - While held (:meth:`MediaStream.hold`) or when the negotiated direction
   forbids sending, queued audio and digits wait; they continue on resume.
+- Received datagrams are accepted only from the negotiated source: the
+  address and port of the peer's SDP (``c=`` and ``m=``, RFC 4566), or,
+  when the stream was built with ``latch=True``, the first source heard
+  after :meth:`MediaStream.configure` if that is not the negotiated one
+  (symmetric RTP, RFC 4961: we then send there too).  Anything from another
+  source is dropped and counted in :attr:`MediaStats.wrong_source`: it is
+  neither recorded nor decoded for DTMF.
 - Received packets are parsed (anything malformed is counted and dropped),
   counted for loss (RFC 3550 §6.4.1, Appendix A.3) and jitter (A.8);
   telephone events go through a :class:`~txsipua.media.dtmf.DtmfDetector`
   to :attr:`MediaStream.on_dtmf` once per digit; G.711 audio is decoded and
   written into the recording at the position its timestamp gives, so lost
-  packets and silences become silence and reordering is undone.
+  packets and silences become silence and reordering is undone.  A jump
+  forward is filled with at most ``max_recording_gap`` seconds of silence,
+  and never with more than the time that really passed since the last
+  recorded packet (:class:`~txsipua.media.recording.Recording`).  Recording is opt-in
+  (``record=True``, :meth:`MediaStream.start_recording`,
+  :meth:`MediaStream.record_to`).
+- A new SSRC from the accepted source (the peer restarted its stream)
+  starts a new sequence count (the loss already counted is kept) and
+  continues the recording at its end.
+- Media timeout: once configured to receive, a stream that hears nothing
+  (RTP or RTCP from the accepted source) for ``media_timeout`` seconds calls
+  :attr:`MediaStream.on_timeout` once (the call ends it with a BYE).  The
+  watch runs only while the negotiated direction is sendrecv and we are not
+  held: when either side holds (sendonly, recvonly, inactive, or the RFC 2543
+  address 0.0.0.0) a peer may legitimately send nothing.
+- Socket budget: :meth:`MediaStream.start` takes a slot from a
+  :class:`MediaStreamLimit` shared by default by every stream of the process
+  and gives it back on :meth:`MediaStream.stop`; with no slot or no socket
+  left it raises :class:`MediaUnavailable` (status 503 with Retry-After).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 from collections import deque
@@ -43,21 +69,37 @@ from txsipua.errors import LocalProtocolError, ParseError
 from txsipua.media import g711
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
+from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.wav import read_wav, write_wav
+from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 
-__all__ = ["MediaStats", "MediaStream"]
+__all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_encode, "pcma": g711.alaw_encode}
 _DECODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_decode, "pcma": g711.alaw_decode}
 _STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
-#: A timestamp jump larger than this (seconds) restarts the recording position instead of
-#: filling the gap with silence.
-MAX_RECORDING_GAP = 10.0
+#: Default for ``max_recording_gap`` (:class:`~txsipua.media.recording.Recording`).
+MAX_RECORDING_GAP = MAX_GAP
+#: Default for ``media_timeout``: seconds without RTP or RTCP before ``on_timeout``.
+MEDIA_TIMEOUT = 60.0
 #: Bounds on the packet time we send with, in ms, whatever the peer asks for.
 MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
+
+
+def _same_address(a: str, b: str) -> bool:
+    """True when two IP address texts name the same address (IPv4-mapped IPv6 included)."""
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return False  # a name in the SDP: never matches a datagram's source (use latch)
+    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped is not None:
+        x = x.ipv4_mapped
+    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
+        y = y.ipv4_mapped
+    return x == y
 
 
 @attrs.define
@@ -74,6 +116,10 @@ class MediaStats:
         duplicates: packets received twice or too late to count as new.
         invalid: datagrams that were not RTP (counted, dropped).
         rtcp: RTCP packets seen on the RTP port (ignored).
+        wrong_source: datagrams from a source other than the negotiated (or
+            latched) one, dropped unread.
+        ssrc_changes: times the accepted source started a new SSRC.
+        recording_gaps_cut: timestamp jumps not filled with silence in full.
         dtmf_sent: digits sent.
         dtmf_received: digits reported to ``on_dtmf``.
         jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
@@ -87,6 +133,9 @@ class MediaStats:
     duplicates: int = 0
     invalid: int = 0
     rtcp: int = 0
+    wrong_source: int = 0
+    ssrc_changes: int = 0
+    recording_gaps_cut: int = 0
     dtmf_sent: int = 0
     dtmf_received: int = 0
     jitter: float = 0.0
@@ -117,7 +166,21 @@ class MediaStream(DatagramProtocol):
         port: the UDP port to bind, 0 for any free one.
         ssrc: our SSRC (random when None).
         record: keep received audio in memory (:meth:`recorded`); about
-            16 kB per second of call.
+            16 kB per second of call.  Off by default (:meth:`start_recording`
+            and :meth:`record_to` turn it on later).
+        max_recording_gap: the most silence, in seconds, that one forward
+            timestamp jump adds to the recording (a longer jump continues at
+            the recording's end); a gap is also never filled past the real
+            time elapsed since the last recorded packet.
+        latch: accept media from the first source heard when it is not the
+            negotiated one, and send there from then on (symmetric RTP,
+            RFC 4961: for peers behind NAT whose SDP address is unreachable).
+            Off by default: only the negotiated address and port are heard.
+        media_timeout: seconds without RTP/RTCP from the peer before
+            :attr:`on_timeout` is called (None: never).
+        limit: the :class:`MediaStreamLimit` to take a slot from on
+            :meth:`start` (default: :data:`DEFAULT_LIMIT`, process-wide; None:
+            no cap).
         rng: randomness for the SSRC, first sequence number and timestamp
             (RFC 3550 §5.1); ``random.SystemRandom()`` when None.
 
@@ -125,6 +188,9 @@ class MediaStream(DatagramProtocol):
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
             ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
         on_audio: called with each received frame as 16-bit PCM, or None.
+        on_timeout: called (no arguments) once when ``media_timeout`` passes
+            without media while the stream expects some, or None.
+        latched: the ``(host, port)`` latched to (``latch=True``), or None.
         stats: the :class:`MediaStats` counters.
         params: the :class:`MediaParams` in force, or None before :meth:`configure`.
         ssrc: our SSRC.
@@ -139,7 +205,11 @@ class MediaStream(DatagramProtocol):
         local_host: str = "127.0.0.1",
         port: int = 0,
         ssrc: int | None = None,
-        record: bool = True,
+        record: bool = False,
+        max_recording_gap: float = MAX_RECORDING_GAP,
+        latch: bool = False,
+        media_timeout: float | None = MEDIA_TIMEOUT,
+        limit: MediaStreamLimit | None = DEFAULT_LIMIT,
         rng: random.Random | None = None,
     ) -> None:
         self._reactor = reactor
@@ -154,6 +224,15 @@ class MediaStream(DatagramProtocol):
         self.stats = MediaStats()
         self.on_dtmf: Callable[[str], object] | None = None
         self.on_audio: Callable[[bytes], object] | None = None
+        self.on_timeout: Callable[[], object] | None = None
+        self.latched: tuple[str, int] | None = None
+        self._latch = latch
+        self._limit = limit
+        self._has_slot = False
+        self._media_timeout = media_timeout
+        self._watchdog: Any = None
+        self._last_heard = 0.0
+        self._timed_out = False
         self._listening: Any = None
         self._held = False
         self._stopped = False
@@ -172,14 +251,12 @@ class MediaStream(DatagramProtocol):
         self._max_seq = 0
         self._cycles = 0
         self._counted = 0
+        self._lost_before = 0  # loss counted under earlier SSRCs
         self._transit: float | None = None
         self._jitter_units = 0.0
         self._record = record
         self._record_path: str | None = None
-        self._recording = bytearray()
-        self._record_ssrc: int | None = None
-        self._record_ts0 = 0
-        self._record_offset0 = 0
+        self._recording = Recording(max_recording_gap)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -190,12 +267,29 @@ class MediaStream(DatagramProtocol):
             The local port (an even port is not guaranteed with ``port=0``).
 
         Raises:
-            twisted.internet.error.CannotListenError: the port is taken.
+            MediaUnavailable: the :class:`MediaStreamLimit` has no slot left, or
+                the socket cannot be opened (port taken, no file descriptor
+                left); the stream holds nothing then.
         """
         if self._listening is not None:
             raise LocalProtocolError("the media stream is already listening")
-        self._listening = self._reactor.listenUDP(self._wanted_port, self, interface=self.local_host)
+        if self._limit is not None:
+            if not self._limit.acquire():
+                self.log.warn("media stream refused: {n} streams open (the cap)", n=self._limit.maximum)
+                raise MediaUnavailable(f"too many media streams ({self._limit.maximum} open)")
+            self._has_slot = True
+        try:
+            self._listening = self._reactor.listenUDP(self._wanted_port, self, interface=self.local_host)
+        except Exception as e:  # CannotListenError (EMFILE, EADDRINUSE...), OSError
+            self._release_slot()
+            self.log.warn("cannot open an RTP socket: {err}", err=e)
+            raise MediaUnavailable(f"cannot open an RTP socket: {e}") from e
         return self.port
+
+    def _release_slot(self) -> None:
+        if self._has_slot and self._limit is not None:
+            self._has_slot = False
+            self._limit.release()
 
     @property
     def port(self) -> int:
@@ -208,6 +302,7 @@ class MediaStream(DatagramProtocol):
         """Note the media clock's epoch when the transport is attached."""
         if self._epoch is None:
             self._epoch = self._reactor.seconds()
+        self._watch()
 
     def configure(self, params: MediaParams) -> None:
         """Use newly negotiated parameters (initial answer or any re-INVITE).
@@ -223,9 +318,12 @@ class MediaStream(DatagramProtocol):
         old, self.params = self.params, params
         if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
             self._talkspurt = True  # a new destination starts a new talkspurt
+            self.latched = None  # a new negotiation: latch again
         if old is not None and (old.ptime, old.codec.clock_rate) != (params.ptime, params.codec.clock_rate):
             self._cancel_timer()  # the slot grid changes: start a new burst
+        self._last_heard = self._reactor.seconds()  # a fresh negotiation gets a full media timeout
         self._schedule()
+        self._watch()
 
     def stop(self) -> defer.Deferred[None]:
         """Stop sending and receiving, and release the socket.
@@ -242,6 +340,8 @@ class MediaStream(DatagramProtocol):
             return defer.succeed(None)
         self._stopped = True
         self._cancel_timer()
+        self._unwatch()
+        self._release_slot()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
             deferred.callback(False)
         self._audio.clear()
@@ -249,22 +349,25 @@ class MediaStream(DatagramProtocol):
         for digit in self._detector.flush():
             self._report_digit(digit)
         if self._record_path is not None:
-            write_wav(self._record_path, bytes(self._recording))
+            write_wav(self._record_path, self._recording.pcm())
         listening, self._listening = self._listening, None
         if listening is not None:
             return defer.maybeDeferred(listening.stopListening)
         return defer.succeed(None)
 
     def hold(self) -> None:
-        """Pause sending (queued audio and digits wait) and stop recording received audio."""
+        """Pause sending (queued audio and digits wait), stop recording received audio and the media timeout."""
         self._held = True
         self._cancel_timer()
+        self._unwatch()
 
     def resume(self) -> None:
-        """Undo :meth:`hold`: continue where playback stopped."""
+        """Undo :meth:`hold`: continue where playback stopped; the media timeout starts afresh."""
         self._held = False
         self._talkspurt = True
+        self._last_heard = self._reactor.seconds()
         self._schedule()
+        self._watch()
 
     # --- sending ------------------------------------------------------------
 
@@ -397,7 +500,8 @@ class MediaStream(DatagramProtocol):
         packet = attrs.evolve(packet, sequence=self._sequence, ssrc=self.ssrc)
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
-        transport.write(packet.to_bytes(), (self.params.remote_address, self.params.remote_port))
+        destination = self.latched or (self.params.remote_address, self.params.remote_port)
+        transport.write(packet.to_bytes(), destination)
         self.stats.packets_sent += 1
         self.stats.octets_sent += len(packet.payload)
 
@@ -452,6 +556,10 @@ class MediaStream(DatagramProtocol):
         """Handle one datagram: count it, report DTMF, record audio."""
         if self._stopped:
             return
+        if not self._accepts(addr):
+            self.stats.wrong_source += 1
+            return
+        self._last_heard = self._reactor.seconds()
         if is_rtcp(data):
             self.stats.rtcp += 1
             return
@@ -485,12 +593,76 @@ class MediaStream(DatagramProtocol):
             return
         pcm = _DECODERS[name](packet.payload)
         if self._record:
-            self._write_recording(packet, pcm)
+            cut = self._recording.gaps_cut
+            self._recording.add(packet.ssrc, packet.timestamp, pcm, self._reactor.seconds())
+            self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+
+    def _accepts(self, addr: Any) -> bool:
+        """True for a datagram from the negotiated source, or the latched one (see the module doc)."""
+        params = self.params
+        if params is None or not isinstance(addr, tuple) or len(addr) < 2:
+            return False  # nothing negotiated yet: nobody to hear
+        host, port = str(addr[0]), int(addr[1])
+        if port == params.remote_port and _same_address(host, params.remote_address):
+            return True
+        if self.latched is not None:
+            return port == self.latched[1] and _same_address(host, self.latched[0])
+        if self._latch:
+            self.latched = (host, port)
+            self.log.info("symmetric RTP: latched to {host}:{port}", host=host, port=port)
+            return True
+        return False
+
+    # --- media timeout ------------------------------------------------------
+
+    def _expecting_media(self) -> bool:
+        return (
+            self._media_timeout is not None
+            and not self._stopped
+            and not self._held
+            and not self._timed_out
+            and self.transport is not None
+            and self.params is not None
+            and self.params.direction == "sendrecv"  # either side on hold: the peer may send nothing
+            and self.params.remote_port != 0
+            and self.params.remote_address not in ("0.0.0.0", "::")  # RFC 2543 hold
+        )
+
+    def _watch(self) -> None:
+        """Arm the media timeout when media is expected, disarm it otherwise."""
+        if not self._expecting_media():
+            self._unwatch()
+            return
+        if self._watchdog is None:
+            assert self._media_timeout is not None
+            delay = self._last_heard + self._media_timeout - self._reactor.seconds()
+            self._watchdog = self._reactor.callLater(max(0.0, delay), self._check_media)
+
+    def _unwatch(self) -> None:
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
+
+    def _check_media(self) -> None:
+        self._watchdog = None
+        if not self._expecting_media():
+            return
+        assert self._media_timeout is not None
+        if self._reactor.seconds() - self._last_heard < self._media_timeout:
+            self._watch()  # media came meanwhile: wait for the rest
+            return
+        self._timed_out = True
+        self.log.warn("no media for {t} s", t=self._media_timeout)
+        if self.on_timeout is not None:
+            try:
+                self.on_timeout()
+            except Exception:
+                self.log.failure("on_timeout callback failed")
 
     def _report_digit(self, digit: str) -> None:
         self.stats.dtmf_received += 1
@@ -504,6 +676,9 @@ class MediaStream(DatagramProtocol):
         """RFC 3550 Appendix A.1/A.3, without probation: expected - received = lost."""
         seq = packet.sequence
         if packet.ssrc != self._source_ssrc:
+            if self._source_ssrc is not None:
+                self.stats.ssrc_changes += 1
+                self._lost_before = self.stats.packets_lost
             self._source_ssrc = packet.ssrc
             self._base_seq = self._max_seq = seq
             self._cycles = 0
@@ -521,7 +696,7 @@ class MediaStream(DatagramProtocol):
             self._max_seq = seq
             self._counted += 1
         expected = self._cycles + self._max_seq - self._base_seq + 1
-        self.stats.packets_lost = max(0, expected - self._counted)
+        self.stats.packets_lost = self._lost_before + max(0, expected - self._counted)
 
     def _update_jitter(self, packet: RtpPacket, rate: int) -> None:
         """RFC 3550 Appendix A.8."""
@@ -534,27 +709,9 @@ class MediaStream(DatagramProtocol):
         self._transit = transit
         self.stats.jitter = self._jitter_units / rate
 
-    def _write_recording(self, packet: RtpPacket, pcm: bytes) -> None:
-        length = len(self._recording) // 2
-        if packet.ssrc != self._record_ssrc:
-            self._record_ssrc = packet.ssrc
-            self._record_ts0 = packet.timestamp
-            self._record_offset0 = length
-        delta = (packet.timestamp - self._record_ts0) & 0xFFFFFFFF
-        if delta >= 0x80000000:
-            delta -= 0x100000000
-        position = self._record_offset0 + delta
-        if position < 0:
-            return  # older than the start of the recording
-        limit = MAX_RECORDING_GAP * (self.params.codec.clock_rate if self.params else 8000)
-        if position > length + limit:
-            self._record_ts0 = packet.timestamp
-            self._record_offset0 = position = length
-        start = position * 2
-        end = start + len(pcm)
-        if end > len(self._recording):
-            self._recording.extend(bytes(end - len(self._recording)))
-        self._recording[start:end] = pcm
+    def start_recording(self) -> None:
+        """Keep received audio in memory from now on (:meth:`recorded`); about 16 kB/s."""
+        self._record = True
 
     def record_to(self, path: str | os.PathLike[str]) -> None:
         """Record received audio and write it as a WAV file (8000 Hz mono) on :meth:`stop`."""
@@ -563,4 +720,4 @@ class MediaStream(DatagramProtocol):
 
     def recorded(self) -> bytes:
         """Received audio so far as 16-bit little-endian mono PCM at 8000 Hz."""
-        return bytes(self._recording)
+        return self._recording.pcm()

@@ -17,6 +17,18 @@ Double-CRLF pings are answered with a single CRLF pong.
 
 The core must be built with ``reliable=True`` and ``transport="TCP"`` or
 ``"TLS"`` (Via and Contact then name it).
+
+Limits on accepted connections (each is a peer's socket and buffer in our
+process), all keyword arguments of :class:`StreamDriver`:
+
+- ``max_connections``: accepted connections open at once; one more is closed
+  at once (logged, counted in :attr:`StreamDriver.refused_connections`).
+- ``handshake_timeout``: a TLS connection whose handshake has not completed
+  by then is aborted.
+- ``idle_timeout``: a connection with no byte received or sent for that long
+  is aborted (longer than RFC 5626 keepalive intervals of 95-120 s).
+- ``max_message_size``: the framer's buffer cap: an endless header section or
+  a Content-Length past it closes the connection and frees its buffer.
 """
 
 from __future__ import annotations
@@ -24,49 +36,112 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, interfaces
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
 from txsipua.net.driver import CoreDriver, TraceCallback
+from txsipua.sip.message import MAX_MESSAGE_SIZE
 from txsipua.sip.stream import StreamFramer
 
 MAX_QUEUED = 64
 """Messages held per destination while its connection is being opened."""
+MAX_CONNECTIONS = 256
+"""Default cap on accepted connections open at once."""
+HANDSHAKE_TIMEOUT = 10.0
+"""Default seconds for an accepted TLS connection to complete its handshake."""
+IDLE_TIMEOUT = 300.0
+"""Default seconds without traffic before an accepted connection is closed."""
 
 
+def _abort(transport: Any) -> None:
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.loseConnection()
+
+
+@implementer(interfaces.IHandshakeListener)
 class SIPStreamProtocol(Protocol):
     """One TCP/TLS connection carrying SIP for a :class:`StreamDriver`."""
 
     def __init__(self, driver: StreamDriver, outbound: bool, destination: Address | None = None,
                  server_name: str | None = None) -> None:
         self.driver = driver
-        self.framer = StreamFramer(outbound=outbound)
+        self.outbound = outbound
+        self.framer = StreamFramer(max_size=driver.max_message_size, outbound=outbound)
         self.peer: Address | None = None
         self.destination = destination
         self.server_name = server_name
         """For a TLS connection we opened: the name its certificate was verified against."""
+        self.counted = False
+        """True for an accepted connection counted against ``max_connections``."""
+        self._handshake_timer: Any = None
+        self._idle_timer: Any = None
+        self._last_activity = 0.0
 
     def connectionMade(self) -> None:  # noqa: N802
-        """Register the connection under the peer's address."""
+        """Register the connection under the peer's address; on an accepted one, apply the limits."""
         transport: Any = self.transport
         p = transport.getPeer()
-        self.peer = (str(getattr(p, "host", "")), int(getattr(p, "port", 0)))
-        self.driver._connected(self.peer, self)
+        peer = (str(getattr(p, "host", "")), int(getattr(p, "port", 0)))
+        if not self.outbound:
+            if not self.driver._admit(self, peer):
+                _abort(transport)  # self.peer stays None: nothing is read or registered
+                return
+            reactor = self.driver.reactor
+            self._last_activity = reactor.seconds()
+            if interfaces.ISSLTransport.providedBy(transport) and self.driver.handshake_timeout is not None:
+                self._handshake_timer = reactor.callLater(self.driver.handshake_timeout, self._handshake_expired)
+            if self.driver.idle_timeout is not None:
+                self._idle_timer = reactor.callLater(self.driver.idle_timeout, self._idle_check)
+        self.peer = peer
+        self.driver._connected(peer, self)
+
+    def handshakeCompleted(self) -> None:  # noqa: N802 - IHandshakeListener
+        """The TLS handshake is done: stop its timer."""
+        self._cancel(self._handshake_timer)
+        self._handshake_timer = None
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        self.driver.log.warn("TLS handshake from {peer} not done in {t} s: closing",
+                             peer=self.peer, t=self.driver.handshake_timeout)
+        _abort(self.transport)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        timeout = self.driver.idle_timeout
+        assert timeout is not None
+        left = self._last_activity + timeout - self.driver.reactor.seconds()
+        if left > 0:
+            self._idle_timer = self.driver.reactor.callLater(left, self._idle_check)
+            return
+        self.driver.log.info("SIP connection from {peer} idle for {t} s: closing", peer=self.peer, t=timeout)
+        _abort(self.transport)
+
+    @staticmethod
+    def _cancel(timer: Any) -> None:
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         """Frame the bytes and feed each message to the core."""
-        assert self.peer is not None
+        if self.peer is None:
+            return  # refused in connectionMade
         transport: Any = self.transport
+        self._last_activity = self.driver.reactor.seconds()
         try:
             frames = self.framer.feed_frames(data)
         except ParseError as e:
             self.driver.log.warn("closing SIP connection from {peer}: {err}", peer=self.peer, err=e.detail)
-            transport.loseConnection()
+            _abort(transport)
             return
         pongs = self.framer.take_pongs()
         if pongs:
@@ -77,8 +152,15 @@ class SIPStreamProtocol(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
         """Forget the connection; a connection lost abnormally (TLS handshake refused,
         reset) fails what was waiting on it at once (RFC 3261 §18.4)."""
-        if self.peer is not None:
-            self.driver._disconnected(self.peer, self)
+        self._cancel(self._handshake_timer)
+        self._cancel(self._idle_timer)
+        self._handshake_timer = self._idle_timer = None
+        if self.counted:
+            self.counted = False
+            self.driver._release(self)
+        if self.peer is None:
+            return  # refused at once by the cap: nothing registered, nothing waited on it
+        self.driver._disconnected(self.peer, self)
         if reason is not None and not reason.check(ConnectionDone):
             where = self.destination or self.peer
             if where is not None:
@@ -89,6 +171,7 @@ class SIPStreamProtocol(Protocol):
     def write(self, data: bytes) -> None:
         """Write one message."""
         transport: Any = self.transport
+        self._last_activity = self.driver.reactor.seconds()
         transport.write(data)
 
 
@@ -112,6 +195,18 @@ class StreamDriver(CoreDriver):
             (e.g. ``optionsForClientTLS(hostname, trustRoot)``), or a callable
             ``(host) -> context factory``; ``None`` for plain TCP.
         connect_timeout: seconds to wait for a connection to open.
+        max_connections: accepted connections open at once; past it a new
+            one is closed at once and logged.
+        handshake_timeout: seconds for an accepted TLS connection to finish
+            its handshake (None: no limit).
+        idle_timeout: seconds without a byte received or sent before an
+            accepted connection is closed (None: never).
+        max_message_size: the largest message (header section and body) a
+            connection may buffer; past it the connection is closed.
+
+    Attributes:
+        accepted: accepted connections open now.
+        refused_connections: accepted connections closed at once by the cap.
     """
 
     def __init__(
@@ -123,10 +218,20 @@ class StreamDriver(CoreDriver):
         *,
         tls_client: Any = None,
         connect_timeout: float = 10.0,
+        max_connections: int = MAX_CONNECTIONS,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
         super().__init__(reactor, core, on_event, trace)
         self.tls_client = tls_client
         self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.max_message_size = max_message_size
+        self.accepted = 0
+        self.refused_connections = 0
         self.connections: dict[Address, SIPStreamProtocol] = {}
         self.server_names: dict[Address, str] = {}
         """Address -> the host name a TLS connection to it must verify (RFC 5922 §7);
@@ -136,15 +241,19 @@ class StreamDriver(CoreDriver):
         self._ports: list[Any] = []
 
     # listening
+    def server_factory(self) -> Factory:
+        """The factory of accepted connections (for ``listenTCP``/``listenSSL`` or an endpoint)."""
+        return _ServerFactory(self)
+
     def listen_tcp(self, port: int = 0, interface: str = "127.0.0.1") -> Any:
         """Accept TCP connections; returns the listening port (``getHost().port``)."""
-        p = self.reactor.listenTCP(port, _ServerFactory(self), interface=interface)
+        p = self.reactor.listenTCP(port, self.server_factory(), interface=interface)
         self._ports.append(p)
         return p
 
     def listen_tls(self, context_factory: Any, port: int = 0, interface: str = "127.0.0.1") -> Any:
         """Accept TLS connections with a server context factory (``twisted.internet.ssl``)."""
-        p = self.reactor.listenSSL(port, _ServerFactory(self), context_factory, interface=interface)
+        p = self.reactor.listenSSL(port, self.server_factory(), context_factory, interface=interface)
         self._ports.append(p)
         return p
 
@@ -160,6 +269,20 @@ class StreamDriver(CoreDriver):
         return defer.DeferredList(waits)
 
     # plumbing from connections
+    def _admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
+        """Count an accepted connection; False (logged) past ``max_connections``."""
+        if self.accepted >= self.max_connections:
+            self.refused_connections += 1
+            self.log.warn("refusing SIP connection from {peer}: {n} connections open (the cap)",
+                          peer=peer, n=self.accepted)
+            return False
+        self.accepted += 1
+        conn.counted = True
+        return True
+
+    def _release(self, conn: SIPStreamProtocol) -> None:
+        self.accepted -= 1
+
     def _connected(self, peer: Address, conn: SIPStreamProtocol) -> None:
         self.connections[peer] = conn
 

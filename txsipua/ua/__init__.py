@@ -1,1 +1,11 @@
-"""txsipua.ua."""
+"""txsipua.ua: the user API, on Twisted (the names are re-exported by :mod:`txsipua`).
+
+- :mod:`~txsipua.ua.useragent` - :class:`~txsipua.ua.useragent.UserAgent`
+- :mod:`~txsipua.ua.config` - :class:`~txsipua.ua.config.Configuration`
+- :mod:`~txsipua.ua.transports` - ``UDPTransport``, ``TCPTransport``, ``TLSTransport``
+- :mod:`~txsipua.ua.registration` - :class:`~txsipua.ua.registration.Registration` and its table
+- :mod:`~txsipua.ua.call` - ``Call``, ``IncomingCall``, ``Responder``
+- :mod:`~txsipua.ua.media` - :class:`~txsipua.ua.media.CallMedia`, audio sources and sinks
+- :mod:`~txsipua.ua.interfaces` - the zope.interface seams
+- :mod:`~txsipua.ua.account`, :mod:`~txsipua.ua.cred` - accounts and twisted.cred checking
+"""

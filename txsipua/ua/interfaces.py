@@ -1,0 +1,132 @@
+"""The seams of the user API, as zope.interface interfaces.
+
+Applications program against these (and tests check the classes with
+``zope.interface.verify.verifyObject``):
+
+- :class:`IUserAgent` - one SIP user agent (RFC 3261 §8): register, call,
+  send out-of-dialog requests, answer what arrives.
+- :class:`IRegistration` - a binding kept alive at a registrar (§10.2).
+- :class:`ICall` - one call on either side (§13-§15) and its media.
+- :class:`ISIPTransportFactory` - how a user agent listens and reaches its
+  peers (§18): one factory per transport, in :mod:`txsipua.ua.transports`.
+- :class:`IAudioSource` / :class:`IAudioSink` - where a call's audio comes
+  from and goes to (:mod:`txsipua.ua.media`).
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IUserAgent(Interface):
+    """A SIP user agent: both a UAC and a UAS (RFC 3261 §8)."""
+
+    reactor = Attribute("The injected reactor (IReactorTime and the transport's IReactor*).")
+    config = Attribute("The :class:`~txsipua.ua.config.Configuration` in force.")
+    account = Attribute("The :class:`~txsipua.ua.account.Account`, or None for a UA that only answers.")
+    calls = Attribute("The set of live :class:`ICall` providers.")
+    on_incoming_call = Attribute("Callable taking an IncomingCall, or None.")
+    on_request = Attribute("Callable ``(request, respond)`` for out-of-call requests, or None.")
+    auto_answer = Attribute("Answer incoming calls when ``on_incoming_call`` is None.")
+    local_address = Attribute("Our ``(host, port)`` once started.")
+
+    def start():  # type: ignore[misc]
+        """Listen; a Deferred firing with the bound ``(host, port)``."""
+
+    def stop(grace=None):
+        """Hang up live calls (waiting ``grace`` seconds at most), then close; a Deferred."""
+
+    def registration(expires=3600):
+        """A new :class:`IRegistration` for the account, not yet started."""
+
+    def register(expires=3600):
+        """One REGISTER without refresh; a Deferred firing with the RegistrationResult."""
+
+    def call(target):
+        """Call ``target``; a Deferred firing with the answered :class:`ICall`."""
+
+    def place_call(target):
+        """Start a call and return its :class:`ICall` at once."""
+
+    def options(target):
+        """Send OPTIONS (§11); a Deferred firing with the final response."""
+
+    def message(target, text, content_type="text/plain"):
+        """Send a MESSAGE (RFC 3428); a Deferred firing with the final response."""
+
+
+class IRegistration(Interface):
+    """A registration kept alive: register, refresh before expiry, unregister (RFC 3261 §10.2)."""
+
+    state = Attribute("The :class:`~txsipua.ua.registration.RegistrationState`.")
+    registered = Attribute("True while our binding is held (derived from ``state``).")
+    expires = Attribute("The expiry asked for, seconds.")
+    result = Attribute("The last RegistrationResult, or None.")
+    next_attempt = Attribute("When the next REGISTER is due (seconds, absolute), or None.")
+    on_refresh_failed = Attribute("Callable taking the error when a refresh fails, or None.")
+
+    def start():  # type: ignore[misc]
+        """Register and keep refreshing; a Deferred firing with the first result."""
+
+    def stop():  # type: ignore[misc]
+        """Stop refreshing and unregister (Expires: 0); a Deferred."""
+
+    def abandon():  # type: ignore[misc]
+        """Stop refreshing and leave the binding to run out at the registrar."""
+
+
+class ICall(Interface):
+    """One call, on either side, with its media (RFC 3261 §13-§15, RFC 3264)."""
+
+    state = Attribute("The core session state.")
+    call_id = Attribute("The Call-ID.")
+    media = Attribute("The RTP stream, or None.")
+    media_params = Attribute("The negotiated MediaParams, or None.")
+    answered = Attribute("Deferred firing with the call once answered (2xx).")
+    confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
+    ended = Attribute("Deferred firing with the end reason.")
+    bye_error = Attribute("Why our BYE was not confirmed, or None.")
+
+    def hangup():  # type: ignore[misc]
+        """End the call as its state requires (CANCEL or BYE); a Deferred firing with the reason."""
+
+    def hold():  # type: ignore[misc]
+        """Re-INVITE with a sendonly offer; a Deferred firing with the final response."""
+
+    def resume():  # type: ignore[misc]
+        """Re-INVITE with a sendrecv offer; a Deferred firing with the final response."""
+
+    def send_dtmf(digits):
+        """Send RFC 4733 events; a Deferred."""
+
+    def request(method, body=b"", content_type=None, headers=()):
+        """Send an in-dialog request; a Deferred firing with the final response."""
+
+
+class ISIPTransportFactory(Interface):
+    """Builds the driver for one transport and listens on it (RFC 3261 §18), like a Twisted endpoint."""
+
+    name = Attribute('The transport token of Via and ``transport=``: "UDP", "TCP" or "TLS".')
+    reliable = Attribute("True for stream transports (no retransmissions, §17.1.1.1).")
+    host = Attribute("The host to bind.")
+    port = Attribute("The port to bind, 0 for any.")
+
+    def driver(core, on_event, trace):
+        """A :class:`~txsipua.net.driver.CoreDriver` moving the core's messages over this transport."""
+
+    def listen(driver, socket_buffer=None):
+        """Start listening; returns a Listening (address and ``close()``)."""
+
+
+class IAudioSource(Interface):
+    """Audio a call plays: 16-bit little-endian mono PCM at 8000 Hz."""
+
+    def pcm():  # type: ignore[misc]
+        """All the audio, as bytes (raises WavError when a file cannot be read)."""
+
+
+class IAudioSink(Interface):
+    """Where a call's received audio goes when the call ends."""
+
+    def write(pcm):
+        """Take the received audio: 16-bit little-endian mono PCM at 8000 Hz."""

@@ -1,0 +1,269 @@
+"""The media of one call: SDP offer/answer (RFC 3264) and its RTP stream.
+
+A :class:`CallMedia` owns everything a call knows about media: our last
+session description, the negotiated :class:`~txsipua.media.offer_answer.MediaParams`
+and the :class:`~txsipua.net.rtp.MediaStream` carrying the audio.  The call
+hands it the SDP bodies it sends and receives and never looks inside them:
+
+- caller: :meth:`~CallMedia.offer` for the INVITE, :meth:`~CallMedia.remote`
+  with the 2xx body;
+- callee: :meth:`~CallMedia.answer` with the INVITE body (an offer, or none:
+  then our 2xx carries the offer and the ACK the answer, §13.2.1);
+- either side: :meth:`~CallMedia.reoffer` for hold/resume (§8.4) and
+  :meth:`~CallMedia.answer_reoffer` for a peer's re-INVITE.
+
+:class:`WavSource`, :class:`PCMSource` and :class:`WavSink` are the
+:class:`~txsipua.ua.interfaces.IAudioSource`/:class:`~txsipua.ua.interfaces.IAudioSink`
+providers for files and memory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from txsipua.errors import LocalProtocolError, SIPError
+from txsipua.media.offer_answer import (
+    MediaParams,
+    hold_offer,
+    make_answer,
+    make_offer,
+    negotiate,
+    resume_offer,
+)
+from txsipua.media.sdp import SessionDescription
+from txsipua.media.wav import read_wav, write_wav
+from txsipua.ua.config import Configuration
+from txsipua.ua.interfaces import IAudioSink, IAudioSource
+
+log = Logger()
+
+
+@implementer(IAudioSource)
+class PCMSource:
+    """Audio held in memory: 16-bit little-endian mono PCM at 8000 Hz."""
+
+    def __init__(self, pcm: bytes) -> None:
+        self._pcm = bytes(pcm)
+
+    def pcm(self) -> bytes:
+        """The audio."""
+        return self._pcm
+
+
+@implementer(IAudioSource)
+class WavSource:
+    """A WAV file (any PCM width, rate or channel count), converted to 8000 Hz mono when read."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def pcm(self) -> bytes:
+        """The file's audio as 16-bit mono PCM at 8000 Hz.
+
+        Raises:
+            txsipua.media.wav.WavError: the file cannot be read or is not PCM WAV.
+        """
+        pcm, _ = read_wav(self.path, rate=8000)
+        return pcm
+
+
+@implementer(IAudioSink)
+class WavSink:
+    """Writes received audio to a WAV file (8000 Hz, 16-bit mono)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def write(self, pcm: bytes) -> None:
+        """Write ``pcm`` (16-bit little-endian mono at 8000 Hz) as the whole file."""
+        write_wav(self.path, pcm)
+
+
+class CallMedia:
+    """SDP offer/answer and the RTP stream of one call (RFC 3264).
+
+    Args:
+        reactor: provides ``listenUDP`` and ``IReactorTime`` for the RTP stream.
+        config: the user agent's :class:`~txsipua.ua.config.Configuration`
+            (codecs, telephone-event).
+        host: the RTP address to bind and advertise in ``c=`` and ``o=``.
+        session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
+        stream_factory: ``(reactor, host) -> stream`` building the RTP stream
+            (a started :class:`~txsipua.net.rtp.MediaStream` by default).
+
+    Attributes:
+        stream: the RTP stream once an offer or answer was made, else ``None``.
+        params: the negotiated :class:`~txsipua.media.offer_answer.MediaParams`, or ``None``.
+        local: our last :class:`~txsipua.media.sdp.SessionDescription`, or ``None``.
+    """
+
+    def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
+                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None) -> None:
+        self.reactor = reactor
+        self.on_timeout = on_timeout
+        self.config = config
+        self.host = host
+        self.session_id = secrets.randbits(31) if session_id is None else session_id
+        self.stream: Any = None
+        self.params: MediaParams | None = None
+        self.local: SessionDescription | None = None
+        self._stream_factory = stream_factory or _start_stream
+        self._sink: Any = None
+
+    # ------------------------------------------------------------ offer/answer
+    def offer(self) -> bytes:
+        """Open the RTP stream and build our initial offer (RFC 3264 §5); the SDP body."""
+        self._open()
+        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
+                                dtmf=self.config.dtmf, session_id=self.session_id)
+        return self.local.to_bytes()
+
+    def answer(self, offer_body: bytes | None) -> bytes:
+        """Open the RTP stream and answer ``offer_body`` (§6); with no offer, make one (§13.2.1).
+
+        Raises:
+            SIPError: the offer cannot be parsed or has nothing acceptable; its
+                ``status`` (488 by default) is the response to send.  The
+                stream is closed again.
+        """
+        self._open()
+        if not offer_body:
+            return self.offer_again()
+        try:
+            offer = SessionDescription.parse(offer_body)
+            answer = make_answer(offer, self.host, self.stream.port, codecs=self.config.codecs,
+                                 dtmf=self.config.dtmf, session_id=self.session_id)
+        except SIPError:
+            self.stop()
+            self.stream = None
+            raise
+        self.local = answer
+        self._negotiate(answer, offer)
+        return answer.to_bytes()
+
+    def offer_again(self) -> bytes:
+        """Our offer on the already open stream (an offerless INVITE's 2xx)."""
+        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
+                                dtmf=self.config.dtmf, session_id=self.session_id)
+        return self.local.to_bytes()
+
+    def remote(self, body: bytes | None) -> None:
+        """Take the peer's SDP (the answer to our offer, or the ACK's answer); bad SDP is logged."""
+        if not body or self.local is None or self.stream is None:
+            return
+        try:
+            peer = SessionDescription.parse(body)
+        except SIPError as e:
+            log.warn("cannot use the peer's SDP: {err}", err=e)
+            return
+        self._negotiate(self.local, peer)
+
+    def reoffer(self, direction: str) -> bytes:
+        """A re-offer with the same m-lines and version + 1 (RFC 3264 §8): ``"sendonly"`` holds, ``"sendrecv"`` resumes.
+
+        Raises:
+            LocalProtocolError: the call has no media to re-offer.
+        """
+        if self.local is None or self.stream is None:
+            raise LocalProtocolError("no media to re-offer")
+        prev = self.local
+        self.local = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
+        return self.local.to_bytes()
+
+    def answer_reoffer(self, body: bytes | None) -> bytes:
+        """Answer a peer's re-INVITE (§8); ``b""`` when we have no media or it offers none.
+
+        Raises:
+            SIPError: the offer is unusable; ``status`` (488 by default) is the response.
+        """
+        if self.stream is None or not body:
+            return b""
+        offer = SessionDescription.parse(body)
+        prev = self.local
+        answer = make_answer(
+            offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
+            session_id=prev.session_id if prev else self.session_id,
+            session_version=(prev.session_version + 1) if prev else 1,
+        )
+        self.local = answer
+        self._negotiate(answer, offer)
+        return answer.to_bytes()
+
+    # ------------------------------------------------------------------ audio
+    def play(self, source: Any) -> defer.Deferred[bool]:
+        """Send audio from an :class:`~txsipua.ua.interfaces.IAudioSource`, PCM bytes or a WAV path.
+
+        Returns:
+            The stream's Deferred (True once sent, False if the call ended first).
+
+        Raises:
+            LocalProtocolError: no RTP stream.
+            txsipua.media.wav.WavError: a WAV file cannot be read.
+        """
+        if self.stream is None:
+            raise LocalProtocolError("the call has no media")
+        if IAudioSource.providedBy(source):
+            return self.stream.play(source.pcm())
+        return self.stream.play(source)
+
+    def record(self, sink: Any) -> None:
+        """Give the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` when the media stops.
+
+        Recording is opt-in: nothing received is kept until this is called (or
+        the stream's ``start_recording()``/``record_to()``).
+        """
+        self._sink = IAudioSink(sink)
+        if self.stream is not None:
+            self.stream.start_recording()
+
+    def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
+        """Send DTMF digits as RFC 4733 events.
+
+        Raises:
+            LocalProtocolError: no RTP stream.
+        """
+        if self.stream is None:
+            raise LocalProtocolError("the call has no media")
+        return self.stream.send_dtmf(digits)
+
+    def stop(self) -> None:
+        """Close the RTP stream (idempotent); the recording goes to the sink, if any."""
+        if self.stream is None:
+            return
+        self.stream.stop()
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.write(self.stream.recorded())
+
+    # -------------------------------------------------------------- internals
+    def _open(self) -> None:
+        if self.stream is None:
+            self.stream = self._stream_factory(self.reactor, self.host)
+            if self.on_timeout is not None:
+                self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
+            if self._sink is not None:
+                self.stream.start_recording()
+
+    def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
+        try:
+            self.params = negotiate(local, peer)
+        except SIPError as e:
+            log.warn("media negotiation failed: {err}", err=e)
+            return
+        if self.stream is not None:
+            self.stream.configure(self.params)
+
+
+def _start_stream(reactor: Any, host: str) -> Any:
+    from txsipua.net.rtp import MediaStream
+
+    stream = MediaStream(reactor, local_host=host)
+    stream.start()
+    return stream
