@@ -297,6 +297,9 @@ class HA1Checker:
 
         def verify(ha1: str | None) -> Any:
             if ha1 is None:
+                # counted like a wrong password (nonce, source and user limits): an unknown
+                # user must look exactly like a known one to a guesser (svwar, svcrack)
+                credentials.check_ha1(None)
                 raise UnauthorizedLogin(
                     f"no {algorithm} HA1 for {credentials.username!r} in {credentials.realm!r}"
                 )
