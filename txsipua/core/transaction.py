@@ -73,6 +73,7 @@ from collections.abc import Callable
 
 import attrs
 
+from txsipua.core.builders import build_ack
 from txsipua.core.ids import BRANCH_MAGIC_COOKIE, IdGenerator
 from txsipua.core.transport import (
     Address,
@@ -1299,43 +1300,6 @@ _ACTIONS: dict[Action, _ActionFn] = {
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def build_ack(invite: Request, response: Response) -> Request:
-    """The ACK for a non-2xx final response to ``invite`` (RFC 3261 §17.1.1.3).
-
-    Same Request-URI, Call-ID, From and CSeq number as the INVITE, CSeq
-    method ACK, the To of the response (with its tag), only the INVITE's top
-    Via, and the INVITE's Route header values.  Max-Forwards is copied from the
-    INVITE (70 when absent).  No body, no credentials.
-
-    Args:
-        invite: the INVITE the client transaction sent.
-        response: the 300-699 response received.
-
-    Raises:
-        ParseError: the INVITE lacks Via, From, Call-ID or CSeq, or the
-            response lacks To.
-    """
-    h = invite.headers
-    via = h.get("Via")
-    frm = h.get("From")
-    call_id = h.get("Call-ID")
-    to = response.headers.get("To")
-    if via is None or frm is None or call_id is None or to is None:
-        raise ParseError("cannot build an ACK: Via, From, Call-ID or To missing")
-    if "," in via:
-        via = split_list_value(via)[0]
-    fields = [
-        ("Via", via),
-        ("Max-Forwards", h.get("Max-Forwards") or "70"),
-        ("From", frm),
-        ("To", to),
-        ("Call-ID", call_id),
-        ("CSeq", f"{invite.cseq.seq} ACK"),
-    ]
-    fields.extend(("Route", r) for r in h.get_all("Route"))
-    return Request("ACK", invite.uri_text, fields)
 
 
 def _salvage_request(data: bytes) -> list[tuple[str, str]] | None:

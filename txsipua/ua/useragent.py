@@ -937,7 +937,7 @@ class UserAgent:
     def _on_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.RequestCompleted | ev.RequestFailed):
             self._log_auth_notes(e.operation)
-        elif isinstance(e, ev.CallAnswered | ev.CallFailed):
+        elif isinstance(e, ev.CallAnswered | ev.CallAttemptFailed):
             self._log_auth_notes(e.session._invite_op)
         if isinstance(e, ev.RequestCompleted | ev.RequestFailed):
             d = e.operation.user_data
@@ -958,7 +958,7 @@ class UserAgent:
                 call._remote_sdp(e.response.body)
                 if not call.answered.called:
                     call.answered.callback(call)
-        elif isinstance(e, ev.CallFailed):
+        elif isinstance(e, ev.CallAttemptFailed):
             call = e.session.user_data
             if isinstance(call, Call):
                 self.calls.discard(call)
