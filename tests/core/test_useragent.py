@@ -336,24 +336,6 @@ def test_cancel_without_487_gives_up_after_64_t1() -> None:
     assert caller.layer.transaction_count == 0 and caller.session_count == 0
 
 
-def test_unusable_2xx_is_still_acked() -> None:
-    """A 2xx without a To tag cannot make a dialog: it is ACKed anyway, and the call fails."""
-    caller, callee, net = make_pair()
-
-    def answer_without_tag(session: Any) -> None:
-        session.local_tag = ""  # a broken UAS: no To tag on its 200
-        callee.context.make_response = _untagged(callee.context.make_response)  # type: ignore[method-assign]
-        session.accept(net.now, body=b"v=0\r\n")
-
-    net.on_event = on_incoming_call(net, answer_without_tag)  # type: ignore[method-assign]
-    caller.invite(invite(caller), B, 0.0)
-    net.pump()
-    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)]
-    assert failed and "To tag" in str(failed[0].error)
-    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
-    assert acks, "the 2xx must be ACKed"
-
-
 def _untagged(make: Any) -> Any:
     def make_response(request: Any, status: int, *args: Any, **kw: Any) -> Any:
         resp = make(request, status, *args, **kw)
@@ -489,3 +471,91 @@ def test_challenge_after_abort_is_not_answered() -> None:
     invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
     assert len(invites) == 1
     assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["cancelled"]
+
+
+def test_2xx_without_to_tag_makes_a_dialog_with_a_null_remote_tag() -> None:
+    """RFC 3261 §12.1.2: a 2xx without To tag (a legacy peer) is a dialog; ACK and BYE keep its To."""
+    caller, callee, net = make_pair()
+
+    def answer_without_tag(session: Any) -> None:
+        session.local_tag = ""  # a legacy UAS: no To tag on its 200
+        callee.context.make_response = _untagged(callee.context.make_response)  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = on_incoming_call(net, answer_without_tag)  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert not any(isinstance(e, ev.CallAttemptFailed) for e in net.events["caller"])
+    assert any(isinstance(e, ev.CallAnswered) for e in net.events["caller"])
+    assert session.state is SessionState.CONFIRMED and session.dialog is not None
+    assert session.dialog.remote_tag == ""
+    ok = [m for m in net.wire if not isinstance(m, Request) and m.status == 200 and m.cseq.method == "INVITE"][-1]
+    assert ok.to_tag is None
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert acks and acks[0].headers.get("To") == ok.headers.get("To")
+    session.hangup(net.now)
+    net.pump()
+    byes = [m for m in net.wire if isinstance(m, Request) and m.method == "BYE"]
+    assert len(byes) == 1 and byes[0].headers.get("To") == ok.headers.get("To") and byes[0].to_tag is None
+    assert caller.session_count == 0
+
+
+def test_unacked_2xx_sends_no_bye_to_an_unverified_contact() -> None:
+    """No ACK, and the INVITE's Contact names a third party: no BYE goes there (issue 12, §13.3.1.4)."""
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    net.on_event = on_incoming_call(net, lambda s: s.accept(net.now, body=b"v=0\r\n"))  # type: ignore[method-assign]
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    request = invite(caller)
+    request.headers.set("Contact", "<sip:carol@127.0.0.1:5099>")  # a third party, not the caller
+    caller.invite(request, B, 0.0)
+    net.pump()
+    net.advance(70)
+    # "?" is any address that is not one of the two cores (here: carol's)
+    assert not [dst for src, dst, line in net.ladder if src == "callee" and line.startswith("BYE")]
+    assert all(dst != "?" for _, dst, _ in net.ladder)
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("no-ack", True)]
+    assert callee.session_count == 0 and callee.layer.transaction_count == 0
+
+
+def test_unacked_2xx_sends_the_bye_to_the_address_the_invite_came_from() -> None:
+    """No ACK, and the Contact is where the INVITE came from: the §13.3.1.4 BYE is sent there."""
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    net.on_event = on_incoming_call(net, lambda s: s.accept(net.now, body=b"v=0\r\n"))  # type: ignore[method-assign]
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.advance(70)
+    byes = [(src, dst) for src, dst, line in net.ladder if line.startswith("BYE")]
+    assert byes and set(byes) == {("callee", "caller")}
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("no-ack", True)]
+
+
+def test_2xx_without_contact_is_still_acked() -> None:
+    """A 2xx without Contact cannot make a dialog: it is ACKed anyway, and the call attempt fails."""
+    caller, callee, net = make_pair()
+
+    def answer_without_contact(session: Any) -> None:
+        make = callee.context.make_response
+
+        def no_contact(request: Any, status: int, *args: Any, **kw: Any) -> Any:
+            resp = make(request, status, *args, **kw)
+            if request.method == "INVITE" and status == 200:
+                resp.headers.remove("Contact")
+            return resp
+
+        callee.context.make_response = no_contact  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = on_incoming_call(net, answer_without_contact)  # type: ignore[method-assign]
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)]
+    assert failed and "Contact" in str(failed[0].error)
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert acks, "the 2xx must be ACKed"

@@ -86,12 +86,15 @@ class Dialog:
     def from_uac_response(cls, request: Request, response: Response) -> Dialog:
         """Create the UAC side of a dialog from our INVITE and its 2xx or tagged 1xx (§12.1.2).
 
+        A 2xx without a To tag (from an RFC 2543 peer) makes a dialog whose
+        remote tag is null (``""``): its requests carry the To without a tag.
+
         Raises:
-            RemoteProtocolError: the response has no To tag or no Contact.
+            RemoteProtocolError: a 1xx without To tag, or no usable Contact.
         """
-        remote_tag = response.to.tag
-        if not remote_tag:
-            raise RemoteProtocolError("dialog-creating response without a To tag")
+        remote_tag = response.to.tag or ""
+        if not remote_tag and response.status < 200:
+            raise RemoteProtocolError("early dialog from a response without a To tag")
         contacts = response.contact
         if not contacts or contacts[0].wildcard:
             raise RemoteProtocolError("dialog-creating response without a usable Contact")
@@ -190,7 +193,8 @@ class Dialog:
         h.add("Via", via)
         h.add("Max-Forwards", str(max_forwards))
         h.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        h.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
+        # a null remote tag (§12.1.2) leaves the To without a tag parameter
+        h.add("To", str(self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri))
         h.add("Call-ID", self.call_id)
         h.add("CSeq", str(CSeq(seq, method)))
         for r in route_values:

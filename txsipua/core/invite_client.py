@@ -6,9 +6,9 @@ Theory of operation
 :class:`~txsipua.core.uac.ClientOperation` (digest retries included) and
 turns its outcomes into inputs of :data:`CLIENT_TABLE`.  A final 2xx is
 classified before it is stepped: the first one makes the dialog
-(``ANSWER``; a 2xx without a To tag makes a dialog whose remote tag is null,
-§12.1.2), a retransmission of it is ``ANSWER_AGAIN`` (our ACK is sent again,
-§13.2.2.4), a 2xx of another dialog (a fork) is ``ANSWER_FORK`` (it is ACKed,
+(``ANSWER``; a 2xx without a To tag, from an RFC 2543 peer, makes a dialog
+whose remote tag is null, §12.1.2, and the ACK and BYE repeat its To), a
+retransmission of it is ``ANSWER_AGAIN`` (our ACK is sent again, §13.2.2.4), a 2xx of another dialog (a fork) is ``ANSWER_FORK`` (it is ACKed,
 then BYEd), and a 2xx without a usable Contact is ``ANSWER_UNUSABLE`` (it is
 still ACKed so the peer stops retransmitting, and the call fails).
 
@@ -275,7 +275,7 @@ class InviteClientSession(InviteSession):
         if ack is not None:
             self.ack, self.ack_destination = ack, op.destination
             host.send_stateless(ack, op.destination, now)
-        host.emit(ev.CallAttemptFailed(self, RemoteProtocolError("2xx without To tag or usable Contact")))
+        host.emit(ev.CallAttemptFailed(self, RemoteProtocolError("2xx without a usable Contact")))
         self.a_finish(now, None)
 
     def a_fail_response(self, now: float, response: Any) -> None:

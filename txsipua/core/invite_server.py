@@ -14,6 +14,16 @@ the ACK (§13.3.1.4, RFC 6026 Accepted); if Timer L fires first, the core
 finds the session by the transaction in the dialog table and feeds
 ``ACK_TIMEOUT``.
 
+No BYE to an unverified party before the ACK: §13.3.1.4 asks for a BYE when
+the ACK never comes, but until an ACK arrives the peer's Contact is only a
+claim: an INVITE can name a third party there, and the BYE (retransmitted up
+to 11 times over UDP) would go to that party.  So before an ACK the BYE is
+sent only when the dialog's next hop (first route, else the Contact) is the
+address the INVITE came from, where the exchange has already been seen to
+work and the BYE's answer can be checked; otherwise the call ends with reason
+``"no-ack"`` and nothing is sent.  Once an ACK came (the ACK of a re-INVITE's
+2xx missing later), the dialog is verified and the BYE is always sent.
+
 The flow, with the dialog phase of :mod:`txsipua.core.invite`::
 
           INVITE received, 100 sent by the transaction
@@ -30,8 +40,8 @@ The flow, with the dialog phase of :mod:`txsipua.core.invite`::
                 | accept(): 2xx           | accept(): 2xx
                 v                         v
               +------------------------------+ ACK timeout (Timer L):
-              |           ACCEPTED           | BYE -> TERMINATING
-              +------------------------------+
+              |           ACCEPTED           | BYE if the next hop is the
+              +------------------------------+ INVITE's source -> TERMINATING
                 | ACK      | BYE received     | hangup: BYE -> TERMINATING
                 v          v
           +-----------+  TERMINATED
@@ -49,7 +59,8 @@ from txsipua.core.dialog import Dialog
 from txsipua.core.invite import DIALOG_TABLE, Input, InviteSession, Phase, Table
 from txsipua.core.invite import Action as A
 from txsipua.core.transaction import ServerTransaction
-from txsipua.core.transport import Address
+from txsipua.core.transport import Address, unbracket
+from txsipua.errors import ParseError, ResolutionError
 from txsipua.sip.message import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,8 +167,23 @@ class InviteServerSession(InviteSession):
         self.host.emit(ev.CallConfirmed(self))
 
     def a_no_ack(self, now: float, arg: Any) -> None:
-        """No ACK for our 2xx: BYE (§13.3.1.4)."""
-        self._bye(now, "no-ack", True)
+        """No ACK for our 2xx: BYE only to a verified next hop (module docstring), then end."""
+        if self._next_hop_is_source():
+            self._bye(now, "no-ack", True)
+        else:
+            self._end_reason = ("no-ack", True)
+            self._step(Input.BYE_DONE, now)
+
+    def _next_hop_is_source(self) -> bool:
+        dialog = self.dialog
+        if dialog is None:
+            return False
+        try:
+            host, port = self.host.locate(dialog.next_hop())
+        except (ResolutionError, ParseError):
+            return False
+        src_host, src_port = self.source
+        return port == src_port and unbracket(host).lower() == unbracket(src_host).lower()
 
 
 __all__ = ["SERVER_TABLE", "InviteServerSession"]
