@@ -25,7 +25,7 @@ import attrs
 from txsipua.errors import LocalProtocolError, RemoteProtocolError
 from txsipua.sip.message import Headers, Request, Response
 from txsipua.sip.uri import SipURI
-from txsipua.sip.values import CSeq, NameAddr
+from txsipua.sip.values import NameAddr
 
 
 class DialogState(enum.Enum):
@@ -189,18 +189,23 @@ class Dialog:
         else:
             request_uri = self.remote_target
             route_values = [f"<{u}>" for u in routes]
-        h = Headers()
-        h.add("Via", via)
-        h.add("Max-Forwards", str(max_forwards))
-        h.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        # a null remote tag (§12.1.2) leaves the To without a tag parameter
-        h.add("To", str(self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", str(CSeq(seq, method)))
-        for r in route_values:
-            h.add("Route", r)
+        # the dialog's own fields come from parsed values: no need to validate
+        # them again (Headers._from_parsed is the sip package's fast path);
+        # the caller's extra fields are checked by add()
+        remote = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
+        fields = [
+            ("via", "Via", via),
+            ("max-forwards", "Max-Forwards", str(max_forwards)),
+            ("from", "From", str(self.local_uri.with_tag(self.local_tag))),
+            # a null remote tag (§12.1.2) leaves the To without a tag parameter
+            ("to", "To", str(remote)),
+            ("call-id", "Call-ID", self.call_id),
+            ("cseq", "CSeq", f"{seq} {method}"),
+        ]
+        fields.extend(("route", "Route", r) for r in route_values)
         if contact is not None:
-            h.add("Contact", contact)
+            fields.append(("contact", "Contact", contact))
+        h = Headers._from_parsed(fields)
         for name, value in headers:
             h.add(name, value)
         return Request(method, request_uri, h, body)
