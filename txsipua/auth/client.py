@@ -40,14 +40,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from txsipua.auth.challenge import Challenge, DigestAuthorization, parse_challenges
 from txsipua.auth.credentials import Credential, CredentialSource
 from txsipua.auth.digest import STRENGTH, canonical_algorithm, compute_response, is_sess
-from txsipua.errors import AuthenticationError, ParseError
+from txsipua.errors import AuthenticationError, DigestAuthenticationError, ParseError
 
 if TYPE_CHECKING:  # pragma: no cover
     from txsipua.sip.message import Response
@@ -70,31 +70,6 @@ MAX_NONCE_COUNTS = 1024
 MAX_CACHED = 64
 
 _Key = tuple[str, str]  # (challenge header, realm)
-
-
-class DigestAuthenticationError(AuthenticationError):
-    """An :class:`~txsipua.errors.AuthenticationError` from :meth:`AuthAttempt.respond_to`.
-
-    Attributes:
-        kind: what went wrong, for programs: ``"rejected"`` (the credentials
-            were refused), ``"no-credentials"``, ``"unsupported"`` (only
-            unsupported algorithms or qop), ``"guard"`` (the digest-leak guard
-            refused the hop), ``"stale-loop"``, ``"rounds"`` (too many rounds),
-            ``"no-challenge"`` (no usable Digest challenge) or ``"method"``
-            (a CANCEL or ACK is never retried).
-        hint: the likely fix, in words (also at the end of the message).
-    """
-
-    def __init__(self, reason: str, *, kind: str, hint: str | None = None, **kwargs: Any) -> None:
-        self.kind = kind
-        self._fixed_hint = hint
-        super().__init__(reason, **kwargs)
-        self.hint = self._hint()
-
-    def _hint(self) -> str:
-        if self._fixed_hint is not None:
-            return self._fixed_hint
-        return super()._hint()
 
 
 def host_key(text: str) -> str:
