@@ -76,6 +76,7 @@ class SessionHost(Protocol):
     def ack_received(self, transaction: ServerTransaction, now: float) -> None: ...
     def emit(self, event: ev.Event) -> None: ...
     def schedule(self, name: Hashable, deadline: float, fire: Fire) -> None: ...
+    def cancel(self, name: Hashable) -> None: ...
     def locate(self, uri: SipURI) -> Address: ...
 
 
@@ -122,6 +123,7 @@ class CoreContext:
         self.events: collections.deque[ev.Event] = collections.deque()
         self.stats: collections.Counter[str] = collections.Counter()
         self.deadlines: dict[Hashable, tuple[float, Fire]] = {}
+        self._earliest: float | None = None
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
 
     # ------------------------------------------------------------ building
@@ -211,24 +213,47 @@ class CoreContext:
 
     def schedule(self, name: Hashable, deadline: float, fire: Fire) -> None:
         """Call ``fire(now)`` once at ``deadline`` (seconds, absolute); replaces the same ``name``."""
+        old = self.deadlines.get(name)
         self.deadlines[name] = (deadline, fire)
+        earliest = self._earliest
+        if old is not None and earliest is not None and old[0] <= earliest:
+            self._earliest = None  # the earliest may have moved later: recompute on demand
+        elif earliest is not None and deadline < earliest:
+            self._earliest = deadline
+
+    def cancel(self, name: Hashable) -> None:
+        """Forget the deadline ``name``, if any."""
+        old = self.deadlines.pop(name, None)
+        if old is not None and self._earliest is not None and old[0] <= self._earliest:
+            self._earliest = None
 
     def next_deadline(self) -> float | None:
-        """The earliest named deadline, or ``None``."""
+        """The earliest named deadline, or ``None`` (cached: O(1) between changes)."""
         if not self.deadlines:
             return None
-        return min(d for d, _ in self.deadlines.values())
+        earliest = self._earliest
+        if earliest is None:
+            earliest = self._earliest = min(d for d, _ in self.deadlines.values())
+        return earliest
 
     def fire_due(self, now: float) -> bool:
-        """Fire the earliest named deadline due at ``now``; False when none is due."""
-        due = None
-        for name, (deadline, _) in self.deadlines.items():
-            if deadline <= now and (due is None or deadline < self.deadlines[due][0]):
-                due = name
-        if due is None:
+        """Fire every named deadline due at ``now``, earliest first; False when none was due.
+
+        A deadline scheduled or cancelled by a callback takes effect at once
+        (a cancelled one does not fire).
+        """
+        earliest = self.next_deadline()
+        if earliest is None or earliest > now:
             return False
-        _, fire = self.deadlines.pop(due)
-        fire(now)
+        deadlines = self.deadlines
+        due = sorted((d, i, name) for i, (name, (d, _)) in enumerate(deadlines.items()) if d <= now)
+        for deadline, _, name in due:
+            entry = deadlines.get(name)
+            if entry is None or entry[0] != deadline:
+                continue  # cancelled or moved by an earlier callback
+            del deadlines[name]
+            self._earliest = None
+            entry[1](now)
         return True
 
     def locate(self, uri: SipURI) -> Address:

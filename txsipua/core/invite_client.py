@@ -157,6 +157,7 @@ class InviteClientSession(InviteSession):
         self.invite = invite
         self.local_sdp = invite.body or None
         self._op = self._invite_op = ClientOperation(host, invite, destination, owner=self, hop_host=hop_host)
+        self._give_up_name = ("give-up", id(self))
 
     def start(self, now: float) -> None:
         """Send the INVITE."""
@@ -223,7 +224,7 @@ class InviteClientSession(InviteSession):
         host = self.host
         cancel = builders.build_cancel(op.request, host.user_agent)
         ClientOperation(host, cancel, op.destination, owner=self, authenticate=False, keep_via=True).start(now)
-        host.schedule(("give-up", id(self)), now + host.timers.t64, self._give_up)
+        host.schedule(self._give_up_name, now + host.timers.t64, self._give_up)
 
     def _give_up(self, now: float) -> None:
         self._step(Input.GIVE_UP, now)
@@ -287,6 +288,11 @@ class InviteClientSession(InviteSession):
         """The INVITE timed out, could not be sent, or could not be authenticated."""
         self.host.emit(ev.CallAttemptFailed(self, error))
         self.a_finish(now, None)
+
+    def a_finish(self, now: float, arg: Any) -> None:
+        """Also forget the §9.1 give-up deadline, if the CANCEL armed one."""
+        self.host.cancel(self._give_up_name)
+        super().a_finish(now, arg)
 
     def a_end_cancelled(self, now: float, arg: Any) -> None:
         """487 after our CANCEL: the call is over, as we asked."""
