@@ -147,7 +147,8 @@ def make_response(
     """Build a response to ``request`` (RFC 3261 §8.2.6).
 
     Copies Via, From, Call-ID, CSeq and To, adding a To tag when the status is
-    above 100 and the To has no tag parameter (§8.2.6.2); dialog-creating
+    above 100 and the To has no tag parameter (§8.2.6.2), and the Timestamp
+    into a 100 (§8.2.6.1); dialog-creating
     responses to INVITE and SUBSCRIBE get our Contact and a copy of the
     Record-Route (§12.1.1); 405 and 2xx to INVITE/OPTIONS carry Allow.
 
@@ -165,6 +166,7 @@ def make_response(
     # one pass over the request's already-validated fields (hot path of a UAS)
     vias: list[tuple[str, str, str]] = []
     rrs: list[tuple[str, str, str]] = []
+    timestamp: tuple[str, str, str] | None = None
     copied: dict[str, tuple[str, str, str]] = {}
     # Headers._fields/_from_parsed: the sip package's fast path for validated fields
     # (no public equivalent yet; see the report of the core-split track)
@@ -176,6 +178,8 @@ def make_response(
             rrs.append(f)
         elif k in _COPIED and k not in copied:
             copied[k] = f
+        elif k == "timestamp" and status == 100:
+            timestamp = f
     if to_tag is None and status > 100 and new_tag is not None:
         to_tag = new_tag()
     add_tag = False
@@ -192,6 +196,8 @@ def make_response(
         if k == "to" and add_tag:
             f = (k, f[1], f"{f[2]};tag={to_tag}")
         fields.append(f)
+    if timestamp is not None:  # §8.2.6.1: a 100 (Trying) carries the request's Timestamp
+        fields.append(timestamp)
     method = request.method
     if 100 < status < 300 and method in ("INVITE", "SUBSCRIBE"):
         fields.extend(rrs)

@@ -64,20 +64,43 @@ class SessionHost(Protocol):
     dialogs: DialogTable[InviteSession]
     stats: collections.Counter[str]
 
-    def via(self, branch: str) -> str: ...
-    def contact_value(self) -> str: ...
+    def via(self, branch: str) -> str:
+        """Our Via value with ``branch`` (``""``: stamped when sent)."""
+
+    def contact_value(self) -> str:
+        """Our Contact value."""
+
     def make_response(self, request: Request, status: int, reason: str | None = None, *,
                       to_tag: str | None = None, body: bytes = b"",
-                      headers: Iterable[tuple[str, str]] = ()) -> Response: ...
-    def send(self, operation: ClientOperation, stamp_via: bool, now: float) -> ClientTransaction: ...
-    def abandon(self, operation: ClientOperation, now: float, remember: bool = False) -> None: ...
-    def send_stateless(self, message: Request | Response, destination: Address, now: float) -> None: ...
-    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None: ...
-    def ack_received(self, transaction: ServerTransaction, now: float) -> None: ...
-    def emit(self, event: ev.Event) -> None: ...
-    def schedule(self, name: Hashable, deadline: float, fire: Fire) -> None: ...
-    def cancel(self, name: Hashable) -> None: ...
-    def locate(self, uri: SipURI) -> Address: ...
+                      headers: Iterable[tuple[str, str]] = ()) -> Response:
+        """A response to ``request`` (§8.2.6) with our Contact and Server."""
+
+    def send(self, operation: ClientOperation, stamp_via: bool, now: float) -> ClientTransaction:
+        """Send ``operation.request`` in a new client transaction; its responses go to the operation."""
+
+    def abandon(self, operation: ClientOperation, now: float, remember: bool = False) -> None:
+        """Destroy the operation's transaction (§9.1); ``remember`` keeps a given-up INVITE 64*T1."""
+
+    def send_stateless(self, message: Request | Response, destination: Address, now: float) -> None:
+        """Send outside any transaction (the ACK of a 2xx)."""
+
+    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
+        """Send a response on a server transaction."""
+
+    def ack_received(self, transaction: ServerTransaction, now: float) -> None:
+        """Stop the 2xx retransmissions of an INVITE server transaction."""
+
+    def emit(self, event: ev.Event) -> None:
+        """Queue an event for the application."""
+
+    def schedule(self, name: Hashable, deadline: float, fire: Fire) -> None:
+        """Call ``fire(now)`` at ``deadline``; replaces a deadline of the same name."""
+
+    def cancel(self, name: Hashable) -> None:
+        """Forget the deadline ``name``."""
+
+    def locate(self, uri: SipURI) -> Address:
+        """The transport address of the next hop ``uri`` (raises ResolutionError)."""
 
 
 class CoreContext:

@@ -73,7 +73,7 @@ from collections.abc import Callable
 
 import attrs
 
-from txsipua.core.builders import build_ack
+from txsipua.core.builders import build_ack, make_response
 from txsipua.core.ids import BRANCH_MAGIC_COOKIE, IdGenerator
 from txsipua.core.transport import (
     Address,
@@ -611,7 +611,7 @@ Event = (
 # --------------------------------------------------------------------------
 # The layer
 
-_TRYING_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Timestamp"})
+_REJECT_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
 _COMPACT_NEEDED = {
     "via": "Via",
     "v": "Via",
@@ -992,11 +992,7 @@ class TransactionLayer:
         )
         self._server[key] = st
         if kind is Kind.IST:
-            trying = Response(
-                100,
-                "Trying",
-                [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY],
-            )
+            trying = make_response(msg, 100, "Trying")
             self._send_response(st, trying)
         self._events.append(RequestReceived(msg, source, st))
 
@@ -1018,7 +1014,7 @@ class TransactionLayer:
         if msg.method == "ACK":
             self.stats["dropped_unparseable"] += 1
             return
-        fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
+        fields = [(n, v) for n, v in msg.headers.items() if n in _REJECT_COPY]
         self._reject(fields, exc, source, reliable)
 
     def _reject(
