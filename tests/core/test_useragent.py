@@ -559,3 +559,42 @@ def test_2xx_without_contact_is_still_acked() -> None:
     assert failed and "Contact" in str(failed[0].error)
     acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
     assert acks, "the 2xx must be ACKed"
+
+
+def test_challenged_reinvite_is_not_retried_after_hangup() -> None:
+    """A 401 to our re-INVITE that arrives after we hung up (BYE sent) gets no retry (issue 12)."""
+    caller, callee, net = make_pair()
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.CONFIRMED
+    challenger = DigestServer("callee.example.org", b"r" * 32)
+    original = callee.uas.on_request
+
+    def challenge_reinvite(request: Request, stxn: Any, source: Any, now: float) -> None:
+        if request.method == "INVITE" and request.to_tag:
+            callee.layer.respond(stxn, challenger.challenge(request, now), now)
+        else:
+            original(request, stxn, source, now)
+
+    callee.uas.on_request = challenge_reinvite  # type: ignore[method-assign]
+    held: list[Any] = []
+
+    def hold_401(msg: Any) -> bool:
+        if not isinstance(msg, Request) and msg.status == 401 and msg.cseq.method == "INVITE":
+            held.append(msg)
+            return True
+        return False
+
+    net.drop = hold_401
+    session.reinvite(net.now, b"v=0\r\n")
+    net.pump()
+    assert held
+    session.hangup(net.now)
+    net.pump()
+    net.drop = None
+    caller.receive(held[0].to_bytes(), B, net.now)
+    net.pump()
+    net.advance(40)
+    reinvites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE" and m.to_tag]
+    assert len(reinvites) == 1, "the re-INVITE is not retried with credentials after the BYE"
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["hangup"]

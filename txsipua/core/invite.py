@@ -531,6 +531,8 @@ class InviteSession:
     def _bye(self, now: float, reason: str, by_remote: bool) -> None:
         """Send the BYE that ends the call; the end is reported once it is answered (§15.1.1)."""
         self._end_reason = (reason, by_remote)
+        if self._reinvite_op is not None:  # a challenge racing the hang-up is not answered
+            self._reinvite_op.stop_retrying()
         if self.dialog is None or self.dialog.state is DialogState.TERMINATED:
             self._step(Input.BYE_DONE, now)
             return
