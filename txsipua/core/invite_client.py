@@ -8,9 +8,10 @@ turns its outcomes into inputs of :data:`CLIENT_TABLE`.  A final 2xx is
 classified before it is stepped: the first one makes the dialog
 (``ANSWER``; a 2xx without a To tag, from an RFC 2543 peer, makes a dialog
 whose remote tag is null, §12.1.2, and the ACK and BYE repeat its To), a
-retransmission of it is ``ANSWER_AGAIN`` (our ACK is sent again, §13.2.2.4), a 2xx of another dialog (a fork) is ``ANSWER_FORK`` (it is ACKed,
-then BYEd), and a 2xx without a usable Contact is ``ANSWER_UNUSABLE`` (it is
-still ACKed so the peer stops retransmitting, and the call fails).
+retransmission of it is ``ANSWER_AGAIN`` (our ACK is sent again,
+§13.2.2.4), a 2xx of another dialog (a fork) is ``ANSWER_FORK`` (it is
+ACKed, then BYEd), and a 2xx without a usable Contact is ``ANSWER_UNUSABLE``
+(it is still ACKed so the peer stops retransmitting, and the call fails).
 
 Hanging up before the answer cancels (§9.1): the CANCEL waits for the first
 provisional response, and once we have hung up no challenge is answered any
@@ -22,32 +23,36 @@ the core (:func:`ack_and_bye`).
 
 The flow, with the dialog phase of :mod:`txsipua.core.invite`::
 
-              INVITE sent (retried with credentials on 401/407)
-                   |
-     hangup        v            1xx                              1xx
-   +-------- +-----------+ ----------------> +------------+ <-------+
-   |         |  CALLING  |                   | PROCEEDING | ---------+
-   v         +-----------+                   +------------+
- +---------+     |  | 300-699, error          |  |  | hangup: CANCEL,
- | CANCEL  |     |  +-----> TERMINATED <------+  |  |   start 64*T1
- | PENDING |     |          (CallAttemptFailed) |  v
- +---------+     |                              | +------------+  1xx
-  |  | 1xx: CANCEL, start 64*T1 --------------- |>| CANCELLING |<---+
-  |  |                                          | +------------+----+
-  |  | 487 / 300-699 / error                    |   | 487, 300-699, error,
-  |  +---------------> TERMINATED               |   | 64*T1: give up
-  |                    (CallEnded "cancelled"   |   v  -> TERMINATED
-  | 2xx: ACK, BYE       or CallAttemptFailed)   |
-  +---------------------------+                 | 2xx: ACK (CallAnswered)
-              (2xx in CANCELLING too)           v
-                              |           +-----------+ 2xx again: ACK again
-                              |           | CONFIRMED |<--+ 2xx of a fork:
-                              |           +-----------+---+ ACK, BYE it
-                              |            | hangup: BYE
-                              v            v
-                           +-------------------+ BYE answered or failed
-                           |    TERMINATING    |-----> TERMINATED (CallEnded)
-                           +-------------------+
+                  INVITE sent (sent again with credentials on 401/407)
+                        |
+                        v         1xx: report
+                  +-----------+ ---------------> +------------+ 1xx: report
+      +-----------|  CALLING  |                  | PROCEEDING |----+
+      | hangup:   +-----------+                  +------------+<---+
+      | no more         |                          |        |
+      | retries         | 2xx: dialog, ACK,        | 2xx    | hangup: CANCEL,
+      v                 | CallAnswered             |        | start 64*T1
+  +---------+           v                          |        v
+  | CANCEL  |     +-----------+ <------------------+  +------------+ 1xx: report
+  | PENDING |     | CONFIRMED |                       | CANCELLING |----+
+  +---------+     +-----------+---+ 2xx again: ACK    +------------+<---+
+   |  |  |          |       ^     | again; 2xx of a    ^  |     |
+   |  |  |          |       +-----+ fork: ACK, BYE it  |  |     | 487, or 401/407
+   |  |  +----------|----------------------------------+  |     | (no retry):
+   |  |  1xx: report, CANCEL, start 64*T1                 |     | CallEnded
+   |  |             | hangup: BYE                         |     | "cancelled";
+   |  | 2xx: ACK,   v                                     |     | 64*T1: give up
+   |  | BYE  +-------------+ <--- 2xx: ACK, BYE ----------+     v
+   |  +----->| TERMINATING |      (it crossed the CANCEL)     TERMINATED
+   |         +-------------+
+   |           | BYE answered or failed: CallEnded
+   |           v
+   +------> TERMINATED
+   487, or 401/407 (no retry): CallEnded "cancelled"
+
+  Before CONFIRMED, in every phase: another 300-699, a timeout, a transport
+  or digest error end in TERMINATED with CallAttemptFailed; a 2xx without a
+  usable Contact is ACKed, then the same.
 """
 
 from __future__ import annotations
