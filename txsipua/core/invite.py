@@ -188,6 +188,27 @@ P = Phase
 I = Input  # noqa: E741
 A = Action
 
+# --------------------------------------------------------------------------
+# The dialog phase (RFC 3261 §12.2, §14, §15), shared by both usages.
+#
+#         2xx received and ACKed (UAC) / ACK of our 2xx received (UAS)
+#                              |
+#                              v          ACK of a re-INVITE's 2xx: -
+#                        +-----------+ <--+
+#     BYE received:      |           | ---+
+#     200, CallEnded     | CONFIRMED |          re-INVITE answered 481:
+#     "bye" <------------|           |--------> CallEnded "error", no BYE
+#     -> TERMINATED      +-----------+          -> TERMINATED
+#                          |       |
+#             hangup: BYE  |       | re-INVITE answered 408, or a
+#                          |       | re-INVITE's 2xx never ACKed: BYE
+#                          v       v
+#                     +-----------------+  BYE answered or failed, or the
+#                     |   TERMINATING   |  peer's BYE crossed ours:
+#                     +-----------------+  CallEnded -> TERMINATED
+#
+# abort() (the core destroyed the transactions) ends every live phase at once.
+
 DIALOG_TABLE: Table = {
     (P.CONFIRMED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
     (P.CONFIRMED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
