@@ -147,6 +147,7 @@ class CoreContext:
         self.stats: collections.Counter[str] = collections.Counter()
         self.deadlines: dict[Hashable, tuple[float, Fire]] = {}
         self._earliest: float | None = None
+        self._contact: tuple[tuple[Address, str, str | None], str] | None = None
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
 
     # ------------------------------------------------------------ building
@@ -159,8 +160,12 @@ class CoreContext:
         return builders.contact_uri(self.local, self.transport, self.contact_user)
 
     def contact_value(self) -> str:
-        """Our Contact header value, ``<sip:user@host:port>``."""
-        return f"<{self.contact_uri()}>"
+        """Our Contact header value, ``<sip:user@host:port>`` (kept until ``local`` changes)."""
+        key = (self.local, self.transport, self.contact_user)
+        cached = self._contact
+        if cached is None or cached[0] != key:
+            cached = self._contact = (key, f"<{self.contact_uri()}>")
+        return cached[1]
 
     def make_response(self, request: Request, status: int, reason: str | None = None, *,
                       to_tag: str | None = None, body: bytes = b"",

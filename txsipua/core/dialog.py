@@ -76,6 +76,8 @@ class Dialog:
     secure: bool = False
     state: DialogState = DialogState.CONFIRMED
     is_uac: bool = True
+    # the From and To values of our requests, made on first use (they never change)
+    _from_to: tuple[str, str] | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @property
     def id(self) -> DialogId:
@@ -192,13 +194,16 @@ class Dialog:
         # the dialog's own fields come from parsed values: no need to validate
         # them again (Headers._from_parsed is the sip package's fast path);
         # the caller's extra fields are checked by add()
-        remote = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
+        from_to = self._from_to
+        if from_to is None:
+            # a null remote tag (§12.1.2) leaves the To without a tag parameter
+            remote = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
+            from_to = self._from_to = (str(self.local_uri.with_tag(self.local_tag)), str(remote))
         fields = [
             ("via", "Via", via),
             ("max-forwards", "Max-Forwards", str(max_forwards)),
-            ("from", "From", str(self.local_uri.with_tag(self.local_tag))),
-            # a null remote tag (§12.1.2) leaves the To without a tag parameter
-            ("to", "To", str(remote)),
+            ("from", "From", from_to[0]),
+            ("to", "To", from_to[1]),
             ("call-id", "Call-ID", self.call_id),
             ("cseq", "CSeq", f"{seq} {method}"),
         ]
