@@ -168,8 +168,12 @@ class UserAgentCore:
 
     @property
     def transport(self) -> str:
-        """``"UDP"``, ``"TCP"`` or ``"TLS"``."""
+        """``"UDP"``, ``"TCP"`` or ``"TLS"``; settable (upper case)."""
         return self.context.transport
+
+    @transport.setter
+    def transport(self, value: str) -> None:
+        self.context.transport = value.upper()
 
     @property
     def ids(self) -> IdGenerator:
@@ -181,30 +185,54 @@ class UserAgentCore:
         """The digest client, or ``None``."""
         return self.context.digest
 
+    @digest.setter
+    def digest(self, value: DigestClient | None) -> None:
+        self.context.digest = value
+
     @property
     def user_agent(self) -> str:
         """The User-Agent/Server value."""
         return self.context.user_agent
+
+    @user_agent.setter
+    def user_agent(self, value: str) -> None:
+        self.context.user_agent = value
 
     @property
     def contact_user(self) -> str | None:
         """The user part of our Contact URI."""
         return self.context.contact_user
 
+    @contact_user.setter
+    def contact_user(self, value: str | None) -> None:
+        self.context.contact_user = value
+
     @property
     def reliable(self) -> bool:
         """True over TCP/TLS."""
         return self.context.reliable
+
+    @reliable.setter
+    def reliable(self, value: bool) -> None:
+        self.context.reliable = value
 
     @property
     def authenticator(self) -> DigestServer | None:
         """The digest server challenging incoming requests, or ``None``."""
         return self.uas.authenticator
 
+    @authenticator.setter
+    def authenticator(self, value: DigestServer | None) -> None:
+        self.uas.authenticator = value
+
     @property
     def register_authenticator(self) -> DigestServer | None:
         """The digest server challenging REGISTER, or ``None``."""
         return self.uas.register_authenticator
+
+    @register_authenticator.setter
+    def register_authenticator(self, value: DigestServer | None) -> None:
+        self.uas.register_authenticator = value
 
     # ----------------------------------------------------------- contract
     def receive(self, data: bytes, source: Address, now: float) -> None:
