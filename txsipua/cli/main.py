@@ -17,16 +17,18 @@ from typing import Any
 
 from twisted.internet import defer, task
 
-from txsipua.errors import AuthenticationError, SIPError, SIPStatusError, TransactionTimeout
+from txsipua.errors import (
+    AuthenticationError,
+    SIPError,
+    SIPStatusError,
+    TransactionTimeout,
+    UsageError,
+)
 from txsipua.sip.message import parse_message
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A command-line value is wrong (exit status 2)."""
 
 
 def _non_negative(kind: type) -> Any:

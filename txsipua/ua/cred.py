@@ -48,6 +48,7 @@ from zope.interface import Attribute, Interface, classImplements, implementer
 
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, digest_length
 from txsipua.auth.server import DigestCredentials
+from txsipua.errors import HtdigestFormatError
 
 __all__ = [
     "HA1Checker",
@@ -184,10 +185,6 @@ class InMemoryHA1Store:
 
     def __len__(self) -> int:
         return len(self._ha1)
-
-
-class HtdigestFormatError(ValueError):
-    """A line of an htdigest file is malformed (the message names file and line)."""
 
 
 @implementer(IHA1Store)
