@@ -105,9 +105,9 @@ def txsipua_adapter() -> MemoryAdapter:
         from txsipua.core import events as ev
         from txsipua.core.ids import IdGenerator
         from txsipua.core.useragent import UserAgentCore
+        from txsipua.server.proxy import ProxyRegistrar
         from txsipua.sip.uri import SipURI
         from txsipua.sip.values import NameAddr
-        from txsipua.testing.registrar import ProxyRegistrar
     except ImportError as e:
         raise NotAvailable(f"txsipua's UA core is not importable yet ({e})") from None
 

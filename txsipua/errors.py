@@ -1,9 +1,13 @@
 """One exception hierarchy for txsipua.
 
-Every error raised by the package derives from :class:`SIPError`.  Errors that
-mirror a builtin category also derive from it (a :class:`ParseError` is a
-:class:`ValueError`, a :class:`TransactionTimeout` is a :class:`TimeoutError`)
-so that callers may catch either.
+Every exception class of the package is defined here (the modules that raise
+them re-export their own).  Every error about SIP, media or configuration
+derives from :class:`SIPError`; errors that mirror a builtin category also
+derive from it (a :class:`ParseError` is a :class:`ValueError`, a
+:class:`TransactionTimeout` is a :class:`TimeoutError`) so that callers may
+catch either.  Two are plain local errors: :class:`HtdigestFormatError` (a
+:class:`ValueError` about a password file) and :class:`UsageError` (a
+command-line mistake, exit status 2).
 """
 
 from __future__ import annotations
@@ -161,3 +165,73 @@ class RegistrationFailed(SIPStatusError):
 
 class CallFailed(SIPStatusError):
     """An INVITE ended with a final non-2xx response (RFC 3261 §13.2.2.3)."""
+
+
+# txsipua.auth.client
+class DigestAuthenticationError(AuthenticationError):
+    """An :class:`AuthenticationError` from :meth:`txsipua.auth.client.AuthAttempt.respond_to`.
+
+    Attributes:
+        kind: what went wrong, for programs: ``"rejected"`` (the credentials
+            were refused), ``"no-credentials"``, ``"unsupported"`` (only
+            unsupported algorithms or qop), ``"guard"`` (the digest-leak guard
+            refused the hop), ``"stale-loop"``, ``"rounds"`` (too many rounds),
+            ``"no-challenge"`` (no usable Digest challenge) or ``"method"``
+            (a CANCEL or ACK is never retried).
+        hint: the likely fix, in words (also at the end of the message).
+    """
+
+    def __init__(self, reason: str, *, kind: str, hint: str | None = None, **kwargs: Any) -> None:
+        self.kind = kind
+        self._fixed_hint = hint
+        super().__init__(reason, **kwargs)
+        self.hint = self._hint()
+
+    def _hint(self) -> str:
+        if self._fixed_hint is not None:
+            return self._fixed_hint
+        return super()._hint()
+
+
+# txsipua.auth.credentials and txsipua.ua.account
+class CredentialsConfigError(SIPError, ValueError):
+    """A credential or a ``[[credentials]]`` table is invalid (names the table and the defect)."""
+
+
+class AccountError(CredentialsConfigError):
+    """An account file or value is invalid (names the key and the problem)."""
+
+
+# txsipua.ua.cred
+class HtdigestFormatError(ValueError):
+    """A line of an htdigest file is malformed (the message names file and line)."""
+
+
+# txsipua.media.offer_answer
+class OfferAnswerError(SIPError):
+    """An offer or answer cannot be used (RFC 3264).
+
+    Attributes:
+        status: the SIP status a UAS answers the offering request with
+            (488 Not Acceptable Here).
+        detail: what is wrong, in words.
+    """
+
+    def __init__(self, detail: str, status: int = 488) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+class NoCommonCodec(OfferAnswerError):
+    """No offered audio stream has a codec we support (RFC 3264 §6): answer 488."""
+
+
+# txsipua.media.wav
+class WavError(SIPError, ValueError):
+    """A file that is not a WAV file this module can read, or a bad argument."""
+
+
+# txsipua.cli
+class UsageError(Exception):
+    """A command-line value is wrong (exit status 2)."""

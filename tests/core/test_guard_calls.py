@@ -64,7 +64,7 @@ def test_2xx_ack_repeats_proxy_credentials_only_through_the_proxy(record_route: 
     caller = alice(["sip:127.0.0.1:5062"])
     proxy = UserAgentCore(local=B, ids=SequentialIds(counter=900), contact_user="bob",
                           authenticator=DigestServer(PROVIDER, b"p" * 32, proxy_role=True))
-    proxy.contact_value = lambda: "<sip:bob@127.0.0.1:5063>"  # type: ignore[method-assign]
+    proxy.context.contact_value = lambda: "<sip:bob@127.0.0.1:5063>"  # type: ignore[method-assign]
     net = AnsweringNet(caller=caller, proxy=proxy)
     request = invite(caller)
     if record_route:  # the proxy stays on the path; the UAS copies Record-Route into its 2xx
@@ -105,7 +105,7 @@ def established(trusted: list[str]) -> tuple[UserAgentCore, UserAgentCore, Net, 
         if request.method != "ACK":
             callee.layer.respond(stxn, challenger.challenge(request, now), now)
 
-    callee._on_request = challenge_all  # type: ignore[method-assign]
+    callee.uas.on_request = challenge_all  # type: ignore[method-assign]
     return caller, callee, net, session
 
 
@@ -175,7 +175,7 @@ def test_sips_target_over_udp_fails_before_sending() -> None:
                                  content_type="application/sdp")
     session = caller.invite(request, B, 0.0)
     assert caller.outbox() == []
-    failed = [e for e in iter(caller.next_event, None) if isinstance(e, ev.CallFailed)]
+    failed = [e for e in iter(caller.next_event, None) if isinstance(e, ev.CallAttemptFailed)]
     assert session.state is SessionState.TERMINATED
     assert len(failed) == 1 and isinstance(failed[0].error, TransportError)
     assert "sips" in str(failed[0].error) and "UDP" in str(failed[0].error)

@@ -178,3 +178,59 @@ def test_pure_modules_import_no_io() -> None:
             else:
                 continue
             assert not roots & forbidden, (name, roots)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [";received=198.51.100.9", ";rport;received=198.51.100.9", ";received=198.51.100.9;rport=9",
+     ";rport=9"],
+)
+def test_a_received_or_rport_written_by_the_sender_is_replaced(params: str) -> None:
+    """§18.2.2: we stamp received (and rport); one the client wrote is never obeyed (issue 12)."""
+    source = ("127.0.0.1", 5070)
+    req = _request(f"SIP/2.0/UDP 127.0.0.1:5070{params};branch=z9hG4bK1")
+    stamp_received(req, source)
+    assert req.top_via.received in (None, "127.0.0.1")
+    assert response_destination(req.top_via) == source
+
+
+def test_forged_received_gets_its_response_at_the_real_source() -> None:
+    """A request with a forged received=198.51.100.9 is answered at the address it came from,
+    the 401/200 and its retransmissions alike (issue 12)."""
+    from txsipua.core.transaction import RequestReceived, TransactionLayer
+
+    layer = TransactionLayer()
+    source = ("127.0.0.1", 5070)
+    data = (
+        b"OPTIONS sip:bob@127.0.0.1:5062 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKforged;received=198.51.100.9\r\n"
+        b"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
+        b"Call-ID: forged@192.0.2.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    layer.receive(data, source, 0.0)
+    event = layer.next_event()
+    assert isinstance(event, RequestReceived)
+    from txsipua.core.builders import make_response
+
+    layer.respond(event.transaction, make_response(event.request, 401, to_tag="t"), 0.0)
+    layer.receive(data, source, 0.1)  # a retransmission: the 401 again
+    sent = layer.outbox()
+    assert len(sent) == 2 and {o.destination for o in sent} == {source}
+    assert b"198.51.100.9" not in sent[0].data
+
+
+def test_malformed_request_with_forged_received_is_rejected_at_the_real_source() -> None:
+    """The stateless error response to a broken request (505 here) also ignores the sender's received."""
+    from txsipua.core.transaction import TransactionLayer
+
+    layer = TransactionLayer()
+    source = ("127.0.0.1", 5070)
+    data = (
+        b"OPTIONS sip:bob@127.0.0.1:5062 SIP/3.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad;received=198.51.100.9\r\n"
+        b"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
+        b"Call-ID: bad@192.0.2.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    layer.receive(data, source, 0.0)
+    sent = layer.outbox()
+    assert len(sent) == 1 and sent[0].data.startswith(b"SIP/2.0 505") and sent[0].destination == source

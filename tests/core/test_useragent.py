@@ -149,7 +149,7 @@ def test_wrong_password_fails_after_one_retry() -> None:
     caller, callee, net = make_pair(password="wrong")
     caller.invite(invite(caller), B, 0.0)
     net.pump()
-    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)]
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)]
     assert len(failed) == 1 and isinstance(failed[0].error, AuthenticationError)
     invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
     assert len(invites) == 2
@@ -180,7 +180,7 @@ def test_rejected_call_reports_status() -> None:
     net.on_event = on_incoming_call(net, lambda session: session.reject(net.now, 486))  # type: ignore[method-assign]
     caller.invite(invite(caller), B, 0.0)
     net.pump()
-    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)][0]
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)][0]
     assert isinstance(failed.error, CallFailed) and failed.error.status == 486
 
 
@@ -228,7 +228,7 @@ def test_options_answered_without_challenge(method: str) -> None:
         (lambda r: r.headers.set("Max-Forwards", "abc"), 400),
         (lambda r: r.headers.add("Record-Route", "<<junk"), 400),
         (lambda r: r.headers.set("Contact", "*"), 400),
-        (lambda r: r.headers.set("Contact", "<mailto:bob@example.com>"), 416),  # §8.1.1.8
+        (lambda r: r.headers.set("Contact", "<mailto:bob@example.com>"), 400),  # §8.1.1.8, not 416
         (lambda r: r.headers.add("Require", "foo, 100rel"), 420),
     ],
 )
@@ -303,7 +303,7 @@ def test_guard_judges_maddr_not_the_nominal_host() -> None:
     caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice",
                            digest=DigestClient(creds, trusted_hosts=["registrar.invalid"]))
     callee = UserAgentCore(local=B, ids=SequentialIds(counter=500), contact_user="evil")
-    callee.contact_value = lambda: "<sip:evil@registrar.invalid:5062;maddr=127.0.0.1>"  # type: ignore[method-assign]
+    callee.context.contact_value = lambda: "<sip:evil@registrar.invalid:5062;maddr=127.0.0.1>"  # type: ignore[method-assign]
     challenger = DigestServer("provider", b"z" * 32)
 
     class EvilNet(Net):
@@ -316,7 +316,7 @@ def test_guard_judges_maddr_not_the_nominal_host() -> None:
     net.pump()
     assert session.state is SessionState.CONFIRMED
     # the callee now challenges every BYE in our provider's realm
-    original = callee._on_request
+    original = callee.uas.on_request
 
     def challenge_bye(request: Request, stxn: Any, source: Any, now: float) -> None:
         if request.method == "BYE":
@@ -324,7 +324,7 @@ def test_guard_judges_maddr_not_the_nominal_host() -> None:
         else:
             original(request, stxn, source, now)
 
-    callee._on_request = challenge_bye  # type: ignore[method-assign]
+    callee.uas.on_request = challenge_bye  # type: ignore[method-assign]
     session.hangup(net.now)
     net.pump()
     byes = [m for m in net.wire if isinstance(m, Request) and m.method == "BYE"]
@@ -351,24 +351,6 @@ def test_cancel_without_487_gives_up_after_64_t1() -> None:
     assert len(ended) == 1 and ended[0].reason == "cancelled"
     net.advance(40)
     assert caller.layer.transaction_count == 0 and caller.session_count == 0
-
-
-def test_unusable_2xx_is_still_acked() -> None:
-    """A 2xx without a To tag cannot make a dialog: it is ACKed anyway, and the call fails."""
-    caller, callee, net = make_pair()
-
-    def answer_without_tag(session: Any) -> None:
-        session._local_tag = ""  # a broken UAS: no To tag on its 200
-        callee.make_response = _untagged(callee.make_response)  # type: ignore[method-assign]
-        session.accept(net.now, body=b"v=0\r\n")
-
-    net.on_event = on_incoming_call(net, answer_without_tag)  # type: ignore[method-assign]
-    caller.invite(invite(caller), B, 0.0)
-    net.pump()
-    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallFailed)]
-    assert failed and "To tag" in str(failed[0].error)
-    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
-    assert acks, "the 2xx must be ACKed"
 
 
 def _untagged(make: Any) -> Any:
@@ -431,3 +413,205 @@ def test_2xx_gets_a_to_tag_when_the_to_has_only_tag_lookalikes(to_uri: str) -> N
     bye_answers = [m for m in net.wire if not isinstance(m, Request) and m.cseq.method == "BYE"]
     assert [m.status for m in bye_answers] == [200]
     assert caller.session_count == 0 and callee.session_count == 0
+
+
+# ---------------------------------------------------------------- issue 12
+
+
+def test_challenge_after_hangup_is_acked_and_not_retried() -> None:
+    """A 401 arriving after we hung up (CANCEL sent after only a 100) is ACKed; no new INVITE (issue 12)."""
+    caller, callee, net = make_pair()
+    held: list[Any] = []
+
+    def hold_401(msg: Any) -> bool:
+        if not isinstance(msg, Request) and msg.status == 401 and not held:
+            held.append(msg)
+            return True
+        return False
+
+    net.drop = hold_401
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert held and session.state is SessionState.PROCEEDING  # only the 100 came
+    session.hangup(net.now)
+    net.pump()
+    assert any(isinstance(m, Request) and m.method == "CANCEL" for m in net.wire)
+    caller.receive(held[0].to_bytes(), B, net.now)  # the challenge arrives late
+    net.pump()
+    net.advance(40)
+    invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
+    assert len(invites) == 1, "no INVITE with credentials after the hang-up"
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK"]
+    assert len(acks) == 1 and acks[0].cseq.seq == invites[0].cseq.seq and acks[0].to.tag == held[0].to.tag
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert [e.reason for e in ended] == ["cancelled"]
+    assert session.state is SessionState.TERMINATED
+    assert caller.layer.transaction_count == 0 and caller.session_count == 0
+
+
+def test_challenge_racing_a_hangup_before_any_provisional_is_not_answered() -> None:
+    """Hung up before any 1xx (the CANCEL waits, §9.1): the 401 that comes is ACKed, nothing is retried."""
+    caller, callee, net = make_pair()
+    held: list[Any] = []
+
+    def drop(msg: Any) -> bool:
+        if isinstance(msg, Request):
+            return False
+        if msg.status == 401:
+            held.append(msg)
+        return msg.status in (100, 401)  # the 100 is lost, the 401 held back
+
+    net.drop = drop
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert held and session.state is SessionState.CALLING
+    session.hangup(net.now)
+    net.drop = None
+    caller.receive(held[0].to_bytes(), B, net.now)
+    net.pump()
+    net.advance(40)
+    requests = [m.method for m in net.wire if isinstance(m, Request)]
+    assert requests == ["INVITE", "ACK"], "no CANCEL (no 1xx came) and no INVITE with credentials"
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["cancelled"]
+    assert caller.layer.transaction_count == 0
+
+
+def test_challenge_after_abort_is_not_answered() -> None:
+    """A UA stopping aborts a challenged call: the late 401 finds no transaction; no new INVITE."""
+    caller, callee, net = make_pair()
+    net.drop = lambda m: not isinstance(m, Request) and m.status == 401
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    caller.abort(session, net.now, RuntimeError("stopping"))
+    net.drop = None
+    net.advance(40)
+    invites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE"]
+    assert len(invites) == 1
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["cancelled"]
+
+
+def test_2xx_without_to_tag_makes_a_dialog_with_a_null_remote_tag() -> None:
+    """RFC 3261 §12.1.2: a 2xx without To tag (a legacy peer) is a dialog; ACK and BYE keep its To."""
+    caller, callee, net = make_pair()
+
+    def answer_without_tag(session: Any) -> None:
+        session.local_tag = ""  # a legacy UAS: no To tag on its 200
+        callee.context.make_response = _untagged(callee.context.make_response)  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = on_incoming_call(net, answer_without_tag)  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert not any(isinstance(e, ev.CallAttemptFailed) for e in net.events["caller"])
+    assert any(isinstance(e, ev.CallAnswered) for e in net.events["caller"])
+    assert session.state is SessionState.CONFIRMED and session.dialog is not None
+    assert session.dialog.remote_tag == ""
+    ok = [m for m in net.wire if not isinstance(m, Request) and m.status == 200 and m.cseq.method == "INVITE"][-1]
+    assert ok.to_tag is None
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert acks and acks[0].headers.get("To") == ok.headers.get("To")
+    session.hangup(net.now)
+    net.pump()
+    byes = [m for m in net.wire if isinstance(m, Request) and m.method == "BYE"]
+    assert len(byes) == 1 and byes[0].headers.get("To") == ok.headers.get("To") and byes[0].to_tag is None
+    assert caller.session_count == 0
+
+
+def test_unacked_2xx_sends_no_bye_to_an_unverified_contact() -> None:
+    """No ACK, and the INVITE's Contact names a third party: no BYE goes there (issue 12, §13.3.1.4)."""
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    net.on_event = on_incoming_call(net, lambda s: s.accept(net.now, body=b"v=0\r\n"))  # type: ignore[method-assign]
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    request = invite(caller)
+    request.headers.set("Contact", "<sip:carol@127.0.0.1:5099>")  # a third party, not the caller
+    caller.invite(request, B, 0.0)
+    net.pump()
+    net.advance(70)
+    # "?" is any address that is not one of the two cores (here: carol's)
+    assert not [dst for src, dst, line in net.ladder if src == "callee" and line.startswith("BYE")]
+    assert all(dst != "?" for _, dst, _ in net.ladder)
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("no-ack", True)]
+    assert callee.session_count == 0 and callee.layer.transaction_count == 0
+
+
+def test_unacked_2xx_sends_the_bye_to_the_address_the_invite_came_from() -> None:
+    """No ACK, and the Contact is where the INVITE came from: the §13.3.1.4 BYE is sent there."""
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    net.on_event = on_incoming_call(net, lambda s: s.accept(net.now, body=b"v=0\r\n"))  # type: ignore[method-assign]
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.advance(70)
+    byes = [(src, dst) for src, dst, line in net.ladder if line.startswith("BYE")]
+    assert byes and set(byes) == {("callee", "caller")}
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("no-ack", True)]
+
+
+def test_2xx_without_contact_is_still_acked() -> None:
+    """A 2xx without Contact cannot make a dialog: it is ACKed anyway, and the call attempt fails."""
+    caller, callee, net = make_pair()
+
+    def answer_without_contact(session: Any) -> None:
+        make = callee.context.make_response
+
+        def no_contact(request: Any, status: int, *args: Any, **kw: Any) -> Any:
+            resp = make(request, status, *args, **kw)
+            if request.method == "INVITE" and status == 200:
+                resp.headers.remove("Contact")
+            return resp
+
+        callee.context.make_response = no_contact  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = on_incoming_call(net, answer_without_contact)  # type: ignore[method-assign]
+    caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)]
+    assert failed and "Contact" in str(failed[0].error)
+    acks = [m for m in net.wire if isinstance(m, Request) and m.method == "ACK" and m.cseq.seq == 2]
+    assert acks, "the 2xx must be ACKed"
+
+
+def test_challenged_reinvite_is_not_retried_after_hangup() -> None:
+    """A 401 to our re-INVITE that arrives after we hung up (BYE sent) gets no retry (issue 12)."""
+    caller, callee, net = make_pair()
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.CONFIRMED
+    challenger = DigestServer("callee.example.org", b"r" * 32)
+    original = callee.uas.on_request
+
+    def challenge_reinvite(request: Request, stxn: Any, source: Any, now: float) -> None:
+        if request.method == "INVITE" and request.to_tag:
+            callee.layer.respond(stxn, challenger.challenge(request, now), now)
+        else:
+            original(request, stxn, source, now)
+
+    callee.uas.on_request = challenge_reinvite  # type: ignore[method-assign]
+    held: list[Any] = []
+
+    def hold_401(msg: Any) -> bool:
+        if not isinstance(msg, Request) and msg.status == 401 and msg.cseq.method == "INVITE":
+            held.append(msg)
+            return True
+        return False
+
+    net.drop = hold_401
+    session.reinvite(net.now, b"v=0\r\n")
+    net.pump()
+    assert held
+    session.hangup(net.now)
+    net.pump()
+    net.drop = None
+    caller.receive(held[0].to_bytes(), B, net.now)
+    net.pump()
+    net.advance(40)
+    reinvites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE" and m.to_tag]
+    assert len(reinvites) == 1, "the re-INVITE is not retried with credentials after the BYE"
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["hangup"]

@@ -12,7 +12,7 @@ from loopback import DOMAIN, FAST, REALM, USERS, Proxy, Wire, within
 from twisted.internet import defer
 
 from txsipua.net.driver import SIPDatagramProtocol
-from txsipua.testing.registrar import ProxyRegistrar
+from txsipua.server.proxy import ProxyRegistrar
 from txsipua.ua.account import Account
 from txsipua.ua.config import Configuration
 from txsipua.ua.transports import UDPTransport

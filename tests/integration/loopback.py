@@ -1,7 +1,7 @@
 """Helpers for the loopback integration tests: a real reactor, real UDP sockets on 127.0.0.1.
 
 Every party binds port 0 on 127.0.0.1.  The registrar/proxy is the sans-IO
-:class:`~txsipua.testing.registrar.ProxyRegistrar` driven by
+:class:`~txsipua.server.proxy.ProxyRegistrar` driven by
 :class:`~txsipua.net.driver.SIPDatagramProtocol`, wired the way ``txsipua
 demo`` wires it.  User agents run with short RFC 3261 timers (:data:`FAST`)
 so that transactions end within about a second and leak checks stay fast.
@@ -26,8 +26,8 @@ from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.core.transaction import Timers
 from txsipua.errors import SIPError
 from txsipua.net.driver import SIPDatagramProtocol
+from txsipua.server.proxy import ProxyRegistrar
 from txsipua.sip.message import Request, Response, parse_message
-from txsipua.testing.registrar import ProxyRegistrar
 from txsipua.ua.account import Account
 from txsipua.ua.call import IncomingCall
 from txsipua.ua.useragent import UserAgent

@@ -223,7 +223,7 @@ def test_in_dialog_next_hop_named_by_the_peer_is_located() -> Any:
     """The callee's Contact names a host (sip.test): the BYE goes there once located (RFC 3263)."""
     bob = _callee("UDP")
     host, port = yield bob.start()
-    bob.core.contact_value = lambda: f"<sip:bob@sip.test:{port}>"  # type: ignore[method-assign]
+    bob.core.context.contact_value = lambda: f"<sip:bob@sip.test:{port}>"  # type: ignore[method-assign]
     wire: list[bytes] = []
     alice = _caller("UDP", f"sip:{host}:{port}", wire, resolver=SIPResolver(_zone_for(host, port, "sip.test")))
     yield alice.start()

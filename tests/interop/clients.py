@@ -341,14 +341,18 @@ def start_answer(
     lifetime: float = 30.0,
     ready_timeout: float = 10.0,
     owners: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> AnswerServer:
     """Start ``txsipua answer`` through ``start`` (``TxsipuaCli.start``) and wait for ``ready``.
+
+    ``extra`` arguments are appended (``--strict-digest-uri``...).
 
     Raises:
         PeerError: it exited or printed no ``ready HOST:PORT`` within ``ready_timeout`` s.
     """
     process = start(
-        *answer_argv(realm=realm, users=users, algorithms=algorithms, proxy_role=proxy_role, owners=owners),
+        *answer_argv(realm=realm, users=users, algorithms=algorithms, proxy_role=proxy_role, owners=owners,
+                     extra=extra),
         lifetime=lifetime,
     )
     ready = re.compile(r"^ready (\S+):(\d+)$", re.MULTILINE)

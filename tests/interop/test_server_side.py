@@ -127,13 +127,26 @@ def _assert_accepted(
     return accepted
 
 
+#: ``txsipua answer``'s default ``--auth-fail-limit``: failures per source before a lockout (403).
+AUTH_FAIL_LIMIT = 10
+
+
 def _assert_refused(server: AnswerServer, method: str, challenge: int = 401) -> None:
-    """Every ``method`` carrying credentials got ``challenge`` again; none got a 2xx."""
+    """Every ``method`` carrying credentials got ``challenge`` again; none got a 2xx.
+
+    A client that keeps retrying (baresip does) is locked out once the source has failed
+    ``AUTH_FAIL_LIMIT`` times (issue 12): from then on it gets 403, never earlier.
+    """
     xs = server.exchanges(method)
     ladder = server.ladder()
     with_creds = [x for x in xs if x.authenticated]
     assert with_creds, f"the client never retried {method} with credentials:\n{ladder}"
-    assert all(x.final_status == challenge for x in with_creds), ladder
+    statuses = [x.final_status for x in with_creds]
+    challenged = statuses.index(403) if 403 in statuses else len(statuses)
+    assert all(s == challenge for s in statuses[:challenged]), ladder
+    assert all(s == 403 for s in statuses[challenged:]), ladder
+    failures = sum(1 for x in server.exchanges() if x.authenticated and x.final_status in (401, 407))
+    assert challenged == len(statuses) or failures >= AUTH_FAIL_LIMIT, ladder
     assert not any(x.final_status and 200 <= x.final_status < 300 for x in xs), ladder
 
 

@@ -7,9 +7,9 @@ import pytest
 from proxykit import ALICE, DOMAIN, PROXY, REALM, SECRET, USERS, authorize, register
 
 from txsipua.core.transport import Address, Outgoing
+from txsipua.server.proxy import BindingExpired, ProxyRegistrar
 from txsipua.sip.message import Response, parse_message
 from txsipua.testing.network import FakeNetwork, Mailbox, first_line
-from txsipua.testing.registrar import BindingExpired, ProxyRegistrar
 
 A = ("192.0.2.50", 5060)
 B = ("192.0.2.51", 5060)

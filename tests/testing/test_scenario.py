@@ -17,11 +17,11 @@ from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.core import events as ev
 from txsipua.core.ids import SequentialIds
 from txsipua.core.useragent import UserAgentCore
+from txsipua.server.proxy import Handled, ProxyRegistrar
 from txsipua.sip.message import parse_message
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.testing.network import FakeNetwork
-from txsipua.testing.registrar import Handled, ProxyRegistrar
 
 PROXY = ("192.0.2.1", 5060)
 ALICE = ("192.0.2.10", 5060)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -20,11 +21,15 @@ class FakeUA:
         self.reactor = task.Clock()
 
 
+_cseq = itertools.count(1)
+
+
 def register(*contacts: str, expires: str | None = None, to: str = AOR, method: str = "REGISTER") -> Request:
+    """One REGISTER of a client that counts its CSeq up, as §10.2.4 requires."""
     headers = [
         ("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKr1"),
         ("From", f"<{to}>;tag=a1"), ("To", f"<{to}>"), ("Call-ID", "reg1@192.0.2.10"),
-        ("CSeq", f"1 {method}"),
+        ("CSeq", f"{next(_cseq)} {method}"),
     ]
     headers += [("Contact", c) for c in contacts]
     if expires is not None:
@@ -125,3 +130,47 @@ def test_other_methods(registrar: Registrar) -> None:
     registrar.handle(register("<sip:alice@192.0.2.10>;expires=-5"), r)
     assert r.status == 400
     assert registrar.bindings.get(AOR, {}) == {}
+
+
+def _to(aor: str, *contacts: str, expires: str) -> Request:
+    return register(*contacts, expires=expires, to=aor)
+
+
+def test_expired_bindings_of_every_aor_are_purged() -> None:
+    """A REGISTER for one AOR removes the expired bindings of all the others (issue 12)."""
+    registrar = Registrar(FakeUA(), min_expires=60, max_expires=3600, default_expires=600)
+    r = Responder()
+    for i in range(50):
+        registrar.handle(_to(f"sip:user{i}@example.com", f"<sip:user{i}@192.0.2.{i + 1}>", expires="60"), r)
+    assert len(registrar.store) == 50
+    registrar.ua.reactor.advance(61)
+    registrar.handle(_to("sip:late@example.com", "<sip:late@192.0.2.200>", expires="300"), r)
+    assert r.status == 200
+    assert len(registrar.store) == 1 and list(registrar.store.aors()) == ["sip:late@example.com"]
+    assert set(registrar.bindings) == {"sip:late@example.com"}
+
+
+def test_binding_cap_gives_503_with_retry_after_and_a_log_line() -> None:
+    """Past max_bindings a REGISTER adding one is refused (503, Retry-After); refreshes and removals go on."""
+    from twisted.logger import Logger
+
+    events: list[dict[str, Any]] = []
+    registrar = Registrar(FakeUA(), max_bindings=2, retry_after=30, log=Logger(observer=events.append))
+    r = Responder()
+    registrar.handle(_to("sip:a@example.com", "<sip:a@192.0.2.1>", expires="300"), r)
+    registrar.handle(_to("sip:b@example.com", "<sip:b@192.0.2.2>", expires="300"), r)
+    assert r.status == 200
+    registrar.handle(_to("sip:c@example.com", "<sip:c@192.0.2.3>", expires="300"), r)
+    assert r.status == 503 and ("Retry-After", "30") in r.answers[-1][2]
+    assert "too many registrations" in (r.answers[-1][1] or "")
+    assert len(events) == 1 and events[0]["log_level"].name == "warn"
+    assert "sip:c@example.com" in events[0]["note"]
+    registrar.handle(_to("sip:a@example.com", "<sip:a@192.0.2.1>", expires="600"), r)  # refresh
+    assert r.status == 200
+    registrar.handle(_to("sip:b@example.com", "<sip:b@192.0.2.2>", expires="0"), r)  # removal
+    registrar.handle(_to("sip:c@example.com", "<sip:c@192.0.2.3>", expires="300"), r)  # room again
+    assert r.status == 200 and len(registrar.store) == 2
+    # expiry frees room as well
+    registrar.ua.reactor.advance(601)
+    registrar.handle(_to("sip:d@example.com", "<sip:d@192.0.2.4>", expires="300"), r)
+    assert r.status == 200 and set(registrar.bindings) == {"sip:d@example.com"}

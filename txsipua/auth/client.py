@@ -43,7 +43,7 @@ The rules it enforces:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -51,7 +51,7 @@ from txsipua.auth.challenge import Challenge, DigestAuthorization, parse_challen
 from txsipua.auth.credentials import Credential, CredentialSource
 from txsipua.auth.digest import STRENGTH, canonical_algorithm, compute_response, is_sess
 from txsipua.auth.guard import HopAddress, LeakGuard, WithheldCredentials, host_key
-from txsipua.errors import AuthenticationError, ParseError
+from txsipua.errors import AuthenticationError, DigestAuthenticationError, ParseError
 
 if TYPE_CHECKING:  # pragma: no cover
     from txsipua.sip.message import Response
@@ -79,29 +79,6 @@ _Key = tuple[str, str]  # (challenge header, realm)
 _HopKey = tuple[str, int, str]  # HopAddress.key: (host, port, transport)
 
 
-class DigestAuthenticationError(AuthenticationError):
-    """An :class:`~txsipua.errors.AuthenticationError` from :meth:`AuthAttempt.respond_to`.
-
-    Attributes:
-        kind: what went wrong, for programs: ``"rejected"`` (the credentials
-            were refused), ``"no-credentials"``, ``"unsupported"`` (only
-            unsupported algorithms or qop), ``"guard"`` (the digest-leak guard
-            refused the hop), ``"stale-loop"``, ``"rounds"`` (too many rounds),
-            ``"no-challenge"`` (no usable Digest challenge) or ``"method"``
-            (a CANCEL or ACK is never retried).
-        hint: the likely fix, in words (also at the end of the message).
-    """
-
-    def __init__(self, reason: str, *, kind: str, hint: str | None = None, **kwargs: Any) -> None:
-        self.kind = kind
-        self._fixed_hint = hint
-        super().__init__(reason, **kwargs)
-        self.hint = self._hint()
-
-    def _hint(self) -> str:
-        if self._fixed_hint is not None:
-            return self._fixed_hint
-        return super()._hint()
 
 
 @attrs.frozen

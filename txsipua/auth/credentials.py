@@ -23,7 +23,7 @@ import zope.interface
 
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, digest_length
 from txsipua.auth.guard import TrustedHop
-from txsipua.errors import SIPError
+from txsipua.errors import CredentialsConfigError
 
 __all__ = [
     "WILDCARD_REALM",
@@ -39,10 +39,6 @@ __all__ = [
 WILDCARD_REALM = "*"
 
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
-
-
-class CredentialsConfigError(SIPError, ValueError):
-    """A credential or a ``[[credentials]]`` table is invalid (names the table and the defect)."""
 
 
 def _normalise_ha1(value: Mapping[str, str]) -> Mapping[str, str]:

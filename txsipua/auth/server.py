@@ -6,10 +6,14 @@ proxy answers 407 with Proxy-Authenticate and reads Proxy-Authorization.
 
 Nonces carry no server state: each is::
 
-    nonce = hex12(issue time, ms) hex8(counter) hex32(HMAC-SHA256(secret, time counter ":" realm))
+    nonce = hex12(issue time, ms) hex8(counter) hex8(instance)
+            hex32(HMAC-SHA256(secret, time counter instance ":" realm))
 
 so every process that shares ``secret`` verifies the others' nonces (several
-instances behind one load balancer).  A genuine nonce older than
+instances behind one load balancer).  ``instance`` is a 32-bit number given to
+each instance (``txsipua answer`` draws a random one): two instances issuing a
+nonce in the same millisecond with the same counter still issue different
+nonces, and the HMAC covers it, so it cannot be changed by a client.  A genuine nonce older than
 ``nonce_lifetime`` is *stale*: the client is challenged again with
 ``stale=true`` and retries without asking its user (RFC 7616 §3.3).
 
@@ -35,6 +39,25 @@ The flow in a TU::
 
 Basic credentials are never accepted; they get a fresh Digest challenge.
 Comparisons of secrets use :func:`hmac.compare_digest`.
+
+The digest-uri (RFC 3261 §22.4).  Strictly it must be the Request-URI.  Unless
+``strict_digest_uri`` is set, a SIP or SIPS URI naming the same host and port
+as the Request-URI, with no user part or the same one, is accepted as well
+(SIPp 3.6 sends ``uri="sip:HOST:PORT"`` for ``sip:svc@HOST:PORT``; Kamailio,
+Asterisk and FreeSWITCH accept it).  The response digest covers the
+digest-uri, so credentials still cannot be moved to another server.
+
+Password guessing.  A failed check counts against the nonce it used: after
+``max_nonce_failures`` failures that nonce is refused (a fresh challenge is
+sent), so one nonce never serves unlimited guesses.  With a ``limiter`` (a
+:class:`~txsipua.auth.limiter.FailureLimiter`), failures also count per source
+address (the top Via's ``received``, else its host: §18.2.1 stamping makes it
+the real source) and per auth username, known or not; a locked source or user
+gets :class:`BadAuthorization` with status 403 and a reason saying so, before
+any digest is computed, and each lockout is handed to ``on_lockout`` for the
+caller to log.  A checker (twisted.cred) must call :meth:`DigestCredentials.check_ha1`
+with ``None`` for an unknown user, as :class:`~txsipua.ua.cred.HA1Checker`
+does, so unknown users count like wrong passwords.
 """
 
 from __future__ import annotations
@@ -42,7 +65,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -54,6 +78,7 @@ from txsipua.auth.challenge import (
     parse_authorization,
 )
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, compute_response
+from txsipua.auth.limiter import FailureLimiter, Lockout
 from txsipua.errors import ParseError
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
@@ -70,7 +95,9 @@ __all__ = [
     "NeedChallenge",
 ]
 
-_NONCE = re.compile(r"([0-9a-f]{12})([0-9a-f]{8})([0-9a-f]{32})\Z")
+_NONCE = re.compile(r"([0-9a-f]{12})([0-9a-f]{8})([0-9a-f]{8})([0-9a-f]{32})\Z")
+#: The reason phrase of the 403 sent to a locked-out source or user.
+LOCKED_OUT_REASON = "Forbidden (too many failed authentications, try later)"
 #: How far in the future (seconds) a nonce's issue time may be (clock skew between instances).
 MAX_CLOCK_SKEW = 30.0
 
@@ -95,7 +122,8 @@ class BadAuthorization:
     that does not match the Request-URI gets 400).
 
     Attributes:
-        status: the status to answer with (400).
+        status: the status to answer with: 400, or 403 for a locked-out
+            source or user (see :class:`DigestServer`'s ``limiter``).
         reason: the defect, in words; a fit reason phrase.
     """
 
@@ -140,6 +168,8 @@ class DigestCredentials:
     _method: str = attrs.field(repr=False)
     _body: bytes = attrs.field(repr=False)
     _issued: float = attrs.field(repr=False)
+    _source: str = attrs.field(default="", repr=False)
+    _now: float = attrs.field(default=0.0, repr=False)
     failure: str | None = None
     _accepted: str | None = attrs.field(default=None, repr=False)
 
@@ -167,6 +197,7 @@ class DigestCredentials:
         """
         if ha1 is None:
             self.failure = "password"
+            self._server._failed(self.authorization.nonce, self.username, self._source, self._now)
             return False
         ha1 = ha1.lower()
         if self._accepted is not None:
@@ -186,9 +217,11 @@ class DigestCredentials:
             )
         except ValueError:
             self.failure = "password"
+            self._server._failed(auth.nonce, self.username, self._source, self._now)
             return False
         if not _same(expected, auth.response.lower()):
             self.failure = "password"
+            self._server._failed(auth.nonce, self.username, self._source, self._now)
             return False
         verdict = self._server._record_use(auth, self._issued)
         if verdict is not None:
@@ -196,6 +229,8 @@ class DigestCredentials:
             return False
         self.failure = None
         self._accepted = ha1
+        if self._server.limiter is not None:
+            self._server.limiter.succeeded("user", self.username)
         return True
 
     def check_password(self, password: str) -> bool:
@@ -226,10 +261,22 @@ class DigestServer:
         accept_retargeted: also accept a digest-uri equal to the To URI, for a
             UAS behind a proxy that rewrote the Request-URI to its Contact
             (RFC 3261 §16.5); default True in the UAS role, False as a proxy.
+        strict_digest_uri: accept only a digest-uri equal to the Request-URI
+            (or the To URI, see ``accept_retargeted``); by default a SIP URI of
+            the same host and port, user part absent or the same, is accepted too.
+        instance: this instance's number in its nonces, 0 to 2**32-1; give
+            each instance sharing ``secret`` its own (random is fine).
+        limiter: counts failed checks per source and user and locks out past
+            its limit (403), or ``None`` for no such limit.
+        on_lockout: called with each :class:`~txsipua.auth.limiter.Lockout`
+            the limiter starts (to log it).
+        max_nonce_failures: failed checks one nonce may serve; later uses of
+            it are challenged afresh.
 
     Raises:
-        ValueError: an unsupported algorithm or qop, a short secret, or a
-            non-positive lifetime or table size.
+        ValueError: an unsupported algorithm or qop, a short secret, a
+            non-positive lifetime, table size or nonce failure count, or an
+            instance out of range.
     """
 
     realm: str
@@ -240,6 +287,12 @@ class DigestServer:
     replay_table_size: int
     opaque: str | None
     accept_retargeted: bool
+    strict_digest_uri: bool
+    instance: int
+    limiter: FailureLimiter | None
+    on_lockout: Callable[[Lockout], object] | None
+    max_nonce_failures: int
+    _nonce_failures: OrderedDict[str, int]
     _secret: bytes
     _counter: int
     _seen: dict[tuple[str, str], int]
@@ -257,6 +310,11 @@ class DigestServer:
         replay_table_size: int = 10000,
         opaque: str | None = None,
         accept_retargeted: bool | None = None,
+        strict_digest_uri: bool = False,
+        instance: int = 0,
+        limiter: FailureLimiter | None = None,
+        on_lockout: Callable[[Lockout], object] | None = None,
+        max_nonce_failures: int = 3,
     ) -> None:
         names = []
         for algorithm in algorithms:
@@ -273,8 +331,10 @@ class DigestServer:
                 raise ValueError(f"unsupported qop {q!r}")
         if len(secret) < 16:
             raise ValueError("the nonce secret must be at least 16 bytes")
-        if nonce_lifetime <= 0 or replay_table_size <= 0:
-            raise ValueError("nonce_lifetime and replay_table_size must be positive")
+        if nonce_lifetime <= 0 or replay_table_size <= 0 or max_nonce_failures <= 0:
+            raise ValueError("nonce_lifetime, replay_table_size and max_nonce_failures must be positive")
+        if not 0 <= instance <= 0xFFFFFFFF:
+            raise ValueError("instance must be between 0 and 2**32-1")
         self.realm = realm
         self.algorithms = tuple(names)
         self.qop = qops
@@ -291,6 +351,12 @@ class DigestServer:
         self.accept_retargeted = (
             (not proxy_role) if accept_retargeted is None else accept_retargeted
         )
+        self.strict_digest_uri = strict_digest_uri
+        self.instance = instance
+        self.limiter = limiter
+        self.on_lockout = on_lockout
+        self.max_nonce_failures = max_nonce_failures
+        self._nonce_failures = OrderedDict()
         self._secret = bytes(secret)
         self._counter = 0
         self._seen = {}
@@ -320,7 +386,7 @@ class DigestServer:
     def make_nonce(self, now: float) -> str:
         """Return a fresh nonce issued at ``now`` (seconds, absolute)."""
         self._counter = (self._counter + 1) & 0xFFFFFFFF
-        stamp = f"{max(0, int(now * 1000)) & 0xFFFFFFFFFFFF:012x}{self._counter:08x}"
+        stamp = f"{max(0, int(now * 1000)) & 0xFFFFFFFFFFFF:012x}{self._counter:08x}{self.instance:08x}"
         return stamp + self._mac(stamp)
 
     def nonce_issued(self, nonce: str) -> float | None:
@@ -328,8 +394,8 @@ class DigestServer:
         m = _NONCE.match(nonce)
         if m is None:
             return None
-        stamp = m.group(1) + m.group(2)
-        if not _same(self._mac(stamp), m.group(3)):
+        stamp = m.group(1) + m.group(2) + m.group(3)
+        if not _same(self._mac(stamp), m.group(4)):
             return None
         return int(m.group(1), 16) / 1000.0
 
@@ -345,13 +411,21 @@ class DigestServer:
         Returns:
             :class:`Exempt` for ACK and CANCEL; :class:`BadAuthorization` for
             malformed credentials for this realm or a digest-uri other than the
-            Request-URI; :class:`NeedChallenge` when there are no credentials
+            Request-URI (see ``strict_digest_uri``), or with status 403 for a
+            locked-out source or user (see ``limiter``);
+            :class:`NeedChallenge` when there are no credentials
             for this realm, only Basic ones, an algorithm/qop/opaque we did not
             offer, a nonce not ours, or an expired one (``stale=True``);
+            a nonce that served ``max_nonce_failures`` failed checks;
             otherwise :class:`DigestCredentials` to check.
         """
         if request.method in ("ACK", "CANCEL"):
             return Exempt(f"{request.method} is never challenged (RFC 3261 §22.1)")
+        source = ""
+        if self.limiter is not None:
+            source = _source_host(request)
+            if self.limiter.locked_until("source", source, now) is not None:
+                return BadAuthorization(403, LOCKED_OUT_REASON)
         other_scheme: str | None = None
         auth: DigestAuthorization | None = None
         for value in request.headers.get_all(self.credentials_header):
@@ -375,9 +449,11 @@ class DigestServer:
             if other_scheme is not None:
                 return NeedChallenge(False, f"{other_scheme} credentials are never accepted")
             return NeedChallenge(False, f"no credentials for realm {self.realm!r}")
+        if self.limiter is not None and self.limiter.locked_until("user", auth.username, now) is not None:
+            return BadAuthorization(403, LOCKED_OUT_REASON)
         if auth.uri != request.uri_text and not (
             self.accept_retargeted and _same_uri(auth.uri, request)
-        ):
+        ) and (self.strict_digest_uri or not _same_server(auth.uri, request)):
             return BadAuthorization(
                 400, f"digest-uri {auth.uri!r} does not match the Request-URI (RFC 3261 §22.4)"
             )
@@ -404,6 +480,8 @@ class DigestServer:
             return NeedChallenge(False, "the nonce was issued in the future")
         if now - issued > self.nonce_lifetime:
             return NeedChallenge(True, "the nonce expired")
+        if self._nonce_failures.get(auth.nonce, 0) >= self.max_nonce_failures:
+            return NeedChallenge(False, "the nonce served too many failed attempts")
         return DigestCredentials(
             username=auth.username,
             realm=auth.realm,
@@ -413,7 +491,21 @@ class DigestServer:
             method=request.method,
             body=request.body,
             issued=issued,
+            source=source,
+            now=now,
         )
+
+    def _failed(self, nonce: str, username: str, source: str, now: float) -> None:
+        """Count one failed check against its nonce, its source and its user."""
+        self._nonce_failures[nonce] = self._nonce_failures.pop(nonce, 0) + 1
+        while len(self._nonce_failures) > self.replay_table_size:
+            self._nonce_failures.popitem(last=False)
+        if self.limiter is None:
+            return
+        for kind, key in (("source", source), ("user", username)):
+            lockout = self.limiter.failed(kind, key, now)  # type: ignore[arg-type]
+            if lockout is not None and self.on_lockout is not None:
+                self.on_lockout(lockout)
 
     def _record_use(self, auth: DigestAuthorization, issued: float) -> str | None:
         """Record a verified use; return ``"replay"``/``"stale"`` to refuse it, else ``None``."""
@@ -503,6 +595,32 @@ def _same_uri(digest_uri: str, request: Request) -> bool:
         return str(SipURI.parse(digest_uri)) == str(request.to.uri)
     except ParseError:
         return False
+
+
+def _same_server(digest_uri: str, request: Request) -> bool:
+    """True when ``digest_uri`` is a SIP URI of the Request-URI's host and port, user absent or the same."""
+    try:
+        theirs = SipURI.parse(digest_uri)
+        ours = request.uri
+    except ParseError:
+        return False
+    if theirs.scheme not in ("sip", "sips") or theirs.scheme != ours.scheme:
+        return False
+    default = 5061 if ours.scheme == "sips" else 5060
+    return (
+        theirs.host.lower() == ours.host.lower()
+        and (theirs.port or default) == (ours.port or default)
+        and theirs.user in (None, ours.user)
+    )
+
+
+def _source_host(request: Request) -> str:
+    """The address a request came from: its top Via's ``received``, else its sent-by host (§18.2.1)."""
+    try:
+        via = request.top_via
+    except ParseError:
+        return ""
+    return via.received or via.host
 
 
 def _same(a: str, b: str) -> bool:

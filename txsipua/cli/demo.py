@@ -29,8 +29,8 @@ from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
 from txsipua.errors import SIPError
 from txsipua.net.driver import MAX_DATAGRAM, SIPDatagramProtocol
+from txsipua.server.proxy import ProxyRegistrar
 from txsipua.sip.message import Request, Response, parse_message
-from txsipua.testing.registrar import ProxyRegistrar
 from txsipua.ua.account import Account
 from txsipua.ua.cred import InMemoryHA1Store, make_portal
 from txsipua.ua.transports import UDPTransport

@@ -17,16 +17,18 @@ from typing import Any
 
 from twisted.internet import defer, task
 
-from txsipua.errors import AuthenticationError, SIPError, SIPStatusError, TransactionTimeout
+from txsipua.errors import (
+    AuthenticationError,
+    SIPError,
+    SIPStatusError,
+    TransactionTimeout,
+    UsageError,
+)
 from txsipua.sip.message import parse_message
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A command-line value is wrong (exit status 2)."""
 
 
 def _non_negative(kind: type) -> Any:
@@ -367,10 +369,12 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 @defer.inlineCallbacks
 def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.auth.server import DigestServer
+    from txsipua.cli.server_options import auth_guard, server_log
     from txsipua.ua.config import Configuration
     from txsipua.ua.useragent import UserAgent
 
     bind = parse_bind(args.bind)
+    log = server_log()
     authenticator = portal = register_authenticator = None
     account = _load_account(args.account) if args.account else None
     if args.realm or args.users:
@@ -387,11 +391,15 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
 
         secret_bytes = secret or _secrets.token_bytes(32)
         algorithms = tuple(args.algorithm or ["MD5"])
+        guard = auth_guard(args, log)
         try:
-            authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role)
+            # each instance numbers its nonces apart from others sharing --secret
+            authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role,
+                                         instance=_secrets.randbits(32), **guard)
             if args.proxy_role:
                 # the registrar side still answers REGISTER with 401 (RFC 3261 §22.3)
-                register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms)
+                register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms,
+                                                      instance=_secrets.randbits(32), **guard)
         except ValueError as e:
             raise UsageError(str(e)) from None
         portal = make_portal(store)
@@ -413,7 +421,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             if not sep or not auth_user or not aor_user:
                 raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
             owners[auth_user] = aor_user
-        registrar = Registrar(ua, owners=owners)
+        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log)
         ua.on_request = registrar.handle
     answered = [0]
     finished: defer.Deferred[None] = defer.Deferred()
@@ -573,6 +581,8 @@ def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``txsipua`` command."""
+    from txsipua.cli.server_options import add_server_options
+
     p = argparse.ArgumentParser(
         prog="txsipua",
         description="A Twisted SIP user agent: register, call, answer; digest authentication done right.",
@@ -649,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--account", metavar="FILE", help="account to register with (see --register)")
     a.add_argument("--register", action="store_true", help="register the account before answering")
     a.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS")
-    a.add_argument("--registrar", action="store_true", help="accept REGISTER without --realm")
+    add_server_options(a)
     a.add_argument("--owner", action="append", metavar="AUTHUSER=AORUSER",
                    help="let an auth username register that AOR user (repeatable); by default an "
                         "authenticated user may register only the AOR of its own name (RFC 3261 §10.3)")

@@ -25,7 +25,7 @@ import attrs
 from txsipua.errors import LocalProtocolError, RemoteProtocolError
 from txsipua.sip.message import Headers, Request, Response
 from txsipua.sip.uri import SipURI
-from txsipua.sip.values import CSeq, NameAddr
+from txsipua.sip.values import NameAddr
 
 
 class DialogState(enum.Enum):
@@ -76,6 +76,8 @@ class Dialog:
     secure: bool = False
     state: DialogState = DialogState.CONFIRMED
     is_uac: bool = True
+    # the From and To values of our requests, made on first use (they never change)
+    _from_to: tuple[str, str] | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @property
     def id(self) -> DialogId:
@@ -86,12 +88,15 @@ class Dialog:
     def from_uac_response(cls, request: Request, response: Response) -> Dialog:
         """Create the UAC side of a dialog from our INVITE and its 2xx or tagged 1xx (§12.1.2).
 
+        A 2xx without a To tag (from an RFC 2543 peer) makes a dialog whose
+        remote tag is null (``""``): its requests carry the To without a tag.
+
         Raises:
-            RemoteProtocolError: the response has no To tag or no Contact.
+            RemoteProtocolError: a 1xx without To tag, or no usable Contact.
         """
-        remote_tag = response.to.tag
-        if not remote_tag:
-            raise RemoteProtocolError("dialog-creating response without a To tag")
+        remote_tag = response.to.tag or ""
+        if not remote_tag and response.status < 200:
+            raise RemoteProtocolError("early dialog from a response without a To tag")
         contacts = response.contact
         if not contacts or contacts[0].wildcard:
             raise RemoteProtocolError("dialog-creating response without a usable Contact")
@@ -186,17 +191,26 @@ class Dialog:
         else:
             request_uri = self.remote_target
             route_values = [f"<{u}>" for u in routes]
-        h = Headers()
-        h.add("Via", via)
-        h.add("Max-Forwards", str(max_forwards))
-        h.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        h.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", str(CSeq(seq, method)))
-        for r in route_values:
-            h.add("Route", r)
+        # the dialog's own fields come from parsed values: no need to validate
+        # them again (Headers._from_parsed is the sip package's fast path);
+        # the caller's extra fields are checked by add()
+        from_to = self._from_to
+        if from_to is None:
+            # a null remote tag (§12.1.2) leaves the To without a tag parameter
+            remote = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
+            from_to = self._from_to = (str(self.local_uri.with_tag(self.local_tag)), str(remote))
+        fields = [
+            ("via", "Via", via),
+            ("max-forwards", "Max-Forwards", str(max_forwards)),
+            ("from", "From", from_to[0]),
+            ("to", "To", from_to[1]),
+            ("call-id", "Call-ID", self.call_id),
+            ("cseq", "CSeq", f"{seq} {method}"),
+        ]
+        fields.extend(("route", "Route", r) for r in route_values)
         if contact is not None:
-            h.add("Contact", contact)
+            fields.append(("contact", "Contact", contact))
+        h = Headers._from_parsed(fields)
         for name, value in headers:
             h.add(name, value)
         return Request(method, request_uri, h, body)

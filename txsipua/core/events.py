@@ -13,8 +13,9 @@ import attrs
 from txsipua.sip.message import Request, Response
 
 if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.core.invite import InviteSession
     from txsipua.core.transaction import ServerTransaction
-    from txsipua.core.useragent import ClientOperation, InviteSession
+    from txsipua.core.uac import ClientOperation
 
 
 @attrs.frozen
@@ -30,7 +31,7 @@ class RequestCompleted:
     """A non-INVITE request got its final response (any status, after authentication).
 
     Attributes:
-        operation: the :class:`~txsipua.core.useragent.ClientOperation`.
+        operation: the :class:`~txsipua.core.uac.ClientOperation`.
         response: the final response; 401/407 only when no retry was possible
             is reported as :class:`RequestFailed` instead.
     """
@@ -63,8 +64,8 @@ class CallAnswered:
 
 
 @attrs.frozen
-class CallFailed:
-    """Our INVITE ended without a 2xx.
+class CallAttemptFailed:
+    """Our INVITE ended without a 2xx (the call attempt failed).
 
     Attributes:
         session: the session.
@@ -198,7 +199,7 @@ Event = (
     | RequestCompleted
     | RequestFailed
     | CallAnswered
-    | CallFailed
+    | CallAttemptFailed
     | IncomingCall
     | CallConfirmed
     | CallEnded

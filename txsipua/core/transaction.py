@@ -73,6 +73,7 @@ from collections.abc import Callable
 
 import attrs
 
+from txsipua.core.builders import build_ack, make_response
 from txsipua.core.ids import BRANCH_MAGIC_COOKIE, IdGenerator
 from txsipua.core.transport import (
     DEFAULT_PORT,
@@ -613,7 +614,7 @@ Event = (
 # --------------------------------------------------------------------------
 # The layer
 
-_TRYING_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Timestamp"})
+_REJECT_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
 _COMPACT_NEEDED = {
     "via": "Via",
     "v": "Via",
@@ -1023,22 +1024,16 @@ class TransactionLayer:
         self._server[key] = st
         self._server_octets += octets
         if kind is Kind.IST:
-            trying = Response(
-                100,
-                "Trying",
-                [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY],
-            )
+            trying = make_response(msg, 100, "Trying")
             self._send_response(st, trying)
         self._events.append(RequestReceived(msg, source, st))
 
     def _refuse_overloaded(self, msg: Request, via: Via, source: Address, reliable: bool) -> None:
         """503 + Retry-After outside any transaction (RFC 3261 §21.5.4, §20.33): a cap is reached."""
         self.stats["overloaded"] += 1
-        fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
-        fields = [(n, f"{v};tag={self.ids.tag()}" if n == "To" and "tag=" not in v.lower() else v)
-                  for n, v in fields]
-        fields.append(("Retry-After", str(self.overload_retry_after)))
-        data = Response(503, "Service Unavailable", Headers(fields)).to_bytes()
+        response = make_response(msg, 503, new_tag=self.ids.tag,
+                                 headers=[("Retry-After", str(self.overload_retry_after))])
+        data = response.to_bytes()
         self._outbox.append(Outgoing(data, source if reliable else response_destination(via)))
         self.stats["sent"] += 1
 
@@ -1060,7 +1055,7 @@ class TransactionLayer:
         if msg.method == "ACK":
             self.stats["dropped_unparseable"] += 1
             return
-        fields = [(n, v) for n, v in msg.headers.items() if n in _TRYING_COPY and n != "Timestamp"]
+        fields = [(n, v) for n, v in msg.headers.items() if n in _REJECT_COPY]
         self._reject(msg.method, fields, exc, source, reliable)
 
     def _reject(
@@ -1388,43 +1383,6 @@ def _request_octets(msg: Request) -> int:
     """The octets a request holds past :data:`SERVER_OCTETS_FREE` (header fields and body, estimated)."""
     size = 64 + len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers.items())
     return max(0, size - SERVER_OCTETS_FREE)
-
-
-def build_ack(invite: Request, response: Response) -> Request:
-    """The ACK for a non-2xx final response to ``invite`` (RFC 3261 §17.1.1.3).
-
-    Same Request-URI, Call-ID, From and CSeq number as the INVITE, CSeq
-    method ACK, the To of the response (with its tag), only the INVITE's top
-    Via, and the INVITE's Route header values.  Max-Forwards is copied from the
-    INVITE (70 when absent).  No body, no credentials.
-
-    Args:
-        invite: the INVITE the client transaction sent.
-        response: the 300-699 response received.
-
-    Raises:
-        ParseError: the INVITE lacks Via, From, Call-ID or CSeq, or the
-            response lacks To.
-    """
-    h = invite.headers
-    via = h.get("Via")
-    frm = h.get("From")
-    call_id = h.get("Call-ID")
-    to = response.headers.get("To")
-    if via is None or frm is None or call_id is None or to is None:
-        raise ParseError("cannot build an ACK: Via, From, Call-ID or To missing")
-    if "," in via:
-        via = split_list_value(via)[0]
-    fields = [
-        ("Via", via),
-        ("Max-Forwards", h.get("Max-Forwards") or "70"),
-        ("From", frm),
-        ("To", to),
-        ("Call-ID", call_id),
-        ("CSeq", f"{invite.cseq.seq} ACK"),
-    ]
-    fields.extend(("Route", r) for r in h.get_all("Route"))
-    return Request("ACK", invite.uri_text, fields)
 
 
 def _salvage_request(data: bytes) -> tuple[str, list[tuple[str, str]]] | None:

@@ -75,8 +75,13 @@ def stamped_via(via: Via, source: Address) -> Via | None:
 
     RFC 3261 §18.2.1: when the sent-by host is a domain name or an address other
     than the packet's source address, add ``received=<source address>``.
-    RFC 3581 §4: when the Via carries an empty ``rport`` parameter, set it to
-    the source port and add ``received`` even when the address is the same.
+    RFC 3581 §4: when the Via carries an ``rport`` parameter, set it to the
+    source port and add ``received`` even when the address is the same.
+
+    ``received`` and ``rport`` are ours to write, never the sender's: a value
+    the sender put there (it should send ``rport`` empty and no ``received``)
+    is replaced by the real source, so that responses never go to an address
+    or port the peer merely named (a reflection, §18.2.2).
 
     Args:
         via: the top Via of a received request.
@@ -87,9 +92,11 @@ def stamped_via(via: Via, source: Address) -> Via | None:
         needs adding.
     """
     ip, port = source
-    wants_rport = via.params.get("rport", "x") in (None, "")
-    if wants_rport:
+    params = via.params
+    if "rport" in params:
         return via.with_params(received=ip, rport=str(port))
+    if "received" in params:  # written by the sender: replace it with the truth
+        return via.with_params(received=ip)
     if _same_address(via.host, ip):
         return None
     return via.with_params(received=ip)

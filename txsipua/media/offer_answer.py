@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import attrs
 
-from txsipua.errors import SIPError
+from txsipua.errors import NoCommonCodec, OfferAnswerError
 from txsipua.media.sdp import DIRECTIONS, MediaDescription, SessionDescription
 
 __all__ = [
@@ -46,25 +46,6 @@ __all__ = [
 
 #: The events we offer and accept for telephone-event: DTMF 0-9 * # A-D and flash (RFC 4733 §7).
 DTMF_EVENTS = "0-16"
-
-
-class OfferAnswerError(SIPError):
-    """An offer or answer cannot be used (RFC 3264).
-
-    Attributes:
-        status: the SIP status a UAS answers the offering request with
-            (488 Not Acceptable Here).
-        detail: what is wrong, in words.
-    """
-
-    def __init__(self, detail: str, status: int = 488) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
-
-
-class NoCommonCodec(OfferAnswerError):
-    """No offered audio stream has a codec we support (RFC 3264 §6): answer 488."""
 
 
 @attrs.frozen

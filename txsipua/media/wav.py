@@ -16,16 +16,12 @@ import sys
 import wave
 from array import array
 
-from txsipua.errors import SIPError
+from txsipua.errors import WavError
 
 __all__ = ["WavError", "read_wav", "resample", "to_mono", "write_wav"]
 
 _BIG_ENDIAN = sys.byteorder == "big"
 Path = str | os.PathLike[str]
-
-
-class WavError(SIPError, ValueError):
-    """A file that is not a WAV file this module can read, or a bad argument."""
 
 
 def _samples(pcm16le: bytes) -> array[int]:

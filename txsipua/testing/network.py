@@ -1,6 +1,6 @@
 """An in-memory datagram network joining sans-IO endpoints, for scenario tests.
 
-Theory of operation: each endpoint (a UA core, :class:`~txsipua.testing.registrar.ProxyRegistrar`,
+Theory of operation: each endpoint (a UA core, :class:`~txsipua.server.proxy.ProxyRegistrar`,
 a :class:`Mailbox`...) is attached at an address.  The network is the only
 clock: :meth:`FakeNetwork.run` repeatedly collects every endpoint's outbox,
 then does the earliest pending thing (deliver a datagram, or fire an endpoint's

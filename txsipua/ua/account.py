@@ -36,13 +36,10 @@ from txsipua.auth.credentials import (
     InMemoryCredentials,
     credentials_from_toml,
 )
+from txsipua.errors import AccountError as AccountError
 from txsipua.errors import ParseError
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
-
-
-class AccountError(CredentialsConfigError):
-    """An account file or value is invalid (names the key and the problem)."""
 
 
 def _uri(value: str | SipURI | None, key: str) -> SipURI | None:

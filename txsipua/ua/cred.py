@@ -48,6 +48,7 @@ from zope.interface import Attribute, Interface, classImplements, implementer
 
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, digest_length
 from txsipua.auth.server import DigestCredentials
+from txsipua.errors import HtdigestFormatError
 
 __all__ = [
     "HA1Checker",
@@ -186,10 +187,6 @@ class InMemoryHA1Store:
         return len(self._ha1)
 
 
-class HtdigestFormatError(ValueError):
-    """A line of an htdigest file is malformed (the message names file and line)."""
-
-
 @implementer(IHA1Store)
 class HtdigestFileStore:
     """An :class:`IHA1Store` over an htdigest file (format in the module docstring).
@@ -297,6 +294,9 @@ class HA1Checker:
 
         def verify(ha1: str | None) -> Any:
             if ha1 is None:
+                # counted like a wrong password (nonce, source and user limits): an unknown
+                # user must look exactly like a known one to a guesser (svwar, svcrack)
+                credentials.check_ha1(None)
                 raise UnauthorizedLogin(
                     f"no {algorithm} HA1 for {credentials.username!r} in {credentials.realm!r}"
                 )

@@ -1,8 +1,14 @@
-"""A small in-UA registrar (RFC 3261 §10.3) for the ``answer`` command.
+"""The registrar of ``txsipua answer``: the §10.3 logic of :mod:`txsipua.server.registrar` in a UA.
 
 Plug it into a :class:`~txsipua.ua.useragent.UserAgent` as ``ua.on_request =
-Registrar(ua).handle``; REGISTER requests are authenticated first by the UA's
-authenticator when it has one.  Other methods are answered as the UA would.
+Registrar(ua).handle``.  REGISTER requests reach it already authenticated by
+the UA's authenticator when it has one (``respond.identity`` is then the auth
+username); without one (``txsipua answer --registrar``) anyone may register any
+AOR.  Bindings live in a :class:`~txsipua.server.bindings.BindingStore`, the
+same store and logic the demo's registrar/proxy uses; before each REGISTER the
+expired bindings of every AOR are purged, and past ``max_bindings`` a REGISTER
+that would add a binding gets 503 with Retry-After and a warning in the log.
+Other methods are answered as the UA would.
 """
 
 from __future__ import annotations
@@ -10,35 +16,61 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from twisted.logger import Logger
+
+from txsipua.core.transport import response_destination
 from txsipua.errors import ParseError
+from txsipua.server.bindings import Binding, BindingStore
+from txsipua.server.registrar import Registrar as RegistrarLogic
 from txsipua.sip.message import Request
-from txsipua.sip.values import NameAddr
+
+__all__ = ["Registrar"]
 
 
 class Registrar:
-    """Keeps bindings per address of record in memory.
+    """A registrar for the requests a user agent hands to its application.
 
     Args:
-        ua: the user agent (its reactor gives the time).
+        ua: the user agent (its ``reactor`` gives the time; its transport the source).
         min_expires: shortest interval accepted; shorter gets 423 (§10.3 step 7).
         max_expires: longest interval granted.
         default_expires: used when the request names none.
         owners: auth username -> the AOR user it may register besides its own
             name (an authenticated user may register only its own address of
             record, RFC 3261 §10.3 step 3; 403 otherwise).
+        max_bindings: the most bindings held over all AORs (``None``: no cap).
+        retry_after: the Retry-After of the 503 past ``max_bindings``, seconds.
+        log: where the 503 warnings go (a :class:`twisted.logger.Logger`);
+            by default the class's logger (the global log publisher).
 
     Attributes:
-        bindings: ``{aor: {contact text: (NameAddr, absolute expiry seconds)}}``.
+        store: the binding store.
+        logic: the shared §10.3 registrar logic.
     """
 
+    log = Logger()
+
     def __init__(self, ua: Any, min_expires: int = 60, max_expires: int = 7200, default_expires: int = 3600,
-                 owners: Mapping[str, str] | None = None) -> None:
+                 owners: Mapping[str, str] | None = None, max_bindings: int | None = 10000,
+                 retry_after: int = 60, log: Logger | None = None) -> None:
         self.ua = ua
+        if log is not None:
+            self.log = log
         self.owners = dict(owners or {})
-        self.min_expires = min_expires
-        self.max_expires = max_expires
-        self.default_expires = default_expires
-        self.bindings: dict[str, dict[str, tuple[NameAddr, float]]] = {}
+        self.store = BindingStore(max_bindings)
+        self.logic = RegistrarLogic(self.store, min_expires=min_expires, max_expires=max_expires,
+                                    default_expires=default_expires, retry_after=retry_after)
+
+    @property
+    def bindings(self) -> dict[str, dict[str, Binding]]:
+        """The live bindings: ``{aor: {contact URI text: Binding}}`` (a snapshot)."""
+        now = self.ua.reactor.seconds()
+        out: dict[str, dict[str, Binding]] = {}
+        for aor in self.store.aors():
+            live = self.store.bindings(aor, now)
+            if live:
+                out[aor] = {str(b.contact.uri): b for b in live}
+        return out
 
     def handle(self, request: Request, respond: Callable[..., None]) -> None:
         """Answer REGISTER; answer MESSAGE/INFO/NOTIFY with 200 and others with 501."""
@@ -47,47 +79,26 @@ class Registrar:
             return
         now = self.ua.reactor.seconds()
         try:
-            to_uri = request.to.uri
-            aor = to_uri.address_of_record
-            contacts = request.contact
-            header_expires = request.expires
+            reply = self.logic.check(request)
+            if reply is None:
+                to_uri = request.to.uri
+                identity = getattr(respond, "identity", None)
+                if identity is not None and to_uri.user != identity and self.owners.get(identity) != to_uri.user:
+                    respond(403, f"{identity} may not register {to_uri.address_of_record}")
+                    return
+                reply = self.logic.register(request, _source(request), now)
         except ParseError as e:
             respond(400, e.detail)
             return
-        identity = getattr(respond, "identity", None)
-        if identity is not None and to_uri.user != identity and self.owners.get(identity) != to_uri.user:
-            respond(403, f"{identity} may not register {aor}")
-            return
-        table = self.bindings.setdefault(aor, {})
-        for key, (_, exp) in list(table.items()):
-            if exp <= now:
-                del table[key]
-        if any(c.wildcard for c in contacts):
-            if header_expires != 0 or len(contacts) != 1:
-                respond(400, "Contact: * needs Expires: 0 and no other Contact")
-                return
-            table.clear()
-        # check every contact first: the updates are committed all or none (§10.3 step 8)
-        changes: list[tuple[NameAddr, int]] = []
-        for c in contacts:
-            if c.wildcard:
-                continue
-            asked = c.expires if c.expires is not None else header_expires
-            exp = self.default_expires if asked is None else asked
-            if exp < 0:
-                respond(400, "Bad Request (negative expires)")
-                return
-            if 0 < exp < self.min_expires:
-                respond(423, headers=[("Min-Expires", str(self.min_expires))])
-                return
-            changes.append((c, min(exp, self.max_expires)))
-        for c, exp in changes:
-            key = str(c.uri)
-            if exp == 0:
-                table.pop(key, None)
-            else:
-                table[key] = (NameAddr(c.uri), now + exp)
-        headers = [
-            ("Contact", f"<{na.uri}>;expires={max(0, int(exp - now))}") for na, exp in table.values()
-        ]
-        respond(200, headers=headers)
+        if reply.overloaded:
+            self.log.warn("registrar: {note}; answered 503 (Retry-After {retry})",
+                          note=reply.note, retry=self.logic.retry_after)
+        respond(reply.status, reply.reason, headers=list(reply.headers))
+
+
+def _source(request: Request) -> tuple[str, int]:
+    """Where a request came from, as its top Via tells after §18.2.1 stamping (received/rport)."""
+    try:
+        return response_destination(request.top_via)
+    except ParseError:
+        return ("", 0)

@@ -460,11 +460,13 @@ class UserAgent:
             owner.user_data.session_progress(e.response)
 
     def _call_answered(self, e: ev.CallAnswered) -> None:
+        self._log_auth_notes(e.session.invite_operation)
         call = _call_of(e.session)
         if call is not None:
             call.session_answered(e.response)
 
-    def _call_failed(self, e: ev.CallFailed) -> None:
+    def _call_failed(self, e: ev.CallAttemptFailed) -> None:
+        self._log_auth_notes(e.session.invite_operation)
         call = _call_of(e.session)
         if call is not None:
             call.session_failed(e.error)
@@ -540,7 +542,7 @@ class UserAgent:
         ev.RequestFailed: _request_failed,
         ev.ProvisionalResponse: _provisional,
         ev.CallAnswered: _call_answered,
-        ev.CallFailed: _call_failed,  # the core event (not txsipua.errors.CallFailed)
+        ev.CallAttemptFailed: _call_failed,
         ev.CallEnded: _call_ended,
         ev.CallConfirmed: _call_confirmed,
         ev.ReinviteCompleted: _reinvite_completed,

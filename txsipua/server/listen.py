@@ -1,7 +1,7 @@
-"""The test registrar/proxy on a real UDP port (Twisted side of :mod:`txsipua.testing.registrar`).
+"""The registrar/proxy on a real UDP port (Twisted side of :mod:`txsipua.server.proxy`).
 
 Theory of operation: :class:`ProxyProtocol` feeds each datagram to the sans-IO
-:class:`~txsipua.testing.registrar.ProxyRegistrar` with ``reactor.seconds()``
+:class:`~txsipua.server.proxy.ProxyRegistrar` with ``reactor.seconds()``
 as ``now``, then writes the core's outbox, hands its events to ``on_event``
 (or logs them), and keeps one ``IDelayedCall`` armed for ``core.get_timer()``
 (binding expiry).  The reactor is injected, never imported.
@@ -13,13 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from txsipua.net.driver import MAX_DATAGRAM, SIPDatagramProtocol
-from txsipua.testing.registrar import BindingExpired, Dropped, Event, Handled, ProxyRegistrar
+from txsipua.server.events import BindingExpired, Dropped, Event, Handled
+from txsipua.server.proxy import ProxyRegistrar
 
 __all__ = ["ProxyProtocol", "listen_proxy"]
 
 
 class ProxyProtocol(SIPDatagramProtocol):
-    """Runs a :class:`~txsipua.testing.registrar.ProxyRegistrar` over UDP.
+    """Runs a :class:`~txsipua.server.proxy.ProxyRegistrar` over UDP.
 
     Args:
         core: the sans-IO registrar/proxy.
@@ -71,7 +72,7 @@ def listen_proxy(
 ) -> tuple[ProxyProtocol, Any]:
     """Listen on UDP ``host:port`` with a :class:`ProxyProtocol` around ``core``.
 
-    The core's :attr:`~txsipua.testing.registrar.ProxyRegistrar.address` is set
+    The core's :attr:`~txsipua.server.proxy.ProxyRegistrar.address` is set
     to the address actually bound (so port 0 works), since it is the sent-by of
     the Via and the URI of the Record-Route the proxy adds.
 

@@ -1,7 +1,10 @@
-"""A small registrar and stateless proxy, sans-IO (RFC 3261 §10.3, §16, §16.11).
+"""A registrar and stateless proxy for one domain, sans-IO (RFC 3261 §10.3, §16, §16.11).
 
-It stands in for the SIP server of a domain in ``txsipua demo`` and in
-in-memory scenario tests.  Theory of operation::
+It is the SIP server of the domain in ``txsipua demo`` (on a UDP port through
+:mod:`txsipua.server.listen`) and in in-memory scenario tests.  REGISTER goes
+to the shared §10.3 logic (:mod:`txsipua.server.registrar`) over a
+:class:`~txsipua.server.bindings.BindingStore`, which is also the location
+service of the proxy.  Theory of operation::
 
     receive(data, source, now)
       |- parse (a malformed request gets 400 when a response can be built,
@@ -39,10 +42,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Literal
 
 import attrs
 
@@ -62,6 +63,16 @@ from txsipua.core.transport import (
     unbracket,
 )
 from txsipua.errors import ParseError
+from txsipua.server.bindings import Binding, BindingExpired, BindingStore
+from txsipua.server.events import (
+    Dropped,
+    Event,
+    Handled,
+    PresentedCredentials,
+    presented_credentials,
+    summary,
+)
+from txsipua.server.registrar import Registrar
 from txsipua.sip.message import Headers, Request, Response, parse_message, split_list_value
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import BRANCH_MAGIC_COOKIE, CSeq, NameAddr, Via
@@ -85,104 +96,6 @@ _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, MESSAGE, NOTIFY, SUBSCRIBE, REFER, PRACK"
 
 
-@attrs.frozen
-class PresentedCredentials:
-    """Credentials a request carried, as the ladder shows them (RFC 3261 §22.2, §22.3).
-
-    Attributes:
-        header: ``"Authorization"`` or ``"Proxy-Authorization"``.
-        realm: the realm named, ``""`` when the value did not parse.
-        username: the auth username, ``""`` when the value did not parse.
-    """
-
-    header: str
-    realm: str
-    username: str
-
-    def __str__(self) -> str:
-        if not self.realm and not self.username:
-            return f"{self.header}: <unparsable>"
-        return f"{self.header}: {self.username}@{self.realm}"
-
-
-@attrs.frozen
-class Handled:
-    """One message the server received or sent.
-
-    Attributes:
-        direction: ``"in"`` (received) or ``"out"`` (sent).
-        summary: a one-line summary: ``"INVITE sip:bob@example.com"`` or
-            ``"407 Proxy Authentication Required (1 INVITE)"``.
-        message: the parsed message (as received, or as sent).
-        peer: the source (``"in"``) or destination (``"out"``) address.
-        credentials: the credentials a request carried; ``()`` for responses.
-        note: what the server made of it: ``"challenge: no credentials"``,
-            ``"forwarded to sip:bob@127.0.0.1:5070"``, ``"403: alice-auth does
-            not own sip:bob@example.com"``... ``""`` when there is nothing to add.
-    """
-
-    direction: Literal["in", "out"]
-    summary: str
-    message: Request | Response
-    peer: Address
-    credentials: tuple[PresentedCredentials, ...] = ()
-    note: str = ""
-
-
-@attrs.frozen
-class Dropped:
-    """A datagram ignored without an answer.
-
-    Attributes:
-        reason: why, in words.
-        source: where it came from.
-        data: the datagram.
-    """
-
-    reason: str
-    source: Address
-    data: bytes
-
-
-@attrs.frozen
-class Binding:
-    """One registered contact of an address-of-record (RFC 3261 §10.3).
-
-    Attributes:
-        aor: the address-of-record, ``"sip:alice@example.com"``.
-        contact: the Contact as registered (its ``expires`` parameter removed).
-        expires_at: when it runs out, seconds, absolute.
-        call_id: the Call-ID of the REGISTER that made or refreshed it.
-        cseq: that REGISTER's CSeq number.
-        source: where that REGISTER came from.
-    """
-
-    aor: str
-    contact: NameAddr
-    expires_at: float
-    call_id: str
-    cseq: int
-    source: Address
-
-    def remaining(self, now: float) -> int:
-        """Whole seconds left at ``now`` (rounded up, never below 0)."""
-        return max(0, math.ceil(self.expires_at - now))
-
-
-@attrs.frozen
-class BindingExpired:
-    """A binding ran out (found by :meth:`ProxyRegistrar.handle_timer`).
-
-    Attributes:
-        binding: the binding removed.
-    """
-
-    binding: Binding
-
-
-Event = Handled | Dropped | BindingExpired
-
-
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(unbracket(host))
@@ -203,34 +116,6 @@ def _via_destination(via: Via) -> Address | None:
     """Where a response to ``via`` goes over UDP (RFC 3261 §18.2.2, RFC 3581 §4), if an IP."""
     destination = response_destination(via)
     return destination if _is_ip(destination[0]) else None
-
-
-def _contact_key(uri: SipURI) -> tuple[str, str | None, str, int | None, str]:
-    """A comparison key for contact URIs (a simplification of RFC 3261 §19.1.4)."""
-    return (uri.scheme, uri.user, uri.host.lower(), uri.port, uri.transport)
-
-
-def _summary(message: Request | Response) -> str:
-    if isinstance(message, Request):
-        return f"{message.method} {message.uri_text}"
-    try:
-        cseq = f" ({message.cseq})"
-    except ParseError:
-        cseq = ""
-    return f"{message.status} {message.reason}{cseq}"
-
-
-def _credentials(request: Request) -> tuple[PresentedCredentials, ...]:
-    out = []
-    for header in ("Authorization", "Proxy-Authorization"):
-        for value in request.headers.get_all(header):
-            try:
-                auth = parse_authorization(value)
-            except ParseError:
-                out.append(PresentedCredentials(header, "", ""))
-            else:
-                out.append(PresentedCredentials(header, auth.realm, auth.username))
-    return tuple(out)
 
 
 @attrs.define
@@ -259,8 +144,13 @@ class ProxyRegistrar:
         min_expires: the shortest registration accepted, seconds (§10.3 step 7, 423).
         max_expires: longer registrations are cut down to this, seconds.
         default_expires: used when a REGISTER names no expiry, seconds.
+        max_bindings: the most bindings held (``None``: no cap); past it a
+            REGISTER that adds one gets 503 with Retry-After.
+        nonce_instance: this instance's part of every nonce (see
+            :class:`~txsipua.auth.server.DigestServer`).
 
     Attributes:
+        store: the binding store (the registrar's and the location service's).
         malformed: datagrams that did not parse (answered 400 or dropped).
         dropped: datagrams ignored (malformed ones included).
         internal_errors: failures of this code on some input (should stay 0).
@@ -275,12 +165,12 @@ class ProxyRegistrar:
     min_expires: int = 60
     max_expires: int = 7200
     default_expires: int = 3600
+    max_bindings: int | None = None
+    nonce_instance: int = 0
+    store: BindingStore = attrs.field(init=False)
     malformed: int = attrs.field(default=0, init=False)
     dropped: int = attrs.field(default=0, init=False)
     internal_errors: int = attrs.field(default=0, init=False)
-    _bindings: dict[str, dict[tuple[str, str | None, str, int | None, str], Binding]] = (
-        attrs.field(factory=dict, init=False)
-    )
     _answers: dict[tuple[str, str, str, int, Address], _Answer] = attrs.field(
         factory=dict, init=False
     )
@@ -292,13 +182,21 @@ class ProxyRegistrar:
     _events: deque[Event] = attrs.field(factory=deque, init=False)
     _registrar_auth: DigestServer = attrs.field(init=False)
     _proxy_auth: DigestServer = attrs.field(init=False)
+    _registrar: Registrar = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._registrar_auth = DigestServer(
-            self.realm, self.secret, algorithms=self.algorithms, proxy_role=False
+            self.realm, self.secret, algorithms=self.algorithms, proxy_role=False,
+            instance=self.nonce_instance,
         )
         self._proxy_auth = DigestServer(
-            self.realm, self.secret, algorithms=self.algorithms, proxy_role=True
+            self.realm, self.secret, algorithms=self.algorithms, proxy_role=True,
+            instance=self.nonce_instance,
+        )
+        self.store = BindingStore(self.max_bindings)
+        self._registrar = Registrar(
+            self.store, domain=self.domain, min_expires=self.min_expires,
+            max_expires=self.max_expires, default_expires=self.default_expires,
         )
 
     # ------------------------------------------------------------------ API
@@ -332,21 +230,16 @@ class ProxyRegistrar:
 
     def get_timer(self) -> float | None:
         """The next deadline (a binding expiry or a cached answer's end), seconds, absolute."""
-        deadlines = [b.expires_at for bs in self._bindings.values() for b in bs.values()]
-        deadlines.extend(a.expires_at for a in self._answers.values())
+        deadlines = [a.expires_at for a in self._answers.values()]
+        next_expiry = self.store.next_expiry()
+        if next_expiry is not None:
+            deadlines.append(next_expiry)
         deadlines.extend(until for _, until in self._verified.values())
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         """Remove the bindings and cached answers that ran out by ``now``."""
-        for aor in list(self._bindings):
-            table = self._bindings[aor]
-            for key, binding in list(table.items()):
-                if binding.expires_at <= now:
-                    del table[key]
-                    self._events.append(BindingExpired(binding))
-            if not table:
-                del self._bindings[aor]
+        self._events.extend(self.store.purge(now))
         for answer_key, answer in list(self._answers.items()):
             if answer.expires_at <= now:
                 del self._answers[answer_key]
@@ -356,8 +249,7 @@ class ProxyRegistrar:
 
     def bindings(self, aor: str, now: float) -> list[Binding]:
         """The live bindings of ``aor`` (``"sip:alice@example.com"``) at ``now``."""
-        table = self._bindings.get(aor.lower(), {})
-        return [b for b in table.values() if b.expires_at > now]
+        return self.store.bindings(aor, now)
 
     def aor_of(self, user: str) -> str:
         """The address-of-record of a SIP user of the domain: ``"sip:alice@example.com"``."""
@@ -379,8 +271,8 @@ class ProxyRegistrar:
     def _send(self, message: Request | Response, destination: Address, note: str = "") -> None:
         data = message.to_bytes()
         self._outbox.append(Outgoing(data, destination))
-        creds = _credentials(message) if isinstance(message, Request) else ()
-        self._events.append(Handled("out", _summary(message), message, destination, creds, note))
+        creds = presented_credentials(message) if isinstance(message, Request) else ()
+        self._events.append(Handled("out", summary(message), message, destination, creds, note))
 
     def _tag(self, request: Request) -> str:
         """A To tag for our responses to ``request``; the same for its ACK (RFC 3261 §17.1.1.3)."""
@@ -426,7 +318,7 @@ class ProxyRegistrar:
         self._ensure_tag(request, response)
         destination = _via_destination(response.top_via)
         if destination is None:
-            self._drop(f"no IP to answer {_summary(request)} at", source, b"")
+            self._drop(f"no IP to answer {summary(request)} at", source, b"")
             return
         self._send(response, destination, note)
         if request.method != "ACK":
@@ -479,8 +371,8 @@ class ProxyRegistrar:
         if isinstance(message, Response):
             self._forward_response(message, data, source)
             return
-        creds = _credentials(message)
-        self._events.append(Handled("in", _summary(message), message, source, creds, ""))
+        creds = presented_credentials(message)
+        self._events.append(Handled("in", summary(message), message, source, creds, ""))
         self._current_in = len(self._events) - 1
         try:
             self._handle_request(message, source, now)
@@ -549,7 +441,7 @@ class ProxyRegistrar:
             self._outbox.append(Outgoing(cached.data, cached.destination))
             resent = parse_message(cached.data)
             self._events.append(
-                Handled("out", _summary(resent), resent, cached.destination, (), "retransmitted answer")
+                Handled("out", summary(resent), resent, cached.destination, (), "retransmitted answer")
             )
             return
         if request.uri.scheme not in ("sip", "sips"):
@@ -602,13 +494,15 @@ class ProxyRegistrar:
             self._respond(request, server.challenge(request, now, stale=result.stale), source, now, note)
             return None
         if isinstance(result, BadAuthorization):
-            self._reply(request, result.status, source, now, f"{result.status}: {result.reason}")
+            self._reply(request, result.status, source, now, f"{result.status}: {result.reason}",
+                        reason=result.reason if result.status == 403 else None)
             return None
         if not isinstance(result, DigestCredentials):  # Exempt: never asked for ACK/CANCEL
             self._reply(request, 500, source, now, f"500: {result.reason}")
             return None
         entry = self.users.get(result.username)
         if entry is None:
+            result.check_ha1(None)  # counts like a wrong password (the same answer, too)
             note = f"challenge again: unknown auth user {result.username!r}"
         elif not result.check_password(entry[0]):
             why = {"password": "wrong password", "replay": "nonce count replayed",
@@ -621,81 +515,28 @@ class ProxyRegistrar:
         return None
 
     def _register(self, request: Request, source: Address, now: float) -> None:
-        """REGISTER processing (RFC 3261 §10.3)."""
-        require = request.headers.get_all("Require")
-        if require:
-            self._reply(request, 420, source, now, extra=[("Unsupported", ", ".join(require))])
-            return
-        aor_uri = request.to.uri
-        if aor_uri.host.lower() != self.domain.lower() or aor_uri.user is None:
-            self._reply(request, 404, source, now, f"404: {aor_uri.address_of_record} is not of {self.domain}")
-            return
-        aor = aor_uri.address_of_record.lower()
-        user = self._authenticate(self._registrar_auth, request, source, now)
-        if user is None:
-            return
-        auth_user = self._auth_username(request, "Authorization")
-        if self.aor_of(user) != aor:
-            self._reply(
-                request, 403, source, now, f"403: {auth_user} does not own {aor}",
-                reason="Forbidden (not your address-of-record)",
-            )
-            return
-        contacts = request.contact
-        header_expires = request.expires
-        table = self._bindings.setdefault(aor, {})
-        if any(c.wildcard for c in contacts):
-            if len(contacts) != 1 or header_expires != 0:
-                self._reply(request, 400, source, now, "400: Contact * needs Expires: 0 alone",
-                            reason="Bad Request (Contact: * needs Expires: 0)")
+        """REGISTER processing (RFC 3261 §10.3): checks, digest, ownership, then the shared logic."""
+        refused = self._registrar.check(request)
+        if refused is None:
+            user = self._authenticate(self._registrar_auth, request, source, now)
+            if user is None:
                 return
-            table.clear()
-            self._registered(request, aor, source, now, "removed every binding")
-            return
-        changes: list[tuple[NameAddr, int]] = []
-        for contact in contacts:
-            expires = contact.expires
-            if expires is None:
-                expires = header_expires if header_expires is not None else self.default_expires
-            if 0 < expires < self.min_expires:
+            aor = request.to.uri.address_of_record.lower()
+            if self.aor_of(user) != aor:
+                auth_user = self._auth_username(request, "Authorization")
                 self._reply(
-                    request, 423, source, now, f"423: {expires}s is below {self.min_expires}s",
-                    extra=[("Min-Expires", str(self.min_expires))],
+                    request, 403, source, now, f"403: {auth_user} does not own {aor}",
+                    reason="Forbidden (not your address-of-record)",
                 )
                 return
-            changes.append((contact, min(expires, self.max_expires)))
-        call_id = request.call_id
-        seq = request.cseq.seq
-        for contact, _ in changes:
-            old = table.get(_contact_key(contact.uri))
-            if old is not None and old.call_id == call_id and old.cseq >= seq:
-                self._reply(request, 500, source, now, "500: out-of-order REGISTER",
-                            reason="Server Internal Error (out-of-order CSeq)")
-                return
-        notes = []
-        for contact, expires in changes:
-            key = _contact_key(contact.uri)
-            if expires == 0:
-                if table.pop(key, None) is not None:
-                    notes.append(f"removed {contact.uri}")
-                continue
-            params = {k: v for k, v in contact.params.items() if k != "expires"}
-            binding = Binding(aor, contact.replace(params=params), now + expires, call_id, seq, source)
-            notes.append(f"{'refreshed' if key in table else 'bound'} {contact.uri} for {expires}s")
-            table[key] = binding
-        self._registered(request, aor, source, now, "; ".join(notes) or "fetched bindings")
-
-    def _registered(self, request: Request, aor: str, source: Address, now: float, note: str) -> None:
-        table = self._bindings.get(aor, {})
-        if not table:
-            self._bindings.pop(aor, None)
-        response = self._make_response(request, 200)
-        for binding in table.values():
-            contact = binding.contact.replace(
-                params={**binding.contact.params, "expires": str(binding.remaining(now))}
-            )
-            response.headers.add("Contact", str(contact))
-        self._respond(request, response, source, now, f"200: {note}")
+            self._events.extend(self._registrar.purge(now))
+            # the expiry settings are attributes of ours: they may change between requests
+            self._registrar.min_expires = self.min_expires
+            self._registrar.max_expires = self.max_expires
+            self._registrar.default_expires = self.default_expires
+            refused = self._registrar.register(request, source, now)
+        self._reply(request, refused.status, source, now, refused.note, refused.reason,
+                    list(refused.headers))
 
     @staticmethod
     def _auth_username(request: Request, header: str) -> str:
@@ -826,7 +667,7 @@ class ProxyRegistrar:
             self.malformed += 1
             self._drop(f"response with a bad Via: {e.detail}", source, data)
             return
-        self._events.append(Handled("in", _summary(response), response, source))
+        self._events.append(Handled("in", summary(response), response, source))
         if not vias or (unbracket(vias[0].host), vias[0].port or 5060) != self.address:
             self._drop("response whose top Via is not ours", source, data)
             return

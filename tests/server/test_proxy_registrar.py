@@ -20,14 +20,14 @@ from proxykit import (
 )
 
 from txsipua.auth.challenge import parse_authorization, parse_challenges
-from txsipua.sip.message import Request, Response
-from txsipua.testing.registrar import (
+from txsipua.server.proxy import (
     BindingExpired,
     Dropped,
     Handled,
     PresentedCredentials,
     ProxyRegistrar,
 )
+from txsipua.sip.message import Request, Response
 
 
 def make_server() -> ProxyRegistrar:

@@ -18,8 +18,8 @@ from proxykit import (
     response_to,
 )
 
+from txsipua.server.proxy import ProxyRegistrar
 from txsipua.sip.message import Response, parse_message
-from txsipua.testing.registrar import ProxyRegistrar
 
 
 def _seeds() -> list[bytes]:

@@ -10,9 +10,9 @@ from twisted.internet import task
 
 from txsipua.auth.challenge import DigestAuthorization, parse_challenges
 from txsipua.auth.digest import compute_ha1, compute_response
-from txsipua.net.proxy import ProxyProtocol, listen_proxy
+from txsipua.server.listen import ProxyProtocol, listen_proxy
+from txsipua.server.proxy import BindingExpired, Handled, ProxyRegistrar
 from txsipua.sip.message import Request, Response, parse_message
-from txsipua.testing.registrar import BindingExpired, Handled, ProxyRegistrar
 
 DOMAIN = "example.com"
 REALM = "voip.example.net"

@@ -1,0 +1,624 @@
+"""What both INVITE usages share: the session phases, inputs and the dialog phase (RFC 3261 §13-§15).
+
+Theory of operation
+-------------------
+A call is an :class:`InviteSession`: :class:`~txsipua.core.invite_client.InviteClientSession`
+when we sent the INVITE, :class:`~txsipua.core.invite_server.InviteServerSession`
+when we received it.  Each side is one table ``{(Phase, Input): (Action,
+next Phase)}`` drawn under its RFC flow in its module, in the style of
+:mod:`txsipua.core.transaction`.  :meth:`InviteSession._step` looks the
+input up, moves to the next phase *first* (so an action may feed a further
+input, e.g. a BYE that cannot be sent ends the call at once), then runs the
+action.  An input absent from the table is ignored and counted in the core's
+``stats["ignored"]`` (a second hang-up, a late timer, a crossing response);
+an *order* from the application absent from the table (``ring()`` on a call
+already answered) raises :class:`~txsipua.errors.LocalProtocolError`.
+
+Both tables share the dialog phase, implemented here: CONFIRMED, where
+in-dialog requests are sent (:meth:`InviteSession.request`, re-INVITE) and
+received, TERMINATING while our BYE awaits its final response (so whoever
+waits for the end may close the socket without losing the BYE's
+retransmissions, §15.1.1), and TERMINATED.  A re-INVITE answered 408 ends
+the call with a BYE, one answered 481 ends it without (§14.1, §12.2.1.2).
+
+The public :attr:`InviteSession.state` is the coarse :class:`SessionState`
+the user API has always seen; :attr:`InviteSession.phase` is the table's.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from txsipua.core import builders
+from txsipua.core import events as ev
+from txsipua.core.dialog import Dialog, DialogState
+from txsipua.core.dialogs import DialogKey
+from txsipua.core.transaction import ServerTransaction
+from txsipua.core.transport import Address
+from txsipua.core.uac import ClientOperation
+from txsipua.errors import (
+    LocalProtocolError,
+    ParseError,
+    RemoteProtocolError,
+    ResolutionError,
+    SIPStatusError,
+)
+from txsipua.sip.message import Request, Response
+from txsipua.sip.uri import SipURI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.core.context import SessionHost
+
+
+def hop_host_of(uri: SipURI) -> str:
+    """The ``host`` or ``host:port`` a request to ``uri`` really goes to: ``maddr`` when present, else the host.
+
+    The digest-leak guard must judge this host, not the URI's nominal one: a
+    peer could otherwise name our registrar as the host of its Contact and
+    its own address as ``maddr`` (RFC 3261 §19.1.1, §18.1.1) and collect our
+    provider's credentials.  The port, when the URI writes one, tells the
+    guard how the host was located (a name with a port is not located like
+    the same name without, RFC 3263 §4.2).
+    """
+    host = uri.params.get("maddr") or uri.host
+    if uri.port is None:
+        return host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{uri.port}"
+
+
+class SessionState(enum.Enum):
+    """The coarse lifecycle of a call, as the user API sees it."""
+
+    CALLING = "calling"
+    PROCEEDING = "proceeding"
+    RECEIVED = "received"
+    RINGING = "ringing"
+    ACCEPTED = "accepted"
+    CONFIRMED = "confirmed"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+
+
+class Phase(enum.Enum):
+    """The phases of both INVITE usage tables."""
+
+    __hash__ = object.__hash__
+
+    CALLING = "calling"  # UAC: INVITE sent, no 1xx yet
+    CANCEL_PENDING = "cancel pending"  # UAC: hung up before any 1xx; the CANCEL waits (§9.1)
+    PROCEEDING = "proceeding"  # UAC: a 1xx came
+    CANCELLING = "cancelling"  # UAC: CANCEL sent, waiting for the INVITE's final response
+    RECEIVED = "received"  # UAS: INVITE received, nothing sent but 100
+    RINGING = "ringing"  # UAS: a 1xx with our tag sent
+    ACCEPTED = "accepted"  # UAS: 2xx sent, waiting for the ACK (§13.3.1.4)
+    CONFIRMED = "confirmed"  # the dialog is up
+    TERMINATING = "terminating"  # our BYE is out (§15.1.1)
+    TERMINATED = "terminated"
+
+    @property
+    def public(self) -> SessionState:
+        """The :class:`SessionState` this phase is shown as."""
+        return _PUBLIC[self]
+
+
+_PUBLIC = {
+    Phase.CALLING: SessionState.CALLING,
+    Phase.CANCEL_PENDING: SessionState.CALLING,
+    Phase.PROCEEDING: SessionState.PROCEEDING,
+    Phase.CANCELLING: SessionState.PROCEEDING,
+    Phase.RECEIVED: SessionState.RECEIVED,
+    Phase.RINGING: SessionState.RINGING,
+    Phase.ACCEPTED: SessionState.ACCEPTED,
+    Phase.CONFIRMED: SessionState.CONFIRMED,
+    Phase.TERMINATING: SessionState.TERMINATING,
+    Phase.TERMINATED: SessionState.TERMINATED,
+}
+
+
+class Input(enum.Enum):
+    """Everything that can happen to a call."""
+
+    __hash__ = object.__hash__
+
+    # responses to our INVITE (UAC)
+    PROVISIONAL = "1xx"
+    ANSWER = "2xx making the dialog"
+    ANSWER_AGAIN = "2xx of the dialog again"
+    ANSWER_FORK = "2xx of another dialog"
+    ANSWER_UNUSABLE = "2xx without usable Contact"
+    REQUEST_TERMINATED = "487, or a challenge after our hang-up"
+    REJECTED = "300-699 other than 487"
+    FAILED = "timeout, transport or authentication error"
+    GIVE_UP = "64*T1 after CANCEL"
+    # orders from the application (UAS) and requests received for the INVITE
+    RING = "ring()"
+    ACCEPT = "accept()"
+    REJECT = "reject()"
+    CANCEL = "CANCEL received"
+    ACK = "ACK received"
+    ACK_TIMEOUT = "Timer L: no ACK"
+    # both sides
+    HANGUP = "hangup()"
+    ABORT = "abort()"
+    BYE_RECEIVED = "BYE received"
+    BYE_DONE = "our BYE ended"
+    DIALOG_LOST = "re-INVITE got 408"
+    DIALOG_GONE = "re-INVITE got 481"
+
+
+class Action(enum.Enum):
+    """Side effects; the value names the method of the session that performs it."""
+
+    __hash__ = object.__hash__
+
+    NONE = "a_none"
+    # UAC
+    EMIT_PROVISIONAL = "a_emit_provisional"
+    EMIT_AND_CANCEL = "a_emit_and_cancel"
+    STOP_RETRIES = "a_stop_retries"
+    SEND_CANCEL = "a_send_cancel"
+    ANSWERED = "a_answered"
+    ANSWERED_AFTER_CANCEL = "a_answered_after_cancel"
+    RESEND_ACK = "a_resend_ack"
+    ACK_AND_BYE_FORK = "a_ack_and_bye_fork"
+    ACK_UNUSABLE = "a_ack_unusable"
+    FAIL_RESPONSE = "a_fail_response"
+    FAIL_ERROR = "a_fail_error"
+    END_CANCELLED = "a_end_cancelled"
+    ABANDON = "a_abandon"
+    ABORT_CALL = "a_abort_call"
+    # UAS
+    SEND_1XX = "a_send_1xx"
+    SEND_2XX = "a_send_2xx"
+    SEND_FINAL = "a_send_final"
+    DECLINE = "a_decline"
+    SEND_487 = "a_send_487"
+    CONFIRM = "a_confirm"
+    NO_ACK = "a_no_ack"
+    # both
+    BYE_HANGUP = "a_bye_hangup"
+    BYE_NO_ACK = "a_bye_no_ack"
+    BYE_LOST = "a_bye_lost"
+    END_BY_BYE = "a_end_by_bye"
+    END_GONE = "a_end_gone"
+    FINISH = "a_finish"
+    ABORT = "a_abort"
+
+
+Table = dict[tuple[Phase, Input], tuple[Action, Phase]]
+
+P = Phase
+I = Input  # noqa: E741
+A = Action
+
+# --------------------------------------------------------------------------
+# The dialog phase (RFC 3261 §12.2, §14, §15), shared by both usages.
+#
+#         2xx received and ACKed (UAC) / ACK of our 2xx received (UAS)
+#                              |
+#                              v          ACK of a re-INVITE's 2xx: -
+#                        +-----------+ <--+
+#     BYE received:      |           | ---+
+#     200, CallEnded     | CONFIRMED |          re-INVITE answered 481:
+#     "bye" <------------|           |--------> CallEnded "error", no BYE
+#     -> TERMINATED      +-----------+          -> TERMINATED
+#                          |       |
+#             hangup: BYE  |       | re-INVITE answered 408, or a
+#                          |       | re-INVITE's 2xx never ACKed: BYE
+#                          v       v
+#                     +-----------------+  BYE answered or failed, or the
+#                     |   TERMINATING   |  peer's BYE crossed ours:
+#                     +-----------------+  CallEnded -> TERMINATED
+#
+# abort() (the core destroyed the transactions) ends every live phase at once.
+
+DIALOG_TABLE: Table = {
+    (P.CONFIRMED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
+    (P.CONFIRMED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
+    (P.CONFIRMED, I.BYE_DONE): (A.FINISH, P.TERMINATED),  # a BYE sent with request("BYE")
+    (P.CONFIRMED, I.ACK): (A.NONE, P.CONFIRMED),  # the ACK of a re-INVITE's 2xx
+    (P.CONFIRMED, I.ACK_TIMEOUT): (A.BYE_NO_ACK, P.TERMINATING),  # a re-INVITE's 2xx never ACKed
+    (P.CONFIRMED, I.DIALOG_LOST): (A.BYE_LOST, P.TERMINATING),
+    (P.CONFIRMED, I.DIALOG_GONE): (A.END_GONE, P.TERMINATED),
+    (P.CONFIRMED, I.ABORT): (A.ABORT, P.TERMINATED),
+    (P.TERMINATING, I.BYE_DONE): (A.FINISH, P.TERMINATED),
+    (P.TERMINATING, I.BYE_RECEIVED): (A.FINISH, P.TERMINATED),  # BYEs crossed
+    (P.TERMINATING, I.ABORT): (A.ABORT, P.TERMINATED),
+}
+"""The dialog phase, shared by both usages (merged into each side's table)."""
+
+
+class InviteSession:
+    """A call, on either side (RFC 3261 §13, §14, §15).
+
+    Attributes:
+        is_uac: True when we sent the INVITE.
+        phase: the :class:`Phase` of the side's table.
+        dialog: the :class:`~txsipua.core.dialog.Dialog` once established.
+        invite: the INVITE as last sent (UAC) or as received (UAS).
+        local_sdp: our last SDP body (bytes) or ``None``.
+        remote_sdp: the peer's last SDP body or ``None``.
+        identity: the authenticated username of the caller (UAS), if any.
+        ack: the last ACK we sent for a 2xx, or ``None``.
+        ack_destination: where it went.
+        user_data: free for the application.
+    """
+
+    TABLE: ClassVar[Table] = DIALOG_TABLE
+    is_uac: ClassVar[bool] = False
+    # TABLE with each action resolved to its method once per class (the hot path
+    # must not read Enum values)
+    _compiled: ClassVar[dict[tuple[Phase, Input], tuple[Callable[..., None], Phase]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._compiled = {key: (getattr(cls, action.value), nxt) for key, (action, nxt) in cls.TABLE.items()}
+
+    def __init__(self, host: SessionHost, phase: Phase) -> None:
+        self.host = host
+        self.phase = phase
+        self.dialog: Dialog | None = None
+        self.invite: Request | None = None
+        self.local_sdp: bytes | None = None
+        self.remote_sdp: bytes | None = None
+        self.identity: str | None = None
+        self.user_data: Any = None
+        self.ack: Request | None = None
+        self.ack_destination: Address | None = None
+        self._end_reason: tuple[str, bool] | None = None
+        self._bye_error: Exception | None = None
+        self._invite_op: ClientOperation | None = None
+        self._reinvite_op: ClientOperation | None = None
+        self._pending_2xx: dict[int, ServerTransaction] = {}
+
+    @property
+    def state(self) -> SessionState:
+        """The coarse :class:`SessionState`."""
+        return _PUBLIC[self.phase]
+
+    @property
+    def invite_operation(self) -> ClientOperation | None:
+        """The INVITE's :class:`~txsipua.core.uac.ClientOperation` when we sent it (its request
+        is the INVITE as last sent, credentials included), else ``None``."""
+        return self._invite_op
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID of the call."""
+        if self.dialog is not None:
+            return self.dialog.call_id
+        assert self.invite is not None
+        return self.invite.call_id
+
+    @property
+    def dialog_key(self) -> DialogKey | None:
+        """``(Call-ID, local tag, remote tag)`` once there is a dialog, else ``None``."""
+        d = self.dialog
+        return None if d is None else (d.call_id, d.local_tag, d.remote_tag)
+
+    # ---------------------------------------------------------- the machine
+    def _step(self, inp: Input, now: float, arg: Any = None) -> bool:
+        entry = self._compiled.get((self.phase, inp))
+        if entry is None:
+            self.host.stats["ignored"] += 1
+            return False
+        fn, self.phase = entry
+        fn(self, now, arg)
+        return True
+
+    def _order(self, inp: Input, now: float, arg: Any = None) -> None:
+        if (self.phase, inp) not in self.TABLE:
+            raise LocalProtocolError(f"cannot {inp.value} in state {self.state.value}")
+        self._step(inp, now, arg)
+
+    # ------------------------------------------------------ the application
+    def hangup(self, now: float) -> None:
+        """End the call the SIP way (RFC 3261 §15): CANCEL while ringing, BYE once connected.
+
+        As UAC before any provisional response, the CANCEL waits for the first
+        1xx (§9.1).  As UAS before answering, the call is rejected with 603.
+        Idempotent once the call is ending.
+        """
+        self._step(Input.HANGUP, now)
+
+    def ring(self, now: float, *, body: bytes = b"", status: int = 180) -> None:
+        """Send a provisional response (180 Ringing by default) with our To tag.
+
+        Raises:
+            LocalProtocolError: not an incoming call awaiting an answer.
+        """
+        self._order(Input.RING, now, (status, body))
+
+    def accept(self, now: float, *, body: bytes = b"", content_type: str = "application/sdp") -> None:
+        """Answer the incoming call with 200 OK (and our SDP answer in ``body``).
+
+        The 2xx is retransmitted until the ACK arrives (RFC 3261 §13.3.1.4).
+
+        Raises:
+            LocalProtocolError: not an incoming call awaiting an answer.
+        """
+        self._order(Input.ACCEPT, now, (body, content_type))
+
+    def reject(self, now: float, status: int = 486, reason: str | None = None,
+               headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Decline the incoming call with a final non-2xx response (486 Busy Here by default).
+
+        Raises:
+            LocalProtocolError: not an incoming call awaiting an answer.
+        """
+        self._order(Input.REJECT, now, (status, reason, headers))
+
+    def abort(self, error: Exception, now: float) -> None:
+        """End the call at once without sending anything (the core destroyed its transactions).
+
+        A :class:`~txsipua.core.events.CallEnded` with ``bye_error=error``
+        follows unless the call had ended already.
+        """
+        self._step(Input.ABORT, now, error)
+
+    def request(
+        self,
+        method: str,
+        now: float,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> ClientOperation:
+        """Send an in-dialog request (BYE, INFO, MESSAGE, REFER...), retried on 401/407.
+
+        Completion is reported with :class:`~txsipua.core.events.RequestCompleted`
+        or :class:`~txsipua.core.events.RequestFailed` (BYE ends the session).
+
+        Raises:
+            LocalProtocolError: there is no dialog yet, or its next hop cannot be located.
+        """
+        dialog = self.dialog
+        if dialog is None:
+            raise LocalProtocolError(f"cannot send {method} outside a dialog")
+        host = self.host
+        extra = list(headers)
+        if content_type and body:
+            extra.append(("Content-Type", content_type))
+        if host.user_agent:
+            extra.append(("User-Agent", host.user_agent))
+        req = dialog.create_request(method, via=host.via(""), headers=extra, body=body)
+        hop = dialog.next_hop()
+        try:
+            dest = host.locate(hop)
+        except ResolutionError as e:
+            raise LocalProtocolError(str(e)) from e
+        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))
+        op.start(now)
+        return op
+
+    def reinvite(self, now: float, body: bytes, content_type: str = "application/sdp") -> ClientOperation:
+        """Send a re-INVITE with a new offer (hold/resume, RFC 3261 §14.1, RFC 3264 §8.4).
+
+        Raises:
+            LocalProtocolError: not confirmed, or a re-INVITE is already pending (§14.1).
+            ResolutionError: the next hop cannot be located.
+        """
+        dialog = self.dialog
+        if self.phase is not Phase.CONFIRMED or dialog is None:
+            raise LocalProtocolError("re-INVITE needs a confirmed call")
+        if self._reinvite_op is not None:
+            raise LocalProtocolError("a re-INVITE is already in progress")
+        host = self.host
+        extra = [("Content-Type", content_type)] + ([("User-Agent", host.user_agent)] if host.user_agent else [])
+        req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(), body=body, headers=extra)
+        hop = dialog.next_hop()
+        dest = host.locate(hop)
+        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))
+        self.local_sdp = body
+        self._reinvite_op = op
+        op.start(now)
+        return op
+
+    def answer_reinvite(self, transaction: ServerTransaction, request: Request, now: float,
+                        *, status: int = 200, body: bytes = b"") -> None:
+        """Answer a received re-INVITE (RFC 3261 §14.2); a 2xx waits for its ACK like the first."""
+        host = self.host
+        resp = host.make_response(request, status, body=body)
+        if body:
+            resp.headers.add("Content-Type", "application/sdp")
+        if 200 <= status < 300:
+            if request.body:
+                self.remote_sdp = request.body
+            if body:
+                self.local_sdp = body
+            self._expect_ack(request.cseq.seq, transaction)
+        host.respond(transaction, resp, now)
+
+    # ----------------------------------------------------- from the core
+    def on_in_dialog_request(self, request: Request, transaction: ServerTransaction, now: float) -> None:
+        """A request within our dialog (RFC 3261 §12.2.2), from the core."""
+        host = self.host
+        dialog = self.dialog
+        assert dialog is not None
+        try:
+            dialog.check_request(request)
+        except RemoteProtocolError as e:
+            host.respond(transaction, host.make_response(request, e.status, e.detail), now)
+            return
+        method = request.method
+        if method == "BYE":
+            host.respond(transaction, host.make_response(request, 200), now)
+            # RFC 3261 §15.1.2: a BYE before the ACK also ends the call; stop
+            # the 2xx retransmissions of every INVITE still waiting for its ACK
+            for pending in self._pending_2xx.values():
+                host.ack_received(pending, now)
+                host.dialogs.pop_awaiting_ack(pending)
+            self._pending_2xx.clear()
+            self._step(Input.BYE_RECEIVED, now)
+        elif method == "INVITE":
+            if self._reinvite_op is not None or self._pending_2xx:
+                host.respond(transaction, host.make_response(request, 491), now)
+                return
+            dialog.refresh_target(request)
+            host.emit(ev.IncomingRequest(request, transaction, self))
+        else:
+            if method == "UPDATE":
+                dialog.refresh_target(request)
+            host.emit(ev.IncomingRequest(request, transaction, self))
+
+    def on_cancel(self, now: float) -> None:
+        """A CANCEL matched our unanswered INVITE (§9.2), from the core (which answered it 200)."""
+        self._step(Input.CANCEL, now)
+
+    def on_ack(self, request: Request, now: float) -> None:
+        """The ACK of one of our 2xx responses (RFC 3261 §13.3.1.4), from the core."""
+        transaction = self._pending_2xx.pop(request.cseq.seq, None)
+        if transaction is None:
+            return  # a retransmitted ACK, absorbed
+        self.host.ack_received(transaction, now)
+        self.host.dialogs.pop_awaiting_ack(transaction)
+        if request.body and self.local_sdp is not None and self.remote_sdp is None:
+            self.remote_sdp = request.body
+        self._step(Input.ACK, now)
+
+    def on_ack_timeout(self, transaction: ServerTransaction, now: float) -> None:
+        """Timer L: the ACK of our 2xx on ``transaction`` never came (§13.3.1.4), from the core."""
+        for seq, t in list(self._pending_2xx.items()):
+            if t is transaction:
+                del self._pending_2xx[seq]
+                self._step(Input.ACK_TIMEOUT, now)
+
+    def resend_ack(self, response: Response, now: float) -> bool:
+        """Send our ACK again for a retransmitted 2xx of the same CSeq (§13.2.2.4); False if none."""
+        ack, dest = self.ack, self.ack_destination
+        if ack is None or dest is None or ack.cseq.seq != response.cseq.seq:
+            return False
+        self.host.send_stateless(ack, dest, now)
+        return True
+
+    # ------------------------------------------- outcomes of our requests
+    def operation_provisional(self, operation: ClientOperation, response: Response, now: float) -> None:
+        """A 1xx to one of our in-dialog requests: nothing to do."""
+
+    def operation_final(self, operation: ClientOperation, response: Response, now: float) -> None:
+        """The final response of one of our in-dialog requests."""
+        if operation is self._reinvite_op:
+            self._reinvite_op = None
+            if 200 <= response.status < 300 and self.dialog is not None:
+                self.dialog.refresh_target(response)
+                if response.body:
+                    self.remote_sdp = response.body
+                self._send_2xx_ack(operation, response, now)
+            self.host.emit(ev.ReinviteCompleted(self, response))
+            if response.status == 408:
+                self._step(Input.DIALOG_LOST, now)
+            elif response.status == 481:
+                self._step(Input.DIALOG_GONE, now)
+        elif operation.method == "BYE":
+            if not (200 <= response.status < 300 or response.status == 481):
+                self._bye_error = SIPStatusError(response, "BYE")
+            self._step(Input.BYE_DONE, now)
+        elif operation.method != "CANCEL":
+            # other in-dialog requests (INFO, MESSAGE...) report like out-of-dialog ones
+            self.host.emit(ev.RequestCompleted(operation, response))
+
+    def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
+        """One of our in-dialog requests ended without a final response."""
+        if operation is self._reinvite_op:
+            self._reinvite_op = None
+            self.host.emit(ev.ReinviteCompleted(self, None, error))
+        elif operation.method == "BYE":
+            self._bye_error = error
+            self._step(Input.BYE_DONE, now)
+        elif operation.method != "CANCEL":
+            self.host.emit(ev.RequestFailed(operation, error))
+
+    # -------------------------------------------------------- helpers
+    def _expect_ack(self, seq: int, transaction: ServerTransaction) -> None:
+        self._pending_2xx[seq] = transaction
+        self.host.dialogs.await_ack(transaction, self)
+
+    def _enter_dialog(self, dialog: Dialog) -> None:
+        self.dialog = dialog
+        self.host.dialogs.add((dialog.call_id, dialog.local_tag, dialog.remote_tag), self)
+
+    def _send_2xx_ack(self, operation: ClientOperation, response: Response, now: float) -> None:
+        dialog = self.dialog
+        assert dialog is not None
+        host = self.host
+        try:
+            dest = host.locate(dialog.next_hop())
+            hop_host = hop_host_of(dialog.next_hop())
+        except (ResolutionError, ParseError):
+            dest, hop_host = operation.destination, operation.hop_host
+        ack = builders.build_2xx_ack(dialog, operation.request, via=host.via(host.ids.branch()),
+                                     user_agent=host.user_agent,
+                                     credentials=host.ack_credentials(self, operation.request, hop_host, dest))
+        self.ack = ack
+        self.ack_destination = dest
+        host.send_stateless(ack, dest, now)
+
+    def _bye(self, now: float, reason: str, by_remote: bool) -> None:
+        """Send the BYE that ends the call; the end is reported once it is answered (§15.1.1)."""
+        self._end_reason = (reason, by_remote)
+        if self._reinvite_op is not None:  # a challenge racing the hang-up is not answered
+            self._reinvite_op.stop_retrying()
+        if self.dialog is None or self.dialog.state is DialogState.TERMINATED:
+            self._step(Input.BYE_DONE, now)
+            return
+        try:
+            self.request("BYE", now)
+        except LocalProtocolError as e:  # e.g. the next hop cannot be located
+            self._bye_error = e
+            self._step(Input.BYE_DONE, now)
+
+    # ------------------------------------------------ shared actions
+    def a_none(self, now: float, arg: Any) -> None:
+        """Nothing."""
+
+    def a_bye_hangup(self, now: float, arg: Any) -> None:
+        """We hang up a confirmed call: BYE."""
+        self._bye(now, "hangup", False)
+
+    def a_bye_no_ack(self, now: float, arg: Any) -> None:
+        """The ACK of a 2xx in a confirmed dialog never came: BYE (§13.3.1.4)."""
+        self._bye(now, "no-ack", True)
+
+    def a_bye_lost(self, now: float, arg: Any) -> None:
+        """A re-INVITE timed out (408): the dialog is lost, BYE (§14.1)."""
+        self._bye(now, "error", True)
+
+    def a_end_by_bye(self, now: float, arg: Any) -> None:
+        """The peer hung up (§15.1.2)."""
+        self._end_reason = ("bye", True)
+        self.a_finish(now, arg)
+
+    def a_end_gone(self, now: float, arg: Any) -> None:
+        """A re-INVITE got 481: the dialog is gone, no BYE (§12.2.1.2)."""
+        self._end_reason = ("error", True)
+        self.a_finish(now, arg)
+
+    def a_abort(self, now: float, arg: Any) -> None:
+        """Ended by the core without sending anything (reason ``hangup`` unless set)."""
+        if self._end_reason is None:
+            self._end_reason = ("hangup", False)
+        self._bye_error = self._bye_error or arg
+        self.a_finish(now, arg)
+
+    def a_finish(self, now: float, arg: Any) -> None:
+        """Leave the dialog table and report the end, if one is due."""
+        dialog = self.dialog
+        if dialog is not None:
+            dialog.terminate()
+            self.host.dialogs.discard((dialog.call_id, dialog.local_tag, dialog.remote_tag), self)
+        if self._end_reason is not None:
+            reason, by_remote = self._end_reason
+            self._end_reason = None
+            self.host.emit(ev.CallEnded(self, reason, by_remote, self._bye_error))
+
+    def __repr__(self) -> str:
+        side = "UAC" if self.is_uac else "UAS"
+        return f"<InviteSession {side} {self.phase.value}>"
+
+
+__all__ = ["DIALOG_TABLE", "Action", "Input", "InviteSession", "Phase", "SessionState", "Table", "hop_host_of"]

@@ -1,0 +1,214 @@
+"""The UAS core: checks on received requests and method dispatch (RFC 3261 §8.2, §9.2, §12.2.2).
+
+Theory of operation
+-------------------
+:class:`UasCore` receives every request the transaction layer passes up
+(``RequestReceived``) and decides who answers it:
+
+1. ACK goes to the session of its dialog (§13.3.1.4); an ACK of nothing is
+   dropped.  CANCEL is answered 200 (or 481 when it matches no INVITE) and,
+   while the INVITE is unanswered, cancels its session (§9.2).
+2. A request with a To tag is in a dialog: it goes to the session found by
+   dialog id in the dialog table, or gets 481 (§12.2.2).
+3. Out of a dialog, the §8.2 checks run in order: method (501 when unknown,
+   §8.2.1), the fields the UAS relies on (400, 416 for a Request-URI scheme
+   we do not handle, §8.2.2.1), Require (420 with Unsupported, §8.2.2.3).
+4. Digest authentication when configured (§22.1): a request without
+   credentials is challenged; one with credentials is *parked* and the
+   application verifies them (``AuthenticationNeeded``, then
+   :meth:`UasCore.authentication_result`).
+5. Method dispatch: INVITE makes an
+   :class:`~txsipua.core.invite_server.InviteServerSession`
+   (``IncomingCall``); OPTIONS is answered 200 here (§11.2); BYE out of a
+   dialog gets 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
+   UPDATE and PUBLISH go to the application (``IncomingRequest``); other
+   known methods get 405 with Allow (§8.2.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
+from txsipua.core import events as ev
+from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.transaction import ServerTransaction
+from txsipua.core.transport import Address
+from txsipua.errors import ParseError
+from txsipua.sip.message import Request
+from txsipua.sip.uri import AbsoluteURI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from txsipua.auth.server import DigestServer
+    from txsipua.core.context import CoreContext
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+"""Option tags we implement; a request requiring any other gets 420 (RFC 3261 §8.2.2.3)."""
+
+APP_METHODS = frozenset({"MESSAGE", "INFO", "REFER", "NOTIFY", "REGISTER", "SUBSCRIBE", "UPDATE", "PUBLISH"})
+"""Methods the application answers (``IncomingRequest``)."""
+
+KNOWN_METHODS = frozenset(
+    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "MESSAGE", "INFO", "REFER",
+     "NOTIFY", "SUBSCRIBE", "UPDATE", "PRACK", "PUBLISH"}
+)
+"""Methods we know; any other gets 501 (RFC 3261 §8.2.1)."""
+
+
+def check_out_of_dialog(request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """Why a new request cannot be processed: ``(status, reason, extra headers)``, or ``None``.
+
+    RFC 3261 §8.2.2: the Request-URI (416 for a scheme we do not handle), From,
+    To and Max-Forwards must parse; an INVITE needs a From tag and exactly one
+    usable SIP or SIPS Contact (§8.1.1.8; 400 otherwise: only the Request-URI
+    scheme gives 416), and its Record-Route must parse (the dialog is built from
+    them, §12.1.1); a Require naming an extension we lack gets 420 with
+    Unsupported (§8.2.2.3).
+    """
+    method = request.method
+    try:
+        # each accessor parses its field (cached) and raises ParseError if it is malformed
+        _ = (request.uri, request.from_, request.to, request.max_forwards)
+        if method == "INVITE":
+            contacts = request.contact
+            if len(contacts) != 1 or contacts[0].wildcard:
+                return (400, "INVITE needs exactly one Contact URI", [])
+            if isinstance(contacts[0].uri, AbsoluteURI):  # §8.1.1.8: the dialog's remote target
+                return (400, f"INVITE Contact must be a SIP or SIPS URI, not {contacts[0].uri.scheme}", [])
+            if not request.from_.tag:
+                return (400, "INVITE without From tag", [])
+            _ = request.record_route
+    except ParseError as e:
+        return (e.status, e.detail, [])
+    if method not in ("ACK", "CANCEL"):
+        required = [t.strip() for v in request.headers.get_all("Require") for t in v.split(",") if t.strip()]
+        unsupported = [t for t in required if t.lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported:
+            return (420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+    return None
+
+
+@attrs.define
+class _Parked:
+    request: Request
+    transaction: ServerTransaction
+    source: Address
+
+
+class UasCore:
+    """Answers or routes every received request (see the module docstring).
+
+    Args:
+        context: the core's shared state.
+        authenticator: challenges out-of-dialog requests other than
+            OPTIONS, ACK and CANCEL, or ``None``.
+        register_authenticator: challenges REGISTER instead, or ``None``.
+    """
+
+    def __init__(self, context: CoreContext, authenticator: DigestServer | None,
+                 register_authenticator: DigestServer | None) -> None:
+        self.context = context
+        self.authenticator = authenticator
+        self.register_authenticator = register_authenticator
+        self._parked: dict[int, _Parked] = {}
+
+    def on_request(self, request: Request, stxn: ServerTransaction | None, source: Address, now: float) -> None:
+        """Route or answer a received request (``stxn`` is ``None`` only for an ACK)."""
+        ctx = self.context
+        method = request.method
+        to_tag = request.to_tag
+        if method == "ACK":
+            if to_tag:
+                session = ctx.dialogs.get((request.call_id, to_tag, request.from_tag or ""))
+                if session is not None:
+                    session.on_ack(request, now)
+            return
+        assert stxn is not None
+        if method == "CANCEL":
+            self._on_cancel(request, stxn, now)
+            return
+        if to_tag:
+            session = ctx.dialogs.get((request.call_id, to_tag, request.from_tag or ""))
+            if session is None:
+                ctx.respond(stxn, ctx.make_response(request, 481), now)
+            else:
+                session.on_in_dialog_request(request, stxn, now)
+            return
+        if method not in KNOWN_METHODS:
+            ctx.respond(stxn, ctx.make_response(request, 501), now)
+            return
+        problem = check_out_of_dialog(request)
+        if problem is not None:
+            status, detail, extra = problem
+            ctx.respond(stxn, ctx.make_response(request, status, detail, headers=extra), now)
+            return
+        auth = self._authenticator_for(method)
+        if auth is not None and method != "OPTIONS":
+            outcome = auth.inspect(request, now)
+            if isinstance(outcome, NeedChallenge):
+                ctx.respond(stxn, auth.challenge(request, now, stale=outcome.stale), now)
+                return
+            if isinstance(outcome, BadAuthorization):
+                ctx.respond(stxn, ctx.make_response(request, outcome.status, outcome.reason), now)
+                return
+            if isinstance(outcome, DigestCredentials):
+                self._parked[id(stxn)] = _Parked(request, stxn, source)
+                ctx.emit(ev.AuthenticationNeeded(request, stxn, outcome))
+                return
+        self._accept(request, stxn, source, now, None)
+
+    def authentication_result(self, event: ev.AuthenticationNeeded, ok: bool, identity: str | None,
+                              now: float) -> None:
+        """Continue a request parked by :class:`~txsipua.core.events.AuthenticationNeeded`."""
+        parked = self._parked.pop(id(event.transaction), None)
+        if parked is None:
+            return
+        if ok:
+            self._accept(parked.request, parked.transaction, parked.source, now, identity)
+            return
+        auth = self._authenticator_for(parked.request.method)
+        assert auth is not None
+        # credentials refused only because their nonce aged out of the
+        # replay check get a stale=true challenge (RFC 7616 §3.3)
+        stale = bool(getattr(event.credentials, "stale", False))
+        self.context.respond(parked.transaction, auth.challenge(parked.request, now, stale=stale), now)
+
+    def _authenticator_for(self, method: str) -> DigestServer | None:
+        if method == "REGISTER" and self.register_authenticator is not None:
+            return self.register_authenticator
+        return self.authenticator
+
+    def _accept(self, request: Request, stxn: ServerTransaction, source: Address, now: float,
+                identity: str | None) -> None:
+        ctx = self.context
+        method = request.method
+        if method == "INVITE":
+            session = InviteServerSession(ctx, request, stxn, source, identity)
+            ctx.dialogs.add_unanswered(stxn, session)
+            ctx.emit(ev.IncomingCall(session, request))
+        elif method == "OPTIONS":
+            resp = ctx.make_response(request, 200, headers=[("Accept", "application/sdp")])
+            ctx.respond(stxn, resp, now)
+        elif method == "BYE":
+            ctx.respond(stxn, ctx.make_response(request, 481), now)
+        elif method in APP_METHODS:
+            ctx.emit(ev.IncomingRequest(request, stxn, None, identity))
+        else:
+            ctx.respond(stxn, ctx.make_response(request, 405), now)
+
+    def _on_cancel(self, request: Request, stxn: ServerTransaction, now: float) -> None:
+        ctx = self.context
+        ist = ctx.layer.matching_invite(request)
+        if ist is None:
+            ctx.respond(stxn, ctx.make_response(request, 481), now)
+            return
+        # a CANCEL matching an INVITE already answered has no effect, but is answered 200 (§9.2)
+        ctx.respond(stxn, ctx.make_response(request, 200), now)
+        session = ctx.dialogs.pop_unanswered(ist)
+        if session is not None:
+            session.on_cancel(now)
+
+
+__all__ = ["APP_METHODS", "KNOWN_METHODS", "SUPPORTED_EXTENSIONS", "UasCore", "check_out_of_dialog"]
