@@ -54,6 +54,7 @@ the child with a non-zero status and counts as a crash.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -364,10 +365,8 @@ class LiveAnswer:
         self.port = self.sock.getsockname()[1]
 
     def send(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):  # EMSGSIZE for a >64 KiB input, ENOBUFS: "none"
             self.sock.sendto(data, self.target)
-        except OSError:
-            pass  # EMSGSIZE for a >64 KiB input, ENOBUFS: the input is "none"
 
     def drain(self, wait: float, on_datagram: Any) -> None:
         """Read what has arrived, waiting at most ``wait`` seconds for the first datagram."""

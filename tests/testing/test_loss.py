@@ -154,7 +154,7 @@ def test_register_and_authenticated_call_survive_loss(loss: float, seed: int) ->
     # the loss was real, and the authentication happened on the wire
     fates = [r.fate for r in net.log]
     assert fates.count("lost") > 0
-    delivered = [d for d in net.delivered()]
+    delivered = list(net.delivered())
     statuses = {(parse_message(d.data).cseq.method, d.first_line.split(" ")[1])
                 for d in delivered if d.first_line.startswith("SIP/2.0")}
     assert {("REGISTER", "401"), ("INVITE", "407"), ("INVITE", "200"), ("BYE", "200")} <= statuses
