@@ -18,6 +18,10 @@ installs ``twisted.internet.asyncioreactor`` on an asyncio event loop *before*
 anything imports the reactor, then drives the same user API from an
 ``async def`` coroutine, awaiting Deferreds with ``Deferred.asFuture(loop)``.
 
+SIGINT or SIGTERM end either variant cleanly
+(:func:`txsipua.cli.main.on_stop_signals`): CANCEL while ringing, BYE once
+connected, then the UA stops.
+
 Importing this module opens no window and installs no reactor: tkinter and the
 reactor are imported inside the functions that need them.
 """
@@ -91,7 +95,7 @@ def run_tk(args: argparse.Namespace) -> int:
 
     from twisted.internet import reactor, tksupport
 
-    from txsipua.cli.main import parse_bind
+    from txsipua.cli.main import on_stop_signals, parse_bind
     from txsipua.ua.account import Account
     from txsipua.ua.useragent import UserAgent
 
@@ -113,6 +117,7 @@ def run_tk(args: argparse.Namespace) -> int:
         d.addBoth(lambda _: reactor.stop())
 
     root.protocol("WM_DELETE_WINDOW", close)
+    on_stop_signals(reactor, close)  # SIGINT/SIGTERM: as closing the window (CANCEL or BYE first)
     tksupport.install(root)
     ua.start().addCallbacks(lambda addr: status.set(f"ready on {addr[0]}:{addr[1]}"),
                             lambda f: status.set(f"cannot listen: {f.value}"))
@@ -132,21 +137,43 @@ def run_asyncio(args: argparse.Namespace) -> int:
     asyncioreactor.install(loop)  # before anything imports twisted.internet.reactor
     from twisted.internet import reactor
 
-    from txsipua.cli.main import describe_error, parse_bind
+    from txsipua.cli.main import describe_error, on_stop_signals, parse_bind
     from txsipua.ua.account import Account
     from txsipua.ua.useragent import UserAgent
 
     async def flow() -> int:
         ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
-        await ua.start().asFuture(loop)
         phone = Softphone(ua, lambda line: print(line, flush=True))
+        stopping = asyncio.Event()
+
+        def on_signal() -> None:  # SIGINT/SIGTERM: CANCEL while ringing, BYE once connected
+            stopping.set()
+            if phone.call is not None and not phone.call.answered.called:
+                phone.hang_up()
+
+        on_stop_signals(reactor, on_signal)  # before anything is sent
+        await ua.start().asFuture(loop)
         try:
+            if stopping.is_set():
+                return 1
             phone.dial(args.target)
             if phone.call is None:
                 return 1
-            await phone.call.answered.asFuture(loop)
-            await asyncio.sleep(args.duration)  # plain asyncio code runs alongside the reactor
-            await phone.hang_up().asFuture(loop)
+            try:
+                await phone.call.answered.asFuture(loop)
+            except Exception:
+                if not stopping.is_set():
+                    raise
+                print("call cancelled", file=sys.stderr, flush=True)
+                return 1
+            # plain asyncio code runs alongside the reactor
+            waits = [loop.create_task(asyncio.sleep(args.duration)), loop.create_task(stopping.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            hanging_up = phone.hang_up()
+            if hanging_up is not None:
+                await hanging_up.asFuture(loop)
             return 0
         except Exception as e:
             print(describe_error(e), file=sys.stderr, flush=True)

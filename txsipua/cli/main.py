@@ -211,7 +211,16 @@ def tune_gc_for_server() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
+def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> None:
+    """Call ``handler()`` in the reactor thread on each SIGINT or SIGTERM, instead of stopping.
+
+    Twisted's own handler stops the reactor at once, abandoning whatever is in
+    progress (no unregistration, CANCEL or BYE; an ``inlineCallbacks``
+    generator then "ignored GeneratorExit").  Install this before the first
+    request is sent, and let ``handler`` wind the work down and fire the
+    Deferred the program waits for.  Safe to call before or after
+    ``reactor.run()``; the examples use it too.
+    """
     def fire(signum: int, frame: Any) -> None:
         reactor.callFromThread(handler)
 
@@ -234,6 +243,15 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace, media=False,
                    **_transport_options(args))
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def stop() -> None:
+        if not done.called:
+            done.callback(None)
+
+    # a signal while registering: the REGISTER completes (at most Timer F, 32 s), then the
+    # binding it made is removed again (Expires: 0) before we exit
+    on_stop_signals(reactor, stop)
     yield ua.start()
     reg = ua.registration(args.expires)
     try:
@@ -247,22 +265,20 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
         mark = "  (ours)" if b.ours else ""
         print(f"  binding <{b.contact}> expires in {b.expires} s{mark}")
     print(f"granted expiry for our contact: {result.expires} s")
-    if not args.keep:
+    interrupted = done.called
+    if not args.keep and not interrupted:
         reg._cancel()
         yield ua.stop()
         return EXIT_OK
-    done: defer.Deferred[None] = defer.Deferred()
-
-    def stop() -> None:
-        if not done.called:
-            done.callback(None)
 
     def refreshed_failed(err: Exception) -> None:
         print(f"refresh failed: {describe_error(err)}", file=sys.stderr)
 
     reg.on_refresh_failed = refreshed_failed
-    _on_signals(reactor, stop)
-    print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
+    if interrupted:
+        print("interrupted while registering: unregistering", file=sys.stderr, flush=True)
+    else:
+        print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
     yield done
     try:
         yield reg.stop()
@@ -272,7 +288,7 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     yield ua.stop()
-    return EXIT_OK
+    return EXIT_FAILED if interrupted else EXIT_OK
 
 
 # -------------------------------------------------------------------- call
@@ -284,18 +300,16 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, account, bind=_bind_for(args, account), trace=printer.trace,
                    **_transport_options(args))
-    yield ua.start()
-    try:
-        call = ua.place_call(args.target)
-    except SIPError as e:
-        print(describe_error(e), file=sys.stderr)
-        yield ua.stop()
-        return EXIT_FAILED
     interrupted: list[bool] = []
+    placed: list[Any] = []
 
     def on_signal() -> None:
         from txsipua.core.useragent import SessionState
 
+        if not placed:  # before the INVITE: nothing to undo
+            interrupted.append(True)
+            return
+        call = placed[0]
         if call.session is not None and call.session.state is SessionState.CALLING and not interrupted:
             # RFC 3261 §9.1: no CANCEL before the first provisional response
             print("no response from the callee yet: the CANCEL is sent once it answers "
@@ -303,7 +317,18 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         interrupted.append(True)
         call.hangup()
 
-    _on_signals(reactor, on_signal)
+    on_stop_signals(reactor, on_signal)
+    yield ua.start()
+    if interrupted:
+        yield ua.stop()
+        return EXIT_FAILED
+    try:
+        call = ua.place_call(args.target)
+    except SIPError as e:
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    placed.append(call)
     call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
     try:
         yield call.answered
@@ -427,6 +452,14 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             call.ended.addBoth(finish)
 
     ua.on_incoming_call = on_call
+
+    def stop() -> None:
+        ending.append(True)
+        finish()
+
+    # installed before anything is sent: a signal while registering lets the REGISTER
+    # complete, then unregisters (below) instead of leaving the binding behind
+    on_stop_signals(reactor, stop)
     host, port = yield ua.start()
     reg = None
     if account is not None and args.register:
@@ -440,12 +473,6 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.core.useragent import format_host
 
     print(f"ready {format_host(host)}:{port}", flush=True)  # [::1]:PORT for IPv6
-
-    def stop() -> None:
-        ending.append(True)
-        finish()
-
-    _on_signals(reactor, stop)
     yield finished
     open_calls = len(ua.calls)
     if reg is not None:
@@ -530,7 +557,7 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
             done.callback(None)
 
     deadline = reactor.callLater(args.calls / args.rate + args.recv_timeout / 1000.0 + 40, stop)
-    _on_signals(reactor, stop)
+    on_stop_signals(reactor, stop)
     yield done
     if deadline.active():
         deadline.cancel()
