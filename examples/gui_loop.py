@@ -58,6 +58,7 @@ class Softphone:
         self.ua = ua
         self.show = show
         self.call: Any = None
+        self.connected = False  # the current call was answered
 
     def dial(self, target: str) -> None:
         """Start a call; status updates arrive through ``show``."""
@@ -70,13 +71,20 @@ class Softphone:
             self.show(f"cannot call: {e}")
             return
         self.call = call
+        self.connected = False
         self.show(f"calling {target}...")
         call.on_progress = lambda r: self.show(f"{r.status} {r.reason}")
-        call.answered.addCallbacks(lambda c: self.show("connected"), lambda f: self.show(f"failed: {f.value}"))
+
+        def answered(_: Any) -> None:
+            self.connected = True
+            self.show("connected")
+
+        call.answered.addCallbacks(answered, lambda f: self.show(f"failed: {f.value}"))
         call.answered.addErrback(lambda f: None)
 
         def ended(reason: Any) -> Any:
             self.call = None
+            self.connected = False
             self.show(f"call ended ({reason})")
             return reason
 
@@ -159,12 +167,10 @@ def run_asyncio(args: argparse.Namespace) -> int:
             phone.dial(args.target)
             if phone.call is None:
                 return 1
-            try:
-                await phone.call.answered.asFuture(loop)
-            except Exception:
-                if not stopping.is_set():
-                    raise
-                print("call cancelled", file=sys.stderr, flush=True)
+            await phone.call.answered.asFuture(loop)  # fires (with None) either way
+            if not phone.connected:
+                if stopping.is_set():
+                    print("call cancelled", file=sys.stderr, flush=True)
                 return 1
             # plain asyncio code runs alongside the reactor
             waits = [loop.create_task(asyncio.sleep(args.duration)), loop.create_task(stopping.wait())]
