@@ -291,14 +291,27 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
+_LINE_END = re.compile(rb"(\r\n|\n|\r)")
+
+
 def on_loopback(data: bytes, i: int, port: int) -> bytes:
-    """``data`` with its Vias replaced by ours (so every answer comes back here)."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    kept = [lines[0]] + [ln for ln in lines[1:]
-                         if ln.partition(b":")[0].strip().lower() not in _VIA_NAMES]
-    kept.insert(1, b"Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bKfz%d" % (port, i))
-    return b"\r\n".join(kept) + sep + body
+    """``data`` with its Vias replaced by ours (so every answer comes back here).
+
+    Lines are split at CRLF, LF or CR alike (a mutation may leave any of them),
+    and every Via line is removed with its continuation lines, wherever it is:
+    a Via left in an LF-only message would be the top one for the parser.
+    """
+    parts = _LINE_END.split(data)  # line, end, line, end, ..., line
+    out = [parts[0], b"\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bKfz%d" % (port, i)]
+    dropping = False
+    for k in range(1, len(parts), 2):
+        end, line = parts[k], parts[k + 1]
+        if line[:1] in (b" ", b"\t") and dropping:
+            continue  # the folded rest of a removed Via
+        dropping = line.partition(b":")[0].strip().lower() in _VIA_NAMES
+        if not dropping:
+            out += [end, line]
+    return b"".join(out)
 
 
 def _header(lines: list[bytes], *names: bytes) -> bytes | None:
@@ -567,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exercise(data))
         return 0
     results: dict[str, Any] = {"seed": args.seed, "pool": len(pool)}
+
+    def save() -> None:  # after each part, so a long run keeps what it measured
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+
     crash_dir = Path(args.crash_dir) if args.crash_dir else None
     if args.mode in ("parser", "both", "all"):
         results["parser"] = run_parser(args.count, pool, args.seed, crash_dir)
@@ -574,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parser: {p['inputs']:,} inputs in {p['seconds']} s ({p['per_second']:,}/s, "
               f"accelerator {'on' if p['accelerator'] else 'off'}): {p['outcomes']}; "
               f"crashes {p['crashes']}", flush=True)
+        save()
     if args.mode in ("live", "both", "all"):
         results["live"] = live = run_live(live_count, pool, args.seed, args.rate)
         print(f"live answer: {live['inputs']:,} datagrams in {live['seconds']} s; responses "
@@ -581,12 +600,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{live['probes_failed']}, internal errors {live['internal_errors']}); RSS "
               f"{live['rss_kib_before']} KiB -> {live['rss_kib_after']} KiB "
               f"(peak {live['rss_kib_peak']} KiB)", flush=True)
+        if live["stderr_tail"]:
+            print(f"live answer stderr (tail):\n{live['stderr_tail']}", flush=True)
+        save()
     if args.mode in ("asan", "all"):
         results["asan"] = a = run_asan(args.count, args.generated, args.seed)
         print(f"asan: {a.get('unavailable') or a.get('parser', {}).get('outcomes')}; sanitizer "
               f"reports {a.get('sanitizer_reports')}; crashes {a.get('crashes')}", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    save()
     crashed = sum(part.get("crashes", 0) for part in results.values() if isinstance(part, dict))
     return 1 if crashed else 0
 
