@@ -5,7 +5,7 @@
     python3 benchmarks/fuzz_bench.py --count 1000000 --mode parser   # the parser only
     python3 benchmarks/fuzz_bench.py --count 1000000 --mode asan     # the C accelerator under ASan+UBSan
     python3 benchmarks/fuzz_bench.py --count 1000000 --mode all      # the three
-        [--live-count N] [--rate PER_S] [--seed N] [--json out.json] [--quick]
+        [--live-count N] [--rate PER_S] [--settle S] [--seed N] [--json out.json] [--quick]
 
 Inputs.  A pool of seed messages: every file of ``tests/sip/corpus`` plus
 ``--generated`` messages drawn from :func:`txsipua.testing.strategies.messages`
@@ -35,7 +35,8 @@ Each input is classed by the best response it got (a final class 2xx..6xx,
 else 1xx, else none).  A valid OPTIONS probe every 10,000 datagrams and at the
 end must be answered.  Crashes = the process died, a probe went unanswered,
 or a failure was logged.  RSS (VmRSS) of the answer process is read after
-start-up and at the end (with the peak, VmHWM).
+start-up, at the end (with the peak, VmHWM), and ``--settle`` seconds later
+(default 40: every transaction has ended by then).
 
 ASan (``--mode asan``): ``txsipua/sip/_speedups.c`` is compiled with
 ``gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
@@ -48,7 +49,7 @@ the parser part runs again in a child process with that copy first on
 the instrumented accelerator is the one in use.  Any sanitizer report ends
 the child with a non-zero status and counts as a crash.
 
-``--quick`` is ``--count 400 --live-count 300 --generated 20`` (the smoke test).
+``--quick`` is ``--count 400 --live-count 300 --generated 20 --settle 0`` (the smoke test).
 """
 
 from __future__ import annotations
@@ -413,7 +414,8 @@ class LiveAnswer:
         return self.proc.returncode
 
 
-def run_live(count: int, pool: list[bytes], seed: int, rate: float) -> dict[str, Any]:
+def run_live(count: int, pool: list[bytes], seed: int, rate: float,
+             settle: float = 0.0) -> dict[str, Any]:
     """Send ``count`` inputs to a live ``txsipua answer`` at most ``rate`` per second."""
     best = bytearray(count)  # per input: 0 none, 1..6 the best response class
     probes_answered: set[int] = set()
@@ -466,6 +468,13 @@ def run_live(count: int, pool: list[bytes], seed: int, rate: float) -> dict[str,
             live.drain(3.0, on_datagram)
             probes_failed += 0 if check(count + 1) else 1
             after = rss_kib(live.proc.pid) if live.proc.poll() is None else {}
+            # transactions live up to 64*T1 = 32 s: after that the process holds only what leaked
+            settle_end = time.monotonic() + settle
+            while time.monotonic() < settle_end:
+                live.drain(min(1.0, max(0.0, settle_end - time.monotonic())), on_datagram)
+            if settle:
+                probes_failed += 0 if check(count + 2) else 1
+            settled = rss_kib(live.proc.pid) if live.proc.poll() is None else {}
             alive = live.proc.poll() is None
         finally:
             status = live.stop()
@@ -481,7 +490,8 @@ def run_live(count: int, pool: list[bytes], seed: int, rate: float) -> dict[str,
         "stderr_tail": stderr[-2000:] if internal or not alive else "",
         "crashes": (0 if alive and died_at is None else 1) + probes_failed + internal,
         "rss_kib_before": before.get("VmRSS"), "rss_kib_after": after.get("VmRSS"),
-        "rss_kib_peak": after.get("VmHWM"),
+        "rss_kib_peak": after.get("VmHWM"), "settle_seconds": settle,
+        "rss_kib_settled": settled.get("VmRSS"),
     }
 
 
@@ -555,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("parser", "live", "asan", "both", "all"), default="both",
                     help="both = parser + live (default); all = parser + live + asan")
     ap.add_argument("--rate", type=float, default=2000.0, help="live datagrams per second at most")
+    ap.add_argument("--settle", type=float, default=40.0,
+                    help="live: seconds to wait before the last RSS reading (transactions end)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--generated", type=int, default=300, help="hypothesis messages in the seed pool")
     ap.add_argument("--json", default="", help="write the results here")
@@ -564,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expect-speedups-under", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
-        args.count, args.live_count, args.generated = 400, 300, 20
+        args.count, args.live_count, args.generated, args.settle = 400, 300, 20, 0.0
     live_count = args.count if args.live_count is None else args.live_count
 
     if args.expect_speedups_under:  # the ASan child: the instrumented accelerator must be in use
@@ -594,12 +606,13 @@ def main(argv: list[str] | None = None) -> int:
               f"crashes {p['crashes']}", flush=True)
         save()
     if args.mode in ("live", "both", "all"):
-        results["live"] = live = run_live(live_count, pool, args.seed, args.rate)
+        results["live"] = live = run_live(live_count, pool, args.seed, args.rate, args.settle)
         print(f"live answer: {live['inputs']:,} datagrams in {live['seconds']} s; responses "
               f"{live['responses']}; crashes {live['crashes']} (probes failed "
               f"{live['probes_failed']}, internal errors {live['internal_errors']}); RSS "
               f"{live['rss_kib_before']} KiB -> {live['rss_kib_after']} KiB "
-              f"(peak {live['rss_kib_peak']} KiB)", flush=True)
+              f"(peak {live['rss_kib_peak']} KiB; {live['rss_kib_settled']} KiB after "
+              f"{args.settle:g} s more)", flush=True)
         if live["stderr_tail"]:
             print(f"live answer stderr (tail):\n{live['stderr_tail']}", flush=True)
         save()
