@@ -621,7 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("register", help="register an account and print the bindings",
                        description="REGISTER once and print the bindings the registrar returned; with --keep, "
-                                   "stay registered (refreshing) until SIGINT/SIGTERM, then unregister.")
+                                   "stay registered (refreshing) until SIGINT/SIGTERM, then unregister. "
+                                   "SIGINT/SIGTERM while the REGISTER is in progress: once it completes "
+                                   "the binding is removed again (Expires: 0) and the exit status is 1.")
     r.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
     r.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS", help="expiry to ask for (default 3600)")
     r.add_argument("--keep", action="store_true", help="stay registered until SIGINT/SIGTERM, then unregister")
