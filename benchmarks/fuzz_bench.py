@@ -47,7 +47,9 @@ the parser part runs again in a child process with that copy first on
 ``ASAN_OPTIONS=detect_leaks=0:abort_on_error=1`` and
 ``UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1``; the child checks that
 the instrumented accelerator is the one in use.  Any sanitizer report ends
-the child with a non-zero status and counts as a crash.
+the child with a non-zero status and counts as a crash.  First, a canary: in
+the same environment a deliberate 64-byte ``memset`` into an 8-byte ``malloc``
+must be reported as a heap-buffer-overflow, or the run counts as failed.
 
 ``--quick`` is ``--count 400 --live-count 300 --generated 20 --settle 0`` (the smoke test).
 """
@@ -521,6 +523,14 @@ def build_asan(work: Path) -> Path:
     return work
 
 
+_CANARY = """
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.memset(ctypes.c_void_p(libc.malloc(8)), 0, 64)
+"""
+
+
 def run_asan(count: int, generated: int, seed: int) -> dict[str, Any]:
     """The parser part in a child with the ASan/UBSan-built accelerator."""
     lib = asan_library()
@@ -533,6 +543,9 @@ def run_asan(count: int, generated: int, seed: int) -> dict[str, Any]:
         env.update(PYTHONPATH=str(work), TXSIPUA_FUZZ_ASAN_CHILD="1", LD_PRELOAD=lib, PYTHONMALLOC="malloc",
                    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        # the canary: in this environment a deliberate heap overflow must be reported
+        canary = subprocess.run([sys.executable, "-c", _CANARY], env=env, capture_output=True,
+                                text=True, cwd=tmp)
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--mode", "parser", "--count",
              str(count), "--generated", str(generated), "--seed", str(seed), "--json",
@@ -541,7 +554,9 @@ def run_asan(count: int, generated: int, seed: int) -> dict[str, Any]:
         out: dict[str, Any] = {"command": "LD_PRELOAD=" + lib + " PYTHONMALLOC=malloc "
                                "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "
                                "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1",
-                               "exit_status": proc.returncode}
+                               "exit_status": proc.returncode,
+                               "canary_detected": canary.returncode != 0
+                               and "ERROR: AddressSanitizer: heap-buffer-overflow" in canary.stderr}
         sanitizer = [ln for ln in proc.stderr.splitlines()
                      if "ERROR: AddressSanitizer" in ln or "runtime error:" in ln]
         out["sanitizer_reports"] = len(sanitizer)
@@ -552,6 +567,9 @@ def run_asan(count: int, generated: int, seed: int) -> dict[str, Any]:
         parsed = out.get("parser", {})
         out["crashes"] = (parsed.get("crashes", 0) + len(sanitizer)
                           + (1 if proc.returncode != 0 else 0))
+        if not out["canary_detected"]:
+            out["crashes"] += 1  # a sanitizer that reports nothing proves nothing
+            out["canary_stderr"] = canary.stderr[-2000:]
         return out
 
 
@@ -618,8 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if args.mode in ("asan", "all"):
         results["asan"] = a = run_asan(args.count, args.generated, args.seed)
-        print(f"asan: {a.get('unavailable') or a.get('parser', {}).get('outcomes')}; sanitizer "
-              f"reports {a.get('sanitizer_reports')}; crashes {a.get('crashes')}", flush=True)
+        print(f"asan: {a.get('unavailable') or a.get('parser', {}).get('outcomes')}; canary "
+              f"detected {a.get('canary_detected')}; sanitizer reports "
+              f"{a.get('sanitizer_reports')}; crashes {a.get('crashes')}", flush=True)
     save()
     crashed = sum(part.get("crashes", 0) for part in results.values() if isinstance(part, dict))
     return 1 if crashed else 0

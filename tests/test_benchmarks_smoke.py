@@ -184,5 +184,6 @@ def test_fuzz_bench_asan_mode_uses_the_instrumented_accelerator(tmp_path: Path) 
     assert fuzz.main(["--mode", "asan", "--count", "300", "--generated", "10",
                       "--json", str(out)]) == 0
     a = json.loads(out.read_text())["asan"]
+    assert a["canary_detected"] is True  # the sanitizer runtime is really active
     assert a["exit_status"] == 0 and a["sanitizer_reports"] == 0 and a["crashes"] == 0
     assert a["parser"]["accelerator"] is True and a["parser"]["inputs"] == 300
