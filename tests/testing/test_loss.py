@@ -5,7 +5,8 @@ in-memory registrar/proxy (:class:`~txsipua.testing.registrar.ProxyRegistrar`)
 sit on a :class:`~txsipua.testing.network.FakeNetwork` that loses 10 % or 30 %
 of the datagrams in every direction, seeded so each run is the same.  Each
 party registers (REGISTER, 401, REGISTER with credentials, 200), Alice calls
-Bob through the proxy (INVITE, 407, ACK, INVITE with credentials, 200, ACK),
+Bob through the proxy (INVITE, 407, ACK, INVITE with credentials, 200, ACK;
+in the second variant Bob challenges too: 401, ACK, INVITE with both credentials),
 hangs up (BYE, 200), and both unregister (Expires: 0).  Retransmissions
 (RFC 3261 §17.1.1.2, §17.1.2.2, §13.3.1.4) must carry every step on the
 first try: ``ATTEMPTS`` is 1, no request is sent again by the application
@@ -25,6 +26,7 @@ import pytest
 
 from txsipua.auth.client import DigestClient
 from txsipua.auth.credentials import Credential, InMemoryCredentials
+from txsipua.auth.server import DigestServer
 from txsipua.core import events as ev
 from txsipua.core.ids import SequentialIds
 from txsipua.core.useragent import InviteSession, UserAgentCore
@@ -44,25 +46,43 @@ ATTEMPTS = 1
 SEEDS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
-class Party:
-    """A UA core plus the events it produced; it answers incoming calls at once."""
+CALLEE_REALM = "bob.example.net"
+CALLEE_USERS = {"alice-auth": "alice-callee-pw"}
 
-    def __init__(self, name: str, address: tuple[str, int], auth: tuple[str, str], start: int) -> None:
+
+class Party:
+    """A UA core plus the events it produced; it answers incoming calls at once.
+
+    With ``challenge``, it challenges incoming INVITEs itself (401 in realm
+    :data:`CALLEE_REALM`, checked against :data:`CALLEE_USERS`).
+    """
+
+    def __init__(self, name: str, address: tuple[str, int], auth: tuple[str, str], start: int,
+                 challenge: bool = False) -> None:
         self.name = name
+        credentials = [Credential(REALM, auth[0], auth[1])]
+        if auth[0] in CALLEE_USERS:
+            credentials.append(Credential(CALLEE_REALM, auth[0], CALLEE_USERS[auth[0]],
+                                          hosts=frozenset({PROXY[0]})))
         self.core = UserAgentCore(
             local=address,
             ids=SequentialIds(counter=start),
-            digest=DigestClient(InMemoryCredentials([Credential(REALM, auth[0], auth[1])]),
-                                cnonce_factory=lambda: "0a4f113b"),
+            digest=DigestClient(InMemoryCredentials(credentials), cnonce_factory=lambda: "0a4f113b"),
+            authenticator=(DigestServer(CALLEE_REALM, b"callee-secret-0123456789abcdef")
+                           if challenge else None),
             contact_user=name,
         )
         self.events: list[Any] = []
 
     def after(self, now: float) -> None:
-        """Drain events; accept any incoming call."""
+        """Drain events; check credentials; accept any incoming call."""
         while (event := self.core.next_event()) is not None:
             self.events.append(event)
-            if isinstance(event, ev.IncomingCall):
+            if isinstance(event, ev.AuthenticationNeeded):
+                user = event.credentials.username
+                ok = user in CALLEE_USERS and event.credentials.check_password(CALLEE_USERS[user])
+                self.core.authentication_result(event, ok, user if ok else None, now)
+            elif isinstance(event, ev.IncomingCall):
                 event.session.accept(now, body=b"v=0\r\n")
 
     def of(self, kind: type) -> list[Any]:
@@ -125,14 +145,17 @@ def assert_nothing_left(net: FakeNetwork, proxy: ProxyRegistrar, *parties: Party
     assert proxy.internal_errors == 0
 
 
+@pytest.mark.parametrize("callee_challenges", [False, True], ids=["407", "407+401"])
 @pytest.mark.parametrize("loss", [0.1, 0.3])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_register_and_authenticated_call_survive_loss(loss: float, seed: int) -> None:
-    """REGISTER 401, INVITE 407, ACK, BYE, unregister: all complete; nothing is left behind."""
+def test_register_and_authenticated_call_survive_loss(loss: float, seed: int,
+                                                      callee_challenges: bool) -> None:
+    """REGISTER 401, INVITE 407 (and 401 from Bob), ACK, BYE, unregister: all complete;
+    nothing is left behind."""
     net = FakeNetwork(seed=seed, loss=loss)
     proxy = ProxyRegistrar(PROXY, DOMAIN, REALM, USERS, b"loss-secret-0123456789abcdef")
     alice = Party("alice", ALICE, ("alice-auth", "alice-pw"), 1000)
-    bob = Party("bob", BOB, ("bob-auth", "bob-pw"), 2000)
+    bob = Party("bob", BOB, ("bob-auth", "bob-pw"), 2000, challenge=callee_challenges)
     net.attach(PROXY, proxy)
     net.attach(ALICE, alice.core, alice.after)
     net.attach(BOB, bob.core, bob.after)
@@ -158,6 +181,7 @@ def test_register_and_authenticated_call_survive_loss(loss: float, seed: int) ->
     statuses = {(parse_message(d.data).cseq.method, d.first_line.split(" ")[1])
                 for d in delivered if d.first_line.startswith("SIP/2.0")}
     assert {("REGISTER", "401"), ("INVITE", "407"), ("INVITE", "200"), ("BYE", "200")} <= statuses
+    assert (("INVITE", "401") in statuses) is callee_challenges
     acks = [d for d in delivered if d.first_line.startswith("ACK") and d.destination == BOB]
     assert acks, "no ACK for the 2xx reached Bob"
 
