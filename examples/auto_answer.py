@@ -101,7 +101,7 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
         # SIGINT/SIGTERM end the run cleanly at any step (installed before anything is sent):
         # while registering, the REGISTER completes and is undone (Expires: 0); live calls
         # get a BYE from ua.stop()
-        on_stop_signals(reactor, finish)
+        yield on_stop_signals(reactor, finish)  # fires once in place
         host, port = yield ua.start()
         reg = None
         if args.register:

@@ -79,7 +79,7 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     @defer.inlineCallbacks
     def run() -> Any:
         ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
-        on_stop_signals(reactor, on_signal)  # before anything is sent
+        yield on_stop_signals(reactor, on_signal)  # fires once in place; before anything is sent
         yield ua.start()
         try:
             if stopping.called:

@@ -159,7 +159,7 @@ def run_asyncio(args: argparse.Namespace) -> int:
             if phone.call is not None and not phone.call.answered.called:
                 phone.hang_up()
 
-        on_stop_signals(reactor, on_signal)  # before anything is sent
+        await on_stop_signals(reactor, on_signal).asFuture(loop)  # in place before anything is sent
         await ua.start().asFuture(loop)
         try:
             if stopping.is_set():

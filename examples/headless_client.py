@@ -77,7 +77,7 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     @defer.inlineCallbacks
     def run() -> Any:
         ua = UserAgent(reactor, Account.from_toml(args.account), bind=parse_bind(args.bind))
-        on_stop_signals(reactor, on_signal)  # before anything is sent
+        yield on_stop_signals(reactor, on_signal)  # fires once in place; before anything is sent
         host, port = yield ua.start()
         print(f"listening on {host}:{port}", flush=True)
         reg = None

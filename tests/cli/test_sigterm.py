@@ -230,7 +230,7 @@ class Example:
             self.proc.kill()
             self.proc.wait(5)
 
-    def __str__(self) -> str:
+    def __repr__(self) -> str:
         return (f"{' '.join(self.args)} (exit {self.proc.poll()})\n--- stdout\n"
                 + "\n".join(self.out) + "\n--- stderr\n" + "\n".join(self.err))
 

@@ -211,15 +211,21 @@ def tune_gc_for_server() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> None:
+def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> defer.Deferred[None]:
     """Call ``handler()`` in the reactor thread on each SIGINT or SIGTERM, instead of stopping.
 
     Twisted's own handler stops the reactor at once, abandoning whatever is in
     progress (no unregistration, CANCEL or BYE; an ``inlineCallbacks``
-    generator then "ignored GeneratorExit").  Install this before the first
-    request is sent, and let ``handler`` wind the work down and fire the
-    Deferred the program waits for.  Safe to call before or after
-    ``reactor.run()``; the examples use it too.
+    generator then "ignored GeneratorExit").  ``reactor.run()`` installs that
+    handler during its start-up, so ours is installed now, again right after
+    Twisted's (a "during startup" trigger), and once more when the reactor runs.
+
+    Returns:
+        A Deferred that fires once the reactor runs with our handler in place:
+        wait for it before sending the first request, so that no signal can
+        reach Twisted's handler while something is in progress.  ``handler``
+        then winds the work down and fires whatever the program waits for.
+        Safe to call before or after ``reactor.run()``; the examples use it too.
     """
     def fire(signum: int, frame: Any) -> None:
         reactor.callFromThread(handler)
@@ -228,10 +234,17 @@ def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> None:
         signal.signal(signal.SIGINT, fire)
         signal.signal(signal.SIGTERM, fire)
 
-    # reactor.run() installs Twisted's own SIGTERM handler (reactor.stop, which would skip
-    # our clean shutdown) during startup: install ours now and again once it is running.
+    ready: defer.Deferred[None] = defer.Deferred()
+
+    def running() -> None:
+        install()
+        ready.callback(None)
+
     install()
-    reactor.callWhenRunning(install)
+    if not reactor.running:
+        reactor.addSystemEventTrigger("during", "startup", install)
+    reactor.callWhenRunning(running)
+    return ready
 
 
 # ---------------------------------------------------------------- register
@@ -251,7 +264,7 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
 
     # a signal while registering: the REGISTER completes (at most Timer F, 32 s), then the
     # binding it made is removed again (Expires: 0) before we exit
-    on_stop_signals(reactor, stop)
+    yield on_stop_signals(reactor, stop)
     yield ua.start()
     reg = ua.registration(args.expires)
     try:
@@ -317,7 +330,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         interrupted.append(True)
         call.hangup()
 
-    on_stop_signals(reactor, on_signal)
+    yield on_stop_signals(reactor, on_signal)
     yield ua.start()
     if interrupted:
         yield ua.stop()
@@ -459,7 +472,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
 
     # installed before anything is sent: a signal while registering lets the REGISTER
     # complete, then unregisters (below) instead of leaving the binding behind
-    on_stop_signals(reactor, stop)
+    yield on_stop_signals(reactor, stop)
     host, port = yield ua.start()
     reg = None
     if account is not None and args.register:
