@@ -40,14 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(reactor: Any, args: argparse.Namespace) -> Any:
     """Run the answerer; the Deferred fires with the exit status once stopped."""
-    import signal
-
     from twisted.internet import defer
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     import txsipua
     from txsipua import Call, IncomingCall
-    from txsipua.cli.main import describe_error, parse_bind
+    from txsipua.cli.main import describe_error, on_stop_signals, parse_bind
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     log = Logger(namespace="auto_answer")
@@ -101,6 +99,10 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
 
     @defer.inlineCallbacks
     def run() -> Any:
+        # SIGINT/SIGTERM end the run cleanly at any step (installed before anything is sent):
+        # while registering, the REGISTER completes and is undone (Expires: 0); live calls
+        # get a BYE from ua.stop()
+        yield on_stop_signals(reactor, finish)  # fires once in place
         host, port = yield ua.start()
         reg = None
         if args.register:
@@ -116,8 +118,6 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
                 yield ua.stop()
                 return 1
         print(f"ready {host}:{port}", flush=True)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: reactor.callFromThread(finish))
         yield finished
         if reg is not None:
             try:

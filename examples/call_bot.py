@@ -5,7 +5,7 @@
     python examples/call_bot.py sip:ivr@example.com --account bot.toml \\
         --play prompt.wav --dtmf 1234# --record answer.wav --listen 3
 
-The bot places the call with :meth:`UserAgent.call` (answering any 407/401
+The bot places the call with :meth:`UserAgent.place_call` (answering any 407/401
 with the account's credentials), then uses the call's RTP stream
 (:class:`txsipua.net.rtp.MediaStream`): ``play()`` sends the WAV as G.711
 paced by the reactor (20 ms packets), ``send_dtmf()`` sends RFC 4733
@@ -14,7 +14,12 @@ telephone events, ``record_to()`` writes every received frame to a WAV
 hangs up with BYE.  With ``--tone`` instead of ``--play`` it sends a
 generated 440 Hz tone (no file needed).
 
-Exit status: 0 when the whole script ran, 1 with a one-line reason otherwise.
+SIGINT or SIGTERM at any step winds down instead of stopping the reactor
+(:func:`txsipua.cli.main.on_stop_signals`): while ringing, ``call.hangup()``
+sends CANCEL; once connected, the script skips to the hang-up (BYE) at once.
+
+Exit status: 0 when the whole script ran (or was cut short by a signal once
+answered), 1 with a one-line reason otherwise.
 """
 
 from __future__ import annotations
@@ -54,29 +59,58 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     from twisted.internet import defer, task
 
     import txsipua
-    from txsipua.cli.main import describe_error, parse_bind
+    from txsipua.cli.main import describe_error, on_stop_signals, parse_bind
+
+    stopping: defer.Deferred[None] = defer.Deferred()  # fires on SIGINT/SIGTERM
+    placed: list[Any] = []
+
+    def on_signal() -> None:
+        if not stopping.called:
+            stopping.callback(None)
+        if placed and not placed[0].answered.called:
+            placed[0].hangup()  # CANCEL (sent once the callee has answered with a 1xx, §9.1)
+
+    def step(d: Any) -> Any:
+        """Wait for ``d``, or less if a signal comes first (``d`` then goes on by itself)."""
+        return defer.DeferredList([d, stopping], fireOnOneCallback=True, fireOnOneErrback=True,
+                                  consumeErrors=True)
 
     @defer.inlineCallbacks
     def run() -> Any:
         ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
                                txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
+        yield on_stop_signals(reactor, on_signal)  # fires once in place; before anything is sent
         yield ua.start()
         try:
-            call = yield ua.call(args.target)
+            if stopping.called:
+                print("interrupted", file=sys.stderr, flush=True)
+                return 1
+            call = ua.place_call(args.target)
+            placed.append(call)
+            try:
+                yield call.answered
+            except Exception:
+                if not stopping.called:
+                    raise
+                print("call cancelled", file=sys.stderr, flush=True)
+                return 1
             media = call.media
             if media is None:
                 raise RuntimeError("the call has no media stream")
             print(f"answered; codec {call.media_params.codec.name if call.media_params else '?'}", flush=True)
             if args.record:
                 media.record_to(args.record)  # written when the stream stops (at hangup)
-            if args.play or args.tone:
-                done = yield media.play(args.play if args.play else tone(args.tone))
-                print(f"played: {done}", flush=True)
-            if args.dtmf:
-                sent = yield call.send_dtmf(args.dtmf)
+            if (args.play or args.tone) and not stopping.called:
+                playing = media.play(args.play if args.play else tone(args.tone))
+                yield step(playing)
+                print(f"played: {playing.called and playing.result}", flush=True)
+            if args.dtmf and not stopping.called:
+                sending = call.send_dtmf(args.dtmf)
+                yield step(sending)
+                sent = sending.called and sending.result
                 print(f"dtmf {args.dtmf}: {'sent' if sent else 'not sent'}", flush=True)
-            if not call.ended.called:
-                yield task.deferLater(reactor, args.listen, lambda: None)
+            if not call.ended.called and not stopping.called:
+                yield step(task.deferLater(reactor, args.listen, lambda: None))
             reason = yield call.hangup()
             stats = media.stats
             print(f"hung up ({reason}); rtp sent={stats.packets_sent} received={stats.packets_received} "

@@ -18,6 +18,10 @@ installs ``twisted.internet.asyncioreactor`` on an asyncio event loop *before*
 anything imports the reactor, then drives the same user API from an
 ``async def`` coroutine, awaiting Deferreds with ``Deferred.asFuture(loop)``.
 
+SIGINT or SIGTERM end either variant cleanly
+(:func:`txsipua.cli.main.on_stop_signals`): CANCEL while ringing, BYE once
+connected, then the UA stops.
+
 Importing this module opens no window and installs no reactor: tkinter and the
 reactor are imported inside the functions that need them.
 """
@@ -54,6 +58,7 @@ class Softphone:
         self.ua = ua
         self.show = show
         self.call: Any = None
+        self.connected = False  # the current call was answered
 
     def dial(self, target: str) -> None:
         """Start a call; status updates arrive through ``show``."""
@@ -66,13 +71,20 @@ class Softphone:
             self.show(f"cannot call: {e}")
             return
         self.call = call
+        self.connected = False
         self.show(f"calling {target}...")
         call.on_progress = lambda r: self.show(f"{r.status} {r.reason}")
-        call.answered.addCallbacks(lambda c: self.show("connected"), lambda f: self.show(f"failed: {f.value}"))
+
+        def answered(_: Any) -> None:
+            self.connected = True
+            self.show("connected")
+
+        call.answered.addCallbacks(answered, lambda f: self.show(f"failed: {f.value}"))
         call.answered.addErrback(lambda f: None)
 
         def ended(reason: Any) -> Any:
             self.call = None
+            self.connected = False
             self.show(f"call ended ({reason})")
             return reason
 
@@ -92,7 +104,7 @@ def run_tk(args: argparse.Namespace) -> int:
     from twisted.internet import reactor, tksupport
 
     import txsipua
-    from txsipua.cli.main import parse_bind
+    from txsipua.cli.main import on_stop_signals, parse_bind
 
     root = tk.Tk()
     root.title("txsipua")
@@ -113,6 +125,7 @@ def run_tk(args: argparse.Namespace) -> int:
         d.addBoth(lambda _: reactor.stop())
 
     root.protocol("WM_DELETE_WINDOW", close)
+    on_stop_signals(reactor, close)  # SIGINT/SIGTERM: as closing the window (CANCEL or BYE first)
     tksupport.install(root)
     ua.start().addCallbacks(lambda addr: status.set(f"ready on {addr[0]}:{addr[1]}"),
                             lambda f: status.set(f"cannot listen: {f.value}"))
@@ -133,20 +146,40 @@ def run_asyncio(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     import txsipua
-    from txsipua.cli.main import describe_error, parse_bind
+    from txsipua.cli.main import describe_error, on_stop_signals, parse_bind
 
     async def flow() -> int:
         ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
                                txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
-        await ua.start().asFuture(loop)
         phone = Softphone(ua, lambda line: print(line, flush=True))
+        stopping = asyncio.Event()
+
+        def on_signal() -> None:  # SIGINT/SIGTERM: CANCEL while ringing, BYE once connected
+            stopping.set()
+            if phone.call is not None and not phone.call.answered.called:
+                phone.hang_up()
+
+        await on_stop_signals(reactor, on_signal).asFuture(loop)  # in place before anything is sent
+        await ua.start().asFuture(loop)
         try:
+            if stopping.is_set():
+                return 1
             phone.dial(args.target)
             if phone.call is None:
                 return 1
-            await phone.call.answered.asFuture(loop)
-            await asyncio.sleep(args.duration)  # plain asyncio code runs alongside the reactor
-            await phone.hang_up().asFuture(loop)
+            await phone.call.answered.asFuture(loop)  # fires (with None) either way
+            if not phone.connected:
+                if stopping.is_set():
+                    print("call cancelled", file=sys.stderr, flush=True)
+                return 1
+            # plain asyncio code runs alongside the reactor
+            waits = [loop.create_task(asyncio.sleep(args.duration)), loop.create_task(stopping.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            hanging_up = phone.hang_up()
+            if hanging_up is not None:
+                await hanging_up.asFuture(loop)
             return 0
         except Exception as e:
             print(describe_error(e), file=sys.stderr, flush=True)

@@ -10,13 +10,20 @@ Steps, each a Deferred of the user API (re-exported by :mod:`txsipua`):
    and ``ua.start()`` listen on UDP.
 2. ``ua.registration(expires).start()`` registers (answering a 401 with the
    account's credentials for that realm) and keeps refreshing by itself.
-3. ``ua.call(target)`` fires with the answered :class:`~txsipua.ua.call.Call`
-   (407/401 challenges answered, SDP negotiated, ACK sent).
+3. ``ua.place_call(target)`` returns the :class:`~txsipua.ua.call.Call`
+   at once; its ``answered`` Deferred fires once answered (407/401
+   challenges answered, SDP negotiated, ACK sent).
 4. after ``--duration`` seconds ``call.hangup()`` sends BYE.
 5. ``registration.stop()`` unregisters (Expires: 0) and ``ua.stop()`` closes.
 
 ``--no-register`` skips steps 2 and 5 (for peers that are not registrars).
-Exit status: 0 on success, 1 with a one-line reason otherwise.
+
+SIGINT or SIGTERM at any step winds down instead of stopping the reactor
+(:func:`txsipua.cli.main.on_stop_signals`): while registering, the REGISTER
+completes and is undone; while ringing, ``call.hangup()`` sends CANCEL; once
+connected, BYE at once; then the unregistration, as in a normal run.
+Exit status: 0 on success (a call hung up early by a signal included), 1 with a
+one-line reason otherwise (interrupted before the call was answered included).
 """
 
 from __future__ import annotations
@@ -51,36 +58,64 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
     from twisted.internet import defer
 
     import txsipua
-    from txsipua.cli.main import describe_error, parse_bind
+    from txsipua.cli.main import describe_error, on_stop_signals, parse_bind
+
+    stopping: defer.Deferred[None] = defer.Deferred()  # fires on SIGINT/SIGTERM
+    placed: list[Any] = []
+
+    def on_signal() -> None:
+        if not stopping.called:
+            stopping.callback(None)
+        if placed and not placed[0].answered.called:
+            placed[0].hangup()  # CANCEL (sent once the callee has answered with a 1xx, §9.1)
+
+    def first(*ds: Any) -> Any:
+        """A Deferred that fires when the first of ``ds`` does (errors included)."""
+        return defer.DeferredList(list(ds), fireOnOneCallback=True, fireOnOneErrback=True,
+                                  consumeErrors=True)
 
     @defer.inlineCallbacks
     def run() -> Any:
         ua = txsipua.UserAgent(reactor, txsipua.Configuration(), txsipua.Account.from_toml(args.account),
                                txsipua.UDPTransport(reactor, *parse_bind(args.bind)))
+        yield on_stop_signals(reactor, on_signal)  # fires once in place; before anything is sent
         host, port = yield ua.start()
         print(f"listening on {host}:{port}", flush=True)
         reg = None
+        status = 0
         try:
             if not args.no_register:
                 reg = ua.registration(args.expires)
-                result = yield reg.start()
+                result = yield reg.start()  # a signal here: it completes, then is undone below
                 print(f"registered for {result.expires} s", flush=True)
-            call = yield ua.call(args.target)
-            codec = call.media_params.codec.name if call.media_params else "no media"
-            print(f"answered ({codec}); Call-ID {call.call_id}", flush=True)
-            ended_early = []
-            call.ended.addCallback(lambda reason: ended_early.append(reason) or reason)
-            yield defer.DeferredList([sleep(reactor, args.duration), call.ended],
-                                     fireOnOneCallback=True, consumeErrors=True)
-            if ended_early:
-                print(f"the peer hung up ({ended_early[0]})", flush=True)
+            if stopping.called:
+                print("interrupted", file=sys.stderr, flush=True)
+                status = 1
             else:
-                reason = yield call.hangup()
-                print(f"hung up ({reason})", flush=True)
+                call = ua.place_call(args.target)
+                placed.append(call)
+                try:
+                    yield call.answered
+                except Exception:
+                    if not stopping.called:
+                        raise
+                    print("call cancelled", file=sys.stderr, flush=True)
+                    status = 1
+                else:
+                    codec = call.media_params.codec.name if call.media_params else "no media"
+                    print(f"answered ({codec}); Call-ID {call.call_id}", flush=True)
+                    ended_early = []
+                    call.ended.addCallback(lambda reason: ended_early.append(reason) or reason)
+                    yield first(sleep(reactor, args.duration), call.ended, stopping)
+                    if ended_early:
+                        print(f"the peer hung up ({ended_early[0]})", flush=True)
+                    else:
+                        reason = yield call.hangup()
+                        print(f"hung up ({reason})", flush=True)
             if reg is not None:
                 yield reg.stop()
                 print("unregistered", flush=True)
-            return 0
+            return status
         except Exception as e:
             print(describe_error(e), file=sys.stderr, flush=True)
             return 1

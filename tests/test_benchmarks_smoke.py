@@ -161,3 +161,29 @@ def test_callrate_reports_a_missing_uas_as_not_available(tmp_path: Path,
     assert c["steps"] == []
     assert "no such UAS" in c["unavailable"]["broken"]
     assert c["summary"][0]["best"] is None
+
+
+def test_fuzz_bench_quick_runs_the_parser_and_a_live_answer(tmp_path: Path) -> None:
+    """A few hundred fuzz inputs at the parser and at a live ``txsipua answer``: no crash."""
+    f = run("fuzz_bench", tmp_path)
+    p, live = f["parser"], f["live"]
+    assert p["inputs"] == 400 and p["crashes"] == 0
+    assert sum(p["outcomes"].values()) == 400
+    assert live["inputs"] == 300 and live["crashes"] == 0 and live["alive_at_end"]
+    assert sum(live["responses"].values()) == 300
+    assert live["responses"]["4xx"] > 0  # the challenged and malformed requests were answered
+    assert live["rss_kib_before"] > 0 and live["rss_kib_after"] > 0
+
+
+def test_fuzz_bench_asan_mode_uses_the_instrumented_accelerator(tmp_path: Path) -> None:
+    """``--mode asan`` builds _speedups.c with ASan/UBSan and runs the parser part with it."""
+    fuzz = load("fuzz_bench")
+    if fuzz.asan_library() is None:
+        pytest.skip("gcc or libasan.so not installed")
+    out = tmp_path / "asan.json"
+    assert fuzz.main(["--mode", "asan", "--count", "300", "--generated", "10",
+                      "--json", str(out)]) == 0
+    a = json.loads(out.read_text())["asan"]
+    assert a["canary_detected"] is True  # the sanitizer runtime is really active
+    assert a["exit_status"] == 0 and a["sanitizer_reports"] == 0 and a["crashes"] == 0
+    assert a["parser"]["accelerator"] is True and a["parser"]["inputs"] == 300

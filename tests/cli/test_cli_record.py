@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest_twisted
 from clirun import HOST, Cli, account_file
-from conftest import REPO
 from twisted.internet import task
 
 from txsipua.ua.config import Configuration
 from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tone(ms: int) -> bytes:

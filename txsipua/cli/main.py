@@ -215,7 +215,22 @@ def tune_gc_for_server() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
+def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> defer.Deferred[None]:
+    """Call ``handler()`` in the reactor thread on each SIGINT or SIGTERM, instead of stopping.
+
+    Twisted's own handler stops the reactor at once, abandoning whatever is in
+    progress (no unregistration, CANCEL or BYE; an ``inlineCallbacks``
+    generator then "ignored GeneratorExit").  ``reactor.run()`` installs that
+    handler during its start-up, so ours is installed now, again right after
+    Twisted's (a "during startup" trigger), and once more when the reactor runs.
+
+    Returns:
+        A Deferred that fires once the reactor runs with our handler in place:
+        wait for it before sending the first request, so that no signal can
+        reach Twisted's handler while something is in progress.  ``handler``
+        then winds the work down and fires whatever the program waits for.
+        Safe to call before or after ``reactor.run()``; the examples use it too.
+    """
     def fire(signum: int, frame: Any) -> None:
         reactor.callFromThread(handler)
 
@@ -223,10 +238,17 @@ def _on_signals(reactor: Any, handler: Callable[[], None]) -> None:
         signal.signal(signal.SIGINT, fire)
         signal.signal(signal.SIGTERM, fire)
 
-    # reactor.run() installs Twisted's own SIGTERM handler (reactor.stop, which would skip
-    # our clean shutdown) during startup: install ours now and again once it is running.
+    ready: defer.Deferred[None] = defer.Deferred()
+
+    def running() -> None:
+        install()
+        ready.callback(None)
+
     install()
-    reactor.callWhenRunning(install)
+    if not reactor.running:
+        reactor.addSystemEventTrigger("during", "startup", install)
+    reactor.callWhenRunning(running)
+    return ready
 
 
 # ---------------------------------------------------------------- register
@@ -239,6 +261,15 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, Configuration(media=False), account, trace=printer.trace,
                    **_transport_options(reactor, args, _bind_for(args, account)))
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def stop() -> None:
+        if not done.called:
+            done.callback(None)
+
+    # a signal while registering: the REGISTER completes (at most Timer F, 32 s), then the
+    # binding it made is removed again (Expires: 0) before we exit
+    yield on_stop_signals(reactor, stop)
     yield ua.start()
     reg = ua.registration(args.expires)
     try:
@@ -252,22 +283,20 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
         mark = "  (ours)" if b.ours else ""
         print(f"  binding <{b.contact}> expires in {b.expires} s{mark}")
     print(f"granted expiry for our contact: {result.expires} s")
-    if not args.keep:
+    interrupted = done.called
+    if not args.keep and not interrupted:
         reg.abandon()
         yield ua.stop()
         return EXIT_OK
-    done: defer.Deferred[None] = defer.Deferred()
-
-    def stop() -> None:
-        if not done.called:
-            done.callback(None)
 
     def refreshed_failed(err: Exception) -> None:
         print(f"refresh failed: {describe_error(err)}", file=sys.stderr)
 
     reg.on_refresh_failed = refreshed_failed
-    _on_signals(reactor, stop)
-    print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
+    if interrupted:
+        print("interrupted while registering: unregistering", file=sys.stderr, flush=True)
+    else:
+        print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
     yield done
     try:
         yield reg.stop()
@@ -277,7 +306,7 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     yield ua.stop()
-    return EXIT_OK
+    return EXIT_FAILED if interrupted else EXIT_OK
 
 
 # -------------------------------------------------------------------- call
@@ -289,18 +318,16 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     printer = Printer(args.verbose)
     ua = UserAgent(reactor, None, account, trace=printer.trace,
                    **_transport_options(reactor, args, _bind_for(args, account)))
-    yield ua.start()
-    try:
-        call = ua.place_call(args.target)
-    except SIPError as e:
-        print(describe_error(e), file=sys.stderr)
-        yield ua.stop()
-        return EXIT_FAILED
     interrupted: list[bool] = []
+    placed: list[Any] = []
 
     def on_signal() -> None:
         from txsipua.core.useragent import SessionState
 
+        if not placed:  # before the INVITE: nothing to undo
+            interrupted.append(True)
+            return
+        call = placed[0]
         if call.session is not None and call.session.state is SessionState.CALLING and not interrupted:
             # RFC 3261 §9.1: no CANCEL before the first provisional response
             print("no response from the callee yet: the CANCEL is sent once it answers "
@@ -308,7 +335,18 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         interrupted.append(True)
         call.hangup()
 
-    _on_signals(reactor, on_signal)
+    yield on_stop_signals(reactor, on_signal)
+    yield ua.start()
+    if interrupted:
+        yield ua.stop()
+        return EXIT_FAILED
+    try:
+        call = ua.place_call(args.target)
+    except SIPError as e:
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    placed.append(call)
     call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
     try:
         yield call.answered
@@ -443,6 +481,14 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             call.ended.addBoth(finish)
 
     ua.on_incoming_call = on_call
+
+    def stop() -> None:
+        ending.append(True)
+        finish()
+
+    # installed before anything is sent: a signal while registering lets the REGISTER
+    # complete, then unregisters (below) instead of leaving the binding behind
+    yield on_stop_signals(reactor, stop)
     host, port = yield ua.start()
     reg = None
     if account is not None and args.register:
@@ -456,12 +502,6 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.core.useragent import format_host
 
     print(f"ready {format_host(host)}:{port}", flush=True)  # [::1]:PORT for IPv6
-
-    def stop() -> None:
-        ending.append(True)
-        finish()
-
-    _on_signals(reactor, stop)
     yield finished
     open_calls = len(ua.calls)
     if reg is not None:
@@ -547,7 +587,7 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
             done.callback(None)
 
     deadline = reactor.callLater(args.calls / args.rate + args.recv_timeout / 1000.0 + 40, stop)
-    _on_signals(reactor, stop)
+    on_stop_signals(reactor, stop)
     yield done
     if deadline.active():
         deadline.cancel()
@@ -613,7 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("register", help="register an account and print the bindings",
                        description="REGISTER once and print the bindings the registrar returned; with --keep, "
-                                   "stay registered (refreshing) until SIGINT/SIGTERM, then unregister.")
+                                   "stay registered (refreshing) until SIGINT/SIGTERM, then unregister. "
+                                   "SIGINT/SIGTERM while the REGISTER is in progress: once it completes "
+                                   "the binding is removed again (Expires: 0) and the exit status is 1.")
     r.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
     r.add_argument("--expires", type=non_negative_int, default=3600, metavar="SECONDS", help="expiry to ask for (default 3600)")
     r.add_argument("--keep", action="store_true", help="stay registered until SIGINT/SIGTERM, then unregister")

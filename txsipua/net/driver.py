@@ -169,6 +169,10 @@ class SIPDatagramProtocol(CoreDriver, DatagramProtocol):
         # Addresses are checked once here (a host name would make sendto
         # block on a DNS lookup), then remembered.
         host = destination[0]
+        if not 0 < destination[1] <= 65535:  # e.g. a peer's Via rport=99999: sendto would raise
+            self.log.warn("cannot send to {dest}: port out of range", dest=destination)
+            self._transport_error(destination)
+            return
         if host not in self._numeric:
             if not (isIPAddress(host) or isIPv6Address(host)):
                 self.log.warn("cannot send to {dest}: not an IP address", dest=destination)
