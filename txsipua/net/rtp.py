@@ -69,6 +69,7 @@ from txsipua.errors import LocalProtocolError, ParseError
 from txsipua.media import g711
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
+from txsipua.media.reception import MediaStats, ReceptionStatistics
 from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.wav import read_wav, write_wav
@@ -100,45 +101,6 @@ def _same_address(a: str, b: str) -> bool:
     if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
         y = y.ipv4_mapped
     return x == y
-
-
-@attrs.define
-class MediaStats:
-    """Counters of one stream (RFC 3550 §6.4 vocabulary).
-
-    Attributes:
-        packets_sent: RTP packets sent (audio and events).
-        octets_sent: payload octets sent.
-        packets_received: valid RTP packets received.
-        octets_received: payload octets received.
-        packets_lost: expected minus received, from sequence numbers
-            (RFC 3550 Appendix A.3; never negative).
-        duplicates: packets received twice or too late to count as new.
-        invalid: datagrams that were not RTP (counted, dropped).
-        rtcp: RTCP packets seen on the RTP port (ignored).
-        wrong_source: datagrams from a source other than the negotiated (or
-            latched) one, dropped unread.
-        ssrc_changes: times the accepted source started a new SSRC.
-        recording_gaps_cut: timestamp jumps not filled with silence in full.
-        dtmf_sent: digits sent.
-        dtmf_received: digits reported to ``on_dtmf``.
-        jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
-    """
-
-    packets_sent: int = 0
-    octets_sent: int = 0
-    packets_received: int = 0
-    octets_received: int = 0
-    packets_lost: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    rtcp: int = 0
-    wrong_source: int = 0
-    ssrc_changes: int = 0
-    recording_gaps_cut: int = 0
-    dtmf_sent: int = 0
-    dtmf_received: int = 0
-    jitter: float = 0.0
 
 
 @attrs.define
@@ -246,14 +208,7 @@ class MediaStream(DatagramProtocol):
         self._talkspurt = True
         # receiving
         self._detector = DtmfDetector()
-        self._source_ssrc: int | None = None
-        self._base_seq = 0
-        self._max_seq = 0
-        self._cycles = 0
-        self._counted = 0
-        self._lost_before = 0  # loss counted under earlier SSRCs
-        self._transit: float | None = None
-        self._jitter_units = 0.0
+        self._reception = ReceptionStatistics(self.stats)
         self._record = record
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
@@ -570,7 +525,7 @@ class MediaStream(DatagramProtocol):
             return
         self.stats.packets_received += 1
         self.stats.octets_received += len(packet.payload)
-        self._count_sequence(packet)
+        self._reception.count_sequence(packet)
         params = self.params
         if params is None:
             return
@@ -588,7 +543,7 @@ class MediaStream(DatagramProtocol):
             name = params.codec.name.lower()
         if name not in _DECODERS:
             return
-        self._update_jitter(packet, params.codec.clock_rate)
+        self._reception.update_jitter(packet, params.codec.clock_rate, self._reactor.seconds())
         if self._held or not params.receiving:
             return
         pcm = _DECODERS[name](packet.payload)
@@ -671,43 +626,6 @@ class MediaStream(DatagramProtocol):
                 self.on_dtmf(digit)
             except Exception:
                 self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
-
-    def _count_sequence(self, packet: RtpPacket) -> None:
-        """RFC 3550 Appendix A.1/A.3, without probation: expected - received = lost."""
-        seq = packet.sequence
-        if packet.ssrc != self._source_ssrc:
-            if self._source_ssrc is not None:
-                self.stats.ssrc_changes += 1
-                self._lost_before = self.stats.packets_lost
-            self._source_ssrc = packet.ssrc
-            self._base_seq = self._max_seq = seq
-            self._cycles = 0
-            self._counted = 1
-            self._transit = None
-            return
-        delta = (seq - self._max_seq) & 0xFFFF
-        if delta == 0 or delta >= 0x8000:
-            self.stats.duplicates += int(delta == 0)
-            if delta >= 0x8000:
-                self._counted += 1  # late, counted as received
-        else:
-            if seq < self._max_seq:
-                self._cycles += 0x10000
-            self._max_seq = seq
-            self._counted += 1
-        expected = self._cycles + self._max_seq - self._base_seq + 1
-        self.stats.packets_lost = self._lost_before + max(0, expected - self._counted)
-
-    def _update_jitter(self, packet: RtpPacket, rate: int) -> None:
-        """RFC 3550 Appendix A.8."""
-        arrival = self._reactor.seconds() * rate
-        transit = arrival - packet.timestamp
-        if self._transit is not None:
-            d = abs(transit - self._transit)
-            if d < rate * 60:  # ignore timestamp wraps and jumps
-                self._jitter_units += (d - self._jitter_units) / 16.0
-        self._transit = transit
-        self.stats.jitter = self._jitter_units / rate
 
     def start_recording(self) -> None:
         """Keep received audio in memory from now on (:meth:`recorded`); about 16 kB/s."""
