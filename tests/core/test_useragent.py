@@ -615,3 +615,86 @@ def test_challenged_reinvite_is_not_retried_after_hangup() -> None:
     reinvites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE" and m.to_tag]
     assert len(reinvites) == 1, "the re-INVITE is not retried with credentials after the BYE"
     assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["hangup"]
+
+
+# ---------------------------------------------------------------- review8 M1: no BYE before the ACK
+
+
+def _accepting_pair(contact: str | None = None) -> tuple[UserAgentCore, UserAgentCore, Net, list[Any], Any]:
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    sessions: list[Any] = []
+    net.on_event = on_incoming_call(net, lambda s: (sessions.append(s), s.accept(net.now, body=b"v=0\r\n")))  # type: ignore[method-assign]
+    request = invite(caller)
+    if contact is not None:
+        request.headers.set("Contact", contact)
+    return caller, callee, net, sessions, caller.invite(request, B, 0.0)
+
+
+def _callee_byes(net: Net) -> list[tuple[int, str]]:
+    return [(i, dst) for i, (src, dst, line) in enumerate(net.ladder) if src == "callee" and line.startswith("BYE")]
+
+
+def test_hangup_before_the_ack_waits_for_it_then_byes() -> None:
+    """RFC 3261 §15: the callee hung up before the ACK: nothing is sent until the ACK, then the BYE."""
+    caller, callee, net, sessions, _ = _accepting_pair()
+    dropped: list[Any] = []
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK" and not dropped and not dropped.append(m)
+    net.pump()
+    assert dropped and sessions[0].state is SessionState.ACCEPTED
+    sessions[0].hangup(net.now)
+    net.pump()
+    assert not _callee_byes(net) and sessions[0].state is SessionState.TERMINATING
+    net.advance(1.0)  # the 2xx is retransmitted, the caller ACKs again: now the BYE
+    acks = [i for i, (src, _, line) in enumerate(net.ladder) if src == "caller" and line.startswith("ACK")]
+    byes = _callee_byes(net)
+    assert len(byes) == 1 and byes[0][0] > acks[-1] and byes[0][1] == "caller"
+    assert not any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["bye"]
+    net.advance(70)
+    assert callee.layer.transaction_count == 0 and callee.session_count == 0
+
+
+def test_hangup_before_an_ack_that_never_comes_sends_no_bye_to_a_third_party() -> None:
+    """Hung up before the ACK, and the ACK never comes: the Timer-L rule, no BYE to an unverified Contact."""
+    caller, callee, net, sessions, _ = _accepting_pair("<sip:carol@127.0.0.1:5099>")
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[0].hangup(net.now)
+    net.advance(70)
+    assert not _callee_byes(net)
+    assert all(dst != "?" for _, dst, _ in net.ladder)
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+    assert callee.session_count == 0 and callee.layer.transaction_count == 0
+
+
+def test_hangup_before_an_ack_that_never_comes_byes_the_source_after_timer_l() -> None:
+    """Hung up before the ACK, no ACK: the BYE goes only at Timer L, and only to the INVITE's source."""
+    caller, callee, net, sessions, _ = _accepting_pair()
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[0].hangup(net.now)
+    net.advance(31.0)
+    assert not _callee_byes(net)
+    net.advance(40.0)
+    byes = _callee_byes(net)
+    assert byes and {dst for _, dst in byes} == {"caller"}
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+
+
+def test_peer_bye_while_our_hangup_waits_for_the_ack_ends_the_call() -> None:
+    """The caller's BYE arrives while our hang-up waits for the ACK: 200, and the call ends by that BYE."""
+    caller, callee, net, sessions, caller_session = _accepting_pair()
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[-1].hangup(net.now)
+    caller_session.hangup(net.now)
+    net.pump()
+    assert sessions[-1].state is SessionState.TERMINATED
+    assert [e.reason for e in net.events["callee"] if isinstance(e, ev.CallEnded)][-1:] == ["bye"]
+    assert not _callee_byes(net)

@@ -95,6 +95,7 @@ class Phase(enum.Enum):
     RECEIVED = "received"  # UAS: INVITE received, nothing sent but 100
     RINGING = "ringing"  # UAS: a 1xx with our tag sent
     ACCEPTED = "accepted"  # UAS: 2xx sent, waiting for the ACK (§13.3.1.4)
+    HANGUP_PENDING = "hangup pending"  # UAS: hung up after the 2xx; the BYE waits for the ACK (§15)
     CONFIRMED = "confirmed"  # the dialog is up
     TERMINATING = "terminating"  # our BYE is out (§15.1.1)
     TERMINATED = "terminated"
@@ -113,6 +114,7 @@ _PUBLIC = {
     Phase.RECEIVED: SessionState.RECEIVED,
     Phase.RINGING: SessionState.RINGING,
     Phase.ACCEPTED: SessionState.ACCEPTED,
+    Phase.HANGUP_PENDING: SessionState.TERMINATING,
     Phase.CONFIRMED: SessionState.CONFIRMED,
     Phase.TERMINATING: SessionState.TERMINATING,
     Phase.TERMINATED: SessionState.TERMINATED,
@@ -179,6 +181,7 @@ class Action(enum.Enum):
     SEND_487 = "a_send_487"
     CONFIRM = "a_confirm"
     NO_ACK = "a_no_ack"
+    HANGUP_NO_ACK = "a_hangup_no_ack"
     # both
     BYE_HANGUP = "a_bye_hangup"
     BYE_NO_ACK = "a_bye_no_ack"
@@ -320,8 +323,9 @@ class InviteSession:
         """End the call the SIP way (RFC 3261 §15): CANCEL while ringing, BYE once connected.
 
         As UAC before any provisional response, the CANCEL waits for the first
-        1xx (§9.1).  As UAS before answering, the call is rejected with 603.
-        Idempotent once the call is ending.
+        1xx (§9.1).  As UAS before answering, the call is rejected with 603;
+        after our 2xx but before its ACK, the BYE waits for the ACK (§15; see
+        :mod:`txsipua.core.invite_server`).  Idempotent once the call is ending.
         """
         self._step(Input.HANGUP, now)
 
