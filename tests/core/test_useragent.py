@@ -698,3 +698,84 @@ def test_peer_bye_while_our_hangup_waits_for_the_ack_ends_the_call() -> None:
     assert sessions[-1].state is SessionState.TERMINATED
     assert [e.reason for e in net.events["callee"] if isinstance(e, ev.CallEnded)][-1:] == ["bye"]
     assert not _callee_byes(net)
+
+
+# ------------------------------------------- review8: RFC 3261 §12.2.1.2 for every in-dialog request
+
+
+def _confirmed_pair(answer: int | None) -> tuple[UserAgentCore, UserAgentCore, Net, Any]:
+    """A confirmed call; the callee answers every in-dialog request but BYE with ``answer`` (None: never)."""
+    caller, callee, net = make_pair()
+    base = net.on_event
+
+    def on_event(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.IncomingRequest) and answer is not None:
+            core.respond(e.transaction, core.make_response(e.request, answer), net.now)
+        else:
+            base(name, core, e)
+
+    net.on_event = on_event  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.CONFIRMED
+    return caller, callee, net, session
+
+
+def _caller_byes(net: Net) -> list[str]:
+    return [line for src, _, line in net.ladder if src == "caller" and line.startswith("BYE")]
+
+
+@pytest.mark.parametrize("method", ["INFO", "MESSAGE"])
+def test_in_dialog_request_answered_481_ends_the_dialog_without_bye(method: str) -> None:
+    caller, callee, net, session = _confirmed_pair(481)
+    session.request(method, net.now, body=b"x", content_type="text/plain")
+    net.pump()
+    assert [e.response.status for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)] == [481]
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("error", True)]
+    assert not _caller_byes(net) and session.state is SessionState.TERMINATED and caller.session_count == 0
+
+
+@pytest.mark.parametrize("method", ["INFO", "MESSAGE"])
+def test_in_dialog_request_answered_408_ends_the_dialog_with_a_bye(method: str) -> None:
+    caller, callee, net, session = _confirmed_pair(408)
+    session.request(method, net.now, body=b"x", content_type="text/plain")
+    net.pump()
+    assert len(_caller_byes(net)) == 1
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("error", True)]
+    assert [e.reason for e in net.events["callee"] if isinstance(e, ev.CallEnded)] == ["bye"]
+
+
+def test_in_dialog_request_without_response_ends_the_dialog_with_a_bye() -> None:
+    """An INFO never answered: Timer F, RequestFailed, then the BYE (§12.2.1.2)."""
+    caller, callee, net, session = _confirmed_pair(None)
+    session.request("INFO", net.now)
+    net.advance(31)
+    assert not _caller_byes(net)
+    net.advance(2)
+    assert [type(e) for e in net.events["caller"] if isinstance(e, ev.RequestFailed)] == [ev.RequestFailed]
+    assert len(_caller_byes(net)) == 1
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["error"]
+
+
+def test_reinvite_without_response_ends_the_dialog_with_a_bye() -> None:
+    """A re-INVITE whose responses never come (Timer B) ends the call with a BYE (§12.2.1.2, §14.1)."""
+    caller, callee, net, session = _confirmed_pair(None)
+    net.drop = lambda m: not isinstance(m, Request) and m.cseq.method == "INVITE" and m.cseq.seq > 2
+    session.reinvite(net.now, b"v=0\r\n")
+    net.advance(33)
+    done = [e for e in net.events["caller"] if isinstance(e, ev.ReinviteCompleted)]
+    assert len(done) == 1 and done[0].response is None and done[0].error is not None
+    assert len(_caller_byes(net)) == 1
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["error"]
+    assert session.state is SessionState.TERMINATED
+
+
+def test_in_dialog_request_answered_otherwise_keeps_the_dialog() -> None:
+    """A 486 or 200 to an INFO leaves the call up."""
+    for status in (200, 486, 500):
+        caller, callee, net, session = _confirmed_pair(status)
+        session.request("INFO", net.now)
+        net.pump()
+        assert session.state is SessionState.CONFIRMED and not _caller_byes(net)

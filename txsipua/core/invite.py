@@ -18,8 +18,10 @@ Both tables share the dialog phase, implemented here: CONFIRMED, where
 in-dialog requests are sent (:meth:`InviteSession.request`, re-INVITE) and
 received, TERMINATING while our BYE awaits its final response (so whoever
 waits for the end may close the socket without losing the BYE's
-retransmissions, §15.1.1), and TERMINATED.  A re-INVITE answered 408 ends
-the call with a BYE, one answered 481 ends it without (§14.1, §12.2.1.2).
+retransmissions, §15.1.1), and TERMINATED.  A request we send in the dialog
+(re-INVITE, INFO, MESSAGE...) answered 408, or that gets no response at all
+(timeout or transport error), ends the call with a BYE; one answered 481 ends
+it without (§12.2.1.2, §14.1).
 
 The public :attr:`InviteSession.state` is the coarse :class:`SessionState`
 the user API has always seen; :attr:`InviteSession.phase` is the table's.
@@ -44,6 +46,8 @@ from txsipua.errors import (
     RemoteProtocolError,
     ResolutionError,
     SIPStatusError,
+    TransactionTimeout,
+    TransportError,
 )
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
@@ -148,8 +152,8 @@ class Input(enum.Enum):
     ABORT = "abort()"
     BYE_RECEIVED = "BYE received"
     BYE_DONE = "our BYE ended"
-    DIALOG_LOST = "re-INVITE got 408"
-    DIALOG_GONE = "re-INVITE got 481"
+    DIALOG_LOST = "an in-dialog request got 408 or no response"
+    DIALOG_GONE = "an in-dialog request got 481"
 
 
 class Action(enum.Enum):
@@ -206,11 +210,12 @@ A = Action
 #                              v          ACK of a re-INVITE's 2xx: -
 #                        +-----------+ <--+
 #     BYE received:      |           | ---+
-#     200, CallEnded     | CONFIRMED |          re-INVITE answered 481:
-#     "bye" <------------|           |--------> CallEnded "error", no BYE
-#     -> TERMINATED      +-----------+          -> TERMINATED
+#     200, CallEnded     | CONFIRMED |          a request we sent in the dialog
+#     "bye" <------------|           |--------> answered 481: CallEnded "error",
+#     -> TERMINATED      +-----------+          no BYE -> TERMINATED
 #                          |       |
-#             hangup: BYE  |       | re-INVITE answered 408, or a
+#             hangup: BYE  |       | a request we sent in the dialog answered
+#                          |       | 408 or timed out (§12.2.1.2), or a
 #                          |       | re-INVITE's 2xx never ACKed: BYE
 #                          v       v
 #                     +-----------------+  BYE answered or failed, or the
@@ -514,10 +519,7 @@ class InviteSession:
                     self.remote_sdp = response.body
                 self._send_2xx_ack(operation, response, now)
             self.host.emit(ev.ReinviteCompleted(self, response))
-            if response.status == 408:
-                self._step(Input.DIALOG_LOST, now)
-            elif response.status == 481:
-                self._step(Input.DIALOG_GONE, now)
+            self._dialog_outcome(response.status, now)
         elif operation.method == "BYE":
             if not (200 <= response.status < 300 or response.status == 481):
                 self._bye_error = SIPStatusError(response, "BYE")
@@ -525,17 +527,33 @@ class InviteSession:
         elif operation.method != "CANCEL":
             # other in-dialog requests (INFO, MESSAGE...) report like out-of-dialog ones
             self.host.emit(ev.RequestCompleted(operation, response))
+            self._dialog_outcome(response.status, now)
+
+    def _dialog_outcome(self, status: int, now: float) -> None:
+        """RFC 3261 §12.2.1.2: a 481 or 408 to a request in the dialog (0: none came) ends it."""
+        if status == 408 or status == 0:
+            self._step(Input.DIALOG_LOST, now)
+        elif status == 481:
+            self._step(Input.DIALOG_GONE, now)
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
         """One of our in-dialog requests ended without a final response."""
         if operation is self._reinvite_op:
             self._reinvite_op = None
             self.host.emit(ev.ReinviteCompleted(self, None, error))
+            self._failed_outcome(error, now)
         elif operation.method == "BYE":
             self._bye_error = error
             self._step(Input.BYE_DONE, now)
         elif operation.method != "CANCEL":
             self.host.emit(ev.RequestFailed(operation, error))
+            self._failed_outcome(error, now)
+
+    def _failed_outcome(self, error: Exception, now: float) -> None:
+        # no response at all (timeout, transport error) ends the dialog like a 408
+        # (§12.2.1.2); an authentication failure or a withheld credential does not
+        if isinstance(error, TransactionTimeout | TransportError):
+            self._dialog_outcome(0, now)
 
     # -------------------------------------------------------- helpers
     def _expect_ack(self, seq: int, transaction: ServerTransaction) -> None:
@@ -589,7 +607,7 @@ class InviteSession:
         self._bye(now, "no-ack", True)
 
     def a_bye_lost(self, now: float, arg: Any) -> None:
-        """A re-INVITE timed out (408): the dialog is lost, BYE (§14.1)."""
+        """A request in the dialog got 408 or no response: the dialog is lost, BYE (§12.2.1.2, §14.1)."""
         self._bye(now, "error", True)
 
     def a_end_by_bye(self, now: float, arg: Any) -> None:
@@ -598,7 +616,7 @@ class InviteSession:
         self.a_finish(now, arg)
 
     def a_end_gone(self, now: float, arg: Any) -> None:
-        """A re-INVITE got 481: the dialog is gone, no BYE (§12.2.1.2)."""
+        """A request in the dialog got 481: the dialog is gone, no BYE (§12.2.1.2)."""
         self._end_reason = ("error", True)
         self.a_finish(now, arg)
 
