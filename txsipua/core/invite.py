@@ -271,7 +271,6 @@ class InviteSession:
         self.ack_destination: Address | None = None
         self._end_reason: tuple[str, bool] | None = None
         self._bye_error: Exception | None = None
-        self._invite_op: ClientOperation | None = None
         self._reinvite_op: ClientOperation | None = None
         self._pending_2xx: dict[int, ServerTransaction] = {}
 
@@ -283,8 +282,9 @@ class InviteSession:
     @property
     def invite_operation(self) -> ClientOperation | None:
         """The INVITE's :class:`~txsipua.core.uac.ClientOperation` when we sent it (its request
-        is the INVITE as last sent, credentials included), else ``None``."""
-        return self._invite_op
+        is the INVITE as last sent, credentials included), else ``None`` (the base class and
+        :class:`~txsipua.core.invite_server.InviteServerSession`)."""
+        return None
 
     @property
     def call_id(self) -> str:
