@@ -45,6 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Fire = Callable[[float], None]
 
+MAX_CALLS = 10_000
+"""Default cap on live INVITE sessions (:attr:`CoreContext.max_calls`)."""
+
 
 class SessionHost(Protocol):
     """What a usage (request, call) may ask of the core: the whole seam.
@@ -56,7 +59,15 @@ class SessionHost(Protocol):
         digest: the digest client answering challenges, or ``None``.
         transport: ``"UDP"``, ``"TCP"`` or ``"TLS"``: how requests are sent.
         dialogs: the dialog table (values are the INVITE sessions).
-        stats: counters (``ignored``: inputs absent from a usage's table).
+        stats: counters (``ignored``: inputs absent from a usage's table;
+            ``calls_refused``: INVITEs answered 503 past ``max_calls``;
+            ``max_duration``: calls ended by ``max_call_duration``).
+        live_calls: INVITE sessions (either side) not yet terminated; each
+            session counts itself in when made and out when its table
+            reaches TERMINATED.
+        max_calls: new INVITEs are answered 503 once ``live_calls`` reaches it.
+        max_call_duration: seconds a confirmed call may last before we send
+            BYE, or ``None`` (no limit).
     """
 
     ids: IdGenerator
@@ -66,6 +77,9 @@ class SessionHost(Protocol):
     transport: str
     dialogs: DialogTable[InviteSession]
     stats: collections.Counter[str]
+    live_calls: int
+    max_calls: int
+    max_call_duration: float | None
 
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
@@ -123,6 +137,11 @@ class CoreContext:
         contact_user: the user part of our Contact URI.
         locate: maps a next-hop URI to an address.
         reliable: True over TCP/TLS.
+        max_calls: live INVITE sessions at most; a new INVITE past it gets
+            503 with the transaction layer's ``overload_retry_after``
+            (:data:`MAX_CALLS` by default).
+        max_call_duration: seconds after which a confirmed call is ended
+            with BYE, or ``None`` (the default: no limit).
     """
 
     def __init__(
@@ -137,6 +156,8 @@ class CoreContext:
         contact_user: str | None,
         locate: Callable[[SipURI], Address],
         reliable: bool,
+        max_calls: int = MAX_CALLS,
+        max_call_duration: float | None = None,
     ) -> None:
         self.local = local
         self.transport = transport
@@ -147,6 +168,9 @@ class CoreContext:
         self.contact_user = contact_user
         self.locator = locate
         self.reliable = reliable
+        self.max_calls = max_calls
+        self.max_call_duration = max_call_duration
+        self.live_calls = 0
         self.layer = TransactionLayer(timers=timers)
         self.dialogs: DialogTable[InviteSession] = DialogTable()
         self.operations: dict[ClientTransaction, ClientOperation] = {}
@@ -327,4 +351,4 @@ class CoreContext:
         return kept
 
 
-__all__ = ["CoreContext", "SessionHost"]
+__all__ = ["MAX_CALLS", "CoreContext", "SessionHost"]

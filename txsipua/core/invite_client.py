@@ -247,6 +247,7 @@ class InviteClientSession(InviteSession):
         """The call is answered: enter the dialog, ACK (§13.2.2.4), report."""
         response, dialog = arg
         self._take_answer(response, dialog, now)
+        self._limit_duration(now)
         self.host.emit(ev.CallAnswered(self, response))
 
     def a_answered_after_cancel(self, now: float, arg: Any) -> None:
