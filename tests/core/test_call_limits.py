@@ -135,9 +135,10 @@ def test_a_call_ended_earlier_cancels_its_duration_deadline() -> None:
     net.pump()
     session.hangup(5.0)
     net.pump()
-    assert callee.context.next_deadline() is None  # the named deadline is gone
+    assert callee.context.in_order == {}  # forgotten in O(1); the shared deadline is lazy
     net.advance(40.0)
     assert callee.context.stats["max_duration"] == 0
+    assert callee.context.next_deadline() is None  # it fired with nothing due and is gone
 
 
 def test_max_call_duration_also_ends_calls_we_placed() -> None:
@@ -162,3 +163,49 @@ def test_max_call_duration_also_ends_calls_we_placed() -> None:
 def test_bad_limits_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         UserAgentCore(local=A, **options)
+
+
+def context() -> Any:
+    return UserAgentCore(local=A).context
+
+
+def test_in_order_deadlines_fire_in_order_behind_one_named_deadline() -> None:
+    ctx = context()
+    fired: list[tuple[str, float]] = []
+    for i, t in enumerate([10.0, 10.0, 12.0, 15.0]):
+        ctx.schedule_in_order(f"c{i}", t, lambda now, i=i: fired.append((f"c{i}", now)))
+    assert len(ctx.deadlines) == 1 and ctx.next_deadline() == 10.0
+    ctx.cancel_in_order("c2")
+    assert ctx.fire_due(11.0)
+    assert fired == [("c0", 11.0), ("c1", 11.0)] and ctx.next_deadline() == 15.0
+    assert not ctx.fire_due(14.0)
+    assert ctx.fire_due(15.0) and fired[-1] == ("c3", 15.0)
+    assert ctx.next_deadline() is None and ctx.in_order == {}
+
+
+def test_an_in_order_deadline_earlier_than_the_last_is_an_ordinary_one() -> None:
+    ctx = context()
+    fired: list[str] = []
+    ctx.schedule_in_order("late", 100.0, lambda now: fired.append("late"))
+    ctx.schedule_in_order("early", 50.0, lambda now: fired.append("early"))  # the delay was shortened
+    assert list(ctx.in_order) == ["late"] and "early" in ctx.deadlines
+    ctx.fire_due(60.0)
+    assert fired == ["early"]
+    ctx.cancel_in_order("late")
+    ctx.schedule_in_order("gone", 70.0, lambda now: fired.append("gone"))
+    ctx.cancel_in_order("gone")
+    ctx.fire_due(200.0)
+    assert fired == ["early"] and ctx.next_deadline() is None
+
+
+def test_cancelling_the_head_costs_no_scan() -> None:
+    """Ten thousand calls up: ending the oldest leaves the other deadlines alone."""
+    ctx = context()
+    for i in range(10_000):
+        ctx.schedule_in_order(i, 14_400.0 + i, lambda now: None)
+    for i in range(5_000):
+        ctx.cancel_in_order(i)
+    assert len(ctx.deadlines) == 1 and len(ctx.in_order) == 5_000
+    assert ctx.next_deadline() == 14_400.0  # stale: moves on when it fires
+    ctx.fire_due(14_400.0)
+    assert ctx.next_deadline() == 19_400.0

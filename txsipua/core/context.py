@@ -16,6 +16,10 @@ core, and read no private attribute on either side.
 
 Timers: the context keeps *named deadlines* (aioquic style): a usage
 schedules ``(name, deadline, fire)``; scheduling a name again replaces it.
+Deadlines that all lie one fixed delay after the moment they are set (the
+``max_call_duration`` of every confirmed call) are kept apart in arrival
+order behind a single named deadline, so that setting and cancelling one
+costs O(1) however many calls are up (:meth:`CoreContext.schedule_in_order`).
 The core's :meth:`~txsipua.core.useragent.UserAgentCore.get_timer` is the
 earliest of these and the transaction layer's own deadline; nothing caches
 the time: every method takes ``now``.
@@ -44,6 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from txsipua.core.uac import ClientOperation
 
 Fire = Callable[[float], None]
+
+_IN_ORDER = ("in-order deadlines",)
+"""The named deadline standing for every :meth:`CoreContext.schedule_in_order` one."""
 
 MAX_CALLS = 10_000
 """Default cap on live INVITE sessions (:attr:`CoreContext.max_calls`)."""
@@ -116,6 +123,12 @@ class SessionHost(Protocol):
     def cancel(self, name: Hashable) -> None:
         """Forget the deadline ``name``."""
 
+    def schedule_in_order(self, name: Hashable, deadline: float, fire: Fire) -> None:
+        """Like :meth:`schedule`, O(1), for deadlines that come in time order (one fixed delay)."""
+
+    def cancel_in_order(self, name: Hashable) -> None:
+        """Forget a deadline set with :meth:`schedule_in_order`."""
+
     def locate(self, uri: SipURI) -> Address:
         """The transport address of the next hop ``uri`` (raises ResolutionError)."""
 
@@ -177,6 +190,9 @@ class CoreContext:
         self.events: collections.deque[ev.Event] = collections.deque()
         self.stats: collections.Counter[str] = collections.Counter()
         self.deadlines: dict[Hashable, tuple[float, Fire]] = {}
+        self.in_order: dict[Hashable, tuple[float, Fire]] = {}
+        """Deadlines set with :meth:`schedule_in_order`, earliest first."""
+        self._in_order_armed = False
         self._earliest: float | None = None
         self._contact: tuple[tuple[Address, str, str | None], str] | None = None
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
@@ -285,6 +301,46 @@ class CoreContext:
         old = self.deadlines.pop(name, None)
         if old is not None and self._earliest is not None and old[0] <= self._earliest:
             self._earliest = None
+
+    def schedule_in_order(self, name: Hashable, deadline: float, fire: Fire) -> None:
+        """Call ``fire(now)`` once at ``deadline``, in O(1), for deadlines set in time order.
+
+        Meant for one deadline per call a fixed delay ahead (so each is no
+        earlier than the ones set before it): they wait in arrival order
+        behind one named deadline for the earliest.  One that would come
+        before the latest already waiting (the delay was shortened) is an
+        ordinary :meth:`schedule` instead.  ``name`` must not be in use.
+        """
+        queue = self.in_order
+        if queue and deadline < next(reversed(queue.values()))[0]:
+            self.schedule(name, deadline, fire)
+            return
+        queue[name] = (deadline, fire)
+        if not self._in_order_armed:
+            self._in_order_armed = True
+            self.schedule(_IN_ORDER, deadline, self._fire_in_order)
+
+    def cancel_in_order(self, name: Hashable) -> None:
+        """Forget a deadline set with :meth:`schedule_in_order`, if any (O(1)).
+
+        The shared deadline is left as it is: if it fires with nothing due, it
+        moves on to the earliest left.
+        """
+        if self.in_order.pop(name, None) is None:
+            self.cancel(name)
+
+    def _fire_in_order(self, now: float) -> None:
+        self._in_order_armed = False
+        queue = self.in_order
+        while queue:
+            name = next(iter(queue))
+            deadline, fire = queue[name]
+            if deadline > now:
+                self._in_order_armed = True
+                self.schedule(_IN_ORDER, deadline, self._fire_in_order)
+                return
+            del queue[name]
+            fire(now)
 
     def next_deadline(self) -> float | None:
         """The earliest named deadline, or ``None`` (cached: O(1) between changes)."""

@@ -605,7 +605,7 @@ class InviteSession:
         limit = self.host.max_call_duration
         if limit is not None:
             self._duration_name = ("max-duration", id(self))
-            self.host.schedule(self._duration_name, now + limit, self._duration_reached)
+            self.host.schedule_in_order(self._duration_name, now + limit, self._duration_reached)
 
     def _duration_reached(self, now: float) -> None:
         self._duration_name = None
@@ -639,7 +639,7 @@ class InviteSession:
     def a_finish(self, now: float, arg: Any) -> None:
         """Leave the dialog table, forget the duration deadline, report the end if one is due."""
         if self._duration_name is not None:
-            self.host.cancel(self._duration_name)
+            self.host.cancel_in_order(self._duration_name)
             self._duration_name = None
         dialog = self.dialog
         if dialog is not None:
