@@ -33,7 +33,8 @@ up after its CANCEL (§9.1, kept 64*T1).
 
 Timers: ``get_timer()`` is the earliest of the transaction layer's deadline
 and the context's named deadlines (a CANCEL's 64*T1 give-up, the memory of a
-given-up INVITE); there is no other timer.
+given-up INVITE, the ``max_call_duration`` of confirmed calls); there is no
+other timer.
 """
 
 from __future__ import annotations
