@@ -245,11 +245,7 @@ class DigestClient:
         self._cache.pop(key, None)
 
     def next_nc(self, realm: str, nonce: str) -> str:
-        """The next nonce count for ``(realm, nonce)`` as 8 hex digits (RFC 2617 §3.2.2).
-
-        Counts are kept for the :data:`MAX_NONCE_COUNTS` most recently used
-        nonces; the oldest is forgotten past it.
-        """
+        """The next nonce count (8 hex digits, RFC 2617 §3.2.2); :data:`MAX_NONCE_COUNTS` kept."""
         key = (realm, nonce)
         count = self._nc.pop(key, 0) + 1
         self._nc[key] = count  # re-inserted: most recently used last
@@ -270,8 +266,7 @@ class DigestClient:
         return False
 
     def remember(self, key: _Key, entry: _CacheEntry) -> None:
-        """Cache ``entry`` under ``(challenge header, realm)`` for pre-emptive reuse (most
-        recent last; the oldest is dropped past :data:`MAX_CACHED`)."""
+        """Cache ``entry`` under ``(header, realm)`` for reuse; the oldest go past :data:`MAX_CACHED`."""
         self._cache.pop(key, None)
         self._cache[key] = entry
         while len(self._cache) > MAX_CACHED:
