@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import attrs
 
+from txsipua.core.context import MAX_CALLS
 from txsipua.core.transaction import Timers
 from txsipua.media.offer_answer import PCMA, PCMU, Codec
 
@@ -52,10 +53,18 @@ class Configuration:
             CANCEL to be confirmed before closing anyway, seconds.
         registration_retry: how long a :class:`~txsipua.ua.registration.Registration`
             whose refresh failed waits before trying again, seconds.
+        max_calls: calls (either side, from INVITE to their end) held at
+            once; a new incoming INVITE past it is answered 503 with
+            Retry-After (RFC 3261 §21.5.4), counted in the core's
+            ``stats["calls_refused"]`` and logged.  Default 10,000.
+        max_call_duration: seconds a confirmed call may last; then the user
+            agent sends BYE and the call ends with reason ``"max-duration"``.
+            ``None`` (the default): calls last until either side hangs up.
 
     Raises:
         ValueError: ``socket_buffer`` not positive, ``grace`` or
-            ``registration_retry`` negative, or no codec.
+            ``registration_retry`` negative, ``max_calls`` negative,
+            ``max_call_duration`` not positive, or no codec.
     """
 
     timers: Timers = attrs.field(factory=Timers)
@@ -67,6 +76,9 @@ class Configuration:
     socket_buffer: int | None = attrs.field(default=None, validator=_positive_or_none)
     grace: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
     registration_retry: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
+    max_call_duration: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.
