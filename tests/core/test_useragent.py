@@ -615,3 +615,167 @@ def test_challenged_reinvite_is_not_retried_after_hangup() -> None:
     reinvites = [m for m in net.wire if isinstance(m, Request) and m.method == "INVITE" and m.to_tag]
     assert len(reinvites) == 1, "the re-INVITE is not retried with credentials after the BYE"
     assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["hangup"]
+
+
+# ---------------------------------------------------------------- review8 M1: no BYE before the ACK
+
+
+def _accepting_pair(contact: str | None = None) -> tuple[UserAgentCore, UserAgentCore, Net, list[Any], Any]:
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller=caller, callee=callee)
+    sessions: list[Any] = []
+    net.on_event = on_incoming_call(net, lambda s: (sessions.append(s), s.accept(net.now, body=b"v=0\r\n")))  # type: ignore[method-assign]
+    request = invite(caller)
+    if contact is not None:
+        request.headers.set("Contact", contact)
+    return caller, callee, net, sessions, caller.invite(request, B, 0.0)
+
+
+def _callee_byes(net: Net) -> list[tuple[int, str]]:
+    return [(i, dst) for i, (src, dst, line) in enumerate(net.ladder) if src == "callee" and line.startswith("BYE")]
+
+
+def test_hangup_before_the_ack_waits_for_it_then_byes() -> None:
+    """RFC 3261 §15: the callee hung up before the ACK: nothing is sent until the ACK, then the BYE."""
+    caller, callee, net, sessions, _ = _accepting_pair()
+    dropped: list[Any] = []
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK" and not dropped and not dropped.append(m)
+    net.pump()
+    assert dropped and sessions[0].state is SessionState.ACCEPTED
+    sessions[0].hangup(net.now)
+    net.pump()
+    assert not _callee_byes(net) and sessions[0].state is SessionState.TERMINATING
+    net.advance(1.0)  # the 2xx is retransmitted, the caller ACKs again: now the BYE
+    acks = [i for i, (src, _, line) in enumerate(net.ladder) if src == "caller" and line.startswith("ACK")]
+    byes = _callee_byes(net)
+    assert len(byes) == 1 and byes[0][0] > acks[-1] and byes[0][1] == "caller"
+    assert not any(isinstance(e, ev.CallConfirmed) for e in net.events["callee"])
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["bye"]
+    net.advance(70)
+    assert callee.layer.transaction_count == 0 and callee.session_count == 0
+
+
+def test_hangup_before_an_ack_that_never_comes_sends_no_bye_to_a_third_party() -> None:
+    """Hung up before the ACK, and the ACK never comes: the Timer-L rule, no BYE to an unverified Contact."""
+    caller, callee, net, sessions, _ = _accepting_pair("<sip:carol@127.0.0.1:5099>")
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[0].hangup(net.now)
+    net.advance(70)
+    assert not _callee_byes(net)
+    assert all(dst != "?" for _, dst, _ in net.ladder)
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+    assert callee.session_count == 0 and callee.layer.transaction_count == 0
+
+
+def test_hangup_before_an_ack_that_never_comes_byes_the_source_after_timer_l() -> None:
+    """Hung up before the ACK, no ACK: the BYE goes only at Timer L, and only to the INVITE's source."""
+    caller, callee, net, sessions, _ = _accepting_pair()
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[0].hangup(net.now)
+    net.advance(31.0)
+    assert not _callee_byes(net)
+    net.advance(40.0)
+    byes = _callee_byes(net)
+    assert byes and {dst for _, dst in byes} == {"caller"}
+    ended = [e for e in net.events["callee"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("hangup", False)]
+
+
+def test_peer_bye_while_our_hangup_waits_for_the_ack_ends_the_call() -> None:
+    """The caller's BYE arrives while our hang-up waits for the ACK: 200, and the call ends by that BYE."""
+    caller, callee, net, sessions, caller_session = _accepting_pair()
+    net.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    net.pump()
+    sessions[-1].hangup(net.now)
+    caller_session.hangup(net.now)
+    net.pump()
+    assert sessions[-1].state is SessionState.TERMINATED
+    assert [e.reason for e in net.events["callee"] if isinstance(e, ev.CallEnded)][-1:] == ["bye"]
+    assert not _callee_byes(net)
+
+
+# ------------------------------------------- review8: RFC 3261 §12.2.1.2 for every in-dialog request
+
+
+def _confirmed_pair(answer: int | None) -> tuple[UserAgentCore, UserAgentCore, Net, Any]:
+    """A confirmed call; the callee answers every in-dialog request but BYE with ``answer`` (None: never)."""
+    caller, callee, net = make_pair()
+    base = net.on_event
+
+    def on_event(name: str, core: UserAgentCore, e: Any) -> None:
+        if isinstance(e, ev.IncomingRequest) and answer is not None:
+            core.respond(e.transaction, core.make_response(e.request, answer), net.now)
+        else:
+            base(name, core, e)
+
+    net.on_event = on_event  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    assert session.state is SessionState.CONFIRMED
+    return caller, callee, net, session
+
+
+def _caller_byes(net: Net) -> list[str]:
+    return [line for src, _, line in net.ladder if src == "caller" and line.startswith("BYE")]
+
+
+@pytest.mark.parametrize("method", ["INFO", "MESSAGE"])
+def test_in_dialog_request_answered_481_ends_the_dialog_without_bye(method: str) -> None:
+    caller, callee, net, session = _confirmed_pair(481)
+    session.request(method, net.now, body=b"x", content_type="text/plain")
+    net.pump()
+    assert [e.response.status for e in net.events["caller"] if isinstance(e, ev.RequestCompleted)] == [481]
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("error", True)]
+    assert not _caller_byes(net) and session.state is SessionState.TERMINATED and caller.session_count == 0
+
+
+@pytest.mark.parametrize("method", ["INFO", "MESSAGE"])
+def test_in_dialog_request_answered_408_ends_the_dialog_with_a_bye(method: str) -> None:
+    caller, callee, net, session = _confirmed_pair(408)
+    session.request(method, net.now, body=b"x", content_type="text/plain")
+    net.pump()
+    assert len(_caller_byes(net)) == 1
+    ended = [e for e in net.events["caller"] if isinstance(e, ev.CallEnded)]
+    assert [(e.reason, e.by_remote) for e in ended] == [("error", True)]
+    assert [e.reason for e in net.events["callee"] if isinstance(e, ev.CallEnded)] == ["bye"]
+
+
+def test_in_dialog_request_without_response_ends_the_dialog_with_a_bye() -> None:
+    """An INFO never answered: Timer F, RequestFailed, then the BYE (§12.2.1.2)."""
+    caller, callee, net, session = _confirmed_pair(None)
+    session.request("INFO", net.now)
+    net.advance(31)
+    assert not _caller_byes(net)
+    net.advance(2)
+    assert [type(e) for e in net.events["caller"] if isinstance(e, ev.RequestFailed)] == [ev.RequestFailed]
+    assert len(_caller_byes(net)) == 1
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["error"]
+
+
+def test_reinvite_without_response_ends_the_dialog_with_a_bye() -> None:
+    """A re-INVITE whose responses never come (Timer B) ends the call with a BYE (§12.2.1.2, §14.1)."""
+    caller, callee, net, session = _confirmed_pair(None)
+    net.drop = lambda m: not isinstance(m, Request) and m.cseq.method == "INVITE" and m.cseq.seq > 2
+    session.reinvite(net.now, b"v=0\r\n")
+    net.advance(33)
+    done = [e for e in net.events["caller"] if isinstance(e, ev.ReinviteCompleted)]
+    assert len(done) == 1 and done[0].response is None and done[0].error is not None
+    assert len(_caller_byes(net)) == 1
+    assert [e.reason for e in net.events["caller"] if isinstance(e, ev.CallEnded)] == ["error"]
+    assert session.state is SessionState.TERMINATED
+
+
+def test_in_dialog_request_answered_otherwise_keeps_the_dialog() -> None:
+    """A 486 or 200 to an INFO leaves the call up."""
+    for status in (200, 486, 500):
+        caller, callee, net, session = _confirmed_pair(status)
+        session.request("INFO", net.now)
+        net.pump()
+        assert session.state is SessionState.CONFIRMED and not _caller_byes(net)

@@ -18,8 +18,10 @@ Both tables share the dialog phase, implemented here: CONFIRMED, where
 in-dialog requests are sent (:meth:`InviteSession.request`, re-INVITE) and
 received, TERMINATING while our BYE awaits its final response (so whoever
 waits for the end may close the socket without losing the BYE's
-retransmissions, §15.1.1), and TERMINATED.  A re-INVITE answered 408 ends
-the call with a BYE, one answered 481 ends it without (§14.1, §12.2.1.2).
+retransmissions, §15.1.1), and TERMINATED.  A request we send in the dialog
+(re-INVITE, INFO, MESSAGE...) answered 408, or that gets no response at all
+(timeout or transport error), ends the call with a BYE; one answered 481 ends
+it without (§12.2.1.2, §14.1).
 
 The public :attr:`InviteSession.state` is the coarse :class:`SessionState`
 the user API has always seen; :attr:`InviteSession.phase` is the table's.
@@ -44,6 +46,8 @@ from txsipua.errors import (
     RemoteProtocolError,
     ResolutionError,
     SIPStatusError,
+    TransactionTimeout,
+    TransportError,
 )
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
@@ -95,6 +99,7 @@ class Phase(enum.Enum):
     RECEIVED = "received"  # UAS: INVITE received, nothing sent but 100
     RINGING = "ringing"  # UAS: a 1xx with our tag sent
     ACCEPTED = "accepted"  # UAS: 2xx sent, waiting for the ACK (§13.3.1.4)
+    HANGUP_PENDING = "hangup pending"  # UAS: hung up after the 2xx; the BYE waits for the ACK (§15)
     CONFIRMED = "confirmed"  # the dialog is up
     TERMINATING = "terminating"  # our BYE is out (§15.1.1)
     TERMINATED = "terminated"
@@ -113,6 +118,7 @@ _PUBLIC = {
     Phase.RECEIVED: SessionState.RECEIVED,
     Phase.RINGING: SessionState.RINGING,
     Phase.ACCEPTED: SessionState.ACCEPTED,
+    Phase.HANGUP_PENDING: SessionState.TERMINATING,
     Phase.CONFIRMED: SessionState.CONFIRMED,
     Phase.TERMINATING: SessionState.TERMINATING,
     Phase.TERMINATED: SessionState.TERMINATED,
@@ -147,8 +153,8 @@ class Input(enum.Enum):
     ABORT = "abort()"
     BYE_RECEIVED = "BYE received"
     BYE_DONE = "our BYE ended"
-    DIALOG_LOST = "re-INVITE got 408"
-    DIALOG_GONE = "re-INVITE got 481"
+    DIALOG_LOST = "an in-dialog request got 408 or no response"
+    DIALOG_GONE = "an in-dialog request got 481"
 
 
 class Action(enum.Enum):
@@ -180,6 +186,7 @@ class Action(enum.Enum):
     SEND_487 = "a_send_487"
     CONFIRM = "a_confirm"
     NO_ACK = "a_no_ack"
+    HANGUP_NO_ACK = "a_hangup_no_ack"
     # both
     BYE_HANGUP = "a_bye_hangup"
     BYE_MAX_DURATION = "a_bye_max_duration"
@@ -205,13 +212,13 @@ A = Action
 #                              v          ACK of a re-INVITE's 2xx: -
 #                        +-----------+ <--+
 #     BYE received:      |           | ---+
-#     200, CallEnded     | CONFIRMED |          re-INVITE answered 481:
-#     "bye" <------------|           |--------> CallEnded "error", no BYE
-#     -> TERMINATED      +-----------+          -> TERMINATED
+#     200, CallEnded     | CONFIRMED |          a request we sent in the dialog
+#     "bye" <------------|           |--------> answered 481: CallEnded "error",
+#     -> TERMINATED      +-----------+          no BYE -> TERMINATED
 #                          |       |
-#   hangup(), or the call  |       | re-INVITE answered 408, or a
-#   lasted max_call_dura-  |       | re-INVITE's 2xx never ACKed: BYE
-#   tion: BYE              |       |
+#   hangup(), or the call  |       | a request we sent in the dialog answered
+#   lasted max_call_dura-  |       | 408 or timed out (§12.2.1.2), or a
+#   tion: BYE              |       | re-INVITE's 2xx never ACKed: BYE
 #                          v       v
 #                     +-----------------+  BYE answered or failed, or the
 #                     |   TERMINATING   |  peer's BYE crossed ours:
@@ -335,8 +342,9 @@ class InviteSession:
         """End the call the SIP way (RFC 3261 §15): CANCEL while ringing, BYE once connected.
 
         As UAC before any provisional response, the CANCEL waits for the first
-        1xx (§9.1).  As UAS before answering, the call is rejected with 603.
-        Idempotent once the call is ending.
+        1xx (§9.1).  As UAS before answering, the call is rejected with 603;
+        after our 2xx but before its ACK, the BYE waits for the ACK (§15; see
+        :mod:`txsipua.core.invite_server`).  Idempotent once the call is ending.
         """
         self._step(Input.HANGUP, now)
 
@@ -525,10 +533,7 @@ class InviteSession:
                     self.remote_sdp = response.body
                 self._send_2xx_ack(operation, response, now)
             self.host.emit(ev.ReinviteCompleted(self, response))
-            if response.status == 408:
-                self._step(Input.DIALOG_LOST, now)
-            elif response.status == 481:
-                self._step(Input.DIALOG_GONE, now)
+            self._dialog_outcome(response.status, now)
         elif operation.method == "BYE":
             if not (200 <= response.status < 300 or response.status == 481):
                 self._bye_error = SIPStatusError(response, "BYE")
@@ -536,17 +541,33 @@ class InviteSession:
         elif operation.method != "CANCEL":
             # other in-dialog requests (INFO, MESSAGE...) report like out-of-dialog ones
             self.host.emit(ev.RequestCompleted(operation, response))
+            self._dialog_outcome(response.status, now)
+
+    def _dialog_outcome(self, status: int, now: float) -> None:
+        """RFC 3261 §12.2.1.2: a 481 or 408 to a request in the dialog (0: none came) ends it."""
+        if status == 408 or status == 0:
+            self._step(Input.DIALOG_LOST, now)
+        elif status == 481:
+            self._step(Input.DIALOG_GONE, now)
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
         """One of our in-dialog requests ended without a final response."""
         if operation is self._reinvite_op:
             self._reinvite_op = None
             self.host.emit(ev.ReinviteCompleted(self, None, error))
+            self._failed_outcome(error, now)
         elif operation.method == "BYE":
             self._bye_error = error
             self._step(Input.BYE_DONE, now)
         elif operation.method != "CANCEL":
             self.host.emit(ev.RequestFailed(operation, error))
+            self._failed_outcome(error, now)
+
+    def _failed_outcome(self, error: Exception, now: float) -> None:
+        # no response at all (timeout, transport error) ends the dialog like a 408
+        # (§12.2.1.2); an authentication failure or a withheld credential does not
+        if isinstance(error, TransactionTimeout | TransportError):
+            self._dialog_outcome(0, now)
 
     # -------------------------------------------------------- helpers
     def _expect_ack(self, seq: int, transaction: ServerTransaction) -> None:
@@ -616,7 +637,7 @@ class InviteSession:
         self._bye(now, "no-ack", True)
 
     def a_bye_lost(self, now: float, arg: Any) -> None:
-        """A re-INVITE timed out (408): the dialog is lost, BYE (§14.1)."""
+        """A request in the dialog got 408 or no response: the dialog is lost, BYE (§12.2.1.2, §14.1)."""
         self._bye(now, "error", True)
 
     def a_end_by_bye(self, now: float, arg: Any) -> None:
@@ -625,7 +646,7 @@ class InviteSession:
         self.a_finish(now, arg)
 
     def a_end_gone(self, now: float, arg: Any) -> None:
-        """A re-INVITE got 481: the dialog is gone, no BYE (§12.2.1.2)."""
+        """A request in the dialog got 481: the dialog is gone, no BYE (§12.2.1.2)."""
         self._end_reason = ("error", True)
         self.a_finish(now, arg)
 

@@ -24,6 +24,14 @@ work and the BYE's answer can be checked; otherwise the call ends with reason
 ``"no-ack"`` and nothing is sent.  Once an ACK came (the ACK of a re-INVITE's
 2xx missing later), the dialog is verified and the BYE is always sent.
 
+No BYE before the ACK either when the application hangs up (RFC 3261 §15:
+the callee "MUST NOT send a BYE on a confirmed dialog until it has received
+an ACK for its 2xx response or until the server transaction times out"): a
+hang-up in ACCEPTED is remembered as the phase HANGUP_PENDING; the BYE goes
+when the ACK arrives, and if Timer L fires first the rule above applies (a
+BYE only to a verified next hop, else the call ends without one).  Either
+way the call ends with reason ``"hangup"``.
+
 The flow, with the dialog phase of :mod:`txsipua.core.invite`::
 
           INVITE received, 100 sent by the transaction
@@ -42,9 +50,14 @@ The flow, with the dialog phase of :mod:`txsipua.core.invite`::
               +------------------------------+ ACK timeout (Timer L):
               |           ACCEPTED           | BYE if the next hop is the
               +------------------------------+ INVITE's source -> TERMINATING
-                | ACK      | BYE received     | hangup: BYE -> TERMINATING
-                v          v
-          +-----------+  TERMINATED
+                | ACK      | BYE received  |
+                |          v               | hangup(): nothing sent yet (§15)
+                |      TERMINATED          v
+                |          ^      +----------------+ ACK: BYE -> TERMINATING
+                |          +------| HANGUP_PENDING | ACK timeout (Timer L): BYE if
+                |     BYE received+----------------+ the next hop is the INVITE's
+                v                                    source -> TERMINATING
+          +-----------+
           | CONFIRMED |  (dialog phase: BYE, re-INVITE, ...)
           +-----------+
 """
@@ -76,11 +89,14 @@ SERVER_TABLE: Table = {
     **{(p, I.REJECT): (A.SEND_FINAL, P.TERMINATED) for p in (P.RECEIVED, P.RINGING)},
     **{(p, I.HANGUP): (A.DECLINE, P.TERMINATED) for p in (P.RECEIVED, P.RINGING)},
     **{(p, I.CANCEL): (A.SEND_487, P.TERMINATED) for p in (P.RECEIVED, P.RINGING)},
-    **{(p, I.ABORT): (A.ABORT, P.TERMINATED) for p in (P.RECEIVED, P.RINGING, P.ACCEPTED)},
+    **{(p, I.ABORT): (A.ABORT, P.TERMINATED) for p in (P.RECEIVED, P.RINGING, P.ACCEPTED, P.HANGUP_PENDING)},
     (P.ACCEPTED, I.ACK): (A.CONFIRM, P.CONFIRMED),
     (P.ACCEPTED, I.ACK_TIMEOUT): (A.NO_ACK, P.TERMINATING),
     (P.ACCEPTED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
-    (P.ACCEPTED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
+    (P.ACCEPTED, I.HANGUP): (A.NONE, P.HANGUP_PENDING),  # no BYE before the ACK (§15)
+    (P.HANGUP_PENDING, I.ACK): (A.BYE_HANGUP, P.TERMINATING),
+    (P.HANGUP_PENDING, I.ACK_TIMEOUT): (A.HANGUP_NO_ACK, P.TERMINATING),
+    (P.HANGUP_PENDING, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
     **DIALOG_TABLE,
 }
 """The server INVITE usage (the figure above)."""
@@ -169,10 +185,17 @@ class InviteServerSession(InviteSession):
 
     def a_no_ack(self, now: float, arg: Any) -> None:
         """No ACK for our 2xx: BYE only to a verified next hop (module docstring), then end."""
+        self._end_unacked(now, ("no-ack", True))
+
+    def a_hangup_no_ack(self, now: float, arg: Any) -> None:
+        """Hung up while waiting for an ACK that never came: as :meth:`a_no_ack`, reason ``hangup``."""
+        self._end_unacked(now, ("hangup", False))
+
+    def _end_unacked(self, now: float, reason: tuple[str, bool]) -> None:
         if self._next_hop_is_source():
-            self._bye(now, "no-ack", True)
+            self._bye(now, *reason)
         else:
-            self._end_reason = ("no-ack", True)
+            self._end_reason = reason
             self._step(Input.BYE_DONE, now)
 
     def _next_hop_is_source(self) -> bool:

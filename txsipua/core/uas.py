@@ -29,6 +29,14 @@ A new INVITE (one without a To tag) that passes the checks is refused with
 ``max_calls`` live INVITE sessions, before any challenge; the refusal is
 counted (``stats["calls_refused"]``) and reported with
 :class:`~txsipua.core.events.CallRefused` for a log line.
+
+A :class:`~txsipua.errors.ParseError` met anywhere on the way (a field is
+parsed when first read: the From tag of an in-dialog request, the Contact of a
+re-INVITE...) answers the request with the error's status (400 unless it names
+another) and a reason naming the defect, like the transaction layer's answer
+to a message that does not parse (§8.2, §21.4.1); an ACK with one is dropped.
+So no server transaction is left without a final response: each request is
+answered here, or handed to a session or the application in an event.
 """
 
 from __future__ import annotations
@@ -40,10 +48,10 @@ import attrs
 from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
-from txsipua.core.transaction import ServerTransaction
+from txsipua.core.transaction import ServerTransaction, State
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
-from txsipua.sip.message import Request
+from txsipua.sip.message import Request, reason_phrase
 from txsipua.sip.uri import AbsoluteURI
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +129,33 @@ class UasCore:
         self._parked: dict[int, _Parked] = {}
 
     def on_request(self, request: Request, stxn: ServerTransaction | None, source: Address, now: float) -> None:
-        """Route or answer a received request (``stxn`` is ``None`` only for an ACK)."""
+        """Route or answer a received request (``stxn`` is ``None`` only for an ACK).
+
+        Never raises ParseError: a malformed field found on the way is answered
+        (:meth:`answer_parse_error`).
+        """
+        try:
+            self._route(request, stxn, source, now)
+        except ParseError as e:
+            self.answer_parse_error(request, stxn, e, now)
+
+    def answer_parse_error(self, request: Request, stxn: ServerTransaction | None, error: ParseError,
+                           now: float) -> None:
+        """Answer ``request`` with ``error.status`` (400 unless 300-699) and a reason naming the defect.
+
+        Nothing is sent for an ACK (``stxn`` is ``None``) or when the server
+        transaction has its final response already; both are counted in the
+        core's ``stats["malformed_late"]``.
+        """
+        ctx = self.context
+        if stxn is None or stxn.state not in (State.TRYING, State.PROCEEDING):
+            ctx.stats["malformed_late"] += 1
+            return
+        status = error.status if 300 <= error.status <= 699 else 400
+        detail = "".join(c if c.isprintable() else " " for c in error.detail)[:120]
+        ctx.respond(stxn, ctx.make_response(request, status, f"{reason_phrase(status)} ({detail})"), now)
+
+    def _route(self, request: Request, stxn: ServerTransaction | None, source: Address, now: float) -> None:
         ctx = self.context
         method = request.method
         to_tag = request.to_tag
@@ -175,7 +209,10 @@ class UasCore:
         if parked is None:
             return
         if ok:
-            self._accept(parked.request, parked.transaction, parked.source, now, identity)
+            try:
+                self._accept(parked.request, parked.transaction, parked.source, now, identity)
+            except ParseError as e:
+                self.answer_parse_error(parked.request, parked.transaction, e, now)
             return
         auth = self._authenticator_for(parked.request.method)
         assert auth is not None

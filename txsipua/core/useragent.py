@@ -464,7 +464,9 @@ class UserAgentCore:
             try:
                 self._dispatch(e, now)
             except ParseError:
-                # a typed accessor found a malformed header late: drop, never crash
+                # a typed accessor found a malformed header late in a response or a
+                # timer's work: drop, never crash (a request's own ParseError is
+                # answered by UasCore.on_request)
                 continue
 
     def _dispatch(self, e: object, now: float) -> None:

@@ -544,16 +544,24 @@ error:
     return NULL;
 }
 
-/* index of the first `pat` (length m) in s[from:n], or -1 */
-static Py_ssize_t
-find(const char *s, Py_ssize_t n, Py_ssize_t from, const char *pat, Py_ssize_t m)
+/* is c a character tag_param declines (non-whitespace controls, CR, LF, DEL): the pure
+   code's \s and str.strip() read some controls as whitespace, so they go there */
+static int
+tag_odd_char(unsigned char c)
 {
-    for (Py_ssize_t k = from; k + m <= n; k++) {
-        if (s[k] == pat[0] && memcmp(s + k, pat, (size_t)m) == 0) {
-            return k;
-        }
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* s[a:b] stripped of SP and HTAB */
+static void
+tag_strip(const char *s, Py_ssize_t *a, Py_ssize_t *b)
+{
+    while (*a < *b && (s[*a] == ' ' || s[*a] == '\t')) {
+        (*a)++;
     }
-    return -1;
+    while (*b > *a && (s[*b - 1] == ' ' || s[*b - 1] == '\t')) {
+        (*b)--;
+    }
 }
 
 static PyObject *
@@ -571,43 +579,119 @@ tag_param(PyObject *self, PyObject *value)
     }
     const char *s = (const char *)PyUnicode_DATA(value);
     Py_ssize_t n = PyUnicode_GET_LENGTH(value);
-    Py_ssize_t r = 0;  /* the parameters: after the only '>' */
-    int gts = 0;
+    int has_lt = 0, has_quote_or_gt = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        if (s[k] == '>') {
-            gts++;
-            r = k + 1;
+        unsigned char c = (unsigned char)s[k];
+        if (tag_odd_char(c)) {
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        has_lt |= c == '<';
+        has_quote_or_gt |= c == '"' || c == '>';
+    }
+    /* the shape header_tag accepts, else the pure code decides (and raises):
+       name-addr: SWS [ quoted-string SWS / words without < " > ] "<" *(not ">") ">" SWS [";" params]
+       addr-spec: no '<', '"' or '>'; the parameters follow the first ';' */
+    Py_ssize_t p = 0;  /* the parameters: s[p:n], empty when p == n */
+    if (has_lt) {
+        Py_ssize_t k = 0;
+        while (k < n && (s[k] == ' ' || s[k] == '\t')) {
+            k++;
+        }
+        if (k < n && s[k] == '"') {
+            k++;
+            while (k < n && s[k] != '"') {
+                k += s[k] == '\\' ? 2 : 1;
+            }
+            if (k >= n) {
+                Py_RETURN_NOTIMPLEMENTED;  /* unterminated quoted display name */
+            }
+            k++;
+            while (k < n && (s[k] == ' ' || s[k] == '\t')) {
+                k++;
+            }
+            if (k >= n || s[k] != '<') {
+                Py_RETURN_NOTIMPLEMENTED;
+            }
+        }
+        else {
+            while (k < n && s[k] != '<') {
+                if (s[k] == '"' || s[k] == '>') {
+                    Py_RETURN_NOTIMPLEMENTED;
+                }
+                k++;
+            }
+        }
+        /* s[k] == '<': the URI runs to the first '>' */
+        k++;
+        while (k < n && s[k] != '>') {
+            k++;
+        }
+        if (k >= n) {
+            Py_RETURN_NOTIMPLEMENTED;  /* unterminated <> */
+        }
+        k++;
+        while (k < n && (s[k] == ' ' || s[k] == '\t')) {
+            k++;
+        }
+        if (k < n && s[k] != ';') {
+            Py_RETURN_NOTIMPLEMENTED;  /* text after the URI */
+        }
+        p = k;
+    }
+    else {
+        if (has_quote_or_gt) {
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        while (p < n && s[p] != ';') {
+            p++;
         }
     }
-    if (gts > 1) {
-        Py_RETURN_NOTIMPLEMENTED;  /* a '>' in a display name or a parameter */
-    }
-    int mentions = 0;  /* "tag" in any case after the name-addr */
-    for (Py_ssize_t k = r; k + 3 <= n; k++) {
-        if ((s[k] | 0x20) == 't' && (s[k + 1] | 0x20) == 'a' && (s[k + 2] | 0x20) == 'g') {
-            mentions++;
+    /* the parameters: ";"-separated name[=value], no quoted-string, no comma; the tag
+       is answered only when named exactly once as "tag" with a non-empty value that
+       SP/HTAB stripping does not change (odd spellings go to the pure code) */
+    for (Py_ssize_t q = p; q < n; q++) {
+        if (s[q] == '"' || s[q] == ',') {
+            Py_RETURN_NOTIMPLEMENTED;
         }
     }
-    if (mentions == 0) {
+    Py_ssize_t tag_start = -1, tag_end = -1;
+    Py_ssize_t k = p;
+    while (k < n) {
+        Py_ssize_t a = k + 1;  /* s[k] == ';' */
+        Py_ssize_t b = a;
+        while (b < n && s[b] != ';') {
+            b++;
+        }
+        k = b;
+        Py_ssize_t eq = a;
+        while (eq < b && s[eq] != '=') {
+            eq++;
+        }
+        Py_ssize_t na = a, nb = eq;
+        tag_strip(s, &na, &nb);
+        if (na == nb) {
+            if (eq < b) {
+                Py_RETURN_NOTIMPLEMENTED;  /* an empty name: the pure code raises */
+            }
+            continue;
+        }
+        if (nb - na == 3 && (s[na] | 0x20) == 't' && (s[na + 1] | 0x20) == 'a'
+            && (s[na + 2] | 0x20) == 'g') {
+            if (tag_start >= 0 || na != a || nb != eq || memcmp(s + na, "tag", 3) != 0 || eq == b) {
+                Py_RETURN_NOTIMPLEMENTED;  /* repeated, spaced, odd case, no value */
+            }
+            tag_start = eq + 1;
+            tag_end = b;
+            if (tag_end == tag_start || s[tag_start] == ' ' || s[tag_start] == '\t'
+                || s[tag_end - 1] == ' ' || s[tag_end - 1] == '\t') {
+                Py_RETURN_NOTIMPLEMENTED;  /* empty, or strip() would change it */
+            }
+        }
+    }
+    if (tag_start < 0) {
         Py_RETURN_NONE;
     }
-    Py_ssize_t i = find(s, n, r, ";tag=", 5);
-    if (mentions > 1 || i < 0 || memchr(s + r, '"', (size_t)(n - r)) != NULL
-        || memchr(s + r, ',', (size_t)(n - r)) != NULL) {
-        /* an odd spelling, a second tag, a quoted parameter, a comma */
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    Py_ssize_t start = i + 5;
-    Py_ssize_t end = start;
-    while (end < n && s[end] != ';') {
-        end++;
-    }
-    /* strip() would change a tag starting or ending with whitespace or a control
-       character, and an empty tag goes to the full parser: both to the pure code */
-    if (end == start || (unsigned char)s[start] <= 0x20 || (unsigned char)s[end - 1] <= 0x20) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    return PyUnicode_Substring(value, start, end);
+    return PyUnicode_Substring(value, tag_start, tag_end);
 }
 
 #include "_speedups_via.h"
@@ -627,12 +711,14 @@ static PyMethodDef methods[] = {
     {"tag_param", tag_param, METH_O,
      "tag_param(value: str) -> str | None | NotImplemented\n\n"
      "The tag parameter of a From/To value (RFC 3261 §19.3), read without\n"
-     "the URI (as NameAddr.parse(value).tag gives it when that succeeds):\n"
-     "the tag, None when the\n"
-     "parameters hold no 'tag' in any case, or NotImplemented when the pure\n"
-     "code must decide (non-ASCII text, two '>', quotes or a comma in the\n"
-     "parameters, odd spellings, a repeated or empty tag, whitespace or\n"
-     "controls around it). Raises TypeError for a value that is not a str."},
+     "the URI, for the shapes txsipua.sip.values.header_tag accepts: the\n"
+     "tag, or None when the parameters hold no tag. NotImplemented when the\n"
+     "pure code must decide: any shape it is not sure of (non-ASCII text,\n"
+     "controls, an unterminated quoted display name or <>, text after the\n"
+     "URI, '\"', '>' or '<' out of place, quotes or a comma in the\n"
+     "parameters, an empty parameter name, a repeated, empty or oddly\n"
+     "spelled tag, whitespace around it), so both paths give the same value\n"
+     "or the same error. Raises TypeError for a value that is not a str."},
     {"via_parts", via_parts, METH_O,
      "via_parts(text: str) -> (transport, host, port, params) | NotImplemented\n\n"
      "The C path of txsipua.sip.values.Via.parse (RFC 3261 20.42) for the\n"

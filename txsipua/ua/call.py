@@ -321,12 +321,24 @@ class IncomingCall:
         session = self.call.session
         self.ua.drive(lambda now: session.ring(now))
 
+    @property
+    def pending(self) -> bool:
+        """True while the call awaits the decision: no final response yet, not cancelled."""
+        return not self.call.ended.called and self.call.state in (SessionState.RECEIVED, SessionState.RINGING)
+
     def answer(self) -> Call:
         """Accept with 200 OK and our SDP answer; returns the :class:`Call`.
 
         An offer we cannot accept is rejected (488, or the status its error names).
+
+        Raises:
+            LocalProtocolError: the call no longer awaits an answer (the caller
+                cancelled it, or it was answered or rejected already); no
+                media is opened.
         """
         call = self.call
+        if not self.pending:
+            raise LocalProtocolError(f"cannot answer a call in state {call.state.value}")
         body = b""
         if call.call_media is not None:
             try:
@@ -340,7 +352,11 @@ class IncomingCall:
                 log.failure("cannot answer the call")
                 self.reject(500)
                 return call
-        self.ua.drive(lambda now: call.session.accept(now, body=body))
+        try:
+            self.ua.drive(lambda now: call.session.accept(now, body=body))
+        except BaseException:
+            call.stop_media()  # never leave the RTP socket open for a call not answered
+            raise
         return call
 
     def reject(self, status: int = 486, reason: str | None = None,

@@ -504,7 +504,13 @@ class UserAgent:
         self.calls.add(call)
         incoming = IncomingCall(self, call, e.request)
         if self.on_incoming_call is not None:
-            self.on_incoming_call(incoming)
+            try:
+                self.on_incoming_call(incoming)
+            except Exception:
+                # the application failed: refuse the call rather than leave it unanswered
+                log.failure("on_incoming_call failed; the call is refused with 500")
+                if incoming.pending:
+                    incoming.reject(500)
         elif self.auto_answer:
             incoming.ring()
             incoming.answer()
