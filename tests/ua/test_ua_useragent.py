@@ -165,3 +165,38 @@ def test_call_errors_arrive_as_failures(clock: UDPClock, ua: UserAgent) -> None:
         anonymous.place_call("sip:bob@192.0.2.12")
     with pytest.raises(LocalProtocolError):
         anonymous.require_account()
+
+
+def test_stop_unregisters_live_registrations(clock: UDPClock, ua: UserAgent) -> None:
+    """ua.stop() sends Expires: 0 for each started registration, waits for the 200, leaves no timer."""
+    reg = ua.registration(60)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=60")])
+    assert ua.registrations == {reg}
+    stopped: list[Any] = []
+    ua.stop().addCallback(stopped.append)
+    last = requests(ua, "REGISTER")[-1]
+    assert last.headers.get("Expires") == "0" and stopped == []
+    reply(ua, last, 200)
+    assert stopped == [None] and reg.state.value == "unregistered" and not reg.registered
+    assert ua.registrations == set()
+    clock.advance(10)  # Timer K of the un-REGISTER (UDP)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def test_stop_abandons_registrations_the_grace_outlives(clock: UDPClock, ua: UserAgent) -> None:
+    """A registrar that never answers the un-REGISTER: stop() gives up after the grace; nothing is left armed."""
+    reg = ua.registration(60)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=60")])
+    stopped: list[Any] = []
+    ua.stop(grace=2.0).addCallback(stopped.append)
+    clock.advance(1.9)
+    assert stopped == []
+    clock.advance(0.2)
+    assert stopped == [None] and reg.state.value == "unregistered"
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+    n = len(requests(ua, "REGISTER"))
+    clock.advance(100)
+    assert len(requests(ua, "REGISTER")) == n  # no refresh, no retransmission on the closed transport
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
