@@ -96,6 +96,28 @@ def test_configuration_defaults_and_validation() -> None:
     assert attrs.evolve(config, grace=1.0).grace == 1.0 and config.grace == 8.0
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("registration_retry", 0), ("registration_retry", 0.5), ("registration_retry", float("nan")),
+    ("grace", float("inf")), ("grace", "8"), ("timers", 0.5), ("timers", None),
+    ("user_agent", "bot/1.0\r\nX-Injected: 1"), ("user_agent", "bot\x00"), ("user_agent", 7),
+    ("rtp_host", "example.com"), ("rtp_host", "192.0.2.300"), ("rtp_host", "127.0.0.1:4000"),
+    ("codecs", ("G729",)), ("codecs", (PCMU, PCMU)), ("codecs", (object(),)), ("codecs", "opus"),
+    ("media", "yes"), ("dtmf", 1), ("socket_buffer", 1.5),
+])
+def test_configuration_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
+    """Every unusable value raises ValueError whose message names the field (review M6)."""
+    with pytest.raises(ValueError, match=field):
+        Configuration(**{field: value})  # type: ignore[arg-type]
+
+
+def test_configuration_accepts_good_values_and_codec_names() -> None:
+    """IP rtp_host (v4, v6), a retry of 1 s, grace 0 and codec names converted to Codec values."""
+    config = Configuration(rtp_host="2001:db8::5", registration_retry=1, grace=0, codecs=("pcma", PCMU))
+    assert config.codecs == (PCMA, PCMU) and config.rtp_host == "2001:db8::5"
+    assert Configuration(codecs="PCMA").codecs == (PCMA,)
+    assert Configuration(rtp_host="").media_host("192.0.2.10") == "192.0.2.10"
+
+
 def test_media_host_follows_the_bind_host_unless_set() -> None:
     """The RTP host is the SIP bind host, 127.0.0.1 for a wildcard, or rtp_host when given."""
     assert Configuration().media_host("192.0.2.10") == "192.0.2.10"
