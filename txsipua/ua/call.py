@@ -146,17 +146,26 @@ class Call:
         return self._reoffer("sendrecv")
 
     def _reoffer(self, direction: str) -> defer.Deferred[Response]:
-        if self.call_media is None:
+        # check first, change nothing on refusal: the pending re-INVITE keeps its Deferred
+        media = self.call_media
+        if media is None:
             return defer.fail(LocalProtocolError("no media to re-offer"))
+        if self._reinvite_d is not None:
+            return defer.fail(LocalProtocolError("a re-INVITE is already in progress"))
+        if self.session is None:
+            return defer.fail(LocalProtocolError("re-INVITE needs a confirmed call"))
         try:
-            offer = self.call_media.reoffer(direction)
+            offer = media.reoffer(direction)
         except LocalProtocolError as e:
             return defer.fail(e)
         d: defer.Deferred[Response] = defer.Deferred()
         self._reinvite_d = d
 
         def failed(f: Any) -> None:
-            self._reinvite_d = None
+            # the re-INVITE was never sent (not confirmed, next hop unknown): the offer is dropped
+            if self._reinvite_d is d:
+                self._reinvite_d = None
+                media.reoffer_settled(False)
             if not d.called:
                 d.errback(f)
 
@@ -237,8 +246,9 @@ class Call:
     def reinvite_completed(self, response: Response | None, error: Exception | None) -> None:
         """Our re-INVITE got its final response (or failed): take its SDP, fire hold()/resume()'s Deferred."""
         d, self._reinvite_d = self._reinvite_d, None
-        if response is not None and self.call_media is not None:
-            self.call_media.remote(response.body)
+        if self.call_media is not None:
+            accepted = error is None and response is not None and 200 <= response.status < 300
+            self.call_media.reoffer_settled(accepted, response.body if response is not None else None)
         if d is not None:
             if error is not None:
                 d.errback(error)
