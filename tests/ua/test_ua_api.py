@@ -309,6 +309,11 @@ def test_the_package_reexports_the_user_api() -> None:
     """txsipua.UserAgent & co. are the ua classes; dir() lists them; unknown names raise AttributeError."""
     assert txsipua.UserAgent is UserAgent and txsipua.Call is Call and txsipua.Configuration is Configuration
     assert set(txsipua.__all__) <= set(dir(txsipua))
+    # nothing but the public names and dunders (not Any, TYPE_CHECKING, importlib, annotations)
+    assert {n for n in dir(txsipua) if not n.startswith("__")} == set(txsipua.__all__) - {"__version__"}
+    from txsipua.errors import DigestAuthenticationError
+    assert txsipua.DigestAuthenticationError is DigestAuthenticationError
+    assert issubclass(txsipua.DigestAuthenticationError, txsipua.AuthenticationError)
     for name in txsipua.__all__:
         assert getattr(txsipua, name) is not None
     with pytest.raises(AttributeError):
