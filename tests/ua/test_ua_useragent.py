@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 import pytest
-from uafakes import REALM, UDPClock, reply, requests, sent
+from uafakes import REALM, UDPClock, alice, reply, requests, sent
 
 from txsipua.auth.challenge import parse_authorization
 from txsipua.auth.server import DigestServer
@@ -200,3 +200,45 @@ def test_stop_abandons_registrations_the_grace_outlives(clock: UDPClock, ua: Use
     clock.advance(100)
     assert len(requests(ua, "REGISTER")) == n  # no refresh, no retransmission on the closed transport
     assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+class _SlowResolver:
+    """A resolver whose answers the test gives by hand."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def locate(self, uri: Any) -> Any:
+        from twisted.internet import defer
+
+        d: Any = defer.Deferred()
+        self.asked.append((uri, d))
+        return d
+
+
+def test_a_call_being_located_has_a_state_and_its_call_id(clock: UDPClock) -> None:
+    """While the callee's name resolves: state LOCATING, the Call-ID decided (and then used), ICall verified."""
+    from zope.interface.verify import verifyObject
+
+    from txsipua.core.useragent import SessionState
+    from txsipua.net.resolve import Target
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.interfaces import ICall
+    from txsipua.ua.transports import UDPTransport
+
+    resolver = _SlowResolver()
+    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0),
+                      resolver=resolver)
+    agent.start()
+    call = agent.place_call("sip:bob@example.com")
+    assert call.state is SessionState.LOCATING and call.call_id and call.media_params is None
+    assert verifyObject(ICall, call)
+    uri, d = resolver.asked[0]
+    d.callback([Target("UDP", "203.0.113.7", 5060)])
+    invite = requests(agent, "INVITE")[0]
+    assert invite.call_id == call.call_id and call.state is SessionState.CALLING
+    other = agent.place_call("sip:carol@example.org")  # not located yet
+    reasons: list[Any] = []
+    other.answered.addErrback(lambda f: None)
+    other.hangup().addCallback(reasons.append)
+    assert reasons == ["cancelled"] and other.state is SessionState.TERMINATED

@@ -45,9 +45,13 @@ class Call:
         ua: the user agent.
         session: the core session, or ``None`` while the callee is still
             being located (see :meth:`attach`).
+        call_id: the Call-ID the INVITE will carry, for a call made before
+            its session exists (``None`` takes the session's).
 
     Attributes:
-        session: the core :class:`~txsipua.core.useragent.InviteSession`.
+        session: the core :class:`~txsipua.core.useragent.InviteSession`,
+            or ``None`` while the callee is being located (``state`` is
+            ``SessionState.LOCATING``).
         call_media: the :class:`~txsipua.ua.media.CallMedia`, or ``None``
             when the user agent's configuration has media off.
         answered: Deferred fired with the call once answered (2xx; the ACK
@@ -62,9 +66,10 @@ class Call:
         abandoned: True once hung up before the INVITE was sent.
     """
 
-    def __init__(self, ua: UserAgent, session: InviteSession | None) -> None:
+    def __init__(self, ua: UserAgent, session: InviteSession | None, call_id: str | None = None) -> None:
         self.ua = ua
         self.session: InviteSession = session  # type: ignore[assignment]  # attach() sets it for UAC calls
+        self._call_id = call_id
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
@@ -83,12 +88,20 @@ class Call:
     # ------------------------------------------------------------ properties
     @property
     def state(self) -> SessionState:
-        """The session state (:class:`~txsipua.core.useragent.SessionState`)."""
+        """The session state (:class:`~txsipua.core.useragent.SessionState`).
+
+        ``LOCATING`` while the callee's host name is being resolved (no
+        session yet), ``TERMINATED`` if the call ended before that.
+        """
+        if self.session is None:
+            return SessionState.TERMINATED if self.ended.called else SessionState.LOCATING
         return self.session.state
 
     @property
     def call_id(self) -> str:
-        """The Call-ID."""
+        """The Call-ID (decided before the INVITE is sent, so known while locating)."""
+        if self.session is None:
+            return self._call_id or ""
         return self.session.call_id
 
     @property
@@ -190,6 +203,8 @@ class Call:
         """Send an in-dialog request (INFO, MESSAGE...); fires with the final response (RFC 3261 §12.2.1)."""
         d: defer.Deferred[Response] = defer.Deferred()
         session = self.session
+        if session is None:
+            return defer.fail(LocalProtocolError("no dialog yet: the callee is still being located"))
 
         def go(now: float) -> None:
             op = session.request(method, now, headers=headers, body=body, content_type=content_type)
@@ -276,6 +291,8 @@ class Call:
             self.call_media.stop()
 
     def __repr__(self) -> str:
+        if self.session is None:
+            return f"<Call {self.state.value} {self.call_id}>"
         return f"<Call {self.session!r}>"
 
 

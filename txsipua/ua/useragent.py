@@ -339,7 +339,7 @@ class UserAgent:
         else:
             uri = SipURI(user=target, host=acct.domain)
         hop = self.next_hop(uri)
-        call = Call(self, None)
+        call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
         try:
             dest = self.core.locate(hop)
         except ResolutionError:
@@ -369,7 +369,8 @@ class UserAgent:
         body = call.offer()
 
         def go(now: float) -> None:
-            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route())
+            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(),
+                                        call_id=call.call_id or None)
             if body:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
