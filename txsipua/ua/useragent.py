@@ -337,7 +337,7 @@ class UserAgent:
         elif ":" in target and target.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
             uri = SipURI.parse(target)
         else:
-            uri = SipURI(user=target, host=acct.domain)
+            uri = acct.domain_uri(target)
         hop = self.next_hop(uri)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
         try:
@@ -395,6 +395,9 @@ class UserAgent:
         except ResolutionError as e:
             if self.resolver is None:
                 return defer.fail(e)
+        if ":" in uri.host and not uri.host.startswith("["):
+            # "host:port" in a host field is never a name: never ask the resolver (or DNS) for it
+            return defer.fail(ResolutionError(f"{uri.host!r} is not a host name"))
         d = self.resolver.locate(uri)
 
         def pick(targets: list[Any]) -> Address:
