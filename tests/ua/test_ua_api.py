@@ -343,6 +343,20 @@ def test_the_package_is_typed() -> None:
     assert "py.typed" in (ROOT / "setup.cfg").read_text()
 
 
+def test_the_readme_embedding_example_passes_mypy_strict(tmp_path: Path) -> None:
+    """The README "Embedding" example, as a user script, type-checks with mypy --strict against the package."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Embedding"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[:code.index("```")]
+    script = tmp_path / "embedding.py"
+    script.write_text(code)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MYPYPATH": str(ROOT), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "c"),
+                           str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 # ------------------------------------------------- re-INVITEs (review M3)
 
 

@@ -242,3 +242,41 @@ def test_a_call_being_located_has_a_state_and_its_call_id(clock: UDPClock) -> No
     other.answered.addErrback(lambda f: None)
     other.hangup().addCallback(reasons.append)
     assert reasons == ["cancelled"] and other.state is SessionState.TERMINATED
+
+
+def _ringing_call_hung_up(ua: UserAgent) -> Any:
+    """place_call, 180, hangup() -> CANCEL, then 200 to the CANCEL and 487 to the INVITE."""
+    call = ua.place_call("sip:bob@198.51.100.5")
+    invite = requests(ua, "INVITE")[-1]
+    reply(ua, invite, 180)
+    return call, invite
+
+
+def test_hangup_while_ringing_fails_answered_with_487_as_documented(clock: UDPClock, ua: UserAgent) -> None:
+    """README: answered fails with CallFailed 487 after hangup() while ringing; the documented errback consumes it."""
+    from twisted.python.failure import Failure
+
+    from txsipua.errors import CallFailed
+
+    documented, first = _ringing_call_hung_up(ua)
+
+    def cancelled(failure: Failure) -> Failure | None:  # the README's errback
+        return None if isinstance(failure.value, CallFailed) else failure
+
+    documented.answered.addErrback(cancelled)
+    reasons: list[Any] = []
+    documented.hangup().addCallback(reasons.append)
+    cancel = requests(ua, "CANCEL")[-1]
+    reply(ua, cancel, 200)
+    reply(ua, first, 487)
+    assert reasons == ["cancelled"]
+    results: list[Any] = []
+    documented.answered.addBoth(results.append)
+    assert results == [None]  # consumed: nothing left for "Unhandled error in Deferred"
+    awaited, invite = _ringing_call_hung_up(ua)
+    awaited.hangup()
+    reply(ua, requests(ua, "CANCEL")[-1], 200)
+    reply(ua, invite, 487)
+    later: list[Any] = []
+    awaited.answered.addErrback(later.append)  # awaiting answered after hangup() raises CallFailed 487
+    assert later[0].check(CallFailed) and later[0].value.status == 487

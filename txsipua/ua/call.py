@@ -125,6 +125,10 @@ class Call:
 
         The session decides what to send (nothing yet before a provisional
         response, §9.1).  Fires with the end reason once the call has ended.
+        Hung up before the answer, :attr:`answered` fails with
+        :class:`~txsipua.errors.CallFailed` (487): whoever holds ``answered``
+        handles that (awaiting it raises; ``place_call`` users add an
+        errback), as Twisted logs a failure nobody handled.
         """
         if self.ended.called:
             return defer.succeed("ended")

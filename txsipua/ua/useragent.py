@@ -51,7 +51,7 @@ from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
 from txsipua.ua.registration import Registration, RegistrationResult
-from txsipua.ua.transports import Listening, UDPTransport
+from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
 log = Logger()
 
@@ -107,7 +107,7 @@ class UserAgent:
         reactor: Any,
         config: Configuration | None = None,
         account: Account | None = None,
-        transport: Any = None,
+        transport: SIPTransportFactory | None = None,
         *,
         authenticator: Any = None,
         register_authenticator: Any = None,
@@ -121,7 +121,7 @@ class UserAgent:
         self.reactor = reactor
         self.config = config if config is not None else Configuration()
         self.account = account
-        self.transport = transport if transport is not None else UDPTransport(reactor)
+        self.transport: SIPTransportFactory = transport if transport is not None else UDPTransport(reactor)
         if not ISIPTransportFactory.providedBy(self.transport):
             raise TypeError(f"transport must provide ISIPTransportFactory, not {self.transport!r}")
         self.resolver = resolver
