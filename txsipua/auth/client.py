@@ -216,7 +216,7 @@ class DigestClient:
         """The (challenge header, realm) pairs whose challenges are cached for reuse."""
         return tuple(self._cache)
 
-    # -- internals shared with AuthAttempt ---------------------------------
+    # -- the narrow interface AuthAttempt uses ------------------------------
 
     def credentials_for_hop(
         self, headers: Iterable[tuple[str, str]], hop: HopAddress | None
@@ -236,7 +236,16 @@ class DigestClient:
         credential = self.credentials.credentials_for(realm)
         return credential.hosts if credential is not None else ()
 
-    def _next_nc(self, realm: str, nonce: str) -> str:
+    def cached(self) -> list[tuple[_Key, _CacheEntry]]:
+        """The cached challenges as ``((challenge header, realm), entry)`` pairs, oldest first."""
+        return list(self._cache.items())
+
+    def drop_cached(self, key: _Key) -> None:
+        """Forget the cached challenge under ``(challenge header, realm)`` (no error if absent)."""
+        self._cache.pop(key, None)
+
+    def next_nc(self, realm: str, nonce: str) -> str:
+        """The next nonce count (8 hex digits, RFC 2617 §3.2.2); :data:`MAX_NONCE_COUNTS` kept."""
         key = (realm, nonce)
         count = self._nc.pop(key, 0) + 1
         self._nc[key] = count  # re-inserted: most recently used last
@@ -244,7 +253,7 @@ class DigestClient:
             del self._nc[next(iter(self._nc))]
         return f"{count & 0xFFFFFFFF:08x}"
 
-    def _choose_qop(self, offered: tuple[str, ...]) -> str | None | bool:
+    def choose_qop(self, offered: tuple[str, ...]) -> str | None | bool:
         """Return the qop to use, ``None`` for none offered, ``False`` when unusable."""
         if not offered:
             return None
@@ -256,7 +265,8 @@ class DigestClient:
                 return q
         return False
 
-    def _remember(self, key: _Key, entry: _CacheEntry) -> None:
+    def remember(self, key: _Key, entry: _CacheEntry) -> None:
+        """Cache ``entry`` under ``(header, realm)`` for reuse; the oldest go past :data:`MAX_CACHED`."""
         self._cache.pop(key, None)
         self._cache[key] = entry
         while len(self._cache) > MAX_CACHED:
@@ -360,7 +370,7 @@ class AuthAttempt:
             hop = HopAddress.parse(hop_host)
         client.leak_guard.observe(hop)
         hop_key = hop.key if hop is not None else None
-        for key, entry in list(client._cache.items()):
+        for key, entry in list(client.cached()):
             header, realm = key
             if entry.hop != hop_key or (header == WWW_AUTHENTICATE and entry.uri != uri):
                 continue
@@ -498,7 +508,7 @@ class AuthAttempt:
                         continue
                 elif previous.from_cache:
                     # the cached nonce was refused: one fresh attempt, no more reuse
-                    client._cache.pop(key, None)
+                    client.drop_cached(key)
                 else:
                     refusals.rejected.append(realm)
                     continue
@@ -593,7 +603,7 @@ class AuthAttempt:
         attempts of the same :class:`DigestClient`.
         """
         for key, answer in self._answers.items():
-            self._client._remember(key, _CacheEntry(answer.choice, answer.hop, answer.uri))
+            self._client.remember(key, _CacheEntry(answer.choice, answer.hop, answer.uri))
 
     # -- internals ---------------------------------------------------------
 
@@ -611,7 +621,7 @@ class AuthAttempt:
                     f"unsupported algorithm {challenge.algorithm!r}"
                 )
                 continue
-            qop = client._choose_qop(challenge.qop)
+            qop = client.choose_qop(challenge.qop)
             if qop is False:
                 refusals.unsupported_algorithms.append(f"qop={','.join(challenge.qop)}")
                 self.notes.append(
@@ -673,7 +683,7 @@ class AuthAttempt:
         if qop is not None or is_sess(choice.algorithm):
             cnonce = client.cnonce_factory()
         if qop is not None:
-            nc = client._next_nc(challenge.realm, challenge.nonce)
+            nc = client.next_nc(challenge.realm, challenge.nonce)
         response = compute_response(
             algorithm=choice.algorithm,
             ha1=ha1,

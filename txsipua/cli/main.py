@@ -443,11 +443,13 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         portal = make_portal(store)
     printer = Printer(args.verbose)
     config = Configuration(media=not args.no_media,
-                           socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
+                           socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
+                           max_calls=args.max_calls, max_call_duration=args.max_call_duration or None)
     ua = UserAgent(reactor, config, account, authenticator=authenticator, portal=portal,
                    register_authenticator=register_authenticator,
                    **_transport_options(reactor, args, bind, server=True),
                    trace=printer.trace if args.verbose else None)
+    ua.log = log  # refused calls are logged on stderr with the server's other warnings
     tune_gc_for_server()
     registrar = None
     if authenticator is not None or args.registrar:
@@ -708,6 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
     a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
+    a.add_argument("--max-calls", type=non_negative_int, default=10_000, metavar="N",
+                   help="calls held at once; past it a new INVITE gets 503 with Retry-After (default 10000)")
+    a.add_argument("--max-call-duration", type=non_negative_float, default=4 * 3600.0, metavar="SECONDS",
+                   help="send BYE when a call has lasted this long, e.g. one never hung up "
+                        "(default 14400: 4 hours; 0: no limit)")
     a.add_argument("--socket-buffer", type=non_negative_int, default=4096, metavar="KIB",
                    help="UDP socket buffers in KiB (default 4096; 0 keeps the OS default)")
     common(a)

@@ -16,6 +16,10 @@ core, and read no private attribute on either side.
 
 Timers: the context keeps *named deadlines* (aioquic style): a usage
 schedules ``(name, deadline, fire)``; scheduling a name again replaces it.
+Deadlines that all lie one fixed delay after the moment they are set (the
+``max_call_duration`` of every confirmed call) are kept apart in arrival
+order behind a single named deadline, so that setting and cancelling one
+costs O(1) however many calls are up (:meth:`CoreContext.schedule_in_order`).
 The core's :meth:`~txsipua.core.useragent.UserAgentCore.get_timer` is the
 earliest of these and the transaction layer's own deadline; nothing caches
 the time: every method takes ``now``.
@@ -45,6 +49,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Fire = Callable[[float], None]
 
+_IN_ORDER = ("in-order deadlines",)
+"""The named deadline standing for every :meth:`CoreContext.schedule_in_order` one."""
+
+MAX_CALLS = 10_000
+"""Default cap on live INVITE sessions (:attr:`CoreContext.max_calls`)."""
+
 
 class SessionHost(Protocol):
     """What a usage (request, call) may ask of the core: the whole seam.
@@ -56,7 +66,15 @@ class SessionHost(Protocol):
         digest: the digest client answering challenges, or ``None``.
         transport: ``"UDP"``, ``"TCP"`` or ``"TLS"``: how requests are sent.
         dialogs: the dialog table (values are the INVITE sessions).
-        stats: counters (``ignored``: inputs absent from a usage's table).
+        stats: counters (``ignored``: inputs absent from a usage's table;
+            ``calls_refused``: INVITEs answered 503 past ``max_calls``;
+            ``max_duration``: calls ended by ``max_call_duration``).
+        live_calls: INVITE sessions (either side) not yet terminated; each
+            session counts itself in when made and out when its table
+            reaches TERMINATED.
+        max_calls: new INVITEs are answered 503 once ``live_calls`` reaches it.
+        max_call_duration: seconds a confirmed call may last before we send
+            BYE, or ``None`` (no limit).
     """
 
     ids: IdGenerator
@@ -66,6 +84,9 @@ class SessionHost(Protocol):
     transport: str
     dialogs: DialogTable[InviteSession]
     stats: collections.Counter[str]
+    live_calls: int
+    max_calls: int
+    max_call_duration: float | None
 
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
@@ -102,6 +123,12 @@ class SessionHost(Protocol):
     def cancel(self, name: Hashable) -> None:
         """Forget the deadline ``name``."""
 
+    def schedule_in_order(self, name: Hashable, deadline: float, fire: Fire) -> None:
+        """Like :meth:`schedule`, O(1), for deadlines that come in time order (one fixed delay)."""
+
+    def cancel_in_order(self, name: Hashable) -> None:
+        """Forget a deadline set with :meth:`schedule_in_order`."""
+
     def locate(self, uri: SipURI) -> Address:
         """The transport address of the next hop ``uri`` (raises ResolutionError)."""
 
@@ -123,6 +150,11 @@ class CoreContext:
         contact_user: the user part of our Contact URI.
         locate: maps a next-hop URI to an address.
         reliable: True over TCP/TLS.
+        max_calls: live INVITE sessions at most; a new INVITE past it gets
+            503 with the transaction layer's ``overload_retry_after``
+            (:data:`MAX_CALLS` by default).
+        max_call_duration: seconds after which a confirmed call is ended
+            with BYE, or ``None`` (the default: no limit).
     """
 
     def __init__(
@@ -137,6 +169,8 @@ class CoreContext:
         contact_user: str | None,
         locate: Callable[[SipURI], Address],
         reliable: bool,
+        max_calls: int = MAX_CALLS,
+        max_call_duration: float | None = None,
     ) -> None:
         self.local = local
         self.transport = transport
@@ -147,12 +181,18 @@ class CoreContext:
         self.contact_user = contact_user
         self.locator = locate
         self.reliable = reliable
+        self.max_calls = max_calls
+        self.max_call_duration = max_call_duration
+        self.live_calls = 0
         self.layer = TransactionLayer(timers=timers)
         self.dialogs: DialogTable[InviteSession] = DialogTable()
         self.operations: dict[ClientTransaction, ClientOperation] = {}
         self.events: collections.deque[ev.Event] = collections.deque()
         self.stats: collections.Counter[str] = collections.Counter()
         self.deadlines: dict[Hashable, tuple[float, Fire]] = {}
+        self.in_order: dict[Hashable, tuple[float, Fire]] = {}
+        """Deadlines set with :meth:`schedule_in_order`, earliest first."""
+        self._in_order_armed = False
         self._earliest: float | None = None
         self._contact: tuple[tuple[Address, str, str | None], str] | None = None
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
@@ -262,6 +302,46 @@ class CoreContext:
         if old is not None and self._earliest is not None and old[0] <= self._earliest:
             self._earliest = None
 
+    def schedule_in_order(self, name: Hashable, deadline: float, fire: Fire) -> None:
+        """Call ``fire(now)`` once at ``deadline``, in O(1), for deadlines set in time order.
+
+        Meant for one deadline per call a fixed delay ahead (so each is no
+        earlier than the ones set before it): they wait in arrival order
+        behind one named deadline for the earliest.  One that would come
+        before the latest already waiting (the delay was shortened) is an
+        ordinary :meth:`schedule` instead.  ``name`` must not be in use.
+        """
+        queue = self.in_order
+        if queue and deadline < next(reversed(queue.values()))[0]:
+            self.schedule(name, deadline, fire)
+            return
+        queue[name] = (deadline, fire)
+        if not self._in_order_armed:
+            self._in_order_armed = True
+            self.schedule(_IN_ORDER, deadline, self._fire_in_order)
+
+    def cancel_in_order(self, name: Hashable) -> None:
+        """Forget a deadline set with :meth:`schedule_in_order`, if any (O(1)).
+
+        The shared deadline is left as it is: if it fires with nothing due, it
+        moves on to the earliest left.
+        """
+        if self.in_order.pop(name, None) is None:
+            self.cancel(name)
+
+    def _fire_in_order(self, now: float) -> None:
+        self._in_order_armed = False
+        queue = self.in_order
+        while queue:
+            name = next(iter(queue))
+            deadline, fire = queue[name]
+            if deadline > now:
+                self._in_order_armed = True
+                self.schedule(_IN_ORDER, deadline, self._fire_in_order)
+                return
+            del queue[name]
+            fire(now)
+
     def next_deadline(self) -> float | None:
         """The earliest named deadline, or ``None`` (cached: O(1) between changes)."""
         if not self.deadlines:
@@ -327,4 +407,4 @@ class CoreContext:
         return kept
 
 
-__all__ = ["CoreContext", "SessionHost"]
+__all__ = ["MAX_CALLS", "CoreContext", "SessionHost"]

@@ -106,7 +106,9 @@ class CallEnded:
         session: the session.
         reason: ``"bye"`` (the peer hung up), ``"hangup"`` (we did),
             ``"cancelled"`` (CANCEL before answer, either side),
-            ``"no-ack"`` (the ACK for our 2xx never came), ``"error"``.
+            ``"no-ack"`` (the ACK for our 2xx never came),
+            ``"max-duration"`` (we sent BYE when the call reached the
+            core's ``max_call_duration``), ``"error"``.
         by_remote: True when the peer ended it.
         bye_error: when we sent the BYE, why it was not confirmed: a
             :class:`~txsipua.errors.SIPStatusError` for a final response
@@ -194,6 +196,21 @@ class CredentialsWithheld:
     withheld: Any
 
 
+@attrs.frozen
+class CallRefused:
+    """A new INVITE was answered 503 with Retry-After: ``max_calls`` calls are live.
+
+    Attributes:
+        request: the INVITE refused.
+        live: the live INVITE sessions at the time (the cap).
+        refused: INVITEs refused so far by this core (``stats["calls_refused"]``).
+    """
+
+    request: Request
+    live: int
+    refused: int
+
+
 Event = (
     ProvisionalResponse
     | RequestCompleted
@@ -207,4 +224,5 @@ Event = (
     | IncomingRequest
     | AuthenticationNeeded
     | CredentialsWithheld
+    | CallRefused
 )

@@ -144,6 +144,7 @@ class Input(enum.Enum):
     ACK_TIMEOUT = "Timer L: no ACK"
     # both sides
     HANGUP = "hangup()"
+    MAX_DURATION = "max_call_duration reached"
     ABORT = "abort()"
     BYE_RECEIVED = "BYE received"
     BYE_DONE = "our BYE ended"
@@ -182,6 +183,7 @@ class Action(enum.Enum):
     NO_ACK = "a_no_ack"
     # both
     BYE_HANGUP = "a_bye_hangup"
+    BYE_MAX_DURATION = "a_bye_max_duration"
     BYE_NO_ACK = "a_bye_no_ack"
     BYE_LOST = "a_bye_lost"
     END_BY_BYE = "a_end_by_bye"
@@ -208,17 +210,21 @@ A = Action
 #     "bye" <------------|           |--------> CallEnded "error", no BYE
 #     -> TERMINATED      +-----------+          -> TERMINATED
 #                          |       |
-#             hangup: BYE  |       | re-INVITE answered 408, or a
-#                          |       | re-INVITE's 2xx never ACKed: BYE
+#   hangup(), or the call  |       | re-INVITE answered 408, or a
+#   lasted max_call_dura-  |       | re-INVITE's 2xx never ACKed: BYE
+#   tion: BYE              |       |
 #                          v       v
 #                     +-----------------+  BYE answered or failed, or the
 #                     |   TERMINATING   |  peer's BYE crossed ours:
 #                     +-----------------+  CallEnded -> TERMINATED
 #
 # abort() (the core destroyed the transactions) ends every live phase at once.
+# Entering CONFIRMED arms one named deadline when the core has a
+# max_call_duration; leaving the table (a_finish) cancels it.
 
 DIALOG_TABLE: Table = {
     (P.CONFIRMED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
+    (P.CONFIRMED, I.MAX_DURATION): (A.BYE_MAX_DURATION, P.TERMINATING),
     (P.CONFIRMED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
     (P.CONFIRMED, I.BYE_DONE): (A.FINISH, P.TERMINATED),  # a BYE sent with request("BYE")
     (P.CONFIRMED, I.ACK): (A.NONE, P.CONFIRMED),  # the ACK of a re-INVITE's 2xx
@@ -231,6 +237,9 @@ DIALOG_TABLE: Table = {
     (P.TERMINATING, I.ABORT): (A.ABORT, P.TERMINATED),
 }
 """The dialog phase, shared by both usages (merged into each side's table)."""
+
+
+_TERMINATED = Phase.TERMINATED
 
 
 class InviteSession:
@@ -272,9 +281,11 @@ class InviteSession:
         self.ack_destination: Address | None = None
         self._end_reason: tuple[str, bool] | None = None
         self._bye_error: Exception | None = None
-        self._invite_op: ClientOperation | None = None
         self._reinvite_op: ClientOperation | None = None
         self._pending_2xx: dict[int, ServerTransaction] = {}
+        self._duration_name: tuple[str, int] | None = None
+        self._live = True
+        host.live_calls += 1  # counted out when the table reaches TERMINATED
 
     @property
     def state(self) -> SessionState:
@@ -284,8 +295,9 @@ class InviteSession:
     @property
     def invite_operation(self) -> ClientOperation | None:
         """The INVITE's :class:`~txsipua.core.uac.ClientOperation` when we sent it (its request
-        is the INVITE as last sent, credentials included), else ``None``."""
-        return self._invite_op
+        is the INVITE as last sent, credentials included), else ``None`` (the base class and
+        :class:`~txsipua.core.invite_server.InviteServerSession`)."""
+        return None
 
     @property
     def call_id(self) -> str:
@@ -309,6 +321,9 @@ class InviteSession:
             return False
         fn, self.phase = entry
         fn(self, now, arg)
+        if self.phase is _TERMINATED and self._live:
+            self._live = False
+            self.host.live_calls -= 1
         return True
 
     def _order(self, inp: Input, now: float, arg: Any = None) -> None:
@@ -581,6 +596,22 @@ class InviteSession:
         """We hang up a confirmed call: BYE."""
         self._bye(now, "hangup", False)
 
+    def a_bye_max_duration(self, now: float, arg: Any) -> None:
+        """The call lasted the core's ``max_call_duration``: BYE, ended as ``"max-duration"``."""
+        self.host.stats["max_duration"] += 1
+        self._bye(now, "max-duration", False)
+
+    def _limit_duration(self, now: float) -> None:
+        """Entering CONFIRMED: arm the max_call_duration deadline, if the core has one."""
+        limit = self.host.max_call_duration
+        if limit is not None:
+            self._duration_name = ("max-duration", id(self))
+            self.host.schedule_in_order(self._duration_name, now + limit, self._duration_reached)
+
+    def _duration_reached(self, now: float) -> None:
+        self._duration_name = None
+        self._step(Input.MAX_DURATION, now)
+
     def a_bye_no_ack(self, now: float, arg: Any) -> None:
         """The ACK of a 2xx in a confirmed dialog never came: BYE (§13.3.1.4)."""
         self._bye(now, "no-ack", True)
@@ -607,7 +638,10 @@ class InviteSession:
         self.a_finish(now, arg)
 
     def a_finish(self, now: float, arg: Any) -> None:
-        """Leave the dialog table and report the end, if one is due."""
+        """Leave the dialog table, forget the duration deadline, report the end if one is due."""
+        if self._duration_name is not None:
+            self.host.cancel_in_order(self._duration_name)
+            self._duration_name = None
         dialog = self.dialog
         if dialog is not None:
             dialog.terminate()

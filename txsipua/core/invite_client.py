@@ -164,8 +164,14 @@ class InviteClientSession(InviteSession):
         super().__init__(host, Phase.CALLING)
         self.invite = invite
         self.local_sdp = invite.body or None
-        self._op = self._invite_op = ClientOperation(host, invite, destination, owner=self, hop_host=hop_host)
+        self._op = ClientOperation(host, invite, destination, owner=self, hop_host=hop_host)
         self._give_up_name = ("give-up", id(self))
+
+    @property
+    def invite_operation(self) -> ClientOperation:
+        """The INVITE's :class:`~txsipua.core.uac.ClientOperation` (its request is the
+        INVITE as last sent, credentials included)."""
+        return self._op
 
     def start(self, now: float) -> None:
         """Send the INVITE."""
@@ -241,6 +247,7 @@ class InviteClientSession(InviteSession):
         """The call is answered: enter the dialog, ACK (§13.2.2.4), report."""
         response, dialog = arg
         self._take_answer(response, dialog, now)
+        self._limit_duration(now)
         self.host.emit(ev.CallAnswered(self, response))
 
     def a_answered_after_cancel(self, now: float, arg: Any) -> None:

@@ -163,7 +163,8 @@ class InviteServerSession(InviteSession):
         self.a_finish(now, None)
 
     def a_confirm(self, now: float, arg: Any) -> None:
-        """The ACK came: the call is up."""
+        """The ACK came: the call is up (and its duration limited, if the core says so)."""
+        self._limit_duration(now)
         self.host.emit(ev.CallConfirmed(self))
 
     def a_no_ack(self, now: float, arg: Any) -> None:

@@ -23,6 +23,12 @@ Theory of operation
    dialog gets 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
    UPDATE and PUBLISH go to the application (``IncomingRequest``); other
    known methods get 405 with Allow (§8.2.1).
+
+A new INVITE (one without a To tag) that passes the checks is refused with
+503 and Retry-After (RFC 3261 §21.5.4) while the core already holds
+``max_calls`` live INVITE sessions, before any challenge; the refusal is
+counted (``stats["calls_refused"]``) and reported with
+:class:`~txsipua.core.events.CallRefused` for a log line.
 """
 
 from __future__ import annotations
@@ -144,6 +150,9 @@ class UasCore:
             status, detail, extra = problem
             ctx.respond(stxn, ctx.make_response(request, status, detail, headers=extra), now)
             return
+        if method == "INVITE" and ctx.live_calls >= ctx.max_calls:
+            self._refuse_call(request, stxn, now)
+            return
         auth = self._authenticator_for(method)
         if auth is not None and method != "OPTIONS":
             outcome = auth.inspect(request, now)
@@ -174,6 +183,15 @@ class UasCore:
         # replay check get a stale=true challenge (RFC 7616 §3.3)
         stale = bool(getattr(event.credentials, "stale", False))
         self.context.respond(parked.transaction, auth.challenge(parked.request, now, stale=stale), now)
+
+    def _refuse_call(self, request: Request, stxn: ServerTransaction, now: float) -> None:
+        """503 + Retry-After for a new INVITE past ``max_calls`` (§21.5.4, §20.33)."""
+        ctx = self.context
+        ctx.stats["calls_refused"] += 1
+        retry_after = str(ctx.layer.overload_retry_after)
+        ctx.respond(stxn, ctx.make_response(request, 503, "Too Many Calls",
+                                            headers=[("Retry-After", retry_after)]), now)
+        ctx.emit(ev.CallRefused(request, ctx.live_calls, ctx.stats["calls_refused"]))
 
     def _authenticator_for(self, method: str) -> DigestServer | None:
         if method == "REGISTER" and self.register_authenticator is not None:

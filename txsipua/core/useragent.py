@@ -33,7 +33,8 @@ up after its CANCEL (§9.1, kept 64*T1).
 
 Timers: ``get_timer()`` is the earliest of the transaction layer's deadline
 and the context's named deadlines (a CANCEL's 64*T1 give-up, the memory of a
-given-up INVITE); there is no other timer.
+given-up INVITE, the ``max_call_duration`` of confirmed calls); there is no
+other timer.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING
 from txsipua.core import builders
 from txsipua.core import events as ev
 from txsipua.core.builders import format_host
-from txsipua.core.context import CoreContext
+from txsipua.core.context import MAX_CALLS, CoreContext
 from txsipua.core.ids import IdGenerator
 from txsipua.core.invite import InviteSession, SessionState, hop_host_of
 from txsipua.core.invite_client import InviteClientSession, ack_and_bye
@@ -119,6 +120,12 @@ class UserAgentCore:
         contact_user: the user part of our Contact URI.
         locate: maps a next-hop URI to an address (default: numeric hosts only).
         reliable: True when the transport is reliable (TCP/TLS: no retransmissions).
+        max_calls: live INVITE sessions (either side) at most; a new incoming
+            INVITE past it is answered 503 with Retry-After (RFC 3261
+            §21.5.4) and reported with :class:`~txsipua.core.events.CallRefused`.
+        max_call_duration: seconds a confirmed call may last; then we send
+            BYE and the call ends with reason ``"max-duration"``.  ``None``
+            (the default): no limit.
 
     Attributes:
         context: the shared state and the seam the usages talk through.
@@ -139,10 +146,17 @@ class UserAgentCore:
         contact_user: str | None = None,
         locate: Callable[[SipURI], Address] = numeric_locate,
         reliable: bool = False,
+        max_calls: int = MAX_CALLS,
+        max_call_duration: float | None = None,
     ) -> None:
+        if max_calls < 0:
+            raise ValueError(f"max_calls must be >= 0, not {max_calls!r}")
+        if max_call_duration is not None and max_call_duration <= 0:
+            raise ValueError(f"max_call_duration must be positive or None, not {max_call_duration!r}")
         self.context = CoreContext(
             local=local, transport=transport.upper(), ids=ids or IdGenerator(), timers=timers or Timers(),
             digest=digest, user_agent=user_agent, contact_user=contact_user, locate=locate, reliable=reliable,
+            max_calls=max_calls, max_call_duration=max_call_duration,
         )
         self.layer: TransactionLayer = self.context.layer
         self.uas = UasCore(self.context, authenticator, register_authenticator)
@@ -215,6 +229,25 @@ class UserAgentCore:
     @reliable.setter
     def reliable(self, value: bool) -> None:
         self.context.reliable = value
+
+    @property
+    def max_calls(self) -> int:
+        """Live INVITE sessions at most before new INVITEs get 503; settable."""
+        return self.context.max_calls
+
+    @max_calls.setter
+    def max_calls(self, value: int) -> None:
+        self.context.max_calls = value
+
+    @property
+    def max_call_duration(self) -> float | None:
+        """Seconds a confirmed call may last before our BYE (``None``: no limit); settable,
+        for calls confirmed afterwards."""
+        return self.context.max_call_duration
+
+    @max_call_duration.setter
+    def max_call_duration(self, value: float | None) -> None:
+        self.context.max_call_duration = value
 
     @property
     def authenticator(self) -> DigestServer | None:
@@ -415,6 +448,11 @@ class UserAgentCore:
     def session_count(self) -> int:
         """The number of calls with a live dialog (for leak checks and memory figures)."""
         return len(self.context.dialogs)
+
+    @property
+    def live_calls(self) -> int:
+        """INVITE sessions (either side) not yet terminated: what ``max_calls`` caps."""
+        return self.context.live_calls
 
     # ------------------------------------------------------------- internals
     def _drain(self, now: float) -> None:

@@ -175,7 +175,9 @@ class MediaDescription:
                 return value
         return None
 
-    def _lines(self) -> list[str]:
+    def lines(self) -> list[str]:
+        """This media description as SDP lines (``m=`` first, then i/c/b/k and
+        attributes in RFC 8866 §5 order), without line ends."""
         port = str(self.port) if self.port_count == 1 else f"{self.port}/{self.port_count}"
         fmts = [str(f) for f in self.formats] + list(self.other_formats)
         lines = [" ".join(["m=" + self.media, port, self.proto, *fmts])]
@@ -279,7 +281,7 @@ class SessionDescription:
             lines += [f"{k}={v}" for k, v in self.extra_lines if k == letter]
         lines += _attribute_lines(self.attributes)
         for m in self.media:
-            lines += m._lines()
+            lines += m.lines()
         return "\r\n".join(lines) + "\r\n"
 
     def __str__(self) -> str:

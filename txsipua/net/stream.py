@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet import defer, interfaces
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
@@ -67,11 +68,45 @@ def _abort(transport: Any) -> None:
         transport.loseConnection()
 
 
+class ConnectionOwner(TypingProtocol):
+    """What a :class:`SIPStreamProtocol` needs from the driver that owns it.
+
+    :class:`StreamDriver` is the implementation; the connection calls nothing
+    else on it.  Addresses are ``(host, port)`` tuples; ``reactor`` provides
+    ``IReactorTime``; ``log`` is a :class:`twisted.logger.Logger`.
+    """
+
+    reactor: Any
+    log: Any
+    handshake_timeout: float | None
+    idle_timeout: float | None
+    max_message_size: int
+
+    def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
+        """An accepted connection from ``peer`` is up: count it; False to refuse (close) it."""
+
+    def release(self, conn: SIPStreamProtocol) -> None:
+        """A connection :meth:`admit` counted is gone."""
+
+    def connection_opened(self, peer: Address, conn: SIPStreamProtocol) -> None:
+        """A connection (accepted or opened by us) to ``peer`` carries SIP from now on."""
+
+    def connection_closed(self, peer: Address, conn: SIPStreamProtocol) -> None:
+        """``conn`` is closed: forget every route to it."""
+
+    def message_received(self, data: bytes, peer: Address) -> None:
+        """Feed one framed message from ``peer`` to the core and pump its output."""
+        """One framed message (bytes) arrived from ``peer``."""
+
+    def connection_failed(self, destination: Address) -> None:
+        """The connection to ``destination`` failed or was lost abnormally (RFC 3261 §18.4)."""
+
+
 @implementer(interfaces.IHandshakeListener)
 class SIPStreamProtocol(Protocol):
     """One TCP/TLS connection carrying SIP for a :class:`StreamDriver`."""
 
-    def __init__(self, driver: StreamDriver, outbound: bool, destination: Address | None = None,
+    def __init__(self, driver: ConnectionOwner, outbound: bool, destination: Address | None = None,
                  server_name: str | None = None) -> None:
         self.driver = driver
         self.outbound = outbound
@@ -92,7 +127,7 @@ class SIPStreamProtocol(Protocol):
         p = transport.getPeer()
         peer = (str(getattr(p, "host", "")), int(getattr(p, "port", 0)))
         if not self.outbound:
-            if not self.driver._admit(self, peer):
+            if not self.driver.admit(self, peer):
                 _abort(transport)  # self.peer stays None: nothing is read or registered
                 return
             reactor = self.driver.reactor
@@ -102,7 +137,7 @@ class SIPStreamProtocol(Protocol):
             if self.driver.idle_timeout is not None:
                 self._idle_timer = reactor.callLater(self.driver.idle_timeout, self._idle_check)
         self.peer = peer
-        self.driver._connected(peer, self)
+        self.driver.connection_opened(peer, self)
 
     def handshakeCompleted(self) -> None:  # noqa: N802 - IHandshakeListener
         """The TLS handshake is done: stop its timer."""
@@ -147,7 +182,7 @@ class SIPStreamProtocol(Protocol):
         if pongs:
             transport.write(pongs)
         for frame in frames:
-            self.driver._received(frame, self.peer)
+            self.driver.message_received(frame, self.peer)
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
         """Forget the connection; a connection lost abnormally (TLS handshake refused,
@@ -157,16 +192,16 @@ class SIPStreamProtocol(Protocol):
         self._handshake_timer = self._idle_timer = None
         if self.counted:
             self.counted = False
-            self.driver._release(self)
+            self.driver.release(self)
         if self.peer is None:
             return  # refused at once by the cap: nothing registered, nothing waited on it
-        self.driver._disconnected(self.peer, self)
+        self.driver.connection_closed(self.peer, self)
         if reason is not None and not reason.check(ConnectionDone):
             where = self.destination or self.peer
             if where is not None:
                 self.driver.log.warn("SIP connection to {dest} lost: {err}", dest=where,
                                      err=reason.getErrorMessage())
-                self.driver._connection_failed(where)
+                self.driver.connection_failed(where)
 
     def write(self, data: bytes) -> None:
         """Write one message."""
@@ -268,8 +303,8 @@ class StreamDriver(CoreDriver):
         self._ports = []
         return defer.DeferredList(waits)
 
-    # plumbing from connections
-    def _admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
+    # the ConnectionOwner methods, called by connections
+    def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
         """Count an accepted connection; False (logged) past ``max_connections``."""
         if self.accepted >= self.max_connections:
             self.refused_connections += 1
@@ -280,24 +315,29 @@ class StreamDriver(CoreDriver):
         conn.counted = True
         return True
 
-    def _release(self, conn: SIPStreamProtocol) -> None:
+    def release(self, conn: SIPStreamProtocol) -> None:
+        """Uncount a connection :meth:`admit` counted."""
         self.accepted -= 1
 
-    def _connected(self, peer: Address, conn: SIPStreamProtocol) -> None:
+    def connection_opened(self, peer: Address, conn: SIPStreamProtocol) -> None:
+        """Route messages for ``peer`` over ``conn``."""
         self.connections[peer] = conn
 
-    def _disconnected(self, peer: Address, conn: SIPStreamProtocol) -> None:
+    def connection_closed(self, peer: Address, conn: SIPStreamProtocol) -> None:
+        """Forget every route over ``conn``."""
         for table in (self.connections, self._by_name):
             for key in [k for k, c in table.items() if c is conn]:
                 del table[key]  # type: ignore[arg-type]
 
-    def _received(self, data: bytes, peer: Address) -> None:
+    def message_received(self, data: bytes, peer: Address) -> None:
+        """Feed one framed message from ``peer`` to the core and pump its output."""
         if self.trace is not None:
             self.trace("recv", data, peer)
         self.core.receive(data, peer, self.reactor.seconds())
         self.pump()
 
-    def _connection_failed(self, destination: Address) -> None:
+    def connection_failed(self, destination: Address) -> None:
+        """Drop what waits for ``destination`` and fail its transactions (§18.4)."""
         for key in [k for k in self._pending if k[0] == destination]:
             del self._pending[key]
         self._transport_error(destination)
@@ -351,6 +391,6 @@ class StreamDriver(CoreDriver):
 
         def failed(f: Failure) -> None:
             self.log.warn("cannot connect to {dest}: {err}", dest=destination, err=f.getErrorMessage())
-            self._connection_failed(destination)
+            self.connection_failed(destination)
 
         d.addCallbacks(up, failed)

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from txsipua.core.context import MAX_CALLS
 from txsipua.core.transaction import Timers
 from txsipua.media.offer_answer import PCMA, PCMU, Codec
 
@@ -118,6 +119,13 @@ class Configuration:
             :class:`~txsipua.ua.registration.Registration` whose refresh
             failed, seconds (at least 1; doubled with each consecutive
             failure, see :meth:`~txsipua.ua.registration.Registration.retry_delay`).
+        max_calls: calls (either side, from INVITE to their end) held at
+            once; a new incoming INVITE past it is answered 503 with
+            Retry-After (RFC 3261 §21.5.4), counted in the core's
+            ``stats["calls_refused"]`` and logged.  Default 10,000.
+        max_call_duration: seconds a confirmed call may last; then the user
+            agent sends BYE and the call ends with reason ``"max-duration"``.
+            ``None`` (the default): calls last until either side hangs up.
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -125,7 +133,8 @@ class Configuration:
             not an IP address; ``codecs`` empty, repeated or not in
             :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
-            ``registration_retry`` under 1 s.
+            ``registration_retry`` under 1 s; ``max_calls`` negative;
+            ``max_call_duration`` not positive.
     """
 
     timers: Timers = attrs.field(factory=Timers, validator=_timers)
@@ -137,6 +146,9 @@ class Configuration:
     socket_buffer: int | None = attrs.field(default=None, validator=_positive_or_none)
     grace: float = attrs.field(default=8.0, validator=_seconds(0.0))
     registration_retry: float = attrs.field(default=30.0, validator=_seconds(1.0))
+    max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
+    max_call_duration: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.

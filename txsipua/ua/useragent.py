@@ -100,7 +100,12 @@ class UserAgent:
         core: the sans-IO :class:`~txsipua.core.useragent.UserAgentCore`.
         protocol: the transport's driver (a Twisted protocol feeding the core).
         media_host: the RTP address calls bind and advertise.
+        log: the :class:`twisted.logger.Logger` of the user agent's own
+            warnings (INVITEs refused past ``max_calls``); the module's
+            logger (the global log publisher) unless replaced.
     """
+
+    log: Logger = log
 
     def __init__(
         self,
@@ -141,6 +146,8 @@ class UserAgent:
             locate=locate or self._locate,
             transport=self.transport.name,
             reliable=self.transport.reliable,
+            max_calls=self.config.max_calls,
+            max_call_duration=self.config.max_call_duration,
         )
         self.protocol: Any = self.transport.driver(self.core, self._on_event, trace)
         self.on_incoming_call: Callable[[IncomingCall], object] | None = None
@@ -464,6 +471,12 @@ class UserAgent:
         # the digest-leak guard left credentials out of a 2xx ACK: a warning
         log.warn("{warning} ({method})", warning=str(e.withheld), method=e.method)
 
+    def _call_refused(self, e: ev.CallRefused) -> None:
+        # the first refusal of a flood and every 100th after it, not each one
+        if e.refused == 1 or e.refused % 100 == 0:
+            self.log.warn("503 to a new INVITE: {live} calls live (max_calls); {n} refused so far",
+                     live=e.live, n=e.refused)
+
     def _request_failed(self, e: ev.RequestFailed) -> None:
         self._log_auth_notes(e.operation)
         d = e.operation.user_data
@@ -566,6 +579,7 @@ class UserAgent:
         ev.IncomingRequest: _incoming_request,
         ev.AuthenticationNeeded: _authenticate,
         ev.CredentialsWithheld: _credentials_withheld,
+        ev.CallRefused: _call_refused,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
 

@@ -1,0 +1,88 @@
+"""``txsipua answer --max-calls`` and ``--max-call-duration`` (issue 12), over UDP on 127.0.0.1.
+
+Without media nothing else bounds the calls held: past ``--max-calls`` a new INVITE gets 503
+with Retry-After and a log line; a call ACKed and never hung up gets our BYE after
+``--max-call-duration`` seconds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+from clirun import HOST, Cli
+from test_answer_guard import Peer, wait_for_stderr
+
+from txsipua.sip.message import Request, Response, parse_message
+
+Start = Callable[..., Cli]
+
+
+def start(cli: Start, *extra: str) -> tuple[Cli, tuple[str, int]]:
+    proc = cli("answer", "--bind", f"{HOST}:0", "--no-media", *extra)
+    return proc, (HOST, int(proc.wait_for("ready ").split()[1].rsplit(":", 1)[1]))
+
+
+def ack(peer: Peer, ok: Response) -> None:
+    """The ACK of a 2xx (RFC 3261 §13.2.2.4), sent to the Contact the 200 names."""
+    lines = [
+        f"ACK {ok.headers.get('Contact', '').strip('<>')} SIP/2.0",
+        f"Via: SIP/2.0/UDP {HOST}:{peer.port};branch=z9hG4bK-limits-ack",
+        "Max-Forwards: 70",
+        f"From: {ok.headers.get('From')}",
+        f"To: {ok.headers.get('To')}",
+        f"Call-ID: {ok.call_id}",
+        f"CSeq: {ok.cseq.seq} ACK",
+        "Content-Length: 0", "", "",
+    ]
+    peer.sock.sendto("\r\n".join(lines).encode(), peer.server)
+
+
+def test_past_max_calls_a_new_invite_gets_503_and_a_log_line(cli: Start) -> None:
+    proc, server = start(cli, "--max-calls", "1")
+    peer = Peer(server)
+    try:
+        uri = f"sip:bob@{HOST}:{server[1]}"
+        first = peer.request("INVITE", uri, "alice", call_id="held")
+        assert first.status == 200, first
+        ack(peer, first)
+        refused = peer.request("INVITE", uri, "alice", call_id="one-too-many")
+        assert refused.status == 503 and refused.headers.get("Retry-After") == "5", refused
+        wait_for_stderr(proc, "max_calls")
+    finally:
+        peer.close()
+
+
+def test_a_call_never_hung_up_gets_our_bye_after_max_call_duration(cli: Start) -> None:
+    proc, server = start(cli, "--max-call-duration", "1")
+    peer = Peer(server)
+    try:
+        ok = peer.request("INVITE", f"sip:bob@{HOST}:{server[1]}", "alice", call_id="forever")
+        assert ok.status == 200, ok
+        ack(peer, ok)
+        while True:  # retransmitted 200s until our ACK lands, then the BYE
+            data, source = peer.sock.recvfrom(65535)
+            bye = parse_message(data)
+            if isinstance(bye, Request):
+                break
+        assert bye.method == "BYE" and bye.call_id == ok.call_id, bye
+    finally:
+        peer.close()
+
+
+def test_help_names_the_limits_and_their_defaults() -> None:
+    out = subprocess.run([sys.executable, "-m", "txsipua.cli.main", "answer", "--help"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    flat = " ".join(out.split())
+    assert "--max-calls N" in flat and "default 10000" in flat
+    assert "--max-call-duration SECONDS" in flat and "default 14400: 4 hours; 0: no limit" in flat
+
+
+def test_the_answer_configuration_carries_the_limits() -> None:
+    from txsipua.cli.main import build_parser
+
+    args = build_parser().parse_args(["answer"])
+    assert (args.max_calls, args.max_call_duration) == (10_000, 14_400.0)
+    args = build_parser().parse_args(["answer", "--max-calls", "7", "--max-call-duration", "0"])
+    assert (args.max_calls, args.max_call_duration) == (7, 0.0)
