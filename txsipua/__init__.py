@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "TransportError": "txsipua.errors",
     "ResolutionError": "txsipua.errors",
     "AuthenticationError": "txsipua.errors",
+    "DigestAuthenticationError": "txsipua.errors",
     "SIPStatusError": "txsipua.errors",
     "RegistrationFailed": "txsipua.errors",
     "CallFailed": "txsipua.errors",
@@ -104,6 +105,7 @@ __all__ = [
     "TransportError",
     "ResolutionError",
     "AuthenticationError",
+    "DigestAuthenticationError",
     "SIPStatusError",
     "RegistrationFailed",
     "CallFailed",
@@ -125,8 +127,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The module's names and every lazily re-exported one."""
-    return sorted(set(globals()) | set(_EXPORTS))
+    """The public names (``__all__``, re-exported lazily) and the module's dunders, nothing else."""
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__") and name.endswith("__")})
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -134,6 +136,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.errors import (
         AuthenticationError,
         CallFailed,
+        DigestAuthenticationError,
         LocalProtocolError,
         ParseError,
         RegistrationFailed,

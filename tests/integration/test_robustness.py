@@ -126,6 +126,7 @@ def test_refresh_failure_is_reported_and_retried(reactor: Any, proxy: Proxy, mak
     ua = yield make_ua(account("alice", proxy))
     reg = ua.registration(2)
     reg.retry_after = 30.0
+    reg.random = lambda: 1.0  # the top of the 50-100 % jitter: the first retry after exactly 30 s
     yield within(reactor, reg.start())
     failures: list[Exception] = []
     reg.on_refresh_failed = failures.append

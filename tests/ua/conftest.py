@@ -18,7 +18,12 @@ def clock() -> UDPClock:
 
 @pytest.fixture
 def ua(clock: UDPClock) -> UserAgent:
-    """alice's started UserAgent on 192.0.2.10 (media off), talking to the fake clock."""
-    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0))
+    """alice's started UserAgent on 192.0.2.10 (media off), talking to the fake clock.
+
+    The registration back-off jitter is pinned at its top (``random() -> 1.0``),
+    so the first retry comes exactly ``registration_retry`` seconds after a failure.
+    """
+    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0),
+                      random=lambda: 1.0)
     agent.start()
     return agent

@@ -93,3 +93,99 @@ def test_missing_file(tmp_path: Path) -> None:
     """An unreadable file: AccountError naming the path."""
     with pytest.raises(AccountError, match="nope.toml"):
         Account.from_toml(tmp_path / "nope.toml")
+
+
+# ------------------------------------------- host:port domains (review LOW e)
+
+
+@pytest.mark.parametrize(("domain", "host", "port", "registrar"), [
+    ("example.com", "example.com", None, "sip:example.com"),
+    ("127.0.0.1:5080", "127.0.0.1", 5080, "sip:127.0.0.1:5080"),
+    ("[2001:db8::1]:5080", "[2001:db8::1]", 5080, "sip:[2001:db8::1]:5080"),
+    ("[2001:db8::1]", "[2001:db8::1]", None, "sip:[2001:db8::1]"),
+    ("2001:db8::1", "[2001:db8::1]", None, "sip:[2001:db8::1]"),
+])
+def test_a_domain_with_a_port_is_split_into_host_and_port(domain: str, host: str, port: int | None,
+                                                         registrar: str) -> None:
+    """domain "host:port" / "[v6]:port": the URIs carry host and port apart, never "host:port" as a host."""
+    account = Account("alice", domain)
+    assert (account.domain_host, account.domain_port) == (host, port)
+    assert account.registrar_uri.host == host and account.registrar_uri.port == port
+    assert str(account.registrar_uri) == registrar
+    assert account.aor.host == host and account.aor.port == port and account.aor.user == "alice"
+
+
+@pytest.mark.parametrize("domain", ["", "alice@example.com", "example.com;transport=tcp", "example.com:port",
+                                    "a b", "127.0.0.1:5080:1"])
+def test_a_domain_that_is_not_a_host_is_an_account_error(domain: str) -> None:
+    with pytest.raises(AccountError, match="domain"):
+        Account("alice", domain)
+
+
+class _NoColonResolver:
+    """A SIPResolver stand-in that fails the test if asked for a host with an unbracketed ':'."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def locate(self, uri: object) -> object:
+        from twisted.internet import defer
+
+        from txsipua.errors import ResolutionError
+
+        host = getattr(uri, "host", "")
+        self.asked.append(host)
+        assert ":" not in host or host.startswith("["), f"the resolver was asked for {host!r}"
+        return defer.fail(ResolutionError(f"{host} unknown"))
+
+
+def test_a_host_port_domain_never_reaches_the_resolver() -> None:
+    """Account domain "127.0.0.1:5080": REGISTER and a call by user name go to 127.0.0.1:5080, no lookup."""
+    from uafakes import UDPClock, requests
+
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.transports import UDPTransport
+    from txsipua.ua.useragent import UserAgent
+
+    clock = UDPClock()
+    resolver = _NoColonResolver()
+    ua = UserAgent(clock, Configuration(media=False), Account("alice", "127.0.0.1:5080"),
+                   UDPTransport(clock, "127.0.0.1", 0), resolver=resolver)
+    ua.start()
+    ua.registration(60).start().addErrback(lambda f: None)
+    call = ua.place_call("bob")
+    call.answered.addErrback(lambda f: None)
+    assert resolver.asked == []
+    written = clock.ports[0].written
+    assert {addr for _, addr in written} == {("127.0.0.1", 5080)}
+    assert str(requests(ua, "REGISTER")[0].uri) == "sip:127.0.0.1:5080"
+    assert str(requests(ua, "INVITE")[0].uri) == "sip:bob@127.0.0.1:5080"
+
+
+def test_the_resolvers_refuse_a_host_with_a_port_inside() -> None:
+    """Even a URI built by hand with host "127.0.0.1:5080" is refused before any DNS query."""
+
+    from txsipua.errors import ResolutionError
+    from txsipua.net.resolve import SIPResolver
+    from txsipua.sip.uri import SipURI
+
+    class NoDNS:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"DNS was asked: {name}")
+
+    failures: list[object] = []
+    SIPResolver(NoDNS()).locate(SipURI(host="127.0.0.1:5080")).addErrback(failures.append)
+    assert len(failures) == 1 and failures[0].check(ResolutionError)  # type: ignore[attr-defined]
+    from uafakes import UDPClock
+
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.transports import UDPTransport
+    from txsipua.ua.useragent import UserAgent
+
+    clock = UDPClock()
+    ua = UserAgent(clock, Configuration(media=False), Account("alice", "example.com"),
+                   UDPTransport(clock, "127.0.0.1", 0), resolver=_NoColonResolver())
+    ua.start()
+    seen: list[object] = []
+    ua.resolve(SipURI(host="127.0.0.1:5080")).addErrback(seen.append)
+    assert len(seen) == 1 and seen[0].check(ResolutionError)  # type: ignore[attr-defined]

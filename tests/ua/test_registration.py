@@ -174,14 +174,16 @@ def test_abandon_and_stop_are_accepted_everywhere() -> None:
     """ABANDON leads every state to UNREGISTERED; STOP from every state but UNREGISTERING ends or unregisters."""
     for state in S:
         assert REGISTRATION_TABLE[(state, In.ABANDON)][1] is S.UNREGISTERED
-        if state is not S.UNREGISTERING:
-            assert REGISTRATION_TABLE[(state, In.STOP)][1] in (S.UNREGISTERED, S.UNREGISTERING)
+        if state is S.STOP_PENDING:
+            assert REGISTRATION_TABLE[(state, In.STOP)][1] is S.STOP_PENDING  # already stopping
+        elif state is not S.UNREGISTERING:
+            assert REGISTRATION_TABLE[(state, In.STOP)][1] in (S.UNREGISTERED, S.UNREGISTERING, S.STOP_PENDING)
 
 
 @given(st.lists(st.sampled_from(list(In)), max_size=40))
 def test_table_walks_keep_the_invariants(inputs: list[RegistrationInput]) -> None:
     """Any sequence of inputs: a REGISTER is in flight exactly in the in-flight states, and bound states arm refresh."""
-    in_flight_states = {S.REGISTERING, S.REFRESHING, S.RETRYING, S.UNREGISTERING}
+    in_flight_states = {S.REGISTERING, S.REFRESHING, S.RETRYING, S.UNREGISTERING, S.STOP_PENDING}
     state = S.UNREGISTERED
     for event in inputs:
         entry = REGISTRATION_TABLE.get((state, event))
@@ -197,3 +199,79 @@ def test_table_walks_keep_the_invariants(inputs: list[RegistrationInput]) -> Non
         if event in (In.GRANTED, In.CLEARED, In.FAILED):
             assert state in in_flight_states, "an answer arrives only while a REGISTER is in flight"
         state = nxt
+
+
+# ------------------------------------------- stop while registering (review M2)
+
+
+def test_stop_while_registering_undoes_the_late_grant(clock: UDPClock, ua: UserAgent) -> None:
+    """stop() before the first 200: the grant that follows is undone (Expires: 0); stop() fires after that."""
+    reg = ua.registration(600)
+    started: list[Any] = []
+    reg.start().addCallback(started.append)
+    first = requests(ua, "REGISTER")[-1]
+    stopped: list[Any] = []
+    reg.stop().addCallback(stopped.append)
+    assert reg.state is S.STOP_PENDING and stopped == [] and not reg.registered
+    reply(ua, first, 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=600")])
+    unregister = requests(ua, "REGISTER")[-1]
+    assert unregister is not first and unregister.headers.get("Expires") == "0"
+    assert reg.state is S.UNREGISTERING and stopped == [] and started[0].expires == 600
+    reply(ua, unregister, 200)
+    assert reg.state is S.UNREGISTERED and stopped[0].expires == 0
+    clock.advance(3600)
+    assert len(requests(ua, "REGISTER")) == 2
+
+
+def test_stop_while_registering_then_failure_fires_with_none(clock: UDPClock, ua: UserAgent) -> None:
+    """stop() before the first answer, which is a 403: nothing more is sent, stop() fires with None."""
+    reg = ua.registration(600)
+    reg.start().addErrback(lambda f: None)
+    stopped: list[Any] = []
+    reg.stop().addCallback(stopped.append)
+    reg.stop().addCallback(stopped.append)  # twice: both wait for the outcome
+    reply(ua, requests(ua, "REGISTER")[-1], 403)
+    assert stopped == [None, None] and reg.state is S.UNREGISTERED
+    clock.advance(3600)
+    assert len(requests(ua, "REGISTER")) == 1
+
+
+# ------------------------------------------------------- back-off (review M6)
+
+
+def test_retries_back_off_doubling_capped_and_jittered(clock: UDPClock, ua: UserAgent) -> None:
+    """Each failed retry doubles the wait (base registration_retry), capped at max_retry, scaled 50-100 %; a grant resets it."""
+    draws = iter([1.0, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    reg = Registration(ua, 3600, retry_after=30.0, random=lambda: next(draws))
+    reg.max_retry = 200.0
+    reg.start()
+    grant(ua, 3600)
+    clock.advance(3568)  # the refresh
+    delays = []
+    for _ in range(6):
+        reply(ua, requests(ua, "REGISTER")[-1], 403)
+        assert reg.next_attempt is not None
+        delays.append(reg.next_attempt - clock.seconds())
+        clock.advance(delays[-1])
+    # 30 * 1.0, 60 * 0.5, 120 * 1.0, min(200, 240) * 0.75, 200, 200
+    assert delays == pytest.approx([30.0, 30.0, 120.0, 150.0, 200.0, 200.0])
+    assert reg.failures == 6
+    grant(ua, 3600)
+    assert reg.failures == 0 and reg.state is S.REGISTERED
+    clock.advance(3568)
+    reply(ua, requests(ua, "REGISTER")[-1], 503)
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 30.0)
+
+
+def test_the_default_jitter_stays_within_half_and_full(clock: UDPClock) -> None:
+    """Without an injected source the delay is random, between 50 and 100 % of the ceiling."""
+    from uafakes import alice
+
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.transports import UDPTransport
+
+    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0))
+    reg = agent.registration(100)
+    reg.failures = 3
+    for _ in range(50):
+        assert 60.0 <= reg.retry_delay() <= 120.0

@@ -96,6 +96,28 @@ def test_configuration_defaults_and_validation() -> None:
     assert attrs.evolve(config, grace=1.0).grace == 1.0 and config.grace == 8.0
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("registration_retry", 0), ("registration_retry", 0.5), ("registration_retry", float("nan")),
+    ("grace", float("inf")), ("grace", "8"), ("timers", 0.5), ("timers", None),
+    ("user_agent", "bot/1.0\r\nX-Injected: 1"), ("user_agent", "bot\x00"), ("user_agent", 7),
+    ("rtp_host", "example.com"), ("rtp_host", "192.0.2.300"), ("rtp_host", "127.0.0.1:4000"),
+    ("codecs", ("G729",)), ("codecs", (PCMU, PCMU)), ("codecs", (object(),)), ("codecs", "opus"),
+    ("media", "yes"), ("dtmf", 1), ("socket_buffer", 1.5),
+])
+def test_configuration_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
+    """Every unusable value raises ValueError whose message names the field (review M6)."""
+    with pytest.raises(ValueError, match=field):
+        Configuration(**{field: value})  # type: ignore[arg-type]
+
+
+def test_configuration_accepts_good_values_and_codec_names() -> None:
+    """IP rtp_host (v4, v6), a retry of 1 s, grace 0 and codec names converted to Codec values."""
+    config = Configuration(rtp_host="2001:db8::5", registration_retry=1, grace=0, codecs=("pcma", PCMU))
+    assert config.codecs == (PCMA, PCMU) and config.rtp_host == "2001:db8::5"
+    assert Configuration(codecs="PCMA").codecs == (PCMA,)
+    assert Configuration(rtp_host="").media_host("192.0.2.10") == "192.0.2.10"
+
+
 def test_media_host_follows_the_bind_host_unless_set() -> None:
     """The RTP host is the SIP bind host, 127.0.0.1 for a wildcard, or rtp_host when given."""
     assert Configuration().media_host("192.0.2.10") == "192.0.2.10"
@@ -287,6 +309,11 @@ def test_the_package_reexports_the_user_api() -> None:
     """txsipua.UserAgent & co. are the ua classes; dir() lists them; unknown names raise AttributeError."""
     assert txsipua.UserAgent is UserAgent and txsipua.Call is Call and txsipua.Configuration is Configuration
     assert set(txsipua.__all__) <= set(dir(txsipua))
+    # nothing but the public names and dunders (not Any, TYPE_CHECKING, importlib, annotations)
+    assert {n for n in dir(txsipua) if not n.startswith("__")} == set(txsipua.__all__) - {"__version__"}
+    from txsipua.errors import DigestAuthenticationError
+    assert txsipua.DigestAuthenticationError is DigestAuthenticationError
+    assert issubclass(txsipua.DigestAuthenticationError, txsipua.AuthenticationError)
     for name in txsipua.__all__:
         assert getattr(txsipua, name) is not None
     with pytest.raises(AttributeError):
@@ -314,3 +341,103 @@ def test_the_package_is_typed() -> None:
     """py.typed ships with the package (PEP 561)."""
     assert (ROOT / "txsipua" / "py.typed").is_file()
     assert "py.typed" in (ROOT / "setup.cfg").read_text()
+
+
+def test_the_readme_embedding_example_passes_mypy_strict(tmp_path: Path) -> None:
+    """The README "Embedding" example, as a user script, type-checks with mypy --strict against the package."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Embedding"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[:code.index("```")]
+    script = tmp_path / "embedding.py"
+    script.write_text(code)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MYPYPATH": str(ROOT), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "c"),
+                           str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ------------------------------------------------- re-INVITEs (review M3)
+
+
+def _connected_call_with_media(clock: UDPClock) -> tuple[UserAgent, Call]:
+    """A UA with media answering bob's INVITE (SDP offer) and getting the ACK: a confirmed call."""
+    from uafakes import alice
+
+    agent = UserAgent(clock, Configuration(), alice(), UDPTransport(clock, "192.0.2.10", 0))
+    agent.start()
+    seen: list[IncomingCall] = []
+    agent.on_incoming_call = seen.append
+    offer = make_offer("203.0.113.7", 4000, codecs=(PCMU,), dtmf=False, session_id=1).to_bytes()
+    common = [("From", "<sip:bob@example.com>;tag=b1"), ("Call-ID", "hold1@203.0.113.7"),
+              ("Max-Forwards", "70")]
+    invite = Request("INVITE", "sip:alice@192.0.2.10", [
+        ("Via", "SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKhold1"), *common, ("To", "<sip:alice@example.com>"),
+        ("CSeq", "1 INVITE"), ("Contact", "<sip:bob@203.0.113.7>"), ("Content-Type", "application/sdp"),
+    ], body=offer)
+    agent.protocol.datagramReceived(invite.to_bytes(), ("203.0.113.7", 5060))
+    call = seen[0].answer()
+    ok = [m for m in sent(agent) if isinstance(m, Response) and m.status == 200][-1]
+    ack = Request("ACK", "sip:alice@192.0.2.10", [
+        ("Via", "SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKhold1ack"), *common,
+        ("To", ok.headers.get("To") or ""), ("CSeq", "1 ACK"),
+    ])
+    agent.protocol.datagramReceived(ack.to_bytes(), ("203.0.113.7", 5060))
+    assert call.confirmed.called
+    return agent, call
+
+
+def _answer_reinvite(agent: UserAgent, status: int) -> None:
+    reinvite = [m for m in sent(agent) if isinstance(m, Request) and m.method == "INVITE"][-1]
+    headers = [("Via", v) for v in reinvite.headers.get_all("Via")]
+    headers += [(name, reinvite.headers.get(name) or "") for name in ("From", "To", "Call-ID", "CSeq")]
+    body = b""
+    if status == 200:
+        offer = SessionDescription.parse(reinvite.body)
+        answer = make_offer("203.0.113.7", 4000, codecs=(PCMU,), dtmf=False, session_id=1, session_version=2,
+                            direction="recvonly" if offer.media[0].direction == "sendonly" else "sendrecv")
+        body = answer.to_bytes()
+        headers += [("Contact", "<sip:bob@203.0.113.7>"), ("Content-Type", "application/sdp")]
+    agent.protocol.datagramReceived(Response(status, None, headers, body=body).to_bytes(), ("203.0.113.7", 5060))
+
+
+def _offered_versions(agent: UserAgent) -> list[int]:
+    return [SessionDescription.parse(m.body).session_version for m in sent(agent)
+            if isinstance(m, Request) and m.method == "INVITE"]
+
+
+def test_a_second_reoffer_while_one_is_pending_fails_at_once_and_changes_nothing(clock: UDPClock) -> None:
+    """hold(); hold(): the second errs at once, the first still fires, the o= version goes up by one (RFC 3264 §8)."""
+    agent, call = _connected_call_with_media(clock)
+    assert call.call_media is not None and call.call_media.local is not None
+    version = call.call_media.local.session_version
+    first: list[Any] = []
+    second: list[Any] = []
+    call.hold().addBoth(first.append)
+    call.hold().addBoth(second.append)
+    call.resume().addBoth(second.append)
+    assert first == [] and [f.check(LocalProtocolError) for f in second] == [LocalProtocolError] * 2
+    assert _offered_versions(agent) == [version + 1]
+    assert call.call_media.local.session_version == version  # not in force until answered
+    _answer_reinvite(agent, 200)
+    assert len(first) == 1 and first[0].status == 200
+    assert call.call_media.local.session_version == version + 1
+    assert call.call_media.local.media[0].direction == "sendonly"
+    done: list[Any] = []
+    call.resume().addBoth(done.append)
+    assert _offered_versions(agent) == [version + 1, version + 2]
+    _answer_reinvite(agent, 200)
+    assert done[0].status == 200 and call.call_media.local.media[0].direction == "sendrecv"
+
+
+def test_a_refused_reinvite_leaves_the_session_description_as_it_was(clock: UDPClock) -> None:
+    """A 488 to our hold: local SDP unchanged; the next re-offer is the old version + 1, not + 2."""
+    agent, call = _connected_call_with_media(clock)
+    assert call.call_media is not None and call.call_media.local is not None
+    before = call.call_media.local
+    done: list[Any] = []
+    call.hold().addBoth(done.append)
+    _answer_reinvite(agent, 488)
+    assert done[0].status == 488 and call.call_media.local is before and call.call_media.pending is None
+    call.hold().addBoth(done.append)
+    assert _offered_versions(agent) == [before.session_version + 1, before.session_version + 1]

@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 import pytest
-from uafakes import REALM, UDPClock, reply, requests, sent
+from uafakes import REALM, UDPClock, alice, reply, requests, sent
 
 from txsipua.auth.challenge import parse_authorization
 from txsipua.auth.server import DigestServer
@@ -165,3 +165,118 @@ def test_call_errors_arrive_as_failures(clock: UDPClock, ua: UserAgent) -> None:
         anonymous.place_call("sip:bob@192.0.2.12")
     with pytest.raises(LocalProtocolError):
         anonymous.require_account()
+
+
+def test_stop_unregisters_live_registrations(clock: UDPClock, ua: UserAgent) -> None:
+    """ua.stop() sends Expires: 0 for each started registration, waits for the 200, leaves no timer."""
+    reg = ua.registration(60)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=60")])
+    assert ua.registrations == {reg}
+    stopped: list[Any] = []
+    ua.stop().addCallback(stopped.append)
+    last = requests(ua, "REGISTER")[-1]
+    assert last.headers.get("Expires") == "0" and stopped == []
+    reply(ua, last, 200)
+    assert stopped == [None] and reg.state.value == "unregistered" and not reg.registered
+    assert ua.registrations == set()
+    clock.advance(10)  # Timer K of the un-REGISTER (UDP)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def test_stop_abandons_registrations_the_grace_outlives(clock: UDPClock, ua: UserAgent) -> None:
+    """A registrar that never answers the un-REGISTER: stop() gives up after the grace; nothing is left armed."""
+    reg = ua.registration(60)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=60")])
+    stopped: list[Any] = []
+    ua.stop(grace=2.0).addCallback(stopped.append)
+    clock.advance(1.9)
+    assert stopped == []
+    clock.advance(0.2)
+    assert stopped == [None] and reg.state.value == "unregistered"
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+    n = len(requests(ua, "REGISTER"))
+    clock.advance(100)
+    assert len(requests(ua, "REGISTER")) == n  # no refresh, no retransmission on the closed transport
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+class _SlowResolver:
+    """A resolver whose answers the test gives by hand."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def locate(self, uri: Any) -> Any:
+        from twisted.internet import defer
+
+        d: Any = defer.Deferred()
+        self.asked.append((uri, d))
+        return d
+
+
+def test_a_call_being_located_has_a_state_and_its_call_id(clock: UDPClock) -> None:
+    """While the callee's name resolves: state LOCATING, the Call-ID decided (and then used), ICall verified."""
+    from zope.interface.verify import verifyObject
+
+    from txsipua.core.useragent import SessionState
+    from txsipua.net.resolve import Target
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.interfaces import ICall
+    from txsipua.ua.transports import UDPTransport
+
+    resolver = _SlowResolver()
+    agent = UserAgent(clock, Configuration(media=False), alice(), UDPTransport(clock, "192.0.2.10", 0),
+                      resolver=resolver)
+    agent.start()
+    call = agent.place_call("sip:bob@example.com")
+    assert call.state is SessionState.LOCATING and call.call_id and call.media_params is None
+    assert verifyObject(ICall, call)
+    uri, d = resolver.asked[0]
+    d.callback([Target("UDP", "203.0.113.7", 5060)])
+    invite = requests(agent, "INVITE")[0]
+    assert invite.call_id == call.call_id and call.state is SessionState.CALLING
+    other = agent.place_call("sip:carol@example.org")  # not located yet
+    reasons: list[Any] = []
+    other.answered.addErrback(lambda f: None)
+    other.hangup().addCallback(reasons.append)
+    assert reasons == ["cancelled"] and other.state is SessionState.TERMINATED
+
+
+def _ringing_call_hung_up(ua: UserAgent) -> Any:
+    """place_call, 180, hangup() -> CANCEL, then 200 to the CANCEL and 487 to the INVITE."""
+    call = ua.place_call("sip:bob@198.51.100.5")
+    invite = requests(ua, "INVITE")[-1]
+    reply(ua, invite, 180)
+    return call, invite
+
+
+def test_hangup_while_ringing_fails_answered_with_487_as_documented(clock: UDPClock, ua: UserAgent) -> None:
+    """README: answered fails with CallFailed 487 after hangup() while ringing; the documented errback consumes it."""
+    from twisted.python.failure import Failure
+
+    from txsipua.errors import CallFailed
+
+    documented, first = _ringing_call_hung_up(ua)
+
+    def cancelled(failure: Failure) -> Failure | None:  # the README's errback
+        return None if isinstance(failure.value, CallFailed) else failure
+
+    documented.answered.addErrback(cancelled)
+    reasons: list[Any] = []
+    documented.hangup().addCallback(reasons.append)
+    cancel = requests(ua, "CANCEL")[-1]
+    reply(ua, cancel, 200)
+    reply(ua, first, 487)
+    assert reasons == ["cancelled"]
+    results: list[Any] = []
+    documented.answered.addBoth(results.append)
+    assert results == [None]  # consumed: nothing left for "Unhandled error in Deferred"
+    awaited, invite = _ringing_call_hung_up(ua)
+    awaited.hangup()
+    reply(ua, requests(ua, "CANCEL")[-1], 200)
+    reply(ua, invite, 487)
+    later: list[Any] = []
+    awaited.answered.addErrback(later.append)  # awaiting answered after hangup() raises CallFailed 487
+    assert later[0].check(CallFailed) and later[0].value.status == 487

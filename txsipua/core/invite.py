@@ -77,6 +77,7 @@ def hop_host_of(uri: SipURI) -> str:
 class SessionState(enum.Enum):
     """The coarse lifecycle of a call, as the user API sees it."""
 
+    LOCATING = "locating"  # UAC: the next hop's name is being resolved (RFC 3263); nothing sent yet
     CALLING = "calling"
     PROCEEDING = "proceeding"
     RECEIVED = "received"

@@ -102,6 +102,9 @@ class SIPResolver:
         secure = uri.scheme == "sips"
         explicit = uri.params.get("transport")
         ip = _numeric(host)
+        if ip is None and ":" in host:
+            # "host:port" is not a name: it must never reach a DNS query
+            raise ResolutionError(f"{host!r} is not a host name or IP address")
         transport: str | None = None
         if explicit:
             transport = "TLS" if secure and explicit.lower() == "tcp" else explicit.upper()

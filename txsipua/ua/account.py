@@ -3,7 +3,7 @@
 An account file is TOML::
 
     user = "alice"                         # SIP user: the AOR is sip:alice@example.com
-    domain = "example.com"                 # SIP domain
+    domain = "example.com"                 # SIP domain: a host, "host:port" or "[v6]:port"
     display_name = "Alice"                 # optional
     registrar = "sip:203.0.113.5:5060"     # optional; default sip:<domain>
     outbound_proxy = "sip:203.0.113.5"     # optional; every request is routed through it
@@ -23,6 +23,7 @@ domain (RFC 3261 §22.1); credentials are only ever sent to their own realm.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,13 +53,44 @@ def _uri(value: str | SipURI | None, key: str) -> SipURI | None:
         raise AccountError(f"{key}: {e.detail}") from None
 
 
+def split_domain(domain: str) -> tuple[str, int | None]:
+    """``"host"``, ``"host:port"``, ``"[v6]"``, ``"[v6]:port"`` or a bare IPv6 address -> ``(host, port)``.
+
+    The host comes back as a SIP URI holds it (IPv6 in brackets), so it is
+    never handed to a resolver with a port still attached.
+
+    Raises:
+        AccountError: not a host with an optional port.
+    """
+    text = domain.strip()
+    try:
+        if ipaddress.ip_address(text).version == 6:
+            return f"[{text}]", None
+    except ValueError:
+        pass
+    if not text or "@" in text or ";" in text or "?" in text:
+        raise AccountError(f"domain: {domain!r} is not a host with an optional port")
+    try:
+        uri = SipURI.parse(f"sip:{text}")
+    except ParseError as e:
+        raise AccountError(f"domain: {domain!r}: {e.detail}") from None
+    if uri.user is not None or uri.params or not uri.host:
+        raise AccountError(f"domain: {domain!r} is not a host with an optional port")
+    return uri.host, uri.port
+
+
+def _check_domain(instance: object, attribute: object, value: str) -> None:
+    split_domain(value)
+
+
 @attrs.frozen
 class Account:
     """A SIP identity (user, domain) and its credentials.
 
     Attributes:
         user: the SIP user; the address of record is ``sip:user@domain``.
-        domain: the SIP domain.
+        domain: the SIP domain: a host, or ``host:port`` / ``[v6]:port``
+            (:attr:`domain_host` and :attr:`domain_port` split it).
         credentials: an :class:`~txsipua.auth.credentials.ICredentialSource`
             (one credential per realm).
         display_name: shown in From, or ``None``.
@@ -73,7 +105,7 @@ class Account:
     """
 
     user: str
-    domain: str
+    domain: str = attrs.field(validator=_check_domain)
     credentials: Any = attrs.field(factory=InMemoryCredentials)  # ICredentialSource
     display_name: str | None = None
     registrar: SipURI | None = attrs.field(default=None, converter=lambda v: _uri(v, "registrar"))
@@ -140,9 +172,24 @@ class Account:
         return cls.from_mapping(data)
 
     @property
+    def domain_host(self) -> str:
+        """The host of :attr:`domain` (IPv6 in brackets), without its port."""
+        return split_domain(self.domain)[0]
+
+    @property
+    def domain_port(self) -> int | None:
+        """The port of :attr:`domain`, or ``None``."""
+        return split_domain(self.domain)[1]
+
+    def domain_uri(self, user: str | None = None) -> SipURI:
+        """``sip:[user@]domain`` with the domain's host and port as separate URI parts."""
+        host, port = split_domain(self.domain)
+        return SipURI(scheme="sip", user=user, host=host, port=port)
+
+    @property
     def aor(self) -> SipURI:
         """The address of record, ``sip:user@domain`` (RFC 3261 §10.2)."""
-        return SipURI(scheme="sip", user=self.user, host=self.domain)
+        return self.domain_uri(self.user)
 
     @property
     def identity(self) -> NameAddr:
@@ -152,7 +199,7 @@ class Account:
     @property
     def registrar_uri(self) -> SipURI:
         """The registrar's URI: :attr:`registrar` or ``sip:<domain>``."""
-        return self.registrar or SipURI(scheme="sip", host=self.domain)
+        return self.registrar or self.domain_uri()
 
     @property
     def trusted_hops(self) -> tuple[SipURI, ...]:

@@ -45,9 +45,13 @@ class Call:
         ua: the user agent.
         session: the core session, or ``None`` while the callee is still
             being located (see :meth:`attach`).
+        call_id: the Call-ID the INVITE will carry, for a call made before
+            its session exists (``None`` takes the session's).
 
     Attributes:
-        session: the core :class:`~txsipua.core.useragent.InviteSession`.
+        session: the core :class:`~txsipua.core.useragent.InviteSession`,
+            or ``None`` while the callee is being located (``state`` is
+            ``SessionState.LOCATING``).
         call_media: the :class:`~txsipua.ua.media.CallMedia`, or ``None``
             when the user agent's configuration has media off.
         answered: Deferred fired with the call once answered (2xx; the ACK
@@ -62,9 +66,10 @@ class Call:
         abandoned: True once hung up before the INVITE was sent.
     """
 
-    def __init__(self, ua: UserAgent, session: InviteSession | None) -> None:
+    def __init__(self, ua: UserAgent, session: InviteSession | None, call_id: str | None = None) -> None:
         self.ua = ua
         self.session: InviteSession = session  # type: ignore[assignment]  # attach() sets it for UAC calls
+        self._call_id = call_id
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
@@ -83,12 +88,20 @@ class Call:
     # ------------------------------------------------------------ properties
     @property
     def state(self) -> SessionState:
-        """The session state (:class:`~txsipua.core.useragent.SessionState`)."""
+        """The session state (:class:`~txsipua.core.useragent.SessionState`).
+
+        ``LOCATING`` while the callee's host name is being resolved (no
+        session yet), ``TERMINATED`` if the call ended before that.
+        """
+        if self.session is None:
+            return SessionState.TERMINATED if self.ended.called else SessionState.LOCATING
         return self.session.state
 
     @property
     def call_id(self) -> str:
-        """The Call-ID."""
+        """The Call-ID (decided before the INVITE is sent, so known while locating)."""
+        if self.session is None:
+            return self._call_id or ""
         return self.session.call_id
 
     @property
@@ -112,6 +125,10 @@ class Call:
 
         The session decides what to send (nothing yet before a provisional
         response, §9.1).  Fires with the end reason once the call has ended.
+        Hung up before the answer, :attr:`answered` fails with
+        :class:`~txsipua.errors.CallFailed` (487): whoever holds ``answered``
+        handles that (awaiting it raises; ``place_call`` users add an
+        errback), as Twisted logs a failure nobody handled.
         """
         if self.ended.called:
             return defer.succeed("ended")
@@ -146,17 +163,26 @@ class Call:
         return self._reoffer("sendrecv")
 
     def _reoffer(self, direction: str) -> defer.Deferred[Response]:
-        if self.call_media is None:
+        # check first, change nothing on refusal: the pending re-INVITE keeps its Deferred
+        media = self.call_media
+        if media is None:
             return defer.fail(LocalProtocolError("no media to re-offer"))
+        if self._reinvite_d is not None:
+            return defer.fail(LocalProtocolError("a re-INVITE is already in progress"))
+        if self.session is None:
+            return defer.fail(LocalProtocolError("re-INVITE needs a confirmed call"))
         try:
-            offer = self.call_media.reoffer(direction)
+            offer = media.reoffer(direction)
         except LocalProtocolError as e:
             return defer.fail(e)
         d: defer.Deferred[Response] = defer.Deferred()
         self._reinvite_d = d
 
         def failed(f: Any) -> None:
-            self._reinvite_d = None
+            # the re-INVITE was never sent (not confirmed, next hop unknown): the offer is dropped
+            if self._reinvite_d is d:
+                self._reinvite_d = None
+                media.reoffer_settled(False)
             if not d.called:
                 d.errback(f)
 
@@ -181,6 +207,8 @@ class Call:
         """Send an in-dialog request (INFO, MESSAGE...); fires with the final response (RFC 3261 §12.2.1)."""
         d: defer.Deferred[Response] = defer.Deferred()
         session = self.session
+        if session is None:
+            return defer.fail(LocalProtocolError("no dialog yet: the callee is still being located"))
 
         def go(now: float) -> None:
             op = session.request(method, now, headers=headers, body=body, content_type=content_type)
@@ -237,8 +265,9 @@ class Call:
     def reinvite_completed(self, response: Response | None, error: Exception | None) -> None:
         """Our re-INVITE got its final response (or failed): take its SDP, fire hold()/resume()'s Deferred."""
         d, self._reinvite_d = self._reinvite_d, None
-        if response is not None and self.call_media is not None:
-            self.call_media.remote(response.body)
+        if self.call_media is not None:
+            accepted = error is None and response is not None and 200 <= response.status < 300
+            self.call_media.reoffer_settled(accepted, response.body if response is not None else None)
         if d is not None:
             if error is not None:
                 d.errback(error)
@@ -266,6 +295,8 @@ class Call:
             self.call_media.stop()
 
     def __repr__(self) -> str:
+        if self.session is None:
+            return f"<Call {self.state.value} {self.call_id}>"
         return f"<Call {self.session!r}>"
 
 

@@ -12,21 +12,84 @@ and a variant is ``attrs.evolve(config, socket_buffer=4 << 20)``.
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections.abc import Iterable
+from typing import Any
+
 import attrs
 
 from txsipua.core.context import MAX_CALLS
 from txsipua.core.transaction import Timers
 from txsipua.media.offer_answer import PCMA, PCMU, Codec
 
+KNOWN_CODECS: tuple[Codec, ...] = (PCMU, PCMA)
+"""The codecs the RTP stream can send and receive (G.711, RFC 3551 §4.5.14)."""
+
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and value <= 0:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
         raise ValueError(f"{attribute.name} must be a positive number of bytes or None, not {value!r}")
+
+
+def _to_codecs(value: Iterable[Codec | str] | Codec | str) -> tuple[Codec | Any, ...]:
+    """Codec names (``"PCMU"``, case-insensitive) become the known :class:`Codec` values."""
+    items = (value,) if isinstance(value, (str, Codec)) else tuple(value)
+    out: list[Codec | Any] = []
+    for item in items:
+        if isinstance(item, str):
+            found = [c for c in KNOWN_CODECS if c.name.lower() == item.strip().lower()]
+            out.append(found[0] if found else item)
+        else:
+            out.append(item)
+    return tuple(out)
 
 
 def _codecs(instance: object, attribute: attrs.Attribute[tuple[Codec, ...]], value: tuple[Codec, ...]) -> None:
     if not value:
         raise ValueError("codecs must name at least one codec")
+    names = ", ".join(c.name for c in KNOWN_CODECS)
+    for codec in value:
+        if not isinstance(codec, Codec) or not any(codec.same_codec(k) and codec.payload_type == k.payload_type
+                                                    for k in KNOWN_CODECS):
+            raise ValueError(f"codecs: {codec!r} is not a known codec (known: {names})")
+    if len(set(value)) != len(value):
+        raise ValueError("codecs must not name a codec twice")
+
+
+def _timers(instance: object, attribute: attrs.Attribute[Timers], value: Timers) -> None:
+    if not isinstance(value, Timers):
+        raise ValueError(f"timers must be a Timers value, not {value!r}")
+
+
+def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name} must be True or False, not {value!r}")
+
+
+def _header_text(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(f"{attribute.name} must be text without CR, LF or control characters, not {value!r}")
+
+
+def _ip_or_none(instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is None or value == "":
+        return
+    try:
+        ipaddress.ip_address(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{attribute.name} must be an IP address (or None), not {value!r}") from None
+
+
+def _seconds(minimum: float, *, strict: bool = False) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and (value > minimum if strict else value >= minimum))
+        if not ok:
+            bound = f"more than {minimum}" if strict else f"at least {minimum}"
+            raise ValueError(f"{attribute.name} must be a finite number of seconds {bound}, not {value!r}")
+
+    return check
 
 
 @attrs.frozen
@@ -40,19 +103,22 @@ class Configuration:
             value (RFC 3261 §20.41, §20.35).
         media: create an RTP stream and SDP (RFC 3264) for every call; when
             False calls carry no body.
-        rtp_host: the address RTP binds to and SDP advertises; ``None`` uses
+        rtp_host: the IP address RTP binds to and SDP advertises; ``None`` (or ``""``) uses
             the SIP transport's bind host (``127.0.0.1`` when that is a
             wildcard such as ``0.0.0.0``).
         codecs: the audio codecs offered and accepted, in order of preference
-            (RFC 3264 §5.1).
+            (RFC 3264 §5.1): a tuple of :class:`~txsipua.media.offer_answer.Codec`
+            from :data:`KNOWN_CODECS` (names such as ``"PCMA"`` are converted).
         dtmf: offer and accept telephone-event (RFC 4733).
         socket_buffer: kernel receive/send buffer size of the UDP SIP socket,
             bytes (``SO_RCVBUF``/``SO_SNDBUF``), for servers under load;
             ``None`` keeps the OS default.
         grace: how long :meth:`UserAgent.stop` waits for live calls' BYE or
             CANCEL to be confirmed before closing anyway, seconds.
-        registration_retry: how long a :class:`~txsipua.ua.registration.Registration`
-            whose refresh failed waits before trying again, seconds.
+        registration_retry: the base of the back-off of a
+            :class:`~txsipua.ua.registration.Registration` whose refresh
+            failed, seconds (at least 1; doubled with each consecutive
+            failure, see :meth:`~txsipua.ua.registration.Registration.retry_delay`).
         max_calls: calls (either side, from INVITE to their end) held at
             once; a new incoming INVITE past it is answered 503 with
             Retry-After (RFC 3261 §21.5.4), counted in the core's
@@ -62,20 +128,24 @@ class Configuration:
             ``None`` (the default): calls last until either side hangs up.
 
     Raises:
-        ValueError: ``socket_buffer`` not positive, ``grace`` or
-            ``registration_retry`` negative, ``max_calls`` negative,
-            ``max_call_duration`` not positive, or no codec.
+        ValueError: naming the field: ``timers`` not a ``Timers``;
+            ``user_agent`` with CR, LF or control characters; ``rtp_host``
+            not an IP address; ``codecs`` empty, repeated or not in
+            :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
+            ``socket_buffer`` not positive; ``grace`` negative;
+            ``registration_retry`` under 1 s; ``max_calls`` negative;
+            ``max_call_duration`` not positive.
     """
 
-    timers: Timers = attrs.field(factory=Timers)
-    user_agent: str = "txsipua/0.1"
-    media: bool = True
-    rtp_host: str | None = None
-    codecs: tuple[Codec, ...] = attrs.field(default=(PCMU, PCMA), converter=tuple, validator=_codecs)
-    dtmf: bool = True
+    timers: Timers = attrs.field(factory=Timers, validator=_timers)
+    user_agent: str = attrs.field(default="txsipua/0.1", validator=_header_text)
+    media: bool = attrs.field(default=True, validator=_bool)
+    rtp_host: str | None = attrs.field(default=None, validator=_ip_or_none)
+    codecs: tuple[Codec, ...] = attrs.field(default=(PCMU, PCMA), converter=_to_codecs, validator=_codecs)
+    dtmf: bool = attrs.field(default=True, validator=_bool)
     socket_buffer: int | None = attrs.field(default=None, validator=_positive_or_none)
-    grace: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
-    registration_retry: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    grace: float = attrs.field(default=8.0, validator=_seconds(0.0))
+    registration_retry: float = attrs.field(default=30.0, validator=_seconds(1.0))
     max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
     max_call_duration: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
@@ -88,6 +158,6 @@ class Configuration:
             when ``bind_host`` is a wildcard (``""``, ``0.0.0.0``, ``::``),
             which SDP cannot advertise (RFC 4566 §5.7).
         """
-        if self.rtp_host is not None:
+        if self.rtp_host:
             return self.rtp_host
         return bind_host if bind_host not in ("", "0.0.0.0", "::") else "127.0.0.1"

@@ -101,7 +101,9 @@ class CallMedia:
     Attributes:
         stream: the RTP stream once an offer or answer was made, else ``None``.
         params: the negotiated :class:`~txsipua.media.offer_answer.MediaParams`, or ``None``.
-        local: our last :class:`~txsipua.media.sdp.SessionDescription`, or ``None``.
+        local: our last :class:`~txsipua.media.sdp.SessionDescription` in
+            force (a re-offer replaces it only once accepted), or ``None``.
+        pending: our re-offer awaiting its answer, or ``None``.
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
@@ -114,6 +116,7 @@ class CallMedia:
         self.stream: Any = None
         self.params: MediaParams | None = None
         self.local: SessionDescription | None = None
+        self.pending: SessionDescription | None = None
         self._stream_factory = stream_factory or _start_stream
         self._sink: Any = None
 
@@ -168,14 +171,33 @@ class CallMedia:
     def reoffer(self, direction: str) -> bytes:
         """A re-offer with the same m-lines and version + 1 (RFC 3264 §8): ``"sendonly"`` holds, ``"sendrecv"`` resumes.
 
+        The re-offer is :attr:`pending`: :attr:`local` changes only when
+        :meth:`reoffer_settled` reports it accepted, so a refused or failed
+        re-INVITE leaves the session description (and its version) as it was.
+
         Raises:
-            LocalProtocolError: the call has no media to re-offer.
+            LocalProtocolError: the call has no media to re-offer, or a
+                re-offer is already pending (nothing changes).
         """
         if self.local is None or self.stream is None:
             raise LocalProtocolError("no media to re-offer")
+        if self.pending is not None:
+            raise LocalProtocolError("a re-offer is already pending")
         prev = self.local
-        self.local = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
-        return self.local.to_bytes()
+        self.pending = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
+        return self.pending.to_bytes()
+
+    def reoffer_settled(self, accepted: bool, answer: bytes | None = None) -> None:
+        """The re-INVITE carrying :attr:`pending` ended: accepted (2xx, with ``answer``) or not.
+
+        Accepted, the re-offer becomes :attr:`local` and ``answer`` is
+        negotiated against it; otherwise it is dropped (RFC 3264 §8: the
+        previous description stays in force).
+        """
+        offer, self.pending = self.pending, None
+        if accepted and offer is not None:
+            self.local = offer
+            self.remote(answer)
 
     def answer_reoffer(self, body: bytes | None) -> bytes:
         """Answer a peer's re-INVITE (§8); ``b""`` when we have no media or it offers none.

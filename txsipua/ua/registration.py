@@ -14,8 +14,10 @@ The lifecycle is one table, ``{(RegistrationState, RegistrationInput):
 application's orders (``start``, ``stop``, ``abandon``), the outcome of the
 REGISTER in flight (``granted``, ``cleared``, ``failed``) and three timers:
 ``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
-``expired`` (the grant has run out) and ``retry_due`` (``retry_after``
-seconds after a failed refresh).  An input absent from the table is ignored
+``expired`` (the grant has run out) and ``retry_due`` (after a failed
+refresh, :meth:`Registration.retry_delay`: ``retry_after`` doubling with each
+consecutive failure, capped at :attr:`Registration.max_retry`, jittered to
+50-100 % as RFC 5626 §4.5 does, reset by a grant).  An input absent from the table is ignored
 (a late timer); the outcome of a REGISTER that is no longer the latest one
 sent (a refresh overtaken by ``stop``) is ignored as well.
 
@@ -27,6 +29,7 @@ once the binding has lapsed without a successful refresh.
 from __future__ import annotations
 
 import enum
+import random as _random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +134,7 @@ class RegistrationState(enum.Enum):
     LAPSED = "lapsed"  # the grant ran out unrefreshed; retry timer armed
     RETRYING = "retrying"  # lapsed; REGISTER in flight
     UNREGISTERING = "unregistering"  # Expires: 0 in flight
+    STOP_PENDING = "stop-pending"  # stopped while the first REGISTER is in flight: unregister if granted
 
     __hash__ = object.__hash__  # members are singletons: identity hash, fast table lookups
 
@@ -170,6 +174,11 @@ A = RegistrationAction
 
 #                  start                 failed, cleared, stop, abandon
 #  unregistered ----------> registering ---------------------------> unregistered
+#                               |     \ stop              failed, cleared, abandon  ^
+#                               |      +---------> stop-pending ---------------------+
+#                               |                       | granted: REGISTER Expires: 0
+#                               |                       v
+#                               |                 unregistering
 #                               | granted
 #                               v
 #              +----------> registered <---------------------+
@@ -183,7 +192,8 @@ A = RegistrationAction
 #
 #  stop: registered, refreshing, backing-off, retrying --> unregistering
 #        (REGISTER with Expires: 0) --cleared, granted, failed--> unregistered;
-#        registering and lapsed --> unregistered, nothing sent.
+#        registering --> stop-pending (the grant, if one comes, is undone);
+#        lapsed --> unregistered, nothing sent.
 #  abandon: any state --> unregistered, nothing sent, every timer cancelled.
 
 REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[RegistrationAction, RegistrationState]] = {
@@ -193,7 +203,7 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.REGISTERING, In.GRANTED): (A.ARM, S.REGISTERED),
     (S.REGISTERING, In.CLEARED): (A.NONE, S.UNREGISTERED),
     (S.REGISTERING, In.FAILED): (A.NONE, S.UNREGISTERED),
-    (S.REGISTERING, In.STOP): (A.NONE, S.UNREGISTERED),
+    (S.REGISTERING, In.STOP): (A.NONE, S.STOP_PENDING),
     (S.REGISTERING, In.ABANDON): (A.NONE, S.UNREGISTERED),
     (S.REGISTERED, In.REFRESH_DUE): (A.SEND, S.REFRESHING),
     (S.REGISTERED, In.EXPIRED): (A.SEND, S.RETRYING),
@@ -217,6 +227,11 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.RETRYING, In.FAILED): (A.BACK_OFF, S.LAPSED),
     (S.RETRYING, In.STOP): (A.UNREGISTER, S.UNREGISTERING),
     (S.RETRYING, In.ABANDON): (A.DISARM, S.UNREGISTERED),
+    (S.STOP_PENDING, In.GRANTED): (A.UNREGISTER, S.UNREGISTERING),
+    (S.STOP_PENDING, In.CLEARED): (A.NONE, S.UNREGISTERED),
+    (S.STOP_PENDING, In.FAILED): (A.NONE, S.UNREGISTERED),
+    (S.STOP_PENDING, In.STOP): (A.NONE, S.STOP_PENDING),
+    (S.STOP_PENDING, In.ABANDON): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.CLEARED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.GRANTED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.FAILED): (A.NONE, S.UNREGISTERED),
@@ -236,23 +251,32 @@ class Registration:
     Args:
         ua: the user agent (its account, core and reactor).
         expires: the expiry to ask for, seconds.
-        retry_after: seconds to wait after a failed refresh before trying
-            again; ``None`` takes the user agent's
+        retry_after: the base of the back-off after a failed refresh,
+            seconds; ``None`` takes the user agent's
             :attr:`Configuration.registration_retry <txsipua.ua.config.Configuration.registration_retry>`.
+        random: a callable returning a float in ``[0, 1)`` for the jitter of
+            the back-off (``random.random`` by default; inject one in tests).
 
     Attributes:
         state: the :class:`RegistrationState`.
         expires: the expiry asked for, seconds (raised by a 423's Min-Expires).
-        retry_after: the back-off after a failed refresh, seconds.
+        retry_after: the base of the back-off after a failed refresh, seconds.
+        max_retry: the cap of the back-off, seconds (30 minutes).
+        failures: consecutive failed refreshes or retries since the last grant.
         result: the last :class:`RegistrationResult`, or ``None``.
         on_refresh_failed: optional callable taking the error when a refresh
-            fails (the registration retries after ``retry_after`` seconds).
+            fails (the registration retries after :meth:`retry_delay` seconds).
     """
 
-    def __init__(self, ua: UserAgent, expires: int = 3600, retry_after: float | None = None) -> None:
+    max_retry: float = 1800.0
+
+    def __init__(self, ua: UserAgent, expires: int = 3600, retry_after: float | None = None,
+                 *, random: Callable[[], float] | None = None) -> None:
         self.ua = ua
         self.expires = expires
         self.retry_after = ua.config.registration_retry if retry_after is None else retry_after
+        self.random: Callable[[], float] = random if random is not None else _random.random
+        self.failures = 0
         self.state = RegistrationState.UNREGISTERED
         self.result: RegistrationResult | None = None
         self.on_refresh_failed: Callable[[Exception], object] | None = None
@@ -263,6 +287,7 @@ class Registration:
         self._attempt = 0
         self._outcome: defer.Deferred[RegistrationResult] | None = None
         self._timers: dict[RegistrationInput, Any] = {}  # input -> IDelayedCall
+        self._stop_waiters: list[defer.Deferred[RegistrationResult | None]] = []
 
     # ---------------------------------------------------------------- public
     @property
@@ -297,10 +322,17 @@ class Registration:
         """Stop refreshing and unregister (REGISTER with Expires: 0, §10.2.2).
 
         Fires with the :class:`RegistrationResult` of the un-REGISTER, or with
-        ``None`` when no binding was held (nothing is sent).
+        ``None`` when no binding was held (nothing is sent).  Stopped while
+        the first REGISTER is in flight, it waits for that REGISTER's answer:
+        a grant is undone at once (Expires: 0) and the Deferred fires with
+        that un-REGISTER's result; a failure fires it with ``None``.
         """
         before = self._attempt
         self._handle(In.STOP)
+        if self.state is S.STOP_PENDING:
+            waiter: defer.Deferred[RegistrationResult | None] = defer.Deferred()
+            self._stop_waiters.append(waiter)
+            return waiter
         if self._attempt == before or self._outcome is None:
             return defer.succeed(None)
         return self._outcome  # type: ignore[return-value]
@@ -321,6 +353,17 @@ class Registration:
             return max(1.0, granted / 2)
         return float(granted - 32)
 
+    def retry_delay(self) -> float:
+        """Seconds to wait before the next attempt after :attr:`failures` consecutive failures.
+
+        RFC 5626 §4.5 style: ``min(max_retry, retry_after * 2 ** (failures - 1))``
+        scaled by a random 50-100 %, so that many user agents cut off by one
+        outage do not come back in step.
+        """
+        exponent = min(max(self.failures - 1, 0), 32)
+        ceiling = min(self.max_retry, self.retry_after * 2**exponent)
+        return ceiling * (0.5 + 0.5 * self.random())
+
     def register_once(self, expires: int) -> defer.Deferred[RegistrationResult]:
         """One REGISTER asking for ``expires`` seconds, outside the lifecycle (no refresh).
 
@@ -338,7 +381,11 @@ class Registration:
         if entry is None:
             return  # a late timer: ignored
         action, next_state = entry
-        self.state = next_state
+        previous, self.state = self.state, next_state
+        if next_state is S.UNREGISTERED:
+            self.ua.registrations.discard(self)
+        elif previous is S.UNREGISTERED:
+            self.ua.registrations.add(self)
         if action is A.SEND:
             self._send(self.expires)
         elif action is A.ARM:
@@ -352,6 +399,23 @@ class Registration:
         elif action is A.UNREGISTER:
             self._disarm()
             self._send(0)
+        if previous is S.STOP_PENDING and next_state is not S.STOP_PENDING:
+            self._release_stop_waiters(self._outcome if action is A.UNREGISTER else None)
+
+    def _release_stop_waiters(self, unregister: defer.Deferred[RegistrationResult] | None) -> None:
+        waiters, self._stop_waiters = self._stop_waiters, []
+
+        def fan_out(value: Any) -> None:
+            for waiter in waiters:
+                if isinstance(value, Failure):
+                    waiter.errback(value)
+                else:
+                    waiter.callback(value)
+
+        if unregister is None:
+            fan_out(None)
+        else:
+            unregister.addBoth(fan_out)
 
     def _send(self, expires: int) -> None:
         self._attempt += 1
@@ -375,6 +439,7 @@ class Registration:
 
     def _arm(self, granted: int) -> None:
         self._disarm()
+        self.failures = 0
         self._later(In.REFRESH_DUE, self.refresh_delay(granted))
         self._later(In.EXPIRED, float(granted))
 
@@ -382,7 +447,8 @@ class Registration:
         log.warn("registration refresh failed: {err}", err=error)
         if self.on_refresh_failed is not None:
             self.on_refresh_failed(error)
-        self._later(In.RETRY_DUE, self.retry_after)
+        self.failures += 1
+        self._later(In.RETRY_DUE, self.retry_delay())
 
     def _later(self, which: RegistrationInput, delay: float) -> None:
         old = self._timers.pop(which, None)

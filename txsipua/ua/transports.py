@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from twisted.logger import Logger
@@ -45,6 +45,37 @@ class Listening:
 
     address: Address
     close: Callable[[], Any]
+
+
+class SIPTransportFactory(Protocol):
+    """The static type of an :class:`~txsipua.ua.interfaces.ISIPTransportFactory` (for type checkers).
+
+    :class:`UDPTransport`, :class:`TCPTransport` and :class:`TLSTransport`
+    match it; the user agent still checks ``ISIPTransportFactory.providedBy``
+    at run time.
+    """
+
+    @property
+    def name(self) -> str:
+        """``"UDP"``, ``"TCP"`` or ``"TLS"``."""
+
+    @property
+    def reliable(self) -> bool:
+        """True for stream transports."""
+
+    @property
+    def host(self) -> str:
+        """The host to bind."""
+
+    @property
+    def port(self) -> int:
+        """The port to bind, 0 for any."""
+
+    def driver(self, core: Any, on_event: EventCallback, trace: TraceCallback | None) -> CoreDriver:
+        """The driver moving the core's messages over this transport."""
+
+    def listen(self, driver: Any, socket_buffer: int | None = None) -> Listening:
+        """Start listening."""
 
 
 def set_socket_buffers(port: Any, size: int) -> None:

@@ -51,7 +51,7 @@ from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
 from txsipua.ua.registration import Registration, RegistrationResult
-from txsipua.ua.transports import Listening, UDPTransport
+from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
 log = Logger()
 
@@ -81,6 +81,8 @@ class UserAgent:
         ids: injected identifier generator (tags, branches, Call-IDs).
         locate: next-hop URI -> address; by default numeric hosts, and names
             already located through ``resolver``.
+        random: a callable returning a float in ``[0, 1)``, the jitter of
+            registration back-offs (``random.random`` when ``None``).
 
     Attributes:
         on_incoming_call: callable taking an :class:`~txsipua.ua.call.IncomingCall`;
@@ -93,6 +95,8 @@ class UserAgent:
             Without it MESSAGE/INFO/NOTIFY get 200, REGISTER 405 and others 501.
         auto_answer: answer incoming calls automatically.
         calls: the live :class:`~txsipua.ua.call.Call` objects.
+        registrations: the started :class:`~txsipua.ua.registration.Registration`
+            objects (not yet back to ``unregistered``); :meth:`stop` ends them.
         core: the sans-IO :class:`~txsipua.core.useragent.UserAgentCore`.
         protocol: the transport's driver (a Twisted protocol feeding the core).
         media_host: the RTP address calls bind and advertise.
@@ -108,7 +112,7 @@ class UserAgent:
         reactor: Any,
         config: Configuration | None = None,
         account: Account | None = None,
-        transport: Any = None,
+        transport: SIPTransportFactory | None = None,
         *,
         authenticator: Any = None,
         register_authenticator: Any = None,
@@ -117,11 +121,12 @@ class UserAgent:
         trace: TraceCallback | None = None,
         ids: IdGenerator | None = None,
         locate: Callable[[SipURI], Address] | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.reactor = reactor
         self.config = config if config is not None else Configuration()
         self.account = account
-        self.transport = transport if transport is not None else UDPTransport(reactor)
+        self.transport: SIPTransportFactory = transport if transport is not None else UDPTransport(reactor)
         if not ISIPTransportFactory.providedBy(self.transport):
             raise TypeError(f"transport must provide ISIPTransportFactory, not {self.transport!r}")
         self.resolver = resolver
@@ -149,6 +154,8 @@ class UserAgent:
         self.on_request: Callable[[Request, Callable[..., None]], object] | None = None
         self.auto_answer = False
         self.calls: set[Call] = set()
+        self.registrations: set[Registration] = set()
+        self.random = random
         self._listening: Listening | None = None
 
     # lifecycle
@@ -171,16 +178,19 @@ class UserAgent:
         return self.core.local
 
     def stop(self, grace: float | None = None) -> defer.Deferred[None]:
-        """Hang up live calls, then close the transport.
+        """Hang up live calls and unregister live registrations, then close the transport.
 
         Args:
-            grace: seconds to wait for the hang-ups (BYE or CANCEL) to be
-                confirmed before closing anyway (a peer that vanished would
-                otherwise hold the stop for Timer F/B, 32 s);
-                :attr:`Configuration.grace <txsipua.ua.config.Configuration.grace>` when ``None``.
+            grace: seconds to wait for the hang-ups (BYE or CANCEL) and the
+                un-REGISTERs (Expires: 0) to be confirmed before closing
+                anyway (a peer that vanished would otherwise hold the stop
+                for Timer F/B, 32 s); registrations still unconfirmed then
+                are abandoned.  :attr:`Configuration.grace
+                <txsipua.ua.config.Configuration.grace>` when ``None``.
         """
         wait = self.config.grace if grace is None else grace
-        waits = [c.hangup() for c in list(self.calls)]
+        waits: list[defer.Deferred[Any]] = [c.hangup() for c in list(self.calls)]
+        waits += [r.stop() for r in list(self.registrations)]
         d: defer.Deferred[Any] = defer.Deferred()
         if waits:
 
@@ -196,6 +206,8 @@ class UserAgent:
             d.callback(None)
 
         def close(_: Any) -> Any:
+            for r in list(self.registrations):
+                r.abandon()  # the grace ran out: the binding runs out at the registrar
             for c in list(self.calls):
                 c.stop_media()
                 if c.session is not None and not c.ended.called:
@@ -284,7 +296,7 @@ class UserAgent:
 
     def registration(self, expires: int = 3600) -> Registration:
         """A :class:`~txsipua.ua.registration.Registration` to ``start()`` and ``stop()``."""
-        return Registration(self, expires)
+        return Registration(self, expires, random=self.random)
 
     def options(self, target: str | SipURI) -> defer.Deferred[Response]:
         """Send OPTIONS to ``target``; fires with the final response (RFC 3261 §11)."""
@@ -332,9 +344,9 @@ class UserAgent:
         elif ":" in target and target.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
             uri = SipURI.parse(target)
         else:
-            uri = SipURI(user=target, host=acct.domain)
+            uri = acct.domain_uri(target)
         hop = self.next_hop(uri)
-        call = Call(self, None)
+        call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
         try:
             dest = self.core.locate(hop)
         except ResolutionError:
@@ -364,7 +376,8 @@ class UserAgent:
         body = call.offer()
 
         def go(now: float) -> None:
-            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route())
+            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(),
+                                        call_id=call.call_id or None)
             if body:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
@@ -389,6 +402,9 @@ class UserAgent:
         except ResolutionError as e:
             if self.resolver is None:
                 return defer.fail(e)
+        if ":" in uri.host and not uri.host.startswith("["):
+            # "host:port" in a host field is never a name: never ask the resolver (or DNS) for it
+            return defer.fail(ResolutionError(f"{uri.host!r} is not a host name"))
         d = self.resolver.locate(uri)
 
         def pick(targets: list[Any]) -> Address:
