@@ -461,7 +461,8 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             if not sep or not auth_user or not aor_user:
                 raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
             owners[auth_user] = aor_user
-        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log)
+        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log,
+                              max_bindings_per_aor=args.max_bindings_per_aor)
         ua.on_request = registrar.handle
     answered = [0]
     finished: defer.Deferred[None] = defer.Deferred()

@@ -47,6 +47,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         help="registrar cap: past N bindings a REGISTER adding one gets 503 with Retry-After and a "
              "log line; expired bindings of every AOR are purged first (default 10000; 0: no cap)")
     parser.add_argument(
+        "--max-bindings-per-aor", type=_number(int, positive=True), default=20, metavar="N",
+        help="registrar cap per address-of-record: a REGISTER that would hold more than N live "
+             "bindings for one AOR gets 403 and a log line (default 20); a Contact longer than "
+             "2048 bytes gets 400")
+    parser.add_argument(
         "--strict-digest-uri", action="store_true",
         help="accept only a digest uri equal to the Request-URI (default: also a SIP URI of the same "
              "host and port with no or the same user part, as SIPp sends; another host gets 400)")
