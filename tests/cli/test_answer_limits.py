@@ -86,3 +86,27 @@ def test_the_answer_configuration_carries_the_limits() -> None:
     assert (args.max_calls, args.max_call_duration) == (10_000, 14_400.0)
     args = build_parser().parse_args(["answer", "--max-calls", "7", "--max-call-duration", "0"])
     assert (args.max_calls, args.max_call_duration) == (7, 0.0)
+
+
+def test_a_cap_reached_in_the_transport_is_logged_on_stderr_and_stdout_is_unchanged(cli: Start) -> None:
+    """Warnings of txsipua's other loggers reach answer's stderr too, rate-limited (issue 12 review F5).
+
+    Here the TCP per-source connection cap (32): the 33rd connection from 127.0.0.1 is refused.
+    """
+    import socket
+
+    proc = cli("answer", "--bind", f"{HOST}:0", "--no-media", "--transport", "tcp")
+    port = int(proc.wait_for("ready ").split()[1].rsplit(":", 1)[1])
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection((HOST, port), timeout=5)
+            socks.append(s)
+        wait_for_stderr(proc, "per-source cap")
+        refusals = [line for line in proc.err if "per-source cap" in line]
+        assert 1 <= len(refusals) <= 8  # the first five, then one in a hundred
+    finally:
+        for s in socks:
+            s.close()
+    proc.stop()
+    assert [line.split()[0] for line in proc.out] in (["ready"], ["ready", "answered=0"])
