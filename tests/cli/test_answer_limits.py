@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from clirun import HOST, Cli
 from test_answer_guard import Peer, wait_for_stderr
@@ -110,3 +111,17 @@ def test_a_cap_reached_in_the_transport_is_logged_on_stderr_and_stdout_is_unchan
             s.close()
     proc.stop()
     assert [line.split()[0] for line in proc.out] in (["ready"], ["ready", "answered=0"])
+
+
+def test_an_algorithm_no_user_has_an_ha1_for_is_warned_at_start(cli: Start, tmp_path: Any) -> None:
+    """--algorithm SHA-256 over an MD5-only users file: a warning naming SHA-256 (issue 12 review F8)."""
+    users = tmp_path / "users.htdigest"
+    users.write_text("alice:test.example.net:d495a92f63a26e3eb1dcf32521edd7c0\n")
+    proc, _ = start(cli, "--realm", "test.example.net", "--users", str(users),
+                    "--algorithm", "SHA-256", "--algorithm", "MD5")
+    wait_for_stderr(proc, "SHA-256")
+    warning = next(line for line in proc.err if "SHA-256" in line)
+    assert "warning" in warning and "MD5" not in warning.split("(")[0]
+    quiet, _ = start(cli, "--realm", "test.example.net", "--users", str(users))
+    quiet.stop()
+    assert not any("warning" in line for line in quiet.err), quiet
