@@ -69,3 +69,43 @@ def test_a_locked_key_that_keeps_trying_survives_spraying() -> None:
 def test_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         FailureLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_active_lockout_survives_ten_thousand_other_failing_users() -> None:
+    """Eviction drops only entries that are not locked (issue 12 review F4, the tester's repro)."""
+    limiter = FailureLimiter()
+    for _ in range(10):
+        limiter.failed("user", "alice", 100.0)
+    for i in range(10000):
+        limiter.failed("user", f"u{i}", 102.0)
+    assert limiter.locked_until("user", "alice", 103.0) == 160.0
+    assert len(limiter) <= limiter.max_entries
+
+
+def test_when_every_entry_is_locked_new_keys_fail_closed_until_the_oldest_lockout_ends() -> None:
+    limiter = FailureLimiter(max_failures=1, window=60, lockout=100, max_entries=3)
+    for i, t in enumerate((0.0, 1.0, 2.0)):
+        assert limiter.failed("source", f"192.0.2.{i}", t) is not None
+    assert limiter.locked_until("source", "198.51.100.7", 5.0) == 100.0  # not known: refused
+    assert limiter.failed("source", "198.51.100.7", 5.0) is None  # and not counted
+    assert len(limiter) == 3
+    assert limiter.locked_until("source", "192.0.2.2", 5.0) == 102.0  # known keys keep their own
+    assert limiter.locked_until("user", "198.51.100.7", 5.0) is None  # the other kind is apart
+    # the oldest lockout ends: its entry can be evicted, new keys are counted again
+    assert limiter.locked_until("source", "198.51.100.7", 100.0) is None
+    assert limiter.failed("source", "198.51.100.7", 100.0) is not None
+    assert limiter.locked_until("source", "192.0.2.1", 100.5) == 101.0
+    assert len(limiter) == 3
+
+
+def test_locked_entries_are_kept_while_unlocked_ones_are_evicted_oldest_first() -> None:
+    limiter = FailureLimiter(max_failures=2, window=60, lockout=600, max_entries=3)
+    limiter.failed("user", "a", 0.0)
+    limiter.failed("user", "a", 0.0)  # locked
+    limiter.failed("user", "b", 1.0)
+    limiter.failed("user", "c", 2.0)
+    limiter.failed("user", "d", 3.0)  # evicts b, the oldest not locked
+    assert limiter.locked_until("user", "a", 4.0) == 600.0
+    assert limiter.failed("user", "b", 4.0) is None  # b forgotten: count 1 again, evicts c
+    assert limiter.failed("user", "d", 5.0) is not None  # d kept its count of 1
+    assert len(limiter) == 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from clirun import HOST, Cli
 from test_answer_guard import Peer, wait_for_stderr
@@ -86,3 +87,41 @@ def test_the_answer_configuration_carries_the_limits() -> None:
     assert (args.max_calls, args.max_call_duration) == (10_000, 14_400.0)
     args = build_parser().parse_args(["answer", "--max-calls", "7", "--max-call-duration", "0"])
     assert (args.max_calls, args.max_call_duration) == (7, 0.0)
+
+
+def test_a_cap_reached_in_the_transport_is_logged_on_stderr_and_stdout_is_unchanged(cli: Start) -> None:
+    """Warnings of txsipua's other loggers reach answer's stderr too, rate-limited (issue 12 review F5).
+
+    Here the TCP per-source connection cap (32): the 33rd connection from 127.0.0.1 is refused.
+    """
+    import socket
+
+    proc = cli("answer", "--bind", f"{HOST}:0", "--no-media", "--transport", "tcp")
+    port = int(proc.wait_for("ready ").split()[1].rsplit(":", 1)[1])
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection((HOST, port), timeout=5)
+            socks.append(s)
+        wait_for_stderr(proc, "per-source cap")
+        refusals = [line for line in proc.err if "per-source cap" in line]
+        assert 1 <= len(refusals) <= 8  # the first five, then one in a hundred
+    finally:
+        for s in socks:
+            s.close()
+    proc.stop()
+    assert [line.split()[0] for line in proc.out] in (["ready"], ["ready", "answered=0"])
+
+
+def test_an_algorithm_no_user_has_an_ha1_for_is_warned_at_start(cli: Start, tmp_path: Any) -> None:
+    """--algorithm SHA-256 over an MD5-only users file: a warning naming SHA-256 (issue 12 review F8)."""
+    users = tmp_path / "users.htdigest"
+    users.write_text("alice:test.example.net:d495a92f63a26e3eb1dcf32521edd7c0\n")
+    proc, _ = start(cli, "--realm", "test.example.net", "--users", str(users),
+                    "--algorithm", "SHA-256", "--algorithm", "MD5")
+    wait_for_stderr(proc, "SHA-256")
+    warning = next(line for line in proc.err if "SHA-256" in line)
+    assert "warning" in warning and "MD5" not in warning.split("(")[0]
+    quiet, _ = start(cli, "--realm", "test.example.net", "--users", str(users))
+    quiet.stop()
+    assert not any("warning" in line for line in quiet.err), quiet

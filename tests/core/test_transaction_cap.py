@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from txsipua.core.transaction import RequestReceived, ServerTransaction, TransactionLayer
+from txsipua.core.transaction import (
+    OVERLOAD_NOTICE_EVERY,
+    RequestReceived,
+    ServerTransaction,
+    TransactionLayer,
+)
 from txsipua.sip.message import Response, parse_message
 
 SOURCE = ("192.0.2.30", 5060)
@@ -106,3 +111,40 @@ def test_ordinary_requests_cost_nothing_against_the_octet_budget():
     assert len(server_txns(drain(layer))) == 200 and layer.stats["overloaded"] == 0
     layer.receive(options(999, filler=3000), SOURCE, 0.0)
     assert layer.stats["overloaded"] == 1
+
+
+def test_the_first_and_every_nth_503_past_the_cap_make_a_notice():
+    """A cap reached leaves a line to log, rate-limited at the source (issue 12 review F5)."""
+    layer = TransactionLayer(max_server_transactions=1)
+    assert layer.take_notices() == []
+    layer.receive(options(0), SOURCE, 0.0)
+    layer.receive(options(1), SOURCE, 0.0)
+    notices = layer.take_notices()
+    assert len(notices) == 1 and "503" in notices[0] and "1 of 1" in notices[0] and "192.0.2.30" in notices[0]
+    assert layer.take_notices() == []  # taken
+    for n in range(2, OVERLOAD_NOTICE_EVERY + 1):
+        layer.receive(options(n), SOURCE, 0.0)
+    assert layer.stats["overloaded"] == OVERLOAD_NOTICE_EVERY
+    later = layer.take_notices()
+    assert len(later) == 1 and f"{OVERLOAD_NOTICE_EVERY} refused so far" in later[0]
+
+
+def test_the_driver_logs_the_core_notices_as_warnings():
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    from txsipua.core.useragent import UserAgentCore
+    from txsipua.net.driver import SIPDatagramProtocol
+
+    core = UserAgentCore(local=("127.0.0.1", 5060))
+    core.layer.max_server_transactions = 1
+    drv = SIPDatagramProtocol(MemoryReactorClock(), core, lambda e: None)
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        for n in range(3):
+            drv.datagramReceived(options(n), SOURCE)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    warnings = [e for e in seen if e.get("log_level") == LogLevel.warn and "notice" in e]
+    assert len(warnings) == 1 and "server transactions at their cap" in str(warnings[0]["notice"])

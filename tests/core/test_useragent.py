@@ -13,7 +13,7 @@ from txsipua.auth.server import DigestServer
 from txsipua.core import events as ev
 from txsipua.core.ids import SequentialIds
 from txsipua.core.useragent import SessionState, UserAgentCore
-from txsipua.errors import AuthenticationError, CallFailed
+from txsipua.errors import AuthenticationError, CallFailed, TransportError
 from txsipua.sip.message import Request, parse_message
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
@@ -779,3 +779,94 @@ def test_in_dialog_request_answered_otherwise_keeps_the_dialog() -> None:
         session.request("INFO", net.now)
         net.pump()
         assert session.state is SessionState.CONFIRMED and not _caller_byes(net)
+
+
+# ------------------------------------------- issue 12 review: next hop transport
+
+
+def _answer_with_contact(callee: UserAgentCore, net: Net, contact: str, record_route: str = "") -> None:
+    def answer(session: Any) -> None:
+        make = callee.context.make_response
+
+        def rewrite(request: Any, status: int, *args: Any, **kw: Any) -> Any:
+            resp = make(request, status, *args, **kw)
+            if request.method == "INVITE" and status == 200:
+                resp.headers.set("Contact", contact)
+                if record_route:
+                    resp.headers.set("Record-Route", record_route)
+            return resp
+
+        callee.context.make_response = rewrite  # type: ignore[method-assign]
+        session.accept(net.now, body=b"v=0\r\n")
+
+    net.on_event = on_incoming_call(net, answer)  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("contact", "record_route", "words"),
+    [
+        ("<sips:bob@127.0.0.1:5062>", "", ["sips", "UDP"]),
+        ("<sip:bob@127.0.0.1:5062;transport=tls>", "", ["transport=tls", "UDP"]),
+        ("<sip:bob@127.0.0.1:5062;transport=tcp>", "", ["transport=tcp", "UDP"]),
+        ("<sip:bob@127.0.0.1:5062>", "<sip:127.0.0.1:5062;lr;transport=tls>", ["transport=tls", "UDP"]),
+    ],
+)
+def test_2xx_whose_next_hop_needs_another_transport_is_not_acked_over_udp(
+    contact: str, record_route: str, words: list[str]
+) -> None:
+    """The ACK of a 2xx whose target needs TLS/TCP is not sent over UDP: the call fails (review F3)."""
+    caller, callee, net = make_pair()
+    _answer_with_contact(callee, net, contact, record_route)
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.pump()
+    failed = [e for e in net.events["caller"] if isinstance(e, ev.CallAttemptFailed)]
+    assert failed and isinstance(failed[0].error, TransportError)
+    assert all(w in str(failed[0].error) for w in words)
+    ok = next(i for i, m in enumerate(net.wire) if not isinstance(m, Request) and m.status == 200)
+    sent = [m for m in net.wire[ok:] if isinstance(m, Request)]
+    assert sent == []
+    assert not any(isinstance(e, ev.CallAnswered) for e in net.events["caller"])
+    assert session.state is SessionState.TERMINATED and caller.session_count == 0
+
+
+def test_late_2xx_to_a_sips_contact_is_neither_acked_nor_byed_over_udp() -> None:
+    """A 2xx after the give-up, whose Contact is sips: no ACK, no BYE over UDP (review F3)."""
+    caller, callee, net = make_pair()
+    sessions: list[Any] = []
+    net.on_event = on_incoming_call(net, lambda s: (s.ring(net.now), sessions.append(s)))  # type: ignore[method-assign]
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    net.drop = lambda m: isinstance(m, Request) and m.method == "CANCEL"
+    session.hangup(net.now)
+    net.pump()
+    net.advance(40)
+    net.drop = None
+    make = callee.context.make_response
+
+    def sips_contact(request: Any, status: int, *args: Any, **kw: Any) -> Any:
+        resp = make(request, status, *args, **kw)
+        if request.method == "INVITE" and status == 200:
+            resp.headers.set("Contact", "<sips:bob@127.0.0.1:5062>")
+        return resp
+
+    callee.context.make_response = sips_contact  # type: ignore[method-assign]
+    before = len(net.wire)
+    sessions[0].accept(net.now, body=b"v=0\r\n")
+    net.pump()
+    late = [m for m in net.wire[before:] if isinstance(m, Request) and m.method in ("ACK", "BYE")]
+    assert late == []
+
+
+def test_route_with_transport_tcp_on_a_udp_agent_fails_before_sending() -> None:
+    """An INVITE whose first Route asks for transport=tcp is not sent over UDP (review F3)."""
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice")
+    request = invite(caller)
+    request.headers.set("Route", "<sip:127.0.0.1:5062;lr;transport=tcp>")
+    caller.invite(request, B, 0.0)
+    assert caller.outbox() == []
+    events = []
+    while (e := caller.next_event()) is not None:
+        events.append(e)
+    failed = [e for e in events if isinstance(e, ev.CallAttemptFailed)]
+    assert failed and isinstance(failed[0].error, TransportError) and "transport=tcp" in str(failed[0].error)

@@ -72,3 +72,20 @@ def test_out_of_range_destination_port_is_a_warning_not_an_exception(dest_port: 
     assert len(warnings) == 1
     assert warnings[0]["dest"] == ("127.0.0.1", dest_port)
     assert not [e for e in events if e.get("log_failure") is not None]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_datagram_too_large_to_send_is_a_warning_never_silence() -> Any:
+    """A response the socket refuses (EMSGSIZE: past 65,507 bytes) is logged, not dropped silently (review F1)."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    core = UserAgentCore(local=("127.0.0.1", 5060))
+    proto = SIPDatagramProtocol(reactor, core, lambda event: None)
+    port = reactor.listenUDP(0, proto, interface="127.0.0.1")
+    try:
+        proto._write(b"SIP/2.0 200 OK\r\n" + b"X" * 70_000, ("127.0.0.1", port.getHost().port))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        yield port.stopListening()
+    warnings = [e for e in events if e.get("log_level") == LogLevel.warn and "could not send" in e["log_format"]]
+    assert warnings and "127.0.0.1" in str(warnings[0]["dest"])

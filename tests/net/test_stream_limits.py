@@ -20,7 +20,13 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides
 
 from txsipua.core.useragent import UserAgentCore
-from txsipua.net.stream import HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, SIPStreamProtocol, StreamDriver
+from txsipua.net.stream import (
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    MESSAGE_TIMEOUT,
+    SIPStreamProtocol,
+    StreamDriver,
+)
 
 OPTIONS = (
     b"OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.40:5060;branch=z9hG4bK-s1\r\n"
@@ -209,3 +215,67 @@ def test_connection_cap_on_loopback():
             if c.transport is not None and not c.lost:
                 c.transport.loseConnection()
         yield drv.stop()
+
+
+def test_a_slow_drip_is_cut_off_by_the_message_deadline():
+    """One byte every 100 s keeps resetting the idle timeout; the message deadline ends it (review F2)."""
+    drv, clock = driver()
+    assert drv.message_timeout == MESSAGE_TIMEOUT == 30.0
+    c = Conn(drv, 40001)
+    for i in range(3):  # a byte at 0, 10 and 20 s: never idle
+        c.protocol.dataReceived(OPTIONS[i:i + 1])
+        clock.advance(10 if i < 2 else 9.9)
+    assert not c.closed
+    clock.advance(0.2)
+    assert c.closed  # 30 s after the message's first byte
+    c.lose(ConnectionAborted)
+    assert drv.accepted == 0 and not clock.getDelayedCalls()
+
+
+def test_complete_messages_and_keepalives_start_no_deadline():
+    drv, clock = driver(message_timeout=5, idle_timeout=None)
+    c = Conn(drv, 40001)
+    for _ in range(4):
+        c.protocol.dataReceived(b"\r\n\r\n")
+        c.protocol.dataReceived(OPTIONS)
+        clock.advance(4)
+    assert not c.closed
+    # a message split in two, its halves 4 s apart, then the next one started
+    c.protocol.dataReceived(OPTIONS[:50])
+    clock.advance(4)
+    c.protocol.dataReceived(OPTIONS[50:] + OPTIONS[:10])  # completes one, starts another: a new deadline
+    clock.advance(4)
+    assert not c.closed
+    clock.advance(1.5)
+    assert c.closed
+
+
+def test_message_timeout_none_never_closes():
+    drv, clock = driver(message_timeout=None, idle_timeout=None)
+    c = Conn(drv, 40001)
+    c.protocol.dataReceived(OPTIONS[:5])
+    clock.advance(100_000)
+    assert not c.closed
+
+
+def test_connections_per_source_are_capped():
+    """One address cannot take every slot (review F2): past the per-source cap, refused and logged."""
+    drv, _ = driver(max_connections_per_source=2)
+    assert driver()[0].max_connections_per_source == 32
+    a, b = Conn(drv, 40001), Conn(drv, 40002)
+    c = Conn(drv, 40003)
+    assert c.closed and not a.closed and not b.closed
+    assert drv.refused_connections == 1 and drv.connections_from("127.0.0.1") == 2
+    c.lose(ConnectionAborted)
+    assert drv.connections_from("127.0.0.1") == 2
+    other = Conn.__new__(Conn)  # another source address takes a slot
+    other.protocol = drv.server_factory().buildProtocol(IPv4Address("TCP", "127.0.0.2", 40004))
+    other.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.2", 40004))
+    other.protocol.makeConnection(other.transport)
+    assert not other.closed and drv.connections_from("127.0.0.2") == 1
+    a.lose()
+    d = Conn(drv, 40005)
+    assert not d.closed and drv.connections_from("127.0.0.1") == 2 and drv.accepted == 3
+    for conn in (b, d, other):
+        conn.lose()
+    assert drv.accepted == 0 and drv.connections_from("127.0.0.1") == 0

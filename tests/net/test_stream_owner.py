@@ -31,6 +31,7 @@ class Owner:
     log = Logger()
     handshake_timeout: float | None = None
     idle_timeout: float | None = 30.0
+    message_timeout: float | None = None
     max_message_size = 4096
 
     def __init__(self, admit: bool = True) -> None:
@@ -94,5 +95,6 @@ def test_stream_driver_is_a_connection_owner() -> None:
     core = UserAgentCore(local=("127.0.0.1", 5060), transport="TCP", reliable=True)
     drv: ConnectionOwner = StreamDriver(MemoryReactorClock(), core, lambda e: None)
     for name in ("admit", "release", "connection_opened", "connection_closed", "message_received",
-                 "connection_failed", "reactor", "log", "handshake_timeout", "idle_timeout", "max_message_size"):
+                 "connection_failed", "reactor", "log", "handshake_timeout", "idle_timeout", "max_message_size",
+                 "message_timeout"):
         assert hasattr(drv, name), name

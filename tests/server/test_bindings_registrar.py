@@ -100,3 +100,36 @@ def test_registrar_purges_other_aors_and_caps() -> None:
     assert logic.refused_full == 1
     ok = logic.register(request("sip:b@example.com", "<sip:b@192.0.2.2>", expires="60"), SOURCE, 60.0)
     assert ok.status == 200 and list(store.aors()) == ["sip:b@example.com"]
+
+
+def test_a_contact_longer_than_the_limit_gets_400_and_is_not_bound() -> None:
+    """A 30 KB Contact is not held (issue 12 review F1): 400 naming the limit."""
+    registrar = Registrar(BindingStore())
+    reply = registrar.register(request("sip:alice@example.com", f"<sip:a@192.0.2.1;x={'q' * 30000}>"),
+                               SOURCE, 0.0)
+    assert reply.status == 400 and "2048" in (reply.reason or "") and reply.overloaded
+    assert len(registrar.store) == 0 and registrar.refused_limits == 1
+    ok = registrar.register(request("sip:alice@example.com", f"<sip:a@192.0.2.1;x={'q' * 1900}>"), SOURCE, 0.0)
+    assert ok.status == 200
+
+
+def test_bindings_per_aor_are_capped_so_the_200_always_fits_a_datagram() -> None:
+    """Past max_bindings_per_aor, 403 with a reason; the 200 listing them stays small (review F1)."""
+    registrar = Registrar(BindingStore(), max_bindings_per_aor=3)
+    for i in range(3):
+        reply = registrar.register(request("sip:alice@example.com", f"<sip:a@192.0.2.{i}>", cseq=i + 1), SOURCE, 0.0)
+        assert reply.status == 200
+    reply = registrar.register(request("sip:alice@example.com", "<sip:a@192.0.2.9>", cseq=9), SOURCE, 0.0)
+    assert reply.status == 403 and "3 bindings" in (reply.reason or "") and reply.overloaded
+    # a refresh, a removal and another AOR are still fine
+    assert registrar.register(request("sip:alice@example.com", "<sip:a@192.0.2.1>", cseq=10), SOURCE, 0.0).status == 200
+    assert registrar.register(request("sip:bob@example.com", "<sip:b@192.0.2.9>"), SOURCE, 0.0).status == 200
+    # the defaults: the 200 of a full AOR of the largest Contacts fits a UDP datagram
+    big = Registrar(BindingStore())
+    for i in range(big.max_bindings_per_aor):
+        reply = big.register(request("sip:alice@example.com", f"<sip:a@192.0.2.{i}>;x={'q' * 2000}", cseq=i + 1),
+                             SOURCE, 0.0)
+        assert reply.status == 200
+    assert sum(len(n) + len(v) + 4 for n, v in reply.headers) < 60000
+    refused = big.register(request("sip:alice@example.com", "<sip:a@198.51.100.1>", cseq=99), SOURCE, 0.0)
+    assert refused.status == 403

@@ -404,6 +404,27 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
 
 # ------------------------------------------------------------------ answer
+def _warn_missing_ha1(store: Any, realm: str, algorithms: tuple[str, ...], path: str) -> None:
+    """Warn on stderr when no user of ``realm`` has an HA1 for a challenged algorithm.
+
+    Such a challenge can never be answered right (every user would get 403
+    after the failure limit); an algorithm name the server refuses is left to
+    the DigestServer's own error.
+    """
+    from txsipua.auth.digest import base_algorithm, canonical_algorithm
+
+    have = store.algorithms(realm)
+    missing = []
+    for name in algorithms:
+        canonical = canonical_algorithm(name)
+        if canonical is not None and base_algorithm(canonical) not in have and name not in missing:
+            missing.append(name)
+    if missing:
+        print(f"warning: no user of realm {realm!r} in {path} has an HA1 for {', '.join(missing)} "
+              f"(it has {', '.join(sorted(have)) or 'none'}): those challenges cannot be answered",
+              file=sys.stderr, flush=True)
+
+
 @defer.inlineCallbacks
 def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.auth.server import DigestServer
@@ -429,6 +450,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
 
         secret_bytes = secret or _secrets.token_bytes(32)
         algorithms = tuple(args.algorithm or ["MD5"])
+        _warn_missing_ha1(store, args.realm, algorithms, args.users)
         guard = auth_guard(args, log)
         try:
             # each instance numbers its nonces apart from others sharing --secret
@@ -461,7 +483,8 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             if not sep or not auth_user or not aor_user:
                 raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
             owners[auth_user] = aor_user
-        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log)
+        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log,
+                              max_bindings_per_aor=args.max_bindings_per_aor)
         ua.on_request = registrar.handle
     answered = [0]
     finished: defer.Deferred[None] = defer.Deferred()

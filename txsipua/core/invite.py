@@ -38,7 +38,7 @@ from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.dialogs import DialogKey
 from txsipua.core.transaction import ServerTransaction
-from txsipua.core.transport import Address
+from txsipua.core.transport import Address, hop_transport_error
 from txsipua.core.uac import ClientOperation
 from txsipua.errors import (
     LocalProtocolError,
@@ -54,6 +54,16 @@ from txsipua.sip.uri import SipURI
 
 if TYPE_CHECKING:  # pragma: no cover
     from txsipua.core.context import SessionHost
+
+
+def dialog_hop_error(dialog: Dialog, method: str, transport: str) -> TransportError | None:
+    """The TransportError for sending ``method`` in ``dialog`` over ``transport``, or ``None``.
+
+    The rule of :func:`~txsipua.core.transport.sips_needs_tls` applied to the
+    dialog's remote target and route set (RFC 3261 §12.2.1.1, §26.2.2), before
+    a request is built: used for the ACK of a 2xx, which has no transaction.
+    """
+    return hop_transport_error(method, str(dialog.remote_target), [str(r) for r in dialog.route_set], transport)
 
 
 def hop_host_of(uri: SipURI) -> str:
@@ -532,7 +542,11 @@ class InviteSession:
                 self.dialog.refresh_target(response)
                 if response.body:
                     self.remote_sdp = response.body
-                self._send_2xx_ack(operation, response, now)
+                error = self._send_2xx_ack(operation, response, now)
+                if error is not None:  # the new target cannot be reached: neither ACK nor BYE goes
+                    self.host.emit(ev.ReinviteCompleted(self, response, error))
+                    self._step(Input.DIALOG_LOST, now)
+                    return
             self.host.emit(ev.ReinviteCompleted(self, response))
             self._dialog_outcome(response.status, now)
         elif operation.method == "BYE":
@@ -579,10 +593,14 @@ class InviteSession:
         self.dialog = dialog
         self.host.dialogs.add((dialog.call_id, dialog.local_tag, dialog.remote_tag), self)
 
-    def _send_2xx_ack(self, operation: ClientOperation, response: Response, now: float) -> None:
+    def _send_2xx_ack(self, operation: ClientOperation, response: Response, now: float) -> TransportError | None:
+        """ACK a 2xx of ours (§13.2.2.4); the TransportError, and nothing sent, when its hop needs another transport."""
         dialog = self.dialog
         assert dialog is not None
         host = self.host
+        error = dialog_hop_error(dialog, "ACK", host.transport)
+        if error is not None:
+            return error
         try:
             dest = host.locate(dialog.next_hop())
             hop_host = hop_host_of(dialog.next_hop())
@@ -594,6 +612,7 @@ class InviteSession:
         self.ack = ack
         self.ack_destination = dest
         host.send_stateless(ack, dest, now)
+        return None
 
     def _bye(self, now: float, reason: str, by_remote: bool) -> None:
         """Send the BYE that ends the call; the end is reported once it is answered (§15.1.1)."""

@@ -62,9 +62,17 @@ from typing import TYPE_CHECKING, Any
 from txsipua.core import builders
 from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog
-from txsipua.core.invite import DIALOG_TABLE, Input, InviteSession, Phase, Table, hop_host_of
+from txsipua.core.invite import (
+    DIALOG_TABLE,
+    Input,
+    InviteSession,
+    Phase,
+    Table,
+    dialog_hop_error,
+    hop_host_of,
+)
 from txsipua.core.invite import Action as A
-from txsipua.core.transport import Address
+from txsipua.core.transport import Address, sips_needs_tls
 from txsipua.core.uac import ClientOperation
 from txsipua.errors import CallFailed, ParseError, RemoteProtocolError, ResolutionError
 from txsipua.sip.message import Request, Response
@@ -139,6 +147,8 @@ def ack_and_bye(host: SessionHost, operation: ClientOperation, response: Respons
         dialog = Dialog.from_uac_response(invite, response)
     except (RemoteProtocolError, ParseError):
         return
+    if dialog_hop_error(dialog, "ACK", host.transport) is not None:
+        return  # its next hop needs a transport we do not have: neither ACK nor BYE can go
     try:
         dest = host.locate(dialog.next_hop())
         hop_host = hop_host_of(dialog.next_hop())
@@ -208,6 +218,9 @@ class InviteClientSession(InviteSession):
         except (RemoteProtocolError, ParseError):
             self._step(Input.ANSWER_UNUSABLE, now, response)
             return
+        if dialog_hop_error(dialog, "ACK", self.host.transport) is not None:
+            self._step(Input.ANSWER_UNUSABLE, now, response)  # its ACK cannot be sent: the call fails
+            return
         self._step(Input.ANSWER, now, (response, dialog))
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
@@ -272,7 +285,12 @@ class InviteClientSession(InviteSession):
         ack_and_bye(self.host, op, response, now)
 
     def a_ack_unusable(self, now: float, response: Any) -> None:
-        """A 2xx no dialog can be made from: ACK it anyway (best effort), then the call fails."""
+        """A 2xx no dialog can be made from: ACK it anyway (best effort), then the call fails.
+
+        When the ACK's next hop needs a transport this user agent does not
+        have (a ``sips`` Contact over UDP, ``transport=tcp`` over UDP...),
+        nothing is sent and the call fails with that TransportError.
+        """
         op = self._op
         invite = op.request
         target = invite.uri_text
@@ -289,10 +307,19 @@ class InviteClientSession(InviteSession):
                 credentials=host.ack_credentials(self, invite, op.hop_host, op.destination))
         except ParseError:
             ack = None
+        error: Exception = RemoteProtocolError("2xx without a usable Contact")
+        try:  # a 2xx that makes a dialog is here when that dialog's next hop cannot be reached
+            refused = dialog_hop_error(Dialog.from_uac_response(invite, response), "ACK", host.transport)
+        except (RemoteProtocolError, ParseError):
+            refused = None
         if ack is not None:
-            self.ack, self.ack_destination = ack, op.destination
-            host.send_stateless(ack, op.destination, now)
-        host.emit(ev.CallAttemptFailed(self, RemoteProtocolError("2xx without a usable Contact")))
+            refused = refused or sips_needs_tls(ack, host.transport)
+            if refused is None:
+                self.ack, self.ack_destination = ack, op.destination
+                host.send_stateless(ack, op.destination, now)
+            else:
+                self.ack, error = ack, refused  # remembered, never sent: the 2xx again is not ACKed
+        host.emit(ev.CallAttemptFailed(self, error))
         self.a_finish(now, None)
 
     def a_fail_response(self, now: float, response: Any) -> None:

@@ -637,6 +637,10 @@ def _response_input(status: int, tu: bool) -> Input:
     return Input.TU_300_699 if tu else Input.RESPONSE_300_699
 
 
+OVERLOAD_NOTICE_EVERY = 1000
+"""Past the first, one 503 in this many past a server-transaction cap makes a notice."""
+
+
 @attrs.define(eq=False)
 class TransactionLayer:
     """All transactions of one user agent (RFC 3261 §17), sans-IO.
@@ -668,7 +672,9 @@ class TransactionLayer:
             the tables absorb), ``ignored`` (inputs absent from a table),
             ``late_tu`` (TU orders for terminated transactions),
             ``retransmissions`` (messages sent again), ``sent``,
-            ``overloaded`` (requests refused with 503 past a cap).
+            ``overloaded`` (requests refused with 503 past a cap; the
+            first and every :data:`OVERLOAD_NOTICE_EVERY`-th also make a line
+            for :meth:`take_notices`).
     """
 
     timers: Timers = attrs.field(factory=Timers)
@@ -685,8 +691,20 @@ class TransactionLayer:
     _stale: int = attrs.field(default=0, init=False)
     _events: collections.deque[Event] = attrs.field(factory=collections.deque, init=False)
     _outbox: list[Outgoing] = attrs.field(factory=list, init=False)
+    _notices: list[str] = attrs.field(factory=list, init=False)
 
     # ---------------------------------------------------------------- outputs
+
+    def take_notices(self) -> list[str]:
+        """Lines worth logging since the last call (a cap reached), in order; emptied.
+
+        Rate-limited at the source: the first 503 past a cap and every
+        :data:`OVERLOAD_NOTICE_EVERY`-th after it make one line each.
+        """
+        out = self._notices
+        if out:
+            self._notices = []
+        return out
 
     def next_event(self) -> Event | None:
         """The next event for the TU, or ``None`` when there is none (drain after every input)."""
@@ -1031,6 +1049,12 @@ class TransactionLayer:
     def _refuse_overloaded(self, msg: Request, via: Via, source: Address, reliable: bool) -> None:
         """503 + Retry-After outside any transaction (RFC 3261 §21.5.4, §20.33): a cap is reached."""
         self.stats["overloaded"] += 1
+        n = self.stats["overloaded"]
+        if n == 1 or n % OVERLOAD_NOTICE_EVERY == 0:
+            self._notices.append(
+                f"503 to a {msg.method} from {source[0]}:{source[1]}: server transactions at their cap "
+                f"({len(self._server)} of {self.max_server_transactions}, {self._server_octets} of "
+                f"{self.max_server_octets} octets held); {n} refused so far")
         response = make_response(msg, 503, new_tag=self.ids.tag,
                                  headers=[("Retry-After", str(self.overload_retry_after))])
         data = response.to_bytes()

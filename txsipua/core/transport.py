@@ -165,40 +165,82 @@ __all__ = [
 
 
 def sips_needs_tls(request: Request, transport: str) -> TransportError | None:
-    """The error for sending ``request`` over ``transport`` when a ``sips`` URI forbids it.
+    """The error for sending ``request`` over ``transport`` when its next hop forbids it.
 
     A ``sips`` URI means TLS on every hop the request is sent over (RFC 3261
     §19.1, §26.2.2): a ``sips`` Request-URI or a ``sips`` Route entry (the next
     hop, or one after it) cannot go over UDP or TCP, and silently sending it
-    in clear would defeat what the user asked for.  Check before anything is
-    sent.
+    in clear would defeat what the user asked for.  The next hop (the first
+    Route, else the Request-URI) may also name its transport with a
+    ``transport`` parameter (§19.1.1): ``transport=tls`` needs TLS, and any
+    other value that is not the user agent's transport (``transport=tcp`` on
+    a UDP user agent) cannot be honoured either.  Check before anything is
+    sent; the same check guards the ACK of a 2xx (see :func:`hop_transport_error`).
 
     Args:
         request: the request about to be sent.
         transport: the transport it would go over (``"UDP"``, ``"TCP"``, ``"TLS"``).
 
     Returns:
-        A :class:`~txsipua.errors.TransportError` naming the ``sips`` URI and
-        the transport, or ``None`` when the request may be sent.  A Route
-        that cannot be parsed is left to the code that routes on it.
+        A :class:`~txsipua.errors.TransportError` naming the URI and the
+        transport, or ``None`` when the request may be sent.  A Route that
+        cannot be parsed is left to the code that routes on it.
     """
-    if transport.upper() == "TLS":
-        return None
-    where = None
-    if request.uri_text[:5].lower() == "sips:":
-        where = f"the Request-URI {request.uri_text}"
-    else:
-        for value in request.headers.get_all("Route"):
-            for part in value.split(","):
-                uri = part.strip().lstrip("<").strip()
-                if uri[:5].lower() == "sips:":
-                    where = f"the route {part.strip()}"
-                    break
-            if where:
-                break
-    if where is None:
+    routes = [part.strip() for value in request.headers.get_all("Route") for part in value.split(",")]
+    return hop_transport_error(request.method, request.uri_text, routes, transport)
+
+
+def hop_transport_error(method: str, uri_text: str, routes: list[str], transport: str) -> TransportError | None:
+    """The error for sending a ``method`` request to ``uri_text`` via ``routes`` over ``transport``.
+
+    The rule of :func:`sips_needs_tls`, for a request not built yet (the ACK
+    of a 2xx, from its dialog's remote target and route set).
+
+    Args:
+        method: the request method, for the message.
+        uri_text: the Request-URI text.
+        routes: the Route entries in order (``"<sip:p.example;lr>"`` or bare URIs).
+        transport: the user agent's transport (``"UDP"``, ``"TCP"``, ``"TLS"``).
+
+    Returns:
+        A :class:`~txsipua.errors.TransportError`, or ``None`` when the request may be sent.
+    """
+    ours = transport.upper()
+    bare = [_bare_uri(r) for r in routes if r]
+    if ours != "TLS":
+        for uri, where in [(uri_text.strip(), f"the Request-URI {uri_text}"),
+                           *((b, f"the route {b}") for b in bare)]:
+            if uri[:5].lower() == "sips:":
+                return TransportError(
+                    f"{method} not sent: {where} is a sips URI, which requires TLS on every hop "
+                    f"(RFC 3261 §26.2.2), and this user agent sends over {ours} only")
+    hop = bare[0] if bare else uri_text.strip()
+    wanted = _transport_param(hop)
+    if wanted == "TCP" and hop[:5].lower() == "sips:":
+        wanted = "TLS"  # sips over TCP is TLS (RFC 3261 §26.2.2)
+    if wanted is None or wanted == ours:
         return None
     return TransportError(
-        f"{request.method} not sent: {where} is a sips URI, which requires TLS on every hop "
-        f"(RFC 3261 §26.2.2), and this user agent sends over {transport.upper()} only"
-    )
+        f"{method} not sent: the next hop {hop} asks for transport={wanted.lower()} "
+        f"(RFC 3261 §19.1.1), and this user agent sends over {ours} only")
+
+
+def _bare_uri(entry: str) -> str:
+    """The URI of a Route entry: inside its angle brackets when it has them."""
+    entry = entry.strip()
+    lt = entry.find("<")
+    if lt >= 0:
+        gt = entry.find(">", lt)
+        return entry[lt + 1:gt if gt > 0 else len(entry)].strip()
+    return entry
+
+
+def _transport_param(uri: str) -> str | None:
+    """The upper-case ``transport`` parameter of a URI's text, or ``None`` when it has none."""
+    at = uri.rfind("@", 0, uri.find("?") if "?" in uri else len(uri))
+    params = uri[at + 1:].split("?", 1)[0].split(";")[1:]
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport" and value.strip():
+            return value.strip().upper()
+    return None

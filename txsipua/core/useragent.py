@@ -305,6 +305,10 @@ class UserAgentCore:
         """Everything to send now, in order; the list is drained."""
         return self.layer.outbox()
 
+    def take_notices(self) -> list[str]:
+        """Lines worth logging since the last call (a cap reached); see ``TransactionLayer.take_notices``."""
+        return self.layer.take_notices()
+
     def next_event(self) -> ev.Event | None:
         """The next event for the application, or ``None``."""
         events = self.context.events

@@ -38,7 +38,9 @@ class CoreDriver(abc.ABC):
 
     Subclasses provide :meth:`_write` (how bytes reach a destination).  Any engine
     with ``outbox()``, ``next_event()``, ``get_timer()`` and ``handle_timer(now)``
-    can be driven (the UA core, the test registrar/proxy).
+    can be driven (the UA core, the test registrar/proxy).  An engine that also
+    has ``take_notices()`` (lines worth logging: a cap reached) has them logged
+    as warnings after every pump.
 
     Args:
         reactor: provides ``IReactorTime``.
@@ -64,6 +66,8 @@ class CoreDriver(abc.ABC):
         self._timer_at: float | None = None
         self._pumping = False
         self._stopped = False
+        self._notices = getattr(core, "take_notices", None)
+        """The core's lines worth logging (a cap reached), drained after every pump; optional."""
 
     def pump(self) -> None:
         """Flush the outbox, drain events, re-arm the timer; repeat until idle."""
@@ -89,6 +93,9 @@ class CoreDriver(abc.ABC):
                     event = core.next_event()
         finally:
             self._pumping = False
+        if self._notices is not None:
+            for notice in self._notices():
+                self.log.warn("{notice}", notice=notice)
         self._arm()
 
     def _send(self, data: bytes, destination: Address) -> None:

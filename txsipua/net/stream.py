@@ -23,6 +23,13 @@ process), all keyword arguments of :class:`StreamDriver`:
 
 - ``max_connections``: accepted connections open at once; one more is closed
   at once (logged, counted in :attr:`StreamDriver.refused_connections`).
+- ``max_connections_per_source``: accepted connections open at once from one
+  source IP address; one more from it is closed at once (logged, counted the
+  same way), so one host cannot take every slot.
+- ``message_timeout``: once the first byte of a message arrived on an accepted
+  connection, the whole message must arrive within that many seconds, or the
+  connection is aborted (a slow drip of bytes otherwise keeps resetting the
+  idle timeout forever).  Keepalive CRLFs between messages start no deadline.
 - ``handshake_timeout``: a TLS connection whose handshake has not completed
   by then is aborted.
 - ``idle_timeout``: a connection with no byte received or sent for that long
@@ -58,6 +65,10 @@ HANDSHAKE_TIMEOUT = 10.0
 """Default seconds for an accepted TLS connection to complete its handshake."""
 IDLE_TIMEOUT = 300.0
 """Default seconds without traffic before an accepted connection is closed."""
+MESSAGE_TIMEOUT = 30.0
+"""Default seconds for a message to arrive whole once its first byte arrived."""
+MAX_CONNECTIONS_PER_SOURCE = 32
+"""Default cap on accepted connections open at once from one source IP address."""
 
 
 def _abort(transport: Any) -> None:
@@ -80,6 +91,7 @@ class ConnectionOwner(TypingProtocol):
     log: Any
     handshake_timeout: float | None
     idle_timeout: float | None
+    message_timeout: float | None
     max_message_size: int
 
     def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
@@ -117,8 +129,11 @@ class SIPStreamProtocol(Protocol):
         """For a TLS connection we opened: the name its certificate was verified against."""
         self.counted = False
         """True for an accepted connection counted against ``max_connections``."""
+        self.source_host = ""
+        """For a counted connection: the source IP address it is counted under."""
         self._handshake_timer: Any = None
         self._idle_timer: Any = None
+        self._message_timer: Any = None
         self._last_activity = 0.0
 
     def connectionMade(self) -> None:  # noqa: N802
@@ -161,6 +176,24 @@ class SIPStreamProtocol(Protocol):
         self.driver.log.info("SIP connection from {peer} idle for {t} s: closing", peer=self.peer, t=timeout)
         _abort(self.transport)
 
+    def _message_expired(self) -> None:
+        self._message_timer = None
+        self.driver.log.warn("SIP connection from {peer}: a message not complete {t} s after its first "
+                             "byte ({n} bytes so far): closing",
+                             peer=self.peer, t=self.driver.message_timeout, n=self.framer.buffered)
+        _abort(self.transport)
+
+    def _watch_message(self, completed: bool) -> None:
+        """Arm the message deadline when a message is under way; stop it when none is."""
+        timeout = self.driver.message_timeout
+        if self.outbound or timeout is None:
+            return
+        if completed or not self.framer.buffered:
+            self._cancel(self._message_timer)
+            self._message_timer = None
+        if self.framer.buffered and self._message_timer is None:
+            self._message_timer = self.driver.reactor.callLater(timeout, self._message_expired)
+
     @staticmethod
     def _cancel(timer: Any) -> None:
         if timer is not None and timer.active():
@@ -178,6 +211,7 @@ class SIPStreamProtocol(Protocol):
             self.driver.log.warn("closing SIP connection from {peer}: {err}", peer=self.peer, err=e.detail)
             _abort(transport)
             return
+        self._watch_message(bool(frames))
         pongs = self.framer.take_pongs()
         if pongs:
             transport.write(pongs)
@@ -189,7 +223,8 @@ class SIPStreamProtocol(Protocol):
         reset) fails what was waiting on it at once (RFC 3261 §18.4)."""
         self._cancel(self._handshake_timer)
         self._cancel(self._idle_timer)
-        self._handshake_timer = self._idle_timer = None
+        self._cancel(self._message_timer)
+        self._handshake_timer = self._idle_timer = self._message_timer = None
         if self.counted:
             self.counted = False
             self.driver.release(self)
@@ -232,6 +267,12 @@ class StreamDriver(CoreDriver):
         connect_timeout: seconds to wait for a connection to open.
         max_connections: accepted connections open at once; past it a new
             one is closed at once and logged.
+        max_connections_per_source: accepted connections open at once from
+            one source IP address; past it a new one from there is closed at
+            once and logged (None: no per-source cap).
+        message_timeout: seconds for a message to arrive whole once its
+            first byte arrived on an accepted connection; past it the
+            connection is aborted and logged (None: no limit).
         handshake_timeout: seconds for an accepted TLS connection to finish
             its handshake (None: no limit).
         idle_timeout: seconds without a byte received or sent before an
@@ -257,6 +298,8 @@ class StreamDriver(CoreDriver):
         handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
         idle_timeout: float | None = IDLE_TIMEOUT,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        max_connections_per_source: int | None = MAX_CONNECTIONS_PER_SOURCE,
+        message_timeout: float | None = MESSAGE_TIMEOUT,
     ) -> None:
         super().__init__(reactor, core, on_event, trace)
         self.tls_client = tls_client
@@ -265,7 +308,10 @@ class StreamDriver(CoreDriver):
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
         self.max_message_size = max_message_size
+        self.max_connections_per_source = max_connections_per_source
+        self.message_timeout = message_timeout
         self.accepted = 0
+        self._per_source: dict[str, int] = {}
         self.refused_connections = 0
         self.connections: dict[Address, SIPStreamProtocol] = {}
         self.server_names: dict[Address, str] = {}
@@ -305,19 +351,38 @@ class StreamDriver(CoreDriver):
 
     # the ConnectionOwner methods, called by connections
     def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
-        """Count an accepted connection; False (logged) past ``max_connections``."""
+        """Count an accepted connection; False (logged) past ``max_connections`` or its source's cap."""
         if self.accepted >= self.max_connections:
             self.refused_connections += 1
             self.log.warn("refusing SIP connection from {peer}: {n} connections open (the cap)",
                           peer=peer, n=self.accepted)
             return False
+        host = peer[0]
+        from_there = self._per_source.get(host, 0)
+        if self.max_connections_per_source is not None and from_there >= self.max_connections_per_source:
+            self.refused_connections += 1
+            self.log.warn("refusing SIP connection from {peer}: {n} connections open from {host} "
+                          "(the per-source cap)", peer=peer, n=from_there, host=host)
+            return False
         self.accepted += 1
+        self._per_source[host] = from_there + 1
         conn.counted = True
+        conn.source_host = host
         return True
 
     def release(self, conn: SIPStreamProtocol) -> None:
         """Uncount a connection :meth:`admit` counted."""
         self.accepted -= 1
+        host = conn.source_host
+        left = self._per_source.get(host, 0) - 1
+        if left > 0:
+            self._per_source[host] = left
+        else:
+            self._per_source.pop(host, None)
+
+    def connections_from(self, host: str) -> int:
+        """Accepted connections open now from the source IP address ``host``."""
+        return self._per_source.get(host, 0)
 
     def connection_opened(self, peer: Address, conn: SIPStreamProtocol) -> None:
         """Route messages for ``peer`` over ``conn``."""

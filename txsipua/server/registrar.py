@@ -11,12 +11,20 @@ which AOR (§10.3 steps 3-4).  The rest of §10.3 is here::
     check(request)                     step 2  Require          -> 420
                                        step 5  AOR not ours     -> 404
     register(request, source, now)     step 6  Contact * rules  -> 400
+                                       step 6  a Contact longer than
+                                               max_contact_size  -> 400
                                        step 7  expiry: < min    -> 423 + Min-Expires
                                                         > max    -> cut down
                                                out-of-order CSeq -> 500
                                                over the cap      -> 503 + Retry-After
+                                               over the AOR cap  -> 403
                                        step 8  all or nothing, then 200 with
                                                every live binding and its expiry
+
+The two size bounds keep a binding small and the 200 (which lists every live
+binding of the AOR) far below a UDP datagram's 65,507 bytes: with the defaults,
+20 bindings of at most 2,048 bytes each, an AOR cannot be made unanswerable,
+nor can a few thousand REGISTERs hold hundreds of megabytes.
 
 Before each REGISTER the expired bindings of every AOR are purged.  Nothing
 here reads a clock: time comes in as ``now`` (seconds, absolute).
@@ -45,7 +53,8 @@ class RegisterReply:
         headers: extra header fields, ``(name, value)`` pairs, in order
             (``Contact`` for 200, ``Min-Expires`` for 423, ``Retry-After`` for 503...).
         note: what happened, in words, for ladders and logs.
-        overloaded: ``True`` for the 503 of a full binding store (worth a log line).
+        overloaded: ``True`` when a limit refused it (the 503 of a full binding
+            store, the 403 of a full AOR, the 400 of a too long Contact): worth a log line.
     """
 
     status: int
@@ -66,10 +75,19 @@ class Registrar:
         max_expires: longer registrations are cut down to this, seconds.
         default_expires: used when a REGISTER names no expiry, seconds.
         retry_after: the Retry-After of the 503 sent when the store is full, seconds.
+        max_contact_size: the longest Contact accepted, in characters of its
+            text (URI and parameters); a longer one gets 400 naming the limit.
+        max_bindings_per_aor: the most live bindings one AOR may hold; a
+            REGISTER that would add past it gets 403 naming the limit.
 
     Attributes:
         store: the binding store.
         refused_full: how many REGISTERs got 503 because the store was full.
+        refused_limits: how many REGISTERs got 400/403 for a Contact too long
+            or too many bindings of one AOR.
+
+    Raises:
+        ValueError: ``max_contact_size`` or ``max_bindings_per_aor`` below 1.
     """
 
     def __init__(
@@ -81,8 +99,15 @@ class Registrar:
         max_expires: int = 7200,
         default_expires: int = 3600,
         retry_after: int = 60,
+        max_contact_size: int = 2048,
+        max_bindings_per_aor: int = 20,
     ) -> None:
+        if max_contact_size < 1 or max_bindings_per_aor < 1:
+            raise ValueError("max_contact_size and max_bindings_per_aor must be at least 1")
         self.store = store
+        self.max_contact_size = max_contact_size
+        self.max_bindings_per_aor = max_bindings_per_aor
+        self.refused_limits = 0
         self.domain = domain
         self.min_expires = min_expires
         self.max_expires = max_expires
@@ -140,6 +165,14 @@ class Registrar:
             return self._ok(aor, now, "removed every binding")
         changes: list[tuple[NameAddr, int]] = []
         for contact in contacts:
+            size = len(str(contact))
+            if size > self.max_contact_size:
+                self.refused_limits += 1
+                return RegisterReply(
+                    400, f"Bad Request (Contact longer than {self.max_contact_size} bytes)",
+                    note=f"400: a Contact of {size} bytes for {aor} from {source[0]}:{source[1]} "
+                         f"(limit {self.max_contact_size})",
+                    overloaded=True)
             expires = contact.expires
             if expires is None:
                 expires = header_expires if header_expires is not None else self.default_expires
@@ -159,6 +192,15 @@ class Registrar:
                                      note="500: out-of-order REGISTER")
             if old is None and expires > 0:
                 adding += 1
+        live = len(self.store.bindings(aor, now))
+        if adding and live + adding > self.max_bindings_per_aor:
+            self.refused_limits += 1
+            return RegisterReply(
+                403, f"Forbidden (at most {self.max_bindings_per_aor} bindings per address-of-record)",
+                note=f"403: {aor} holds {live} bindings, {adding} more from {source[0]}:{source[1]} "
+                     f"would pass the limit of {self.max_bindings_per_aor}",
+                overloaded=True,
+            )
         if adding and not self.store.room(adding):
             self.refused_full += 1
             return RegisterReply(

@@ -186,6 +186,10 @@ class InMemoryHA1Store:
     def __len__(self) -> int:
         return len(self._ha1)
 
+    def algorithms(self, realm: str) -> set[str]:
+        """The base algorithms (``"MD5"``, ``"SHA-256"``...) some user of ``realm`` has an HA1 for."""
+        return {algorithm for (_, r, algorithm) in self._ha1 if r == realm}
+
 
 @implementer(IHA1Store)
 class HtdigestFileStore:
@@ -265,6 +269,10 @@ class HtdigestFileStore:
         """Return the HA1 from the file (re-read if it changed), or ``None``."""
         self._refresh()
         return self._store.get_ha1(username, realm, algorithm)
+
+    def algorithms(self, realm: str) -> set[str]:
+        """The base algorithms some user of ``realm`` has an HA1 for in the file (as last read)."""
+        return self._store.algorithms(realm)
 
 
 @implementer(ICredentialsChecker)

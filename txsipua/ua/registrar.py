@@ -40,8 +40,10 @@ class Registrar:
             record, RFC 3261 §10.3 step 3; 403 otherwise).
         max_bindings: the most bindings held over all AORs (``None``: no cap).
         retry_after: the Retry-After of the 503 past ``max_bindings``, seconds.
-        log: where the 503 warnings go (a :class:`twisted.logger.Logger`);
-            by default the class's logger (the global log publisher).
+        log: where the warnings of refused REGISTERs go (503 of a full store,
+            403 past ``max_bindings_per_aor``, 400 of a too long Contact; a
+            :class:`twisted.logger.Logger`); by default the class's logger.
+        max_bindings_per_aor: the most live bindings of one AOR (403 past it).
 
     Attributes:
         store: the binding store.
@@ -52,14 +54,15 @@ class Registrar:
 
     def __init__(self, ua: Any, min_expires: int = 60, max_expires: int = 7200, default_expires: int = 3600,
                  owners: Mapping[str, str] | None = None, max_bindings: int | None = 10000,
-                 retry_after: int = 60, log: Logger | None = None) -> None:
+                 retry_after: int = 60, log: Logger | None = None, max_bindings_per_aor: int = 20) -> None:
         self.ua = ua
         if log is not None:
             self.log = log
         self.owners = dict(owners or {})
         self.store = BindingStore(max_bindings)
         self.logic = RegistrarLogic(self.store, min_expires=min_expires, max_expires=max_expires,
-                                    default_expires=default_expires, retry_after=retry_after)
+                                    default_expires=default_expires, retry_after=retry_after,
+                                    max_bindings_per_aor=max_bindings_per_aor)
 
     @property
     def bindings(self) -> dict[str, dict[str, Binding]]:
@@ -90,9 +93,11 @@ class Registrar:
         except ParseError as e:
             respond(400, e.detail)
             return
-        if reply.overloaded:
+        if reply.overloaded and reply.status == 503:
             self.log.warn("registrar: {note}; answered 503 (Retry-After {retry})",
                           note=reply.note, retry=self.logic.retry_after)
+        elif reply.overloaded:
+            self.log.warn("registrar: {note}; answered {status}", note=reply.note, status=reply.status)
         respond(reply.status, reply.reason, headers=list(reply.headers))
 
 
