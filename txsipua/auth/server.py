@@ -62,7 +62,6 @@ does, so unknown users count like wrong passwords.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections import OrderedDict
@@ -80,6 +79,7 @@ from txsipua.auth.challenge import (
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, compute_response
 from txsipua.auth.limiter import FailureLimiter, Lockout
 from txsipua.errors import ParseError
+from txsipua.sip.headers import Headers
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 
@@ -381,7 +381,7 @@ class DigestServer:
 
     def _mac(self, stamp: str) -> str:
         data = f"{stamp}:{self.realm}".encode()
-        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._secret, data, "sha256").hex()[:32]
 
     def make_nonce(self, now: float) -> str:
         """Return a fresh nonce issued at ``now`` (seconds, absolute)."""
@@ -562,14 +562,17 @@ class DigestServer:
             now: the current time, seconds (absolute).
             stale: set ``stale=true`` (the nonce was genuine but expired).
         """
-        headers: list[tuple[str, str]] = []
-        for name, value in request.headers.items():
-            if name in ("Via", "From", "Call-ID", "CSeq"):
-                headers.append((name, value))
-            elif name == "To":
-                headers.append((name, self._to_with_tag(request, value)))
+        # one pass over the request's fields, copied as they are (already valid)
+        entries: list[tuple[str, str, str]] = []
+        for entry in request.headers.entries():
+            key = entry[0]
+            if key in _COPIED:
+                entries.append(entry)
+            elif key == "to":
+                entries.append((key, entry[1], self._to_with_tag(request, entry[2])))
+        headers = Headers.from_entries(entries)
         for challenge in self.challenges(now, stale):
-            headers.append((self.challenge_header, challenge.to_header_value()))
+            headers.add(self.challenge_header, challenge.to_header_value())
         return Response(self.status, None, headers)
 
     def _to_with_tag(self, request: Request, value: str) -> str:
@@ -585,8 +588,12 @@ class DigestServer:
         except ParseError:
             branch = ""
         data = f"to-tag\0{call_id}\0{branch}".encode()
-        tag = hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:16]
+        tag = hmac.digest(self._secret, data, "sha256").hex()[:16]
         return f"{value};tag={tag}"
+
+
+_COPIED = frozenset({"via", "from", "call-id", "cseq"})
+"""Lookup keys of the fields a challenge copies as they are (To gets a tag, §8.2.6.2)."""
 
 
 def _same_uri(digest_uri: str, request: Request) -> bool:
