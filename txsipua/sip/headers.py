@@ -210,9 +210,11 @@ class Headers:
         """Drop the typed values parsed from these fields (they are parsed again on demand).
 
         For a message kept only for reference (e.g. by a finished transaction):
-        fewer objects for the garbage collector to walk.
+        fewer objects for the garbage collector to walk (the lookup index goes
+        too; it is rebuilt on the next lookup).
         """
         self._cache.clear()
+        self._keys = None
 
     def _index(self) -> list[str]:
         keys = self._keys
