@@ -323,3 +323,28 @@ def test_retargeted_digest_uri_accepted_by_uas_only() -> None:
     assert isinstance(outcome, BadAuthorization) and outcome.status == 400
     strict = DigestServer(REALM, SECRET, accept_retargeted=False)
     assert isinstance(strict.inspect(retargeted, 1.0), BadAuthorization)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"algorithms": ("SHA-256", "MD5"), "qop": ("auth",)},
+        {"qop": (), "opaque": 'op"aque\\x', "proxy_role": True},
+        {"realm": 'odd "realm" nonce-goes-here-7f3a9c'},  # the template's mark in the realm
+    ],
+)
+def test_challenge_fields_equal_the_challenges_serialised(settings: dict[str, Any], stale: bool) -> None:
+    """The 401/407's challenge values (built from cached templates) are exactly what
+    challenges() gives for the same nonce, per algorithm, in order."""
+    options = dict(settings)
+    realm = options.pop("realm", REALM)
+    server = DigestServer(realm, SECRET, **options)
+    for now in (1000.0, 1000.5):  # twice: the second call uses the cached template
+        response = server.challenge(make_request(), now, stale=stale)
+        values = response.headers.get_all(server.challenge_header)
+        nonce = parse_challenges(values[0])[0].nonce
+        assert nonce is not None
+        assert values == [c.to_header_value() for c in server._challenges(nonce, stale)]
+        assert server.nonce_issued(nonce) == now

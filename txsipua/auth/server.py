@@ -62,7 +62,6 @@ does, so unknown users count like wrong passwords.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections import OrderedDict
@@ -76,10 +75,12 @@ from txsipua.auth.challenge import (
     DigestAuthorization,
     auth_scheme,
     parse_authorization,
+    quote,
 )
 from txsipua.auth.digest import base_algorithm, canonical_algorithm, compute_ha1, compute_response
 from txsipua.auth.limiter import FailureLimiter, Lockout
 from txsipua.errors import ParseError
+from txsipua.sip.headers import Headers
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 
@@ -297,6 +298,7 @@ class DigestServer:
     _counter: int
     _seen: dict[tuple[str, str], int]
     _horizon: float
+    _templates: dict[tuple[object, ...], list[tuple[str, str]] | None]
 
     def __init__(
         self,
@@ -361,6 +363,7 @@ class DigestServer:
         self._counter = 0
         self._seen = {}
         self._horizon = float("-inf")
+        self._templates = {}
 
     @property
     def status(self) -> int:
@@ -381,7 +384,7 @@ class DigestServer:
 
     def _mac(self, stamp: str) -> str:
         data = f"{stamp}:{self.realm}".encode()
-        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._secret, data, "sha256").hex()[:32]
 
     def make_nonce(self, now: float) -> str:
         """Return a fresh nonce issued at ``now`` (seconds, absolute)."""
@@ -535,7 +538,9 @@ class DigestServer:
 
     def challenges(self, now: float, stale: bool = False) -> list[Challenge]:
         """Return the challenges to send, one per algorithm, sharing one new nonce."""
-        nonce = self.make_nonce(now)
+        return self._challenges(self.make_nonce(now), stale)
+
+    def _challenges(self, nonce: str, stale: bool) -> list[Challenge]:
         return [
             Challenge.digest(
                 self.realm,
@@ -562,15 +567,50 @@ class DigestServer:
             now: the current time, seconds (absolute).
             stale: set ``stale=true`` (the nonce was genuine but expired).
         """
-        headers: list[tuple[str, str]] = []
-        for name, value in request.headers.items():
-            if name in ("Via", "From", "Call-ID", "CSeq"):
-                headers.append((name, value))
-            elif name == "To":
-                headers.append((name, self._to_with_tag(request, value)))
-        for challenge in self.challenges(now, stale):
-            headers.append((self.challenge_header, challenge.to_header_value()))
+        # one pass over the request's fields, copied as they are (already valid)
+        entries: list[tuple[str, str, str]] = []
+        for entry in request.headers.entries():
+            key = entry[0]
+            if key in _COPIED:
+                entries.append(entry)
+            elif key == "to":
+                entries.append((key, entry[1], self._to_with_tag(request, entry[2])))
+        headers = Headers.from_entries(entries)
+        name = self.challenge_header
+        templates = self._challenge_templates(stale)
+        if templates is None:
+            for challenge in self.challenges(now, stale):
+                headers.add(name, challenge.to_header_value())
+        else:
+            nonce = self.make_nonce(now)  # hex: quoted as it is
+            for before, after in templates:
+                headers.add(name, f'{before}"{nonce}"{after}')
         return Response(self.status, None, headers)
+
+    def _challenge_templates(self, stale: bool) -> list[tuple[str, str]] | None:
+        """What :meth:`challenges` serialises, split around the quoted nonce, per algorithm.
+
+        Built once per configuration (the values around the nonce only change
+        with the settings); ``None`` when the nonce's place is ambiguous.
+        """
+        key = (stale, self.realm, self.opaque, self.algorithms, self.qop, self.proxy_role)
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        mark = quote(_NONCE_MARK)
+        out: list[tuple[str, str]] | None = []
+        for challenge in self._challenges(_NONCE_MARK, stale):
+            value = challenge.to_header_value()
+            if out is None or value.count(mark) != 1:
+                out = None
+                continue
+            before, _, after = value.partition(mark)
+            out.append((before, after))
+        if len(self._templates) > 16:
+            self._templates.clear()
+        self._templates[key] = out
+        return out
 
     def _to_with_tag(self, request: Request, value: str) -> str:
         try:
@@ -585,8 +625,15 @@ class DigestServer:
         except ParseError:
             branch = ""
         data = f"to-tag\0{call_id}\0{branch}".encode()
-        tag = hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:16]
+        tag = hmac.digest(self._secret, data, "sha256").hex()[:16]
         return f"{value};tag={tag}"
+
+
+_NONCE_MARK = "nonce-goes-here-7f3a9c"
+"""Stands for the nonce in the cached challenge templates (a nonce is hex only)."""
+
+_COPIED = frozenset({"via", "from", "call-id", "cseq"})
+"""Lookup keys of the fields a challenge copies as they are (To gets a tag, §8.2.6.2)."""
 
 
 def _same_uri(digest_uri: str, request: Request) -> bool:

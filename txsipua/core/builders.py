@@ -168,9 +168,7 @@ def make_response(
     rrs: list[tuple[str, str, str]] = []
     timestamp: tuple[str, str, str] | None = None
     copied: dict[str, tuple[str, str, str]] = {}
-    # Headers._fields/_from_parsed: the sip package's fast path for validated fields
-    # (no public equivalent yet; see the report of the core-split track)
-    for f in request.headers._fields:
+    for f in request.headers.entries():
         k = f[0]
         if k == "via":
             vias.append(f)
@@ -206,7 +204,7 @@ def make_response(
         fields.append(("allow", "Allow", ALLOW))
     if server:
         fields.append(("server", "Server", server))
-    h = Headers._from_parsed(fields)
+    h = Headers.from_entries(fields)
     for n, v in headers:
         h.add(n, v)
     return Response(status, reason, h, body)

@@ -108,8 +108,8 @@ class Dialog:
             remote_tag=remote_tag,
             local_seq=request.cseq.seq,
             remote_seq=None,
-            local_uri=_strip_tag(local),
-            remote_uri=_strip_tag(response.to),
+            local_uri=local.without_tag(),
+            remote_uri=response.to.without_tag(),
             remote_target=contacts[0].uri,
             route_set=route_set,
             secure=request.uri.scheme == "sips",
@@ -136,8 +136,8 @@ class Dialog:
             remote_tag=remote.tag,
             local_seq=0,
             remote_seq=request.cseq.seq,
-            local_uri=_strip_tag(request.to),
-            remote_uri=_strip_tag(remote),
+            local_uri=request.to.without_tag(),
+            remote_uri=remote.without_tag(),
             remote_target=contacts[0].uri,
             route_set=[na.uri for na in request.record_route],
             secure=request.uri.scheme == "sips",
@@ -192,7 +192,7 @@ class Dialog:
             request_uri = self.remote_target
             route_values = [f"<{u}>" for u in routes]
         # the dialog's own fields come from parsed values: no need to validate
-        # them again (Headers._from_parsed is the sip package's fast path);
+        # them again (Headers.from_entries);
         # the caller's extra fields are checked by add()
         from_to = self._from_to
         if from_to is None:
@@ -210,7 +210,7 @@ class Dialog:
         fields.extend(("route", "Route", r) for r in route_values)
         if contact is not None:
             fields.append(("contact", "Contact", contact))
-        h = Headers._from_parsed(fields)
+        h = Headers.from_entries(fields)
         for name, value in headers:
             h.add(name, value)
         return Request(method, request_uri, h, body)
@@ -252,14 +252,6 @@ class Dialog:
     def terminate(self) -> None:
         """Mark the dialog terminated."""
         self.state = DialogState.TERMINATED
-
-
-def _strip_tag(na: NameAddr) -> NameAddr:
-    if "tag" not in na.params:
-        return na
-    p = dict(na.params)
-    del p["tag"]
-    return na.replace(params=p)
 
 
 def _strip_uri_for_request(uri: SipURI) -> SipURI:

@@ -1262,7 +1262,7 @@ class TransactionLayer:
             # 64*T1) with only bytes to resend: drop the request's parsed
             # header values (they are rebuilt on demand) so long-lived
             # transactions hold few objects for the garbage collector.
-            st.request.headers._cache.clear()
+            st.request.headers.forget_parsed()
         self._outbox.append(Outgoing(data, st.response_destination))
         self.stats["sent"] += 1
 
@@ -1405,7 +1405,7 @@ SERVER_OCTETS_FREE = 2048
 
 def _request_octets(msg: Request) -> int:
     """The octets a request holds past :data:`SERVER_OCTETS_FREE` (header fields and body, estimated)."""
-    size = 64 + len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers.items())
+    size = 64 + len(msg.body) + msg.headers.text_length()
     return max(0, size - SERVER_OCTETS_FREE)
 
 

@@ -116,8 +116,15 @@ class CoreDriver(abc.ABC):
         if self._stopped:
             return
         deadline = self.core.get_timer()
-        if deadline == self._timer_at and self._timer is not None and self._timer.active():
-            return
+        armed = self._timer_at
+        if armed is not None and (deadline == armed or (deadline is not None and armed < deadline)):
+            # Already armed at or before the deadline (a timer was stopped or
+            # fired, the next one is later): keep it.  An early call finds
+            # nothing due and re-arms here, one wake-up instead of a cancel and
+            # a new IDelayedCall per datagram on a busy UAS.
+            timer = self._timer
+            if timer is not None and timer.active():
+                return
         self._cancel_timer()
         if deadline is None:
             return

@@ -7,6 +7,7 @@ quotes and angle brackets (§7.3.1).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
@@ -73,8 +74,13 @@ _TOKEN_CHARS = frozenset(
 )
 
 
+_TOKEN_FULL = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+").fullmatch
+"""A header name is an RFC 3261 §25.1 token (the characters of ``_TOKEN_CHARS``)."""
+
 _FIRST = itemgetter(0)
 _NAME_VALUE = itemgetter(1, 2)
+_NAME = itemgetter(1)
+_VALUE = itemgetter(2)
 
 
 def header_key(name: str) -> str:
@@ -154,18 +160,39 @@ class Headers:
                 self.add(name, value)
 
     @classmethod
-    def _from_parsed(
-        cls, fields: list[tuple[str, str, str]], keys: list[str] | None = None
+    def from_entries(
+        cls, entries: list[tuple[str, str, str]], keys: list[str] | None = None
     ) -> Headers:
-        """Wrap already-validated ``(key, canonical name, value)`` fields (not copied).
+        """Headers over already-valid ``(lookup key, canonical name, value)`` entries.
 
-        ``keys``, when given, must be ``[f[0] for f in fields]``.
+        The fast way to build the fields of a message from values that are known
+        to be valid: the entries of received messages (:meth:`entries`) and
+        values this package formatted.  Nothing is checked and the list is not
+        copied (it becomes the new object's own: do not use it afterwards).
+        Each entry's key is :func:`header_key` of its name and the name is
+        :func:`canonical_name`'s spelling; a value holds no CR, LF or NUL.
+        Use :meth:`add` for anything else: it checks.
+
+        Args:
+            entries: the fields in order.
+            keys: ``[e[0] for e in entries]`` when the caller has it, else ``None``.
         """
         h = cls.__new__(cls)
-        h._f = fields
+        h._f = entries
         h._keys = keys
         h._cache = {}
         return h
+
+    _from_parsed = from_entries  # the parser's name for it
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        """Iterate the fields as ``(lookup key, canonical name, value)``, in order.
+
+        The lookup key is the lower-case canonical name (:func:`header_key`):
+        what a one-pass copy of selected fields into :meth:`from_entries` needs.
+        Do not change the headers while iterating.
+        """
+        return iter(self._f)
 
     @property
     def _fields(self) -> list[tuple[str, str, str]]:
@@ -178,6 +205,16 @@ class Headers:
         self._f = fields
         self._keys = None
         self._cache.clear()
+
+    def forget_parsed(self) -> None:
+        """Drop the typed values parsed from these fields (they are parsed again on demand).
+
+        For a message kept only for reference (e.g. by a finished transaction):
+        fewer objects for the garbage collector to walk (the lookup index goes
+        too; it is rebuilt on the next lookup).
+        """
+        self._cache.clear()
+        self._keys = None
 
     def _index(self) -> list[str]:
         keys = self._keys
@@ -302,9 +339,14 @@ class Headers:
         """All fields as ``(canonical name, value)`` in order."""
         return list(map(_NAME_VALUE, self._f))
 
+    def text_length(self) -> int:
+        """Characters of the fields as written (``name: value`` and CRLF per field)."""
+        f = self._f
+        return sum(map(len, map(_NAME, f))) + sum(map(len, map(_VALUE, f))) + 4 * len(f)
+
     def copy(self) -> Headers:
         """A shallow copy (values are immutable strings)."""
-        return Headers._from_parsed(list(self._f))
+        return Headers.from_entries(list(self._f))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items())
@@ -322,7 +364,7 @@ class Headers:
 
     @staticmethod
     def _check(name: str, value: str) -> None:
-        if not name or any(c not in _TOKEN_CHARS for c in name):
+        if _TOKEN_FULL(name) is None:
             raise ParseError(f"bad header name {name!r}")
         if "\r" in value or "\n" in value or "\x00" in value:
             raise ParseError(f"header {name} value contains CR, LF or NUL")

@@ -328,7 +328,15 @@ class NameAddr:
         """Return a copy carrying ``tag``."""
         p = dict(self.params)
         p["tag"] = tag
-        return attrs.evolve(self, params=p)
+        return _new_name_addr(self.uri, self.display_name, p, self.wildcard)
+
+    def without_tag(self) -> NameAddr:
+        """Return a copy without the ``tag`` parameter (``self`` when it has none)."""
+        if "tag" not in self.params:
+            return self
+        p = dict(self.params)
+        del p["tag"]
+        return _new_name_addr(self.uri, self.display_name, p, self.wildcard)
 
     def replace(self, **changes: Any) -> NameAddr:
         """Return a copy with the given attributes changed."""
@@ -441,14 +449,15 @@ def _name_addr_error(text: str) -> ParseError:
     return ParseError(f"unexpected text after URI in {text[:60]!r}")
 
 
-def _new_name_addr(uri: SipURI, display: str | None, params: dict[str, str | None]) -> NameAddr:
-    """What ``NameAddr(uri, display, params)`` stores, without the converter's copy
+def _new_name_addr(uri: SipURI, display: str | None, params: dict[str, str | None],
+                   wildcard: bool = False) -> NameAddr:
+    """What ``NameAddr(uri, display, params, wildcard)`` stores, without the converter's copy
     (``params`` is fresh)."""
     na = _NAME_ADDR_NEW(NameAddr)
     _na_uri(na, uri)
     _na_display(na, display)
     _na_params(na, params)
-    _na_wildcard(na, False)
+    _na_wildcard(na, wildcard)
     return na
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -296,9 +296,10 @@ class HA1Checker:
         except ValueError:
             return defer.fail(UnauthorizedLogin(f"unsupported algorithm {credentials.algorithm!r}"))
         get_ha1: Callable[..., Any] = self.store.get_ha1
-        d: defer.Deferred[Any] = defer.maybeDeferred(
-            get_ha1, credentials.username, credentials.realm, algorithm
-        )
+        try:
+            ha1 = get_ha1(credentials.username, credentials.realm, algorithm)
+        except Exception:
+            return defer.fail()
 
         def verify(ha1: str | None) -> Any:
             if ha1 is None:
@@ -314,7 +315,14 @@ class HA1Checker:
                 f"digest rejected for {credentials.username!r} in {credentials.realm!r}"
             )
 
-        return d.addCallback(verify)
+        if isinstance(ha1, Coroutine):  # what maybeDeferred would accept too
+            ha1 = defer.ensureDeferred(ha1)
+        if isinstance(ha1, defer.Deferred):  # a store that looks HA1 values up asynchronously
+            return ha1.addCallback(verify)
+        try:  # a synchronous store (the usual case): no Deferred chain to run
+            return defer.succeed(verify(ha1))
+        except Exception:
+            return defer.fail()
 
 
 @implementer(IRealm)
