@@ -231,3 +231,43 @@ def test_header_tag_is_the_tag_of_a_successful_parse(value: str) -> None:
 @given(sst.name_addrs())
 def test_header_tag_of_generated_name_addrs(na: NameAddr) -> None:
     assert header_tag(str(na)) == na.tag
+
+
+def test_headers_entries_and_from_entries_round_trip() -> None:
+    """entries() gives (key, canonical name, value) in order; from_entries wraps them as they are."""
+    m = parse_message(
+        b"INVITE sip:bob@example.com SIP/2.0\r\nv: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+        b"f: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\ni: c1\r\n"
+        b"CSeq: 1 INVITE\r\nl: 0\r\n\r\n"
+    )
+    entries = list(m.headers.entries())
+    assert [(k, n) for k, n, _ in entries] == [
+        ("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"),
+        ("cseq", "CSeq"), ("content-length", "Content-Length"),
+    ]
+    assert [(n, v) for _, n, v in entries] == m.headers.items()
+    h = Headers.from_entries(entries)
+    assert h == m.headers and h.get("i") == "c1" and h.get_all("Via") == m.headers.get_all("Via")
+    assert h.text_length() == sum(len(n) + len(v) + 4 for n, v in h.items())
+
+
+def test_forget_parsed_drops_typed_values_which_parse_again() -> None:
+    m = parse_message(
+        b"OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+        b"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\n"
+        b"CSeq: 1 OPTIONS\r\n\r\n"
+    )
+    first = m.from_
+    m.headers.forget_parsed()
+    again = m.from_
+    assert again == first and again is not first
+    assert m.headers.get("Call-ID") == "c1"
+
+
+def test_name_addr_without_tag() -> None:
+    na = NameAddr.parse('"A" <sip:alice@example.com>;tag=9;x=1')
+    bare = na.without_tag()
+    assert bare.tag is None and bare.params == {"x": "1"} and na.tag == "9"
+    assert bare.uri == na.uri and bare.display_name == "A"
+    assert bare.without_tag() is bare
+    assert bare.with_tag("7") == NameAddr.parse('"A" <sip:alice@example.com>;x=1;tag=7')
