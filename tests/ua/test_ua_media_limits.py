@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import task
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
+from uafakes import UDPClock
 
 import txsipua.ua.media
 from txsipua.media.offer_answer import make_offer
@@ -15,38 +14,6 @@ from txsipua.sip.message import Request, Response, parse_message
 from txsipua.ua.config import Configuration
 from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
-
-
-class FakeUDPPort:
-    """A listening UDP port that records writes instead of sending."""
-
-    def __init__(self, protocol: Any, host: str, port: int) -> None:
-        self.protocol = protocol
-        self.written: list[tuple[bytes, tuple[str, int]]] = []
-        self._host = IPv4Address("UDP", host, port)
-
-    def write(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.written.append((data, addr))
-
-    def getHost(self) -> IPv4Address:  # noqa: N802 - Twisted's name
-        return self._host
-
-    def stopListening(self) -> None:  # noqa: N802 - Twisted's name
-        self.protocol.doStop()
-
-
-class UDPClock(task.Clock):
-    """A ``task.Clock`` with ``listenUDP`` whose ports record what is written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ports: list[FakeUDPPort] = []
-
-    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:  # noqa: N802,N803
-        fake = FakeUDPPort(protocol, interface, port or 40000 + len(self.ports))
-        self.ports.append(fake)
-        protocol.makeConnection(fake)
-        return fake
 
 CALLER = ("192.0.2.20", 5060)
 
