@@ -47,7 +47,7 @@ except (ImportError, AttributeError):  # pragma: no cover - an install without a
     via_parts = tag_param = parse_head = None
 
 pytestmark = pytest.mark.skipif(
-    parse_head is None, reason="the C accelerator is not built (no compiler at install time)"
+    parse_head is None, reason="the C accelerator is not built for this tree (`pip install -e .` or `python3 setup.py build_ext --inplace` builds it)"
 )
 
 CORPUS = [p.read_bytes() for p in sorted((Path(__file__).parent / "corpus").glob("*.sip"))]

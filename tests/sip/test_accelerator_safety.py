@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - an install without a compiler
 
 NAMES = parse._NAMES
 pytestmark = pytest.mark.skipif(
-    parse_head is None, reason="the C accelerator is not built (no compiler at install time)"
+    parse_head is None, reason="the C accelerator is not built for this tree (`pip install -e .` or `python3 setup.py build_ext --inplace` builds it)"
 )
 
 REST = b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
