@@ -21,6 +21,9 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
+from twisted.names import dns
+from twisted.names.common import ResolverBase
+from twisted.names.error import DNSNameError
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.core.transaction import Timers
@@ -242,3 +245,18 @@ def request_bytes(method: str, target: tuple[str, int], source: tuple[str, int],
     if body:
         headers.append(("Content-Type", "application/sdp"))
     return Request(method, f"sip:bob@{target[0]}:{target[1]}", headers, body).to_bytes()
+
+
+class Zone(ResolverBase):
+    """An in-memory twisted.names resolver (no query leaves the process)."""
+
+    def __init__(self, records: dict[tuple[str, int], list[Any]]) -> None:
+        super().__init__()
+        self.records = records
+
+    def _lookup(self, name: Any, cls: int, type: int, timeout: Any) -> defer.Deferred[Any]:
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        found = self.records.get((text, type))
+        if found is None:
+            return defer.fail(DNSNameError(text))
+        return defer.succeed(([dns.RRHeader(text, type, dns.IN, 60, p) for p in found], [], []))

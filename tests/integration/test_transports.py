@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from loopback import Zone
 from twisted.internet import defer, reactor
 from twisted.names import dns
-from twisted.names.common import ResolverBase
-from twisted.names.error import DNSNameError
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
@@ -82,21 +81,6 @@ def test_challenged_call_over_a_stream(transport: str) -> Any:
     finally:
         yield alice.stop()
         yield bob.stop()
-
-
-class Zone(ResolverBase):
-    """An in-memory twisted.names resolver (no query leaves the process)."""
-
-    def __init__(self, records: dict[tuple[str, int], list[Any]]) -> None:
-        super().__init__()
-        self.records = records
-
-    def _lookup(self, name: Any, cls: int, type: int, timeout: Any) -> defer.Deferred[Any]:
-        text = name.decode() if isinstance(name, bytes) else str(name)
-        found = self.records.get((text, type))
-        if found is None:
-            return defer.fail(DNSNameError(text))
-        return defer.succeed(([dns.RRHeader(text, type, dns.IN, 60, p) for p in found], [], []))
 
 
 @pytest_twisted.inlineCallbacks
