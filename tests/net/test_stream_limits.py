@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
@@ -21,11 +21,13 @@ from zope.interface import directlyProvides
 
 from txsipua.core.useragent import UserAgentCore
 from txsipua.net.stream import (
+    FIRST_MESSAGE_TIMEOUT,
     HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
     MESSAGE_TIMEOUT,
     SIPStreamProtocol,
     StreamDriver,
+    source_key,
 )
 
 OPTIONS = (
@@ -83,7 +85,7 @@ def test_idle_connection_is_closed_and_traffic_keeps_it_open():
 
 
 def test_idle_timeout_none_never_closes():
-    drv, clock = driver(idle_timeout=None)
+    drv, clock = driver(idle_timeout=None, first_message_timeout=None)
     c = Conn(drv, 40001)
     clock.advance(100_000)
     assert not c.closed
@@ -251,7 +253,7 @@ def test_complete_messages_and_keepalives_start_no_deadline():
 
 
 def test_message_timeout_none_never_closes():
-    drv, clock = driver(message_timeout=None, idle_timeout=None)
+    drv, clock = driver(message_timeout=None, idle_timeout=None, first_message_timeout=None)
     c = Conn(drv, 40001)
     c.protocol.dataReceived(OPTIONS[:5])
     clock.advance(100_000)
@@ -279,3 +281,39 @@ def test_connections_per_source_are_capped():
     for conn in (b, d, other):
         conn.lose()
     assert drv.accepted == 0 and drv.connections_from("127.0.0.1") == 0
+
+
+def test_a_connection_that_never_sends_a_message_is_closed():
+    """Keepalive CRLFs alone do not hold a slot: no complete message 60 s after accept closes it."""
+    drv, clock = driver()
+    assert drv.first_message_timeout == FIRST_MESSAGE_TIMEOUT == 60.0
+    idle, used = Conn(drv, 40001), Conn(drv, 40002)
+    used.protocol.dataReceived(OPTIONS)
+    for _ in range(5):  # a CRLF every 11 s: never idle, never a message
+        clock.advance(11)
+        idle.protocol.dataReceived(b"\r\n\r\n")
+    clock.advance(4.9)
+    assert not idle.closed
+    clock.advance(0.2)
+    assert idle.closed and not used.closed
+    idle.lose(ConnectionAborted)
+    used.lose()
+    assert drv.accepted == 0 and not clock.getDelayedCalls()
+
+
+def test_an_ipv6_64_counts_as_one_source():
+    """Addresses of one IPv6 /64 share the per-source cap; IPv4-mapped counts as its IPv4 address."""
+    assert source_key("2001:db8:1:2:aaaa::1") == source_key("2001:db8:1:2::ffff") == "2001:db8:1:2::/64"
+    assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
+    assert source_key("::ffff:192.0.2.7") == "192.0.2.7" == source_key("192.0.2.7")
+    drv, _ = driver(max_connections_per_source=2)
+    conns = []
+    for n in range(3):
+        c = Conn.__new__(Conn)
+        c.protocol = drv.server_factory().buildProtocol(IPv6Address("TCP", f"2001:db8::{n + 1}", 40000 + n))
+        c.transport = StringTransport(peerAddress=IPv6Address("TCP", f"2001:db8::{n + 1}", 40000 + n))
+        c.protocol.makeConnection(c.transport)
+        conns.append(c)
+    assert [c.closed for c in conns] == [False, False, True]
+    assert drv.connections_from("2001:db8::99") == 2
+

@@ -32,6 +32,7 @@ class Owner:
     handshake_timeout: float | None = None
     idle_timeout: float | None = 30.0
     message_timeout: float | None = None
+    first_message_timeout: float | None = None
     max_message_size = 4096
 
     def __init__(self, admit: bool = True) -> None:
@@ -96,5 +97,5 @@ def test_stream_driver_is_a_connection_owner() -> None:
     drv: ConnectionOwner = StreamDriver(MemoryReactorClock(), core, lambda e: None)
     for name in ("admit", "release", "connection_opened", "connection_closed", "message_received",
                  "connection_failed", "reactor", "log", "handshake_timeout", "idle_timeout", "max_message_size",
-                 "message_timeout"):
+                 "message_timeout", "first_message_timeout"):
         assert hasattr(drv, name), name

@@ -24,12 +24,17 @@ process), all keyword arguments of :class:`StreamDriver`:
 - ``max_connections``: accepted connections open at once; one more is closed
   at once (logged, counted in :attr:`StreamDriver.refused_connections`).
 - ``max_connections_per_source``: accepted connections open at once from one
-  source IP address; one more from it is closed at once (logged, counted the
-  same way), so one host cannot take every slot.
+  source; one more from it is closed at once (logged, counted the same way),
+  so one host cannot take every slot.  A source is an IPv4 address, or an
+  IPv6 /64 (one host's usual allocation: its addresses count together).
 - ``message_timeout``: once the first byte of a message arrived on an accepted
   connection, the whole message must arrive within that many seconds, or the
   connection is aborted (a slow drip of bytes otherwise keeps resetting the
   idle timeout forever).  Keepalive CRLFs between messages start no deadline.
+- ``first_message_timeout``: an accepted connection that has not delivered
+  one complete SIP message that many seconds after it was accepted is
+  aborted: keepalive CRLFs alone cannot hold a slot (a client uses its
+  connection at once, for a REGISTER or a call).
 - ``handshake_timeout``: a TLS connection whose handshake has not completed
   by then is aborted.
 - ``idle_timeout``: a connection with no byte received or sent for that long
@@ -40,6 +45,7 @@ process), all keyword arguments of :class:`StreamDriver`:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -66,6 +72,8 @@ HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 300.0
 """Default seconds without traffic before an accepted connection is closed."""
 MESSAGE_TIMEOUT = 30.0
+#: Default ``first_message_timeout``: seconds for an accepted connection's first complete message.
+FIRST_MESSAGE_TIMEOUT = 60.0
 """Default seconds for a message to arrive whole once its first byte arrived."""
 MAX_CONNECTIONS_PER_SOURCE = 32
 """Default cap on accepted connections open at once from one source IP address."""
@@ -92,6 +100,7 @@ class ConnectionOwner(TypingProtocol):
     handshake_timeout: float | None
     idle_timeout: float | None
     message_timeout: float | None
+    first_message_timeout: float | None
     max_message_size: int
 
     def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
@@ -135,6 +144,7 @@ class SIPStreamProtocol(Protocol):
         self._idle_timer: Any = None
         self._message_timer: Any = None
         self._last_activity = 0.0
+        self._first_timer: Any = None  # until the first complete message (first_message_timeout)
 
     def connectionMade(self) -> None:  # noqa: N802
         """Register the connection under the peer's address; on an accepted one, apply the limits."""
@@ -151,6 +161,9 @@ class SIPStreamProtocol(Protocol):
                 self._handshake_timer = reactor.callLater(self.driver.handshake_timeout, self._handshake_expired)
             if self.driver.idle_timeout is not None:
                 self._idle_timer = reactor.callLater(self.driver.idle_timeout, self._idle_check)
+            if self.driver.first_message_timeout is not None:
+                self._first_timer = reactor.callLater(self.driver.first_message_timeout,
+                                                      self._first_message_expired)
         self.peer = peer
         self.driver.connection_opened(peer, self)
 
@@ -183,8 +196,21 @@ class SIPStreamProtocol(Protocol):
                              peer=self.peer, t=self.driver.message_timeout, n=self.framer.buffered)
         _abort(self.transport)
 
+    def _first_message_expired(self) -> None:
+        self._first_timer = None
+        self.driver.log.warn("SIP connection from {peer}: no complete message {t} s after it was "
+                             "accepted: closing", peer=self.peer, t=self.driver.first_message_timeout)
+        _abort(self.transport)
+
     def _watch_message(self, completed: bool) -> None:
-        """Arm the message deadline when a message is under way; stop it when none is."""
+        """Arm the message deadline when a message is under way; stop it when none is.
+
+        The first complete message also ends the deadline set when the
+        connection was accepted (``first_message_timeout``).
+        """
+        if completed and self._first_timer is not None:
+            self._cancel(self._first_timer)
+            self._first_timer = None
         timeout = self.driver.message_timeout
         if self.outbound or timeout is None:
             return
@@ -224,7 +250,8 @@ class SIPStreamProtocol(Protocol):
         self._cancel(self._handshake_timer)
         self._cancel(self._idle_timer)
         self._cancel(self._message_timer)
-        self._handshake_timer = self._idle_timer = self._message_timer = None
+        self._cancel(self._first_timer)
+        self._handshake_timer = self._idle_timer = self._message_timer = self._first_timer = None
         if self.counted:
             self.counted = False
             self.driver.release(self)
@@ -243,6 +270,24 @@ class SIPStreamProtocol(Protocol):
         transport: Any = self.transport
         self._last_activity = self.driver.reactor.seconds()
         transport.write(data)
+
+
+def source_key(host: str) -> str:
+    """The source an accepted connection is counted under: the IPv4 address, or the IPv6 /64.
+
+    One host commonly holds a whole IPv6 /64, so its addresses count together
+    against ``max_connections_per_source``; IPv4-mapped IPv6 addresses count
+    as their IPv4 address.  Text that is not an IP address is its own key.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class _ServerFactory(Factory):
@@ -273,6 +318,9 @@ class StreamDriver(CoreDriver):
         message_timeout: seconds for a message to arrive whole once its
             first byte arrived on an accepted connection; past it the
             connection is aborted and logged (None: no limit).
+        first_message_timeout: seconds for an accepted connection to deliver
+            its first complete message; past it the connection is aborted and
+            logged (None: no limit).
         handshake_timeout: seconds for an accepted TLS connection to finish
             its handshake (None: no limit).
         idle_timeout: seconds without a byte received or sent before an
@@ -300,6 +348,7 @@ class StreamDriver(CoreDriver):
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_connections_per_source: int | None = MAX_CONNECTIONS_PER_SOURCE,
         message_timeout: float | None = MESSAGE_TIMEOUT,
+        first_message_timeout: float | None = FIRST_MESSAGE_TIMEOUT,
     ) -> None:
         super().__init__(reactor, core, on_event, trace)
         self.tls_client = tls_client
@@ -310,6 +359,7 @@ class StreamDriver(CoreDriver):
         self.max_message_size = max_message_size
         self.max_connections_per_source = max_connections_per_source
         self.message_timeout = message_timeout
+        self.first_message_timeout = first_message_timeout
         self.accepted = 0
         self._per_source: dict[str, int] = {}
         self.refused_connections = 0
@@ -357,7 +407,7 @@ class StreamDriver(CoreDriver):
             self.log.warn("refusing SIP connection from {peer}: {n} connections open (the cap)",
                           peer=peer, n=self.accepted)
             return False
-        host = peer[0]
+        host = source_key(peer[0])
         from_there = self._per_source.get(host, 0)
         if self.max_connections_per_source is not None and from_there >= self.max_connections_per_source:
             self.refused_connections += 1
@@ -381,8 +431,8 @@ class StreamDriver(CoreDriver):
             self._per_source.pop(host, None)
 
     def connections_from(self, host: str) -> int:
-        """Accepted connections open now from the source IP address ``host``."""
-        return self._per_source.get(host, 0)
+        """Accepted connections open now from the source of IP address ``host`` (its /64 for IPv6)."""
+        return self._per_source.get(source_key(host), 0)
 
     def connection_opened(self, peer: Address, conn: SIPStreamProtocol) -> None:
         """Route messages for ``peer`` over ``conn``."""
