@@ -283,9 +283,10 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         return result
 
     def on_call(incoming: Any) -> None:
-        incoming.answer()
+        call = incoming.answer()
+        if call.ended.called:  # declined after all (no media socket left: 503, or 500)
+            return
         answered[0] += 1
-        call = incoming.call
         if args.duration:
             t = reactor.callLater(args.duration, call.hangup)
             call.ended.addBoth(lambda r: (t.active() and t.cancel(), r)[1])
