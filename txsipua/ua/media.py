@@ -93,7 +93,9 @@ class CallMedia:
         reactor: provides ``listenUDP`` and ``IReactorTime`` for the RTP stream.
         config: the user agent's :class:`~txsipua.ua.config.Configuration`
             (codecs, telephone-event).
-        host: the RTP address to bind and advertise in ``c=`` and ``o=``.
+        host: the RTP address to bind (and advertise, unless ``advertise`` is given).
+        advertise: the RTP address SDP names in ``c=`` and ``o=`` (a NAT's
+            public side, or the routed interface of a wildcard bind).
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
             (a started :class:`~txsipua.net.rtp.MediaStream` by default).
@@ -107,11 +109,13 @@ class CallMedia:
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
-                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None) -> None:
+                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None,
+                 advertise: str | None = None) -> None:
         self.reactor = reactor
         self.on_timeout = on_timeout
         self.config = config
         self.host = host
+        self.advertise = advertise or host
         self.session_id = secrets.randbits(31) if session_id is None else session_id
         self.stream: Any = None
         self.params: MediaParams | None = None
@@ -124,7 +128,7 @@ class CallMedia:
     def offer(self) -> bytes:
         """Open the RTP stream and build our initial offer (RFC 3264 §5); the SDP body."""
         self._open()
-        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
+        self.local = make_offer(self.advertise, self.stream.port, codecs=self.config.codecs,
                                 dtmf=self.config.dtmf, session_id=self.session_id)
         return self.local.to_bytes()
 
@@ -141,7 +145,7 @@ class CallMedia:
             return self.offer_again()
         try:
             offer = SessionDescription.parse(offer_body)
-            answer = make_answer(offer, self.host, self.stream.port, codecs=self.config.codecs,
+            answer = make_answer(offer, self.advertise, self.stream.port, codecs=self.config.codecs,
                                  dtmf=self.config.dtmf, session_id=self.session_id)
         except SIPError:
             self.stop()
@@ -153,7 +157,7 @@ class CallMedia:
 
     def offer_again(self) -> bytes:
         """Our offer on the already open stream (an offerless INVITE's 2xx)."""
-        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
+        self.local = make_offer(self.advertise, self.stream.port, codecs=self.config.codecs,
                                 dtmf=self.config.dtmf, session_id=self.session_id)
         return self.local.to_bytes()
 
@@ -210,7 +214,7 @@ class CallMedia:
         offer = SessionDescription.parse(body)
         prev = self.local
         answer = make_answer(
-            offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
+            offer, self.advertise, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
             session_id=prev.session_id if prev else self.session_id,
             session_version=(prev.session_version + 1) if prev else 1,
         )

@@ -20,6 +20,7 @@ or Deferred waiting for it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ from txsipua.ua.account import Account
 from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
+from txsipua.ua.nat import is_wildcard, route_source
 from txsipua.ua.registration import Registration, RegistrationResult
 from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
@@ -157,6 +159,8 @@ class UserAgent:
         self.registrations: set[Registration] = set()
         self.random = random
         self._listening: Listening | None = None
+        self.instance_id = self.config.instance_id or f"urn:uuid:{uuid.uuid4()}"
+        """The RFC 5626 ``+sip.instance`` URN of this user agent (Outbound)."""
 
     # lifecycle
     def start(self) -> defer.Deferred[Address]:
@@ -170,7 +174,88 @@ class UserAgent:
         except Exception as e:
             return defer.fail(e)
         self.core.local = self._listening.address
+        self._choose_advertised()
         return defer.succeed(self._listening.address)
+
+    # addresses (txsipua.ua.nat)
+    def _choose_advertised(self, toward: str | None = None) -> None:
+        """Via/Contact host: the public host, else for a wildcard bind the interface routing ``toward``."""
+        host, port = self.core.local
+        if self.config.public_host:
+            self.core.local = (self.config.public_host, port)
+            return
+        if not is_wildcard(host):
+            return
+        if toward is None:
+            acct = self.account
+            hop = self.next_hop(acct.registrar_uri) if acct is not None else None
+            toward = hop.host if hop is not None else None
+        found = route_source(toward) if toward else None
+        if found is not None:
+            self.core.local = (found, port)
+
+    def advertise(self, address: Address) -> None:
+        """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side).
+
+        :class:`~txsipua.ua.registration.Registration` calls it with what the
+        registrar's ``received``/``rport`` showed (RFC 3581).
+        """
+        self.core.local = address
+
+    @property
+    def media_bind_host(self) -> str:
+        """The address RTP sockets bind: ``rtp_host``, else the SIP bind host (a wildcard stays one)."""
+        if self.config.rtp_host:
+            return self.config.rtp_host
+        bind = self.transport.host
+        return bind if is_wildcard(bind) and bind else self.media_host
+
+    @property
+    def media_advertise(self) -> str:
+        """The address SDP advertises for RTP (RFC 4566 ``c=``).
+
+        ``rtp_public_host``; else ``rtp_host``; else, when the SIP bind is a
+        wildcard, the advertised SIP host (learned or routed); else the bind host.
+        """
+        config = self.config
+        if config.rtp_public_host:
+            return config.rtp_public_host
+        if config.rtp_host:
+            return config.rtp_host
+        if is_wildcard(self.transport.host) and not is_wildcard(self.core.local[0]):
+            return self.core.local[0].strip("[]")
+        return self.media_host
+
+    def media_stream_factory(self) -> Callable[[Any, str], Any] | None:
+        """The ``(reactor, host) -> started stream`` factory for calls (port range, symmetric RTP).
+
+        ``None`` when neither ``rtp_ports`` nor ``symmetric_rtp`` is configured
+        (calls use :class:`~txsipua.ua.media.CallMedia`'s default).
+        """
+        from txsipua.net.rtp_ports import stream_factory
+
+        return stream_factory(self.config.rtp_ports, self.config.symmetric_rtp)
+
+    def keepalive_interval(self, result: RegistrationResult | None = None) -> float | None:
+        """Seconds between keep-alives on a registration's flow, or ``None`` for none (RFC 5626 §4.4).
+
+        :attr:`Configuration.keepalive_interval` when set; with Outbound, the
+        registrar's ``Flow-Timer`` from ``result`` (RFC 5626 §4.4.1), else 25 s
+        on UDP and 100 s on TCP/TLS; otherwise ``None``.
+        """
+        config = self.config
+        if config.keepalive_interval is not None:
+            return config.keepalive_interval
+        if not config.outbound:
+            return None
+        if result is not None:
+            try:
+                timer = int((result.response.headers.get("Flow-Timer") or "").strip())
+            except ValueError:
+                timer = 0
+            if timer > 0:
+                return float(timer)
+        return 100.0 if self.transport.reliable else 25.0
 
     @property
     def local_address(self) -> Address:
@@ -277,6 +362,12 @@ class UserAgent:
         d: defer.Deferred[Response] = defer.Deferred()
 
         def located(dest: Address) -> defer.Deferred[Response]:
+            if is_wildcard(self.core.local[0]):
+                old_contact = self.core.contact_value()
+                self._choose_advertised(dest[0])
+                if not is_wildcard(self.core.local[0]):
+                    _readvertise(request, old_contact, self.core.context.via(""), self.core.contact_value())
+
             def go(now: float) -> None:
                 op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop_host_of(hop))
                 op.user_data = d
@@ -588,6 +679,14 @@ class UserAgent:
         ev.CallRefused: _call_refused,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
+
+
+def _readvertise(request: Request, old_contact: str, via: str, contact: str) -> None:
+    """Replace the wildcard address built into ``request`` (its Via, our Contact) by the advertised one."""
+    request.headers.set("Via", via)
+    value = request.headers.get("Contact")
+    if value is not None and value.startswith(old_contact):
+        request.headers.set("Contact", contact + value[len(old_contact):])
 
 
 def _call_of(session: InviteSession) -> Call | None:
