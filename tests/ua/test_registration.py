@@ -190,14 +190,18 @@ def test_table_walks_keep_the_invariants(inputs: list[RegistrationInput]) -> Non
         if entry is None:
             continue  # ignored
         action, nxt = entry
-        if action in (RegistrationAction.SEND, RegistrationAction.UNREGISTER):
+        if action in (RegistrationAction.SEND, RegistrationAction.UNREGISTER, RegistrationAction.RECOVER):
             assert nxt in in_flight_states
         if action is RegistrationAction.ARM:
             assert nxt is S.REGISTERED
         if nxt is S.UNREGISTERED:
             assert action in (RegistrationAction.NONE, RegistrationAction.DISARM)
-        if event in (In.GRANTED, In.CLEARED, In.FAILED):
+        if event in (In.GRANTED, In.CLEARED, In.FAILED, In.REJECTED):
             assert state in in_flight_states, "an answer arrives only while a REGISTER is in flight"
+        if action is RegistrationAction.BACK_OFF:
+            assert nxt in (S.BACKING_OFF, S.LAPSED), "a failure is always followed by a retry timer"
+        if event is In.FLOW_FAILED:
+            assert nxt not in (S.REGISTERED, S.BACKING_OFF), "a dead flow never leaves the binding believed held"
         state = nxt
 
 

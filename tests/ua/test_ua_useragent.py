@@ -118,7 +118,7 @@ def test_refresh_failure_schedules_a_retry(clock: UDPClock, ua: UserAgent) -> No
     assert after_failure > n  # the refresh was retransmitted before it timed out
     clock.advance(59.8)  # t = 159.9
     assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 2
-    clock.advance(0.2)  # t = 160.1: RFC 5626 §4.5, min(1800, 30 * 2^1) elapsed
+    clock.advance(0.3)  # t = 160.2: RFC 5626 §4.5, min(1800, 30 * 2^1) after the failure (t = 100.1) elapsed
     assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 3
 
 
