@@ -334,10 +334,10 @@ def test_stun_keepalive_answered_keeps_the_flow_unanswered_re_registers(clock: U
     request = raw_to_registrar(ua)[-1]
     assert stun.is_stun(request) and request[:2] == b"\x00\x01"
     tid = request[8:20]
-    answer = stun_success(tid, ("203.0.113.7", 40123))
+    answer = stun_success(tid, ua.local_address)
     ua.protocol.datagramReceived(answer, REGISTRAR)
     clock.advance(10.0)
-    assert reg.state is S.REGISTERED and reg.flow is not None and reg.flow.flow.mapped == ("203.0.113.7", 40123)
+    assert reg.state is S.REGISTERED and reg.flow is not None and reg.flow.flow.mapped == ua.local_address
     n = len(registers(ua))
     clock.advance(30.0)  # t = 70: the next request (an interval after the check), never answered
     assert reg.state is S.REGISTERED and len(registers(ua)) == n
@@ -355,3 +355,27 @@ def stun_success(tid: bytes, mapped: tuple[str, int]) -> bytes:
     xaddr = bytes(a ^ b for a, b in zip(raw, b"\x21\x12\xa4\x42", strict=True))
     attr = struct.pack("!HHBBH", 0x0020, 8, 0, 1, xport) + xaddr
     return struct.pack("!HHI12s", 0x0101, len(attr), 0x2112A442, tid) + attr
+
+
+def test_a_stun_answer_with_a_new_public_address_re_registers_and_corrects(clock: UDPClock) -> None:
+    """The NAT mapping moved (STUN shows 203.0.113.7:50000): REGISTER at once; its rport corrects the Contact."""
+    ua = make_ua(clock, keepalive_interval=30.0, keepalive_stun=True)
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600)
+    clock.advance(30.0)
+    tid = raw_to_registrar(ua)[-1][8:20]
+    n = len(registers(ua))
+    ua.protocol.datagramReceived(stun_success(tid, ua.local_address), REGISTRAR)  # unchanged: nothing
+    assert len(registers(ua)) == n and reg.state is S.REGISTERED
+    clock.advance(10.0)
+    clock.advance(30.0)
+    tid = raw_to_registrar(ua)[-1][8:20]
+    ua.protocol.datagramReceived(stun_success(tid, ("203.0.113.7", 50000)), REGISTRAR)
+    assert reg.state is S.RETRYING and len(registers(ua)) == n + 1
+    again = registers(ua)[-1]
+    grant(ua, 600, request=again, via=f"{str(again.headers.get('Via'))};received=203.0.113.7;rport=50000")
+    fixed = registers(ua)[-1]
+    assert fixed.headers.get_all("Contact")[0] == "<sip:alice@203.0.113.7:50000>"
+    grant(ua, 600, request=fixed)
+    assert reg.state is S.REGISTERED and ua.local_address == ("203.0.113.7", 50000)

@@ -19,6 +19,10 @@ in step):
   is on, answered by a Binding response on the same socket (§4.4.2);
   otherwise a CRLF pair, which keeps the NAT mapping open but gets no answer.
 
+A STUN answer naming another public address than the one our Contact
+names (the NAT's mapping was flushed or expired and a new one made) is
+handled as a dead flow too, so the Contact is corrected at once.
+
 A keep-alive that expects an answer and gets none within ``timeout``
 (10 s, §4.4.1), and a connection that closes, make the flow dead: the
 registration is told (:meth:`Registration.flow_failed
@@ -154,6 +158,8 @@ class DatagramFlow:
         self.on_lost: Callable[[], None] | None = None
         self.mapped: Address | None = None
         """Our address as the STUN server saw it (XOR-MAPPED-ADDRESS), once answered."""
+        self.on_mapped: Callable[[Address], None] | None = None
+        """Called with the mapped address of every answer (the NAT may have moved us)."""
         self._token = token
         self._pending: set[bytes] = set()
         self._answered = 0
@@ -195,6 +201,8 @@ class DatagramFlow:
             self._pending.discard(response.transaction_id)
             self._answered += 1
             self.mapped = response.mapped
+            if response.mapped is not None and self.on_mapped is not None:
+                self.on_mapped(response.mapped)
 
 
 class FlowKeepAlive:
@@ -304,5 +312,16 @@ def start_flow_keepalive(ua: UserAgent, registration: Registration,
         flow = StreamFlow(driver, destination)
     else:
         flow = DatagramFlow(driver, destination, ua.config.keepalive_stun)
+        config = ua.config
+        if config.nat_contact and not config.public_host and not config.outbound:
+
+            def moved(mapped: Address) -> None:
+                # the NAT gave us another public address (its mapping was flushed or timed
+                # out): the registrar's binding points at the old one; register again now,
+                # and the answer's received/rport correct the Contact (RFC 3581)
+                if mapped != ua.core.local:
+                    registration.flow_failed(f"the NAT now maps us to {mapped[0]}:{mapped[1]}")
+
+            flow.on_mapped = moved
     return FlowKeepAlive(ua.reactor, flow, interval, ua.config.keepalive_timeout, registration.flow_failed,
                          random=registration.random)
