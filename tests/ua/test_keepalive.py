@@ -69,7 +69,9 @@ def test_pings_every_90_percent_and_pongs_keep_the_flow() -> None:
     driver.pongs += 1
     clock.advance(10.0)
     assert ka.state is F.WAITING and dead == []
-    clock.advance(90.0)
+    clock.advance(79.9)  # t = 179.9: the next ping is due 90 s after the last one, not after the check
+    assert len(driver.pings) == 1
+    clock.advance(0.1)
     assert len(driver.pings) == 2
 
 

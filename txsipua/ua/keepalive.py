@@ -31,7 +31,7 @@ once on a new flow, backing off if that fails (§4.5).
 
 The machine is small enough to be drawn::
 
-      start          interval (80-100 %)        answer seen / none expected
+      start     interval (80-100 %, from the last ping)  answer seen / none expected
     -------> waiting --------------------> pinging ---------------------------> waiting
                 ^                            |  no answer within timeout,
                 |                            |  or no connection to ping on
@@ -233,6 +233,7 @@ class FlowKeepAlive:
         self.sent = 0
         self._timer: Any = None
         self._before: int | None = None
+        self._next_at = 0.0
         self._reason = ""
         flow.on_lost = lambda: self._handle(FI.LOST, "connection lost")
         self._arm(self._wait(), FI.PING_DUE)
@@ -272,6 +273,8 @@ class FlowKeepAlive:
             return
         action, self.state = entry
         if action is FA.PING:
+            # the next ping is due an interval after this one, whenever the answer comes
+            self._next_at = self.reactor.seconds() + self._wait()
             self._before = self.flow.answers()
             if not self.flow.ping():
                 self._handle(FI.NOT_SENT, "no connection to the registrar")
@@ -282,7 +285,7 @@ class FlowKeepAlive:
             else:
                 self._handle(FI.ANSWERED)
         elif action is FA.NEXT:
-            self._arm(self._wait(), FI.PING_DUE)
+            self._arm(max(0.0, self._next_at - self.reactor.seconds()), FI.PING_DUE)
         elif action is FA.DEAD:
             self._cancel()
             self.flow.kill()

@@ -417,7 +417,10 @@ class Registration:
         """
         if self.state in (S.REGISTERED, S.BACKING_OFF):
             log.warn("registration flow to the registrar failed: {reason}", reason=reason)
+        before = self._attempt
         self._handle(In.FLOW_FAILED)
+        if self._attempt != before and self._outcome is not None:
+            self._outcome.addErrback(lambda _: None)  # its failure went to on_refresh_failed
 
     @staticmethod
     def refresh_delay(granted: int) -> float:
