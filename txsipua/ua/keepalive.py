@@ -54,6 +54,8 @@ from txsipua.errors import ParseError
 from txsipua.net import stun
 
 if TYPE_CHECKING:
+    from txsipua.sip.message import Response
+    from txsipua.ua.config import Configuration
     from txsipua.ua.registration import Registration, RegistrationResult
     from txsipua.ua.useragent import UserAgent
 
@@ -293,6 +295,32 @@ class FlowKeepAlive:
             self.on_dead(reason)
         elif action is FA.CANCEL:
             self._cancel()
+
+
+def interval(config: Configuration, reliable: bool, response: Response | None) -> float | None:
+    """Seconds between keep-alives on a registration's flow, or ``None`` for none (RFC 5626 §4.4.1).
+
+    Args:
+        config: ``keepalive_interval`` and ``outbound``.
+        reliable: True over TCP/TLS.
+        response: the 2xx to the REGISTER (its ``Flow-Timer``), or ``None``.
+
+    Returns:
+        ``keepalive_interval`` when set; with Outbound the registrar's
+        ``Flow-Timer``, else 25 s on UDP and 100 s on TCP/TLS; otherwise ``None``.
+    """
+    if config.keepalive_interval is not None:
+        return config.keepalive_interval
+    if not config.outbound:
+        return None
+    if response is not None:
+        try:
+            timer = int((response.headers.get("Flow-Timer") or "").strip())
+        except ValueError:
+            timer = 0
+        if timer > 0:
+            return float(timer)
+    return 100.0 if reliable else 25.0
 
 
 def start_flow_keepalive(ua: UserAgent, registration: Registration,

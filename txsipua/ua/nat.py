@@ -26,10 +26,14 @@ using SIP Outbound: the ``+sip.instance`` and ``reg-id`` parameters.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from txsipua.core.transport import Address
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
+
+if TYPE_CHECKING:
+    from txsipua.ua.config import Configuration
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 """Bind hosts meaning "every interface"; never advertised."""
@@ -71,6 +75,59 @@ def route_source(destination: str, port: int = 5060) -> str | None:
     except OSError:
         return None
     return None if is_wildcard(found) else found
+
+
+def advertised(local: Address, public_host: str | None, toward: str | None) -> Address:
+    """The ``(host, port)`` Via and Contact should name for a transport bound at ``local``.
+
+    Args:
+        local: the bound ``(host, port)`` (or what was advertised so far).
+        public_host: a configured static-NAT address, or ``None``.
+        toward: the next hop's IP address (a name is never looked up), or ``None``.
+
+    Returns:
+        ``(public_host, port)`` when configured; for a wildcard host the
+        interface routing ``toward`` (:func:`route_source`) when there is one;
+        else ``local`` unchanged.
+    """
+    host, port = local
+    if public_host:
+        return (public_host, port)
+    if not is_wildcard(host) or not toward:
+        return local
+    found = route_source(toward)
+    return (found, port) if found is not None else local
+
+
+def media_addresses(config: Configuration, sip_bind: str, sip_advertised: str, default: str) -> tuple[str, str]:
+    """``(bind, advertise)`` for RTP sockets.
+
+    Args:
+        config: the user agent's configuration (``rtp_host``, ``rtp_public_host``).
+        sip_bind: the SIP transport's bind host.
+        sip_advertised: the host Via and Contact name now.
+        default: the RTP host otherwise (:meth:`Configuration.media_host
+            <txsipua.ua.config.Configuration.media_host>` of the bind host).
+
+    Returns:
+        bind: ``rtp_host``; else a wildcard SIP bind host stays a wildcard
+        (media may arrive on any interface); else ``default``.  advertise:
+        ``rtp_public_host``; else ``rtp_host``; else, for a wildcard SIP bind,
+        the advertised SIP host once it is known; else ``default``.
+    """
+    if config.rtp_host:
+        bind = config.rtp_host
+    else:
+        bind = sip_bind if sip_bind and is_wildcard(sip_bind) else default
+    if config.rtp_public_host:
+        shown = config.rtp_public_host
+    elif config.rtp_host:
+        shown = config.rtp_host
+    elif is_wildcard(sip_bind) and not is_wildcard(sip_advertised):
+        shown = _plain(sip_advertised)
+    else:
+        shown = default
+    return bind, shown
 
 
 def learned_address(response: Response, advertised: Address, transport: str) -> Address | None:

@@ -1,29 +1,47 @@
-"""Registration: a binding at a registrar, kept alive (RFC 3261 §10.2).
+"""Registration: a binding at a registrar, kept alive (RFC 3261 §10.2, RFC 5626 §4.4-§4.5).
 
 Theory of operation
 -------------------
 A :class:`Registration` sends REGISTER for the account's address of record
 with our Contact, refreshes it before the granted expiry runs out, backs off
-and retries when a refresh fails, and unregisters (``Expires: 0``, §10.2.2)
+and retries when a REGISTER fails, and unregisters (``Expires: 0``, §10.2.2)
 when stopped.  Every REGISTER of one registration shares its Call-ID and From
 tag and the CSeq grows by one (§10.2.4); the account's digest client answers
-401/407 and reuses the last credentials pre-emptively (§22.3).
+401/407 and reuses the last credentials pre-emptively (§22.3); a 423 is
+answered by registering again with the Min-Expires asked for (§10.2.8).
 
 The lifecycle is one table, ``{(RegistrationState, RegistrationInput):
 (RegistrationAction, next RegistrationState)}``, drawn below.  Inputs are the
 application's orders (``start``, ``stop``, ``abandon``), the outcome of the
-REGISTER in flight (``granted``, ``cleared``, ``failed``) and three timers:
-``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
-``expired`` (the grant has run out) and ``retry_due`` (after a failed
-refresh, :meth:`Registration.retry_delay`: ``retry_after`` doubling with each
-consecutive failure, capped at :attr:`Registration.max_retry`, jittered to
-50-100 % as RFC 5626 §4.5 does, reset by a grant).  An input absent from the table is ignored
-(a late timer); the outcome of a REGISTER that is no longer the latest one
-sent (a refresh overtaken by ``stop``) is ignored as well.
+REGISTER in flight (``granted``, ``cleared``, ``failed``, ``rejected``), the
+flow's keep-alive (``flow_failed``, :mod:`txsipua.ua.keepalive`) and three
+timers: ``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
+``expired`` (the grant has run out) and ``retry_due`` (after a failure,
+:meth:`Registration.retry_delay`, RFC 5626 §4.5: ``min(max_retry, base *
+2 ** failures)`` scaled by a random 50-100 %, ``base`` 30 s when every flow
+failed and 90 s while another flow of the instance is up; reset by a grant).
+A first REGISTER that fails for a transient reason (timeout, transport error,
+408, 480, 5xx, 6xx) is retried the same way; one refused (403, 404,
+credentials not accepted) ends unregistered.  An input absent from the table
+is ignored (a late timer); the outcome of a REGISTER that is no longer the
+latest one sent (a refresh overtaken by ``stop``) is ignored as well.
 
+Every change of state is logged and given to
+:attr:`Registration.on_state_change` as a :class:`RegistrationStateChanged`.
 :attr:`Registration.registered` is derived from the state: True in
 ``registered``, ``refreshing`` and ``backing-off`` (the binding holds), False
-once the binding has lapsed without a successful refresh.
+once the binding has lapsed without a successful refresh, and from a flow
+failure until the next grant.
+
+Behind a NAT (RFC 3581): when the registrar's answer shows in the top Via's
+``received``/``rport`` another address than our Contact names, the user agent
+advertises that address from then on (:meth:`UserAgent.advertise
+<txsipua.ua.useragent.UserAgent.advertise>`) and registers once more with
+the corrected Contact, removing the old one (``expires=0``) in the same
+REGISTER; never twice in a row.  With :attr:`Configuration.outbound
+<txsipua.ua.config.Configuration.outbound>` the Contact carries
+``+sip.instance`` and ``reg-id`` instead (RFC 5626 §4.2) and the registrar
+keeps the flow.
 """
 
 from __future__ import annotations

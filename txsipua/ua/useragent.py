@@ -47,11 +47,12 @@ from txsipua.net.driver import TraceCallback
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
+from txsipua.ua import nat
 from txsipua.ua.account import Account
 from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
-from txsipua.ua.nat import is_wildcard, route_source
+from txsipua.ua.nat import is_wildcard
 from txsipua.ua.registration import Registration, RegistrationResult
 from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
@@ -177,85 +178,38 @@ class UserAgent:
         self._choose_advertised()
         return defer.succeed(self._listening.address)
 
-    # addresses (txsipua.ua.nat)
+    # addresses (txsipua.ua.nat) and keep-alives (txsipua.ua.keepalive)
     def _choose_advertised(self, toward: str | None = None) -> None:
         """Via/Contact host: the public host, else for a wildcard bind the interface routing ``toward``."""
-        host, port = self.core.local
-        if self.config.public_host:
-            self.core.local = (self.config.public_host, port)
-            return
-        if not is_wildcard(host):
-            return
-        if toward is None:
-            acct = self.account
-            hop = self.next_hop(acct.registrar_uri) if acct is not None else None
-            toward = hop.host if hop is not None else None
-        found = route_source(toward) if toward else None
-        if found is not None:
-            self.core.local = (found, port)
+        if toward is None and self.account is not None:
+            toward = self.next_hop(self.account.registrar_uri).host
+        self.core.local = nat.advertised(self.core.local, self.config.public_host, toward)
 
     def advertise(self, address: Address) -> None:
-        """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side).
-
-        :class:`~txsipua.ua.registration.Registration` calls it with what the
-        registrar's ``received``/``rport`` showed (RFC 3581).
-        """
+        """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side, RFC 3581)."""
         self.core.local = address
 
     @property
     def media_bind_host(self) -> str:
-        """The address RTP sockets bind: ``rtp_host``, else the SIP bind host (a wildcard stays one)."""
-        if self.config.rtp_host:
-            return self.config.rtp_host
-        bind = self.transport.host
-        return bind if is_wildcard(bind) and bind else self.media_host
+        """The address RTP sockets bind (:func:`txsipua.ua.nat.media_addresses`)."""
+        return nat.media_addresses(self.config, self.transport.host, self.core.local[0], self.media_host)[0]
 
     @property
     def media_advertise(self) -> str:
-        """The address SDP advertises for RTP (RFC 4566 ``c=``).
-
-        ``rtp_public_host``; else ``rtp_host``; else, when the SIP bind is a
-        wildcard, the advertised SIP host (learned or routed); else the bind host.
-        """
-        config = self.config
-        if config.rtp_public_host:
-            return config.rtp_public_host
-        if config.rtp_host:
-            return config.rtp_host
-        if is_wildcard(self.transport.host) and not is_wildcard(self.core.local[0]):
-            return self.core.local[0].strip("[]")
-        return self.media_host
+        """The address SDP advertises for RTP, ``c=`` (:func:`txsipua.ua.nat.media_addresses`)."""
+        return nat.media_addresses(self.config, self.transport.host, self.core.local[0], self.media_host)[1]
 
     def media_stream_factory(self) -> Callable[[Any, str], Any] | None:
-        """The ``(reactor, host) -> started stream`` factory for calls (port range, symmetric RTP).
-
-        ``None`` when neither ``rtp_ports`` nor ``symmetric_rtp`` is configured
-        (calls use :class:`~txsipua.ua.media.CallMedia`'s default).
-        """
+        """The RTP stream factory for calls (port range, symmetric RTP), or ``None`` for the default."""
         from txsipua.net.rtp_ports import stream_factory
 
         return stream_factory(self.config.rtp_ports, self.config.symmetric_rtp)
 
     def keepalive_interval(self, result: RegistrationResult | None = None) -> float | None:
-        """Seconds between keep-alives on a registration's flow, or ``None`` for none (RFC 5626 §4.4).
+        """Seconds between keep-alives on a registration's flow, or ``None`` (:func:`txsipua.ua.keepalive.interval`)."""
+        from txsipua.ua.keepalive import interval
 
-        :attr:`Configuration.keepalive_interval` when set; with Outbound, the
-        registrar's ``Flow-Timer`` from ``result`` (RFC 5626 §4.4.1), else 25 s
-        on UDP and 100 s on TCP/TLS; otherwise ``None``.
-        """
-        config = self.config
-        if config.keepalive_interval is not None:
-            return config.keepalive_interval
-        if not config.outbound:
-            return None
-        if result is not None:
-            try:
-                timer = int((result.response.headers.get("Flow-Timer") or "").strip())
-            except ValueError:
-                timer = 0
-            if timer > 0:
-                return float(timer)
-        return 100.0 if self.transport.reliable else 25.0
+        return interval(self.config, self.transport.reliable, result.response if result is not None else None)
 
     @property
     def local_address(self) -> Address:
@@ -607,6 +561,13 @@ class UserAgent:
             call.reinvite_completed(e.response, e.error)
 
     def _incoming_call(self, e: ev.IncomingCall) -> None:
+        if is_wildcard(self.core.local[0]):
+            # bound to a wildcard and nothing sent yet: answer from the interface routing to the caller
+            try:
+                via = e.request.top_via
+                self._choose_advertised(via.received or via.host)
+            except SIPError:
+                pass
         call = Call(self, e.session)
         self.calls.add(call)
         incoming = IncomingCall(self, call, e.request)
