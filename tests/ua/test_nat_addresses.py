@@ -102,3 +102,16 @@ def test_configuration_checks_the_new_fields() -> None:
     d = Configuration()
     assert (d.nat_contact, d.outbound, d.keepalive_interval, d.symmetric_rtp, d.registration_max_retry) == (
         True, False, None, False, 1800.0)
+
+
+def test_sdp_follows_a_learned_public_address(clock: UDPClock) -> None:
+    """Bound to 192.0.2.10, the registrar showed 203.0.113.7: RTP still binds 192.0.2.10, SDP names 203.0.113.7."""
+    ua = UserAgent(clock, Configuration(media=False), loopback_account(), UDPTransport(clock, "192.0.2.10", 0))
+    ua.start()
+    assert (ua.media_bind_host, ua.media_advertise) == ("192.0.2.10", "192.0.2.10")
+    ua.advertise(("203.0.113.7", 40123))
+    assert (ua.media_bind_host, ua.media_advertise) == ("192.0.2.10", "203.0.113.7")
+    with_public = UserAgent(clock, Configuration(media=False, public_host="203.0.113.9"), loopback_account(),
+                            UDPTransport(clock, "192.0.2.10", 0))
+    with_public.start()
+    assert with_public.media_advertise == "203.0.113.9"

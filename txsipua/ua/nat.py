@@ -112,8 +112,11 @@ def media_addresses(config: Configuration, sip_bind: str, sip_advertised: str, d
     Returns:
         bind: ``rtp_host``; else a wildcard SIP bind host stays a wildcard
         (media may arrive on any interface); else ``default``.  advertise:
-        ``rtp_public_host``; else ``rtp_host``; else, for a wildcard SIP bind,
-        the advertised SIP host once it is known; else ``default``.
+        ``rtp_public_host``; else ``rtp_host``; else the advertised SIP host
+        when it is not the bind host (a wildcard bind routed, a static
+        ``public_host``, or an address learned from ``received``/``rport``:
+        a NAT that keeps ports, as most do, then carries RTP to the same
+        public address); else ``default``.
     """
     if config.rtp_host:
         bind = config.rtp_host
@@ -123,7 +126,7 @@ def media_addresses(config: Configuration, sip_bind: str, sip_advertised: str, d
         shown = config.rtp_public_host
     elif config.rtp_host:
         shown = config.rtp_host
-    elif is_wildcard(sip_bind) and not is_wildcard(sip_advertised):
+    elif not is_wildcard(sip_advertised) and _plain(sip_advertised) != _plain(sip_bind):
         shown = _plain(sip_advertised)
     else:
         shown = default
