@@ -715,17 +715,21 @@ class TransactionLayer:
         events = self._events
         return events.popleft() if events else None
 
-    def outbox(self) -> list[Outgoing]:
+    def outbox(self, trying: bool = True) -> list[Outgoing]:
         """Everything to send since the last call, in order; the outbox is emptied.
 
-        An INVITE server transaction created since the last call whose TU has
-        not answered it yet (no provisional or final response sent) gets its
-        100 Trying here, at the end of the input that created it: RFC 3261
-        §17.2.1 asks for one unless the TU answers within 200 ms, and a TU
-        that answers within the same input (an auto-answer, a digest
-        challenge, a UAS check's 4xx) makes it needless.
+        An INVITE server transaction whose TU has not answered it yet (no
+        provisional or final response sent) gets its 100 Trying here, at the
+        end of the input that created it: RFC 3261 §17.2.1 asks for one unless
+        the TU answers within 200 ms, and a TU that answers within the same
+        input (an auto-answer, a digest challenge, a UAS check's 4xx) makes it
+        needless.
+
+        Args:
+            trying: False holds the pending 100s back for a later call (the
+                TU has not seen every request of this input yet).
         """
-        if self._trying_due:
+        if trying and self._trying_due:
             due = self._trying_due
             self._trying_due = []
             for st in due:

@@ -70,28 +70,32 @@ class CoreDriver(abc.ABC):
         """The core's lines worth logging (a cap reached), drained after every pump; optional."""
 
     def pump(self) -> None:
-        """Drain events to the handlers, flush the outbox, re-arm the timer; repeat until idle."""
+        """Flush the outbox, drain events, re-arm the timer; repeat until idle.
+
+        The core may hold part of its outbox back until its events are
+        drained (a 100 Trying the application can make needless by answering
+        at once), so the loop asks for the outbox again after the events.
+        """
         if self._pumping:
             return  # re-entrant call from an event callback: the outer loop continues
         self._pumping = True
         try:
             core = self.core
-            # Events first, then the outbox: what the handlers send in answer
-            # goes out in the same flush, so a 100 Trying the TU made needless
-            # by answering at once is never sent (TransactionLayer.outbox).
             while True:
+                out = core.outbox()
+                for item in out:
+                    self._send(item.data, item.destination)
                 event = core.next_event()
+                if event is None and not out:
+                    break
                 while event is not None:
                     try:
                         self.on_event(event)
                     except Exception:
                         self.log.failure("event handler failed for {event!r}", event=event)
+                    for item in core.outbox():
+                        self._send(item.data, item.destination)
                     event = core.next_event()
-                out = core.outbox()
-                if not out:
-                    break
-                for item in out:
-                    self._send(item.data, item.destination)
         finally:
             self._pumping = False
         if self._notices is not None:
