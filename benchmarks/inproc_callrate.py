@@ -12,7 +12,7 @@ kernel's sendto/recvfrom and Twisted's reactor on top.
 
 Usage::
 
-    python3 benchmarks/inproc_callrate.py [--calls 20000] [--rate 2000] [--digest] [--profile]
+    python3 benchmarks/inproc_callrate.py [--calls 20000] [--rate 2000] [--plain | --digest] [--rounds N] [--profile]
 """
 
 from __future__ import annotations
@@ -176,28 +176,23 @@ def one_call(reactor: _Reactor, ua: UserAgent, n: int, digest: bool, step: float
     reactor.advance(step / 2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--calls", type=int, default=20_000)
-    ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--rate", type=float, default=2000.0, help="calls/s of simulated time (transaction lifetimes)")
-    ap.add_argument("--digest", action="store_true", help="challenge every INVITE (uac_auth.xml)")
-    ap.add_argument("--profile", action="store_true", help="print a cProfile of the measured calls")
-    ap.add_argument("--rounds", type=int, default=1)
-    a = ap.parse_args(argv)
-    reactor, ua = build(a.digest)
-    step = 1.0 / a.rate
-    for n in range(a.warmup):
-        one_call(reactor, ua, n, a.digest, step)
+def measure(digest: bool, calls: int, warmup: int, rate: float, rounds: int = 1,
+            profile: bool = False) -> list[dict[str, float]]:
+    """Run ``rounds`` rounds of ``calls`` calls after ``warmup``; one result dict per round."""
+    reactor, ua = build(digest)
+    step = 1.0 / rate
+    for n in range(warmup):
+        one_call(reactor, ua, n, digest, step)
     tune_gc_for_server()
-    n0 = a.warmup
+    n0 = warmup
     results = []
-    for _ in range(a.rounds):
-        profiler = cProfile.Profile() if a.profile else None
+    for _ in range(rounds):
+        profiler = cProfile.Profile() if profile else None
         collections = [0.0]
         started: list[float] = []
 
-        def gc_timer(phase: str, info: dict[str, Any]) -> None:
+        def gc_timer(phase: str, info: dict[str, Any],
+                     started: list[float] = started, collections: list[float] = collections) -> None:
             if phase == "start":
                 started.append(time.perf_counter())
             elif started:
@@ -207,21 +202,54 @@ def main(argv: list[str] | None = None) -> int:
         if profiler:
             profiler.enable()
         t0 = time.process_time()
-        for n in range(n0, n0 + a.calls):
-            one_call(reactor, ua, n, a.digest, step)
+        for n in range(n0, n0 + calls):
+            one_call(reactor, ua, n, digest, step)
         cpu = time.process_time() - t0
         if profiler:
             profiler.disable()
         gc.callbacks.remove(gc_timer)
-        n0 += a.calls
-        per_call = cpu / a.calls * 1e6
-        results.append(per_call)
-        print(f"{'digest' if a.digest else 'plain'}: {per_call:.1f} us CPU per call "
-              f"(of which GC {collections[0] / a.calls * 1e6:.1f} us) over {a.calls} calls", flush=True)
+        n0 += calls
+        result = {"us_per_call": cpu / calls * 1e6, "gc_us_per_call": collections[0] / calls * 1e6,
+                  "calls": calls}
+        results.append(result)
+        print(f"{'digest' if digest else 'plain'}: {result['us_per_call']:.1f} us CPU per call "
+              f"(of which GC {result['gc_us_per_call']:.1f} us) over {calls} calls", flush=True)
         if profiler:
             pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(40)
-    if a.rounds > 1:
-        print(f"best {min(results):.1f} us, median {sorted(results)[len(results) // 2]:.1f} us")
+    ua.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--calls", type=int, default=20_000)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--rate", type=float, default=2000.0, help="calls/s of simulated time (transaction lifetimes)")
+    ap.add_argument("--digest", action="store_true", help="only calls with digest on every INVITE (uac_auth.xml)")
+    ap.add_argument("--plain", action="store_true", help="only plain calls (uac.xml)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the measured calls")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="200 calls of each kind (a smoke run)")
+    ap.add_argument("--json", default="", help="write the results here")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.calls, a.warmup = 200, 50
+    kinds = [False, True]
+    if a.digest != a.plain:
+        kinds = [a.digest]
+    report: dict[str, Any] = {}
+    for digest in kinds:
+        results = measure(digest, a.calls, a.warmup, a.rate, a.rounds, a.profile)
+        figures = sorted(r["us_per_call"] for r in results)
+        report["digest" if digest else "plain"] = {
+            "rounds": results, "best_us": figures[0], "median_us": figures[len(figures) // 2]}
+        if a.rounds > 1:
+            print(f"best {figures[0]:.1f} us, median {figures[len(figures) // 2]:.1f} us")
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=2)
     return 0
 
 
