@@ -234,14 +234,21 @@ def test_options_answered_without_challenge(method: str) -> None:
     ],
 )
 def test_malformed_invite_fields_get_a_final_response(mutate: Any, status: int) -> None:
-    """Fields parsed on access are checked before IncomingCall: 400/416/420, never a hang (§8.2.2)."""
+    """Fields parsed on access are checked before IncomingCall: 400/416/420, never a hang (§8.2.2).
+
+    The callee authenticates first (RFC 3261 §8.2: a request is examined once
+    authenticated), so the INVITE without credentials is challenged and the
+    retry with credentials gets the check's answer (a To too broken to tag a
+    401 is answered at once).
+    """
     caller, callee, net = make_pair()
     req = invite(caller)
     mutate(req)
     caller.invite(req, B, 0.0)
     net.pump()
     finals = [m for m in net.wire if not isinstance(m, Request) and m.status >= 200]
-    assert finals and finals[0].status == status, finals
+    assert [m.status for m in finals] in ([401, status], [status]), finals
+    finals = finals[-1:]
     assert not any(isinstance(e, ev.IncomingCall) for e in net.events["callee"])
     if status == 420:
         assert finals[0].headers.get("Unsupported") == "foo, 100rel"

@@ -560,7 +560,10 @@ class UserAgent:
             return
         from txsipua.ua.cred import ISIPUser
 
-        d = defer.maybeDeferred(self.portal.login, e.credentials, None, ISIPUser)
+        try:  # Portal.login returns a Deferred (failures included); a stand-in might raise
+            d = self.portal.login(e.credentials, None, ISIPUser)
+        except Exception:
+            d = defer.fail()
 
         def ok(result: Any) -> None:
             _iface, avatar, _logout = result
