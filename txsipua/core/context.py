@@ -91,8 +91,8 @@ class SessionHost(Protocol):
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
 
-    def contact_value(self) -> str:
-        """Our Contact value."""
+    def contact_value(self, secure: bool | None = None) -> str:
+        """Our Contact value (``secure``: a SIPS Contact over TLS; ``None``: the default)."""
 
     def make_response(self, request: Request, status: int, reason: str | None = None, *,
                       to_tag: str | None = None, body: bytes = b"",
@@ -194,7 +194,9 @@ class CoreContext:
         """Deadlines set with :meth:`schedule_in_order`, earliest first."""
         self._in_order_armed = False
         self._earliest: float | None = None
-        self._contact: tuple[tuple[Address, str, str | None], str] | None = None
+        self._contact: tuple[tuple[Address, str, str | None, bool], str] | None = None
+        self.sips_contact = True
+        """Over TLS, our default Contact is ``sips:`` (True) or ``sip:...;transport=tls`` (RFC 5630)."""
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
 
     # ------------------------------------------------------------ building
@@ -202,13 +204,24 @@ class CoreContext:
         """Our Via value with ``branch`` (``""``: stamped when the request is sent)."""
         return builders.via_value(self.local, self.transport, branch)
 
-    def contact_uri(self) -> SipURI:
-        """Our Contact URI (RFC 3261 §8.1.1.8)."""
-        return builders.contact_uri(self.local, self.transport, self.contact_user)
+    def contact_uri(self, secure: bool | None = None, user: str | None = None) -> SipURI:
+        """Our Contact URI (RFC 3261 §8.1.1.8).
 
-    def contact_value(self) -> str:
+        Args:
+            secure: over TLS, a ``sips:`` Contact (True) or
+                ``sip:...;transport=tls`` (False); ``None`` takes
+                :attr:`sips_contact` (RFC 5630).
+            user: the Contact's user part; ``None`` takes :attr:`contact_user`
+                (another account's Contact on the same user agent).
+        """
+        return builders.contact_uri(self.local, self.transport, user if user is not None else self.contact_user,
+                                    self.sips_contact if secure is None else secure)
+
+    def contact_value(self, secure: bool | None = None, user: str | None = None) -> str:
         """Our Contact header value, ``<sip:user@host:port>`` (kept until ``local`` changes)."""
-        key = (self.local, self.transport, self.contact_user)
+        if user is not None or (secure is not None and secure != self.sips_contact):
+            return f"<{self.contact_uri(secure, user)}>"
+        key = (self.local, self.transport, self.contact_user, self.sips_contact)
         cached = self._contact
         if cached is None or cached[0] != key:
             cached = self._contact = (key, f"<{self.contact_uri()}>")
@@ -218,7 +231,11 @@ class CoreContext:
                       to_tag: str | None = None, body: bytes = b"",
                       headers: Iterable[tuple[str, str]] = ()) -> Response:
         """A response to ``request`` with our Contact and Server (:func:`~txsipua.core.builders.make_response`)."""
-        contact = self.contact_value() if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE") else ""
+        contact = ""
+        if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+            # a SIPS Request-URI gets a SIPS Contact (RFC 3261 §12.1.1, RFC 5630 §4.1)
+            sips = request.uri_text[:5].lower() == "sips:"
+            contact = self.contact_value(True) if sips else self.contact_value()
         return builders.make_response(request, status, reason, to_tag=to_tag, new_tag=self.ids.tag,
                                       contact=contact, server=self.user_agent, body=body, headers=headers)
 

@@ -444,7 +444,8 @@ class InviteSession:
             raise LocalProtocolError("a re-INVITE is already in progress")
         host = self.host
         extra = [("Content-Type", content_type)] + ([("User-Agent", host.user_agent)] if host.user_agent else [])
-        req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(), body=body, headers=extra)
+        req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(True) if dialog.secure else host.contact_value(),
+                                     body=body, headers=extra)
         hop = dialog.next_hop()
         dest = host.locate(hop)
         op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))

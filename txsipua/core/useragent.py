@@ -315,9 +315,10 @@ class UserAgentCore:
         return events.popleft() if events else None
 
     # ------------------------------------------------------- construction
-    def contact_uri(self) -> SipURI:
-        """Our Contact URI (RFC 3261 §8.1.1.8)."""
-        return self.context.contact_uri()
+    def contact_uri(self, secure: bool | None = None, user: str | None = None) -> SipURI:
+        """Our Contact URI (RFC 3261 §8.1.1.8; see :meth:`CoreContext.contact_uri
+        <txsipua.core.context.CoreContext.contact_uri>`)."""
+        return self.context.contact_uri(secure, user)
 
     def contact_value(self) -> str:
         """Our Contact header value, ``<sip:user@host:port>``."""
@@ -337,18 +338,26 @@ class UserAgentCore:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         content_type: str | None = None,
+        contact_user: str | None = None,
     ) -> Request:
         """Build an out-of-dialog request (RFC 3261 §8.1.1, :func:`~txsipua.core.builders.new_request`).
 
         A From tag is added when ``from_`` has none; the Via is stamped with a
-        fresh branch when the request is sent.
+        fresh branch when the request is sent.  Over TLS the Contact is
+        ``sips:`` when the Request-URI or the first Route is (§8.1.1.8), else
+        as :attr:`CoreContext.sips_contact <txsipua.core.context.CoreContext.sips_contact>`
+        says (RFC 5630).  ``contact_user`` names another account's Contact user.
         """
         ctx = self.context
         if from_.tag is None:
             from_ = from_.with_tag(ctx.ids.tag())
+        route = list(route)
+        first = route[0] if route else request_uri
+        sips = (first.scheme if isinstance(first, SipURI) else first.split(":", 1)[0]).lower() == "sips"
+        contact_text = ctx.contact_value(True if sips else None, contact_user) if contact else None
         return builders.new_request(
             method, request_uri, from_, to, via=ctx.via(""), call_id=call_id or ctx.ids.call_id(ctx.local[0]),
-            cseq=cseq, contact=ctx.contact_value() if contact else None, route=route, user_agent=ctx.user_agent,
+            cseq=cseq, contact=contact_text, route=route, user_agent=ctx.user_agent,
             headers=headers, body=body, content_type=content_type,
         )
 

@@ -149,6 +149,7 @@ class UserAgent:
             max_calls=self.config.max_calls,
             max_call_duration=self.config.max_call_duration,
         )
+        self.core.context.sips_contact = self.config.sips_contact
         self.protocol: Any = self.transport.driver(self.core, self._on_event, trace)
         self.on_incoming_call: Callable[[IncomingCall], object] | None = None
         self.on_request: Callable[[Request, Callable[..., None]], object] | None = None
