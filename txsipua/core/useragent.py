@@ -62,7 +62,7 @@ from txsipua.core.transaction import (
     TransactionTimedOut,
 )
 from txsipua.core.transport import Address, Outgoing
-from txsipua.core.uac import ClientOperation
+from txsipua.core.uac import HOST_DIGEST, Alternatives, ClientOperation
 from txsipua.core.uas import UasCore
 from txsipua.errors import (
     LocalProtocolError,
@@ -388,6 +388,8 @@ class UserAgentCore:
         *,
         authenticate: bool = True,
         hop_host: str = "",
+        alternatives: Alternatives | None = None,
+        digest: DigestClient | None = HOST_DIGEST,
     ) -> ClientOperation:
         """Send an out-of-dialog non-INVITE request (REGISTER, OPTIONS, MESSAGE...).
 
@@ -402,22 +404,30 @@ class UserAgentCore:
             now: seconds, absolute.
             authenticate: False to report 401/407 as the final response.
             hop_host: the next hop's host as named in the URI (digest-leak guard).
+            alternatives: the other targets to fail over to (RFC 3263 §4.3,
+                :class:`~txsipua.net.locate.Failover`), or ``None``.
+            digest: the digest client of the account sending (another
+                account's); the core's by default.
 
         Raises:
             LocalProtocolError: for INVITE (use :meth:`invite`) or ACK.
         """
         if request.method in ("INVITE", "ACK"):
             raise LocalProtocolError(f"use invite() for INVITE; ACK is sent by the core ({request.method})")
-        op = ClientOperation(self.context, request, destination, authenticate=authenticate, hop_host=hop_host)
+        op = ClientOperation(self.context, request, destination, authenticate=authenticate, hop_host=hop_host,
+                             alternatives=alternatives, digest=digest)
         op.start(now)
         self._drain(now)
         return op
 
-    def invite(self, request: Request, destination: Address, now: float, *, hop_host: str = "") -> InviteSession:
+    def invite(self, request: Request, destination: Address, now: float, *, hop_host: str = "",
+               alternatives: Alternatives | None = None, digest: DigestClient | None = HOST_DIGEST) -> InviteSession:
         """Start a call with an INVITE from :meth:`new_request` (RFC 3261 §13.2).
 
         Outcome events: ProvisionalResponse*, then CallAnswered or
-        CallAttemptFailed; later CallEnded.
+        CallAttemptFailed; later CallEnded.  ``alternatives`` and ``digest``
+        as for :meth:`send_request` (the INVITE fails over on timeout,
+        transport error or 503 before the call is hung up).
 
         Raises:
             LocalProtocolError: the request is not an INVITE.
@@ -425,6 +435,11 @@ class UserAgentCore:
         if request.method != "INVITE":
             raise LocalProtocolError("invite() sends INVITE requests only")
         session = InviteClientSession(self.context, request, destination, hop_host)
+        op = session.invite_operation
+        op.alternatives = alternatives
+        if digest is not HOST_DIGEST:
+            op.digest = digest
+            op.attempt = digest.start() if digest is not None else None
         session.start(now)
         self._drain(now)
         return session
