@@ -38,6 +38,7 @@ from txsipua.core.dialogs import DialogTable
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transaction import ClientTransaction, ServerTransaction, Timers, TransactionLayer
 from txsipua.core.transport import Address
+from txsipua.core.uac import HOST_DIGEST
 from txsipua.errors import ParseError
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
@@ -415,10 +416,14 @@ class CoreContext:
             The ``(name, value)`` credential fields to put in the ACK.
         """
         fields = [(n, v) for n, v in invite.headers.items() if n in builders.AUTH_HEADERS]
-        if self.digest is None or not fields:
+        client = self.digest
+        own = getattr(owner, "digest", HOST_DIGEST)  # a call of another account: its own guard judges
+        if own is not HOST_DIGEST:
+            client = own
+        if client is None or not fields:
             return fields
         hop = HopAddress.located(hop_host, destination, self.transport)
-        kept, withheld = self.digest.credentials_for_hop(fields, hop)
+        kept, withheld = client.credentials_for_hop(fields, hop)
         if withheld is not None:
             self.emit(ev.CredentialsWithheld(owner, "ACK", withheld))
         return kept

@@ -438,7 +438,7 @@ class UserAgentCore:
         op = session.invite_operation
         op.alternatives = alternatives
         if digest is not HOST_DIGEST:
-            op.digest = digest
+            session.digest = op.digest = digest
             op.attempt = digest.start() if digest is not None else None
         session.start(now)
         self._drain(now)
