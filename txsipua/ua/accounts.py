@@ -26,8 +26,10 @@ Request-URI which account it is for.
 Matching an incoming out-of-dialog request (:meth:`AccountSet.match`), first
 rule that holds:
 
-1. the Request-URI's user is an account's Contact user (what it registered);
-2. the Request-URI is an account's address of record (user and domain);
+1. the Request-URI is an account's address of record (user and domain: a
+   request a proxy did not retarget);
+2. the Request-URI's user is an account's Contact user (the Contact it
+   registered, which the registrar's proxy put in the Request-URI);
 3. the To URI is an account's address of record.
 
 A request the user agent's own Contact user or address of record matches,
@@ -229,10 +231,10 @@ class AccountSet:
     def match(self, request: Request) -> AccountLine | None:
         """The added account ``request`` is for, or ``None`` when it is the user agent's own.
 
-        The rules are in this module's docstring: the Request-URI user against
-        the Contact users, then the Request-URI and then the To URI against the
-        addresses of record; the user agent's own account wins its own
-        matches; a malformed Request-URI or To matches nothing.
+        The rules are in this module's docstring: the Request-URI against the
+        addresses of record, its user against the Contact users, then the To
+        URI against the addresses of record; the user agent's own account wins
+        its own matches; a malformed Request-URI or To matches nothing.
         """
         lines = self._lines
         if not lines:
@@ -241,16 +243,24 @@ class AccountSet:
             ruri = request.uri
         except ParseError:
             return None
+        own = self.ua.account
+        own_aor = _aor_key(own.aor) if own is not None else None
+        key = _aor_key(ruri)
+        if key == own_aor:
+            return None
+        for line in lines:
+            if key == _aor_key(line.account.aor):
+                return line
         user = ruri.user or ""
         if user and user == self.ua.core.contact_user:
             return None
         for line in lines:
             if user and user == line.contact_user:
                 return line
-        own = self.ua.account
-        for uri in self._candidates(request, ruri):
-            key = _aor_key(uri)
-            if own is not None and key == _aor_key(own.aor):
+        to = self._to(request)
+        if to is not None:
+            key = _aor_key(to)
+            if key == own_aor:
                 return None
             for line in lines:
                 if key == _aor_key(line.account.aor):
@@ -258,15 +268,12 @@ class AccountSet:
         return None
 
     @staticmethod
-    def _candidates(request: Request, ruri: SipURI) -> list[SipURI]:
-        out = [ruri]
+    def _to(request: Request) -> SipURI | None:
         try:
             to = request.to.uri
-        except (ParseError, AttributeError):
-            return out
-        if isinstance(to, SipURI):
-            out.append(to)
-        return out
+        except ParseError:
+            return None
+        return to if isinstance(to, SipURI) else None
 
 
 __all__ = ["AccountLine", "AccountSet"]
