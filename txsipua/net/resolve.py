@@ -42,7 +42,7 @@ from txsipua.errors import ResolutionError
 from txsipua.net.locate import TTLCache, srv_order
 from txsipua.sip.uri import SipURI
 
-_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 5060, "WSS": 5061}
 _NAPTR_SERVICES = {"SIP+D2U": "UDP", "SIP+D2T": "TCP", "SIPS+D2T": "TLS"}
 _SRV_PREFIX = {"UDP": "_sip._udp.", "TCP": "_sip._tcp.", "TLS": "_sips._tcp."}
 
