@@ -161,3 +161,19 @@ def test_request_over_ws_names_ws() -> None:
                                        ua.require_account().identity)
     assert req.headers.get("Via", "").startswith("SIP/2.0/WS 192.0.2.1:8080")
     assert req.headers.get("Contact") == "<sip:alice@192.0.2.1:8080;transport=ws>"
+
+
+@pytest_twisted.inlineCallbacks
+def test_per_source_cap_applies_to_websockets(reactor: Any) -> Any:
+    """The stream driver's per-source cap holds for WebSockets: a second one from 127.0.0.1 is closed at once."""
+    server, _, (_, port) = yield _registrar(reactor, WSTransport(reactor, "127.0.0.1", 0))
+    server.protocol.max_connections_per_source = 1
+    try:
+        first = _probe(reactor, port, [(_options(port), False)])
+        yield within(reactor, _until(reactor, lambda: bool(first.received)))
+        second = _probe(reactor, port, [(_options(port), False)])
+        yield within(reactor, second.closed)
+        assert second.received == [] and server.protocol.refused_connections == 1
+        assert server.protocol.connections_from("127.0.0.1") == 1
+    finally:
+        yield server.stop()

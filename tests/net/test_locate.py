@@ -137,3 +137,19 @@ def test_resolver_returns_a_and_aaaa() -> None:
     assert targets == [Target("UDP", "192.0.2.4", 5070), Target("UDP", "2001:db8::4", 5070)]
     only4: Any = result(SIPResolver(zone, ipv6=False).locate(SipURI.parse("sip:dual.example.com:5070")))
     assert only4 == [Target("UDP", "192.0.2.4", 5070)]
+
+
+def test_websocket_naptr_and_no_srv() -> None:
+    """NAPTR SIP+D2W leads to WS targets (RFC 7118 §10.3); transport=ws on a name asks no SRV."""
+    zone = ZoneResolver({
+        ("ws.example.com", dns.NAPTR): [dns.Record_NAPTR(10, 10, b"s", b"SIP+D2W", b"", "_sip._ws.ws.example.com")],
+        ("_sip._ws.ws.example.com", dns.SRV): [dns.Record_SRV(0, 0, 8080, "edge.ws.example.com")],
+        ("edge.ws.example.com", dns.A): [dns.Record_A("192.0.2.80")],
+        ("plain.ws.example.com", dns.A): [dns.Record_A("192.0.2.81")],
+    })
+    resolver = SIPResolver(zone, transports=("WS",))
+    assert result(resolver.locate(SipURI.parse("sip:ws.example.com"))) == [Target("WS", "192.0.2.80", 8080)]
+    zone.queries.clear()
+    assert result(resolver.locate(SipURI.parse("sip:plain.ws.example.com;transport=ws"))) == [
+        Target("WS", "192.0.2.81", 5060)]
+    assert all(t in (dns.A, dns.AAAA) for _, t in zone.queries)

@@ -43,7 +43,8 @@ from txsipua.net.locate import TTLCache, srv_order
 from txsipua.sip.uri import SipURI
 
 _DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 5060, "WSS": 5061}
-_NAPTR_SERVICES = {"SIP+D2U": "UDP", "SIP+D2T": "TCP", "SIPS+D2T": "TLS"}
+_NAPTR_SERVICES = {"SIP+D2U": "UDP", "SIP+D2T": "TCP", "SIPS+D2T": "TLS",
+                   "SIP+D2W": "WS", "SIPS+D2W": "WSS"}  # D2W: RFC 7118 §10.3
 _SRV_PREFIX = {"UDP": "_sip._udp.", "TCP": "_sip._tcp.", "TLS": "_sips._tcp."}
 
 
@@ -165,7 +166,8 @@ class SIPResolver:
                 candidates = ["TLS"] if secure else ["TLS", "TCP", "UDP"]
                 srv_names = [(t, _SRV_PREFIX[t] + host) for t in candidates if t in self.transports]
         else:
-            srv_names = [(transport, _SRV_PREFIX[transport] + host)]
+            # WebSocket has no SRV service (RFC 7118): its addresses on the default port
+            srv_names = [(transport, _SRV_PREFIX[transport] + host)] if transport in _SRV_PREFIX else []
         for t, name in srv_names:
             targets = yield self._srv_targets(t, name, ttls)
             if targets:
@@ -190,7 +192,7 @@ class SIPResolver:
             p = rr.payload
             service = p.service.decode("ascii", "replace").upper() if isinstance(p.service, bytes) else str(p.service).upper()
             t = _NAPTR_SERVICES.get(service)
-            if t is None or t not in self.transports or (secure and t != "TLS"):
+            if t is None or t not in self.transports or (secure and t not in ("TLS", "WSS")):
                 continue
             ttls.append(rr.ttl)
             found.append((p.order, p.preference, t, str(p.replacement)))
