@@ -99,3 +99,13 @@ def test_lines_registrations_belong_to_the_ua() -> None:
     reg: Any = line.registration(300)
     assert reg.ua is line and reg.ua.registrations is ua.registrations
     assert reg.ua.require_account().aor == line.account.aor
+
+
+def test_a_lines_core_view_is_the_uas_core() -> None:
+    """Reading or setting through a line's core reaches the one core (our address is the UA's)."""
+    ua = _ua(_account("alice", "home.example"))
+    line = ua.add_account(_account("bob", "work.example"))
+    line.core.local = ("198.51.100.20", 5062)
+    assert ua.core.local == ("198.51.100.20", 5062)
+    assert str(line.core.contact_uri()) == "sip:bob@198.51.100.20:5062"
+    assert str(ua.core.contact_uri()) == "sip:alice@198.51.100.20:5062"

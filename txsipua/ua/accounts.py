@@ -71,11 +71,14 @@ class _LineCore:
     """
 
     def __init__(self, core: UserAgentCore, contact_user: str) -> None:
-        self._core = core
-        self._contact_user = contact_user
+        object.__setattr__(self, "_core", core)
+        object.__setattr__(self, "_contact_user", contact_user)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._core, name, value)  # one core: a change (our address...) is the user agent's
 
     def new_request(self, *args: Any, **kwargs: Any) -> Request:
         """:meth:`UserAgentCore.new_request` with this account's Contact user."""
