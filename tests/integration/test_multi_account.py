@@ -45,6 +45,7 @@ def test_two_accounts_register_and_receive_their_own_calls(reactor: Any, proxy: 
     call = yield within(reactor, bob.call("sip:carol@example.com"))
     incoming = yield within(reactor, for_carol)
     assert incoming.request.uri.user == "carol" and own.incoming == []
+    assert call.session.dialog.remote_target.user == "carol"  # her 2xx carried her Contact
     yield within(reactor, call.hangup())
     call = yield within(reactor, bob.call("sip:alice@example.com"))
     assert len(own.incoming) == 1 and own.incoming[0].request.uri.user == "alice"

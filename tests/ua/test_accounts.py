@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.testing import MemoryReactorClock
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.sip.message import Request, parse_message
+from txsipua.sip.uri import SipURI
+from txsipua.testing.strategies import requests
 from txsipua.ua.account import Account
 from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
@@ -109,3 +113,21 @@ def test_a_lines_core_view_is_the_uas_core() -> None:
     assert ua.core.local == ("198.51.100.20", 5062)
     assert str(line.core.contact_uri()) == "sip:bob@198.51.100.20:5062"
     assert str(ua.core.contact_uri()) == "sip:alice@198.51.100.20:5062"
+
+
+_UA = _ua(_account("alice", "home.example"))
+_LINES = [_UA.add_account(_account("alice", "work.example")), _UA.add_account(_account("bob", "work.example"))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(requests(), st.sampled_from(["alice", "alice-2", "bob", "carol", None]),
+       st.sampled_from(["home.example", "work.example", "192.0.2.100"]))
+def test_matching_never_raises_and_follows_the_rules(request: Request, user: str | None, host: str) -> None:
+    """Any request (hypothesis), its Request-URI rewritten: the match is a line or None as the rules say."""
+    request.uri = SipURI(user=user, host=host)
+    found = _UA.accounts.match(request)
+    assert found is None or found in _LINES
+    if (user, host) == ("alice", "work.example") or user == "alice-2":
+        assert found is _LINES[0]
+    if (user, host) == ("alice", "home.example") or (user == "alice" and host == "192.0.2.100"):
+        assert found is None

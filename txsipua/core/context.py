@@ -197,6 +197,9 @@ class CoreContext:
         self._earliest: float | None = None
         self._contact: tuple[tuple[Address, str, str | None, bool], str] | None = None
         self.sips_contact = True
+        self.contact_users: set[str] = set()
+        """Contact users of the other accounts served here: a dialog-creating request whose
+        Request-URI names one is answered with that Contact (several accounts, one port)."""
         """Over TLS, our default Contact is ``sips:`` (True) or ``sip:...;transport=tls`` (RFC 5630)."""
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
 
@@ -236,9 +239,22 @@ class CoreContext:
         if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
             # a SIPS Request-URI gets a SIPS Contact (RFC 3261 §12.1.1, RFC 5630 §4.1)
             sips = request.uri_text[:5].lower() == "sips:"
-            contact = self.contact_value(True) if sips else self.contact_value()
+            user = self._account_user(request)
+            if user is not None:
+                contact = self.contact_value(True if sips else None, user)
+            else:
+                contact = self.contact_value(True) if sips else self.contact_value()
         return builders.make_response(request, status, reason, to_tag=to_tag, new_tag=self.ids.tag,
                                       contact=contact, server=self.user_agent, body=body, headers=headers)
+
+    def _account_user(self, request: Request) -> str | None:
+        if not self.contact_users:
+            return None
+        try:
+            user = request.uri.user
+        except ParseError:
+            return None
+        return user if user in self.contact_users else None
 
     # ------------------------------------------------------------- sending
     def send(self, operation: ClientOperation, stamp_via: bool, now: float) -> ClientTransaction:

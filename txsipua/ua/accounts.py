@@ -221,11 +221,13 @@ class AccountSet:
             user = f"{account.user}-{n}"
         line = AccountLine(self.ua, account, user)
         self._lines.append(line)
+        self.ua.core.context.contact_users.add(user)  # its calls are answered with its Contact
         return line
 
     def remove(self, line: AccountLine) -> None:
         """Stop matching requests to ``line`` (its registrations are left as they are)."""
         self._lines.remove(line)
+        self.ua.core.context.contact_users.discard(line.contact_user)
 
     def digest_clients(self, own: DigestClient | None) -> list[DigestClient]:
         """``own`` (the user agent's, when not ``None``) and every added account's digest client."""
