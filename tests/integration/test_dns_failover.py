@@ -161,3 +161,43 @@ def test_invite_fails_over_and_the_call_is_answered(reactor: Any, proxy: Proxy, 
     call = yield within(reactor, alice.call("sip:bob@example.com"), 5.0)
     assert [m.method for m in busy.received] == ["INVITE", "ACK"]  # the 503 was ACKed (§17.1.1.3)
     yield within(reactor, call.hangup())
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_connection_refused_fails_over_at_once(reactor: Any, listen: Any) -> None:
+    """Over TCP, a refused connection to the first SRV target is a transport error: the next is tried at once."""
+    import socket
+
+    from loopback import FAST
+
+    from txsipua.ua.config import Configuration
+    from txsipua.ua.registrar import Registrar
+    from txsipua.ua.transports import TCPTransport
+    from txsipua.ua.useragent import UserAgent
+
+    registrar_ua = UserAgent(reactor, Configuration(timers=FAST, media=False), None, TCPTransport(reactor))
+    registrar = Registrar(registrar_ua, min_expires=1)
+    registrar_ua.on_request = registrar.handle
+    _, good = yield registrar_ua.start()
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        refused = s.getsockname()[1]
+    _, resolver = _dns(reactor, listen, {
+        (f"_sip._tcp.{NAME}", dns.SRV): _srv((10, refused, f"a.{NAME}"), (20, good, f"b.{NAME}")),
+        (f"a.{NAME}", dns.A): [dns.Record_A("127.0.0.1")],
+        (f"b.{NAME}", dns.A): [dns.Record_A("127.0.0.1")],
+    })
+    resolver.transports = ("TCP",)
+    tried: list[int] = []
+    alice = UserAgent(reactor, Configuration(timers=FAST, media=False), account("alice", None), TCPTransport(reactor),
+                      resolver=resolver, trace=lambda way, data, peer: tried.append(peer[1]) if way == "send" else None)
+    yield alice.start()
+    try:
+        start = reactor.seconds()
+        result = yield within(reactor, alice.register(600))
+        assert result.response.status == 200 and reactor.seconds() - start < 1.0
+        assert list(registrar.bindings) == ["sip:alice@example.com"]
+        assert tried[0] == refused and good in tried
+    finally:
+        yield alice.stop()
+        yield registrar_ua.stop()
