@@ -11,6 +11,7 @@ from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.digest import compute_ha1
 from txsipua.auth.server import DigestServer
 from txsipua.core import events as ev
+from txsipua.core.builders import make_response
 from txsipua.core.ids import SequentialIds
 from txsipua.core.useragent import SessionState, UserAgentCore
 from txsipua.errors import AuthenticationError, CallFailed, TransportError
@@ -431,6 +432,10 @@ def test_challenge_after_hangup_is_acked_and_not_retried() -> None:
 
     net.drop = hold_401
     session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    # the callee challenged at once (no 100 Trying, §17.2.1): a proxy's 100 comes first
+    sent_invite = next(m for m in net.wire if isinstance(m, Request) and m.method == "INVITE")
+    caller.receive(make_response(sent_invite, 100, "Trying").to_bytes(), B, net.now)
     net.pump()
     assert held and session.state is SessionState.PROCEEDING  # only the 100 came
     session.hangup(net.now)

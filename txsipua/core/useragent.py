@@ -302,8 +302,13 @@ class UserAgentCore:
         self._drain(now)
 
     def outbox(self) -> list[Outgoing]:
-        """Everything to send now, in order; the list is drained."""
-        return self.layer.outbox()
+        """Everything to send now, in order; the list is drained.
+
+        While events wait for the application, a new INVITE's 100 Trying is
+        held back: the application may answer it when it takes its event
+        (RFC 3261 §17.2.1), and a later call sends the 100 if it did not.
+        """
+        return self.layer.outbox(trying=not self.context.events)
 
     def take_notices(self) -> list[str]:
         """Lines worth logging since the last call (a cap reached); see ``TransactionLayer.take_notices``."""
