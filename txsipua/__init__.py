@@ -47,6 +47,9 @@ _EXPORTS: dict[str, str] = {
     "TCPTransport": "txsipua.ua.transports",
     "TLSTransport": "txsipua.ua.transports",
     "transport_for": "txsipua.ua.transports",
+    "WSTransport": "txsipua.ua.wstransports",
+    "WSSTransport": "txsipua.ua.wstransports",
+    "AccountLine": "txsipua.ua.accounts",
     "IUserAgent": "txsipua.ua.interfaces",
     "ICall": "txsipua.ua.interfaces",
     "IRegistration": "txsipua.ua.interfaces",
@@ -90,6 +93,9 @@ __all__ = [
     "TCPTransport",
     "TLSTransport",
     "transport_for",
+    "WSTransport",
+    "WSSTransport",
+    "AccountLine",
     "IUserAgent",
     "ICall",
     "IRegistration",
@@ -148,6 +154,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransportError,
     )
     from txsipua.ua.account import Account, AccountError
+    from txsipua.ua.accounts import AccountLine
     from txsipua.ua.call import Call, IncomingCall, Responder
     from txsipua.ua.config import Configuration
     from txsipua.ua.interfaces import (
@@ -162,3 +169,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.ua.registration import Binding, Registration, RegistrationResult, RegistrationState
     from txsipua.ua.transports import TCPTransport, TLSTransport, UDPTransport, transport_for
     from txsipua.ua.useragent import UserAgent
+    from txsipua.ua.wstransports import WSSTransport, WSTransport
