@@ -10,12 +10,17 @@ Applications program against these (and tests check the classes with
 - :class:`ISIPTransportFactory` - how a user agent listens and reaches its
   peers (§18): one factory per transport, in :mod:`txsipua.ua.transports`.
 - :class:`IAudioSource` / :class:`IAudioSink` - where a call's audio comes
-  from and goes to (:mod:`txsipua.ua.media`).
+  from and goes to, 20 ms frames of 16-bit PCM (defined in
+  :mod:`txsipua.media.audio`, re-exported here).
 """
 
 from __future__ import annotations
 
 from zope.interface import Attribute, Interface
+
+from txsipua.media.audio import IAudioSink, IAudioSource
+
+__all__ = ["IAudioSink", "IAudioSource", "ICall", "IRegistration", "ISIPTransportFactory", "IUserAgent"]
 
 
 class IUserAgent(Interface):
@@ -116,17 +121,3 @@ class ISIPTransportFactory(Interface):
 
     def listen(driver, socket_buffer=None):
         """Start listening; returns a Listening (address and ``close()``)."""
-
-
-class IAudioSource(Interface):
-    """Audio a call plays: 16-bit little-endian mono PCM at 8000 Hz."""
-
-    def pcm():  # type: ignore[misc]
-        """All the audio, as bytes (raises WavError when a file cannot be read)."""
-
-
-class IAudioSink(Interface):
-    """Where a call's received audio goes when the call ends."""
-
-    def write(pcm):
-        """Take the received audio: 16-bit little-endian mono PCM at 8000 Hz."""
