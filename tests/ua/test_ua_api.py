@@ -223,6 +223,9 @@ class FakeStream:
         self.sinks.append(sink)
         return sink
 
+    def add_digit_sink(self, sink: Any) -> None:
+        pass
+
     def deliver_audio(self, pcm: bytes) -> None:
         for sink in self.sinks:
             sink.write(pcm)
@@ -294,9 +297,9 @@ def test_audio_goes_through_sources_and_sinks(tmp_path: Path) -> None:
     m.play(b"\6\0")
     assert m.stream.played[0].read() == b"\5\0" + bytes(318)  # pulled a 20 ms frame at a time
     assert m.stream.played[1:] == [b"\6\0"]
-    assert not m.stream.sinks  # recording is opt-in
+    assert m.stream.sinks == [m.audio]  # the call's audio hub, which keeps nothing: recording is opt-in
+    assert not m.audio.playing and len(m.audio.frames()) == 0
     m.record(WavSink(tmp_path / "rec.wav"))
-    assert len(m.stream.sinks) == 1
     m.stream.deliver_audio(b"\1\0\2\0")  # the frames received go to the sink as they come
     m.stop()
     m.stop()

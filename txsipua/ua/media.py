@@ -39,6 +39,7 @@ from txsipua.media.offer_answer import (
     resume_offer,
 )
 from txsipua.media.sdp import SessionDescription
+from txsipua.ua.audio import CallAudio
 from txsipua.ua.config import Configuration
 
 __all__ = ["CallMedia", "PCMSource", "WavSink", "WavSource"]
@@ -64,6 +65,8 @@ class CallMedia:
         local: our last :class:`~txsipua.media.sdp.SessionDescription` in
             force (a re-offer replaces it only once accepted), or ``None``.
         pending: our re-offer awaiting its answer, or ``None``.
+        audio: the call's :class:`~txsipua.ua.audio.CallAudio` (prompts,
+            frames, digits, recordings), attached to the stream once it opens.
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
@@ -79,6 +82,7 @@ class CallMedia:
         self.pending: SessionDescription | None = None
         self._stream_factory = stream_factory or _start_stream
         self._sink: Any = None
+        self.audio = CallAudio(reactor)
 
     # ------------------------------------------------------------ offer/answer
     def offer(self) -> bytes:
@@ -208,8 +212,7 @@ class CallMedia:
         to its file with flat memory.
         """
         self._sink = IAudioSink(sink)
-        if self.stream is not None:
-            self.stream.add_sink(self._sink)
+        self.audio.add_sink(self._sink)
 
     def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
         """Send DTMF digits as RFC 4733 events.
@@ -223,9 +226,10 @@ class CallMedia:
 
     def stop(self) -> None:
         """Close the RTP stream (idempotent); the recording goes to the sink, if any."""
+        self.audio.end()  # prompts, collections and recordings end with the media
         if self.stream is None:
             return
-        self.stream.stop()  # closes the sinks
+        self.stream.stop()
         self._sink = None
 
     # -------------------------------------------------------------- internals
@@ -234,8 +238,7 @@ class CallMedia:
             self.stream = self._stream_factory(self.reactor, self.host)
             if self.on_timeout is not None:
                 self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
-            if self._sink is not None:
-                self.stream.add_sink(self._sink)
+            self.audio.attach(self.stream)
 
     def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
         try:
