@@ -581,12 +581,14 @@ class WavSink:
         self.path = os.fspath(path)
         self.rate = rate
         self._file: Any = None
+        self._raw: Any = None
         self.closed = False
         self.octets = 0
 
     def _open(self) -> Any:
         if self._file is None:
-            f = wave.open(self.path, "wb")  # noqa: SIM115 - kept open across writes, closed by close()
+            self._raw = open(self.path, "wb")  # noqa: SIM115 - kept open across writes, closed by close()
+            f = wave.open(self._raw, "wb")
             f.setnchannels(1)
             f.setsampwidth(2)
             f.setframerate(self.rate)
@@ -604,6 +606,7 @@ class WavSink:
         if len(frame) % 2:
             raise WavError("16-bit PCM must have an even number of octets")
         self._open().writeframes(frame)
+        self._raw.flush()  # on disk as it comes: a reader sees a whole WAV at any moment
         self.octets += len(frame)
 
     def close(self) -> None:
@@ -612,4 +615,5 @@ class WavSink:
             return
         self.closed = True
         self._open().close()
+        self._raw.close()
         self._file = None
