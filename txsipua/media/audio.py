@@ -581,19 +581,21 @@ class WavSink:
         self.path = os.fspath(path)
         self.rate = rate
         self._file: Any = None
-        self._raw: Any = None
         self.closed = False
         self.octets = 0
 
     def _open(self) -> Any:
         if self._file is None:
-            self._raw = open(self.path, "wb")  # noqa: SIM115 - kept open across writes, closed by close()
-            f = wave.open(self._raw, "wb")
-            f.setnchannels(1)
-            f.setsampwidth(2)
-            f.setframerate(self.rate)
-            self._file = f
+            self._file = open(self.path, "wb")  # noqa: SIM115 - kept open across writes, closed by close()
+            self._file.write(self._header())
         return self._file
+
+    def _header(self) -> bytes:
+        # RIFF/WAVE with one fmt chunk (PCM, mono, 16-bit) and the data chunk's size
+        data = self.octets
+        return (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE"
+                + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, self.rate, self.rate * 2, 2, 16)
+                + b"data" + struct.pack("<I", data))
 
     def write(self, frame: bytes) -> None:
         """Append ``frame`` to the file.
@@ -605,9 +607,18 @@ class WavSink:
             return
         if len(frame) % 2:
             raise WavError("16-bit PCM must have an even number of octets")
-        self._open().writeframes(frame)
-        self._raw.flush()  # on disk as it comes: a reader sees a whole WAV at any moment
+        f = self._open()
+        f.write(frame)
         self.octets += len(frame)
+        f.seek(0)
+        f.write(self._header())  # the sizes, so that the file is a whole WAV at any moment
+        f.seek(0, os.SEEK_END)
+        f.flush()
+
+    def __del__(self) -> None:  # a sink dropped unclosed: its file (whole at any moment) is closed
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()
 
     def close(self) -> None:
         """Finish and close the file (an empty WAV if nothing was written)."""
@@ -615,5 +626,4 @@ class WavSink:
             return
         self.closed = True
         self._open().close()
-        self._raw.close()
         self._file = None
