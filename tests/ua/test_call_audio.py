@@ -276,3 +276,18 @@ def test_a_bounded_memory_sink_also_stays_flat() -> None:
     sink = audio.add_sink(MemorySink(8000, max_seconds=2.0))
     grown = feed_ten_minutes(stream, clock)
     assert grown < 100_000 and len(sink.pcm()) == 2 * 16_000
+
+
+def test_play_chained_from_a_play_callback_keeps_one_packet_per_slot() -> None:
+    """stream.play(b) from play(a)'s callback: still one packet per 20 ms, timestamps distinct, no timer left."""
+    _, stream, clock, transport = setup()
+    stream.play(tone(100)).addCallback(lambda _: stream.play(tone(100, 500)))
+    clock.advance(0)
+    counts = []
+    for _ in range(12):
+        clock.advance(0.02)
+        counts.append(len(transport.written))
+    assert counts[-1] == 10 and all(b - a <= 1 for a, b in zip([1, *counts], counts, strict=False))
+    assert len(clock.getDelayedCalls()) == 0
+    stamps = [RtpPacket.parse(d).timestamp for d, _ in transport.written]
+    assert len(set(stamps)) == 10

@@ -87,6 +87,7 @@ class ICall(Interface):
     call_id = Attribute("The Call-ID.")
     media = Attribute("The RTP stream, or None.")
     media_params = Attribute("The negotiated MediaParams, or None.")
+    audio = Attribute("The :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or None without media.")
     answered = Attribute("Deferred firing with the call once answered (2xx).")
     confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
     ended = Attribute("Deferred firing with the end reason.")
