@@ -160,9 +160,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.media.audio import MemorySink, SilenceSource, ToneSource
     from txsipua.ua.account import Account, AccountError
     from txsipua.ua.audio import CallAudio
-    from txsipua.ua.device import AudioDevice
     from txsipua.ua.call import Call, IncomingCall, Responder
     from txsipua.ua.config import Configuration
+    from txsipua.ua.device import AudioDevice
     from txsipua.ua.interfaces import (
         IAudioSink,
         IAudioSource,
