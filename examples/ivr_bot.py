@@ -84,13 +84,20 @@ class IvrBot:
 
     async def handle(self, incoming: Any, n: int) -> str:
         """Answer, prompt, collect, record, transfer; returns what happened to the call."""
-        from txsipua.media.audio import ToneSource
-
         call = incoming.answer()
         await call.confirmed
+        try:
+            return await self.script(call, n)
+        finally:
+            if not call.ended.called:  # whatever failed (a prompt file...), the caller is not left hanging
+                await call.hangup()
+
+    async def script(self, call: Any, n: int) -> str:
+        """The steps once the call is up."""
+        from txsipua.media.audio import ToneSource
+
         audio = call.audio
         if audio is None:
-            await call.hangup()
             return "no media"
         await audio.play(self.prompt(), barge_in_dtmf=True)
         digits = await audio.collect_digits(max_digits=self.args.max_digits, timeout=self.args.digit_timeout,

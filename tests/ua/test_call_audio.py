@@ -291,3 +291,20 @@ def test_play_chained_from_a_play_callback_keeps_one_packet_per_slot() -> None:
     assert len(clock.getDelayedCalls()) == 0
     stamps = [RtpPacket.parse(d).timestamp for d, _ in transport.written]
     assert len(set(stamps)) == 10
+
+
+def test_a_bad_wav_prompt_raises_at_once(tmp_path: Path) -> None:
+    """play(WavSource(bad)) raises WavError before anything is queued; a good one at 16 kHz is read at its rate."""
+    from txsipua.errors import WavError
+    from txsipua.media.audio import WavSource
+    from txsipua.media.wav import write_wav
+
+    audio, stream, clock, transport = setup()
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    with pytest.raises(WavError):
+        audio.play(WavSource(bad))
+    assert not audio.playing
+    good = tmp_path / "wide.wav"
+    write_wav(good, bytes(640 * 5), rate=16000)
+    assert WavSource(good, rate=None).rate == 16000

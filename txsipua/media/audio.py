@@ -287,13 +287,21 @@ class WavSource:
     def __init__(self, path: str | os.PathLike[str], rate: int | None = 8000) -> None:
         self.path = os.fspath(path)
         self._wanted = rate
-        self.rate = rate if rate is not None else 8000
+        self._rate = rate
         self._file: Any = None
         self._done = False
         self._resampler: Resampler | None = None
         self._chunks: Rechunker | None = None
         self._ready: deque[bytes] = deque()
         self._channels = self._width = self._file_rate = 1
+
+    @property
+    def rate(self) -> int:
+        """The rate of the frames, Hz: the one asked for, else the file's (its header is read for it)."""
+        if self._rate is None:
+            self.open()
+        assert self._rate is not None
+        return self._rate
 
     def pcm(self) -> bytes:
         """The whole file as 16-bit mono PCM at :attr:`rate` (read at once).
@@ -329,7 +337,7 @@ class WavSource:
         except AudioError as e:
             f.close()
             raise WavError(f"{self.path}: {e}") from e
-        self.rate = rate
+        self._rate = rate
         self._chunks = Rechunker(size)
         self._channels, self._width, self._file_rate = channels, width, file_rate
         self._file = f

@@ -345,11 +345,16 @@ class CallAudio:
 
         Raises:
             txsipua.media.audio.AudioError: the source's rate needs ``soxr``.
+            txsipua.errors.WavError: a :class:`~txsipua.media.audio.WavSource`
+                that is not a PCM WAV file (OSError: one that cannot be read).
         """
         if isinstance(source, bytes | bytearray | memoryview):
             from txsipua.media.audio import PCMSource
 
             source = PCMSource(bytes(source), RATE)
+        opener = getattr(source, "open", None)
+        if callable(opener):
+            opener()  # a WavSource reads its header now: a bad file raises here, not mid-call
         pulled = resampled_source(source, RATE)
         prompt: _Prompt
 
