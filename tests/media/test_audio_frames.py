@@ -205,3 +205,14 @@ def test_wav_sink_memory_stays_flat_over_ten_minutes(tmp_path: Path) -> None:
     sink.close()
     assert grown < 200_000, grown
     assert (tmp_path / "long.wav").stat().st_size == 44 + 30_000 * 320
+
+
+def test_frame_puller_recuts_frames_to_any_packet_size() -> None:
+    """30 ms packets from 20 ms frames: the audio in order, the last packet padded, finished with it."""
+    from txsipua.media.audio import FramePuller
+
+    pcm = bytes(range(200)) * 4  # 800 octets: 2.5 frames
+    puller = FramePuller(PCMSource(pcm))
+    first, second = puller.take(480), puller.take(480)
+    assert first + second[:320] == pcm and second[320:] == bytes(160)
+    assert puller.finished and puller.take(480) == b""

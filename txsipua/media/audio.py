@@ -44,6 +44,7 @@ from txsipua.media.wav import read_wav, to_16bit, to_mono
 __all__ = [
     "FRAME_MS",
     "AudioError",
+    "FramePuller",
     "IAudioSink",
     "IAudioSource",
     "MemorySink",
@@ -191,6 +192,51 @@ class Rechunker:
     def __len__(self) -> int:
         """Octets waiting for a whole frame."""
         return len(self._buffer)
+
+
+class FramePuller:
+    """Pulls an :class:`IAudioSource` in packets of any size (a ``ptime`` of 10-60 ms).
+
+    One frame more is read ahead, so that :attr:`finished` is known with the
+    last packet (the sender fires "played" with it, not 20 ms later).
+
+    Args:
+        source: the source (already at the sender's rate).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._buffer = bytearray()
+        self._ended = False
+
+    def take(self, size: int) -> bytes:
+        """The next ``size`` octets (the last packet padded with silence); ``b""`` once over.
+
+        Raises:
+            Exception: whatever the source's ``read()`` raises (a file gone...).
+        """
+        while len(self._buffer) <= size and not self._ended:
+            frame = self.source.read()
+            if not frame:
+                self.close()
+                break
+            self._buffer += frame
+        packet = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        if packet and len(packet) < size:
+            packet += bytes(size - len(packet))
+        return packet
+
+    @property
+    def finished(self) -> bool:
+        """True once the source is over and everything read was taken."""
+        return self._ended and not self._buffer
+
+    def close(self) -> None:
+        """Close the source; what was read ahead is still taken. Idempotent."""
+        if not self._ended:
+            self._ended = True
+            self.source.close()
 
 
 class Resampler:

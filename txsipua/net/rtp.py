@@ -74,7 +74,14 @@ from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
 from txsipua.media import g711
-from txsipua.media.audio import IAudioSource, PCMSource, WavSink, resampled_sink, resampled_source
+from txsipua.media.audio import (
+    FramePuller,
+    IAudioSource,
+    PCMSource,
+    WavSink,
+    resampled_sink,
+    resampled_source,
+)
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats, ReceptionStatistics
@@ -115,34 +122,8 @@ def _same_address(a: str, b: str) -> bool:
 
 @attrs.define
 class _Playback:
-    """One queued source, pulled a frame at a time and re-cut to the packet size."""
-
-    source: Any
+    puller: FramePuller  # the source, re-cut to the packet size
     deferred: defer.Deferred[bool]
-    buffer: bytearray = attrs.field(factory=bytearray)
-    ended: bool = False
-
-    def take(self, size: int) -> bytes:
-        """The next ``size`` octets (padded at the end), ``b""`` when the source is over.
-
-        One frame more is read ahead, so the end is known with the last packet.
-        """
-        while len(self.buffer) <= size and not self.ended:
-            frame = self.source.read()
-            if not frame:
-                self.ended = True
-                self.source.close()
-                break
-            self.buffer += frame
-        frame = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        if frame and len(frame) < size:
-            frame += bytes(size - len(frame))
-        return frame
-
-    @property
-    def finished(self) -> bool:
-        return self.ended and not self.buffer
 
 
 @attrs.define
@@ -338,7 +319,7 @@ class MediaStream(DatagramProtocol):
         self._unwatch()
         self._release_slot()
         for job in self._audio:
-            job.source.close()
+            job.puller.close()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
             deferred.callback(False)
         self._audio.clear()
@@ -413,10 +394,10 @@ class MediaStream(DatagramProtocol):
         def cancel(_: defer.Deferred[bool]) -> None:
             if job in self._audio:
                 self._audio.remove(job)
-            job.source.close()
+            job.puller.close()
 
         d: defer.Deferred[bool] = defer.Deferred(cancel)
-        job = _Playback(pulled, d)
+        job = _Playback(FramePuller(pulled), d)
         if self._stopped:
             pulled.close()
             d.callback(False)
@@ -535,11 +516,11 @@ class MediaStream(DatagramProtocol):
         while self._audio:
             job = self._audio[0]
             try:
-                frame = job.take(size)
+                frame = job.puller.take(size)
             except Exception as e:  # a source that cannot be read (a file gone...)
                 self.log.failure("an audio source failed")
                 self._audio.popleft()
-                job.source.close()
+                job.puller.close()
                 job.deferred.errback(e)
                 continue
             if frame:
@@ -547,7 +528,7 @@ class MediaStream(DatagramProtocol):
                 self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
                                      marker=self._talkspurt, payload=payload))
                 self._talkspurt = False
-            if job.finished:
+            if job.puller.finished:
                 self._audio.popleft()
                 job.deferred.callback(True)
             if frame:
