@@ -94,7 +94,7 @@ class _Speaker:
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self.size = frame_octets(rate)
-        self.frames: deque[bytes] = deque()
+        self.frames: deque[bytes] = deque(maxlen=SPEAKER_FRAMES)  # appending drops the oldest, atomically
         self.pending = bytearray()
         self.dropped = 0
 
@@ -103,8 +103,7 @@ class _Speaker:
         while len(self.pending) >= self.size:
             chunk = bytes(self.pending[: self.size])
             del self.pending[: self.size]
-            if len(self.frames) >= SPEAKER_FRAMES:
-                self.frames.popleft()  # deque operations are atomic: safe against the PortAudio thread
+            if len(self.frames) == SPEAKER_FRAMES:
                 self.dropped += 1
             self.frames.append(chunk)
 
@@ -194,7 +193,10 @@ class AudioDevice:
             self.overruns += 1
         speaker = self._speaker
         size = len(outdata)
-        chunk = speaker.frames.popleft() if speaker is not None and speaker.frames else b""
+        try:
+            chunk = speaker.frames.popleft() if speaker is not None else b""
+        except IndexError:  # nothing received to play: silence
+            chunk = b""
         if self.speaker_muted:
             chunk = b""
         outdata[:] = chunk[:size] + bytes(size - len(chunk[:size]))
