@@ -308,3 +308,15 @@ def test_a_bad_wav_prompt_raises_at_once(tmp_path: Path) -> None:
     good = tmp_path / "wide.wav"
     write_wav(good, bytes(640 * 5), rate=16000)
     assert WavSource(good, rate=None).rate == 16000
+
+
+def test_the_hub_and_its_frame_streams_are_sinks() -> None:
+    """verifyObject: CallAudio (what the stream pushes to) and FrameStream provide IAudioSink at their rates."""
+    from zope.interface.verify import verifyObject
+
+    from txsipua.media.audio import IAudioSink
+
+    audio, _, _, _ = setup()
+    assert verifyObject(IAudioSink, audio) and audio.rate == 8000
+    frames = audio.frames()
+    assert verifyObject(IAudioSink, frames) and frames.rate == 8000
