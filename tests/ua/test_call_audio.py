@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, task
 from twisted.internet.testing import FakeDatagramTransport
 
+from txsipua.errors import LocalProtocolError
 from txsipua.media import g711
 from txsipua.media.audio import MemorySink, PCMSource, SilenceSource, ToneSource
 from txsipua.media.dtmf import dtmf_packets
@@ -320,3 +323,41 @@ def test_the_hub_and_its_frame_streams_are_sinks() -> None:
     assert verifyObject(IAudioSink, audio) and audio.rate == 8000
     frames = audio.frames()
     assert verifyObject(IAudioSink, frames) and frames.rate == 8000
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["send", "burst", "tick", "play", "stop", "digit", "collect", "hold", "resume"]),
+                max_size=40))
+def test_any_interleaving_leaves_nothing_pending_after_the_end(ops: list[str]) -> None:
+    """Whatever the order of orders: at most one packet per 20 ms, and end() fires every Deferred."""
+    audio, stream, clock, transport = setup()
+    pending: list[defer.Deferred[Any]] = []
+    clock.advance(0)
+    start = clock.seconds()
+    for op in ops:
+        if op == "send":
+            pending.append(audio.send(tone(20)))
+        elif op == "burst":
+            pending.extend(audio.send(tone(20)) for _ in range(SEND_QUEUE_MAX + 5))
+        elif op == "tick":
+            clock.advance(0.02)
+        elif op == "play":
+            pending.append(audio.play(ToneSource(1000.0, 0.1), barge_in_dtmf=True))
+        elif op == "stop":
+            audio.stop_playing()
+        elif op == "digit":
+            audio.digit_received("5", via="info")
+        elif op == "collect":
+            d = audio.collect_digits(max_digits=3, timeout=0.1)
+            d.addErrback(lambda f: f.trap(LocalProtocolError))
+            pending.append(d)
+        elif op == "hold":
+            stream.hold()
+        else:
+            stream.resume()
+    packets = len(audio_sent(transport))
+    assert packets <= (clock.seconds() - start) / 0.02 + 2
+    audio.end()
+    assert all(d.called for d in pending)
+    for d in pending:
+        d.addErrback(lambda f: None)
