@@ -43,6 +43,11 @@ _EXPORTS: dict[str, str] = {
     "PCMSource": "txsipua.ua.media",
     "WavSource": "txsipua.ua.media",
     "WavSink": "txsipua.ua.media",
+    "ToneSource": "txsipua.media.audio",
+    "SilenceSource": "txsipua.media.audio",
+    "MemorySink": "txsipua.media.audio",
+    "CallAudio": "txsipua.ua.audio",
+    "AudioDevice": "txsipua.ua.device",
     "UDPTransport": "txsipua.ua.transports",
     "TCPTransport": "txsipua.ua.transports",
     "TLSTransport": "txsipua.ua.transports",
@@ -89,6 +94,11 @@ __all__ = [
     "PCMSource",
     "WavSource",
     "WavSink",
+    "ToneSource",
+    "SilenceSource",
+    "MemorySink",
+    "CallAudio",
+    "AudioDevice",
     "UDPTransport",
     "TCPTransport",
     "TLSTransport",
@@ -153,10 +163,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransactionTimeout,
         TransportError,
     )
+    from txsipua.media.audio import MemorySink, SilenceSource, ToneSource
     from txsipua.ua.account import Account, AccountError
     from txsipua.ua.accounts import AccountLine
+    from txsipua.ua.audio import CallAudio
     from txsipua.ua.call import Call, IncomingCall, Responder
     from txsipua.ua.config import Configuration
+    from txsipua.ua.device import AudioDevice
     from txsipua.ua.interfaces import (
         IAudioSink,
         IAudioSource,
