@@ -334,7 +334,8 @@ def start_flow_keepalive(ua: UserAgent, registration: Registration,
     if interval is None:
         return None
     try:
-        destination = ua.core.locate(ua.next_hop(ua.require_account().registrar_uri))
+        route = ua.outbound_route()  # the account's outbound proxy, else its registrar
+        destination = ua.core.locate(route[0] if route else ua.require_account().registrar_uri)
     except Exception:  # noqa: BLE001 - ResolutionError: not located (yet); no keep-alive this time
         return None
     driver = ua.protocol
