@@ -379,3 +379,23 @@ def test_a_stun_answer_with_a_new_public_address_re_registers_and_corrects(clock
     assert fixed.headers.get_all("Contact")[0] == "<sip:alice@203.0.113.7:50000>"
     grant(ua, 600, request=fixed)
     assert reg.state is S.REGISTERED and ua.local_address == ("203.0.113.7", 50000)
+
+
+def test_an_added_account_registers_with_outbound_keepalives_and_correction(clock: UDPClock) -> None:
+    """A second account on the same user agent (issue 10's accounts): its own Contact user with
+    +sip.instance and reg-id, and a keep-alive flow while granted."""
+    from txsipua.ua.account import Account
+
+    ua = make_ua(clock, outbound=True, instance_id="urn:uuid:00000000-0000-4000-8000-000000000002")
+    line = ua.add_account(Account(user="carol", domain="example.com",
+                                  registrar=f"sip:{REGISTRAR[0]}:{REGISTRAR[1]}"))
+    reg = line.registration(600)
+    reg.start()
+    req = registers(ua)[-1]
+    contact = req.headers.get_all("Contact")
+    assert len(contact) == 1 and contact[0].startswith("<sip:carol")
+    assert '+sip.instance="<urn:uuid:00000000-0000-4000-8000-000000000002>";reg-id=1' in contact[0]
+    reply(ua, req, 200, [("Contact", f"{contact[0]};expires=600")])
+    assert reg.state is S.REGISTERED and reg.flow is not None
+    reg.abandon()
+    assert reg.flow is None
