@@ -272,6 +272,10 @@ class InviteSession:
         identity: the authenticated username of the caller (UAS), if any.
         ack: the last ACK we sent for a 2xx, or ``None``.
         ack_destination: where it went.
+        ack_body: ``(2xx) -> (body, content type)`` for the ACK of a 2xx
+            to our INVITE or re-INVITE, or ``None`` (an empty ACK): set by
+            the application when it sent no offer, so that the ACK carries
+            the answer to the 2xx's offer (delayed offer, RFC 3261 §13.2.1).
         user_data: free for the application.
     """
 
@@ -296,6 +300,7 @@ class InviteSession:
         self.user_data: Any = None
         self.ack: Request | None = None
         self.ack_destination: Address | None = None
+        self.ack_body: Callable[[Response], tuple[bytes, str]] | None = None
         self._end_reason: tuple[str, bool] | None = None
         self._bye_error: Exception | None = None
         self._reinvite_op: ClientOperation | None = None
@@ -513,6 +518,7 @@ class InviteSession:
         self.host.dialogs.pop_awaiting_ack(transaction)
         if request.body and self.local_sdp is not None and self.remote_sdp is None:
             self.remote_sdp = request.body
+        self.host.emit(ev.AckReceived(self, request))
         self._step(Input.ACK, now)
 
     def on_ack_timeout(self, transaction: ServerTransaction, now: float) -> None:
@@ -606,9 +612,11 @@ class InviteSession:
             hop_host = hop_host_of(dialog.next_hop())
         except (ResolutionError, ParseError):
             dest, hop_host = operation.destination, operation.hop_host
+        body, content_type = self.ack_body(response) if self.ack_body is not None else (b"", "")
         ack = builders.build_2xx_ack(dialog, operation.request, via=host.via(host.ids.branch()),
                                      user_agent=host.user_agent,
-                                     credentials=host.ack_credentials(self, operation.request, hop_host, dest))
+                                     credentials=host.ack_credentials(self, operation.request, hop_host, dest),
+                                     body=body, content_type=content_type)
         self.ack = ack
         self.ack_destination = dest
         host.send_stateless(ack, dest, now)

@@ -274,8 +274,9 @@ class Negotiation:
             assert isinstance(arg, SessionDescription)
             self.offer = arg
         elif action is Do.KEEP_EARLY:
-            answer, tag = arg  # type: ignore[misc]
-            self.early[tag] = answer
+            assert isinstance(arg, tuple)
+            early, tag = arg
+            self.early[tag] = early
             self.early_tag = tag
         elif action is Do.THEIR_ANSWER:
             assert isinstance(arg, SessionDescription)
