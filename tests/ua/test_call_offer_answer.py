@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from uafakes import UDPClock, alice, sent
 
-from txsipua.errors import CallNotAnswered, ReinviteFailed
+from txsipua.errors import CallNotAnswered, LocalProtocolError, ReinviteFailed
 from txsipua.media.negotiation import OfferAnswerState
 from txsipua.media.offer_answer import PCMA, PCMU, make_answer, make_offer
 from txsipua.media.rtp import RtpPacket
@@ -193,10 +193,12 @@ def test_early_media_as_uas_then_the_same_answer_in_the_200(clock: UDPClock) -> 
 # ---------------------------------------------------------------- UAC side
 
 
-def answer_invite(ua: UserAgent, invite: Request, status: int, *, tag: str = "t1", body: bytes = b"",
+def answer_invite(ua: UserAgent, invite: Request, status: int, *, tag: str | None = "t1", body: bytes = b"",
                   reason: str | None = None) -> None:
+    """Bob's response to ``invite`` (or any request: ``tag=None`` keeps its To as it is)."""
     headers = [("Via", v) for v in invite.headers.get_all("Via")]
-    headers += [("From", invite.headers.get("From") or ""), ("To", f"{invite.headers.get('To')};tag={tag}"),
+    to = invite.headers.get("To") or ""
+    headers += [("From", invite.headers.get("From") or ""), ("To", to if tag is None else f"{to};tag={tag}"),
                 ("Call-ID", invite.call_id), ("CSeq", str(invite.cseq))]
     if status > 100 and status < 300:
         headers.append(("Contact", f"<sip:bob@{BOB[0]}>"))
@@ -393,3 +395,19 @@ def test_an_answered_call_is_never_cancelled_by_the_timeout(clock: UDPClock) -> 
     answer_invite(ua, requests(ua, "INVITE")[-1], 200)
     clock.advance(10)
     assert call.answered.called and requests(ua, "CANCEL") == [] and requests(ua, "BYE") == []
+
+
+def test_a_call_ending_during_the_glare_backoff_fails_the_hold(clock: UDPClock) -> None:
+    """491, then the call ends before the retry: hold() errs at once and no re-INVITE follows."""
+    ua = agent(clock)
+    call = confirmed_uac_call(ua)
+    done: list[Any] = []
+    call.hold().addBoth(done.append)
+    answer_reinvite(ua, 491)
+    call.hangup()
+    bye = requests(ua, "BYE")[-1]
+    answer_invite(ua, bye, 200, tag=None)
+    assert call.ended.called and len(done) == 1 and done[0].check(LocalProtocolError)
+    count = len(requests(ua, "INVITE"))
+    clock.advance(5)
+    assert len(requests(ua, "INVITE")) == count

@@ -406,6 +406,9 @@ class Call:
         if self._glare_timer is not None and self._glare_timer.active():
             self._glare_timer.cancel()
         self._glare_timer = None
+        pending, self._reinvite_d = self._reinvite_d, None
+        if pending is not None and not pending.called:  # ended during a 491 back-off
+            pending.errback(LocalProtocolError(f"the call ended ({reason}) before the re-INVITE could be retried"))
         self.ua.calls.discard(self)
         self.stop_media()
         if not self.answered.called and reason == "cancelled" and self.session.is_uac:
