@@ -67,6 +67,8 @@ _EXPORTS: dict[str, str] = {
     "SIPStatusError": "txsipua.errors",
     "RegistrationFailed": "txsipua.errors",
     "CallFailed": "txsipua.errors",
+    "CallNotAnswered": "txsipua.errors",
+    "ReinviteFailed": "txsipua.errors",
 }
 
 __all__ = [
@@ -109,6 +111,8 @@ __all__ = [
     "SIPStatusError",
     "RegistrationFailed",
     "CallFailed",
+    "CallNotAnswered",
+    "ReinviteFailed",
 ]
 
 
@@ -136,10 +140,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.errors import (
         AuthenticationError,
         CallFailed,
+        CallNotAnswered,
         DigestAuthenticationError,
         LocalProtocolError,
         ParseError,
         RegistrationFailed,
+        ReinviteFailed,
         RemoteProtocolError,
         ResolutionError,
         SIPError,

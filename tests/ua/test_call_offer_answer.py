@@ -234,7 +234,7 @@ def confirmed_uac_call(ua: UserAgent) -> Call:
 def answer_reinvite(ua: UserAgent, status: int, direction: str = "recvonly") -> Request:
     invite = requests(ua, "INVITE")[-1]
     body = bob_sdp(version=2, direction=direction) if status == 200 else b""
-    answer_invite(ua, invite, status, body=body)
+    answer_invite(ua, invite, status, tag=None, body=body)
     return invite
 
 
@@ -264,7 +264,7 @@ def test_change_codecs_reoffers_only_those(clock: UDPClock) -> None:
     invite = requests(ua, "INVITE")[-1]
     formats = SessionDescription.parse(invite.body).media[0].formats
     assert formats[0] == 8 and 0 not in formats  # PCMA (and telephone-event), no PCMU
-    answer_invite(ua, invite, 200, body=bob_sdp(version=2, codecs=(PCMA,)))
+    answer_invite(ua, invite, 200, tag=None, body=bob_sdp(version=2, codecs=(PCMA,)))
     assert done[0].status == 200 and call.media_params is not None and call.media_params.codec.name == "PCMA"
 
 
