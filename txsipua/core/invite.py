@@ -453,8 +453,7 @@ class InviteSession:
         hop = dialog.next_hop()
         dest = host.locate(hop)
         op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))
-        self.local_sdp = body
-        self._reinvite_op = op
+        self._reinvite_op = op  # local_sdp becomes ``body`` only once a 2xx accepts it (RFC 3264 §8)
         op.start(now)
         return op
 
@@ -546,6 +545,8 @@ class InviteSession:
             self._reinvite_op = None
             if 200 <= response.status < 300 and self.dialog is not None:
                 self.dialog.refresh_target(response)
+                if operation.request.body:
+                    self.local_sdp = operation.request.body
                 if response.body:
                     self.remote_sdp = response.body
                 error = self._send_2xx_ack(operation, response, now)
