@@ -19,12 +19,13 @@ Flows (peer x flow rows of the interop matrix):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
-from peers import HOST, Sipp
+from peers import HOST, MiniUAC, Sipp
 from twisted.internet import defer, task
 
 from txsipua.auth.credentials import InMemoryCredentials
@@ -184,3 +185,32 @@ def test_491_glare_on_a_hold_is_retried_after_the_backoff(reactor: Any, make_ua:
     yield call.hangup()
     rc = yield exited(reactor, sipp)
     assert rc == 0, sipp.report()
+
+
+# --------------------------------------------------------------------------------------------
+# the scenarios themselves can fail (driven by peers.MiniUAC, independent of txsipua)
+
+
+def test_harness_uas_delayed_offer_rejects_an_invite_with_an_offer(sipp_factory: Any) -> None:
+    """MiniUAC offers in its INVITE (and its ACK carries no answer): the scenario fails."""
+    sipp = sipp_factory("uas_delayed_offer.xml", timeout=6)
+    with MiniUAC((HOST, sipp.port)) as uac, contextlib.suppress(TimeoutError):
+        uac.call(f"sip:carol@{HOST}:{sipp.port}", credentials={}, invite_timeout=3)
+    assert sipp.wait(10) != 0, sipp.report()
+
+
+def test_harness_uas_early_media_accepts_a_plain_caller(sipp_factory: Any) -> None:
+    """A caller that ignores the 183 and ACKs the 200 passes: the scenario checks SIP only (RTP is
+    judged by the txsipua test from what its own stream heard)."""
+    sipp = sipp_factory("uas_early_media.xml", timeout=8)
+    with MiniUAC((HOST, sipp.port)) as uac:
+        assert uac.call(f"sip:carol@{HOST}:{sipp.port}", credentials={}, invite_timeout=5) == [200, 200]
+    assert sipp.wait(10) == 0, sipp.report()
+
+
+def test_harness_uas_reinvite_glare_fails_a_caller_that_never_retries(sipp_factory: Any) -> None:
+    """A caller that hangs up instead of re-INVITEing after the 491 fails the scenario."""
+    sipp = sipp_factory("uas_reinvite_glare.xml", timeout=6)
+    with MiniUAC((HOST, sipp.port)) as uac, contextlib.suppress(TimeoutError):
+        uac.call(f"sip:carol@{HOST}:{sipp.port}", credentials={}, invite_timeout=3)
+    assert sipp.wait(10) != 0, sipp.report()
