@@ -411,3 +411,19 @@ def test_a_call_ending_during_the_glare_backoff_fails_the_hold(clock: UDPClock) 
     count = len(requests(ua, "INVITE"))
     clock.advance(5)
     assert len(requests(ua, "INVITE")) == count
+
+
+def test_silent_early_media_does_not_cancel_a_ringing_call(clock: UDPClock) -> None:
+    """A 183 with SDP and then no RTP for longer than the media timeout (60 s): the call keeps ringing
+    (no CANCEL) until the no-answer timeout; the media timeout ends only answered calls."""
+    ua = agent(clock, no_answer_timeout=120.0)
+    call = ua.place_call(f"sip:bob@{BOB[0]}")
+    invite = requests(ua, "INVITE")[-1]
+    offer = SessionDescription.parse(invite.body)
+    answer_invite(ua, invite, 183, tag="a",
+                  body=make_answer(offer, BOB[0], 4100, codecs=(PCMU,), dtmf=False, session_id=1).to_bytes())
+    call.answered.addErrback(lambda f: None)
+    clock.advance(61)
+    assert requests(ua, "CANCEL") == [] and not call.ended.called
+    clock.advance(59)
+    assert len(requests(ua, "CANCEL")) == 1

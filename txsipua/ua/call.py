@@ -94,7 +94,7 @@ class Call:
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
-            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self.hangup)
+            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self._media_silent)
             if ua.config.media
             else None
         )
@@ -162,6 +162,14 @@ class Call:
         timeout = self.ua.config.no_answer_timeout
         if timeout is not None and not self.ended.called:
             self._no_answer_timer = self.ua.reactor.callLater(timeout, self._not_answered, timeout)
+
+    def _media_silent(self) -> None:
+        """The stream heard nothing for its media timeout: BYE once answered; while still ringing
+        (early media that stays silent), the call is left to ring (the no-answer timeout ends it)."""
+        if self.state in (SessionState.ACCEPTED, SessionState.CONFIRMED):
+            self.hangup()
+        else:
+            log.info("no early media heard for the media timeout; {call_id} still rings", call_id=self.call_id)
 
     def _not_answered(self, timeout: float) -> None:
         """Timer C: nobody answered in time; cancel (RFC 3261 §9.1, §16.6 item 11)."""
