@@ -272,10 +272,8 @@ class InviteSession:
         identity: the authenticated username of the caller (UAS), if any.
         ack: the last ACK we sent for a 2xx, or ``None``.
         ack_destination: where it went.
-        ack_body: ``(2xx) -> (body, content type)`` for the ACK of a 2xx
-            to our INVITE or re-INVITE, or ``None`` (an empty ACK): set by
-            the application when it sent no offer, so that the ACK carries
-            the answer to the 2xx's offer (delayed offer, RFC 3261 §13.2.1).
+        ack_body: ``(2xx) -> (body, content type)``: the answer our 2xx ACK carries
+            when we sent no offer (RFC 3261 §13.2.1), or ``None``.
         user_data: free for the application.
     """
 
@@ -613,11 +611,10 @@ class InviteSession:
             hop_host = hop_host_of(dialog.next_hop())
         except (ResolutionError, ParseError):
             dest, hop_host = operation.destination, operation.hop_host
-        body, content_type = self.ack_body(response) if self.ack_body is not None else (b"", "")
+        body, ctype = self.ack_body(response) if self.ack_body is not None else (b"", "")
         ack = builders.build_2xx_ack(dialog, operation.request, via=host.via(host.ids.branch()),
-                                     user_agent=host.user_agent,
-                                     credentials=host.ack_credentials(self, operation.request, hop_host, dest),
-                                     body=body, content_type=content_type)
+                                     user_agent=host.user_agent, body=body, content_type=ctype,
+                                     credentials=host.ack_credentials(self, operation.request, hop_host, dest))
         self.ack = ack
         self.ack_destination = dest
         host.send_stateless(ack, dest, now)

@@ -7,6 +7,28 @@ sends CANCEL, BYE or nothing as the state requires, so callers never branch
 on state.  The user agent tells the call what the core reported through the
 ``session_*`` methods; the call turns that into its Deferreds
 (``answered``, ``confirmed``, ``ended``).
+
+Offer/answer (RFC 3264) lives in the call's :class:`~txsipua.ua.media.CallMedia`,
+one declared machine (:mod:`txsipua.media.negotiation`); the call only says
+which message carried what:
+
+- caller: the INVITE's offer (none with ``delayed_offer``: then the 2xx's
+  offer is answered in the ACK through the session's ``ack_body`` hook); a
+  18x with SDP is the early answer of its dialog (its To tag), heard at once;
+  the 2xx's answer, or without one the early answer of its dialog, decides;
+- callee: the INVITE's offer is answered in the 2xx (or first in a 183,
+  :meth:`IncomingCall.early_media`); without one our 2xx offers and the
+  ACK's answer (:meth:`Call.ack_received`) starts the media;
+- either side, later: :meth:`Call.hold`, :meth:`Call.resume` and
+  :meth:`Call.change_codecs` re-offer; a 2xx puts the offer in force, any
+  other final response withdraws it (the session stays as it was) and errs
+  with :class:`~txsipua.errors.ReinviteFailed`, except a 491, sent again
+  after the RFC 3261 §14.1 back-off (:func:`glare_backoff`) while
+  ``Configuration.glare_retries`` last.  A peer's re-INVITE is answered (or,
+  without an offer, offered to in our 2xx).
+
+A call we place and nobody answers within ``Configuration.no_answer_timeout``
+is cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`.
 """
 
 from __future__ import annotations
