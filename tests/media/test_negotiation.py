@@ -120,3 +120,32 @@ def test_walk_every_state_and_input(steps: list[tuple[OfferAnswerInput, str]]) -
             assert n.local is not None and n.remote is not None
         if n.state in (S.NO_SESSION, S.OFFER_SENT, S.OFFER_RECEIVED, S.EARLY):
             assert n.local is None and n.remote is None
+
+
+PATHS = {
+    S.NO_SESSION: [],
+    S.OFFER_SENT: [In.SEND_OFFER],
+    S.EARLY: [In.SEND_OFFER, In.RECEIVE_EARLY_ANSWER],
+    S.OFFER_RECEIVED: [In.RECEIVE_OFFER],
+    S.STABLE: [In.SEND_OFFER, In.RECEIVE_ANSWER],
+    S.REOFFER_SENT: [In.SEND_OFFER, In.RECEIVE_ANSWER, In.SEND_OFFER],
+    S.REOFFER_RECEIVED: [In.SEND_OFFER, In.RECEIVE_ANSWER, In.RECEIVE_OFFER],
+}
+
+
+@pytest.mark.parametrize("state", list(S))
+@pytest.mark.parametrize("inp", list(In))
+def test_every_state_and_input(state: OfferAnswerState, inp: OfferAnswerInput) -> None:
+    """Each of the 7 x 6 pairs: the table's next state, or a typed refusal that changes nothing."""
+    n = Negotiation()
+    for version, step in enumerate(PATHS[state]):
+        feed(n, step, version)
+    assert n.state is state
+    entry = OA_TABLE.get((state, inp))
+    if entry is None:
+        with pytest.raises(LocalProtocolError if inp.local else OfferAnswerError):
+            feed(n, inp, 99)
+        assert n.state is state
+    else:
+        feed(n, inp, 99)
+        assert n.state is entry[1]
