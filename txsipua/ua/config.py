@@ -108,6 +108,11 @@ def _seconds(minimum: float, *, strict: bool = False) -> Any:
     return check
 
 
+def _seconds_or_none(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(0.0, strict=True)(instance, attribute, value)
+
+
 @attrs.frozen
 class Configuration:
     """How a user agent behaves: timers, identification, media and socket settings.
@@ -142,6 +147,15 @@ class Configuration:
         max_call_duration: seconds a confirmed call may last; then the user
             agent sends BYE and the call ends with reason ``"max-duration"``.
             ``None`` (the default): calls last until either side hangs up.
+        no_answer_timeout: seconds a call we place may ring unanswered (from
+            the INVITE, provisional responses do not extend it); then it is
+            cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`
+            (the user agent's Timer C, RFC 3261 §16.6 item 11: at least
+            3 minutes for proxies; 180 by default).  ``None``: rings until
+            the callee or the network ends it.
+        glare_retries: how many times a re-INVITE answered 491 (both sides
+            re-INVITEd at once) is sent again after the random back-off of
+            RFC 3261 §14.1 before it fails (2 by default).
         public_host: the IP address Via and Contact name instead of the
             bind address (a static NAT); ``None``: the bind address, or for
             a wildcard bind the address of the interface routing to the
@@ -184,7 +198,8 @@ class Configuration:
             :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
-            ``max_call_duration`` not positive; ``public_host`` or
+            ``max_call_duration`` or ``no_answer_timeout`` not positive;
+            ``glare_retries`` negative; ``public_host`` or
             ``rtp_public_host`` not an IP address; ``rtp_ports`` not an
             ordered pair within 1-65535; ``keepalive_interval`` under 1 s;
             ``reg_id`` under 1; ``instance_id`` not a ``urn:``.
@@ -207,6 +222,8 @@ class Configuration:
     ``sip:user@host:port;transport=tls`` (False: reachable over TLS for
     requests that are not SIPS); a request whose Request-URI or first Route is
     ``sips:`` always gets a ``sips:`` Contact (RFC 3261 §8.1.1.8, RFC 5630 §4.1)."""
+    no_answer_timeout: float | None = attrs.field(default=180.0, validator=_seconds_or_none)
+    glare_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
     rtp_public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
     rtp_ports: tuple[int, int] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple),
