@@ -18,7 +18,6 @@ from txsipua.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    Printer,
     bind_for,
     describe_error,
     load_account,
@@ -29,6 +28,7 @@ from txsipua.cli.common import (
     transport_options,
     tune_gc_for_server,
 )
+from txsipua.cli.trace import add_trace_options, session_trace
 from txsipua.errors import (
     SIPError,
     UsageError,
@@ -45,9 +45,10 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.ua.useragent import UserAgent
 
     account = load_account(args.account)
-    printer = Printer(args.verbose)
-    ua = UserAgent(reactor, Configuration(media=False), account, trace=printer.trace,
+    tracer = session_trace(reactor, args)
+    ua = UserAgent(reactor, Configuration(media=False), account, trace=tracer,
                    **transport_options(reactor, args, bind_for(args, account)))
+    tracer.attach(ua)
     done: defer.Deferred[None] = defer.Deferred()
 
     def stop() -> None:
@@ -102,9 +103,10 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.ua.useragent import UserAgent
 
     account = load_account(args.account)
-    printer = Printer(args.verbose)
-    ua = UserAgent(reactor, None, account, trace=printer.trace,
+    tracer = session_trace(reactor, args)
+    ua = UserAgent(reactor, None, account, trace=tracer,
                    **transport_options(reactor, args, bind_for(args, account)))
+    tracer.attach(ua)
     interrupted: list[bool] = []
     placed: list[Any] = []
 
@@ -134,6 +136,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     placed.append(call)
+    tracer.watch_call(call)
     call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
     try:
         yield call.answered
@@ -250,14 +253,15 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         except ValueError as e:
             raise UsageError(str(e)) from None
         portal = make_portal(store)
-    printer = Printer(args.verbose)
+    tracer = session_trace(reactor, args)
     config = Configuration(media=not args.no_media,
                            socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
                            max_calls=args.max_calls, max_call_duration=args.max_call_duration or None)
     ua = UserAgent(reactor, config, account, authenticator=authenticator, portal=portal,
                    register_authenticator=register_authenticator,
                    **transport_options(reactor, args, bind, server=True),
-                   trace=printer.trace if args.verbose else None)
+                   trace=tracer if tracer.wanted else None)
+    tracer.attach(ua)
     ua.log = log  # refused calls are logged on stderr with the server's other warnings
     tune_gc_for_server()
     registrar = None
@@ -284,6 +288,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
 
     def on_call(incoming: Any) -> None:
         call = incoming.answer()
+        tracer.watch_call(call)
         if call.ended.called:  # declined after all (no media socket left: 503, or 500)
             return
         answered[0] += 1
@@ -343,7 +348,10 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
     bind = parse_bind(args.bind) if args.bind else ("127.0.0.1", 0)
     config = Configuration(media=False,
                            socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
-    ua = UserAgent(reactor, config, account, **transport_options(reactor, args, bind))
+    tracer = session_trace(reactor, args)
+    ua = UserAgent(reactor, config, account, **transport_options(reactor, args, bind),
+                   trace=tracer if tracer.wanted else None)
+    tracer.attach(ua)
     tune_gc_for_server()
     yield ua.start()
     ok = failed = 0
@@ -451,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the system's trust roots)")
         sp.add_argument("--dns", metavar="HOST[:PORT]", help="DNS server for host names (RFC 3263 SRV/A "
                         "lookups; default: the system's resolv.conf)")
-        sp.add_argument("-v", "--verbose", action="store_true", help="print every SIP message sent and received")
+        sp.add_argument("-v", "--verbose", action="count", default=0,
+                        help="print the ladder of SIP messages sent and received; -vv: every message in full")
+        add_trace_options(sp)
 
     d = sub.add_parser("demo", help="run a challenged call end to end on 127.0.0.1 (no outside server)",
                        description="Starts a registrar/proxy (401 for REGISTER, 407 for INVITE) and a callee "
