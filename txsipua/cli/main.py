@@ -225,6 +225,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     bind = parse_bind(args.bind)
     log = server_log()
     authenticator = portal = register_authenticator = None
+    users_store = None  # the --users file: its fifth field says who may register which AOR
     account = load_account(args.account) if args.account else None
     if args.realm or args.users:
         if not (args.realm and args.users):
@@ -253,6 +254,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         except ValueError as e:
             raise UsageError(str(e)) from None
         portal = make_portal(store)
+        users_store = store
     tracer = session_trace(reactor, args)
     config = Configuration(media=not args.no_media,
                            socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
@@ -275,7 +277,8 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
                 raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
             owners[auth_user] = aor_user
         registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log,
-                              max_bindings_per_aor=args.max_bindings_per_aor)
+                              max_bindings_per_aor=args.max_bindings_per_aor,
+                              owner_rules=users_store.may_register if users_store is not None else None)
         ua.on_request = registrar.handle
     answered = [0]
     finished: defer.Deferred[None] = defer.Deferred()
@@ -517,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and SDP; also a registrar for REGISTER. Prints 'ready HOST:PORT' when "
                                    "listening and 'answered=N open_calls=N' when stopped.")
     a.add_argument("--realm", help="digest realm to challenge in")
-    a.add_argument("--users", metavar="FILE", help="htdigest file: user:realm:HA1 (MD5), user:realm:HA1:ALGORITHM")
+    a.add_argument("--users", metavar="FILE", help="htdigest file: user:realm:HA1 (MD5), user:realm:HA1:ALGORITHM; "
+                   "a fifth field lists the AOR users that auth user may register: user:realm:HA1::alice,bob")
     a.add_argument("--algorithm", action="append", metavar="NAME", help="challenge algorithm (repeatable; default MD5)")
     a.add_argument("--proxy-role", action="store_true", help="challenge with 407 Proxy-Authenticate")
     a.add_argument("--secret", help="nonce secret shared by several instances (default: random)")
@@ -540,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UDP socket buffers in KiB (default 4096; 0 keeps the OS default)")
     common(a)
     a.set_defaults(func=cmd_answer)
+
+    from txsipua.cli.auth_check import add_auth_check_parser
+
+    add_auth_check_parser(sub, common)
     return p
 
 
