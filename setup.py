@@ -5,9 +5,16 @@ when a C compiler and the Python headers are present; without them the
 install still succeeds and the pure-Python parser, the reference, is used.
 """
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
+    # twisted/plugins/txsipua_plugin.py is a drop-in for Twisted's plugin system (`twist txsipua`):
+    # twisted.plugins has no __init__.py of ours, so it is listed by name.  Twisted finds plugins
+    # in the twisted/plugins directories of sys.path entries, so an editable install must put this
+    # tree's root on sys.path: package_dir {"": "."} makes setuptools' editable install a plain
+    # .pth of the root (its import-hook mode would hide twisted/plugins from Twisted)
+    package_dir={"": "."},
+    packages=[*find_packages(include=["txsipua", "txsipua.*"]), "twisted.plugins"],
     ext_modules=[
         Extension(
             "txsipua.sip._speedups",

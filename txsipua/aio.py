@@ -70,7 +70,8 @@ def start_reactor(loop: asyncio.AbstractEventLoop | None = None) -> Any:
                            "start_reactor() before anything imports twisted.internet.reactor")
     from twisted.internet import asyncioreactor
 
-    asyncioreactor.install(loop)
+    install: Any = asyncioreactor.install  # untyped in Twisted
+    install(loop)
     from twisted.internet import reactor
 
     # what reactor.run() does before it blocks in the loop: fire the "startup" triggers, and

@@ -231,9 +231,8 @@ class CallMedia:
         """
         if self.stream is None:
             raise LocalProtocolError("the call has no media")
-        if IAudioSource.providedBy(source):
-            return self.stream.play(source.pcm())
-        return self.stream.play(source)
+        played: defer.Deferred[bool] = self.stream.play(source.pcm() if IAudioSource.providedBy(source) else source)
+        return played
 
     def record(self, sink: Any) -> None:
         """Give the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` when the media stops.
@@ -253,7 +252,8 @@ class CallMedia:
         """
         if self.stream is None:
             raise LocalProtocolError("the call has no media")
-        return self.stream.send_dtmf(digits)
+        sent: defer.Deferred[bool] = self.stream.send_dtmf(digits)
+        return sent
 
     def stop(self) -> None:
         """Close the RTP stream (idempotent); the recording goes to the sink, if any."""

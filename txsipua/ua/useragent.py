@@ -420,7 +420,8 @@ class UserAgent:
                 names[address] = uri.host
             return address
 
-        return d.addCallback(pick)
+        located: defer.Deferred[Address] = d.addCallback(pick)
+        return located
 
     def _locate(self, uri: SipURI) -> Address:
         try:
