@@ -135,3 +135,16 @@ def test_json_log_never_holds_the_password_or_the_digest_response(cli, answer, t
     everything = proc.stdout + "\n" + proc.stderr
     assert response.group(1) not in everything
     assert USERS["alice-auth"] not in everything
+
+
+def test_demo_writes_its_three_parties_to_one_pcap(cli, tmp_path: Path) -> None:
+    """``demo --pcap``: each message once (as sent), 0 malformed, the whole challenged flow's methods."""
+    _tshark()
+    pcap = tmp_path / "demo.pcap"
+    proc = cli("demo", "--hold", "0.2", "--pcap", str(pcap))
+    assert proc.wait(30) == 0, proc
+    bad = _tshark_fields(pcap, "frame.number", "_ws.expert.message", display_filter="_ws.malformed || _ws.expert.severity >= error")
+    assert bad == [], bad
+    methods = _tshark_fields(pcap, "sip.Method", display_filter="sip.Method")
+    assert methods.count("REGISTER") == 4 and methods.count("INVITE") == 5, methods  # alice: 3; the proxy forwards the 2 it let through
+    assert {"ACK", "BYE"} <= set(methods)

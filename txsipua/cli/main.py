@@ -193,7 +193,7 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
     tune_gc_for_server()
 
     def stop() -> None:
-        svc._finish()
+        svc.finish()
 
     # installed before anything is sent: a signal while registering lets the REGISTER
     # complete, then unregisters (below) instead of leaving the binding behind
@@ -320,7 +320,10 @@ def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.cli.demo import run_demo
 
     host, port = parse_bind(args.bind)
-    return run_demo(reactor, verbose=args.verbose, hold=args.hold, host=host, port=port)
+    capture = None
+    if args.pcap or args.hep or args.log_format == "json":
+        capture = session_trace(reactor, argparse.Namespace(**{**vars(args), "verbose": 0}))
+    return run_demo(reactor, verbose=args.verbose, hold=args.hold, host=host, port=port, capture=capture)
 
 
 # ------------------------------------------------------------------ parser
@@ -356,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "PORT, if given, is the registrar/proxy's")
     d.add_argument("-v", "--verbose", action="store_true", help="also print every SIP message in full")
     d.add_argument("--hold", type=non_negative_float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
+    add_trace_options(d)
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("register", help="register an account and print the bindings",

@@ -192,7 +192,7 @@ class UserAgentService(Service):
             t = reactor.callLater(self.duration, call.hangup)
             call.ended.addBoth(lambda r: (t.active() and t.cancel(), r)[1])
         if self.count and self.answered >= self.count:
-            call.ended.addBoth(self._finish)
+            call.ended.addBoth(self.finish)
         if self.bot is not None:
             bot = self.bot
 
@@ -206,7 +206,8 @@ class UserAgentService(Service):
             # the bot runs once the ACK confirmed the call (RFC 3261 §13.3.1.4)
             call.confirmed.addCallback(lambda _: call).addCallback(run_bot).addErrback(bot_failed)
 
-    def _finish(self, result: Any = None) -> Any:
+    def finish(self, result: Any = None) -> Any:
+        """Fire :attr:`finished` (once); passes ``result`` through (usable as a callback)."""
         if not self.finished.called:
             self.finished.callback(None)
         return result

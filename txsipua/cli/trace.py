@@ -257,6 +257,15 @@ class SessionTrace:
         if self.json_log and msg is not None:
             self._log_message(direction, msg, peer)
 
+    def sent(self, src: tuple[str, int], dst: tuple[str, int], data: bytes) -> None:
+        """A SIP message one of several parties in this process sent (the demo): pcap, HEP and JSON only."""
+        self.bound(src, self.transport)
+        verbose, self.verbose = self.verbose, 0
+        try:
+            self("send", data, dst)
+        finally:
+            self.verbose = verbose
+
     def rtp(self, direction: str, data: bytes, local: tuple[str, int], peer: tuple[str, int]) -> None:
         """An RTP/RTCP datagram of a call (``--pcap-rtp``)."""
         if self.pcap is None or not self.pcap_rtp:
