@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -148,3 +149,22 @@ def test_demo_writes_its_three_parties_to_one_pcap(cli, tmp_path: Path) -> None:
     methods = _tshark_fields(pcap, "sip.Method", display_filter="sip.Method")
     assert methods.count("REGISTER") == 4 and methods.count("INVITE") == 5, methods  # alice: 3; the proxy forwards the 2 it let through
     assert {"ACK", "BYE"} <= set(methods)
+
+
+def test_answer_json_log_is_json_only(cli, tmp_path: Path) -> None:
+    """``answer --log-format json``: its warnings (a 403 for an AOR the auth user does not own, with
+    the fix) reach stderr as JSON lines, and nothing on stderr is anything else."""
+    users = htdigest(tmp_path / "users.htdigest")
+    answerer = cli("answer", "--bind", f"{HOST}:0", "--realm", "voip.example.net", "--users", str(users),
+                   "--log-format", "json")
+    registrar = "sip:" + answerer.wait_for("ready ").split()[1]
+    acct = account_file(tmp_path / "alice.toml", registrar)
+    proc = cli("register", "--account", str(acct), "--bind", f"{HOST}:0")
+    assert proc.wait() == 1, proc
+    answerer.signal(signal.SIGTERM)
+    assert answerer.wait() == 0, answerer
+    records = [json.loads(line) for line in answerer.err if line.strip()]
+    warnings = [r for r in records if r["level"] == "warn" and "may not register" in r["text"]]
+    assert warnings and "fifth field" in warnings[0]["text"], records
+    sip = [r for r in records if r.get("method") == "REGISTER"]
+    assert [r.get("status") for r in sip if r["direction"] == "send"] == [401, 403], sip

@@ -60,7 +60,12 @@ def build_answering_ua(reactor: Any, args: argparse.Namespace, tracer: Any) -> A
     from txsipua.ua.useragent import UserAgent
 
     bind = parse_bind(args.bind)
-    log = server_log()
+    if getattr(args, "log_format", "text") == "json":
+        from twisted.logger import Logger
+
+        log = Logger(namespace="txsipua.answer")  # every event already reaches stderr as JSON
+    else:
+        log = server_log()
     authenticator = portal = register_authenticator = None
     users_store = None  # the --users file: its fifth field says who may register which AOR
     account = load_account(args.account) if args.account else None
