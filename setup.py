@@ -5,7 +5,15 @@ when a C compiler and the Python headers are present; without them the
 install still succeeds and the pure-Python parser, the reference, is used.
 """
 
+import os
+
 from setuptools import Extension, find_packages, setup
+
+# The accelerator is built for the stable ABI (Py_LIMITED_API 3.11: one abi3 wheel serves every
+# CPython from 3.11 on); TXSIPUA_FULL_API=1 builds it against the full API of this interpreter
+# instead (str storage read and written directly; see docs/performance.md).
+_abi: dict = ({} if os.environ.get("TXSIPUA_FULL_API") == "1" else
+              {"py_limited_api": True, "define_macros": [("Py_LIMITED_API", "0x030B0000")]})
 
 setup(
     # twisted/plugins/txsipua_plugin.py is a drop-in for Twisted's plugin system (`twist txsipua`):
@@ -21,6 +29,8 @@ setup(
             ["txsipua/sip/_speedups.c"],
             depends=["txsipua/sip/_speedups_via.h"],  # included by _speedups.c
             optional=True,  # a failed build warns and installs the pure code only
+            **_abi,
         )
-    ]
+    ],
+    options={"bdist_wheel": {"py_limited_api": "cp311"}} if _abi else {},
 )
