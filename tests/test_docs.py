@@ -11,6 +11,7 @@ import html
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -125,7 +126,7 @@ def test_tutorial_call_bot_sample_runs(tmp_path: Path) -> None:
     port = _free_port()
     cwd, env = _workdir(tmp_path, port)
     answer = subprocess.Popen([sys.executable, "-m", "txsipua.cli.main", "answer", "--bind", f"127.0.0.1:{port}",
-                               "--realm", "voip.example.net", "--users", "users.htdigest", "--count", "1"],
+                               "--realm", "voip.example.net", "--users", "users.htdigest"],
                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert answer.stdout is not None
@@ -134,7 +135,9 @@ def test_tutorial_call_bot_sample_runs(tmp_path: Path) -> None:
                               cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.startswith("answered: ") and "ended: hangup" in proc.stdout, proc.stdout
+        answer.send_signal(signal.SIGTERM)  # after the bot unregistered
         assert answer.wait(20) == 0
+        assert "answered=1 open_calls=0" in answer.stdout.read()
     finally:
         if answer.poll() is None:
             answer.kill()
