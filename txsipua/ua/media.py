@@ -411,7 +411,8 @@ class CallMedia:
         """
         if self.stream is None:
             raise LocalProtocolError("the call has no media")
-        return self.stream.send_dtmf(digits)
+        sent: defer.Deferred[bool] = self.stream.send_dtmf(digits)
+        return sent
 
     def stop(self) -> None:
         """Close the RTP stream (idempotent); the recording goes to the sink, if any."""
