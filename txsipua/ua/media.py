@@ -390,7 +390,8 @@ class CallMedia:
             raise LocalProtocolError("the call has no media")
         if not IAudioSource.providedBy(source) and callable(getattr(source, "pcm", None)):
             source = PCMSource(source.pcm())
-        return self.stream.play(source)
+        played: defer.Deferred[bool] = self.stream.play(source)
+        return played
 
     def record(self, sink: Any) -> None:
         """Push the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` as it comes.

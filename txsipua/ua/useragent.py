@@ -502,7 +502,7 @@ class UserAgent:
             self._located[(uri.host.lower(), uri.port)] = usable[0]
             return usable
 
-        located: defer.Deferred[Address] = d.addCallback(pick)
+        located: defer.Deferred[list[Address]] = d.addCallback(pick)
         return located
 
     def _locate(self, uri: SipURI) -> Address:
