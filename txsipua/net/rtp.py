@@ -177,6 +177,10 @@ class MediaStream(DatagramProtocol):
 
     log = Logger()
 
+    trace: Callable[[str, bytes, tuple[str, int], tuple[str, int]], object] | None = None
+    """Optional: called as ``trace(direction, data, local, peer)`` with every datagram sent
+    (``"send"``) and received (``"recv"``), e.g. to write it to a pcap file."""
+
     def __init__(
         self,
         reactor: Any,
@@ -503,7 +507,10 @@ class MediaStream(DatagramProtocol):
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
-        transport.write(packet.to_bytes(), destination)
+        data = packet.to_bytes()
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
+        transport.write(data, destination)
         self.stats.packets_sent += 1
         self.stats.octets_sent += len(packet.payload)
 
@@ -566,6 +573,8 @@ class MediaStream(DatagramProtocol):
         """Handle one datagram: count it, report DTMF, record audio."""
         if self._stopped:
             return
+        if self.trace is not None:
+            self.trace("recv", data, (self.local_host, self.port), (addr[0], addr[1]))
         if not self._accepts(addr):
             self.stats.wrong_source += 1
             return

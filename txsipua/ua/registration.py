@@ -465,7 +465,7 @@ class Registration:
         exponent = min(max(self.failures, 0), 32)
         base = self.retry_after_some_flows if self._other_flow_up() else self.retry_after
         ceiling = min(self.max_retry, base * 2**exponent)
-        return ceiling * (0.5 + 0.5 * self.random())
+        return float(ceiling * (0.5 + 0.5 * self.random()))
 
     def _other_flow_up(self) -> bool:
         if not self.ua.config.outbound:
