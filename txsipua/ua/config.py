@@ -126,6 +126,15 @@ class Configuration:
         max_call_duration: seconds a confirmed call may last; then the user
             agent sends BYE and the call ends with reason ``"max-duration"``.
             ``None`` (the default): calls last until either side hangs up.
+        use_100rel: send 180/183 reliably (RFC 3262, PRACK) to callers that
+            support 100rel (default True); to callers that require it always.
+        session_expires: the session interval (RFC 4028) our INVITEs ask for
+            and we offer as callee, seconds (at least 90), or ``None`` (the
+            default: none asked; a peer's Session-Expires is still honoured).
+            The refresher refreshes at half the interval; without a refresh
+            the call ends with BYE (reason ``"session-expired"``).
+        min_se: the smallest session interval we accept, seconds (at least
+            90, the default); smaller requests get 422 with Min-SE.
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -134,7 +143,9 @@ class Configuration:
             :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
-            ``max_call_duration`` not positive.
+            ``max_call_duration`` not positive; ``use_100rel`` not bool;
+            ``session_expires`` or ``min_se`` under 90 s, or
+            ``session_expires`` under ``min_se``.
     """
 
     timers: Timers = attrs.field(factory=Timers, validator=_timers)
@@ -149,6 +160,15 @@ class Configuration:
     max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
     max_call_duration: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    use_100rel: bool = attrs.field(default=True, validator=_bool)
+    session_expires: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        [attrs.validators.instance_of(int), attrs.validators.ge(90)]))
+    min_se: int = attrs.field(default=90, validator=[attrs.validators.instance_of(int), attrs.validators.ge(90)])
+
+    @session_expires.validator
+    def _check_session_expires(self, attribute: object, value: int | None) -> None:
+        if value is not None and value < self.min_se:
+            raise ValueError(f"session_expires ({value} s) must be at least min_se ({self.min_se} s)")
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.
