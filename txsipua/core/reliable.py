@@ -293,6 +293,7 @@ class ReliableSender:
         """64*T1 without PRACK: the session rejects the INVITE (§3)."""
         self._cancel_timers()
         self._queue.clear()
+        self.outstanding = None
         self.owner.provisional_unacknowledged(now)
 
     def a_close(self, now: float, arg: Any) -> None:
