@@ -123,7 +123,7 @@ def test_uas_refresher_refreshes_by_reinvite_when_update_is_not_allowed() -> Non
     assert net.sent("callee", "200")[0].headers.get("Session-Expires") == "120;refresher=uas"
     assert uas.timer.we_refresh and session.timer.expires_at == 120 - 32
     net.run_until(61.0)
-    reinvites = [m for m in net.sent("callee", "INVITE")]
+    reinvites = net.sent("callee", "INVITE")
     assert net.times("callee", "INVITE") == [60.0]
     assert reinvites[0].headers.get("Session-Expires") == "120;refresher=uac"
     assert reinvites[0].body == ANSWER
