@@ -103,7 +103,13 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
     account = load_account(args.account)
     printer = Printer(args.verbose)
-    ua = UserAgent(reactor, None, account, trace=printer.trace,
+    from txsipua.ua.config import Configuration
+
+    try:
+        config = Configuration(session_expires=args.session_expires) if args.session_expires else None
+    except ValueError as e:
+        raise UsageError(f"--session-expires: {e}") from None
+    ua = UserAgent(reactor, config, account, trace=printer.trace,
                    **transport_options(reactor, args, bind_for(args, account)))
     interrupted: list[bool] = []
     placed: list[Any] = []
@@ -283,6 +289,17 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
         return result
 
     def on_call(incoming: Any) -> None:
+        if args.ring:  # 180 first (reliable, RFC 3262, when the caller supports 100rel)
+            incoming.ring()
+            reactor.callLater(args.ring, answer_if_pending, incoming)
+            return
+        answer_call(incoming)
+
+    def answer_if_pending(incoming: Any) -> None:
+        if incoming.pending:  # not cancelled while ringing
+            answer_call(incoming)
+
+    def answer_call(incoming: Any) -> None:
         call = incoming.answer()
         if call.ended.called:  # declined after all (no media socket left: 503, or 500)
             return
@@ -484,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--play", metavar="WAV", help="play this WAV file once answered")
     c.add_argument("--record", metavar="WAV", help="record what the peer sends to this WAV file")
     c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
+    c.add_argument("--session-expires", type=non_negative_int, default=0, metavar="SECONDS",
+                   help="ask for a session timer of this interval (RFC 4028, at least 90; 0: none)")
     common(c)
     c.set_defaults(func=cmd_call)
 
@@ -521,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
     a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
+    a.add_argument("--ring", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="send 180 Ringing (reliable when the caller supports 100rel) and answer after this long")
     a.add_argument("--max-calls", type=non_negative_int, default=10_000, metavar="N",
                    help="calls held at once; past it a new INVITE gets 503 with Retry-After (default 10000)")
     a.add_argument("--max-call-duration", type=non_negative_float, default=4 * 3600.0, metavar="SECONDS",
