@@ -120,9 +120,6 @@ class InviteExtensions:
     def reinvite(self, now: float, body: bytes, content_type: str = "application/sdp") -> ClientOperation:
         raise NotImplementedError  # pragma: no cover - InviteSession's
 
-    def _dialog_outcome(self, status: int, now: float) -> None:  # pragma: no cover - InviteSession's
-        raise NotImplementedError
-
     # ------------------------------------------------------------ sending
     def send_in(self, dialog: Dialog, method: str, now: float, *, headers: Iterable[tuple[str, str]] = (),
                 body: bytes = b"", content_type: str | None = None, contact: bool = False) -> ClientOperation:
@@ -222,6 +219,11 @@ class InviteExtensions:
         self.early_dialogs.clear()
 
     # ------------------------------------------------------ PRACK as UAS
+    def close_reliable(self, now: float) -> None:
+        """UAS: the INVITE got its final response: no more reliable 1xx nor retransmissions (§3)."""
+        if self.reliable is not None and self.reliable.state is not SenderState.CLOSED:
+            self.reliable.final_sent(now)
+
     def start_reliable(self) -> None:
         """UAS: send our provisionals reliably when the INVITE asks for it (RFC 3262 §3)."""
         invite = self.invite
@@ -468,8 +470,7 @@ class InviteExtensions:
         """The call ended: stop the timers, forget the early dialogs."""
         if self.timer is not None:
             self.timer.stop(now)
-        if self.reliable is not None and self.reliable.state is not SenderState.CLOSED:
-            self.reliable.final_sent(now)
+        self.close_reliable(now)
         self._forget_early()
 
 

@@ -146,8 +146,7 @@ class InviteServerSession(InviteSession):
         resp = host.make_response(self.invite, status, reason, to_tag=self.local_tag, headers=headers)
         host.dialogs.pop_unanswered(self.transaction)
         self._held_2xx = None
-        if self.reliable is not None:
-            self.reliable.final_sent(now)
+        self.close_reliable(now)
         host.respond(self.transaction, resp, now)
 
     def a_send_1xx(self, now: float, arg: Any) -> None:
@@ -178,8 +177,7 @@ class InviteServerSession(InviteSession):
             resp.headers.add("Content-Type", content_type)
         if body or self.local_sdp is None:
             self.local_sdp = body or None
-        if self.reliable is not None:
-            self.reliable.final_sent(now)
+        self.close_reliable(now)
         if self.dialog is not None:  # the early dialog of our reliable 1xx: now confirmed
             self.dialog.state = DialogState.CONFIRMED
             self._enter_dialog(self.dialog)
