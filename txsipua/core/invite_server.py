@@ -64,8 +64,10 @@ The flow, with the dialog phase of :mod:`txsipua.core.invite`::
 Reliable provisionals (RFC 3262, :mod:`txsipua.core.reliable`): when the
 caller asks for them, ``ring()`` sends the 1xx reliably and enters the early
 dialog, so a BYE in it ends the call in RINGING with 487 on the INVITE.  64*T1
-without the PRACK rejects the INVITE with 500 (RINGING, or ACCEPTED while the
-2xx waits for the PRACK of a 1xx that carried SDP; a CANCEL then gets 487).
+without the PRACK rejects the INVITE with 500 (RINGING, or ACCEPTED or
+HANGUP_PENDING while the 2xx waits for the PRACK of a 1xx that carried SDP; a
+CANCEL in ACCEPTED then gets 487, and a hang-up waits for that PRACK like for
+the ACK).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ SERVER_TABLE: Table = {
     (P.RINGING, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # RFC 3262 §3
     (P.ACCEPTED, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # the 2xx still waits for it
     (P.ACCEPTED, I.CANCEL): (A.SEND_487, P.TERMINATED),  # only while the 2xx waits for a PRACK
+    (P.HANGUP_PENDING, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # hung up, 2xx still held
     **DIALOG_TABLE,
 }
 """The server INVITE usage (the figure above)."""
@@ -192,7 +195,8 @@ class InviteServerSession(InviteSession):
     def release_2xx(self, now: float) -> None:
         """The PRACK came: the 2xx that waited for it goes (RFC 3262 §3)."""
         held = self._held_2xx
-        if held is not None and self.phase is Phase.ACCEPTED and not (self.reliable and self.reliable.holds_offer):
+        if (held is not None and self.phase in (Phase.ACCEPTED, Phase.HANGUP_PENDING)
+                and not (self.reliable and self.reliable.holds_offer)):
             self._held_2xx = None
             self.a_send_2xx(now, held)
 
