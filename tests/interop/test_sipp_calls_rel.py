@@ -7,10 +7,11 @@ SDP answer), and fails on a missing or unexpected message.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
-from peers import HOST
+from peers import HOST, MiniUAC, PeerError
 
 pytestmark = pytest.mark.interop
 
@@ -63,3 +64,15 @@ def test_sipp_requiring_100rel_gets_a_reliable_180_and_a_session_timer(sipp_fact
     assert sipp.wait(15) == 0, sipp.report() + "\n--- answer\n" + server.output()
     messages = sipp.messages()
     assert "PRACK sip:" in messages and "RAck: " in messages
+
+
+@pytest.mark.parametrize("scenario", ["uas_100rel_update.xml", "uas_422_min_se.xml"])
+def test_the_scenarios_fail_a_caller_without_100rel_or_timer(sipp_factory, scenario) -> None:
+    """Proof of the harness: a plain RFC 3261 caller (``peers.MiniUAC``: no Supported, no
+    Session-Expires, no PRACK) makes each callee scenario exit non-zero, so a pass above is
+    SIPp's verdict on txsipua's extensions."""
+    sipp = sipp_factory(scenario, timeout=4)
+    # no final response comes when SIPp aborts the call at the INVITE
+    with MiniUAC((HOST, sipp.port), user="alice") as uac, contextlib.suppress(PeerError, TimeoutError):
+        uac.call(f"sip:carol@{HOST}:{sipp.port}", credentials={}, invite_timeout=3.0)
+    assert sipp.wait(10) != 0, sipp.report()
