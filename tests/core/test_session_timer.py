@@ -183,3 +183,38 @@ def test_update_in_the_early_dialog_of_a_reliable_180() -> None:
     uas.hangup(net.now)
     net.pump()
     assert str(net.sent("callee", "BYE")[0].cseq) == "2 BYE"  # the dialog's CSeq went on from the UPDATE
+
+
+def test_challenged_update_is_retried_with_credentials() -> None:
+    """An UPDATE answered 401 is sent again with Authorization and CSeq + 1 (RFC 3261 §22.2),
+    and its 200 completes it; CANCEL and ACK stay unauthenticated as before."""
+    from txsipua.auth.client import DigestClient
+    from txsipua.auth.credentials import Credential, InMemoryCredentials
+    from txsipua.core import builders
+
+    creds = InMemoryCredentials([Credential(realm="callee.example.org", username="alice-auth", password="pw")])
+    caller = UserAgentCore(local=A, ids=SequentialIds(), contact_user="alice", digest=DigestClient(creds))
+    callee = UserAgentCore(local=B, ids=SequentialIds(counter=1000), contact_user="bob")
+    net = Net(caller, callee)
+    session, uas = answered_call(net, caller)
+    challenged: list[Request] = []
+
+    def intercept(msg: Any) -> bool:
+        if isinstance(msg, Request) and msg.method == "UPDATE" and not challenged:
+            challenged.append(msg)
+            return True
+        return False
+
+    net.drop = intercept
+    op = session.update(net.now)
+    net.pump()
+    response = builders.make_response(challenged[0], 401, headers=[(
+        "WWW-Authenticate", 'Digest realm="callee.example.org", nonce="n0nce", algorithm=MD5, qop="auth"')])
+    caller.receive(response.to_bytes(), B, net.now)
+    net.pump()
+    updates = net.sent("caller", "UPDATE")
+    assert len(updates) == 2
+    assert updates[1].headers.get("Authorization", "").startswith("Digest ")
+    assert updates[1].cseq.seq == updates[0].cseq.seq + 1
+    done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted) and e.operation is op]
+    assert done and done[0].response.status == 200
