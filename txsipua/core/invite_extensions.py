@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from txsipua.core import events as ev
+from txsipua.core.builders import SUPPORTED
 from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.reliable import (
     ReliableReceiver,
@@ -295,8 +296,8 @@ class InviteExtensions:
         if body and self.offer_outstanding():
             raise LocalProtocolError("an offer is outstanding: UPDATE with an offer would glare (RFC 3311 §5.1)")
         extra = list(headers) + self.timer_request_fields()
-        if self.is_uac and not any(n.lower() == "supported" for n, _ in extra):
-            extra.append(("Supported", "100rel, timer"))
+        if not any(n.lower() == "supported" for n, _ in extra):
+            extra.append(("Supported", SUPPORTED))
         op = self.send_in(dialog, "UPDATE", now, headers=extra, body=body,
                           content_type=content_type if body else None, contact=True)
         self._update_op = op
