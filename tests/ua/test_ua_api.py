@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 import txsipua
 from txsipua.core import events as ev
 from txsipua.core.transaction import Timers
-from txsipua.errors import LocalProtocolError, SIPError
+from txsipua.errors import LocalProtocolError, ReinviteFailed, SIPError
 from txsipua.media.offer_answer import PCMA, PCMU, make_offer
 from txsipua.media.sdp import SessionDescription
 from txsipua.sip.message import Request, Response
@@ -212,17 +212,31 @@ class FakeStream:
         self.port = 49170
         self.params: Any = None
         self.stopped = 0
-        self.played: list[bytes] = []
+        self.played: list[Any] = []
         self.recording = False
+        self.sinks: list[Any] = []
 
     def start_recording(self) -> None:
         self.recording = True
+
+    def add_sink(self, sink: Any) -> Any:
+        self.sinks.append(sink)
+        return sink
+
+    def add_digit_sink(self, sink: Any) -> None:
+        pass
+
+    def deliver_audio(self, pcm: bytes) -> None:
+        for sink in self.sinks:
+            sink.write(pcm)
 
     def configure(self, params: Any) -> None:
         self.params = params
 
     def stop(self) -> None:
         self.stopped += 1
+        for sink in self.sinks:
+            sink.close()
 
     def play(self, pcm: bytes) -> str:
         self.played.append(pcm)
@@ -274,17 +288,19 @@ def test_hold_reoffer_and_reanswer_bump_the_version() -> None:
 
 
 def test_audio_goes_through_sources_and_sinks(tmp_path: Path) -> None:
-    """play() takes an IAudioSource or PCM; record() hands the received audio to the sink when media stops."""
+    """play() takes an IAudioSource or PCM; record() hands the received audio to the sink, closed when media stops."""
     m = media()
     with pytest.raises(LocalProtocolError):
         m.play(b"\0\0")
     m.offer()
     m.play(PCMSource(b"\5\0"))
     m.play(b"\6\0")
-    assert m.stream.played == [b"\5\0", b"\6\0"]
-    assert not m.stream.recording  # recording is opt-in
+    assert m.stream.played[0].read() == b"\5\0" + bytes(318)  # pulled a 20 ms frame at a time
+    assert m.stream.played[1:] == [b"\6\0"]
+    assert m.stream.sinks == [m.audio]  # the call's audio hub, which keeps nothing: recording is opt-in
+    assert not m.audio.playing and len(m.audio.frames()) == 0
     m.record(WavSink(tmp_path / "rec.wav"))
-    assert m.stream.recording
+    m.stream.deliver_audio(b"\1\0\2\0")  # the frames received go to the sink as they come
     m.stop()
     m.stop()
     assert WavSource(tmp_path / "rec.wav").pcm() == b"\1\0\2\0" and m.stream.stopped == 2
@@ -431,13 +447,15 @@ def test_a_second_reoffer_while_one_is_pending_fails_at_once_and_changes_nothing
 
 
 def test_a_refused_reinvite_leaves_the_session_description_as_it_was(clock: UDPClock) -> None:
-    """A 488 to our hold: local SDP unchanged; the next re-offer is the old version + 1, not + 2."""
+    """A 488 to our hold: hold() errs (ReinviteFailed 488, issue 9), local SDP unchanged, not held;
+    the next re-offer is the old version + 1, not + 2."""
     agent, call = _connected_call_with_media(clock)
     assert call.call_media is not None and call.call_media.local is not None
     before = call.call_media.local
     done: list[Any] = []
     call.hold().addBoth(done.append)
     _answer_reinvite(agent, 488)
-    assert done[0].status == 488 and call.call_media.local is before and call.call_media.pending is None
+    assert done[0].check(ReinviteFailed) and done[0].value.status == 488
+    assert call.call_media.local is before and call.call_media.pending is None and not call.held_locally
     call.hold().addBoth(done.append)
     assert _offered_versions(agent) == [before.session_version + 1, before.session_version + 1]

@@ -69,13 +69,22 @@ def via_value(local: tuple[str, int], transport: str, branch: str) -> str:
     return f"SIP/2.0/{transport} {format_host(host)}:{port}{rport}{b}"
 
 
-def contact_uri(local: tuple[str, int], transport: str, user: str | None) -> SipURI:
-    """Our Contact URI (RFC 3261 §8.1.1.8): ``sips`` over TLS, ``transport=`` unless UDP."""
+def contact_uri(local: tuple[str, int], transport: str, user: str | None, secure: bool = True) -> SipURI:
+    """Our Contact URI (RFC 3261 §8.1.1.8; over TLS, RFC 5630 §3.1.3 and §4.1).
+
+    Over TLS the Contact is ``sips:user@host:port`` when ``secure`` (TLS on
+    every hop; no ``transport`` parameter: ``transport=tls`` is deprecated and
+    ``sips`` already means TLS), else ``sip:user@host:port;transport=tls``
+    (reach us over TLS for requests that are not SIPS).  Other transports
+    name themselves in ``transport=`` unless UDP.
+    """
     host, port = local
     params: dict[str, str | None] = {}
-    if transport != "UDP":
+    scheme = "sip"
+    if transport == "TLS" and secure:
+        scheme = "sips"
+    elif transport != "UDP":
         params["transport"] = transport.lower()
-    scheme = "sips" if transport == "TLS" else "sip"
     return SipURI(scheme=scheme, user=user, host=format_host(host), port=port, params=params)
 
 
@@ -286,7 +295,8 @@ def build_ack(
 
 
 def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str = "",
-                  credentials: Iterable[tuple[str, str]] | None = None) -> Request:
+                  credentials: Iterable[tuple[str, str]] | None = None, body: bytes = b"",
+                  content_type: str = "application/sdp") -> Request:
     """The ACK of a 2xx to ``invite`` within ``dialog`` (RFC 3261 §13.2.2.4).
 
     An in-dialog request (§12.2.1.1) with the INVITE's CSeq number and the
@@ -299,6 +309,8 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
         user_agent: the User-Agent value (``""`` for none).
         credentials: the credential fields to repeat, as the digest-leak guard
             allows them for the ACK's next hop; ``None``: every one of the INVITE's.
+        body: the ACK's body: the answer when the 2xx made the offer (§13.2.1).
+        content_type: the body's Content-Type (with a body only).
 
     Raises:
         LocalProtocolError: the dialog is terminated.
@@ -309,7 +321,9 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
         extra = list(credentials)
     if user_agent:
         extra.append(("User-Agent", user_agent))
-    return dialog.create_request("ACK", via=via, cseq=invite.cseq.seq, headers=extra)
+    if body:
+        extra.append(("Content-Type", content_type))
+    return dialog.create_request("ACK", via=via, cseq=invite.cseq.seq, headers=extra, body=body)
 
 
 __all__ = [

@@ -102,6 +102,7 @@ class InviteExtensions:
     remote_sdp: bytes | None
     is_uac: ClassVar[bool]
     _reinvite_op: ClientOperation | None
+    digest: Any
 
     def _init_extensions(self) -> None:
         self.reliable: ReliableSender | None = None
@@ -136,14 +137,15 @@ class InviteExtensions:
         if host.user_agent:
             extra.append(("User-Agent", host.user_agent))
         req = dialog.create_request(method, via=host.via(""), headers=extra, body=body,
-                                    contact=host.contact_value() if contact else None)
+                                    contact=(host.contact_value(True) if dialog.secure else host.contact_value())
+                                    if contact else None)
         hop = dialog.next_hop()
         try:
             dest = host.locate(hop)
         except ResolutionError as e:
             raise LocalProtocolError(str(e)) from e
         op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq,  # type: ignore[arg-type]
-                             hop_host=_hop_host(dialog))
+                             hop_host=_hop_host(dialog), digest=self.digest)
         op.start(now)
         return op
 

@@ -92,6 +92,11 @@ def _seconds(minimum: float, *, strict: bool = False) -> Any:
     return check
 
 
+def _seconds_or_none(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(0.0, strict=True)(instance, attribute, value)
+
+
 @attrs.frozen
 class Configuration:
     """How a user agent behaves: timers, identification, media and socket settings.
@@ -126,6 +131,15 @@ class Configuration:
         max_call_duration: seconds a confirmed call may last; then the user
             agent sends BYE and the call ends with reason ``"max-duration"``.
             ``None`` (the default): calls last until either side hangs up.
+        no_answer_timeout: seconds a call we place may ring unanswered (from
+            the INVITE, provisional responses do not extend it); then it is
+            cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`
+            (the user agent's Timer C, RFC 3261 §16.6 item 11: at least
+            3 minutes for proxies; 180 by default).  ``None``: rings until
+            the callee or the network ends it.
+        glare_retries: how many times a re-INVITE answered 491 (both sides
+            re-INVITEd at once) is sent again after the random back-off of
+            RFC 3261 §14.1 before it fails (2 by default).
         use_100rel: send 180/183 reliably (RFC 3262, PRACK) to callers that
             support 100rel (default True); to callers that require it always.
         session_expires: the session interval (RFC 4028) our INVITEs ask for
@@ -143,7 +157,8 @@ class Configuration:
             :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
-            ``max_call_duration`` not positive; ``use_100rel`` not bool;
+            ``max_call_duration`` or ``no_answer_timeout`` not positive;
+            ``glare_retries`` negative; ``use_100rel`` not bool;
             ``session_expires`` or ``min_se`` under 90 s, or
             ``session_expires`` under ``min_se``.
     """
@@ -160,6 +175,13 @@ class Configuration:
     max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
     max_call_duration: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    sips_contact: bool = attrs.field(default=True, validator=_bool)
+    """Over TLS, our Contact is ``sips:user@host:port`` (True, the default) or
+    ``sip:user@host:port;transport=tls`` (False: reachable over TLS for
+    requests that are not SIPS); a request whose Request-URI or first Route is
+    ``sips:`` always gets a ``sips:`` Contact (RFC 3261 §8.1.1.8, RFC 5630 §4.1)."""
+    no_answer_timeout: float | None = attrs.field(default=180.0, validator=_seconds_or_none)
+    glare_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     use_100rel: bool = attrs.field(default=True, validator=_bool)
     session_expires: int | None = attrs.field(default=None, validator=attrs.validators.optional(
         [attrs.validators.instance_of(int), attrs.validators.ge(90)]))

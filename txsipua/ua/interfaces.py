@@ -10,12 +10,17 @@ Applications program against these (and tests check the classes with
 - :class:`ISIPTransportFactory` - how a user agent listens and reaches its
   peers (§18): one factory per transport, in :mod:`txsipua.ua.transports`.
 - :class:`IAudioSource` / :class:`IAudioSink` - where a call's audio comes
-  from and goes to (:mod:`txsipua.ua.media`).
+  from and goes to, 20 ms frames of 16-bit PCM (defined in
+  :mod:`txsipua.media.audio`, re-exported here).
 """
 
 from __future__ import annotations
 
 from zope.interface import Attribute, Interface
+
+from txsipua.media.audio import IAudioSink, IAudioSource
+
+__all__ = ["IAudioSink", "IAudioSource", "ICall", "IRegistration", "ISIPTransportFactory", "IUserAgent"]
 
 
 class IUserAgent(Interface):
@@ -43,7 +48,7 @@ class IUserAgent(Interface):
         """One REGISTER without refresh; a Deferred firing with the RegistrationResult."""
 
     def call(target):
-        """Call ``target``; a Deferred firing with the answered :class:`ICall`."""
+        """Call ``target``; a Deferred firing with the answered :class:`ICall` (keyword ``offer=False``: delayed offer)."""
 
     def place_call(target):
         """Start a call and return its :class:`ICall` at once."""
@@ -82,19 +87,27 @@ class ICall(Interface):
     call_id = Attribute("The Call-ID.")
     media = Attribute("The RTP stream, or None.")
     media_params = Attribute("The negotiated MediaParams, or None.")
+    audio = Attribute("The :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or None without media.")
     answered = Attribute("Deferred firing with the call once answered (2xx).")
     confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
     ended = Attribute("Deferred firing with the end reason.")
     bye_error = Attribute("Why our BYE was not confirmed, or None.")
+    held_locally = Attribute("True while we hold the peer (RFC 3264 §8.4).")
+    held_remotely = Attribute("True while the peer holds us.")
+    on_hold_change = Attribute("Callable (held_locally, held_remotely) told of each change, or None.")
 
     def hangup():  # type: ignore[misc]
         """End the call as its state requires (CANCEL or BYE); a Deferred firing with the reason."""
 
     def hold():  # type: ignore[misc]
-        """Re-INVITE with a sendonly offer; a Deferred firing with the final response."""
+        """Re-INVITE with a sendonly offer; a Deferred firing with the 2xx (a 491 is retried after
+        the §14.1 back-off), failing with ReinviteFailed on a final non-2xx."""
 
     def resume():  # type: ignore[misc]
-        """Re-INVITE with a sendrecv offer; a Deferred firing with the final response."""
+        """Re-INVITE with a sendrecv offer; as :meth:`hold`."""
+
+    def change_codecs(codecs):
+        """Re-INVITE offering only ``codecs``; as :meth:`hold`."""
 
     def send_dtmf(digits):
         """Send RFC 4733 events; a Deferred."""
@@ -116,17 +129,3 @@ class ISIPTransportFactory(Interface):
 
     def listen(driver, socket_buffer=None):
         """Start listening; returns a Listening (address and ``close()``)."""
-
-
-class IAudioSource(Interface):
-    """Audio a call plays: 16-bit little-endian mono PCM at 8000 Hz."""
-
-    def pcm():  # type: ignore[misc]
-        """All the audio, as bytes (raises WavError when a file cannot be read)."""
-
-
-class IAudioSink(Interface):
-    """Where a call's received audio goes when the call ends."""
-
-    def write(pcm):
-        """Take the received audio: 16-bit little-endian mono PCM at 8000 Hz."""
