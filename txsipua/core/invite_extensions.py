@@ -346,7 +346,8 @@ class InviteExtensions:
         host = self.host
         extra: list[tuple[str, str]] = []
         if 200 <= status < 300:
-            extra.append(("Contact", host.contact_value()))
+            secure = self.dialog is not None and self.dialog.secure
+            extra.append(("Contact", host.contact_value(True) if secure else host.contact_value()))
             if self.dialog is not None and self.dialog.state is DialogState.CONFIRMED:
                 extra.extend(self.timer_answer(request, now))
             if body:
