@@ -37,8 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTH_HEADERS = ("Authorization", "Proxy-Authorization")
 """The credential header fields (RFC 3261 §22.2, §22.3)."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY, UPDATE, PRACK"
 """Our Allow header value: the methods we implement (RFC 3261 §20.5)."""
+
+SUPPORTED = "100rel, timer"
+"""Our Supported header value: the extensions we implement (RFC 3262, RFC 4028; RFC 3261 §20.37)."""
 
 _CONTACT_METHODS = frozenset({"INVITE", "REGISTER", "SUBSCRIBE", "REFER", "OPTIONS"})
 _COPIED = frozenset({"from", "to", "call-id", "cseq"})
@@ -132,6 +135,7 @@ def new_request(
         h.add("Contact", contact)
     if method == "INVITE":
         h.add("Allow", ALLOW)
+        h.add("Supported", SUPPORTED)
     if user_agent:
         h.add("User-Agent", user_agent)
     for n, v in headers:
@@ -211,6 +215,8 @@ def make_response(
         fields.append(("contact", "Contact", contact))
     if status == 405 or (200 <= status < 300 and method in ("INVITE", "OPTIONS")):
         fields.append(("allow", "Allow", ALLOW))
+    if 200 <= status < 300 and method in ("INVITE", "OPTIONS"):
+        fields.append(("supported", "Supported", SUPPORTED))
     if server:
         fields.append(("server", "Server", server))
     h = Headers.from_entries(fields)
@@ -323,6 +329,7 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
 __all__ = [
     "ALLOW",
     "AUTH_HEADERS",
+    "SUPPORTED",
     "build_2xx_ack",
     "build_ack",
     "build_cancel",

@@ -108,7 +108,8 @@ class CallEnded:
             ``"cancelled"`` (CANCEL before answer, either side),
             ``"no-ack"`` (the ACK for our 2xx never came),
             ``"max-duration"`` (we sent BYE when the call reached the
-            core's ``max_call_duration``), ``"error"``.
+            core's ``max_call_duration``), ``"session-expired"`` (no
+            session refresh in time, RFC 4028 §10: we sent BYE), ``"error"``.
         by_remote: True when the peer ended it.
         bye_error: when we sent the BYE, why it was not confirmed: a
             :class:`~txsipua.errors.SIPStatusError` for a final response
@@ -228,6 +229,21 @@ class CallRefused:
     refused: int
 
 
+@attrs.frozen
+class ProvisionalAcknowledged:
+    """The PRACK of one of our reliable provisional responses arrived (UAS, RFC 3262 §3).
+
+    Attributes:
+        session: the session.
+        response: our reliable 1xx.
+        prack: the PRACK; its body, if any, answers the offer our 1xx carried.
+    """
+
+    session: InviteSession
+    response: Response
+    prack: Request
+
+
 Event = (
     ProvisionalResponse
     | RequestCompleted
@@ -243,4 +259,5 @@ Event = (
     | AuthenticationNeeded
     | CredentialsWithheld
     | CallRefused
+    | ProvisionalAcknowledged
 )

@@ -23,8 +23,9 @@ Theory of operation
    :meth:`UasCore.authentication_result`).
 5. Method dispatch: INVITE makes an
    :class:`~txsipua.core.invite_server.InviteServerSession`
-   (``IncomingCall``); OPTIONS is answered 200 here (§11.2); BYE out of a
-   dialog gets 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
+   (``IncomingCall``), or 422 with Min-SE when its Session-Expires is below
+   ours (RFC 4028 §9); OPTIONS is answered 200 here (§11.2); BYE and PRACK
+   out of a dialog get 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
    UPDATE and PUBLISH go to the application (``IncomingRequest``); other
    known methods get 405 with Allow (§8.2.1).
 
@@ -52,6 +53,7 @@ import attrs
 from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.session_timer import too_small
 from txsipua.core.transaction import ServerTransaction, State
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
@@ -62,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from txsipua.auth.server import DigestServer
     from txsipua.core.context import CoreContext
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({"100rel", "timer"})
 """Option tags we implement; a request requiring any other gets 420 (RFC 3261 §8.2.2.3)."""
 
 APP_METHODS = frozenset({"MESSAGE", "INFO", "REFER", "NOTIFY", "REGISTER", "SUBSCRIBE", "UPDATE", "PUBLISH"})
@@ -257,13 +259,17 @@ class UasCore:
         ctx = self.context
         method = request.method
         if method == "INVITE":
+            small = too_small(request, ctx.min_se)
+            if small is not None:  # RFC 4028 §9: Session-Expires below our minimum
+                ctx.respond(stxn, ctx.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
+                return
             session = InviteServerSession(ctx, request, stxn, source, identity)
             ctx.dialogs.add_unanswered(stxn, session)
             ctx.emit(ev.IncomingCall(session, request))
         elif method == "OPTIONS":
             resp = ctx.make_response(request, 200, headers=[("Accept", "application/sdp")])
             ctx.respond(stxn, resp, now)
-        elif method == "BYE":
+        elif method in ("BYE", "PRACK"):
             ctx.respond(stxn, ctx.make_response(request, 481), now)
         elif method in APP_METHODS:
             ctx.emit(ev.IncomingRequest(request, stxn, None, identity))

@@ -126,6 +126,12 @@ class UserAgentCore:
         max_call_duration: seconds a confirmed call may last; then we send
             BYE and the call ends with reason ``"max-duration"``.  ``None``
             (the default): no limit.
+        use_100rel: send reliable provisional responses (RFC 3262) to callers
+            that support 100rel; to callers that require it we always do.
+        session_expires: the session interval we ask for in our INVITEs and
+            offer as UAS (RFC 4028), seconds, or ``None``.
+        min_se: the smallest session interval we accept (RFC 4028 §4);
+            smaller requests get 422 with Min-SE.
 
     Attributes:
         context: the shared state and the seam the usages talk through.
@@ -148,6 +154,9 @@ class UserAgentCore:
         reliable: bool = False,
         max_calls: int = MAX_CALLS,
         max_call_duration: float | None = None,
+        use_100rel: bool = False,
+        session_expires: int | None = None,
+        min_se: int = 90,
     ) -> None:
         if max_calls < 0:
             raise ValueError(f"max_calls must be >= 0, not {max_calls!r}")
@@ -157,6 +166,7 @@ class UserAgentCore:
             local=local, transport=transport.upper(), ids=ids or IdGenerator(), timers=timers or Timers(),
             digest=digest, user_agent=user_agent, contact_user=contact_user, locate=locate, reliable=reliable,
             max_calls=max_calls, max_call_duration=max_call_duration,
+            use_100rel=use_100rel, session_expires=session_expires, min_se=min_se,
         )
         self.layer: TransactionLayer = self.context.layer
         self.uas = UasCore(self.context, authenticator, register_authenticator)

@@ -507,6 +507,69 @@ class Call:
         if self.on_hold_change is not None:
             self.on_hold_change(local, remote)
 
+    def update(self, direction: str | None = "sendrecv") -> defer.Deferred[Response]:
+        """Send an UPDATE (RFC 3311) in the early or confirmed dialog; fires with its final response.
+
+        With media and a ``direction`` (``"sendrecv"``, ``"sendonly"``), it
+        carries a new offer from :meth:`CallMedia.reoffer` that takes effect
+        when answered 2xx (a refusal leaves the session as it was);
+        ``direction=None`` (or no media) sends it without a body, a session
+        refresh (RFC 4028).  Errbacks with
+        :class:`~txsipua.errors.LocalProtocolError` when no dialog exists yet or
+        an offer is already outstanding.
+        """
+        session = self.session
+        if session is None:
+            return defer.fail(LocalProtocolError("no dialog yet: the callee is still being located"))
+        media = self.call_media if direction is not None else None
+        offer = b""
+        if media is not None:
+            try:
+                offer = media.reoffer(direction or "sendrecv")
+            except LocalProtocolError as e:
+                return defer.fail(e)
+        d: defer.Deferred[Response] = defer.Deferred()
+
+        def go(now: float) -> None:
+            op = session.update(now, body=offer)
+            op.user_data = d
+
+        def settle(response: Response) -> Response:
+            if media is not None:
+                media.reoffer_settled(200 <= response.status < 300, response.body)
+            return response
+
+        def failed(f: Any) -> Any:
+            if media is not None and media.pending is not None:
+                media.reoffer_settled(False)
+            if not d.called:
+                d.errback(f)
+                return None
+            return f
+
+        d.addCallbacks(settle, failed)
+        self.ua.when_located(session, go).addErrback(failed)
+        return d
+
+    def update_received(self, request: Request, transaction: ServerTransaction) -> None:
+        """The peer sent an UPDATE with an offer (RFC 3311 §5.2): answer it, or 488 when unusable."""
+        session = self.session
+        body = b""
+        if self.call_media is not None:
+            try:
+                body = self.call_media.answer_reoffer(request.body or None)
+            except SIPError as err:
+                status = getattr(err, "status", 488)
+                code = status if isinstance(status, int) else 488
+                self.ua.drive(lambda now: session.answer_update(transaction, request, now, status=code))
+                return
+        self.ua.drive(lambda now: session.answer_update(transaction, request, now, body=body))
+
+    def provisional_acknowledged(self, prack: Request) -> None:
+        """The PRACK of our reliable 1xx arrived (UAS): an SDP in it answers the offer our 1xx carried."""
+        if prack.body and self.call_media is not None:
+            self.call_media.remote(prack.body)
+
     def stop_media(self) -> None:
         """Close the RTP stream, if any."""
         if self.call_media is not None:

@@ -157,6 +157,9 @@ class UserAgent:
             reliable=self.transport.reliable,
             max_calls=self.config.max_calls,
             max_call_duration=self.config.max_call_duration,
+            use_100rel=self.config.use_100rel,
+            session_expires=self.config.session_expires,
+            min_se=self.config.min_se,
         )
         self.core.context.sips_contact = self.config.sips_contact
         self.protocol: Any = self.transport.driver(self.core, self._on_event, trace)
@@ -603,6 +606,11 @@ class UserAgent:
         if call is not None:
             call.ack_received(e.request)
 
+    def _provisional_acknowledged(self, e: ev.ProvisionalAcknowledged) -> None:
+        call = _call_of(e.session)
+        if call is not None:
+            call.provisional_acknowledged(e.prack)
+
     def _incoming_call(self, e: ev.IncomingCall) -> None:
         call = Call(self, e.session)
         self.calls.add(call)
@@ -629,6 +637,13 @@ class UserAgent:
     def _incoming_request(self, e: ev.IncomingRequest) -> None:
         req = e.request
         session = e.session
+        if req.method == "UPDATE" and session is not None:  # an offer in an UPDATE (RFC 3311)
+            call = _call_of(session)
+            if call is not None:
+                call.update_received(req, e.transaction)
+            else:
+                self.drive(lambda now: session.answer_update(e.transaction, req, now, status=488))
+            return
         if req.method == "INVITE" and session is not None:
             call = _call_of(session)
             if call is not None:
@@ -685,6 +700,7 @@ class UserAgent:
         ev.AuthenticationNeeded: _authenticate,
         ev.CredentialsWithheld: _credentials_withheld,
         ev.CallRefused: _call_refused,
+        ev.ProvisionalAcknowledged: _provisional_acknowledged,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
 
