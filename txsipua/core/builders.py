@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from txsipua.core import capabilities
 from txsipua.errors import ParseError
 from txsipua.sip.message import Headers, Request, Response, split_list_value
 from txsipua.sip.uri import SipURI
@@ -37,8 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTH_HEADERS = ("Authorization", "Proxy-Authorization")
 """The credential header fields (RFC 3261 §22.2, §22.3)."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY"
-"""Our Allow header value: the methods we implement (RFC 3261 §20.5)."""
+ALLOW = capabilities.ALLOW
+"""Our Allow header value: the methods we implement (RFC 3261 §20.5; :mod:`~txsipua.core.capabilities`)."""
 
 _CONTACT_METHODS = frozenset({"INVITE", "REGISTER", "SUBSCRIBE", "REFER", "OPTIONS"})
 _COPIED = frozenset({"from", "to", "call-id", "cseq"})

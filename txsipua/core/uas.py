@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
+from txsipua.core import capabilities
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
 from txsipua.core.transaction import ServerTransaction, State
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from txsipua.auth.server import DigestServer
     from txsipua.core.context import CoreContext
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+SUPPORTED_EXTENSIONS: frozenset[str] = capabilities.SUPPORTED_EXTENSIONS
 """Option tags we implement; a request requiring any other gets 420 (RFC 3261 §8.2.2.3)."""
 
 APP_METHODS = frozenset({"MESSAGE", "INFO", "REFER", "NOTIFY", "REGISTER", "SUBSCRIBE", "UPDATE", "PUBLISH"})
@@ -244,7 +245,7 @@ class UasCore:
             ctx.dialogs.add_unanswered(stxn, session)
             ctx.emit(ev.IncomingCall(session, request))
         elif method == "OPTIONS":
-            resp = ctx.make_response(request, 200, headers=[("Accept", "application/sdp")])
+            resp = ctx.make_response(request, 200, headers=capabilities.capability_headers())
             ctx.respond(stxn, resp, now)
         elif method == "BYE":
             ctx.respond(stxn, ctx.make_response(request, 481), now)
