@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from txsipua.auth.guard import HopAddress
 from txsipua.core import builders
@@ -75,6 +75,7 @@ class SessionHost(Protocol):
         max_calls: new INVITEs are answered 503 once ``live_calls`` reaches it.
         max_call_duration: seconds a confirmed call may last before we send
             BYE, or ``None`` (no limit).
+        subscriptions: our SUBSCRIBE usages by ``(Call-ID, our From tag)``.
     """
 
     ids: IdGenerator
@@ -87,6 +88,7 @@ class SessionHost(Protocol):
     live_calls: int
     max_calls: int
     max_call_duration: float | None
+    subscriptions: dict[tuple[str, str], Any]
 
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
@@ -196,6 +198,8 @@ class CoreContext:
         self._earliest: float | None = None
         self._contact: tuple[tuple[Address, str, str | None], str] | None = None
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
+        self.subscriptions: dict[tuple[str, str], Any] = {}
+        """Our subscriptions (:mod:`~txsipua.core.subscription`) by ``(Call-ID, our tag)``: where NOTIFYs go."""
 
     # ------------------------------------------------------------ building
     def via(self, branch: str) -> str:

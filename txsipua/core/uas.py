@@ -9,7 +9,8 @@ Theory of operation
    dropped.  CANCEL is answered 200 (or 481 when it matches no INVITE) and,
    while the INVITE is unanswered, cancels its session (§9.2).
 2. A request with a To tag is in a dialog: it goes to the session found by
-   dialog id in the dialog table, or gets 481 (§12.2.2).
+   dialog id in the dialog table, a NOTIFY to the subscription of ours its
+   To tag and Call-ID name (RFC 6665 §4.1.3), or it gets 481 (§12.2.2).
 3. Out of a dialog, the §8.2 checks run in order: method (501 when unknown,
    §8.2.1), the fields the UAS relies on (400, 416 for a Request-URI scheme
    we do not handle, §8.2.2.1), Require (420 with Unsupported, §8.2.2.3).
@@ -19,7 +20,8 @@ Theory of operation
    :meth:`UasCore.authentication_result`).
 5. Method dispatch: INVITE makes an
    :class:`~txsipua.core.invite_server.InviteServerSession`
-   (``IncomingCall``); OPTIONS is answered 200 here (§11.2); BYE out of a
+   (``IncomingCall``; with Replaces it names the session it replaces, or is
+   refused as :mod:`txsipua.core.replaces` says); OPTIONS is answered 200 here (§11.2); BYE out of a
    dialog gets 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
    UPDATE and PUBLISH go to the application (``IncomingRequest``); other
    known methods get 405 with Allow (§8.2.1).
@@ -49,6 +51,7 @@ from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallen
 from txsipua.core import capabilities
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.replaces import find_replaced
 from txsipua.core.transaction import ServerTransaction, State
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
@@ -173,7 +176,11 @@ class UasCore:
         if to_tag:
             session = ctx.dialogs.get((request.call_id, to_tag, request.from_tag or ""))
             if session is None:
-                ctx.respond(stxn, ctx.make_response(request, 481), now)
+                subscription = ctx.subscriptions.get((request.call_id, to_tag)) if method == "NOTIFY" else None
+                if subscription is not None:  # RFC 6665 §4.1.3
+                    subscription.on_notify(request, stxn, now)
+                else:
+                    ctx.respond(stxn, ctx.make_response(request, 481), now)
             else:
                 session.on_in_dialog_request(request, stxn, now)
             return
@@ -241,9 +248,16 @@ class UasCore:
         ctx = self.context
         method = request.method
         if method == "INVITE":
+            replaced = None
+            if "Replaces" in request.headers:  # RFC 3891 §3
+                found = find_replaced(ctx.dialogs, request)
+                if isinstance(found, tuple):
+                    ctx.respond(stxn, ctx.make_response(request, found[0], found[1]), now)
+                    return
+                replaced = found
             session = InviteServerSession(ctx, request, stxn, source, identity)
             ctx.dialogs.add_unanswered(stxn, session)
-            ctx.emit(ev.IncomingCall(session, request))
+            ctx.emit(ev.IncomingCall(session, request, replaced))
         elif method == "OPTIONS":
             resp = ctx.make_response(request, 200, headers=capabilities.capability_headers())
             ctx.respond(stxn, resp, now)

@@ -20,7 +20,7 @@ or Deferred waiting for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -44,6 +44,7 @@ from txsipua.errors import (
 )
 from txsipua.net.driver import TraceCallback
 from txsipua.sip.message import Request, Response
+from txsipua.sip.message_summary import MessageSummary
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.account import Account
@@ -51,6 +52,8 @@ from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
 from txsipua.ua.registration import Registration, RegistrationResult
+from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription, unsolicited_notify
+from txsipua.ua.transfer import ReferRequest, handle_in_dialog, incoming_replaces
 from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
 log = Logger()
@@ -95,6 +98,15 @@ class UserAgent:
             Without it MESSAGE/INFO/NOTIFY get 200, REGISTER 405 and others 501.
         auto_answer: answer incoming calls automatically.
         calls: the live :class:`~txsipua.ua.call.Call` objects.
+        on_refer: callable taking a :class:`~txsipua.ua.transfer.ReferRequest`
+            for each REFER received in a call (we are being transferred); it
+            calls ``accept()`` or ``reject(status)``.  When ``None`` every
+            REFER is accepted (RFC 3515: 202, then the INVITE to the target).
+        on_mwi: callable ``(summary, request)`` for an unsolicited
+            message-summary NOTIFY (RFC 3842), with the
+            :class:`~txsipua.sip.message_summary.MessageSummary`; the NOTIFY
+            is answered 200 either way (400 when its body does not parse).
+        subscriptions: the live :class:`~txsipua.ua.subscription.Subscription` objects.
         registrations: the started :class:`~txsipua.ua.registration.Registration`
             objects (not yet back to ``unregistered``); :meth:`stop` ends them.
         core: the sans-IO :class:`~txsipua.core.useragent.UserAgentCore`.
@@ -156,6 +168,9 @@ class UserAgent:
         self.calls: set[Call] = set()
         self.registrations: set[Registration] = set()
         self.random = random
+        self.on_refer: Callable[[ReferRequest], object] | None = None
+        self.on_mwi: Callable[[MessageSummary, Request], object] | None = None
+        self.subscriptions: set[Subscription] = set()
         self._listening: Listening | None = None
 
     # lifecycle
@@ -331,8 +346,11 @@ class UserAgent:
             return defer.fail(e)
         return call.answered
 
-    def place_call(self, target: str | SipURI) -> Call:
+    def place_call(self, target: str | SipURI, *, headers: Iterable[tuple[str, str]] = ()) -> Call:
         """Start a call and return its :class:`Call` at once (see :meth:`call`).
+
+        ``headers`` are added to the INVITE (Referred-By and Replaces when
+        we are transferred, RFC 3892, RFC 3891).
 
         Raises:
             ResolutionError: the next hop cannot be located.
@@ -346,6 +364,7 @@ class UserAgent:
         else:
             uri = acct.domain_uri(target)
         hop = self.next_hop(uri)
+        extra = list(headers)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
         try:
             dest = self.core.locate(hop)
@@ -358,7 +377,7 @@ class UserAgent:
             def located(address: Address) -> None:
                 if call.abandoned:
                     return
-                self._start_invite(call, acct, uri, hop, address)
+                self._start_invite(call, acct, uri, hop, address, extra)
 
             def not_located(f: Any) -> None:
                 self.calls.discard(call)
@@ -369,15 +388,16 @@ class UserAgent:
 
             self.resolve(hop).addCallbacks(located, not_located)
             return call
-        self._start_invite(call, acct, uri, hop, dest)
+        self._start_invite(call, acct, uri, hop, dest, extra)
         return call
 
-    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address) -> None:
+    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
+                      headers: Iterable[tuple[str, str]] = ()) -> None:
         body = call.offer()
 
         def go(now: float) -> None:
             req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(),
-                                        call_id=call.call_id or None)
+                                        call_id=call.call_id or None, headers=headers)
             if body:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
@@ -387,6 +407,43 @@ class UserAgent:
         self.drive(go)
         if not call.ended.called:  # it can fail at once (a sips target without TLS)
             self.calls.add(call)
+
+    def subscribe(self, target: str | SipURI, event: str, expires: int = 3600) -> Subscription:
+        """Subscribe to ``event`` (``"message-summary"``, ``"dialog"``...) at ``target`` (RFC 6665 §4.1).
+
+        Returns the :class:`~txsipua.ua.subscription.Subscription` at once;
+        its ``started`` fires with the 2xx, ``on_notify`` hears each NOTIFY,
+        ``ended`` fires when it is over; ``stop()`` unsubscribes.  401/407
+        are answered with the account's credentials (digest-leak guard applies).
+
+        Raises:
+            LocalProtocolError: the user agent has no account.
+            ParseError: ``target`` is not a SIP URI.
+        """
+        acct = self.require_account()
+        uri = target if isinstance(target, SipURI) else SipURI.parse(target)
+        subscription = Subscription(self, event, uri)
+        headers = [("Event", event), ("Expires", str(expires))]
+        if event in DOCUMENT_TYPES:
+            headers.append(("Accept", DOCUMENT_TYPES[event]))
+        hop = self.next_hop(uri)
+
+        def located(dest: Address) -> None:
+            def go(now: float) -> None:
+                req = self.core.new_request("SUBSCRIBE", uri, acct.identity, NameAddr(uri),
+                                            route=self.outbound_route(), headers=headers)
+                client = self.core.subscribe(req, dest, now, hop_host=hop_host_of(hop))
+                client.user_data = subscription
+                subscription.client = client
+
+            self.drive(go)
+
+        def not_located(f: Any) -> None:
+            subscription.finished("error", None, f.value)
+
+        self.subscriptions.add(subscription)
+        self.resolve(hop).addCallbacks(located, not_located)
+        return subscription
 
     # server location
     def resolve(self, uri: SipURI) -> defer.Deferred[Address]:
@@ -518,7 +575,12 @@ class UserAgent:
     def _incoming_call(self, e: ev.IncomingCall) -> None:
         call = Call(self, e.session)
         self.calls.add(call)
-        incoming = IncomingCall(self, call, e.request)
+        replaced = _call_of(e.replaces) if e.replaces is not None else None
+        incoming = IncomingCall(self, call, e.request, replaced)
+        if replaced is not None:  # RFC 3891: BYE the replaced call once this one is up
+            incoming_replaces(incoming, auto=self.on_incoming_call is None)
+            if self.on_incoming_call is None:
+                return
         if self.on_incoming_call is not None:
             try:
                 self.on_incoming_call(incoming)
@@ -544,6 +606,11 @@ class UserAgent:
                 self.drive(lambda now: session.answer_reinvite(e.transaction, req, now, body=b""))
             return
         respond = Responder(self, req, e.transaction, e.identity, session)
+        call = _call_of(session) if session is not None else None
+        if call is not None and handle_in_dialog(self, call, req, respond):
+            return  # REFER, NOTIFY of our transfer, INFO with DTMF (txsipua.ua.transfer)
+        if session is None and req.method == "NOTIFY" and unsolicited_notify(self, req, respond):
+            return  # message-summary without a subscription (MWI from the registrar)
         if self.on_request is not None:
             self.on_request(req, respond)
             return
@@ -571,6 +638,22 @@ class UserAgent:
 
         d.addCallbacks(ok, bad)
 
+    def _subscription_accepted(self, e: ev.SubscriptionAccepted) -> None:
+        self._log_auth_notes(getattr(e.subscription, "_operation", None))
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.accepted(e.response)
+
+    def _notify_received(self, e: ev.NotifyReceived) -> None:
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.notified(e.request, e.state)
+
+    def _subscription_ended(self, e: ev.SubscriptionEnded) -> None:
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.finished(e.reason, e.retry_after, e.error)
+
     # One handler per core event class; an event absent from the table is not ours to handle.
     EVENT_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
         ev.RequestCompleted: _request_completed,
@@ -586,6 +669,9 @@ class UserAgent:
         ev.AuthenticationNeeded: _authenticate,
         ev.CredentialsWithheld: _credentials_withheld,
         ev.CallRefused: _call_refused,
+        ev.SubscriptionAccepted: _subscription_accepted,
+        ev.NotifyReceived: _notify_received,
+        ev.SubscriptionEnded: _subscription_ended,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
 
