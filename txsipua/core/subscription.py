@@ -194,17 +194,20 @@ class SubscriptionClient:
         self.user_data: Any = None
         self._operation: ClientOperation | None = None
         self._end: tuple[str, int | None, Exception | None] = ("", None, None)
+        self._finished = False
         self.key = (request.call_id, request.from_tag or "")
 
     # ------------------------------------------------------------ machine
-    def _step(self, inp: SubInput, now: float, arg: Any = None) -> bool:
+    def step(self, inp: SubInput, now: float, arg: Any = None) -> bool:
+        """Feed one input (the table decides); False when it is absent from the table (ignored)."""
         entry = self.TABLE.get((self.state, inp))
         if entry is None:
             self.host.stats["ignored"] += 1
             return False
         action, self.state = entry
         getattr(self, action.value)(now, arg)
-        if self.state is SubState.TERMINATED:
+        if self.state is SubState.TERMINATED and not self._finished:
+            self._finished = True  # an action may have fed a further input that ended it already
             self._finish()
         return True
 
@@ -216,7 +219,7 @@ class SubscriptionClient:
 
     def unsubscribe(self, now: float) -> None:
         """End the subscription: SUBSCRIBE with Expires: 0, then the final NOTIFY (§4.1.2.3)."""
-        self._step(SubInput.UNSUBSCRIBE, now)
+        self.step(SubInput.UNSUBSCRIBE, now)
 
     # ---------------------------------------------------- from the core
     def on_notify(self, request: Request, transaction: ServerTransaction, now: float) -> None:
@@ -251,12 +254,12 @@ class SubscriptionClient:
         self.subscription_state = state
         if state.state == "terminated":
             self._end = (state.reason or "terminated", state.retry_after, None)
-            self._step(SubInput.NOTIFY_TERMINATED, now, request)
+            self.step(SubInput.NOTIFY_TERMINATED, now, request)
             return
         if state.expires is not None and self.state is not SubState.UNSUBSCRIBING:
             self._arm(state.expires, now)
         inp = SubInput.NOTIFY_ACTIVE if state.state == "active" else SubInput.NOTIFY_PENDING
-        self._step(inp, now, request)
+        self.step(inp, now, request)
 
     # -------------------------------------------- outcomes of SUBSCRIBE
     def operation_provisional(self, operation: ClientOperation, response: Response, now: float) -> None:
@@ -273,14 +276,14 @@ class SubscriptionClient:
                     self.dialog = Dialog.from_uac_response(operation.request, response)
                 except (RemoteProtocolError, ParseError) as e:
                     self._end = ("error", None, e)
-                    self._step(SubInput.NO_RESPONSE, now)
+                    self.step(SubInput.NO_RESPONSE, now)
                     return
-            self._step(SubInput.ACCEPTED, now, response)
+            self.step(SubInput.ACCEPTED, now, response)
         else:
             retry = response.headers.get("Retry-After") or ""
             self._end = ("rejected", int(retry) if retry.isdigit() else None,
                          SubscriptionFailed(response, "SUBSCRIBE"))
-            self._step(SubInput.REJECTED, now, response)
+            self.step(SubInput.REJECTED, now, response)
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
         """Our SUBSCRIBE got no usable response."""
@@ -288,7 +291,7 @@ class SubscriptionClient:
             return
         self._operation = None
         self._end = ("error", None, error)
-        self._step(SubInput.NO_RESPONSE, now)
+        self.step(SubInput.NO_RESPONSE, now)
 
     # ------------------------------------------------------------ actions
     def a_none(self, now: float, arg: Any) -> None:
@@ -355,10 +358,10 @@ class SubscriptionClient:
         host.schedule(("subscription-expiry", id(self)), now + granted, self._expired)
 
     def _refresh_due(self, now: float) -> None:
-        self._step(SubInput.REFRESH_DUE, now)
+        self.step(SubInput.REFRESH_DUE, now)
 
     def _expired(self, now: float) -> None:
-        self._step(SubInput.EXPIRED, now)
+        self.step(SubInput.EXPIRED, now)
 
     def _send(self, request: Request, destination: Address, hop_host: str,
               next_cseq: Callable[[], int] | None, now: float) -> None:
@@ -370,7 +373,7 @@ class SubscriptionClient:
         dialog = self.dialog
         host = self.host
         if dialog is None or dialog.state is DialogState.TERMINATED:
-            self._step(SubInput.NO_RESPONSE, now)
+            self.step(SubInput.NO_RESPONSE, now)
             return
         headers = [("Event", str(self.event)), ("Expires", str(expires))]
         accept = self.request.headers.get("Accept")
@@ -384,7 +387,7 @@ class SubscriptionClient:
             dest = host.locate(hop)
         except ResolutionError as e:
             self._end = ("error", None, e)
-            self._step(SubInput.NO_RESPONSE, now)
+            self.step(SubInput.NO_RESPONSE, now)
             return
         self._send(req, dest, hop_host_of(hop), dialog.next_seq, now)
 

@@ -639,7 +639,6 @@ class UserAgent:
         d.addCallbacks(ok, bad)
 
     def _subscription_accepted(self, e: ev.SubscriptionAccepted) -> None:
-        self._log_auth_notes(getattr(e.subscription, "_operation", None))
         sub = e.subscription.user_data
         if isinstance(sub, Subscription):
             sub.accepted(e.response)
