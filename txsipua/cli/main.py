@@ -1,4 +1,4 @@
-"""The ``txsipua`` command: demo, register, call, answer.
+"""The ``txsipua`` command: demo, register, call, answer (options, message, subscribe: :mod:`txsipua.cli.requests`).
 
 Exit status: 0 on success; 1 when the SIP work failed (the reason is printed
 on one line to standard error); 2 for usage errors.
@@ -151,6 +151,12 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
         call.send_dtmf(args.dtmf)
+    if args.transfer_to:
+        from txsipua.cli.requests import transfer_call
+
+        status = yield transfer_call(reactor, call, args.transfer_to, args.after)
+        yield ua.stop()
+        return status
     ended: list[str] = []
 
     def note_end(reason: Any) -> Any:
@@ -484,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--play", metavar="WAV", help="play this WAV file once answered")
     c.add_argument("--record", metavar="WAV", help="record what the peer sends to this WAV file")
     c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
+    c.add_argument("--transfer-to", metavar="URI", help="once answered, transfer the peer to URI (REFER, RFC 3515); "
+                   "exit 0 when the transfer succeeded (--duration is then not used)")
+    c.add_argument("--after", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="with --transfer-to: wait this long after the answer (default 0)")
     common(c)
     c.set_defaults(func=cmd_call)
 
@@ -530,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UDP socket buffers in KiB (default 4096; 0 keeps the OS default)")
     common(a)
     a.set_defaults(func=cmd_answer)
+
+    from txsipua.cli.requests import add_request_commands
+
+    add_request_commands(sub, common)
     return p
 
 
