@@ -67,6 +67,11 @@ _EXPORTS: dict[str, str] = {
     "SIPStatusError": "txsipua.errors",
     "RegistrationFailed": "txsipua.errors",
     "CallFailed": "txsipua.errors",
+    "TransferFailed": "txsipua.errors",
+    "SubscriptionFailed": "txsipua.errors",
+    "Transfer": "txsipua.ua.transfer",
+    "ReferRequest": "txsipua.ua.transfer",
+    "Subscription": "txsipua.ua.subscription",
 }
 
 __all__ = [
@@ -109,6 +114,11 @@ __all__ = [
     "SIPStatusError",
     "RegistrationFailed",
     "CallFailed",
+    "TransferFailed",
+    "SubscriptionFailed",
+    "Transfer",
+    "ReferRequest",
+    "Subscription",
 ]
 
 
@@ -144,7 +154,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ResolutionError,
         SIPError,
         SIPStatusError,
+        SubscriptionFailed,
         TransactionTimeout,
+        TransferFailed,
         TransportError,
     )
     from txsipua.ua.account import Account, AccountError
@@ -160,5 +172,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from txsipua.ua.media import CallMedia, PCMSource, WavSink, WavSource
     from txsipua.ua.registration import Binding, Registration, RegistrationResult, RegistrationState
+    from txsipua.ua.subscription import Subscription
+    from txsipua.ua.transfer import ReferRequest, Transfer
     from txsipua.ua.transports import TCPTransport, TLSTransport, UDPTransport, transport_for
     from txsipua.ua.useragent import UserAgent
