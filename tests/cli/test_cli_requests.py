@@ -145,6 +145,6 @@ def test_call_transfer_to_a_busy_target_exits_1(cli: Start, tmp_path: Path) -> N
         assert invite.headers.get("Referred-By") == "<sip:alice@example.com>"
         peer.respond(invite, 486, source)
         assert proc.wait(20) == 1, proc
-        assert proc.err == ["transfer failed: transfer failed: 486 Busy Here"], proc
+        assert proc.err == ["transfer failed: 486 Busy Here"], proc
     finally:
         peer.close()

@@ -36,7 +36,7 @@ from txsipua.cli.common import (
     parse_bind,
     transport_options,
 )
-from txsipua.errors import SIPError
+from txsipua.errors import SIPError, TransferFailed
 
 EVENTS = {"mwi": "message-summary", "dialog": "dialog"}
 """``subscribe``'s kinds and the event packages they name."""
@@ -207,6 +207,11 @@ def transfer_call(reactor: Any, call: Any, target: str, after: float) -> Any:
     transfer.on_progress = lambda r: print(f"transfer: {r.kind} {r.status} {r.reason}".rstrip(), flush=True)
     try:
         yield transfer.done
+    except TransferFailed as e:
+        print(describe_error(e), file=sys.stderr)  # "transfer failed: 486 Busy Here"
+        if not call.ended.called:
+            yield call.hangup()
+        return EXIT_FAILED
     except Exception as e:
         print(f"transfer failed: {describe_error(e)}", file=sys.stderr)
         if not call.ended.called:
