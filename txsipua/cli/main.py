@@ -298,6 +298,11 @@ def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
             call.ended.addBoth(lambda r: (t.active() and t.cancel(), r)[1])
         if args.count and answered[0] >= args.count:
             call.ended.addBoth(finish)
+        if args.transfer_to:  # once the ACK came: REFER the caller to --transfer-to (RFC 3515)
+            from txsipua.cli.requests import transfer_call
+
+            call.confirmed.addCallback(lambda c: transfer_call(reactor, c, args.transfer_to, args.after))
+            call.confirmed.addErrback(lambda f: None)
 
     ua.on_incoming_call = on_call
 
@@ -531,6 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
     a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
+    a.add_argument("--transfer-to", metavar="URI", help="transfer each answered caller to URI (REFER, RFC 3515) "
+                   "once the call is up, printing the transfer's progress")
+    a.add_argument("--after", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="with --transfer-to: wait this long after the ACK (default 0)")
     a.add_argument("--max-calls", type=non_negative_int, default=10_000, metavar="N",
                    help="calls held at once; past it a new INVITE gets 503 with Retry-After (default 10000)")
     a.add_argument("--max-call-duration", type=non_negative_float, default=4 * 3600.0, metavar="SECONDS",
