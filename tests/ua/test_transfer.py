@@ -250,3 +250,8 @@ def test_info_dtmf_reaches_on_dtmf_one_digit_at_a_time() -> None:
         w.pump()
     assert digits == ["5", "*", "#"]
     assert statuses == [200, 200, 400, 200]
+    seen: list[str] = []
+    bob.on_request = lambda request, respond: (seen.append(request.method), respond(202))
+    call.request("INFO", b"Signal=9\r\n", "application/dtmf-relay").addCallback(lambda r: statuses.append(r.status))
+    w.pump()
+    assert digits[-1] == "9" and seen == ["INFO"] and statuses[-1] == 202  # on_request still answers

@@ -124,6 +124,7 @@ def new_request(
         h.add("Contact", contact)
     if method == "INVITE":
         h.add("Allow", ALLOW)
+        h.add("Supported", capabilities.SUPPORTED)
     if user_agent:
         h.add("User-Agent", user_agent)
     for n, v in headers:
@@ -151,7 +152,7 @@ def make_response(
     above 100 and the To has no tag parameter (§8.2.6.2), and the Timestamp
     into a 100 (§8.2.6.1); dialog-creating
     responses to INVITE and SUBSCRIBE get our Contact and a copy of the
-    Record-Route (§12.1.1); 405 and 2xx to INVITE/OPTIONS carry Allow.
+    Record-Route (§12.1.1); 405 and 2xx to INVITE/OPTIONS carry Allow, a 2xx to INVITE Supported.
 
     Args:
         request: the request answered (its top Via already stamped, §18.2.1).
@@ -203,6 +204,8 @@ def make_response(
         fields.append(("contact", "Contact", contact))
     if status == 405 or (200 <= status < 300 and method in ("INVITE", "OPTIONS")):
         fields.append(("allow", "Allow", ALLOW))
+        if method == "INVITE" and status != 405:  # §20.37; OPTIONS gets it with the other capabilities
+            fields.append(("supported", "Supported", capabilities.SUPPORTED))
     if server:
         fields.append(("server", "Server", server))
     h = Headers.from_entries(fields)

@@ -347,7 +347,13 @@ def _refer_request(call: Call, request: Request, respond: Responder) -> ReferReq
 
 
 def handle_in_dialog(ua: UserAgent, call: Call, request: Request, respond: Responder) -> bool:
-    """REFER, NOTIFY of our transfer, INFO with DTMF received in ``call``: answered here (True), else False."""
+    """REFER, NOTIFY of our transfer, INFO with DTMF received in ``call``: answered here (True), else False.
+
+    An INFO carrying DTMF has its digits delivered (:meth:`Call.dtmf_received
+    <txsipua.ua.call.Call.dtmf_received>`) either way; it is answered here
+    (200, or 400/415 for a bad body) only when the application set no
+    ``UserAgent.on_request``, which otherwise answers it as before.
+    """
     method = request.method
     if method == "REFER":
         refer = _refer_request(call, request, respond)
@@ -381,11 +387,15 @@ def handle_in_dialog(ua: UserAgent, call: Call, request: Request, respond: Respo
         try:
             digits = digits_of_info(ctype, request.body)
         except ParseError as e:
+            if ua.on_request is not None:
+                return False  # the application answers it, as it always did
             respond(e.status, f"Bad DTMF ({e.detail})" if e.status == 400 else None)
             return True
-        respond(200)
         for digit in digits:
             call.dtmf_received(digit)
+        if ua.on_request is not None:
+            return False  # the digits are delivered; the application still answers the INFO
+        respond(200)
         return True
     return False
 

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from txsipua.core import events as ev
+from txsipua.core.capabilities import ALLOW
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transport import Address
 from txsipua.core.useragent import (
@@ -617,7 +618,7 @@ class UserAgent:
         if req.method in ("MESSAGE", "INFO", "NOTIFY"):
             respond(200)
         elif req.method == "REGISTER":
-            respond(405, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO")])
+            respond(405, headers=[("Allow", ALLOW)])
         else:
             respond(501)
 
