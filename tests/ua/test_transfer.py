@@ -255,3 +255,50 @@ def test_info_dtmf_reaches_on_dtmf_one_digit_at_a_time() -> None:
     call.request("INFO", b"Signal=9\r\n", "application/dtmf-relay").addCallback(lambda r: statuses.append(r.status))
     w.pump()
     assert digits[-1] == "9" and seen == ["INFO"] and statuses[-1] == 202  # on_request still answers
+
+
+def test_bad_refers_are_refused() -> None:
+    """No Refer-To: 400; a tel: target 416; a Replaces that does not parse 400; on_refer raising: 500."""
+    w = Wire()
+    alice, bob = w.ua("alice", ALICE), w.ua("bob", BOB)
+    call = connect(w, alice, bob)
+    statuses: list[int] = []
+    for headers in ([], [("Refer-To", "<tel:+15550100>")],
+                    [("Refer-To", "<sip:carol@192.0.2.30?Replaces=nonsense>")],
+                    [("Refer-To", "<sip:carol@192.0.2.30>"), ("Refer-To", "<sip:dave@192.0.2.31>")]):
+        call.request("REFER", headers=headers).addCallback(lambda r: statuses.append(r.status))
+        w.pump()
+
+    def broken(refer: Any) -> None:
+        raise RuntimeError("application bug")
+
+    bob.on_refer = broken
+    call.request("REFER", headers=[("Refer-To", "<sip:carol@192.0.2.30>")]).addCallback(
+        lambda r: statuses.append(r.status))
+    w.pump()
+    assert statuses == [400, 416, 400, 400, 500]
+    assert not w.sent("NOTIFY") and call.state.value == "confirmed"
+
+
+def test_replacing_call_decided_by_the_application() -> None:
+    """With on_incoming_call set, the application sees IncomingCall.replaces and answers; the
+    replaced call gets BYE once the new one is confirmed."""
+    w = Wire()
+    alice, bob, carol = w.ua("alice", ALICE), w.ua("bob", BOB), w.ua("carol", CAROL, auto_answer=False)
+    seen: list[Any] = []
+
+    def decide(incoming: Any) -> None:
+        seen.append(incoming.replaces)
+        incoming.answer()
+
+    carol.on_incoming_call = decide
+    to_bob = connect(w, alice, bob)
+    to_carol = connect(w, alice, carol)
+    replaced = seen[0]  # the first call has nothing to replace
+    assert replaced is None
+    carol_side = only_call(carol)
+    to_bob.attended_transfer(to_carol)
+    w.pump()
+    assert seen[1] is carol_side
+    assert carol_side.ended.called and to_carol.ended.result == "bye"  # type: ignore[attr-defined]
+    assert len(carol.calls) == 1 and only_call(carol).call_id == only_call(bob).call_id
