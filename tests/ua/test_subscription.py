@@ -251,3 +251,17 @@ def test_refer_challenged_by_an_untrusted_peer_is_not_answered(clock: UDPClock, 
     ua.protocol.datagramReceived(response.to_bytes(), peer)
     assert len(requests(ua, "REFER")) == 1
     assert failures[0].check(DigestAuthenticationError) and failures[0].value.kind == "guard"
+
+
+def test_ua_stop_unsubscribes_then_abandons(clock: UDPClock, ua: UserAgent) -> None:
+    """ua.stop(): SUBSCRIBE with Expires: 0; unanswered within the grace, the subscription is
+    abandoned (reason "abandoned"), nothing is left in the core."""
+    sub = ua.subscribe(NOTIFIER, "message-summary")
+    accept(ua, requests(ua, "SUBSCRIBE")[-1], 3600)
+    stopped: list[Any] = []
+    ua.stop(grace=2.0).addCallback(stopped.append)
+    assert requests(ua, "SUBSCRIBE")[-1].headers.get("Expires") == "0"
+    clock.advance(2.0)
+    assert stopped == [None] and sub.ended.result == "abandoned"  # type: ignore[attr-defined]
+    assert not ua.core.context.subscriptions and not ua.subscriptions
+    assert ua.core.context.next_deadline() is None

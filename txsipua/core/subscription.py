@@ -41,6 +41,8 @@ The table::
           unsubscribe(): SUBSCRIBE Expires: 0, wait 64*T1      -> UNSUBSCRIBING
         UNSUBSCRIBING: NOTIFY active/pending: report; NOTIFY terminated,
           3xx-6xx, no response, 64*T1 passed: end "unsubscribed" -> TERMINATED
+        any phase but TERMINATED: abandon(): the SUBSCRIBE in flight is
+          destroyed, nothing is sent, end "abandoned"              -> TERMINATED
 
 An input absent from the table is ignored and counted in the core's
 ``stats["ignored"]``; ``unsubscribe()`` once over does nothing.
@@ -99,6 +101,7 @@ class SubInput(enum.Enum):
     REFRESH_DUE = "refresh deadline"
     EXPIRED = "expiry reached"
     UNSUBSCRIBE = "unsubscribe()"
+    ABANDON = "abandon(): the user agent stops"
 
 
 class SubAction(enum.Enum):
@@ -119,6 +122,7 @@ class SubAction(enum.Enum):
     UNSUBSCRIBE = "a_unsubscribe"
     WAIT_FINAL = "a_wait_final"
     END_UNSUBSCRIBED = "a_end_unsubscribed"
+    END_ABANDONED = "a_end_abandoned"
 
 
 S = SubState
@@ -156,6 +160,7 @@ SUBSCRIPTION_TABLE: dict[tuple[SubState, SubInput], tuple[SubAction, SubState]] 
     (S.UNSUBSCRIBING, I.NOTIFY_TERMINATED): (A.REPORT_END, S.TERMINATED),
     **{(S.UNSUBSCRIBING, i): (A.END_UNSUBSCRIBED, S.TERMINATED)
        for i in (I.REJECTED, I.NO_RESPONSE, I.EXPIRED)},
+    **{(s, I.ABANDON): (A.END_ABANDONED, S.TERMINATED) for s in SubState if s is not S.TERMINATED},
 }
 """The subscriber's table (the figure in the module docstring)."""
 
@@ -220,6 +225,10 @@ class SubscriptionClient:
     def unsubscribe(self, now: float) -> None:
         """End the subscription: SUBSCRIBE with Expires: 0, then the final NOTIFY (§4.1.2.3)."""
         self.step(SubInput.UNSUBSCRIBE, now)
+
+    def abandon(self, now: float) -> None:
+        """End at once without sending anything (the user agent stops): reason ``"abandoned"``."""
+        self.step(SubInput.ABANDON, now)
 
     # ---------------------------------------------------- from the core
     def on_notify(self, request: Request, transaction: ServerTransaction, now: float) -> None:
@@ -341,6 +350,13 @@ class SubscriptionClient:
         self._end = ("unsubscribed", None, None)
         self.host.schedule(("subscription-expiry", id(self)), now + self.host.timers.t64, self._expired)
         self._send_in_dialog(0, now)
+
+    def a_end_abandoned(self, now: float, arg: Any) -> None:
+        """Given up: the SUBSCRIBE in flight (if any) is destroyed, its answer never heard."""
+        op, self._operation = self._operation, None
+        if op is not None:
+            self.host.abandon(op, now)
+        self._end = ("abandoned", None, None)
 
     def a_wait_final(self, now: float, arg: Any) -> None:
         """The unsubscribe's 2xx: keep waiting for the final NOTIFY."""

@@ -135,6 +135,14 @@ class Subscription:
         self.ua.drive(lambda now: self.ua.core.unsubscribe(client, now))
         return d
 
+    def abandon(self) -> None:
+        """End at once, sending nothing (``UserAgent.stop`` when its grace ran out)."""
+        client = self.client
+        if client is None:
+            self.finished("abandoned", None, None)
+        elif not self.ended.called:
+            self.ua.drive(client.abandon)
+
     # -------------------------------------------------- from the user agent
     def accepted(self, response: Response) -> None:
         """The SUBSCRIBE's 2xx arrived."""

@@ -194,7 +194,7 @@ class UserAgent:
         return self.core.local
 
     def stop(self, grace: float | None = None) -> defer.Deferred[None]:
-        """Hang up live calls and unregister live registrations, then close the transport.
+        """Hang up live calls, unregister live registrations, unsubscribe, then close the transport.
 
         Args:
             grace: seconds to wait for the hang-ups (BYE or CANCEL) and the
@@ -207,6 +207,7 @@ class UserAgent:
         wait = self.config.grace if grace is None else grace
         waits: list[defer.Deferred[Any]] = [c.hangup() for c in list(self.calls)]
         waits += [r.stop() for r in list(self.registrations)]
+        waits += [s.stop() for s in list(self.subscriptions)]  # SUBSCRIBE with Expires: 0
         d: defer.Deferred[Any] = defer.Deferred()
         if waits:
 
@@ -224,6 +225,8 @@ class UserAgent:
         def close(_: Any) -> Any:
             for r in list(self.registrations):
                 r.abandon()  # the grace ran out: the binding runs out at the registrar
+            for s in list(self.subscriptions):
+                s.abandon()  # likewise the subscription at its notifier
             for c in list(self.calls):
                 c.stop_media()
                 if c.session is not None and not c.ended.called:
