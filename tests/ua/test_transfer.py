@@ -46,7 +46,7 @@ def test_blind_transfer_ladder_and_exact_messages() -> None:
     w.pump()
     assert w.ladder(start) == [
         "alice -> bob REFER", "bob -> alice 202 REFER", "bob -> alice NOTIFY",
-        "bob -> carol INVITE", "carol -> bob 100 INVITE", "carol -> bob 180 INVITE", "carol -> bob 200 INVITE",
+        "bob -> carol INVITE", "carol -> bob 180 INVITE", "carol -> bob 200 INVITE",
         "alice -> bob 200 NOTIFY", "bob -> alice NOTIFY", "bob -> carol ACK", "bob -> alice NOTIFY",
         "alice -> bob 200 NOTIFY", "alice -> bob 200 NOTIFY", "alice -> bob BYE", "bob -> alice 200 BYE",
     ]
@@ -302,3 +302,24 @@ def test_replacing_call_decided_by_the_application() -> None:
     assert seen[1] is carol_side
     assert carol_side.ended.called and to_carol.ended.result == "bye"  # type: ignore[attr-defined]
     assert len(carol.calls) == 1 and only_call(carol).call_id == only_call(bob).call_id
+
+
+def test_info_digits_reach_call_audio_like_rfc_4733_ones() -> None:
+    """With media, an INFO digit goes through call.audio.digit_received(digit, "info"): on_digit
+    hears it and collect_digits gets it (the one path audio-frames gives RTP digits too)."""
+    w = Wire()
+    alice, bob = w.ua("alice", ALICE, media=True), w.ua("bob", BOB, media=True)
+    call = connect(w, alice, bob)
+    bob_call = only_call(bob)
+    assert bob_call.audio is not None
+    heard: list[tuple[str, str]] = []
+    bob_call.audio.on_digit = lambda digit, via: heard.append((digit, via))
+    collected: list[Any] = []
+    bob_call.audio.collect_digits(max_digits=2, timeout=None, inter_digit_timeout=None).addCallback(collected.append)
+    for body in (b"Signal=4\r\n", b"Signal=2\r\n"):
+        call.request("INFO", body, "application/dtmf-relay")
+        w.pump()
+    assert heard == [("4", "info"), ("2", "info")]
+    assert collected and str(collected[0]) == "42"
+    call.hangup()
+    w.pump()

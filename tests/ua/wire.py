@@ -36,9 +36,9 @@ class Wire:
         self._seen: dict[tuple[str, int], int] = {}
         self.log: list[tuple[tuple[str, int], tuple[str, int], Request | Response]] = []
 
-    def ua(self, user: str, host: str, *, auto_answer: bool = True) -> UserAgent:
-        """A started UA for ``user`` at ``host`` (media off)."""
-        agent = UserAgent(self.clock, Configuration(media=False), account(user, host),
+    def ua(self, user: str, host: str, *, auto_answer: bool = True, media: bool = False) -> UserAgent:
+        """A started UA for ``user`` at ``host`` (media off unless ``media``)."""
+        agent = UserAgent(self.clock, Configuration(media=media), account(user, host),
                           UDPTransport(self.clock, host, 0))
         agent.start()
         agent.auto_answer = auto_answer

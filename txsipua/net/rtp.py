@@ -35,7 +35,14 @@ Theory of operation:
   and never with more than the time that really passed since the last
   recorded packet (:class:`~txsipua.media.recording.Recording`).  Recording is opt-in
   (``record=True``, :meth:`MediaStream.start_recording`,
-  :meth:`MediaStream.record_to`).
+  :meth:`MediaStream.record_to`); :meth:`MediaStream.record_to` streams to
+  its file, keeping only the last second in memory.
+- Frames (:mod:`txsipua.media.audio`): :meth:`MediaStream.play` *pulls* an
+  :class:`~txsipua.media.audio.IAudioSource` one 20 ms frame at a time (re-cut
+  to ``ptime``); every decoded frame is *pushed* to each
+  :class:`~txsipua.media.audio.IAudioSink` of :meth:`MediaStream.add_sink`
+  and each digit to the callables of :meth:`MediaStream.add_digit_sink`.
+  Cancelling a :meth:`MediaStream.play` Deferred stops that audio at once.
 - A new SSRC from the accepted source (the peer restarted its stream)
   starts a new sequence count (the loss already counted is kept) and
   continues the recording at its end.
@@ -67,12 +74,20 @@ from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
 from txsipua.media import g711
+from txsipua.media.audio import (
+    FramePuller,
+    IAudioSource,
+    PCMSource,
+    WavSink,
+    resampled_sink,
+    resampled_source,
+)
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats, ReceptionStatistics
 from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtp import RtpPacket, is_rtcp
-from txsipua.media.wav import read_wav, write_wav
+from txsipua.media.wav import read_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
@@ -88,6 +103,8 @@ MEDIA_TIMEOUT = 60.0
 MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
+#: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
+AUDIO_RATE = 8000
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -105,9 +122,8 @@ def _same_address(a: str, b: str) -> bool:
 
 @attrs.define
 class _Playback:
-    pcm: bytes
+    puller: FramePuller  # the source, re-cut to the packet size
     deferred: defer.Deferred[bool]
-    offset: int = 0
 
 
 @attrs.define
@@ -149,7 +165,8 @@ class MediaStream(DatagramProtocol):
     Attributes:
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
             ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
-        on_audio: called with each received frame as 16-bit PCM, or None.
+        on_audio: called with each received frame as 16-bit PCM, or None
+            (the sinks of :meth:`add_sink` get the frames too).
         on_timeout: called (no arguments) once when ``media_timeout`` passes
             without media while the stream expects some, or None.
         latched: the ``(host, port)`` latched to (``latch=True``), or None.
@@ -212,6 +229,10 @@ class MediaStream(DatagramProtocol):
         self._record = record
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
+        self._max_recording_gap = max_recording_gap
+        self._record_sink: WavSink | None = None
+        self._sinks: list[Any] = []
+        self._digit_sinks: list[Callable[[str], object]] = []
 
     # --- lifecycle --------------------------------------------------------
 
@@ -297,14 +318,23 @@ class MediaStream(DatagramProtocol):
         self._cancel_timer()
         self._unwatch()
         self._release_slot()
+        for job in self._audio:
+            job.puller.close()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
             deferred.callback(False)
         self._audio.clear()
         self._digits.clear()
         for digit in self._detector.flush():
             self._report_digit(digit)
-        if self._record_path is not None:
-            write_wav(self._record_path, self._recording.pcm())
+        if self._record_sink is not None:
+            self._recording.flush()
+            self._record_sink.close()
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception:
+                self.log.failure("closing an audio sink failed")
         listening, self._listening = self._listening, None
         if listening is not None:
             return defer.maybeDeferred(listening.stopListening)
@@ -326,36 +356,53 @@ class MediaStream(DatagramProtocol):
 
     # --- sending ------------------------------------------------------------
 
-    def play(self, source: bytes | str | os.PathLike[str]) -> defer.Deferred[bool]:
+    def play(self, source: Any) -> defer.Deferred[bool]:
         """Queue audio to send, one frame per ``ptime``.
 
         Args:
-            source: 16-bit little-endian mono PCM at 8000 Hz, or the path of a
-                WAV file (converted by :func:`txsipua.media.wav.read_wav`).
+            source: an :class:`~txsipua.media.audio.IAudioSource` (pulled one
+                20 ms frame per slot, resampled to 8000 Hz when its rate
+                differs), 16-bit little-endian mono PCM at 8000 Hz, or the
+                path of a WAV file (converted by :func:`txsipua.media.wav.read_wav`).
 
         Returns:
             A Deferred firing with True once the last frame is sent, or with
-            False if the stream stops first.  Audio queued before
+            False if the stream stops first; it fails with the error a source
+            raised while read.  Cancelling it stops that audio at once (the
+            source is closed; later audio goes on).  Audio queued before
             :meth:`configure` or while held waits.
 
         Raises:
             txsipua.media.wav.WavError: the WAV file cannot be read (raised
                 at once, not through the Deferred).
+            txsipua.media.audio.AudioError: the source's rate needs ``soxr``.
         """
-        if isinstance(source, bytes | bytearray | memoryview):
-            pcm = bytes(source)
+        if IAudioSource.providedBy(source):
+            pulled = resampled_source(source, AUDIO_RATE)
         else:
-            pcm, _ = read_wav(source, rate=8000)
-        if len(pcm) % 2:
-            raise ValueError("16-bit PCM must have an even number of octets")
-        d: defer.Deferred[bool] = defer.Deferred()
+            if isinstance(source, bytes | bytearray | memoryview):
+                pcm = bytes(source)
+            else:
+                pcm, _ = read_wav(source, rate=AUDIO_RATE)
+            if len(pcm) % 2:
+                raise ValueError("16-bit PCM must have an even number of octets")
+            pulled = PCMSource(pcm, AUDIO_RATE)
+            if not pcm:
+                return defer.succeed(True)
+        job: _Playback
+
+        def cancel(_: defer.Deferred[bool]) -> None:
+            if job in self._audio:
+                self._audio.remove(job)
+            job.puller.close()
+
+        d: defer.Deferred[bool] = defer.Deferred(cancel)
+        job = _Playback(FramePuller(pulled), d)
         if self._stopped:
+            pulled.close()
             d.callback(False)
             return d
-        if not pcm:
-            d.callback(True)
-            return d
-        self._audio.append(_Playback(pcm, d))
+        self._audio.append(job)
         self._schedule()
         return d
 
@@ -465,19 +512,27 @@ class MediaStream(DatagramProtocol):
         if self._digits:
             self._send_digit_slot(self._digits[0])
             return
-        job = self._audio[0]
         size = self._samples_per_slot() * 2
-        frame = job.pcm[job.offset : job.offset + size]
-        job.offset += size
-        if len(frame) < size:
-            frame += bytes(size - len(frame))
-        payload = _ENCODERS[self.params.codec.name.lower()](frame)
-        self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
-                             marker=self._talkspurt, payload=payload))
-        self._talkspurt = False
-        if job.offset >= len(job.pcm):
-            self._audio.popleft()
-            job.deferred.callback(True)
+        while self._audio:
+            job = self._audio[0]
+            try:
+                frame = job.puller.take(size)
+            except Exception as e:  # a source that cannot be read (a file gone...)
+                self.log.failure("an audio source failed")
+                self._audio.popleft()
+                job.puller.close()
+                job.deferred.errback(e)
+                continue
+            if frame:
+                payload = _ENCODERS[self.params.codec.name.lower()](frame)
+                self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
+                                     marker=self._talkspurt, payload=payload))
+                self._talkspurt = False
+            if job.puller.finished:
+                self._audio.popleft()
+                job.deferred.callback(True)
+            if frame:
+                return
 
     def _send_digit_slot(self, job: _DigitJob) -> None:
         assert self.params is not None and self.params.telephone_event_pt is not None
@@ -551,11 +606,57 @@ class MediaStream(DatagramProtocol):
             cut = self._recording.gaps_cut
             self._recording.add(packet.ssrc, packet.timestamp, pcm, self._reactor.seconds())
             self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
+        self.deliver_audio(pcm)
+
+    def deliver_audio(self, pcm: bytes) -> None:
+        """Push one decoded frame (PCM at :data:`AUDIO_RATE`) to ``on_audio`` and every sink.
+
+        The receive path calls this once per frame, in playout order; a
+        failing sink is logged and keeps its place.
+        """
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+        for sink in list(self._sinks):
+            try:
+                sink.write(pcm)
+            except Exception:
+                self.log.failure("an audio sink failed")
+
+    def add_sink(self, sink: Any) -> Any:
+        """Push every decoded frame to an :class:`~txsipua.media.audio.IAudioSink` from now on.
+
+        The stream closes its sinks when it stops.
+
+        Returns:
+            What was attached: ``sink``, or a resampling wrapper when its rate
+            is not :data:`AUDIO_RATE` (give that to :meth:`remove_sink`).
+
+        Raises:
+            txsipua.media.audio.AudioError: the sink's rate needs ``soxr``.
+        """
+        attached = resampled_sink(sink, AUDIO_RATE)
+        if self._stopped:
+            attached.close()
+        else:
+            self._sinks.append(attached)
+        return attached
+
+    def remove_sink(self, attached: Any) -> None:
+        """Stop pushing frames to a sink :meth:`add_sink` attached (it is not closed)."""
+        if attached in self._sinks:
+            self._sinks.remove(attached)
+
+    def add_digit_sink(self, sink: Callable[[str], object]) -> None:
+        """Call ``sink`` with each received digit too (besides :attr:`on_dtmf`)."""
+        self._digit_sinks.append(sink)
+
+    def remove_digit_sink(self, sink: Callable[[str], object]) -> None:
+        """Undo :meth:`add_digit_sink`."""
+        if sink in self._digit_sinks:
+            self._digit_sinks.remove(sink)
 
     def _accepts(self, addr: Any) -> bool:
         """True for a datagram from the negotiated source, or the latched one (see the module doc)."""
@@ -621,9 +722,11 @@ class MediaStream(DatagramProtocol):
 
     def _report_digit(self, digit: str) -> None:
         self.stats.dtmf_received += 1
-        if self.on_dtmf is not None:
+        for sink in [self.on_dtmf, *self._digit_sinks]:
+            if sink is None:
+                continue
             try:
-                self.on_dtmf(digit)
+                sink(digit)
             except Exception:
                 self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
 
@@ -632,10 +735,28 @@ class MediaStream(DatagramProtocol):
         self._record = True
 
     def record_to(self, path: str | os.PathLike[str]) -> None:
-        """Record received audio and write it as a WAV file (8000 Hz mono) on :meth:`stop`."""
+        """Record received audio to a WAV file (8000 Hz mono), written as it comes.
+
+        Only the last second (:data:`~txsipua.media.recording.WINDOW`, to undo
+        reordering) is held in memory; the file is completed on :meth:`stop`.
+        Audio recorded in memory before (:meth:`start_recording`) opens the file.
+
+        Raises:
+            OSError: the file cannot be created.
+        """
+        if self._record_sink is not None:
+            raise LocalProtocolError("the stream already records to a file")
+        sink = WavSink(path, AUDIO_RATE)
+        sink.write(self._recording.pcm())
         self._record = True
         self._record_path = os.fspath(path)
+        self._record_sink = sink
+        self._recording = Recording(self._max_recording_gap, writer=sink.write)
 
     def recorded(self) -> bytes:
-        """Received audio so far as 16-bit little-endian mono PCM at 8000 Hz."""
+        """Received audio held in memory, 16-bit little-endian mono PCM at 8000 Hz.
+
+        All of it with ``record=True`` or :meth:`start_recording`; with
+        :meth:`record_to`, only the part not yet written to the file.
+        """
         return self._recording.pcm()

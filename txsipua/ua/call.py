@@ -25,6 +25,7 @@ from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
+from txsipua.ua.audio import CallAudio
 from txsipua.ua.interfaces import ICall
 from txsipua.ua.media import CallMedia
 from txsipua.ua.transfer import Transfer, transfer_target
@@ -118,6 +119,11 @@ class Call:
     def media(self) -> Any:
         """The RTP :class:`~txsipua.net.rtp.MediaStream`, or ``None``."""
         return self.call_media.stream if self.call_media is not None else None
+
+    @property
+    def audio(self) -> CallAudio | None:
+        """The call's :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or ``None`` without media."""
+        return self.call_media.audio if self.call_media is not None else None
 
     @property
     def media_params(self) -> MediaParams | None:
@@ -270,15 +276,15 @@ class Call:
         return self.transfer(dialog.remote_target, replaces=other, hangup_on_success=hangup_on_success)
 
     def dtmf_received(self, digit: str) -> None:
-        """A DTMF digit arrived in an INFO: tell :attr:`on_dtmf`, else the RTP stream's ``on_dtmf``.
-
-        The one place INFO digits reach the application, one call per digit,
-        with the same characters RFC 4733 events give on the media stream.
+        """A DTMF digit arrived in an INFO: to :meth:`CallAudio.digit_received
+        <txsipua.ua.audio.CallAudio.digit_received>` (``via="info"``: barge-in,
+        ``collect_digits``, ``on_digit``, exactly as RFC 4733 digits) when the
+        call has media, and to :attr:`on_dtmf` when set; one call per digit.
         """
+        audio = self.audio
+        if audio is not None:
+            audio.digit_received(digit, "info")
         callback = self.on_dtmf
-        if callback is None:
-            stream = self.media
-            callback = getattr(stream, "on_dtmf", None) if stream is not None else None
         if callback is not None:
             try:
                 callback(digit)

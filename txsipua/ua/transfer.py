@@ -80,6 +80,10 @@ class Transfer:
         self.client: ReferClient | None = None
         self._timer: Any = None
 
+    def __await__(self) -> Any:
+        """``await transfer``: the final :class:`~txsipua.sip.sipfrag.StatusFragment` (raises as ``done`` fails)."""
+        return self.done.__await__()
+
     def start(self) -> Transfer:
         """Send the REFER (RFC 3515 §2.4.1)."""
         call = self.call
