@@ -313,6 +313,17 @@ def answer_service(reactor: Any, args: argparse.Namespace) -> UserAgentService:
     tracer = session_trace(reactor, args)
     ua = build_answering_ua(reactor, args, tracer)
     bot = load_bot(args.bot) if getattr(args, "bot", None) else None
+    on_answered: Callable[[Any], object] = tracer.watch_call
+    transfer_to = getattr(args, "transfer_to", None)
+    if transfer_to:
+        def on_answered(call: Any) -> None:
+            tracer.watch_call(call)
+            # once the ACK came: REFER the caller to --transfer-to (RFC 3515)
+            from txsipua.cli.requests import transfer_call
+
+            call.confirmed.addCallback(lambda c: transfer_call(reactor, c, transfer_to, args.after))
+            call.confirmed.addErrback(lambda f: None)
+
     return UserAgentService(ua, register_expires=args.expires if args.account and args.register else None,
                             answer=True, duration=args.duration, count=args.count, bot=bot,
-                            on_answered=tracer.watch_call, ring=getattr(args, "ring", 0.0))
+                            on_answered=on_answered, ring=getattr(args, "ring", 0.0))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from txsipua.auth.guard import HopAddress
 from txsipua.core import builders
@@ -81,6 +81,7 @@ class SessionHost(Protocol):
         session_expires: the session interval we ask for (RFC 4028), seconds,
             or ``None`` (none asked; a peer's request is still honoured).
         min_se: the smallest session interval we accept (RFC 4028 §4), seconds.
+        subscriptions: our SUBSCRIBE usages by ``(Call-ID, our From tag)``.
     """
 
     ids: IdGenerator
@@ -96,6 +97,7 @@ class SessionHost(Protocol):
     use_100rel: bool
     session_expires: int | None
     min_se: int
+    subscriptions: dict[tuple[str, str], Any]
 
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
@@ -219,6 +221,8 @@ class CoreContext:
         Request-URI names one is answered with that Contact (several accounts, one port)."""
         """Over TLS, our default Contact is ``sips:`` (True) or ``sip:...;transport=tls`` (RFC 5630)."""
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
+        self.subscriptions: dict[tuple[str, str], Any] = {}
+        """Our subscriptions (:mod:`~txsipua.core.subscription`) by ``(Call-ID, our tag)``: where NOTIFYs go."""
 
     # ------------------------------------------------------------ building
     def via(self, branch: str) -> str:

@@ -85,10 +85,17 @@ class IncomingCall:
 
     The application answers with ``session.ring()``, ``session.accept(sdp)`` or
     ``session.reject(status)``.
+
+    Attributes:
+        session: the new call's session.
+        request: the INVITE.
+        replaces: the session of ours its Replaces header names (RFC 3891),
+            to end once the new call is up; ``None`` for an ordinary call.
     """
 
     session: InviteSession
     request: Request
+    replaces: InviteSession | None = None
 
 
 @attrs.frozen
@@ -244,6 +251,54 @@ class ProvisionalAcknowledged:
     prack: Request
 
 
+@attrs.frozen
+class SubscriptionAccepted:
+    """Our SUBSCRIBE got a 2xx (RFC 6665 §4.1.2.1): the notifier will send NOTIFYs.
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        response: the 2xx.
+    """
+
+    subscription: Any
+    response: Response
+
+
+@attrs.frozen
+class NotifyReceived:
+    """A NOTIFY of one of our subscriptions arrived and was answered 200 (RFC 6665 §4.1.3).
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        request: the NOTIFY (its body is the event package's document).
+        state: its :class:`~txsipua.sip.event_headers.SubscriptionState`.
+    """
+
+    subscription: Any
+    request: Request
+    state: Any
+
+
+@attrs.frozen
+class SubscriptionEnded:
+    """A subscription of ours is over (RFC 6665 §4.1.3, §4.1.2.3).
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        reason: the terminating NOTIFY's reason (``"noresource"``,
+            ``"deactivated"``, ``"timeout"``...), or ``"rejected"`` (the
+            SUBSCRIBE got 3xx-6xx), ``"timeout"`` (it expired without a
+            refresh), ``"unsubscribed"``, ``"error"`` (no usable response).
+        retry_after: seconds before subscribing again, when given.
+        error: the :class:`~txsipua.errors.SubscriptionFailed` or other error, if any.
+    """
+
+    subscription: Any
+    reason: str
+    retry_after: int | None = None
+    error: Exception | None = None
+
+
 Event = (
     ProvisionalResponse
     | RequestCompleted
@@ -260,4 +315,7 @@ Event = (
     | CredentialsWithheld
     | CallRefused
     | ProvisionalAcknowledged
+    | SubscriptionAccepted
+    | NotifyReceived
+    | SubscriptionEnded
 )

@@ -20,6 +20,10 @@ It ties small modules together, each one RFC role:
 :mod:`~txsipua.core.invite`               what both share: the dialog phase
 :mod:`~txsipua.core.dialogs`              sessions by dialog id and by transaction
 :mod:`~txsipua.core.uas`                  UAS checks and method dispatch (§8.2)
+:mod:`~txsipua.core.subscription`         the subscriber (RFC 6665), a table
+:mod:`~txsipua.core.replaces`             an INVITE replacing a dialog (RFC 3891)
+:mod:`~txsipua.core.refer`                transfer by REFER, both roles (RFC 3515)
+:mod:`~txsipua.core.capabilities`         Allow, Supported, Accept in one place
 :mod:`~txsipua.core.context`              the one seam the usages talk through
 =======================================  ==========================================
 
@@ -50,6 +54,7 @@ from txsipua.core.ids import IdGenerator
 from txsipua.core.invite import InviteSession, SessionState, hop_host_of
 from txsipua.core.invite_client import InviteClientSession, ack_and_bye
 from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.subscription import SubscriptionClient
 from txsipua.core.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -458,6 +463,29 @@ class UserAgentCore:
         session.start(now)
         self._drain(now)
         return session
+
+    def subscribe(self, request: Request, destination: Address, now: float, *,
+                  hop_host: str = "") -> SubscriptionClient:
+        """Start a subscription with a SUBSCRIBE from :meth:`new_request` (RFC 6665 §4.1).
+
+        The request must carry Event and Expires.  Outcome events:
+        SubscriptionAccepted, NotifyReceived*, SubscriptionEnded
+        (:mod:`txsipua.core.subscription`).
+
+        Raises:
+            LocalProtocolError: not a SUBSCRIBE, or without Event or Expires.
+        """
+        if request.method != "SUBSCRIBE" or "Event" not in request.headers or "Expires" not in request.headers:
+            raise LocalProtocolError("subscribe() sends SUBSCRIBE requests with Event and Expires")
+        subscription = SubscriptionClient(self.context, request, destination, hop_host)
+        subscription.start(now)
+        self._drain(now)
+        return subscription
+
+    def unsubscribe(self, subscription: SubscriptionClient, now: float) -> None:
+        """End ``subscription``: SUBSCRIBE with Expires: 0, then its final NOTIFY (RFC 6665 §4.1.2.3)."""
+        subscription.unsubscribe(now)
+        self._drain(now)
 
     def abort(self, session: InviteSession, now: float, error: Exception) -> None:
         """Give up a call at once: its client transactions are destroyed, nothing more is sent.
