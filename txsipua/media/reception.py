@@ -37,6 +37,9 @@ class MediaStats:
         dtmf_sent: digits sent.
         dtmf_received: digits reported to ``on_dtmf``.
         jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
+        packets_late: packets sent more than 5 ms after their slot's
+            deadline (the reactor was busy), and schedules restarted after
+            falling more than 0.2 s behind.
     """
 
     packets_sent: int = 0
@@ -53,6 +56,7 @@ class MediaStats:
     dtmf_sent: int = 0
     dtmf_received: int = 0
     jitter: float = 0.0
+    packets_late: int = 0
 
 
 

@@ -9,9 +9,12 @@ Theory of operation:
 - The negotiated parameters (:class:`~txsipua.media.offer_answer.MediaParams`)
   arrive through :meth:`MediaStream.configure`, again on every re-INVITE.
 - Sending is paced by *slots* of ``ptime`` (20 ms): while there is something
-  to send, one ``IDelayedCall`` fires at each slot's deadline, computed from
-  the burst's start (``start + n * ptime``), so lateness never accumulates;
-  a slot that is late is sent at once.  Each slot sends one packet: the next
+  to send, the stream asks the process's one :class:`~txsipua.net.pacer.Pacer`
+  (shared by every stream of the reactor: one timer, not one per stream) to
+  call it at each slot's deadline, computed from the burst's start
+  (``start + n * ptime``), so lateness never accumulates; a slot that is
+  late is sent at once, and counted in ``stats.packets_late`` when more than
+  5 ms late.  Each slot sends one packet: the next
   DTMF packet if digits are queued (audio pauses during events, RFC 4733
   §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
   frame per slot; a burst after silence starts with the marker bit (RFC 3551
@@ -74,6 +77,7 @@ from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.wav import read_wav, write_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
+from txsipua.net.pacer import Pacer, pacer_for
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
@@ -88,6 +92,8 @@ MEDIA_TIMEOUT = 60.0
 MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
+#: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
+LATE_THRESHOLD = 0.005
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -145,6 +151,8 @@ class MediaStream(DatagramProtocol):
             no cap).
         rng: randomness for the SSRC, first sequence number and timestamp
             (RFC 3550 §5.1); ``random.SystemRandom()`` when None.
+        pacer: the :class:`~txsipua.net.pacer.Pacer` that calls the stream at
+            each slot; None: the one shared by every stream of ``reactor``.
 
     Attributes:
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
@@ -173,8 +181,10 @@ class MediaStream(DatagramProtocol):
         media_timeout: float | None = MEDIA_TIMEOUT,
         limit: MediaStreamLimit | None = DEFAULT_LIMIT,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._reactor = reactor
+        self._pacer = pacer if pacer is not None else pacer_for(reactor)
         self.local_host = local_host
         self._wanted_port = port
         rng = rng or random.SystemRandom()
@@ -201,7 +211,7 @@ class MediaStream(DatagramProtocol):
         # sending
         self._audio: deque[_Playback] = deque()
         self._digits: deque[_DigitJob] = deque()
-        self._timer: Any = None
+        self._pacing = False
         self._burst_start = 0.0
         self._slot_index = 0
         self._timestamp = 0
@@ -405,13 +415,13 @@ class MediaStream(DatagramProtocol):
         )
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        if self._pacing:
+            self._pacing = False
+            self._pacer.cancel(self)
 
     def _schedule(self) -> None:
         """Start a burst when there is something to send and none is running."""
-        if self._timer is not None or not self._can_send():
+        if self._pacing or not self._can_send():
             return
         assert self.params is not None
         now = self._reactor.seconds()
@@ -422,24 +432,41 @@ class MediaStream(DatagramProtocol):
         self._slot_index = 0
         self._timestamp = (self._timestamp_base + round((now - self._epoch) * rate)) & 0xFFFFFFFF
         self._talkspurt = True
-        self._timer = self._reactor.callLater(0, self._tick)
+        self._pacing = True
+        self._pacer.schedule(self, now)
 
-    def _tick(self) -> None:
-        self._timer = None
-        assert self.params is not None
+    def pace(self, now: float) -> float | None:
+        """Send every slot due at ``now`` (called by the :class:`~txsipua.net.pacer.Pacer`).
+
+        Args:
+            now: the reactor's time, seconds.
+
+        Returns:
+            The next slot's deadline (absolute seconds), or None when there is
+            nothing left to send (the burst ends).
+        """
+        self._pacing = True  # a play() from a callback below joins this burst
+        if self.params is None:
+            self._pacing = False
+            return None
         interval = self._ptime() / 1000.0
-        now = self._reactor.seconds()
         if now - (self._burst_start + self._slot_index * interval) > 0.2:
             # far behind (the reactor was blocked): restart the schedule from now
+            self.stats.packets_late += 1
             self._burst_start = now
             self._slot_index = 0
-        while self._can_send() and self._burst_start + self._slot_index * interval <= now + 1e-9:
+        horizon = now + self._pacer.slack + 1e-9
+        while self._can_send():
+            deadline = self._burst_start + self._slot_index * interval
+            if deadline > horizon:
+                break
+            if now - deadline > LATE_THRESHOLD:
+                self.stats.packets_late += 1
             self._send_slot()
             self._slot_index += 1
             self._timestamp = (self._timestamp + self._samples_per_slot()) & 0xFFFFFFFF
-        if self._can_send():
-            deadline = self._burst_start + self._slot_index * interval
-            self._timer = self._reactor.callLater(max(0.0, deadline - now), self._tick)
+        self._pacing = self._can_send()
+        return self._burst_start + self._slot_index * interval if self._pacing else None
 
     def _ptime(self) -> int:
         """The packet time in ms: the peer's ptime, kept within 10-60 ms."""
