@@ -146,7 +146,7 @@ def test_many_streams_one_timer_and_late_packets_counted() -> None:
     assert all(s.stats.packets_late >= 2 for s, _ in streams)
     for _ in range(400):
         clock.advance(0.001)
-    for stream, transport in streams:
+    for _stream, transport in streams:
         packets = [RtpPacket.parse(d) for d, _ in transport.written]
         assert len(packets) == 10
         assert [p.timestamp - packets[0].timestamp for p in packets] == [160 * k for k in range(10)]
