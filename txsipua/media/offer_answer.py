@@ -9,7 +9,9 @@ Theory of operation:
   is accepted, every other line is rejected with port 0.  The accepted line
   lists the common codecs with the *offer's* payload type numbers (§6.1), in
   the offer's order of preference (or ours, with ``prefer="local"``), plus
-  telephone-event (RFC 4733) when both sides have it.  No common codec at all
+  telephone-event (RFC 4733) when both sides have it, at the clock rate of
+  each common codec (an offer lists one telephone-event per clock rate of its
+  codecs: ``/8000`` for G.711 and G.722, ``/48000`` for Opus).  No common codec at all
   raises :class:`NoCommonCodec`, which a UAS answers with 488 (§6).
 - Directions are mirrored (§6.1): sendonly is answered recvonly, recvonly
   sendonly, inactive inactive; an answer that puts the offerer on hold is
@@ -30,9 +32,14 @@ from txsipua.errors import NoCommonCodec, OfferAnswerError
 from txsipua.media.sdp import DIRECTIONS, MediaDescription, SessionDescription
 
 __all__ = [
+    "G722",
+    "OPUS",
     "PCMA",
     "PCMU",
     "TELEPHONE_EVENT",
+    "TELEPHONE_EVENT_PTS",
+    "CODEC_FMTP",
+    "telephone_event",
     "Codec",
     "MediaParams",
     "NoCommonCodec",
@@ -56,15 +63,20 @@ class Codec:
         name: encoding name, e.g. ``"PCMU"`` (compared case-insensitively).
         payload_type: RTP payload type number (0-127).
         clock_rate: RTP clock rate in Hz.
+        channels: the ``a=rtpmap`` channel count (``opus/48000/2``, RFC 7587 §7);
+            1 is not written.
     """
 
     name: str
     payload_type: int
     clock_rate: int = 8000
+    channels: int = 1
 
     @property
     def rtpmap(self) -> str:
-        """The ``a=rtpmap`` value, e.g. ``"PCMU/8000"``."""
+        """The ``a=rtpmap`` value, e.g. ``"PCMU/8000"``, ``"opus/48000/2"``."""
+        if self.channels != 1:
+            return f"{self.name}/{self.clock_rate}/{self.channels}"
         return f"{self.name}/{self.clock_rate}"
 
     def same_codec(self, other: Codec) -> bool:
@@ -74,7 +86,21 @@ class Codec:
 
 PCMU = Codec("PCMU", 0, 8000)
 PCMA = Codec("PCMA", 8, 8000)
+G722 = Codec("G722", 9, 8000)  # RTP clock 8000 Hz, sampled at 16000 Hz (RFC 3551 §4.5.2)
+OPUS = Codec("opus", 111, 48000, 2)  # RFC 7587 §7
 TELEPHONE_EVENT = Codec("telephone-event", 101, 8000)
+#: Our payload type for telephone-event at each clock rate (RFC 4733 §7.1.1: the codec's rate).
+TELEPHONE_EVENT_PTS: dict[int, int] = {8000: 101, 16000: 102, 48000: 103}
+
+
+#: The ``a=fmtp`` we write for a codec, by lower-case name (RFC 7587 §6.1 for Opus).
+CODEC_FMTP: dict[str, str] = {"opus": "minptime=10;useinbandfec=1"}
+
+
+def telephone_event(clock_rate: int) -> Codec:
+    """Our telephone-event codec at ``clock_rate`` Hz (payload type from :data:`TELEPHONE_EVENT_PTS`)."""
+    pt = TELEPHONE_EVENT_PTS.get(clock_rate, 104)
+    return Codec("telephone-event", pt, clock_rate)
 
 
 @attrs.frozen
@@ -125,9 +151,10 @@ def _codecs_of(m: MediaDescription) -> list[Codec]:
         parts = encoding.split("/")
         try:
             rate = int(parts[1])
+            channels = int(parts[2]) if len(parts) > 2 else 1
         except (IndexError, ValueError):
             continue
-        out.append(Codec(parts[0], pt, rate))
+        out.append(Codec(parts[0], pt, rate, channels))
     return out
 
 
@@ -169,7 +196,8 @@ def make_offer(
         address: our RTP address (IPv4 or IPv6 text), used for ``o=`` and ``c=``.
         rtp_port: our RTP port (1-65535).
         codecs: the codecs we receive, in order of preference.
-        dtmf: add telephone-event (RFC 4733) as :data:`TELEPHONE_EVENT`.
+        dtmf: add telephone-event (RFC 4733), one per clock rate of ``codecs``
+            (:data:`TELEPHONE_EVENT` for 8000 Hz).
         session_id: the ``o=`` sess-id; comes from the caller's id generator.
         session_version: the ``o=`` sess-version.
         direction: our direction attribute.
@@ -190,9 +218,14 @@ def make_offer(
         raise ValueError(f"bad RTP port {rtp_port}")
     all_codecs = list(codecs)
     fmtp: dict[int, str] = {}
+    for codec in codecs:
+        if codec.name.lower() in CODEC_FMTP:
+            fmtp[codec.payload_type] = CODEC_FMTP[codec.name.lower()]
     if dtmf:
-        all_codecs.append(TELEPHONE_EVENT)
-        fmtp[TELEPHONE_EVENT.payload_type] = DTMF_EVENTS
+        for rate in dict.fromkeys(c.clock_rate for c in codecs):
+            event = telephone_event(rate)
+            all_codecs.append(event)
+            fmtp[event.payload_type] = DTMF_EVENTS
     pts = [c.payload_type for c in all_codecs]
     if len(set(pts)) != len(pts):
         raise ValueError(f"payload type used twice in {pts}")
@@ -321,8 +354,8 @@ def make_answer(
             continue
         fmtp: dict[int, str] = {}
         if dtmf:
-            event = next((o for o in offered if o.same_codec(TELEPHONE_EVENT)), None)
-            if event is not None:
+            rates = {c.clock_rate for c in common}
+            for event in [o for o in offered if o.name.lower() == "telephone-event" and o.clock_rate in rates]:
                 common.append(event)
                 fmtp[event.payload_type] = m.fmtp.get(event.payload_type, DTMF_EVENTS)
         for c in common:
@@ -397,8 +430,9 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
             reasons.append(f"audio stream {index} has no codec in common")
             continue
         event_pt = local_event_pt = None
-        ours_event = next((o for o in our_codecs if o.same_codec(TELEPHONE_EVENT)), None)
-        theirs_event = next((t for t in their_codecs if t.same_codec(TELEPHONE_EVENT)), None)
+        event_codec = Codec("telephone-event", 0, codec.clock_rate)  # at the audio's clock rate (RFC 4733 §2.1)
+        ours_event = next((o for o in our_codecs if o.same_codec(event_codec)), None)
+        theirs_event = next((t for t in their_codecs if t.same_codec(event_codec)), None)
         if ours_event is not None and theirs_event is not None:
             event_pt = theirs_event.payload_type
             local_event_pt = ours_event.payload_type

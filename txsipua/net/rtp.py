@@ -59,6 +59,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -69,7 +70,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
-from txsipua.media import g711
+from txsipua.media.codecs import AudioCodec, CodecUnavailable, Decoder, Encoder, lookup, resample
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats, ReceptionStatistics
@@ -81,9 +82,8 @@ from txsipua.net.pacer import Pacer, pacer_for
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
-_ENCODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_encode, "pcma": g711.alaw_encode}
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_decode, "pcma": g711.alaw_decode}
-_STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
+_STATIC_DECODERS = {0: "pcmu", 8: "pcma"}  # heard whatever was negotiated
+_RTP_HEADER = struct.Struct("!BBHII")
 #: Default for ``max_recording_gap`` (:class:`~txsipua.media.recording.Recording`).
 MAX_RECORDING_GAP = MAX_GAP
 #: Default for ``media_timeout``: seconds without RTP or RTCP before ``on_timeout``.
@@ -114,6 +114,7 @@ class _Playback:
     pcm: bytes
     deferred: defer.Deferred[bool]
     offset: int = 0
+    rate: int = 8000
 
 
 @attrs.define
@@ -157,7 +158,9 @@ class MediaStream(DatagramProtocol):
     Attributes:
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
             ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
-        on_audio: called with each received frame as 16-bit PCM, or None.
+        on_audio: called with each received packet's audio as 16-bit LE mono
+            PCM at :attr:`sample_rate` (arrival order, no playout), or None.
+        codec: the negotiated :class:`~txsipua.media.codecs.AudioCodec`, or None.
         on_timeout: called (no arguments) once when ``media_timeout`` passes
             without media while the stream expects some, or None.
         latched: the ``(host, port)`` latched to (``latch=True``), or None.
@@ -193,6 +196,9 @@ class MediaStream(DatagramProtocol):
         self._timestamp_base = rng.getrandbits(32)
         self._epoch: float | None = None
         self.params: MediaParams | None = None
+        self.codec: AudioCodec | None = None
+        self._encoder: Encoder | None = None
+        self._decoders: dict[int, tuple[AudioCodec, Decoder]] = {}
         self.stats = MediaStats()
         self.on_dtmf: Callable[[str], object] | None = None
         self.on_audio: Callable[[bytes], object] | None = None
@@ -276,11 +282,22 @@ class MediaStream(DatagramProtocol):
             params: from :func:`txsipua.media.offer_answer.negotiate`.
 
         Raises:
-            LocalProtocolError: the codec is not G.711 (PCMU or PCMA).
+            LocalProtocolError: the codec is not one of
+                :data:`txsipua.media.codecs.CODECS`, or its library is not
+                installed (the message names the extra).
         """
-        if params.codec.name.lower() not in _ENCODERS:
-            raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: only PCMU and PCMA")
-        old, self.params = self.params, params
+        codec = lookup(params.codec.name, params.codec.clock_rate)
+        if codec is None:
+            raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: not a codec txsipua has")
+        old = self.params
+        if self.codec is not codec or old is None or old.ptime != params.ptime:
+            try:
+                self._encoder, decoder = codec.coders(min(max(params.ptime, MIN_PTIME), MAX_PTIME))
+            except CodecUnavailable as e:
+                raise LocalProtocolError(str(e)) from None
+            self._decoders = {params.codec.payload_type: (codec, decoder)}
+            self.codec = codec
+        self.params = params
         if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
             self._talkspurt = True  # a new destination starts a new talkspurt
             self.latched = None  # a new negotiation: latch again
@@ -336,12 +353,16 @@ class MediaStream(DatagramProtocol):
 
     # --- sending ------------------------------------------------------------
 
-    def play(self, source: bytes | str | os.PathLike[str]) -> defer.Deferred[bool]:
+    def play(self, source: bytes | str | os.PathLike[str], *, rate: int = 8000) -> defer.Deferred[bool]:
         """Queue audio to send, one frame per ``ptime``.
 
         Args:
-            source: 16-bit little-endian mono PCM at 8000 Hz, or the path of a
-                WAV file (converted by :func:`txsipua.media.wav.read_wav`).
+            source: 16-bit little-endian mono PCM at ``rate`` Hz, or the path
+                of a WAV file (converted by :func:`txsipua.media.wav.read_wav`
+                to 8000 Hz).
+            rate: the PCM's sample rate, Hz; converted when it differs from
+                the codec's (:attr:`sample_rate`) by
+                :func:`txsipua.media.codecs.resample`.
 
         Returns:
             A Deferred firing with True once the last frame is sent, or with
@@ -356,6 +377,9 @@ class MediaStream(DatagramProtocol):
             pcm = bytes(source)
         else:
             pcm, _ = read_wav(source, rate=8000)
+            rate = 8000
+        if rate <= 0:
+            raise ValueError(f"rate must be a positive number of Hz, not {rate!r}")
         if len(pcm) % 2:
             raise ValueError("16-bit PCM must have an even number of octets")
         d: defer.Deferred[bool] = defer.Deferred()
@@ -365,7 +389,7 @@ class MediaStream(DatagramProtocol):
         if not pcm:
             d.callback(True)
             return d
-        self._audio.append(_Playback(pcm, d))
+        self._audio.append(_Playback(pcm, d, rate=rate))
         self._schedule()
         return d
 
@@ -474,18 +498,27 @@ class MediaStream(DatagramProtocol):
         return min(max(self.params.ptime, MIN_PTIME), MAX_PTIME)
 
     def _samples_per_slot(self) -> int:
+        """RTP timestamp units per slot (the RTP clock, not the PCM rate: they differ for G.722)."""
         assert self.params is not None
         return self.params.codec.clock_rate * self._ptime() // 1000
 
+    @property
+    def sample_rate(self) -> int:
+        """The PCM rate of the negotiated codec (Hz; 8000 before :meth:`configure`)."""
+        return self.codec.sample_rate if self.codec is not None else 8000
+
     def _send(self, packet: RtpPacket) -> None:
-        assert self.params is not None and self.transport is not None
         packet = attrs.evolve(packet, sequence=self._sequence, ssrc=self.ssrc)
+        self._write(packet.to_bytes(), len(packet.payload))
+
+    def _write(self, data: bytes, payload_octets: int) -> None:
+        assert self.params is not None and self.transport is not None
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
-        transport.write(packet.to_bytes(), destination)
+        transport.write(data, destination)
         self.stats.packets_sent += 1
-        self.stats.octets_sent += len(packet.payload)
+        self.stats.octets_sent += payload_octets
 
     def _send_slot(self) -> None:
         assert self.params is not None
@@ -493,14 +526,19 @@ class MediaStream(DatagramProtocol):
             self._send_digit_slot(self._digits[0])
             return
         job = self._audio[0]
-        size = self._samples_per_slot() * 2
+        assert self.codec is not None and self._encoder is not None
+        if job.rate != self.codec.sample_rate:  # convert the rest once, at the codec's rate
+            job.pcm = resample(job.pcm[job.offset:], job.rate, self.codec.sample_rate)
+            job.offset, job.rate = 0, self.codec.sample_rate
+        size = self.codec.frame_samples(self._ptime()) * 2
         frame = job.pcm[job.offset : job.offset + size]
         job.offset += size
         if len(frame) < size:
             frame += bytes(size - len(frame))
-        payload = _ENCODERS[self.params.codec.name.lower()](frame)
-        self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
-                             marker=self._talkspurt, payload=payload))
+        payload = self._encoder.encode(frame)
+        second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+        header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+        self._write(header + payload, len(payload))
         self._talkspurt = False
         if job.offset >= len(job.pcm):
             self._audio.popleft()
@@ -565,24 +603,40 @@ class MediaStream(DatagramProtocol):
             for digit in digits:
                 self._report_digit(digit)
             return
-        name = _STATIC_DECODERS.get(packet.payload_type)
-        if packet.payload_type == params.codec.payload_type:
-            name = params.codec.name.lower()
-        if name not in _DECODERS:
+        coder = self._decoder_for(packet.payload_type)
+        if coder is None:
             return
-        self._reception.update_jitter(packet, params.codec.clock_rate, self._reactor.seconds())
-        if self._held or not params.receiving:
+        codec, decoder = coder
+        now = self._reactor.seconds()
+        self._reception.update_jitter(packet, codec.clock_rate, now)
+        if self._held or not params.receiving or not (self._record or self.on_audio is not None):
             return
-        pcm = _DECODERS[name](packet.payload)
+        try:
+            pcm = decoder.decode(packet.payload)
+        except ValueError:
+            self.stats.invalid += 1
+            return
         if self._record:
             cut = self._recording.gaps_cut
-            self._recording.add(packet.ssrc, packet.timestamp, pcm, self._reactor.seconds())
+            timestamp = packet.timestamp
+            if codec.clock_rate != 8000:  # the recording counts 8000 Hz units
+                timestamp = (timestamp * 8000 // codec.clock_rate) & 0xFFFFFFFF
+            self._recording.add(packet.ssrc, timestamp, resample(pcm, codec.sample_rate, 8000), now)
             self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+
+    def _decoder_for(self, payload_type: int) -> tuple[AudioCodec, Decoder] | None:
+        """The decoder of the negotiated codec, or of static G.711 the peer may send anyway."""
+        coder = self._decoders.get(payload_type)
+        if coder is None and payload_type in _STATIC_DECODERS:
+            codec = lookup(_STATIC_DECODERS[payload_type])
+            assert codec is not None
+            coder = self._decoders[payload_type] = (codec, codec.coders()[1])
+        return coder
 
     def _accepts(self, addr: Any) -> bool:
         """True for a datagram from the negotiated source, or the latched one (see the module doc)."""

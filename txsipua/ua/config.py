@@ -21,10 +21,12 @@ import attrs
 
 from txsipua.core.context import MAX_CALLS
 from txsipua.core.transaction import Timers
-from txsipua.media.offer_answer import PCMA, PCMU, Codec
+from txsipua.media import codecs as _coders
+from txsipua.media.offer_answer import G722, OPUS, PCMA, PCMU, Codec
 
-KNOWN_CODECS: tuple[Codec, ...] = (PCMU, PCMA)
-"""The codecs the RTP stream can send and receive (G.711, RFC 3551 §4.5.14)."""
+KNOWN_CODECS: tuple[Codec, ...] = (PCMU, PCMA, G722, OPUS)
+"""The codecs the RTP stream can send and receive: G.711 (RFC 3551 §4.5.14) always, G.722
+(``txsipua[g722]``) and Opus (``txsipua[opus]``, RFC 7587) when their library is installed."""
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -53,6 +55,10 @@ def _codecs(instance: object, attribute: attrs.Attribute[tuple[Codec, ...]], val
         if not isinstance(codec, Codec) or not any(codec.same_codec(k) and codec.payload_type == k.payload_type
                                                     for k in KNOWN_CODECS):
             raise ValueError(f"codecs: {codec!r} is not a known codec (known: {names})")
+        coder = _coders.lookup(codec.name, codec.clock_rate)
+        if coder is None or not coder.available():
+            extra = coder.extra if coder is not None else "?"
+            raise ValueError(f"codecs: {codec.name} needs its library: pip install 'txsipua[{extra}]'")
     if len(set(value)) != len(value):
         raise ValueError("codecs must not name a codec twice")
 
@@ -108,7 +114,9 @@ class Configuration:
             wildcard such as ``0.0.0.0``).
         codecs: the audio codecs offered and accepted, in order of preference
             (RFC 3264 §5.1): a tuple of :class:`~txsipua.media.offer_answer.Codec`
-            from :data:`KNOWN_CODECS` (names such as ``"PCMA"`` are converted).
+            from :data:`KNOWN_CODECS` (names such as ``"PCMA"``, ``"G722"``,
+            ``"opus"`` are converted).  G.711 is the default; G.722 and Opus
+            need their optional library.
         dtmf: offer and accept telephone-event (RFC 4733).
         socket_buffer: kernel receive/send buffer size of the UDP SIP socket,
             bytes (``SO_RCVBUF``/``SO_SNDBUF``), for servers under load;
@@ -130,8 +138,8 @@ class Configuration:
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
             ``user_agent`` with CR, LF or control characters; ``rtp_host``
-            not an IP address; ``codecs`` empty, repeated or not in
-            :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
+            not an IP address; ``codecs`` empty, repeated, not in
+            :data:`KNOWN_CODECS` or its library missing; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
             ``max_call_duration`` not positive.
