@@ -79,6 +79,7 @@ from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.wav import read_wav, write_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 from txsipua.net.pacer import Pacer, pacer_for
+from txsipua.net.playout import Playout
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
@@ -228,6 +229,8 @@ class MediaStream(DatagramProtocol):
         self._record = record
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
+        self._playout_sink: Callable[[bytes], object] | None = None
+        self.playout: Playout | None = None
 
     # --- lifecycle --------------------------------------------------------
 
@@ -297,6 +300,9 @@ class MediaStream(DatagramProtocol):
                 raise LocalProtocolError(str(e)) from None
             self._decoders = {params.codec.payload_type: (codec, decoder)}
             self.codec = codec
+            if self.playout is not None:
+                self.playout.stop()
+                self.playout = None  # made again for the new codec by the next packet
         self.params = params
         if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
             self._talkspurt = True  # a new destination starts a new talkspurt
@@ -322,6 +328,8 @@ class MediaStream(DatagramProtocol):
             return defer.succeed(None)
         self._stopped = True
         self._cancel_timer()
+        if self.playout is not None:
+            self.playout.stop()
         self._unwatch()
         self._release_slot()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
@@ -609,7 +617,14 @@ class MediaStream(DatagramProtocol):
         codec, decoder = coder
         now = self._reactor.seconds()
         self._reception.update_jitter(packet, codec.clock_rate, now)
-        if self._held or not params.receiving or not (self._record or self.on_audio is not None):
+        if self._held or not params.receiving:
+            return
+        if self._playout_sink is not None and codec is self.codec:
+            if self.playout is None:
+                self.playout = Playout(self._pacer, codec, codec.coders(self._ptime())[1], self._ptime(),
+                                       self._playout_sink)
+            self.playout.push(packet.timestamp, packet.payload, now)
+        if not (self._record or self.on_audio is not None):
             return
         try:
             pcm = decoder.decode(packet.payload)
@@ -707,6 +722,19 @@ class MediaStream(DatagramProtocol):
                 self.on_dtmf(digit)
             except Exception:
                 self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
+
+    def play_out(self, sink: Callable[[bytes], object] | None) -> None:
+        """Hand received audio to ``sink`` one frame per packet time, through a jitter buffer.
+
+        ``sink`` gets 16-bit LE mono PCM at :attr:`sample_rate`, one ``ptime``
+        frame at a time at the pace of the process's pacer, in timestamp
+        order; missing frames are concealed (:class:`~txsipua.net.playout.Playout`,
+        :class:`~txsipua.media.jitter.JitterBuffer`).  None stops it.
+        """
+        self._playout_sink = sink
+        if sink is None and self.playout is not None:
+            self.playout.stop()
+            self.playout = None
 
     def start_recording(self) -> None:
         """Keep received audio in memory from now on (:meth:`recorded`); about 16 kB/s."""
