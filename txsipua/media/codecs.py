@@ -30,6 +30,7 @@ Twisted, no clock.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from array import array
@@ -180,19 +181,46 @@ class _RepeatConcealer:
         return out[: 2 * samples]
 
 
+@functools.cache
+def _g711_tables(law: str) -> tuple[bytes, bytes, Any]:
+    """Decoding as two ``bytes.translate`` tables (low and high octet of each sample) and,
+    when numpy is installed, the encoding table as a numpy array (else None)."""
+    decode = g711.ulaw_decode_sample if law == "ulaw" else g711.alaw_decode_sample
+    decoded = [decode(code) & 0xFFFF for code in range(256)]
+    low = bytes(v & 0xFF for v in decoded)
+    high = bytes(v >> 8 for v in decoded)
+    try:
+        import numpy
+    except ImportError:
+        return low, high, None
+    table = numpy.frombuffer((g711.ulaw_encode if law == "ulaw" else g711.alaw_encode)(
+        numpy.arange(65536, dtype="<u2").tobytes()), dtype=numpy.uint8)
+    return low, high, (numpy, table)
+
+
 class _G711:
-    __slots__ = ("_conceal", "_decode", "_encode")
+    """G.711 with fast paths: decoding by ``bytes.translate``; encoding by a numpy table lookup
+    when numpy is installed (ten times faster), else :mod:`txsipua.media.g711`."""
+
+    __slots__ = ("_conceal", "_encode", "_high", "_low", "_np")
 
     def __init__(self, law: str) -> None:
         self._encode = g711.ulaw_encode if law == "ulaw" else g711.alaw_encode
-        self._decode = g711.ulaw_decode if law == "ulaw" else g711.alaw_decode
+        self._low, self._high, self._np = _g711_tables(law)
         self._conceal = _RepeatConcealer()
 
     def encode(self, pcm: bytes) -> bytes:
-        return self._encode(pcm)
+        if self._np is None or _BIG_ENDIAN or len(pcm) % 2:
+            return self._encode(pcm)
+        numpy, table = self._np
+        return bytes(table[numpy.frombuffer(pcm, dtype="<u2")].tobytes())
 
     def decode(self, payload: bytes) -> bytes:
-        return self._conceal.heard(self._decode(payload))
+        payload = bytes(payload)
+        out = bytearray(2 * len(payload))
+        out[0::2] = payload.translate(self._low)
+        out[1::2] = payload.translate(self._high)
+        return self._conceal.heard(bytes(out))
 
     def conceal(self, samples: int) -> bytes:
         return self._conceal.conceal(samples)

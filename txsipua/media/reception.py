@@ -113,6 +113,19 @@ class ReceptionStatistics:
         expected = self._cycles + self._max_seq - self._base_seq + 1
         stats.packets_lost = self._lost_before + max(0, expected - self._counted)
 
+    def snapshot(self) -> tuple[int, int, int, int, float] | None:
+        """What a reception report (RFC 3550 §6.4.1) needs, or None before the first packet.
+
+        Returns:
+            ``(ssrc, extended highest sequence number, expected, received,
+            jitter in timestamp units)``; counts are since the current SSRC began.
+        """
+        if self._source_ssrc is None:
+            return None
+        highest = self._cycles + self._max_seq
+        expected = highest - self._base_seq + 1
+        return self._source_ssrc, highest, expected, self._counted, self._jitter_units
+
     def update_jitter(self, packet: RtpPacket, rate: int, arrival: float) -> None:
         """Update the interarrival jitter with ``packet`` (Appendix A.8).
 

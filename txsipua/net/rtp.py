@@ -230,6 +230,7 @@ class MediaStream(DatagramProtocol):
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
         self._playout_sink: Callable[[bytes], object] | None = None
+        self._heard: Any = None  # the last source address accepted
         self.playout: Playout | None = None
 
     # --- lifecycle --------------------------------------------------------
@@ -304,6 +305,7 @@ class MediaStream(DatagramProtocol):
                 self.playout.stop()
                 self.playout = None  # made again for the new codec by the next packet
         self.params = params
+        self._heard = None  # judge sources afresh
         if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
             self._talkspurt = True  # a new destination starts a new talkspurt
             self.latched = None  # a new negotiation: latch again
@@ -658,11 +660,17 @@ class MediaStream(DatagramProtocol):
         params = self.params
         if params is None or not isinstance(addr, tuple) or len(addr) < 2:
             return False  # nothing negotiated yet: nobody to hear
+        if addr == self._heard:
+            return True  # the source accepted last time (a cache: comparing addresses is costly)
         host, port = str(addr[0]), int(addr[1])
         if port == params.remote_port and _same_address(host, params.remote_address):
+            self._heard = addr
             return True
         if self.latched is not None:
-            return port == self.latched[1] and _same_address(host, self.latched[0])
+            if port == self.latched[1] and _same_address(host, self.latched[0]):
+                self._heard = addr
+                return True
+            return False
         if self._latch:
             self.latched = (host, port)
             self.log.info("symmetric RTP: latched to {host}:{port}", host=host, port=port)
