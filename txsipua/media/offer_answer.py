@@ -22,13 +22,25 @@ Theory of operation:
   offerer), using the peer's payload type number.
 - Hold and resume are re-offers with a new ``sess-version`` (§8, §8.4):
   :func:`hold_offer`, :func:`resume_offer`.
+- RTP/RTCP multiplexing (RFC 5761 §5.1.1): an offer made with
+  ``rtcp_mux=True`` carries ``a=rtcp-mux``; the answer repeats it when both
+  sides want it, and :attr:`MediaParams.rtcp_mux` says whether RTCP shares
+  the RTP port.  Without it RTCP goes to the peer's ``a=rtcp`` port (RFC 3605)
+  or RTP port + 1.
+- SRTP with SDES keys (RFC 4568): an offer made with ``crypto`` lines is
+  ``RTP/SAVP``; an answerer given ``srtp_key`` accepts an ``RTP/SAVP`` line
+  whose ``a=crypto`` has a suite of :data:`~txsipua.media.sdes.SUITES`,
+  answering that tag and suite with its own key; ``srtp_required`` refuses
+  plain ``RTP/AVP`` (488).  :attr:`MediaParams.srtp` holds the negotiated
+  suite and keys.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from txsipua.errors import NoCommonCodec, OfferAnswerError
+from txsipua.errors import NoCommonCodec, OfferAnswerError, ParseError
+from txsipua.media.sdes import SUITES, CryptoAttribute, SrtpParams
 from txsipua.media.sdp import DIRECTIONS, MediaDescription, SessionDescription
 
 __all__ = [
@@ -119,6 +131,10 @@ class MediaParams:
         media_index: index of the negotiated ``m=`` line.
         local_telephone_event_pt: *our* payload type for telephone-event, the
             one the peer sends events with (RFC 3264 §5.1), or None.
+        rtcp_mux: RTCP shares the RTP port (RFC 5761), both sides said so.
+        rtcp_port: the peer's RTCP port when not multiplexed (``a=rtcp``,
+            RFC 3605, else the RTP port + 1).
+        srtp: the negotiated SRTP suite and keys (RFC 4568), or None for plain RTP.
     """
 
     remote_address: str
@@ -129,6 +145,9 @@ class MediaParams:
     ptime: int = 20
     media_index: int = 0
     local_telephone_event_pt: int | None = None
+    rtcp_mux: bool = False
+    rtcp_port: int | None = None
+    srtp: SrtpParams | None = None
 
     @property
     def sending(self) -> bool:
@@ -159,17 +178,40 @@ def _codecs_of(m: MediaDescription) -> list[Codec]:
 
 
 def _audio_media(codecs: tuple[Codec, ...] | list[Codec], port: int, direction: str, ptime: int | None,
-                 fmtp: dict[int, str]) -> MediaDescription:
+                 fmtp: dict[int, str], *, rtcp_mux: bool = False,
+                 crypto: tuple[CryptoAttribute, ...] = ()) -> MediaDescription:
+    attributes: list[tuple[str, str | None]] = [("crypto", c.to_value()) for c in crypto]
+    if rtcp_mux:
+        attributes.append(("rtcp-mux", None))
     return MediaDescription(
         media="audio",
         port=port,
-        proto="RTP/AVP",
+        proto="RTP/SAVP" if crypto else "RTP/AVP",
         formats=tuple(c.payload_type for c in codecs),
         rtpmap={c.payload_type: c.rtpmap for c in codecs},
         fmtp=fmtp,
         direction=direction,
         ptime=ptime,
+        attributes=tuple(attributes),
     )
+
+
+def _has(m: MediaDescription, name: str) -> bool:
+    return any(key == name for key, _ in m.attributes)
+
+
+def _cryptos(m: MediaDescription) -> list[CryptoAttribute]:
+    """The usable ``a=crypto`` lines of a media line, in order (bad ones skipped)."""
+    out = []
+    for key, value in m.attributes:
+        if key == "crypto" and value:
+            try:
+                attribute = CryptoAttribute.parse(value)
+            except ParseError:
+                continue
+            if attribute.suite in SUITES:
+                out.append(attribute)
+    return out
 
 
 def _check_direction(direction: str) -> None:
@@ -189,6 +231,8 @@ def make_offer(
     username: str = "-",
     ptime: int | None = 20,
     session_name: str = "-",
+    rtcp_mux: bool = False,
+    crypto: tuple[CryptoAttribute, ...] = (),
 ) -> SessionDescription:
     """Build an offer for one audio stream (RFC 3264 §5).
 
@@ -204,6 +248,8 @@ def make_offer(
         username: the ``o=`` username.
         ptime: packet time to ask for, milliseconds (None: no ``a=ptime``).
         session_name: the ``s=`` line.
+        rtcp_mux: offer RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
+        crypto: SDES keys to offer (RFC 4568); when any, the line is ``RTP/SAVP``.
 
     Returns:
         The offer.
@@ -229,7 +275,7 @@ def make_offer(
     pts = [c.payload_type for c in all_codecs]
     if len(set(pts)) != len(pts):
         raise ValueError(f"payload type used twice in {pts}")
-    media = _audio_media(all_codecs, rtp_port, direction, ptime, fmtp)
+    media = _audio_media(all_codecs, rtp_port, direction, ptime, fmtp, rtcp_mux=rtcp_mux, crypto=crypto)
     return SessionDescription(
         username=username,
         session_id=session_id,
@@ -289,6 +335,9 @@ def make_answer(
     prefer: str = "offer",
     ptime: int | None = 20,
     session_name: str = "-",
+    rtcp_mux: bool = False,
+    srtp_key: bytes | None = None,
+    srtp_required: bool = False,
 ) -> SessionDescription:
     """Answer an offer (RFC 3264 §6).
 
@@ -312,6 +361,10 @@ def make_answer(
             ``"local"`` in the order of ``codecs``.
         ptime: packet time to ask for, milliseconds (None: none).
         session_name: the ``s=`` line.
+        rtcp_mux: accept RTP/RTCP multiplexing when offered (RFC 5761 §5.1.1).
+        srtp_key: our SDES master key and salt; with it an ``RTP/SAVP`` line
+            with a suite we know is accepted (RFC 4568 §7.1.2).
+        srtp_required: refuse plain ``RTP/AVP`` lines.
 
     Returns:
         The answer, with exactly as many ``m=`` lines as the offer.
@@ -327,12 +380,21 @@ def make_answer(
     answered: list[MediaDescription] = []
     accepted = False
     reasons: list[str] = []
+    protos = ("RTP/SAVP",) if srtp_required else ("RTP/AVP", "RTP/SAVP") if srtp_key else ("RTP/AVP",)
     for index, m in enumerate(offer.media):
-        if accepted or m.media != "audio" or m.proto != "RTP/AVP" or m.port == 0:
+        if accepted or m.media != "audio" or m.proto not in protos or m.port == 0:
             if not accepted:
-                reasons.append(f"m={m.media} {m.port} {m.proto} is not an active RTP/AVP audio stream")
+                reasons.append(f"m={m.media} {m.port} {m.proto} is not an active {' or '.join(protos)} audio stream")
             answered.append(_rejected(m))
             continue
+        crypto: tuple[CryptoAttribute, ...] = ()
+        if m.proto == "RTP/SAVP":
+            offered_keys = _cryptos(m)
+            if not offered_keys or srtp_key is None:
+                reasons.append(f"m=audio line {index} offers no a=crypto suite we know ({', '.join(SUITES)})")
+                answered.append(_rejected(m))
+                continue
+            crypto = (CryptoAttribute(offered_keys[0].tag, offered_keys[0].suite, srtp_key),)
         if offer.media_connection(index) is None:
             reasons.append(f"m={m.media} line {index} has no connection address")
             answered.append(_rejected(m))
@@ -362,7 +424,8 @@ def make_answer(
             if c.payload_type in m.fmtp and c.payload_type not in fmtp:
                 fmtp[c.payload_type] = m.fmtp[c.payload_type]
         direction = _ANSWER_DIRECTION[(_offered_direction(offer, index), hold)]
-        answered.append(_audio_media(common, rtp_port, direction, ptime, fmtp))
+        answered.append(_audio_media(common, rtp_port, direction, ptime, fmtp,
+                                     rtcp_mux=rtcp_mux and _has(m, "rtcp-mux"), crypto=crypto))
         accepted = True
     if not accepted:
         raise NoCommonCodec("cannot accept the offer: " + ("; ".join(reasons) or "no media"))
@@ -438,6 +501,12 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
             local_event_pt = ours_event.payload_type
         held = address in ("0.0.0.0", "::")
         direction = _our_direction(ours.direction, theirs.direction, held)
+        srtp = None
+        if ours.proto == "RTP/SAVP" or theirs.proto == "RTP/SAVP":
+            srtp = _srtp_of(ours, theirs)
+            if srtp is None:
+                reasons.append(f"audio stream {index} has no SRTP key both sides share")
+                continue
         return MediaParams(
             remote_address=address,
             remote_port=theirs.port,
@@ -447,8 +516,32 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
             ptime=theirs.ptime or 20,
             media_index=index,
             local_telephone_event_pt=local_event_pt,
+            rtcp_mux=_has(ours, "rtcp-mux") and _has(theirs, "rtcp-mux"),
+            rtcp_port=_rtcp_port(theirs),
+            srtp=srtp,
         )
     raise NoCommonCodec("no usable audio stream: " + ("; ".join(reasons) or "no audio in both"))
+
+
+def _srtp_of(ours: MediaDescription, theirs: MediaDescription) -> SrtpParams | None:
+    """The keys of the first crypto tag both lines have with one suite (RFC 4568 §6.1), or None."""
+    if ours.proto != theirs.proto:
+        return None
+    mine = {c.tag: c for c in _cryptos(ours)}
+    for c in _cryptos(theirs):
+        own = mine.get(c.tag)
+        if own is not None and own.suite == c.suite:
+            return SrtpParams(c.suite, own.key, c.key)
+    return None
+
+
+def _rtcp_port(m: MediaDescription) -> int | None:
+    """The port of ``a=rtcp:PORT [...]`` (RFC 3605), or None."""
+    value = m.attribute("rtcp")
+    if not value:
+        return None
+    head = value.split()[0]
+    return int(head) if head.isdigit() and 0 < int(head) < 65536 else None
 
 
 def _reoffer(previous: SessionDescription, directions: dict[str, str]) -> SessionDescription:

@@ -37,6 +37,8 @@ class MediaStats:
         dtmf_sent: digits sent.
         dtmf_received: digits reported to ``on_dtmf``.
         jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
+        srtp_failed: packets that failed SRTP/SRTCP authentication (a
+            wrong key, tampering, replay), dropped.
         packets_late: packets sent more than 5 ms after their slot's
             deadline (the reactor was busy), and schedules restarted after
             falling more than 0.2 s behind.
@@ -57,6 +59,7 @@ class MediaStats:
     dtmf_received: int = 0
     jitter: float = 0.0
     packets_late: int = 0
+    srtp_failed: int = 0
 
 
 

@@ -75,11 +75,14 @@ from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats, ReceptionStatistics
 from txsipua.media.recording import MAX_GAP, Recording
+from txsipua.media.rtcp import RtcpSession, RtcpStats
 from txsipua.media.rtp import RtpPacket, is_rtcp
+from txsipua.media.srtp import SrtpError, SrtpTransform, SrtpUnavailable
 from txsipua.media.wav import read_wav, write_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 from txsipua.net.pacer import Pacer, pacer_for
 from txsipua.net.playout import Playout
+from txsipua.net.reports import StreamReports
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
@@ -155,6 +158,10 @@ class MediaStream(DatagramProtocol):
             (RFC 3550 §5.1); ``random.SystemRandom()`` when None.
         pacer: the :class:`~txsipua.net.pacer.Pacer` that calls the stream at
             each slot; None: the one shared by every stream of ``reactor``.
+        rtcp_interval: send RTCP reports (RFC 3550) about every this many
+            seconds (at least 5), on the RTP port when ``rtcp-mux`` was
+            negotiated (RFC 5761), else to the peer's RTCP port; None: no RTCP.
+        cname: our RTCP CNAME (RFC 3550 §6.5.1); ``txsipua@<local_host>`` when None.
 
     Attributes:
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
@@ -186,6 +193,8 @@ class MediaStream(DatagramProtocol):
         limit: MediaStreamLimit | None = DEFAULT_LIMIT,
         rng: random.Random | None = None,
         pacer: Pacer | None = None,
+        rtcp_interval: float | None = None,
+        cname: str | None = None,
     ) -> None:
         self._reactor = reactor
         self._pacer = pacer if pacer is not None else pacer_for(reactor)
@@ -231,6 +240,11 @@ class MediaStream(DatagramProtocol):
         self._recording = Recording(max_recording_gap)
         self._playout_sink: Callable[[bytes], object] | None = None
         self._heard: Any = None  # the last source address accepted
+        self._rng = rng
+        self._rtcp_interval = rtcp_interval
+        self._cname = cname or f"txsipua@{local_host}"
+        self.reports: StreamReports | None = None
+        self._srtp: SrtpTransform | None = None
         self.playout: Playout | None = None
 
     # --- lifecycle --------------------------------------------------------
@@ -304,8 +318,18 @@ class MediaStream(DatagramProtocol):
             if self.playout is not None:
                 self.playout.stop()
                 self.playout = None  # made again for the new codec by the next packet
+        if params.srtp != (old.srtp if old is not None else None):
+            try:
+                self._srtp = SrtpTransform(params.srtp) if params.srtp is not None else None
+            except (SrtpUnavailable, ValueError) as e:
+                raise LocalProtocolError(str(e)) from None
         self.params = params
         self._heard = None  # judge sources afresh
+        if self._rtcp_interval is not None and self.reports is None:
+            self.reports = StreamReports(
+                self._pacer, RtcpSession(self.ssrc, self._cname, codec.clock_rate), self._reception,
+                self._sender_info, self.send_rtcp, self._rng, self._rtcp_interval)
+            self.reports.start(self._reactor.seconds())
         if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
             self._talkspurt = True  # a new destination starts a new talkspurt
             self.latched = None  # a new negotiation: latch again
@@ -328,6 +352,9 @@ class MediaStream(DatagramProtocol):
         """
         if self._stopped:
             return defer.succeed(None)
+        if self.reports is not None and self.transport is not None:
+            self.reports.stop()
+            self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
         self._stopped = True
         self._cancel_timer()
         if self.playout is not None:
@@ -526,6 +553,8 @@ class MediaStream(DatagramProtocol):
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
+        if self._srtp is not None:
+            data = self._srtp.protect(data)
         transport.write(data, destination)
         self.stats.packets_sent += 1
         self.stats.octets_sent += payload_octets
@@ -589,9 +618,21 @@ class MediaStream(DatagramProtocol):
         if not self._accepts(addr):
             self.stats.wrong_source += 1
             return
+        rtcp = is_rtcp(data)
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data) if rtcp else self._srtp.unprotect(data)
+            except SrtpError as e:
+                self.stats.srtp_failed += 1
+                if self.stats.srtp_failed == 1 or self.stats.srtp_failed % 1000 == 0:
+                    self.log.warn("SRTP: {n} packet(s) dropped, the peer's key does not match? ({err})",
+                                  n=self.stats.srtp_failed, err=e)
+                return
         self._last_heard = self._reactor.seconds()
-        if is_rtcp(data):
+        if rtcp:
             self.stats.rtcp += 1
+            if self.reports is not None:
+                self.reports.receive(data, self._last_heard)
             return
         try:
             packet = RtpPacket.parse(data)
@@ -645,6 +686,36 @@ class MediaStream(DatagramProtocol):
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one compound RTCP packet (SRTCP when SRTP is on) to the peer's RTCP address.
+
+        The RTP destination when ``rtcp-mux`` was negotiated (RFC 5761), else
+        the peer's ``a=rtcp`` port or its RTP port + 1 (RFC 3550 §11).
+        """
+        params = self.params
+        if params is None or self.transport is None or params.remote_port == 0:
+            return
+        if params.rtcp_mux:
+            destination = self.latched or (params.remote_address, params.remote_port)
+        else:
+            destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
+        if self._srtp is not None:
+            data = self._srtp.protect_rtcp(data)
+        transport: Any = self.transport
+        transport.write(data, destination)
+
+    @property
+    def rtcp_stats(self) -> RtcpStats | None:
+        """What RTCP told (round trip, the peer's loss and jitter of our stream), or None without RTCP."""
+        return self.reports.stats if self.reports is not None else None
+
+    def _sender_info(self, now: float) -> tuple[int, int, int]:
+        """(packets sent, octets sent, our RTP timestamp at ``now``) for an SR (RFC 3550 §6.4.1)."""
+        rate = self.params.codec.clock_rate if self.params is not None else 8000
+        epoch = self._epoch if self._epoch is not None else now
+        timestamp = (self._timestamp_base + round((now - epoch) * rate)) & 0xFFFFFFFF
+        return self.stats.packets_sent, self.stats.octets_sent, timestamp
 
     def _decoder_for(self, payload_type: int) -> tuple[AudioCodec, Decoder] | None:
         """The decoder of the negotiated codec, or of static G.711 the peer may send anyway."""
