@@ -98,6 +98,11 @@ def _seconds(minimum: float, *, strict: bool = False) -> Any:
     return check
 
 
+def _rtcp_interval(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(5.0)(instance, attribute, value)
+
+
 @attrs.frozen
 class Configuration:
     """How a user agent behaves: timers, identification, media and socket settings.
@@ -134,6 +139,9 @@ class Configuration:
         max_call_duration: seconds a confirmed call may last; then the user
             agent sends BYE and the call ends with reason ``"max-duration"``.
             ``None`` (the default): calls last until either side hangs up.
+        rtcp_interval: mean seconds between the RTCP reports of a call's
+            stream (RFC 3550 §6.2; at least 5), ``None`` for no RTCP.
+        rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -157,6 +165,8 @@ class Configuration:
     max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
     max_call_duration: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
+    rtcp_mux: bool = attrs.field(default=True, validator=_bool)
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.

@@ -19,6 +19,7 @@ providers for files and memory.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Callable
@@ -37,7 +38,9 @@ from txsipua.media.offer_answer import (
     negotiate,
     resume_offer,
 )
+from txsipua.media.sdes import KEY_LENGTH, SUITES, CryptoAttribute
 from txsipua.media.sdp import SessionDescription
+from txsipua.media.srtp import available as srtp_available
 from txsipua.media.wav import read_wav, write_wav
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import IAudioSink, IAudioSource
@@ -96,7 +99,12 @@ class CallMedia:
         host: the RTP address to bind and advertise in ``c=`` and ``o=``.
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
-            (a started :class:`~txsipua.net.rtp.MediaStream` by default).
+            (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
+            RTCP every ``config.rtcp_interval`` seconds).
+        srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
+            RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
+            (488).  Without it an RTP/SAVP offer is still accepted when
+            pylibsrtp is installed.
 
     Attributes:
         stream: the RTP stream once an offer or answer was made, else ``None``.
@@ -107,7 +115,8 @@ class CallMedia:
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
-                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None) -> None:
+                 stream_factory: Any = None, on_timeout: Callable[[], object] | None = None,
+                 srtp: bool = False) -> None:
         self.reactor = reactor
         self.on_timeout = on_timeout
         self.config = config
@@ -117,16 +126,39 @@ class CallMedia:
         self.params: MediaParams | None = None
         self.local: SessionDescription | None = None
         self.pending: SessionDescription | None = None
-        self._stream_factory = stream_factory or _start_stream
+        self._stream_factory = stream_factory or functools.partial(_start_stream,
+                                                                   rtcp_interval=config.rtcp_interval)
         self._sink: Any = None
+        self.srtp = srtp
+        self._srtp_keys: tuple[CryptoAttribute, ...] = ()  # offered, kept for re-offers
+        self._answer_key: bytes | None = None
 
     # ------------------------------------------------------------ offer/answer
     def offer(self) -> bytes:
         """Open the RTP stream and build our initial offer (RFC 3264 §5); the SDP body."""
         self._open()
         self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
-                                dtmf=self.config.dtmf, session_id=self.session_id)
+                                dtmf=self.config.dtmf, session_id=self.session_id, **self._offer_options())
         return self.local.to_bytes()
+
+    def _offer_options(self) -> dict[str, Any]:
+        """RTCP mux and, when SRTP is required, one SDES key per suite (RFC 4568 §6.1).
+
+        Raises:
+            LocalProtocolError: SRTP is required but pylibsrtp is missing.
+        """
+        if self.srtp and not self._srtp_keys:
+            if not srtp_available():
+                raise LocalProtocolError("SRTP is required but pylibsrtp is missing: pip install 'txsipua[srtp]'")
+            self._srtp_keys = tuple(CryptoAttribute(tag, suite, secrets.token_bytes(KEY_LENGTH))
+                                    for tag, suite in enumerate(SUITES, 1))
+        return {"rtcp_mux": self.config.rtcp_mux, "crypto": self._srtp_keys if self.srtp else ()}
+
+    def _answer_options(self) -> dict[str, Any]:
+        """RTCP mux, our SDES key when SRTP can be done, and whether it is required."""
+        if self._answer_key is None and (self.srtp or srtp_available()):
+            self._answer_key = secrets.token_bytes(KEY_LENGTH)
+        return {"rtcp_mux": self.config.rtcp_mux, "srtp_key": self._answer_key, "srtp_required": self.srtp}
 
     def answer(self, offer_body: bytes | None) -> bytes:
         """Open the RTP stream and answer ``offer_body`` (§6); with no offer, make one (§13.2.1).
@@ -142,7 +174,7 @@ class CallMedia:
         try:
             offer = SessionDescription.parse(offer_body)
             answer = make_answer(offer, self.host, self.stream.port, codecs=self.config.codecs,
-                                 dtmf=self.config.dtmf, session_id=self.session_id)
+                                 dtmf=self.config.dtmf, session_id=self.session_id, **self._answer_options())
         except SIPError:
             self.stop()
             self.stream = None
@@ -154,7 +186,7 @@ class CallMedia:
     def offer_again(self) -> bytes:
         """Our offer on the already open stream (an offerless INVITE's 2xx)."""
         self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
-                                dtmf=self.config.dtmf, session_id=self.session_id)
+                                dtmf=self.config.dtmf, session_id=self.session_id, **self._offer_options())
         return self.local.to_bytes()
 
     def remote(self, body: bytes | None) -> None:
@@ -213,6 +245,7 @@ class CallMedia:
             offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
             session_id=prev.session_id if prev else self.session_id,
             session_version=(prev.session_version + 1) if prev else 1,
+            **self._answer_options(),
         )
         self.local = answer
         self._negotiate(answer, offer)
@@ -280,12 +313,15 @@ class CallMedia:
             log.warn("media negotiation failed: {err}", err=e)
             return
         if self.stream is not None:
-            self.stream.configure(self.params)
+            try:
+                self.stream.configure(self.params)
+            except LocalProtocolError as e:  # a codec or SRTP library missing after all
+                log.warn("cannot use the negotiated media: {err}", err=e)
 
 
-def _start_stream(reactor: Any, host: str) -> Any:
+def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None) -> Any:
     from txsipua.net.rtp import MediaStream
 
-    stream = MediaStream(reactor, local_host=host)
+    stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval)
     stream.start()
     return stream

@@ -347,6 +347,8 @@ class UserAgent:
             uri = acct.domain_uri(target)
         hop = self.next_hop(uri)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
+        if uri.scheme == "sips" and call.call_media is not None:
+            call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
         try:
             dest = self.core.locate(hop)
         except ResolutionError:
