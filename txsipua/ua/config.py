@@ -103,6 +103,11 @@ def _rtcp_interval(instance: object, attribute: Any, value: Any) -> None:
         _seconds(5.0)(instance, attribute, value)
 
 
+def _media_timeout(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(0.0, strict=True)(instance, attribute, value)
+
+
 @attrs.frozen
 class Configuration:
     """How a user agent behaves: timers, identification, media and socket settings.
@@ -142,6 +147,9 @@ class Configuration:
         rtcp_interval: mean seconds between the RTCP reports of a call's
             stream (RFC 3550 §6.2; at least 5), ``None`` for no RTCP.
         rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
+        media_timeout: seconds without RTP or RTCP from the peer (packets
+            failing SRTP do not count) after which a call whose media is
+            sendrecv is hung up with BYE; ``None``: never.  Default 60.
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -167,6 +175,7 @@ class Configuration:
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
+    media_timeout: float | None = attrs.field(default=60.0, validator=_media_timeout)
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.

@@ -126,8 +126,8 @@ class CallMedia:
         self.params: MediaParams | None = None
         self.local: SessionDescription | None = None
         self.pending: SessionDescription | None = None
-        self._stream_factory = stream_factory or functools.partial(_start_stream,
-                                                                   rtcp_interval=config.rtcp_interval)
+        self._stream_factory = stream_factory or functools.partial(
+            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
         self._sink: Any = None
         self.srtp = srtp
         self._srtp_keys: tuple[CryptoAttribute, ...] = ()  # offered, kept for re-offers
@@ -319,9 +319,10 @@ class CallMedia:
                 log.warn("cannot use the negotiated media: {err}", err=e)
 
 
-def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None) -> Any:
+def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,
+                  media_timeout: float | None = 60.0) -> Any:
     from txsipua.net.rtp import MediaStream
 
-    stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval)
+    stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval, media_timeout=media_timeout)
     stream.start()
     return stream
