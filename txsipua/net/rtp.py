@@ -56,7 +56,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import struct
@@ -80,9 +79,11 @@ from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.srtp import SrtpError, SrtpTransform, SrtpUnavailable
 from txsipua.media.wav import read_wav, write_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
+from txsipua.net.media_watch import MediaWatch
 from txsipua.net.pacer import Pacer, pacer_for
 from txsipua.net.playout import Playout
 from txsipua.net.reports import StreamReports
+from txsipua.net.source import SourceFilter
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
@@ -98,19 +99,6 @@ MIN_PTIME, MAX_PTIME = 10, 60
 DTMF_GAP_SLOTS = 3
 #: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
 LATE_THRESHOLD = 0.005
-
-
-def _same_address(a: str, b: str) -> bool:
-    """True when two IP address texts name the same address (IPv4-mapped IPv6 included)."""
-    try:
-        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    except ValueError:
-        return False  # a name in the SDP: never matches a datagram's source (use latch)
-    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped is not None:
-        x = x.ipv4_mapped
-    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
-        y = y.ipv4_mapped
-    return x == y
 
 
 @attrs.define
@@ -213,14 +201,11 @@ class MediaStream(DatagramProtocol):
         self.on_dtmf: Callable[[str], object] | None = None
         self.on_audio: Callable[[bytes], object] | None = None
         self.on_timeout: Callable[[], object] | None = None
-        self.latched: tuple[str, int] | None = None
-        self._latch = latch
+        self._sources = SourceFilter(latch)
         self._limit = limit
         self._has_slot = False
         self._media_timeout = media_timeout
-        self._watchdog: Any = None
-        self._last_heard = 0.0
-        self._timed_out = False
+        self._media_watch = MediaWatch(reactor, media_timeout, self._expecting_media, self._media_expired)
         self._listening: Any = None
         self._held = False
         self._stopped = False
@@ -239,7 +224,6 @@ class MediaStream(DatagramProtocol):
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
         self._playout_sink: Callable[[bytes], object] | None = None
-        self._heard: Any = None  # the last source address accepted
         self._rng = rng
         self._rtcp_interval = rtcp_interval
         self._cname = cname or f"txsipua@{local_host}"
@@ -291,7 +275,7 @@ class MediaStream(DatagramProtocol):
         """Note the media clock's epoch when the transport is attached."""
         if self._epoch is None:
             self._epoch = self._reactor.seconds()
-        self._watch()
+        self._media_watch.watch()
 
     def configure(self, params: MediaParams) -> None:
         """Use newly negotiated parameters (initial answer or any re-INVITE).
@@ -324,20 +308,20 @@ class MediaStream(DatagramProtocol):
             except (SrtpUnavailable, ValueError) as e:
                 raise LocalProtocolError(str(e)) from None
         self.params = params
-        self._heard = None  # judge sources afresh
         if self._rtcp_interval is not None and self.reports is None:
             self.reports = StreamReports(
                 self._pacer, RtcpSession(self.ssrc, self._cname, codec.clock_rate), self._reception,
                 self._sender_info, self.send_rtcp, self._rng, self._rtcp_interval)
             self.reports.start(self._reactor.seconds())
-        if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
+        moved = old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port)
+        self._sources.reset(moved)  # judge sources afresh; a new destination latches again
+        if moved:
             self._talkspurt = True  # a new destination starts a new talkspurt
-            self.latched = None  # a new negotiation: latch again
         if old is not None and (old.ptime, old.codec.clock_rate) != (params.ptime, params.codec.clock_rate):
             self._cancel_timer()  # the slot grid changes: start a new burst
-        self._last_heard = self._reactor.seconds()  # a fresh negotiation gets a full media timeout
+        self._media_watch.heard(self._reactor.seconds())  # a fresh negotiation gets a full media timeout
         self._schedule()
-        self._watch()
+        self._media_watch.watch()
 
     def stop(self) -> defer.Deferred[None]:
         """Stop sending and receiving, and release the socket.
@@ -359,7 +343,7 @@ class MediaStream(DatagramProtocol):
         self._cancel_timer()
         if self.playout is not None:
             self.playout.stop()
-        self._unwatch()
+        self._media_watch.unwatch()
         self._release_slot()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
             deferred.callback(False)
@@ -378,15 +362,15 @@ class MediaStream(DatagramProtocol):
         """Pause sending (queued audio and digits wait), stop recording received audio and the media timeout."""
         self._held = True
         self._cancel_timer()
-        self._unwatch()
+        self._media_watch.unwatch()
 
     def resume(self) -> None:
         """Undo :meth:`hold`: continue where playback stopped; the media timeout starts afresh."""
         self._held = False
         self._talkspurt = True
-        self._last_heard = self._reactor.seconds()
+        self._media_watch.heard(self._reactor.seconds())
         self._schedule()
-        self._watch()
+        self._media_watch.watch()
 
     # --- sending ------------------------------------------------------------
 
@@ -615,7 +599,7 @@ class MediaStream(DatagramProtocol):
         """Handle one datagram: count it, report DTMF, record audio."""
         if self._stopped:
             return
-        if not self._accepts(addr):
+        if not self._sources.accepts(addr, self.params):
             self.stats.wrong_source += 1
             return
         rtcp = is_rtcp(data)
@@ -628,11 +612,12 @@ class MediaStream(DatagramProtocol):
                     self.log.warn("SRTP: {n} packet(s) dropped, the peer's key does not match? ({err})",
                                   n=self.stats.srtp_failed, err=e)
                 return
-        self._last_heard = self._reactor.seconds()
+        now = self._reactor.seconds()
+        self._media_watch.heard(now)
         if rtcp:
             self.stats.rtcp += 1
             if self.reports is not None:
-                self.reports.receive(data, self._last_heard)
+                self.reports.receive(data, now)
             return
         try:
             packet = RtpPacket.parse(data)
@@ -706,6 +691,11 @@ class MediaStream(DatagramProtocol):
         transport.write(data, destination)
 
     @property
+    def latched(self) -> tuple[str, int] | None:
+        """The ``(host, port)`` latched to (``latch=True``), or None."""
+        return self._sources.latched
+
+    @property
     def rtcp_stats(self) -> RtcpStats | None:
         """What RTCP told (round trip, the peer's loss and jitter of our stream), or None without RTCP."""
         return self.reports.stats if self.reports is not None else None
@@ -726,36 +716,12 @@ class MediaStream(DatagramProtocol):
             coder = self._decoders[payload_type] = (codec, codec.coders()[1])
         return coder
 
-    def _accepts(self, addr: Any) -> bool:
-        """True for a datagram from the negotiated source, or the latched one (see the module doc)."""
-        params = self.params
-        if params is None or not isinstance(addr, tuple) or len(addr) < 2:
-            return False  # nothing negotiated yet: nobody to hear
-        if addr == self._heard:
-            return True  # the source accepted last time (a cache: comparing addresses is costly)
-        host, port = str(addr[0]), int(addr[1])
-        if port == params.remote_port and _same_address(host, params.remote_address):
-            self._heard = addr
-            return True
-        if self.latched is not None:
-            if port == self.latched[1] and _same_address(host, self.latched[0]):
-                self._heard = addr
-                return True
-            return False
-        if self._latch:
-            self.latched = (host, port)
-            self.log.info("symmetric RTP: latched to {host}:{port}", host=host, port=port)
-            return True
-        return False
-
     # --- media timeout ------------------------------------------------------
 
     def _expecting_media(self) -> bool:
         return (
-            self._media_timeout is not None
-            and not self._stopped
+            not self._stopped
             and not self._held
-            and not self._timed_out
             and self.transport is not None
             and self.params is not None
             and self.params.direction == "sendrecv"  # either side on hold: the peer may send nothing
@@ -763,30 +729,7 @@ class MediaStream(DatagramProtocol):
             and self.params.remote_address not in ("0.0.0.0", "::")  # RFC 2543 hold
         )
 
-    def _watch(self) -> None:
-        """Arm the media timeout when media is expected, disarm it otherwise."""
-        if not self._expecting_media():
-            self._unwatch()
-            return
-        if self._watchdog is None:
-            assert self._media_timeout is not None
-            delay = self._last_heard + self._media_timeout - self._reactor.seconds()
-            self._watchdog = self._reactor.callLater(max(0.0, delay), self._check_media)
-
-    def _unwatch(self) -> None:
-        if self._watchdog is not None and self._watchdog.active():
-            self._watchdog.cancel()
-        self._watchdog = None
-
-    def _check_media(self) -> None:
-        self._watchdog = None
-        if not self._expecting_media():
-            return
-        assert self._media_timeout is not None
-        if self._reactor.seconds() - self._last_heard < self._media_timeout:
-            self._watch()  # media came meanwhile: wait for the rest
-            return
-        self._timed_out = True
+    def _media_expired(self) -> None:
         self.log.warn("no media for {t} s", t=self._media_timeout)
         if self.on_timeout is not None:
             try:
