@@ -10,11 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from txsipua.media import g711
-from txsipua.media.codecs import CODECS, G722, OPUS, PCMA, PCMU, AudioCodec, CodecUnavailable, lookup, resample
-from txsipua.media.offer_answer import TELEPHONE_EVENT_PTS, make_answer, make_offer, negotiate
+from txsipua.media.codecs import (
+    CODECS,
+    G722,
+    OPUS,
+    PCMA,
+    PCMU,
+    AudioCodec,
+    CodecUnavailable,
+    lookup,
+    resample,
+)
 from txsipua.media.offer_answer import G722 as G722_SDP
 from txsipua.media.offer_answer import OPUS as OPUS_SDP
 from txsipua.media.offer_answer import PCMU as PCMU_SDP
+from txsipua.media.offer_answer import TELEPHONE_EVENT_PTS, make_answer, make_offer, negotiate
 from txsipua.media.sdp import SessionDescription
 
 
