@@ -336,9 +336,10 @@ class MediaStream(DatagramProtocol):
         """
         if self._stopped:
             return defer.succeed(None)
-        if self.reports is not None and self.transport is not None:
+        if self.reports is not None:
             self.reports.stop()
-            self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
+            if self.transport is not None:
+                self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
         self._stopped = True
         self._cancel_timer()
         if self.playout is not None:
