@@ -12,7 +12,14 @@ Theory of operation::
   ``"concealed"`` when that frame is missing (the caller asks its decoder to
   conceal, :meth:`txsipua.media.codecs.Decoder.conceal`), or ``"silence"``
   while nothing is playing.
-- States: ``WAITING`` (nothing to play yet, or the talkspurt ended) and
+- States (:class:`PlayoutState`)::
+
+                 pop(now >= first arrival + target delay)
+      WAITING ----------------------------------------------> PLAYING
+         ^                                                       |
+         +--- pop: nothing buffered for max_silence seconds -----+
+
+  ``WAITING`` (nothing to play yet, or the talkspurt ended) and
   ``PLAYING``.  The first packet of a talkspurt is held for the target delay,
   then playout starts at its timestamp and advances one frame per pop.  After
   ``max_silence`` seconds of frames with no packet at all, playout goes back
