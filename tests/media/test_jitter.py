@@ -8,6 +8,7 @@ from array import array
 
 import pytest
 from hypothesis import given, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from hypothesis import strategies as st
 
 from txsipua.media.codecs import PCMU
@@ -182,3 +183,74 @@ def test_any_arrival_pattern_plays_in_order_without_error(events: list[tuple[flo
             assert (frame.timestamp - previous) & 0xFFFFFFFF < 0x80000000
         previous = frame.timestamp
     assert jb.buffered <= 2 * jb.max_delay + jb.frame
+
+
+class JitterWalk(RuleBasedStateMachine):
+    """Every input in every state of the jitter buffer: invariants hold whatever the order.
+
+    Inputs: a packet in order, a duplicate, a late one, one after a gap, one far ahead,
+    and a pop (once per frame time).  States: WAITING (empty or holding packets) and
+    PLAYING (the next frame present, missing, or nothing buffered).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jb = JitterBuffer(8000, TICKS, max_delay=0.2, max_silence=0.1)
+        self.now = 0.0
+        self.ts = 0
+        self.last_played: int | None = None
+        self.pushed = 0
+        self.states: set[tuple[PlayoutState, bool]] = set()
+
+    def _push(self, ts: int) -> None:
+        self.states.add((self.jb.state, bool(len(self.jb))))
+        self.jb.push(ts & 0xFFFFFFFF, b"p", self.now)
+        self.pushed += 1
+
+    @rule()
+    def in_order(self) -> None:
+        self.ts += TICKS
+        self._push(self.ts)
+
+    @rule()
+    def duplicate(self) -> None:
+        self._push(self.ts)
+
+    @rule()
+    def late(self) -> None:
+        self._push(self.ts - 20 * TICKS)
+
+    @rule(gap=st.integers(2, 6))
+    def after_gap(self, gap: int) -> None:
+        self.ts += gap * TICKS
+        self._push(self.ts)
+
+    @rule()
+    def far_ahead(self) -> None:
+        self.ts += 500 * TICKS
+        self._push(self.ts)
+
+    @rule(frames=st.integers(1, 8))
+    def pop(self, frames: int) -> None:
+        for _ in range(frames):
+            self.states.add((self.jb.state, bool(len(self.jb))))
+            self.now += FRAME
+            frame = self.jb.pop(self.now)
+            assert frame.kind in ("audio", "concealed", "silence")
+            if frame.kind == "silence":
+                self.last_played = None
+                continue
+            if self.last_played is not None:
+                assert (frame.timestamp - self.last_played) & 0xFFFFFFFF < 0x80000000
+            self.last_played = frame.timestamp
+
+    @invariant()
+    def bounded_and_accounted(self) -> None:
+        s = self.jb.stats
+        assert len(self.jb) <= int(2 * self.jb.max_delay / self.jb.frame) + 2  # the bound on packets held
+        assert s.played + s.late + s.duplicates + s.dropped + len(self.jb) == self.pushed
+        assert self.jb.min_delay <= self.jb.target <= self.jb.max_delay
+
+
+JitterWalk.TestCase.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
+test_jitter_walk = JitterWalk.TestCase
