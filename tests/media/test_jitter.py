@@ -8,8 +8,8 @@ from array import array
 
 import pytest
 from hypothesis import given, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from txsipua.media.codecs import PCMU
 from txsipua.media.jitter import JitterBuffer, PlayoutState
