@@ -229,8 +229,14 @@ def _lazy(pure: bool) -> ParseFn:
 def _typed(pure: bool) -> ParseFn:
     """Full, plus every Via and From/To as typed values (URIs parsed)."""
     parse_message = _message_module(pure).parse_message
+    # the URI and name-addr caches would serve the corpus's repeated values
+    # from memory: emptied before each message, so every URI is really parsed
+    from txsipua.sip.uri import _PARSED as uris
+    from txsipua.sip.values import _PARSED_NAME_ADDRS as name_addrs
 
     def parse(data: bytes) -> Key:
+        uris.clear()
+        name_addrs.clear()
         m = parse_message(data)
         for _name, _value in m.headers.items():
             pass

@@ -9,8 +9,8 @@ The bot places the call with :meth:`UserAgent.place_call` (answering any 407/401
 with the account's credentials), then uses the call's RTP stream
 (:class:`txsipua.net.rtp.MediaStream`): ``play()`` sends the WAV as G.711
 paced by the reactor (20 ms packets), ``send_dtmf()`` sends RFC 4733
-telephone events, ``record_to()`` writes every received frame to a WAV
-(8000 Hz mono) when the stream stops.  After ``--listen`` more seconds it
+telephone events, ``record_to()`` streams every received frame to a WAV
+(8000 Hz mono) as it comes, completed when the stream stops.  After ``--listen`` more seconds it
 hangs up with BYE.  With ``--tone`` instead of ``--play`` it sends a
 generated 440 Hz tone (no file needed).
 
@@ -99,7 +99,7 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
                 raise RuntimeError("the call has no media stream")
             print(f"answered; codec {call.media_params.codec.name if call.media_params else '?'}", flush=True)
             if args.record:
-                media.record_to(args.record)  # written when the stream stops (at hangup)
+                media.record_to(args.record)  # streamed to the file; completed when the stream stops (at hangup)
             if (args.play or args.tone) and not stopping.called:
                 playing = media.play(args.play if args.play else tone(args.tone))
                 yield step(playing)

@@ -163,6 +163,15 @@ def test_callrate_reports_a_missing_uas_as_not_available(tmp_path: Path,
     assert c["summary"][0]["best"] is None
 
 
+def test_inproc_callrate_plays_plain_and_digest_calls(tmp_path: Path) -> None:
+    """SIPp-shaped calls into ``answer``'s user agent in process: every call checked, CPU per call reported."""
+    c = run("inproc_callrate", tmp_path)
+    for kind in ("plain", "digest"):
+        [round_] = c[kind]["rounds"]
+        assert round_["calls"] == 200 and round_["us_per_call"] > 0
+        assert c[kind]["best_us"] == round_["us_per_call"]
+
+
 def test_fuzz_bench_quick_runs_the_parser_and_a_live_answer(tmp_path: Path) -> None:
     """A few hundred fuzz inputs at the parser and at a live ``txsipua answer``: no crash."""
     f = run("fuzz_bench", tmp_path)

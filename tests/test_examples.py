@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ["headless_client", "call_bot", "auto_answer", "gui_loop"]
+EXAMPLES = ["headless_client", "call_bot", "auto_answer", "gui_loop", "ivr_bot"]
 
 
 def load(name: str) -> ModuleType:

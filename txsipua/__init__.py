@@ -43,10 +43,18 @@ _EXPORTS: dict[str, str] = {
     "PCMSource": "txsipua.ua.media",
     "WavSource": "txsipua.ua.media",
     "WavSink": "txsipua.ua.media",
+    "ToneSource": "txsipua.media.audio",
+    "SilenceSource": "txsipua.media.audio",
+    "MemorySink": "txsipua.media.audio",
+    "CallAudio": "txsipua.ua.audio",
+    "AudioDevice": "txsipua.ua.device",
     "UDPTransport": "txsipua.ua.transports",
     "TCPTransport": "txsipua.ua.transports",
     "TLSTransport": "txsipua.ua.transports",
     "transport_for": "txsipua.ua.transports",
+    "WSTransport": "txsipua.ua.wstransports",
+    "WSSTransport": "txsipua.ua.wstransports",
+    "AccountLine": "txsipua.ua.accounts",
     "IUserAgent": "txsipua.ua.interfaces",
     "ICall": "txsipua.ua.interfaces",
     "IRegistration": "txsipua.ua.interfaces",
@@ -86,10 +94,18 @@ __all__ = [
     "PCMSource",
     "WavSource",
     "WavSink",
+    "ToneSource",
+    "SilenceSource",
+    "MemorySink",
+    "CallAudio",
+    "AudioDevice",
     "UDPTransport",
     "TCPTransport",
     "TLSTransport",
     "transport_for",
+    "WSTransport",
+    "WSSTransport",
+    "AccountLine",
     "IUserAgent",
     "ICall",
     "IRegistration",
@@ -147,9 +163,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransactionTimeout,
         TransportError,
     )
+    from txsipua.media.audio import MemorySink, SilenceSource, ToneSource
     from txsipua.ua.account import Account, AccountError
+    from txsipua.ua.accounts import AccountLine
+    from txsipua.ua.audio import CallAudio
     from txsipua.ua.call import Call, IncomingCall, Responder
     from txsipua.ua.config import Configuration
+    from txsipua.ua.device import AudioDevice
     from txsipua.ua.interfaces import (
         IAudioSink,
         IAudioSource,
@@ -162,3 +182,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.ua.registration import Binding, Registration, RegistrationResult, RegistrationState
     from txsipua.ua.transports import TCPTransport, TLSTransport, UDPTransport, transport_for
     from txsipua.ua.useragent import UserAgent
+    from txsipua.ua.wstransports import WSSTransport, WSTransport

@@ -162,10 +162,14 @@ def test_invite_accepted_survives_loss(schedule: list[str]) -> None:
 
 
 def test_invite_without_any_loss_is_one_round() -> None:
-    """No loss: INVITE, 100, 180, 200, ACK; no retransmission at all."""
+    """No loss: INVITE, 180, 200, ACK; no retransmission at all.
+
+    The TU answers with 180 within the input that delivered the INVITE, so
+    no 100 Trying is sent (RFC 3261 §17.2.1).
+    """
     pair = Pair([], 200, invite=True)
     pair.run()
-    assert pair.client_responses == [100, 180, 200]
+    assert pair.client_responses == [180, 200]
     assert pair.server_requests == ["INVITE", "ACK"]
     assert pair.client.stats["retransmissions"] == 0
     assert pair.server.stats["retransmissions"] == 0

@@ -59,6 +59,31 @@ def test_ist_sends_100_trying_at_once() -> None:
     assert "Subject" not in trying.headers
 
 
+@pytest.mark.parametrize("status", [180, 200, 401, 486])
+def test_ist_no_100_trying_when_the_tu_answers_in_the_same_input(status: int) -> None:
+    """RFC 3261 §17.2.1: a TU that answers before the outbox is read makes the 100 needless."""
+    layer = TransactionLayer()
+    invite = make_request("INVITE")
+    txn = _new_server(layer, invite)
+    layer.respond(txn, make_response(invite, status, to_tag="b1" if status >= 200 else None), 0.0)
+    [out] = layer.outbox()
+    [answer] = parsed([out])
+    assert isinstance(answer, Response) and answer.status == status
+    assert layer.outbox() == []  # and none later either
+
+
+def test_ist_100_trying_is_sent_once_even_if_the_tu_answers_later() -> None:
+    """The 100 goes out with the input's outbox; a later answer follows it, no second 100."""
+    layer = TransactionLayer()
+    invite = make_request("INVITE")
+    txn = _new_server(layer, invite)
+    [trying] = parsed(layer.outbox())
+    assert isinstance(trying, Response) and trying.status == 100
+    layer.respond(txn, make_response(invite, 200, to_tag="b1"), 1.0)
+    [ok] = parsed(layer.outbox())
+    assert isinstance(ok, Response) and ok.status == 200
+
+
 def test_ist_retransmitted_invite_gets_last_response() -> None:
     """A retransmitted INVITE is absorbed and answered with the last response sent."""
     layer = TransactionLayer()
@@ -125,7 +150,7 @@ def test_ist_reliable_no_timer_g_and_i_zero() -> None:
     invite = make_request("INVITE")
     txn = _new_server(layer, invite, reliable=True)
     layer.respond(txn, make_response(invite, 404), 0.0)
-    assert len(layer.outbox()) == 2  # 100 Trying, 404
+    assert len(layer.outbox()) == 1  # the 404 only: answered at once, no 100 Trying (§17.2.1)
     assert layer.get_timer() == 32.0  # only H
     layer.receive(
         wire(make_request("ACK", cseq_method="ACK", to_tag="b1")), UAC, 1.0, reliable=True

@@ -49,6 +49,7 @@ def pytest_runtest_makereport(
 
 _PEER_OF_MODULE = {
     "test_kamailio": "Kamailio 5.6",
+    "test_kamailio_ws": "Kamailio 5.6",
     "test_sipp_callee": "SIPp 3.6",
     "test_harness": "harness",
 }

@@ -731,11 +731,18 @@ class Kamailio:
     users: dict[str, SipUser]
     process: ManagedProcess
     config_path: Path
+    ws_port: int = 0
+    """The SIP over WebSocket port (``websocket=True``), else 0."""
 
     @property
     def uri(self) -> str:
         """``sip:127.0.0.1:PORT`` - the registrar and outbound proxy address."""
         return f"sip:{self.host}:{self.port}"
+
+    @property
+    def ws_uri(self) -> str:
+        """``sip:127.0.0.1:WSPORT;transport=ws`` - the registrar over WebSocket (RFC 7118)."""
+        return f"sip:{self.host}:{self.ws_port};transport=ws"
 
     def rpc(self, method: str, *params: Any, timeout: float = 2.0) -> Any:
         """Call a Kamailio RPC over jsonrpcs' UDP datagram transport; return ``result``.
@@ -782,6 +789,27 @@ class Kamailio:
         lines = re.findall(rf"RX {re.escape(method)} [^\n]*", self.log())
         return list(dict.fromkeys(line.strip() for line in lines))
 
+
+KAMAILIO_WS_GLOBALS = """\
+# SIP over WebSocket (RFC 7118): HTTP upgrade on a TCP port, no Content-Length needed
+listen=tcp:{host}:{ws_port}
+tcp_accept_no_cl=yes
+tcp_connection_lifetime=3605
+"""
+KAMAILIO_WS_MODULES = """\
+loadmodule "xhttp.so"
+loadmodule "websocket.so"
+"""
+KAMAILIO_WS_ROUTE = """
+event_route[xhttp:request] {
+    if ($hdr(Upgrade) =~ "websocket" && $hdr(Connection) =~ "Upgrade" && $rm =~ "GET") {
+        if (ws_handle_handshake()) {
+            exit;
+        }
+    }
+    xhttp_reply("404", "Not Found", "", "");
+}
+"""
 
 DEFAULT_DOMAIN = "example.com"
 DEFAULT_REALM = "voip.example.net"
@@ -947,6 +975,7 @@ def start_kamailio(
     realm: str = DEFAULT_REALM,
     lifetime: float = 60.0,
     ready_timeout: float = 10.0,
+    websocket: bool = False,
 ) -> Kamailio:
     """Write a config and db_text tables into ``tmp_path``, start Kamailio, wait until ready.
 
@@ -957,11 +986,17 @@ def start_kamailio(
         tmp_path: directory for kamailio.cfg, db/, the pid file, runtime dir and the log.
         algorithm: "MD5" or "SHA-256" (one per instance in Kamailio 5.6).
         users: subscribers (default :func:`default_users`); HA1s stored, never passwords.
+        websocket: also accept SIP over WebSocket (RFC 7118) on a TCP port (``ws_port``),
+            through Kamailio's xhttp and websocket modules (Debian: kamailio-websocket-modules).
 
     Raises:
         PeerError: Kamailio failed to start (its output tail is in the message).
     """
     binary = require_program("kamailio", "kamailio")
+    if websocket and not (KAMAILIO_MODULES / "websocket.so").exists():
+        if os.environ.get("CI"):
+            raise PeerError("Kamailio's websocket module is missing: apt-get install kamailio-websocket-modules")
+        pytest.skip("Kamailio's websocket module is missing (apt-get install kamailio-websocket-modules)")
     if algorithm not in ("MD5", "SHA-256"):
         raise ValueError(f"Kamailio 5.6 supports MD5 or SHA-256, not {algorithm!r}")
     users = dict(users if users is not None else default_users(domain, realm))
@@ -994,19 +1029,24 @@ def start_kamailio(
     port = free_udp_port()
     rpc_port = free_udp_port()
     cfg = workdir / "kamailio.cfg"
-    cfg.write_text(
-        KAMAILIO_CFG.format(
-            host=HOST,
-            port=port,
-            rpc_port=rpc_port,
-            domain=domain,
-            realm=realm,
-            algorithm=algorithm,
-            secret=secrets.token_hex(16),
-            dbdir=dbdir,
-            modules=KAMAILIO_MODULES,
-        )
+    text = KAMAILIO_CFG.format(
+        host=HOST,
+        port=port,
+        rpc_port=rpc_port,
+        domain=domain,
+        realm=realm,
+        algorithm=algorithm,
+        secret=secrets.token_hex(16),
+        dbdir=dbdir,
+        modules=KAMAILIO_MODULES,
     )
+    ws_port = 0
+    if websocket:
+        ws_port = free_udp_port()
+        text = text.replace("disable_tcp=yes\n", KAMAILIO_WS_GLOBALS.format(host=HOST, ws_port=ws_port), 1)
+        text = text.replace('loadmodule "auth_db.so"\n', 'loadmodule "auth_db.so"\n' + KAMAILIO_WS_MODULES, 1)
+        text += KAMAILIO_WS_ROUTE
+    cfg.write_text(text)
     argv = [
         binary,
         "-DD",
@@ -1028,7 +1068,7 @@ def start_kamailio(
         f"kamailio ({algorithm})", argv, workdir / "kamailio.log", lifetime=lifetime
     )
     proc.start()
-    kam = Kamailio(HOST, port, rpc_port, domain, realm, algorithm, users, proc, cfg)
+    kam = Kamailio(HOST, port, rpc_port, domain, realm, algorithm, users, proc, cfg, ws_port)
 
     def ready() -> bool:
         if sip_options_ping(HOST, port) is None:

@@ -11,7 +11,8 @@ import attrs, threading  # third-party and stdlib modules may use the clock; onl
 for name in ("twisted", "random", "secrets", "uuid", "socket", "time"):
     sys.modules[name] = None  # any import of them now fails
 import txsipua.media.sdp, txsipua.media.offer_answer, txsipua.media.rtp
-import txsipua.media.g711, txsipua.media.dtmf, txsipua.media.wav
+import txsipua.media.g711, txsipua.media.dtmf, txsipua.media.wav, txsipua.media.audio, txsipua.media.digits
+assert len(txsipua.media.audio.ToneSource(1000.0, 0.02).read()) == 320
 offer = txsipua.media.offer_answer.make_offer("192.0.2.1", 4000, session_id=1)
 assert txsipua.media.sdp.SessionDescription.parse(offer.to_bytes()) == offer
 print("ok")

@@ -259,6 +259,9 @@ def test_forget_parsed_drops_typed_values_which_parse_again() -> None:
     )
     first = m.from_
     m.headers.forget_parsed()
+    from txsipua.sip import values
+
+    values._PARSED_NAME_ADDRS.clear()  # else the same text is served from the name-addr cache
     again = m.from_
     assert again == first and again is not first
     assert m.headers.get("Call-ID") == "c1"

@@ -131,9 +131,7 @@ def test_register_call_and_hang_up_through_the_proxy() -> None:
         ("alice", "proxy", "ACK sip:bob@example.com"),
         ("alice", "proxy", "INVITE sip:bob@example.com"),
         ("proxy", "bob", "INVITE sip:bob@192.0.2.20:5070"),
-        ("bob", "proxy", "100 Trying"),
-        ("bob", "proxy", "200 OK"),
-        ("proxy", "alice", "100 Trying"),
+        ("bob", "proxy", "200 OK"),  # answered at once: no 100 Trying (RFC 3261 §17.2.1)
         ("proxy", "alice", "200 OK"),
         ("alice", "proxy", "ACK sip:bob@192.0.2.20:5070"),
         ("proxy", "bob", "ACK sip:bob@192.0.2.20:5070"),

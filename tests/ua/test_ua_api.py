@@ -212,17 +212,31 @@ class FakeStream:
         self.port = 49170
         self.params: Any = None
         self.stopped = 0
-        self.played: list[bytes] = []
+        self.played: list[Any] = []
         self.recording = False
+        self.sinks: list[Any] = []
 
     def start_recording(self) -> None:
         self.recording = True
+
+    def add_sink(self, sink: Any) -> Any:
+        self.sinks.append(sink)
+        return sink
+
+    def add_digit_sink(self, sink: Any) -> None:
+        pass
+
+    def deliver_audio(self, pcm: bytes) -> None:
+        for sink in self.sinks:
+            sink.write(pcm)
 
     def configure(self, params: Any) -> None:
         self.params = params
 
     def stop(self) -> None:
         self.stopped += 1
+        for sink in self.sinks:
+            sink.close()
 
     def play(self, pcm: bytes) -> str:
         self.played.append(pcm)
@@ -274,17 +288,19 @@ def test_hold_reoffer_and_reanswer_bump_the_version() -> None:
 
 
 def test_audio_goes_through_sources_and_sinks(tmp_path: Path) -> None:
-    """play() takes an IAudioSource or PCM; record() hands the received audio to the sink when media stops."""
+    """play() takes an IAudioSource or PCM; record() hands the received audio to the sink, closed when media stops."""
     m = media()
     with pytest.raises(LocalProtocolError):
         m.play(b"\0\0")
     m.offer()
     m.play(PCMSource(b"\5\0"))
     m.play(b"\6\0")
-    assert m.stream.played == [b"\5\0", b"\6\0"]
-    assert not m.stream.recording  # recording is opt-in
+    assert m.stream.played[0].read() == b"\5\0" + bytes(318)  # pulled a 20 ms frame at a time
+    assert m.stream.played[1:] == [b"\6\0"]
+    assert m.stream.sinks == [m.audio]  # the call's audio hub, which keeps nothing: recording is opt-in
+    assert not m.audio.playing and len(m.audio.frames()) == 0
     m.record(WavSink(tmp_path / "rec.wav"))
-    assert m.stream.recording
+    m.stream.deliver_audio(b"\1\0\2\0")  # the frames received go to the sink as they come
     m.stop()
     m.stop()
     assert WavSource(tmp_path / "rec.wav").pcm() == b"\1\0\2\0" and m.stream.stopped == 2

@@ -57,7 +57,7 @@ DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 #: Bound of the addresses learned from locations of trusted names.
 MAX_LEARNED = 64
 
-_TRANSPORTS = ("UDP", "TCP", "TLS")
+_TRANSPORTS = ("UDP", "TCP", "TLS", "WS", "WSS")
 _DEFAULTS = frozenset(DEFAULT_PORTS.values())
 
 

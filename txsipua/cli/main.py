@@ -146,7 +146,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         return EXIT_FAILED
     print(f"answered; Call-ID {call.call_id}", flush=True)
     if args.record and call.media is not None:
-        call.media.start_recording()  # recording is opt-in; written below
+        call.media.record_to(args.record)  # opt-in; streamed to the file, completed when the call ends
     if args.play and call.media is not None:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
@@ -171,10 +171,6 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield waiter
         if timer.active():
             timer.cancel()
-    if args.record and call.media is not None:
-        from txsipua.media.wav import write_wav
-
-        write_wav(args.record, call.media.recorded())
     if ended:
         reason = ended[0]
     else:

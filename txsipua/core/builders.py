@@ -66,13 +66,22 @@ def via_value(local: tuple[str, int], transport: str, branch: str) -> str:
     return f"SIP/2.0/{transport} {format_host(host)}:{port}{rport}{b}"
 
 
-def contact_uri(local: tuple[str, int], transport: str, user: str | None) -> SipURI:
-    """Our Contact URI (RFC 3261 §8.1.1.8): ``sips`` over TLS, ``transport=`` unless UDP."""
+def contact_uri(local: tuple[str, int], transport: str, user: str | None, secure: bool = True) -> SipURI:
+    """Our Contact URI (RFC 3261 §8.1.1.8; over TLS, RFC 5630 §3.1.3 and §4.1).
+
+    Over TLS the Contact is ``sips:user@host:port`` when ``secure`` (TLS on
+    every hop; no ``transport`` parameter: ``transport=tls`` is deprecated and
+    ``sips`` already means TLS), else ``sip:user@host:port;transport=tls``
+    (reach us over TLS for requests that are not SIPS).  Other transports
+    name themselves in ``transport=`` unless UDP.
+    """
     host, port = local
     params: dict[str, str | None] = {}
-    if transport != "UDP":
+    scheme = "sip"
+    if transport == "TLS" and secure:
+        scheme = "sips"
+    elif transport != "UDP":
         params["transport"] = transport.lower()
-    scheme = "sips" if transport == "TLS" else "sip"
     return SipURI(scheme=scheme, user=user, host=format_host(host), port=port, params=params)
 
 

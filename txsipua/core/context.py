@@ -38,6 +38,7 @@ from txsipua.core.dialogs import DialogTable
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transaction import ClientTransaction, ServerTransaction, Timers, TransactionLayer
 from txsipua.core.transport import Address
+from txsipua.core.uac import HOST_DIGEST
 from txsipua.errors import ParseError
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
@@ -91,8 +92,8 @@ class SessionHost(Protocol):
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
 
-    def contact_value(self) -> str:
-        """Our Contact value."""
+    def contact_value(self, secure: bool | None = None) -> str:
+        """Our Contact value (``secure``: a SIPS Contact over TLS; ``None``: the default)."""
 
     def make_response(self, request: Request, status: int, reason: str | None = None, *,
                       to_tag: str | None = None, body: bytes = b"",
@@ -194,7 +195,12 @@ class CoreContext:
         """Deadlines set with :meth:`schedule_in_order`, earliest first."""
         self._in_order_armed = False
         self._earliest: float | None = None
-        self._contact: tuple[tuple[Address, str, str | None], str] | None = None
+        self._contact: tuple[tuple[Address, str, str | None, bool], str] | None = None
+        self.sips_contact = True
+        self.contact_users: set[str] = set()
+        """Contact users of the other accounts served here: a dialog-creating request whose
+        Request-URI names one is answered with that Contact (several accounts, one port)."""
+        """Over TLS, our default Contact is ``sips:`` (True) or ``sip:...;transport=tls`` (RFC 5630)."""
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
 
     # ------------------------------------------------------------ building
@@ -202,13 +208,24 @@ class CoreContext:
         """Our Via value with ``branch`` (``""``: stamped when the request is sent)."""
         return builders.via_value(self.local, self.transport, branch)
 
-    def contact_uri(self) -> SipURI:
-        """Our Contact URI (RFC 3261 §8.1.1.8)."""
-        return builders.contact_uri(self.local, self.transport, self.contact_user)
+    def contact_uri(self, secure: bool | None = None, user: str | None = None) -> SipURI:
+        """Our Contact URI (RFC 3261 §8.1.1.8).
 
-    def contact_value(self) -> str:
+        Args:
+            secure: over TLS, a ``sips:`` Contact (True) or
+                ``sip:...;transport=tls`` (False); ``None`` takes
+                :attr:`sips_contact` (RFC 5630).
+            user: the Contact's user part; ``None`` takes :attr:`contact_user`
+                (another account's Contact on the same user agent).
+        """
+        return builders.contact_uri(self.local, self.transport, user if user is not None else self.contact_user,
+                                    self.sips_contact if secure is None else secure)
+
+    def contact_value(self, secure: bool | None = None, user: str | None = None) -> str:
         """Our Contact header value, ``<sip:user@host:port>`` (kept until ``local`` changes)."""
-        key = (self.local, self.transport, self.contact_user)
+        if user is not None or (secure is not None and secure != self.sips_contact):
+            return f"<{self.contact_uri(secure, user)}>"
+        key = (self.local, self.transport, self.contact_user, self.sips_contact)
         cached = self._contact
         if cached is None or cached[0] != key:
             cached = self._contact = (key, f"<{self.contact_uri()}>")
@@ -218,9 +235,26 @@ class CoreContext:
                       to_tag: str | None = None, body: bytes = b"",
                       headers: Iterable[tuple[str, str]] = ()) -> Response:
         """A response to ``request`` with our Contact and Server (:func:`~txsipua.core.builders.make_response`)."""
-        contact = self.contact_value() if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE") else ""
+        contact = ""
+        if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+            # a SIPS Request-URI gets a SIPS Contact (RFC 3261 §12.1.1, RFC 5630 §4.1)
+            sips = request.uri_text[:5].lower() == "sips:"
+            user = self._account_user(request)
+            if user is not None:
+                contact = self.contact_value(True if sips else None, user)
+            else:
+                contact = self.contact_value(True) if sips else self.contact_value()
         return builders.make_response(request, status, reason, to_tag=to_tag, new_tag=self.ids.tag,
                                       contact=contact, server=self.user_agent, body=body, headers=headers)
+
+    def _account_user(self, request: Request) -> str | None:
+        if not self.contact_users:
+            return None
+        try:
+            user = request.uri.user
+        except ParseError:
+            return None
+        return user if user in self.contact_users else None
 
     # ------------------------------------------------------------- sending
     def send(self, operation: ClientOperation, stamp_via: bool, now: float) -> ClientTransaction:
@@ -398,10 +432,14 @@ class CoreContext:
             The ``(name, value)`` credential fields to put in the ACK.
         """
         fields = [(n, v) for n, v in invite.headers.items() if n in builders.AUTH_HEADERS]
-        if self.digest is None or not fields:
+        client = self.digest
+        own = getattr(owner, "digest", HOST_DIGEST)  # a call of another account: its own guard judges
+        if own is not HOST_DIGEST:
+            client = own
+        if client is None or not fields:
             return fields
         hop = HopAddress.located(hop_host, destination, self.transport)
-        kept, withheld = self.digest.credentials_for_hop(fields, hop)
+        kept, withheld = client.credentials_for_hop(fields, hop)
         if withheld is not None:
             self.emit(ev.CredentialsWithheld(owner, "ACK", withheld))
         return kept

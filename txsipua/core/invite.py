@@ -39,7 +39,7 @@ from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.dialogs import DialogKey
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.transport import Address, hop_transport_error
-from txsipua.core.uac import ClientOperation
+from txsipua.core.uac import HOST_DIGEST, ClientOperation
 from txsipua.errors import (
     LocalProtocolError,
     ParseError,
@@ -294,6 +294,9 @@ class InviteSession:
         self.remote_sdp: bytes | None = None
         self.identity: str | None = None
         self.user_data: Any = None
+        self.digest: Any = HOST_DIGEST
+        """The digest client answering challenges to this call's requests (another
+        account's); the core's by default."""
         self.ack: Request | None = None
         self.ack_destination: Address | None = None
         self._end_reason: tuple[str, bool] | None = None
@@ -426,7 +429,8 @@ class InviteSession:
             dest = host.locate(hop)
         except ResolutionError as e:
             raise LocalProtocolError(str(e)) from e
-        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))
+        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop),
+                             digest=self.digest)
         op.start(now)
         return op
 
@@ -444,10 +448,12 @@ class InviteSession:
             raise LocalProtocolError("a re-INVITE is already in progress")
         host = self.host
         extra = [("Content-Type", content_type)] + ([("User-Agent", host.user_agent)] if host.user_agent else [])
-        req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(), body=body, headers=extra)
+        req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(True) if dialog.secure else host.contact_value(),
+                                     body=body, headers=extra)
         hop = dialog.next_hop()
         dest = host.locate(hop)
-        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop))
+        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop),
+                             digest=self.digest)
         self.local_sdp = body
         self._reinvite_op = op
         op.start(now)

@@ -333,7 +333,8 @@ NICT_TABLE: Table = {
 # INVITE server transaction: RFC 3261 Figure 7 with RFC 6026 Figure 5.
 #
 #                                 |INVITE
-#                                 |pass INV to TU, send 100 Trying
+#                                 |pass INV to TU; 100 Trying unless
+#                                 |the TU answered at once (§17.2.1)
 #              INVITE             V
 #       send last resp.   +------------+ 101-199 from TU
 #               +---------|            |--------+ send response
@@ -693,6 +694,7 @@ class TransactionLayer:
     _stale: int = attrs.field(default=0, init=False)
     _events: collections.deque[Event] = attrs.field(factory=collections.deque, init=False)
     _outbox: list[Outgoing] = attrs.field(factory=list, init=False)
+    _trying_due: list[ServerTransaction] = attrs.field(factory=list, init=False)
     _notices: list[str] = attrs.field(factory=list, init=False)
 
     # ---------------------------------------------------------------- outputs
@@ -713,8 +715,26 @@ class TransactionLayer:
         events = self._events
         return events.popleft() if events else None
 
-    def outbox(self) -> list[Outgoing]:
-        """Everything to send since the last call, in order; the outbox is emptied."""
+    def outbox(self, trying: bool = True) -> list[Outgoing]:
+        """Everything to send since the last call, in order; the outbox is emptied.
+
+        An INVITE server transaction whose TU has not answered it yet (no
+        provisional or final response sent) gets its 100 Trying here, at the
+        end of the input that created it: RFC 3261 §17.2.1 asks for one unless
+        the TU answers within 200 ms, and a TU that answers within the same
+        input (an auto-answer, a digest challenge, a UAS check's 4xx) makes it
+        needless.
+
+        Args:
+            trying: False holds the pending 100s back for a later call (the
+                TU has not seen every request of this input yet).
+        """
+        if trying and self._trying_due:
+            due = self._trying_due
+            self._trying_due = []
+            for st in due:
+                if st.last_response is None and st.state is State.PROCEEDING:
+                    self._send_response(st, make_response(st.request, 100, "Trying"))
         out = self._outbox
         self._outbox = []
         return out
@@ -1044,8 +1064,7 @@ class TransactionLayer:
         self._server[key] = st
         self._server_octets += octets
         if kind is Kind.IST:
-            trying = make_response(msg, 100, "Trying")
-            self._send_response(st, trying)
+            self._trying_due.append(st)  # sent by outbox() unless the TU answers first
         self._events.append(RequestReceived(msg, source, st))
 
     def _refuse_overloaded(self, msg: Request, via: Via, source: Address, reliable: bool) -> None:

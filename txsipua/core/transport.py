@@ -207,7 +207,7 @@ def hop_transport_error(method: str, uri_text: str, routes: list[str], transport
     """
     ours = transport.upper()
     bare = [_bare_uri(r) for r in routes if r]
-    if ours != "TLS":
+    if ours not in ("TLS", "WSS"):  # WSS is TLS too (RFC 7118 §7)
         for uri, where in [(uri_text.strip(), f"the Request-URI {uri_text}"),
                            *((b, f"the route {b}") for b in bare)]:
             if uri[:5].lower() == "sips:":
@@ -218,6 +218,8 @@ def hop_transport_error(method: str, uri_text: str, routes: list[str], transport
     wanted = _transport_param(hop)
     if wanted == "TCP" and hop[:5].lower() == "sips:":
         wanted = "TLS"  # sips over TCP is TLS (RFC 3261 §26.2.2)
+    elif wanted == "WS" and hop[:5].lower() == "sips:":
+        wanted = "WSS"  # sips over WebSocket is secure WebSocket (RFC 7118 §7)
     if wanted is None or wanted == ours:
         return None
     return TransportError(

@@ -11,6 +11,15 @@ again in a new transaction: CSeq + 1 (the dialog's next number in a dialog),
 a new branch, the same Call-ID and From tag.  CANCEL and ACK are never
 authenticated, and a 401/407 to a CANCEL is final.
 
+Failover (RFC 3263 §4.3): an operation given ``alternatives`` (the rest of
+the targets its next hop was located to, see
+:class:`~txsipua.net.locate.Failover`) that times out (Timer B/F), fails at
+the transport or gets a 503 sends the request again to the next target, in a
+new client transaction (new branch, CSeq + 1), with credentials judged
+afresh for that address by the digest-leak guard; a 503's ``Retry-After``
+is handed to the alternatives so that the server is skipped that long.
+Only when no target is left does the owner hear the failure or the 503.
+
 Once its owner has given the request up (a call hung up or aborted while the
 INVITE was being challenged), :meth:`ClientOperation.stop_retrying` makes
 every later challenge final: the transaction layer ACKs it (§17.1.1.3) and
@@ -33,13 +42,33 @@ from txsipua.core import events as ev
 from txsipua.core.builders import AUTH_HEADERS
 from txsipua.core.transaction import ClientTransaction
 from txsipua.core.transport import Address, sips_needs_tls
-from txsipua.errors import AuthenticationError, TransportError
+from txsipua.errors import AuthenticationError, TransactionTimeout, TransportError
 from txsipua.sip.message import Request, Response
 from txsipua.sip.values import CSeq
 
 if TYPE_CHECKING:  # pragma: no cover
-    from txsipua.auth.client import AuthAttempt
+    from txsipua.auth.client import AuthAttempt, DigestClient
     from txsipua.core.context import SessionHost
+
+
+class Alternatives(Protocol):
+    """Where a request goes next when its target fails (RFC 3263 §4.3)."""
+
+    def next_target(self, failed: Address, retry_after: float | None, now: float) -> Address | None:
+        """The next target after ``failed`` (``retry_after``: seconds from a 503), or ``None``."""
+
+
+HOST_DIGEST: Any = object()
+"""``ClientOperation(digest=...)`` default: the core's digest client."""
+
+
+def retry_after_seconds(response: Response) -> float | None:
+    """The delta-seconds of a response's Retry-After (RFC 3261 §20.33), or ``None``."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    text = value.split(";", 1)[0].split("(", 1)[0].strip()
+    return float(text) if text.isdigit() else None
 
 
 class OperationOwner(Protocol):
@@ -89,6 +118,9 @@ class ClientOperation:
             by default the last number + 1.
         keep_via: send the request's own top Via (a CANCEL, §9.1).
         hop_host: the next hop's host as named in the URI (digest-leak guard).
+        alternatives: the other targets of the next hop (failover), or ``None``.
+        digest: the digest client answering challenges (another account's);
+            the core's by default.
 
     Attributes:
         request: the request as last sent (its CSeq and credentials change on retry).
@@ -111,8 +143,11 @@ class ClientOperation:
         next_cseq: Callable[[], int] | None = None,
         keep_via: bool = False,
         hop_host: str = "",
+        alternatives: Alternatives | None = None,
+        digest: DigestClient | None = HOST_DIGEST,
     ) -> None:
         self.host = host
+        self.alternatives = alternatives
         self.request = request
         self.destination = destination
         self.owner: OperationOwner = owner if owner is not None else EventOwner(host)
@@ -125,8 +160,10 @@ class ClientOperation:
         self.next_cseq = next_cseq
         self.retrying = True
         self.attempt: AuthAttempt | None = None
-        if authenticate and host.digest is not None and request.method not in ("ACK", "CANCEL"):
-            self.attempt = host.digest.start()
+        client = host.digest if digest is HOST_DIGEST else digest
+        self.digest: DigestClient | None = client
+        if authenticate and client is not None and request.method not in ("ACK", "CANCEL"):
+            self.attempt = client.start()
 
     @property
     def method(self) -> str:
@@ -162,7 +199,34 @@ class ClientOperation:
         try:
             self.transaction = self.host.send(self, not self.keep_via, now)
         except TransportError as e:
-            self.owner.operation_failed(self, e, now)
+            if not self._fail_over(None, now):
+                self.owner.operation_failed(self, e, now)
+
+    def _fail_over(self, retry_after: float | None, now: float) -> bool:
+        """Send the request to the next target, if there is one (RFC 3263 §4.3); True when sent."""
+        alternatives = self.alternatives
+        if alternatives is None or self.keep_via or not self.retrying or self.method in ("ACK", "CANCEL"):
+            return False
+        nxt = alternatives.next_target(self.destination, retry_after, now)
+        if nxt is None:
+            return False
+        self.destination = nxt
+        self.hop = HopAddress.located(self.hop_host, nxt, self.host.transport)
+        req = self.request
+        retry = req.copy()
+        for name in AUTH_HEADERS:
+            retry.headers.remove(name)
+        seq = self.next_cseq() if self.next_cseq else req.cseq.seq + 1
+        retry.headers.set("CSeq", str(CSeq(seq, req.method)))
+        if self.attempt is not None and self.digest is not None:
+            # a new attempt: the answers given to the last target are not carried
+            # over; only cached ones whose address and trust fit this one are sent
+            self.attempt = self.digest.start()
+            for name, value in self.attempt.initial_headers(req.method, req.uri_text, req.body, hop=self.hop):
+                retry.headers.add(name, value)
+        self.request = retry
+        self._send(now)
+        return True
 
     def on_response(self, response: Response, now: float) -> None:
         """A response of the current transaction, from the core."""
@@ -191,17 +255,24 @@ class ClientOperation:
             self.request = retry
             self._send(now)
             return
+        if status == 503 and self._fail_over(retry_after_seconds(response), now):
+            return
         if attempt is not None and status not in (401, 407):
             attempt.succeeded()
         self.response = response
         self.owner.operation_final(self, response, now)
 
     def on_failure(self, error: Exception, now: float) -> None:
-        """The current transaction timed out or could not be sent, from the core."""
+        """The current transaction timed out or could not be sent, from the core.
+
+        With alternatives left, the request goes to the next target instead.
+        """
+        if isinstance(error, (TransactionTimeout, TransportError)) and self._fail_over(None, now):
+            return
         self.owner.operation_failed(self, error, now)
 
     def __repr__(self) -> str:
         return f"<ClientOperation {self.request.method} {self.request.uri_text}>"
 
 
-__all__ = ["ClientOperation", "EventOwner", "OperationOwner"]
+__all__ = ["HOST_DIGEST", "Alternatives", "ClientOperation", "EventOwner", "OperationOwner", "retry_after_seconds"]

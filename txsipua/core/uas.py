@@ -10,12 +10,16 @@ Theory of operation
    while the INVITE is unanswered, cancels its session (§9.2).
 2. A request with a To tag is in a dialog: it goes to the session found by
    dialog id in the dialog table, or gets 481 (§12.2.2).
-3. Out of a dialog, the §8.2 checks run in order: method (501 when unknown,
-   §8.2.1), the fields the UAS relies on (400, 416 for a Request-URI scheme
-   we do not handle, §8.2.2.1), Require (420 with Unsupported, §8.2.2.3).
-4. Digest authentication when configured (§22.1): a request without
-   credentials is challenged; one with credentials is *parked* and the
-   application verifies them (``AuthenticationNeeded``, then
+3. Out of a dialog: method (501 when unknown, §8.2.1); a new INVITE past
+   ``max_calls`` is refused (below).
+4. Digest authentication when configured (§22.1), before the request is
+   examined (§8.2: "once a request is authenticated (or authentication is
+   skipped), the UAS MUST examine the request"): a request without usable
+   credentials is challenged (or refused) at once.  Then the §8.2 checks on
+   the fields the UAS relies on (400, 416 for a Request-URI scheme we do not
+   handle, §8.2.2.1) and Require (420 with Unsupported, §8.2.2.3).  A request
+   with credentials that passes them is *parked* and the application
+   verifies the credentials (``AuthenticationNeeded``, then
    :meth:`UasCore.authentication_result`).
 5. Method dispatch: INVITE makes an
    :class:`~txsipua.core.invite_server.InviteServerSession`
@@ -24,7 +28,7 @@ Theory of operation
    UPDATE and PUBLISH go to the application (``IncomingRequest``); other
    known methods get 405 with Allow (§8.2.1).
 
-A new INVITE (one without a To tag) that passes the checks is refused with
+A new INVITE (one without a To tag) of a known method is refused with
 503 and Retry-After (RFC 3261 §21.5.4) while the core already holds
 ``max_calls`` live INVITE sessions, before any challenge; the refusal is
 counted (``stats["calls_refused"]``) and reported with
@@ -179,16 +183,15 @@ class UasCore:
         if method not in KNOWN_METHODS:
             ctx.respond(stxn, ctx.make_response(request, 501), now)
             return
-        problem = check_out_of_dialog(request)
-        if problem is not None:
-            status, detail, extra = problem
-            ctx.respond(stxn, ctx.make_response(request, status, detail, headers=extra), now)
-            return
         if method == "INVITE" and ctx.live_calls >= ctx.max_calls:
             self._refuse_call(request, stxn, now)
             return
         auth = self._authenticator_for(method)
         if auth is not None and method != "OPTIONS":
+            # RFC 3261 §8.2: authentication comes before the request is examined,
+            # so a request without usable credentials is challenged (or refused)
+            # without the §8.2.2 checks; credentials to verify are checked first
+            # (the verification may wait on a credential store)
             outcome = auth.inspect(request, now)
             if isinstance(outcome, NeedChallenge):
                 ctx.respond(stxn, auth.challenge(request, now, stale=outcome.stale), now)
@@ -196,11 +199,25 @@ class UasCore:
             if isinstance(outcome, BadAuthorization):
                 ctx.respond(stxn, ctx.make_response(request, outcome.status, outcome.reason), now)
                 return
+            if not self._checked(request, stxn, now):
+                return
             if isinstance(outcome, DigestCredentials):
                 self._parked[id(stxn)] = _Parked(request, stxn, source)
                 ctx.emit(ev.AuthenticationNeeded(request, stxn, outcome))
                 return
+        elif not self._checked(request, stxn, now):
+            return
         self._accept(request, stxn, source, now, None)
+
+    def _checked(self, request: Request, stxn: ServerTransaction, now: float) -> bool:
+        """Run the §8.2.2 checks; answer and return False when the request fails them."""
+        problem = check_out_of_dialog(request)
+        if problem is None:
+            return True
+        status, detail, extra = problem
+        ctx = self.context
+        ctx.respond(stxn, ctx.make_response(request, status, detail, headers=extra), now)
+        return False
 
     def authentication_result(self, event: ev.AuthenticationNeeded, ok: bool, identity: str | None,
                               now: float) -> None:

@@ -62,7 +62,7 @@ from txsipua.core.transaction import (
     TransactionTimedOut,
 )
 from txsipua.core.transport import Address, Outgoing
-from txsipua.core.uac import ClientOperation
+from txsipua.core.uac import HOST_DIGEST, Alternatives, ClientOperation
 from txsipua.core.uas import UasCore
 from txsipua.errors import (
     LocalProtocolError,
@@ -302,8 +302,13 @@ class UserAgentCore:
         self._drain(now)
 
     def outbox(self) -> list[Outgoing]:
-        """Everything to send now, in order; the list is drained."""
-        return self.layer.outbox()
+        """Everything to send now, in order; the list is drained.
+
+        While events wait for the application, a new INVITE's 100 Trying is
+        held back: the application may answer it when it takes its event
+        (RFC 3261 §17.2.1), and a later call sends the 100 if it did not.
+        """
+        return self.layer.outbox(trying=not self.context.events)
 
     def take_notices(self) -> list[str]:
         """Lines worth logging since the last call (a cap reached); see ``TransactionLayer.take_notices``."""
@@ -315,9 +320,10 @@ class UserAgentCore:
         return events.popleft() if events else None
 
     # ------------------------------------------------------- construction
-    def contact_uri(self) -> SipURI:
-        """Our Contact URI (RFC 3261 §8.1.1.8)."""
-        return self.context.contact_uri()
+    def contact_uri(self, secure: bool | None = None, user: str | None = None) -> SipURI:
+        """Our Contact URI (RFC 3261 §8.1.1.8; see :meth:`CoreContext.contact_uri
+        <txsipua.core.context.CoreContext.contact_uri>`)."""
+        return self.context.contact_uri(secure, user)
 
     def contact_value(self) -> str:
         """Our Contact header value, ``<sip:user@host:port>``."""
@@ -337,18 +343,26 @@ class UserAgentCore:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         content_type: str | None = None,
+        contact_user: str | None = None,
     ) -> Request:
         """Build an out-of-dialog request (RFC 3261 §8.1.1, :func:`~txsipua.core.builders.new_request`).
 
         A From tag is added when ``from_`` has none; the Via is stamped with a
-        fresh branch when the request is sent.
+        fresh branch when the request is sent.  Over TLS the Contact is
+        ``sips:`` when the Request-URI or the first Route is (§8.1.1.8), else
+        as :attr:`CoreContext.sips_contact <txsipua.core.context.CoreContext.sips_contact>`
+        says (RFC 5630).  ``contact_user`` names another account's Contact user.
         """
         ctx = self.context
         if from_.tag is None:
             from_ = from_.with_tag(ctx.ids.tag())
+        route = list(route)
+        first = route[0] if route else request_uri
+        sips = (first.scheme if isinstance(first, SipURI) else first.split(":", 1)[0]).lower() == "sips"
+        contact_text = ctx.contact_value(True if sips else None, contact_user) if contact else None
         return builders.new_request(
             method, request_uri, from_, to, via=ctx.via(""), call_id=call_id or ctx.ids.call_id(ctx.local[0]),
-            cseq=cseq, contact=ctx.contact_value() if contact else None, route=route, user_agent=ctx.user_agent,
+            cseq=cseq, contact=contact_text, route=route, user_agent=ctx.user_agent,
             headers=headers, body=body, content_type=content_type,
         )
 
@@ -379,6 +393,8 @@ class UserAgentCore:
         *,
         authenticate: bool = True,
         hop_host: str = "",
+        alternatives: Alternatives | None = None,
+        digest: DigestClient | None = HOST_DIGEST,
     ) -> ClientOperation:
         """Send an out-of-dialog non-INVITE request (REGISTER, OPTIONS, MESSAGE...).
 
@@ -393,22 +409,30 @@ class UserAgentCore:
             now: seconds, absolute.
             authenticate: False to report 401/407 as the final response.
             hop_host: the next hop's host as named in the URI (digest-leak guard).
+            alternatives: the other targets to fail over to (RFC 3263 §4.3,
+                :class:`~txsipua.net.locate.Failover`), or ``None``.
+            digest: the digest client of the account sending (another
+                account's); the core's by default.
 
         Raises:
             LocalProtocolError: for INVITE (use :meth:`invite`) or ACK.
         """
         if request.method in ("INVITE", "ACK"):
             raise LocalProtocolError(f"use invite() for INVITE; ACK is sent by the core ({request.method})")
-        op = ClientOperation(self.context, request, destination, authenticate=authenticate, hop_host=hop_host)
+        op = ClientOperation(self.context, request, destination, authenticate=authenticate, hop_host=hop_host,
+                             alternatives=alternatives, digest=digest)
         op.start(now)
         self._drain(now)
         return op
 
-    def invite(self, request: Request, destination: Address, now: float, *, hop_host: str = "") -> InviteSession:
+    def invite(self, request: Request, destination: Address, now: float, *, hop_host: str = "",
+               alternatives: Alternatives | None = None, digest: DigestClient | None = HOST_DIGEST) -> InviteSession:
         """Start a call with an INVITE from :meth:`new_request` (RFC 3261 §13.2).
 
         Outcome events: ProvisionalResponse*, then CallAnswered or
-        CallAttemptFailed; later CallEnded.
+        CallAttemptFailed; later CallEnded.  ``alternatives`` and ``digest``
+        as for :meth:`send_request` (the INVITE fails over on timeout,
+        transport error or 503 before the call is hung up).
 
         Raises:
             LocalProtocolError: the request is not an INVITE.
@@ -416,6 +440,11 @@ class UserAgentCore:
         if request.method != "INVITE":
             raise LocalProtocolError("invite() sends INVITE requests only")
         session = InviteClientSession(self.context, request, destination, hop_host)
+        op = session.invite_operation
+        op.alternatives = alternatives
+        if digest is not HOST_DIGEST:
+            session.digest = op.digest = digest
+            op.attempt = digest.start() if digest is not None else None
         session.start(now)
         self._drain(now)
         return session

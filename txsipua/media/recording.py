@@ -7,16 +7,26 @@ time that really passed since the end of the last frame (plus :data:`SLACK` for 
 told by ``now``.  A longer jump continues at the recording's end with the real silence (at most
 ``max_gap``): a peer whose timestamps leap cannot make the recording grow faster than the call
 lasts (16 kB per second).  A new SSRC (the peer restarted its stream) continues at the end.
+
+Streaming: given a ``writer`` (a callable taking PCM, e.g. a
+:class:`~txsipua.media.audio.WavSink`'s ``write``), the recording keeps only its last ``window``
+seconds in memory and hands everything older to the writer, in order, as frames come; a frame
+arriving later than the window is dropped (counted in ``late``).  :meth:`Recording.flush` writes
+the rest at the end.  Memory then stays flat however long the call.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_GAP", "SLACK", "Recording"]
+from collections.abc import Callable
+
+__all__ = ["MAX_GAP", "SLACK", "WINDOW", "Recording"]
 
 #: Default most silence (seconds) that one timestamp jump adds.
 MAX_GAP = 0.5
 #: Slack (seconds) over the real time since the last frame that a gap may fill (jitter).
 SLACK = 0.2
+#: Seconds a streaming recording keeps in memory to undo reordering before writing them out.
+WINDOW = 1.0
 _RATE = 8000
 
 
@@ -25,14 +35,23 @@ class Recording:
 
     Args:
         max_gap: the most silence, in seconds, one forward timestamp jump adds.
+        writer: called with PCM older than ``window`` (in order, each octet
+            once); None keeps the whole recording in memory.
+        window: seconds kept in memory with a ``writer``.
 
     Attributes:
         gaps_cut: forward jumps not filled with silence in full.
+        late: frames dropped for arriving after their place was written out.
     """
 
-    def __init__(self, max_gap: float = MAX_GAP) -> None:
+    def __init__(self, max_gap: float = MAX_GAP, writer: Callable[[bytes], object] | None = None,
+                 window: float = WINDOW) -> None:
         self.max_gap = max_gap
         self.gaps_cut = 0
+        self.late = 0
+        self._writer = writer
+        self._keep = 2 * round(_RATE * window)
+        self._base = 0  # samples already written out (the position of _pcm[0])
         self._pcm = bytearray()
         self._ssrc: int | None = None
         self._ts0 = 0
@@ -48,7 +67,7 @@ class Recording:
             pcm: the decoded frame, 16-bit little-endian.
             now: arrival time, seconds.
         """
-        length = len(self._pcm) // 2
+        length = self._base + len(self._pcm) // 2
         if ssrc != self._ssrc:
             self._ssrc = ssrc
             self._ts0 = timestamp
@@ -69,16 +88,38 @@ class Recording:
                 self._ts0 = timestamp
                 self._offset0 = position = length + min(limit, silent)
         self._last = (now, len(pcm) // 2)
-        start = position * 2
+        if position < self._base:  # its place was written out already
+            skip = (self._base - position) * 2
+            if skip >= len(pcm):
+                self.late += 1
+                return
+            pcm, position = pcm[skip:], self._base
+        start = (position - self._base) * 2
         end = start + len(pcm)
         if end > len(self._pcm):
             self._pcm.extend(bytes(end - len(self._pcm)))
         self._pcm[start:end] = pcm
+        if self._writer is not None and len(self._pcm) > self._keep:
+            self._write_out(len(self._pcm) - self._keep)
+
+    def _write_out(self, octets: int) -> None:
+        assert self._writer is not None
+        octets &= ~1
+        if octets <= 0:
+            return
+        self._writer(bytes(self._pcm[:octets]))
+        del self._pcm[:octets]
+        self._base += octets // 2
+
+    def flush(self) -> None:
+        """Give everything still held to the writer (the end of the call); nothing without one."""
+        if self._writer is not None:
+            self._write_out(len(self._pcm))
 
     def pcm(self) -> bytes:
-        """The recording so far."""
+        """The recording held in memory: all of it without a writer, else the part not yet written."""
         return bytes(self._pcm)
 
     def __len__(self) -> int:
-        """Octets recorded."""
-        return len(self._pcm)
+        """Octets recorded (written out and held)."""
+        return self._base * 2 + len(self._pcm)

@@ -18,7 +18,7 @@ from array import array
 
 from txsipua.errors import WavError
 
-__all__ = ["WavError", "read_wav", "resample", "to_mono", "write_wav"]
+__all__ = ["WavError", "read_wav", "resample", "to_16bit", "to_mono", "write_wav"]
 
 _BIG_ENDIAN = sys.byteorder == "big"
 Path = str | os.PathLike[str]
@@ -39,7 +39,8 @@ def _to_bytes(samples: array[int]) -> bytes:
     return samples.tobytes()
 
 
-def _to_16bit(frames: bytes, width: int) -> bytes:
+def to_16bit(frames: bytes, width: int) -> bytes:
+    """Convert PCM samples of ``width`` octets (1: unsigned, 2-4: signed little-endian) to 16-bit."""
     if width == 2:
         return frames
     if width == 1:  # unsigned 8-bit
@@ -122,7 +123,7 @@ def read_wav(path: Path, *, rate: int | None = 8000) -> tuple[bytes, int]:
         raise WavError(f"{os.fspath(path)}: not a PCM WAV file ({exc})") from exc
     if channels < 1 or file_rate < 1:
         raise WavError(f"{os.fspath(path)}: bad header ({channels} channels, {file_rate} Hz)")
-    pcm = to_mono(_to_16bit(frames, width), channels)
+    pcm = to_mono(to_16bit(frames, width), channels)
     if rate is None:
         return pcm, file_rate
     return resample(pcm, file_rate, rate), rate

@@ -70,7 +70,12 @@ class CoreDriver(abc.ABC):
         """The core's lines worth logging (a cap reached), drained after every pump; optional."""
 
     def pump(self) -> None:
-        """Flush the outbox, drain events, re-arm the timer; repeat until idle."""
+        """Flush the outbox, drain events, re-arm the timer; repeat until idle.
+
+        The core may hold part of its outbox back until its events are
+        drained (a 100 Trying the application can make needless by answering
+        at once), so the loop asks for the outbox again after the events.
+        """
         if self._pumping:
             return  # re-entrant call from an event callback: the outer loop continues
         self._pumping = True

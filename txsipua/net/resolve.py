@@ -10,11 +10,16 @@ ordered list of :class:`Target` (transport, IP address, port) to try:
    exists among ``_sips._tcp``, ``_sip._tcp`` and ``_sip._udp`` (sips only the
    first).
 2. Address and port (§4.2): a numeric host is used as it is (``maddr``
-   first); with an explicit port the host's A/AAAA records; otherwise the SRV
-   records of ``_service._proto.domain`` ordered by priority, then weight
-   (heaviest first: a deterministic reading of RFC 2782 that keeps tests
-   exact), each target's A/AAAA records; with no SRV, the A/AAAA records of
-   the host on the transport's default port.
+   first); with an explicit port the host's A and AAAA records; otherwise the
+   SRV records of ``_service._proto.domain`` ordered by priority, then by the
+   weighted random draw of RFC 2782 (:func:`~txsipua.net.locate.srv_order`,
+   with an injected ``random``), each target's A and AAAA records; with no
+   SRV, the A and AAAA records of the host on the transport's default port.
+
+A result is cached for the smallest TTL of the records it came from
+(:class:`~txsipua.net.locate.TTLCache`, the injected ``clock``).  What is
+done with the list (failover on timeout, transport error or 503, servers
+skipped after a Retry-After) is :mod:`txsipua.net.locate`'s part.
 
 The resolver is injected (any ``twisted.internet.interfaces.IResolver``),
 so tests use an in-memory one and never ask the machine's resolver.
@@ -23,7 +28,9 @@ so tests use an in-memory one and never ask the machine's resolver.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import random as _random
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -32,10 +39,12 @@ from twisted.names import dns
 from twisted.names.error import DNSNameError, DomainError
 
 from txsipua.errors import ResolutionError
+from txsipua.net.locate import TTLCache, srv_order
 from txsipua.sip.uri import SipURI
 
-_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
-_NAPTR_SERVICES = {"SIP+D2U": "UDP", "SIP+D2T": "TCP", "SIPS+D2T": "TLS"}
+_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 5060, "WSS": 5061}
+_NAPTR_SERVICES = {"SIP+D2U": "UDP", "SIP+D2T": "TCP", "SIPS+D2T": "TLS",
+                   "SIP+D2W": "WS", "SIPS+D2W": "WSS"}  # D2W: RFC 7118 §10.3
 _SRV_PREFIX = {"UDP": "_sip._udp.", "TCP": "_sip._tcp.", "TLS": "_sips._tcp."}
 
 
@@ -79,17 +88,28 @@ class SIPResolver:
         resolver: a ``twisted.internet.interfaces.IResolver`` (for example
             ``twisted.names.client.createResolver(servers=[("127.0.0.1", 53)])``).
         transports: the transports we can use, in order of preference.
-        ipv6: also look up AAAA records (after A).
+        ipv6: also look up AAAA records (after A); the user agent keeps the
+            addresses of its own socket's family.
+        random: returns a float in ``[0, 1)`` for the SRV weight draw
+            (``random.random`` by default; inject one in tests).
+        clock: returns the time in seconds for the TTL cache
+            (``reactor.seconds``; ``time.monotonic`` by default).
+
+    Attributes:
+        cache: located results by URI, each kept for its records' smallest TTL.
     """
 
-    def __init__(self, resolver: Any, *, transports: Iterable[str] = ("UDP",), ipv6: bool = False) -> None:
+    def __init__(self, resolver: Any, *, transports: Iterable[str] = ("UDP",), ipv6: bool = True,
+                 random: Callable[[], float] | None = None, clock: Callable[[], float] | None = None) -> None:
         self.resolver = resolver
         self.transports = tuple(t.upper() for t in transports)
         self.ipv6 = ipv6
+        self.random: Callable[[], float] = random if random is not None else _random.random
+        self.clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self.cache: TTLCache[tuple[Any, ...], list[Target]] = TTLCache()
 
-    @defer.inlineCallbacks
-    def locate(self, uri: SipURI) -> Any:
-        """Find the targets for ``uri`` (RFC 3263 §4).
+    def locate(self, uri: SipURI) -> defer.Deferred[list[Target]]:
+        """Find the targets for ``uri`` (RFC 3263 §4), from the cache while its TTL lasts.
 
         Returns:
             A Deferred firing with a non-empty ``list[Target]`` in the order
@@ -98,6 +118,22 @@ class SIPResolver:
         Raises (as a Failure):
             ResolutionError: nothing was found, or only transports we lack.
         """
+        key = (uri.scheme, (uri.params.get("maddr") or uri.host).lower(), uri.port,
+               (uri.params.get("transport") or "").lower())
+        cached = self.cache.get(key, self.clock())
+        if cached is not None:
+            return defer.succeed(list(cached))
+        ttls: list[int] = []
+
+        def keep(targets: list[Target]) -> list[Target]:
+            if ttls and min(ttls) > 0:
+                self.cache.put(key, list(targets), self.clock() + min(ttls))
+            return targets
+
+        return self._locate(uri, ttls).addCallback(keep)
+
+    @defer.inlineCallbacks
+    def _locate(self, uri: SipURI, ttls: list[int]) -> Any:
         host = uri.params.get("maddr") or uri.host
         secure = uri.scheme == "sips"
         explicit = uri.params.get("transport")
@@ -118,32 +154,33 @@ class SIPResolver:
             return [Target(transport, ip, uri.port or _DEFAULT_PORT[transport])]
         if uri.port is not None:
             assert transport is not None
-            addrs = yield self._addresses(host)
+            addrs = yield self._addresses(host, ttls)
             if not addrs:
                 raise ResolutionError(f"{host!r} has no address records")
             return [Target(transport, a, uri.port) for a in addrs]
         # no port, a name: NAPTR then SRV (§4.1, §4.2)
         srv_names: list[tuple[str, str]] = []
         if transport is None:
-            srv_names = yield self._naptr(host, secure)
+            srv_names = yield self._naptr(host, secure, ttls)
             if not srv_names:
                 candidates = ["TLS"] if secure else ["TLS", "TCP", "UDP"]
                 srv_names = [(t, _SRV_PREFIX[t] + host) for t in candidates if t in self.transports]
         else:
-            srv_names = [(transport, _SRV_PREFIX[transport] + host)]
+            # WebSocket has no SRV service (RFC 7118): its addresses on the default port
+            srv_names = [(transport, _SRV_PREFIX[transport] + host)] if transport in _SRV_PREFIX else []
         for t, name in srv_names:
-            targets = yield self._srv_targets(t, name)
+            targets = yield self._srv_targets(t, name, ttls)
             if targets:
                 return targets
         # no SRV: the host's addresses on the default port (§4.2)
         t = transport or ("TLS" if secure else ("UDP" if "UDP" in self.transports else self.transports[0]))
-        addrs = yield self._addresses(host)
+        addrs = yield self._addresses(host, ttls)
         if not addrs:
             raise ResolutionError(f"cannot locate {uri}: no NAPTR, SRV or address records for {host!r}")
         return [Target(t, a, _DEFAULT_PORT[t]) for a in addrs]
 
     @defer.inlineCallbacks
-    def _naptr(self, domain: str, secure: bool) -> Any:
+    def _naptr(self, domain: str, secure: bool, ttls: list[int]) -> Any:
         lookup = getattr(self.resolver, "lookupNamingAuthorityPointer", None)
         if lookup is None:
             return []
@@ -155,34 +192,41 @@ class SIPResolver:
             p = rr.payload
             service = p.service.decode("ascii", "replace").upper() if isinstance(p.service, bytes) else str(p.service).upper()
             t = _NAPTR_SERVICES.get(service)
-            if t is None or t not in self.transports or (secure and t != "TLS"):
+            if t is None or t not in self.transports or (secure and t not in ("TLS", "WSS")):
                 continue
+            ttls.append(rr.ttl)
             found.append((p.order, p.preference, t, str(p.replacement)))
         found.sort(key=lambda x: (x[0], x[1]))
         return [(t, name) for _, _, t, name in found]
 
     @defer.inlineCallbacks
-    def _srv_targets(self, transport: str, name: str) -> Any:
+    def _srv_targets(self, transport: str, name: str, ttls: list[int]) -> Any:
         answers = yield self.resolver.lookupService(name).addCallbacks(lambda r: r[0], _not_found)
-        records = [rr.payload for rr in answers if rr.type == dns.SRV]
-        records.sort(key=lambda p: (p.priority, -p.weight))
+        srv = [rr for rr in answers if rr.type == dns.SRV]
+        ttls.extend(rr.ttl for rr in srv)
+        records = srv_order(((rr.payload.priority, rr.payload.weight, rr.payload) for rr in srv), self.random)
         targets: list[Target] = []
         for p in records:
             target = str(p.target)
             if target in (".", ""):
                 continue  # "service decidedly not available" (RFC 2782)
-            addrs = yield self._addresses(target)
+            addrs = yield self._addresses(target, ttls)
             targets.extend(Target(transport, a, p.port) for a in addrs)
         return targets
 
     @defer.inlineCallbacks
-    def _addresses(self, host: str) -> Any:
+    def _addresses(self, host: str, ttls: list[int]) -> Any:
         out: list[str] = []
         answers = yield self.resolver.lookupAddress(host).addCallbacks(lambda r: r[0], _not_found)
-        out.extend(rr.payload.dottedQuad() for rr in answers if rr.type == dns.A)
-        if self.ipv6:
-            answers6 = yield self.resolver.lookupIPV6Address(host).addCallbacks(lambda r: r[0], _not_found)
+        for rr in answers:
+            if rr.type == dns.A:
+                out.append(rr.payload.dottedQuad())
+                ttls.append(rr.ttl)
+        lookup6 = getattr(self.resolver, "lookupIPV6Address", None)
+        if self.ipv6 and lookup6 is not None:
+            answers6 = yield lookup6(host).addCallbacks(lambda r: r[0], _not_found)
             for rr in answers6:
                 if rr.type == dns.AAAA:
                     out.append(str(ipaddress.IPv6Address(rr.payload.address)))
+                    ttls.append(rr.ttl)
         return out

@@ -38,7 +38,14 @@ Theory of operation:
   and never with more than the time that really passed since the last
   recorded packet (:class:`~txsipua.media.recording.Recording`).  Recording is opt-in
   (``record=True``, :meth:`MediaStream.start_recording`,
-  :meth:`MediaStream.record_to`).
+  :meth:`MediaStream.record_to`); :meth:`MediaStream.record_to` streams to
+  its file, keeping only the last second in memory.
+- Frames (:mod:`txsipua.media.audio`): :meth:`MediaStream.play` *pulls* an
+  :class:`~txsipua.media.audio.IAudioSource` one 20 ms frame at a time (re-cut
+  to ``ptime``); every decoded frame is *pushed* to each
+  :class:`~txsipua.media.audio.IAudioSink` of :meth:`MediaStream.add_sink`
+  and each digit to the callables of :meth:`MediaStream.add_digit_sink`.
+  Cancelling a :meth:`MediaStream.play` Deferred stops that audio at once.
 - A new SSRC from the accepted source (the peer restarted its stream)
   starts a new sequence count (the loss already counted is kept) and
   continues the recording at its end.
@@ -69,6 +76,14 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
+from txsipua.media.audio import (
+    FramePuller,
+    IAudioSource,
+    PCMSource,
+    WavSink,
+    resampled_sink,
+    resampled_source,
+)
 from txsipua.media.codecs import AudioCodec, CodecUnavailable, Decoder, Encoder, lookup, resample
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
@@ -77,7 +92,7 @@ from txsipua.media.recording import MAX_GAP, Recording
 from txsipua.media.rtcp import RtcpSession, RtcpStats
 from txsipua.media.rtp import RtpPacket, is_rtcp
 from txsipua.media.srtp import SrtpError, SrtpTransform, SrtpUnavailable
-from txsipua.media.wav import read_wav, write_wav
+from txsipua.media.wav import read_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
 from txsipua.net.media_watch import MediaWatch
 from txsipua.net.pacer import Pacer, pacer_for
@@ -99,14 +114,16 @@ MIN_PTIME, MAX_PTIME = 10, 60
 DTMF_GAP_SLOTS = 3
 #: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
 LATE_THRESHOLD = 0.005
+#: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
+AUDIO_RATE = 8000
+
 
 
 @attrs.define
 class _Playback:
-    pcm: bytes
+    puller: FramePuller  # the source, re-cut to the packet size
     deferred: defer.Deferred[bool]
-    offset: int = 0
-    rate: int = 8000
+    rate: int = 8000  # the rate the puller delivers
 
 
 @attrs.define
@@ -155,7 +172,8 @@ class MediaStream(DatagramProtocol):
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
             ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
         on_audio: called with each received packet's audio as 16-bit LE mono
-            PCM at :attr:`sample_rate` (arrival order, no playout), or None.
+            PCM at :attr:`sample_rate` (arrival order, no playout), or None
+            (the sinks of :meth:`add_sink` get it too, at :data:`AUDIO_RATE`).
         codec: the negotiated :class:`~txsipua.media.codecs.AudioCodec`, or None.
         on_timeout: called (no arguments) once when ``media_timeout`` passes
             without media while the stream expects some, or None.
@@ -223,6 +241,10 @@ class MediaStream(DatagramProtocol):
         self._record = record
         self._record_path: str | None = None
         self._recording = Recording(max_recording_gap)
+        self._max_recording_gap = max_recording_gap
+        self._record_sink: WavSink | None = None
+        self._sinks: list[Any] = []
+        self._digit_sinks: list[Callable[[str], object]] = []
         self._playout_sink: Callable[[bytes], object] | None = None
         self._rng = rng
         self._rtcp_interval = rtcp_interval
@@ -346,14 +368,23 @@ class MediaStream(DatagramProtocol):
             self.playout.stop()
         self._media_watch.unwatch()
         self._release_slot()
+        for job in self._audio:
+            job.puller.close()
         for deferred in [job.deferred for job in self._audio] + [job.deferred for job in self._digits]:
             deferred.callback(False)
         self._audio.clear()
         self._digits.clear()
         for digit in self._detector.flush():
             self._report_digit(digit)
-        if self._record_path is not None:
-            write_wav(self._record_path, self._recording.pcm())
+        if self._record_sink is not None:
+            self._recording.flush()
+            self._record_sink.close()
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception:
+                self.log.failure("closing an audio sink failed")
         listening, self._listening = self._listening, None
         if listening is not None:
             return defer.maybeDeferred(listening.stopListening)
@@ -375,43 +406,56 @@ class MediaStream(DatagramProtocol):
 
     # --- sending ------------------------------------------------------------
 
-    def play(self, source: bytes | str | os.PathLike[str], *, rate: int = 8000) -> defer.Deferred[bool]:
+    def play(self, source: Any, *, rate: int = AUDIO_RATE) -> defer.Deferred[bool]:
         """Queue audio to send, one frame per ``ptime``.
 
         Args:
-            source: 16-bit little-endian mono PCM at ``rate`` Hz, or the path
-                of a WAV file (converted by :func:`txsipua.media.wav.read_wav`
-                to 8000 Hz).
-            rate: the PCM's sample rate, Hz; converted when it differs from
-                the codec's (:attr:`sample_rate`) by
-                :func:`txsipua.media.codecs.resample`.
+            source: an :class:`~txsipua.media.audio.IAudioSource` (pulled one
+                20 ms frame per slot, resampled to the codec's rate
+                (:attr:`sample_rate`) when its rate differs), 16-bit
+                little-endian mono PCM at ``rate`` Hz, or the path of a WAV
+                file (converted by :func:`txsipua.media.wav.read_wav`).
+            rate: the rate of PCM given as bytes, Hz.
 
         Returns:
             A Deferred firing with True once the last frame is sent, or with
-            False if the stream stops first.  Audio queued before
+            False if the stream stops first; it fails with the error a source
+            raised while read.  Cancelling it stops that audio at once (the
+            source is closed; later audio goes on).  Audio queued before
             :meth:`configure` or while held waits.
 
         Raises:
             txsipua.media.wav.WavError: the WAV file cannot be read (raised
                 at once, not through the Deferred).
+            txsipua.media.audio.AudioError: the source's rate needs ``soxr``.
         """
-        if isinstance(source, bytes | bytearray | memoryview):
-            pcm = bytes(source)
+        if IAudioSource.providedBy(source):
+            pulled = resampled_source(source, self.sample_rate)
         else:
-            pcm, _ = read_wav(source, rate=8000)
-            rate = 8000
-        if rate <= 0:
-            raise ValueError(f"rate must be a positive number of Hz, not {rate!r}")
-        if len(pcm) % 2:
-            raise ValueError("16-bit PCM must have an even number of octets")
-        d: defer.Deferred[bool] = defer.Deferred()
+            if isinstance(source, bytes | bytearray | memoryview):
+                pcm = bytes(source)
+            else:
+                pcm, _ = read_wav(source, rate=AUDIO_RATE)
+                rate = AUDIO_RATE
+            if len(pcm) % 2:
+                raise ValueError("16-bit PCM must have an even number of octets")
+            pulled = resampled_source(PCMSource(pcm, rate), self.sample_rate)
+            if not pcm:
+                return defer.succeed(True)
+        job: _Playback
+
+        def cancel(_: defer.Deferred[bool]) -> None:
+            if job in self._audio:
+                self._audio.remove(job)
+            job.puller.close()
+
+        d: defer.Deferred[bool] = defer.Deferred(cancel)
+        job = _Playback(FramePuller(pulled), d, rate=pulled.rate)
         if self._stopped:
+            pulled.close()
             d.callback(False)
             return d
-        if not pcm:
-            d.callback(True)
-            return d
-        self._audio.append(_Playback(pcm, d, rate=rate))
+        self._audio.append(job)
         self._schedule()
         return d
 
@@ -549,24 +593,30 @@ class MediaStream(DatagramProtocol):
         if self._digits:
             self._send_digit_slot(self._digits[0])
             return
-        job = self._audio[0]
         assert self.codec is not None and self._encoder is not None
-        if job.rate != self.codec.sample_rate:  # convert the rest once, at the codec's rate
-            job.pcm = resample(job.pcm[job.offset:], job.rate, self.codec.sample_rate)
-            job.offset, job.rate = 0, self.codec.sample_rate
-        size = self.codec.frame_samples(self._ptime()) * 2
-        frame = job.pcm[job.offset : job.offset + size]
-        job.offset += size
-        if len(frame) < size:
-            frame += bytes(size - len(frame))
-        payload = self._encoder.encode(frame)
-        second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
-        header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
-        self._write(header + payload, len(payload))
-        self._talkspurt = False
-        if job.offset >= len(job.pcm):
-            self._audio.popleft()
-            job.deferred.callback(True)
+        while self._audio:
+            job = self._audio[0]
+            try:  # the codec may have changed since the job was queued: convert its frames
+                frame = job.puller.take(self.codec.frame_samples(self._ptime()) * 2 * job.rate // self.codec.sample_rate)
+                if frame and job.rate != self.codec.sample_rate:
+                    frame = resample(frame, job.rate, self.codec.sample_rate)
+            except Exception as e:  # a source that cannot be read (a file gone...)
+                self.log.failure("an audio source failed")
+                self._audio.popleft()
+                job.puller.close()
+                job.deferred.errback(e)
+                continue
+            if frame:
+                payload = self._encoder.encode(frame)
+                second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+                header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+                self._write(header + payload, len(payload))
+                self._talkspurt = False
+            if job.puller.finished:
+                self._audio.popleft()
+                job.deferred.callback(True)
+            if frame:
+                return
 
     def _send_digit_slot(self, job: _DigitJob) -> None:
         assert self.params is not None and self.params.telephone_event_pt is not None
@@ -653,8 +703,8 @@ class MediaStream(DatagramProtocol):
                 self.playout = Playout(self._pacer, codec, codec.coders(self._ptime())[1], self._ptime(),
                                        self._playout_sink)
             self.playout.push(packet.timestamp, packet.payload, now)
-        if not (self._record or self.on_audio is not None):
-            return
+        if not (self._record or self.on_audio is not None or self._sinks):
+            return  # nobody listens: no decoding
         try:
             pcm = decoder.decode(packet.payload)
         except ValueError:
@@ -665,13 +715,61 @@ class MediaStream(DatagramProtocol):
             timestamp = packet.timestamp
             if codec.clock_rate != 8000:  # the recording counts 8000 Hz units
                 timestamp = (timestamp * 8000 // codec.clock_rate) & 0xFFFFFFFF
-            self._recording.add(packet.ssrc, timestamp, resample(pcm, codec.sample_rate, 8000), now)
+            self._recording.add(packet.ssrc, timestamp, resample(pcm, codec.sample_rate, AUDIO_RATE), now)
             self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
+        self.deliver_audio(pcm, codec.sample_rate)
+
+    def deliver_audio(self, pcm: bytes, rate: int = AUDIO_RATE) -> None:
+        """Push one decoded frame (PCM at ``rate`` Hz) to ``on_audio`` and, at :data:`AUDIO_RATE`, every sink.
+
+        The receive path calls this once per frame, in playout order; a
+        failing sink is logged and keeps its place.
+        """
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+        if self._sinks and rate != AUDIO_RATE:
+            pcm = resample(pcm, rate, AUDIO_RATE)  # the sinks were attached at AUDIO_RATE
+        for sink in list(self._sinks):
+            try:
+                sink.write(pcm)
+            except Exception:
+                self.log.failure("an audio sink failed")
+
+    def add_sink(self, sink: Any) -> Any:
+        """Push every decoded frame to an :class:`~txsipua.media.audio.IAudioSink` from now on.
+
+        The stream closes its sinks when it stops.
+
+        Returns:
+            What was attached: ``sink``, or a resampling wrapper when its rate
+            is not :data:`AUDIO_RATE` (give that to :meth:`remove_sink`).
+
+        Raises:
+            txsipua.media.audio.AudioError: the sink's rate needs ``soxr``.
+        """
+        attached = resampled_sink(sink, AUDIO_RATE)
+        if self._stopped:
+            attached.close()
+        else:
+            self._sinks.append(attached)
+        return attached
+
+    def remove_sink(self, attached: Any) -> None:
+        """Stop pushing frames to a sink :meth:`add_sink` attached (it is not closed)."""
+        if attached in self._sinks:
+            self._sinks.remove(attached)
+
+    def add_digit_sink(self, sink: Callable[[str], object]) -> None:
+        """Call ``sink`` with each received digit too (besides :attr:`on_dtmf`)."""
+        self._digit_sinks.append(sink)
+
+    def remove_digit_sink(self, sink: Callable[[str], object]) -> None:
+        """Undo :meth:`add_digit_sink`."""
+        if sink in self._digit_sinks:
+            self._digit_sinks.remove(sink)
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one compound RTCP packet (SRTCP when SRTP is on) to the peer's RTCP address.
@@ -740,9 +838,11 @@ class MediaStream(DatagramProtocol):
 
     def _report_digit(self, digit: str) -> None:
         self.stats.dtmf_received += 1
-        if self.on_dtmf is not None:
+        for sink in [self.on_dtmf, *self._digit_sinks]:
+            if sink is None:
+                continue
             try:
-                self.on_dtmf(digit)
+                sink(digit)
             except Exception:
                 self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
 
@@ -764,10 +864,28 @@ class MediaStream(DatagramProtocol):
         self._record = True
 
     def record_to(self, path: str | os.PathLike[str]) -> None:
-        """Record received audio and write it as a WAV file (8000 Hz mono) on :meth:`stop`."""
+        """Record received audio to a WAV file (8000 Hz mono), written as it comes.
+
+        Only the last second (:data:`~txsipua.media.recording.WINDOW`, to undo
+        reordering) is held in memory; the file is completed on :meth:`stop`.
+        Audio recorded in memory before (:meth:`start_recording`) opens the file.
+
+        Raises:
+            OSError: the file cannot be created.
+        """
+        if self._record_sink is not None:
+            raise LocalProtocolError("the stream already records to a file")
+        sink = WavSink(path, AUDIO_RATE)
+        sink.write(self._recording.pcm())
         self._record = True
         self._record_path = os.fspath(path)
+        self._record_sink = sink
+        self._recording = Recording(self._max_recording_gap, writer=sink.write)
 
     def recorded(self) -> bytes:
-        """Received audio so far as 16-bit little-endian mono PCM at 8000 Hz."""
+        """Received audio held in memory, 16-bit little-endian mono PCM at 8000 Hz.
+
+        All of it with ``record=True`` or :meth:`start_recording`; with
+        :meth:`record_to`, only the part not yet written to the file.
+        """
         return self._recording.pcm()

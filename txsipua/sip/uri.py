@@ -31,6 +31,16 @@ _PASSWORD_SAFE = "-_.!~*'()&=+$,"
 _PARAM_SAFE = "-_.!~*'()[]/:&+$"  # paramchar minus escaped (RFC 3261 §25.1)
 
 
+PARSED_URI_CACHE_SIZE = 2048
+"""How many parsed SIP URIs :meth:`SipURI.parse` keeps by text (then it starts afresh).
+
+A user agent sees the same few URIs again and again (its own, its
+registrar's, its peers' Contacts): a URI value is immutable, so the same
+text gives back the same value instead of a new parse.  Bounded, so a peer
+sending ever new URIs costs one dict insertion each."""
+_PARSED: dict[str, SipURI] = {}
+
+
 def _freeze_headers(d: Mapping[str, str] | None) -> dict[str, str]:
     return dict(d) if d else {}
 
@@ -74,6 +84,10 @@ class SipURI:
         Raises:
             ParseError: status 416 for an unsupported scheme, 400 for any other defect.
         """
+        uri = _PARSED.get(text)
+        if uri is not None and cls is SipURI:
+            return uri
+        raw = text
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         if not sep:
@@ -122,6 +136,9 @@ class SipURI:
         _set_port(uri, port)
         _set_params(uri, params)
         _set_headers(uri, headers)
+        if len(_PARSED) >= PARSED_URI_CACHE_SIZE:
+            _PARSED.clear()
+        _PARSED[raw] = uri
         return uri
 
     @property

@@ -252,6 +252,15 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+PARSED_NAME_ADDR_CACHE_SIZE = 2048
+"""How many parsed name-addrs :meth:`NameAddr.parse` keeps by text (then it starts afresh).
+
+The same Contact, To and Route values come again and again; a value is
+immutable, so the same text gives back the same value.  Bounded: a peer
+sending ever new values costs one dict insertion each."""
+_PARSED_NAME_ADDRS: dict[str, NameAddr] = {}
+
+
 @attrs.frozen
 class NameAddr:
     """A name-addr or addr-spec with header parameters (RFC 3261 §20.10, §20.20).
@@ -280,6 +289,16 @@ class NameAddr:
         Raises:
             ParseError: malformed display name, brackets or URI.
         """
+        cached = _PARSED_NAME_ADDRS.get(text)
+        if cached is not None and cls is NameAddr:
+            return cached
+        if len(_PARSED_NAME_ADDRS) >= PARSED_NAME_ADDR_CACHE_SIZE:
+            _PARSED_NAME_ADDRS.clear()
+        value = _PARSED_NAME_ADDRS[text] = cls._parse(text)
+        return value
+
+    @classmethod
+    def _parse(cls, text: str) -> NameAddr:
         m = _NAME_ADDR(text)
         if m is not None:
             # name-addr = [ display-name ] LAQUOT addr-spec RAQUOT, then *( SEMI param )

@@ -24,6 +24,7 @@ from txsipua.errors import CallFailed, LocalProtocolError, SIPError
 from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
 from txsipua.sip.values import NameAddr
+from txsipua.ua.audio import CallAudio
 from txsipua.ua.interfaces import ICall
 from txsipua.ua.media import CallMedia
 
@@ -109,6 +110,11 @@ class Call:
     def media(self) -> Any:
         """The RTP :class:`~txsipua.net.rtp.MediaStream`, or ``None``."""
         return self.call_media.stream if self.call_media is not None else None
+
+    @property
+    def audio(self) -> CallAudio | None:
+        """The call's :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or ``None`` without media."""
+        return self.call_media.audio if self.call_media is not None else None
 
     @property
     def media_params(self) -> MediaParams | None:

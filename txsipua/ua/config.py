@@ -173,6 +173,11 @@ class Configuration:
     max_calls: int = attrs.field(default=MAX_CALLS, validator=attrs.validators.ge(0))
     max_call_duration: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    sips_contact: bool = attrs.field(default=True, validator=_bool)
+    """Over TLS, our Contact is ``sips:user@host:port`` (True, the default) or
+    ``sip:user@host:port;transport=tls`` (False: reachable over TLS for
+    requests that are not SIPS); a request whose Request-URI or first Route is
+    ``sips:`` always gets a ``sips:`` Contact (RFC 3261 §8.1.1.8, RFC 5630 §4.1)."""
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
     media_timeout: float | None = attrs.field(default=60.0, validator=_media_timeout)

@@ -10,12 +10,17 @@ Applications program against these (and tests check the classes with
 - :class:`ISIPTransportFactory` - how a user agent listens and reaches its
   peers (§18): one factory per transport, in :mod:`txsipua.ua.transports`.
 - :class:`IAudioSource` / :class:`IAudioSink` - where a call's audio comes
-  from and goes to (:mod:`txsipua.ua.media`).
+  from and goes to, 20 ms frames of 16-bit PCM (defined in
+  :mod:`txsipua.media.audio`, re-exported here).
 """
 
 from __future__ import annotations
 
 from zope.interface import Attribute, Interface
+
+from txsipua.media.audio import IAudioSink, IAudioSource
+
+__all__ = ["IAudioSink", "IAudioSource", "ICall", "IRegistration", "ISIPTransportFactory", "IUserAgent"]
 
 
 class IUserAgent(Interface):
@@ -82,6 +87,7 @@ class ICall(Interface):
     call_id = Attribute("The Call-ID.")
     media = Attribute("The RTP stream, or None.")
     media_params = Attribute("The negotiated MediaParams, or None.")
+    audio = Attribute("The :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or None without media.")
     answered = Attribute("Deferred firing with the call once answered (2xx).")
     confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
     ended = Attribute("Deferred firing with the end reason.")
@@ -116,17 +122,3 @@ class ISIPTransportFactory(Interface):
 
     def listen(driver, socket_buffer=None):
         """Start listening; returns a Listening (address and ``close()``)."""
-
-
-class IAudioSource(Interface):
-    """Audio a call plays: 16-bit little-endian mono PCM at 8000 Hz."""
-
-    def pcm():  # type: ignore[misc]
-        """All the audio, as bytes (raises WavError when a file cannot be read)."""
-
-
-class IAudioSink(Interface):
-    """Where a call's received audio goes when the call ends."""
-
-    def write(pcm):
-        """Take the received audio: 16-bit little-endian mono PCM at 8000 Hz."""

@@ -12,24 +12,25 @@ hands it the SDP bodies it sends and receives and never looks inside them:
 - either side: :meth:`~CallMedia.reoffer` for hold/resume (§8.4) and
   :meth:`~CallMedia.answer_reoffer` for a peer's re-INVITE.
 
-:class:`WavSource`, :class:`PCMSource` and :class:`WavSink` are the
+:class:`WavSource`, :class:`PCMSource` and :class:`WavSink` (from
+:mod:`txsipua.media.audio`, re-exported here) are the
 :class:`~txsipua.ua.interfaces.IAudioSource`/:class:`~txsipua.ua.interfaces.IAudioSink`
-providers for files and memory.
+providers for files and memory.  :attr:`CallMedia.audio` is the call's
+:class:`~txsipua.ua.audio.CallAudio` (frames, prompts, digits).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from txsipua.errors import LocalProtocolError, SIPError
+from txsipua.media.audio import IAudioSink, IAudioSource, PCMSource, WavSink, WavSource
 from txsipua.media.offer_answer import (
     MediaParams,
     hold_offer,
@@ -41,52 +42,12 @@ from txsipua.media.offer_answer import (
 from txsipua.media.sdes import KEY_LENGTH, SUITES, CryptoAttribute
 from txsipua.media.sdp import SessionDescription
 from txsipua.media.srtp import available as srtp_available
-from txsipua.media.wav import read_wav, write_wav
+from txsipua.ua.audio import CallAudio
 from txsipua.ua.config import Configuration
-from txsipua.ua.interfaces import IAudioSink, IAudioSource
+
+__all__ = ["CallMedia", "PCMSource", "WavSink", "WavSource"]
 
 log = Logger()
-
-
-@implementer(IAudioSource)
-class PCMSource:
-    """Audio held in memory: 16-bit little-endian mono PCM at 8000 Hz."""
-
-    def __init__(self, pcm: bytes) -> None:
-        self._pcm = bytes(pcm)
-
-    def pcm(self) -> bytes:
-        """The audio."""
-        return self._pcm
-
-
-@implementer(IAudioSource)
-class WavSource:
-    """A WAV file (any PCM width, rate or channel count), converted to 8000 Hz mono when read."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-
-    def pcm(self) -> bytes:
-        """The file's audio as 16-bit mono PCM at 8000 Hz.
-
-        Raises:
-            txsipua.media.wav.WavError: the file cannot be read or is not PCM WAV.
-        """
-        pcm, _ = read_wav(self.path, rate=8000)
-        return pcm
-
-
-@implementer(IAudioSink)
-class WavSink:
-    """Writes received audio to a WAV file (8000 Hz, 16-bit mono)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-
-    def write(self, pcm: bytes) -> None:
-        """Write ``pcm`` (16-bit little-endian mono at 8000 Hz) as the whole file."""
-        write_wav(self.path, pcm)
 
 
 class CallMedia:
@@ -112,6 +73,8 @@ class CallMedia:
         local: our last :class:`~txsipua.media.sdp.SessionDescription` in
             force (a re-offer replaces it only once accepted), or ``None``.
         pending: our re-offer awaiting its answer, or ``None``.
+        audio: the call's :class:`~txsipua.ua.audio.CallAudio` (prompts,
+            frames, digits, recordings), attached to the stream once it opens.
     """
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
@@ -129,6 +92,7 @@ class CallMedia:
         self._stream_factory = stream_factory or functools.partial(
             _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
         self._sink: Any = None
+        self.audio = CallAudio(reactor)
         self.srtp = srtp
         self._srtp_keys: tuple[CryptoAttribute, ...] = ()  # offered, kept for re-offers
         self._answer_key: bytes | None = None
@@ -255,8 +219,12 @@ class CallMedia:
     def play(self, source: Any) -> defer.Deferred[bool]:
         """Send audio from an :class:`~txsipua.ua.interfaces.IAudioSource`, PCM bytes or a WAV path.
 
+        The source is pulled one 20 ms frame at a time; an object with only
+        the ``pcm()`` of older sources is read whole.
+
         Returns:
-            The stream's Deferred (True once sent, False if the call ended first).
+            The stream's Deferred (True once sent, False if the call ended
+            first); cancelling it stops the audio.
 
         Raises:
             LocalProtocolError: no RTP stream.
@@ -264,19 +232,20 @@ class CallMedia:
         """
         if self.stream is None:
             raise LocalProtocolError("the call has no media")
-        if IAudioSource.providedBy(source):
-            return self.stream.play(source.pcm())
+        if not IAudioSource.providedBy(source) and callable(getattr(source, "pcm", None)):
+            source = PCMSource(source.pcm())
         return self.stream.play(source)
 
     def record(self, sink: Any) -> None:
-        """Give the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` when the media stops.
+        """Push the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` as it comes.
 
         Recording is opt-in: nothing received is kept until this is called (or
-        the stream's ``start_recording()``/``record_to()``).
+        the stream's ``start_recording()``/``record_to()``).  The sink is
+        closed when the media stops; a :class:`WavSink` thus streams the call
+        to its file with flat memory.
         """
         self._sink = IAudioSink(sink)
-        if self.stream is not None:
-            self.stream.start_recording()
+        self.audio.add_sink(self._sink)
 
     def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
         """Send DTMF digits as RFC 4733 events.
@@ -290,12 +259,11 @@ class CallMedia:
 
     def stop(self) -> None:
         """Close the RTP stream (idempotent); the recording goes to the sink, if any."""
+        self.audio.end()  # prompts, collections and recordings end with the media
         if self.stream is None:
             return
         self.stream.stop()
-        if self._sink is not None:
-            sink, self._sink = self._sink, None
-            sink.write(self.stream.recorded())
+        self._sink = None
 
     # -------------------------------------------------------------- internals
     def _open(self) -> None:
@@ -303,8 +271,7 @@ class CallMedia:
             self.stream = self._stream_factory(self.reactor, self.host)
             if self.on_timeout is not None:
                 self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
-            if self._sink is not None:
-                self.stream.start_recording()
+            self.audio.attach(self.stream)
 
     def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
         try:

@@ -30,6 +30,7 @@ from zope.interface import implementer
 from txsipua.core import events as ev
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transport import Address
+from txsipua.core.uac import HOST_DIGEST
 from txsipua.core.useragent import (
     InviteSession,
     UserAgentCore,
@@ -43,10 +44,12 @@ from txsipua.errors import (
     TransportError,
 )
 from txsipua.net.driver import TraceCallback
+from txsipua.net.locate import Failover, Unavailable
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.account import Account
+from txsipua.ua.accounts import AccountLine, AccountSet
 from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
@@ -100,6 +103,10 @@ class UserAgent:
         core: the sans-IO :class:`~txsipua.core.useragent.UserAgentCore`.
         protocol: the transport's driver (a Twisted protocol feeding the core).
         media_host: the RTP address calls bind and advertise.
+        accounts: the :class:`~txsipua.ua.accounts.AccountSet` of the accounts
+            added with :meth:`add_account` beside :attr:`account`.
+        unavailable: the servers that answered 503 with Retry-After, skipped
+            until then (:class:`~txsipua.net.locate.Unavailable`).
         log: the :class:`twisted.logger.Logger` of the user agent's own
             warnings (INVITEs refused past ``max_calls``); the module's
             logger (the global log publisher) unless replaced.
@@ -132,6 +139,8 @@ class UserAgent:
         self.resolver = resolver
         self.portal = portal
         self._located: dict[tuple[str, int | None], Address] = {}
+        self._custom_locate = locate
+        self.unavailable = Unavailable()
         bind = (self.transport.host, self.transport.port)
         self.media_host = self.config.media_host(bind[0])
         self.core = UserAgentCore(
@@ -149,6 +158,7 @@ class UserAgent:
             max_calls=self.config.max_calls,
             max_call_duration=self.config.max_call_duration,
         )
+        self.core.context.sips_contact = self.config.sips_contact
         self.protocol: Any = self.transport.driver(self.core, self._on_event, trace)
         self.on_incoming_call: Callable[[IncomingCall], object] | None = None
         self.on_request: Callable[[Request, Callable[..., None]], object] | None = None
@@ -157,6 +167,7 @@ class UserAgent:
         self.registrations: set[Registration] = set()
         self.random = random
         self._listening: Listening | None = None
+        self.accounts = AccountSet(self)
 
     # lifecycle
     def start(self) -> defer.Deferred[Address]:
@@ -238,6 +249,16 @@ class UserAgent:
             raise LocalProtocolError("this user agent has no account")
         return self.account
 
+    def add_account(self, account: Account) -> AccountLine:
+        """Serve another account on this user agent and port (its own registration,
+        credentials and identity); see :mod:`txsipua.ua.accounts`.
+
+        Returns:
+            The :class:`~txsipua.ua.accounts.AccountLine` to register, call and
+            receive calls with.
+        """
+        return self.accounts.add(account)
+
     def drive(self, fn: Callable[[float], Any]) -> Any:
         """Run ``fn(now)`` against the core, then flush what it produced; returns ``fn``'s result.
 
@@ -250,41 +271,51 @@ class UserAgent:
         return result
 
     # routing
-    def outbound_route(self) -> list[SipURI]:
-        """The pre-loaded Route set: the outbound proxy with ``lr`` (RFC 3261 §8.1.2)."""
-        acct = self.account
+    def outbound_route(self, account: Account | None = None) -> list[SipURI]:
+        """The pre-loaded Route set: the outbound proxy with ``lr`` (RFC 3261 §8.1.2).
+
+        ``account``: another account's (default: :attr:`account`).
+        """
+        acct = account if account is not None else self.account
         if acct is None or acct.outbound_proxy is None:
             return []
         proxy = acct.outbound_proxy
         return [proxy if proxy.lr else proxy.with_params(lr=None)]
 
-    def next_hop(self, request_uri: SipURI) -> SipURI:
+    def next_hop(self, request_uri: SipURI, account: Account | None = None) -> SipURI:
         """Where an out-of-dialog request goes: the outbound proxy, else the Request-URI."""
-        route = self.outbound_route()
+        route = self.outbound_route(account)
         return route[0] if route else request_uri
 
     # requests
-    def send(self, request: Request, *, authenticate: bool = True) -> defer.Deferred[Response]:
+    def send(self, request: Request, *, authenticate: bool = True,
+             line: AccountLine | None = None) -> defer.Deferred[Response]:
         """Send an out-of-dialog non-INVITE request; fires with the final response.
 
-        401/407 are answered with the account's credentials.  Errbacks with
+        401/407 are answered with the account's credentials (``line``'s for
+        an account added with :meth:`add_account`).  When the next hop was
+        located to several servers, a timeout, transport error or 503 moves
+        the request to the next (RFC 3263 §4.3).  Errbacks with
         :class:`~txsipua.errors.AuthenticationError`,
         :class:`~txsipua.errors.TransactionTimeout`,
         :class:`~txsipua.errors.TransportError` or
         :class:`~txsipua.errors.ResolutionError`.
         """
-        hop = self.next_hop(request.uri)
+        hop = self.next_hop(request.uri, line.account if line is not None else None)
         d: defer.Deferred[Response] = defer.Deferred()
+        digest = line.digest if line is not None else HOST_DIGEST
 
-        def located(dest: Address) -> defer.Deferred[Response]:
+        def located(targets: list[Address]) -> defer.Deferred[Response]:
             def go(now: float) -> None:
-                op = self.core.send_request(request, dest, now, authenticate=authenticate, hop_host=hop_host_of(hop))
+                op = self.core.send_request(request, targets[0], now, authenticate=authenticate,
+                                            hop_host=hop_host_of(hop), digest=digest,
+                                            alternatives=Failover(targets, self.unavailable))
                 op.user_data = d
 
             self.drive(go)
             return d
 
-        return self.resolve(hop).addCallback(located)
+        return self.locate_targets(hop).addCallback(located)
 
     def register(self, expires: int = 3600) -> defer.Deferred[RegistrationResult]:
         """Register once (no refresh); see :meth:`registration` for a kept registration.
@@ -331,36 +362,42 @@ class UserAgent:
             return defer.fail(e)
         return call.answered
 
-    def place_call(self, target: str | SipURI) -> Call:
+    def place_call(self, target: str | SipURI, *, line: AccountLine | None = None) -> Call:
         """Start a call and return its :class:`Call` at once (see :meth:`call`).
+
+        ``line``: call as an account added with :meth:`add_account`.  When the
+        next hop was located to several servers the INVITE fails over to the
+        next on timeout, transport error or 503 (RFC 3263 §4.3).
 
         Raises:
             ResolutionError: the next hop cannot be located.
             ParseError: ``target`` is not a SIP URI.
         """
-        acct = self.require_account()
+        acct = line.account if line is not None else self.require_account()
         if isinstance(target, SipURI):
             uri = target
         elif ":" in target and target.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
             uri = SipURI.parse(target)
         else:
             uri = acct.domain_uri(target)
-        hop = self.next_hop(uri)
+        hop = self.next_hop(uri, acct)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
         if uri.scheme == "sips" and call.call_media is not None:
             call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
         try:
-            dest = self.core.locate(hop)
+            dest = self.core.locate(hop) if self.resolver is None or self._numeric(hop) else None
         except ResolutionError:
             if self.resolver is None:
                 raise
+            dest = None
+        if dest is None:
             # a host name: locate it (RFC 3263) first, then send the INVITE
             self.calls.add(call)
 
-            def located(address: Address) -> None:
+            def located(targets: list[Address]) -> None:
                 if call.abandoned:
                     return
-                self._start_invite(call, acct, uri, hop, address)
+                self._start_invite(call, acct, uri, hop, targets[0], targets, line)
 
             def not_located(f: Any) -> None:
                 self.calls.discard(call)
@@ -369,58 +406,97 @@ class UserAgent:
                 if not call.ended.called:
                     call.ended.callback("failed")
 
-            self.resolve(hop).addCallbacks(located, not_located)
+            self.locate_targets(hop).addCallbacks(located, not_located)
             return call
-        self._start_invite(call, acct, uri, hop, dest)
+        self._start_invite(call, acct, uri, hop, dest, None, line)
         return call
 
-    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address) -> None:
+    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
+                      targets: list[Address] | None = None, line: AccountLine | None = None) -> None:
         body = call.offer()
+        alternatives = Failover(targets if targets else [dest], self.unavailable)
 
         def go(now: float) -> None:
-            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(),
-                                        call_id=call.call_id or None)
+            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(acct),
+                                        call_id=call.call_id or None,
+                                        contact_user=line.contact_user if line is not None else None)
             if body:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
             # events are drained after go() returns, so the Call is attached in time
-            call.attach(self.core.invite(req, dest, now, hop_host=hop_host_of(hop)))
+            session = self.core.invite(req, dest, now, hop_host=hop_host_of(hop), alternatives=alternatives,
+                                       digest=line.digest if line is not None else HOST_DIGEST)
+            call.attach(session)
 
         self.drive(go)
         if not call.ended.called:  # it can fail at once (a sips target without TLS)
             self.calls.add(call)
 
     # server location
+    @staticmethod
+    def _numeric(uri: SipURI) -> bool:
+        try:
+            numeric_locate(uri)
+        except ResolutionError:
+            return False
+        return True
+
     def resolve(self, uri: SipURI) -> defer.Deferred[Address]:
-        """Locate ``uri`` (RFC 3263) for this UA's transport; fires with ``(ip, port)``.
+        """Locate ``uri`` (RFC 3263) for this UA's transport; fires with the first ``(ip, port)``.
+
+        See :meth:`locate_targets`.  Errbacks with
+        :class:`~txsipua.errors.ResolutionError`, or
+        :class:`~txsipua.errors.TransportError` when every server located
+        asked (503 with Retry-After) not to be used yet.
+        """
+        return self.locate_targets(uri).addCallback(lambda targets: targets[0])
+
+    def locate_targets(self, uri: SipURI) -> defer.Deferred[list[Address]]:
+        """Every target ``uri`` was located to (RFC 3263), in the order to try them.
 
         Numeric hosts need no lookup.  Names go through the injected
-        :class:`~txsipua.net.resolve.SIPResolver`; the answer is cached so
-        that later requests (and in-dialog requests through the same hosts)
-        find it at once.  Errbacks with :class:`~txsipua.errors.ResolutionError`.
+        :class:`~txsipua.net.resolve.SIPResolver` (which caches them for
+        their TTL); targets on our transport and our socket's address family
+        are kept, those still skipped after a 503's Retry-After
+        (:attr:`unavailable`) are left out, and the first is remembered for
+        in-dialog requests through the same host.  Every account's digest-leak
+        guard learns the addresses a trusted name was located to.
+
+        Errbacks with :class:`~txsipua.errors.ResolutionError`, or
+        :class:`~txsipua.errors.TransportError` when every target is still
+        unavailable.
         """
-        try:
-            return defer.succeed(self.core.locate(uri))
-        except ResolutionError as e:
-            if self.resolver is None:
-                return defer.fail(e)
+        if self.resolver is None or self._numeric(uri) or self._custom_locate is not None:
+            try:
+                return defer.succeed([self.core.locate(uri)])
+            except ResolutionError as e:
+                if self.resolver is None:
+                    return defer.fail(e)
         if ":" in uri.host and not uri.host.startswith("["):
             # "host:port" in a host field is never a name: never ask the resolver (or DNS) for it
             return defer.fail(ResolutionError(f"{uri.host!r} is not a host name"))
         d = self.resolver.locate(uri)
 
-        def pick(targets: list[Any]) -> Address:
+        def pick(targets: list[Any]) -> list[Address]:
             mine = [t for t in targets if t.transport == self.transport.name] or targets
-            if self.core.digest is not None:  # a trusted name is trusted where it was located
-                self.core.digest.leak_guard.learn(uri, mine)
-            first = mine[0]
-            address = (first.host, first.port)
-            self._located[(uri.host.lower(), uri.port)] = address
+            for client in self.accounts.digest_clients(self.core.digest):
+                client.leak_guard.learn(uri, mine)  # a trusted name is trusted where it was located
+            addresses = [(t.host, t.port) for t in mine]
+            v6 = ":" in self.core.local[0]
+            addresses = [a for a in addresses if (":" in a[0]) == v6] or addresses
             names = getattr(self.protocol, "server_names", None)
             if names is not None:
                 # TLS verifies the certificate against the name, not the address (RFC 5922 §7)
-                names[address] = uri.host
-            return address
+                for address in addresses:
+                    names[address] = uri.host
+            now = self.reactor.seconds()
+            usable = self.unavailable.available(addresses, now)
+            if not usable:
+                soonest = min(self.unavailable.until(a, now) or now for a in addresses)
+                raise TransportError(f"every server located for {uri.host} asked not to be used "
+                                     f"(503 Retry-After) for {soonest - now:.0f} s more")
+            self._located[(uri.host.lower(), uri.port)] = usable[0]
+            return usable
 
         return d.addCallback(pick)
 
@@ -521,15 +597,20 @@ class UserAgent:
         call = Call(self, e.session)
         self.calls.add(call)
         incoming = IncomingCall(self, call, e.request)
-        if self.on_incoming_call is not None:
+        line = self.accounts.match(e.request)
+        handler, auto = self.on_incoming_call, self.auto_answer
+        if line is not None:  # a call for an added account (ua/accounts.py has the rule)
+            handler, auto = line.on_incoming_call, line.auto_answer
+            line.adopt(e.session)
+        if handler is not None:
             try:
-                self.on_incoming_call(incoming)
+                handler(incoming)
             except Exception:
                 # the application failed: refuse the call rather than leave it unanswered
                 log.failure("on_incoming_call failed; the call is refused with 500")
                 if incoming.pending:
                     incoming.reject(500)
-        elif self.auto_answer:
+        elif auto:
             incoming.ring()
             incoming.answer()
         else:
@@ -546,8 +627,10 @@ class UserAgent:
                 self.drive(lambda now: session.answer_reinvite(e.transaction, req, now, body=b""))
             return
         respond = Responder(self, req, e.transaction, e.identity, session)
-        if self.on_request is not None:
-            self.on_request(req, respond)
+        line = self.accounts.match(req) if session is None else None
+        on_request = line.on_request if line is not None else self.on_request
+        if on_request is not None:
+            on_request(req, respond)
             return
         if req.method in ("MESSAGE", "INFO", "NOTIFY"):
             respond(200)
@@ -562,7 +645,10 @@ class UserAgent:
             return
         from txsipua.ua.cred import ISIPUser
 
-        d = defer.maybeDeferred(self.portal.login, e.credentials, None, ISIPUser)
+        try:  # Portal.login returns a Deferred (failures included); a stand-in might raise
+            d = self.portal.login(e.credentials, None, ISIPUser)
+        except Exception:
+            d = defer.fail()
 
         def ok(result: Any) -> None:
             _iface, avatar, _logout = result
