@@ -75,6 +75,8 @@ _EXPORTS: dict[str, str] = {
     "SIPStatusError": "txsipua.errors",
     "RegistrationFailed": "txsipua.errors",
     "CallFailed": "txsipua.errors",
+    "CallNotAnswered": "txsipua.errors",
+    "ReinviteFailed": "txsipua.errors",
 }
 
 __all__ = [
@@ -125,6 +127,8 @@ __all__ = [
     "SIPStatusError",
     "RegistrationFailed",
     "CallFailed",
+    "CallNotAnswered",
+    "ReinviteFailed",
 ]
 
 
@@ -152,10 +156,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from txsipua.errors import (
         AuthenticationError,
         CallFailed,
+        CallNotAnswered,
         DigestAuthenticationError,
         LocalProtocolError,
         ParseError,
         RegistrationFailed,
+        ReinviteFailed,
         RemoteProtocolError,
         ResolutionError,
         SIPError,

@@ -167,6 +167,29 @@ class CallFailed(SIPStatusError):
     """An INVITE ended with a final non-2xx response (RFC 3261 §13.2.2.3)."""
 
 
+class CallNotAnswered(CallFailed):
+    """Nobody answered within the no-answer timeout: we cancelled the call (RFC 3261 §9.1, Timer C).
+
+    Attributes:
+        timeout: the timeout, seconds.
+        response: a 408 Request Timeout standing for the answer that never came.
+    """
+
+    def __init__(self, response: Any, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(response, "call")
+        self.args = (f"call not answered within {timeout:g} s (no_answer_timeout): cancelled",)
+
+
+class ReinviteFailed(SIPStatusError):
+    """A re-INVITE (hold, resume, codec change) ended with a final non-2xx response (RFC 3261 §14.1).
+
+    The session is as it was before the re-INVITE (RFC 3264 §8).  A 491
+    (glare) is reported only once the retries after the §14.1 back-off are
+    spent.
+    """
+
+
 # txsipua.auth.client
 class DigestAuthenticationError(AuthenticationError):
     """An :class:`AuthenticationError` from :meth:`txsipua.auth.client.AuthAttempt.respond_to`.

@@ -882,3 +882,17 @@ def test_route_with_transport_tcp_on_a_udp_agent_fails_before_sending() -> None:
         events.append(e)
     failed = [e for e in events if isinstance(e, ev.CallAttemptFailed)]
     assert failed and isinstance(failed[0].error, TransportError) and "transport=tcp" in str(failed[0].error)
+
+
+def test_a_refused_reinvite_leaves_the_stored_local_sdp_as_it_was() -> None:
+    """The session's local_sdp takes a re-offer only once a 2xx accepts it (issue 9: a 488 to a hold
+    must not leave it saying sendonly); a 2xx then stores it (RFC 3264 §8)."""
+    held = b"v=0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n"
+    for status, expected in ((488, b"v=0\r\n"), (200, held)):
+        caller, callee, net, session = _confirmed_pair(status)
+        before = session.local_sdp
+        assert before == b"v=0\r\n"
+        session.reinvite(net.now, held)
+        net.pump()
+        done = [e for e in net.events["caller"] if isinstance(e, ev.ReinviteCompleted)]
+        assert done[-1].response.status == status and session.local_sdp == expected

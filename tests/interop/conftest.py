@@ -51,6 +51,7 @@ _PEER_OF_MODULE = {
     "test_kamailio": "Kamailio 5.6",
     "test_kamailio_ws": "Kamailio 5.6",
     "test_sipp_callee": "SIPp 3.6",
+    "test_sipp_offer_answer": "SIPp 3.6",
     "test_harness": "harness",
 }
 _MATRIX: list[tuple[str, str, str]] = []

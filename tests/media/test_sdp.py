@@ -359,3 +359,11 @@ def test_round_trip_generated(sdp):
     """Any description we can build serialises and parses back to an equal value."""
     sdp = attrs.evolve(sdp, media=tuple(_drop_direction_attrs(m) for m in sdp.media))
     assert SessionDescription.parse(sdp.to_bytes()) == sdp
+
+
+def test_extra_lines_out_of_grammar_order_round_trip() -> None:
+    """A second t= before b= (out of RFC 8866 §5's order) is kept, written in order, and re-parses equal."""
+    text = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nt=0 0\r\nt=0 0\r\nb=AS:1\r\n"
+    sdp = SessionDescription.parse(text)
+    assert sdp.extra_lines == (("b", "AS:1"), ("t", "0 0"))
+    assert SessionDescription.parse(sdp.to_bytes()) == sdp

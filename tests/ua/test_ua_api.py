@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 import txsipua
 from txsipua.core import events as ev
 from txsipua.core.transaction import Timers
-from txsipua.errors import LocalProtocolError, SIPError
+from txsipua.errors import LocalProtocolError, ReinviteFailed, SIPError
 from txsipua.media.offer_answer import PCMA, PCMU, make_offer
 from txsipua.media.sdp import SessionDescription
 from txsipua.sip.message import Request, Response
@@ -447,13 +447,15 @@ def test_a_second_reoffer_while_one_is_pending_fails_at_once_and_changes_nothing
 
 
 def test_a_refused_reinvite_leaves_the_session_description_as_it_was(clock: UDPClock) -> None:
-    """A 488 to our hold: local SDP unchanged; the next re-offer is the old version + 1, not + 2."""
+    """A 488 to our hold: hold() errs (ReinviteFailed 488, issue 9), local SDP unchanged, not held;
+    the next re-offer is the old version + 1, not + 2."""
     agent, call = _connected_call_with_media(clock)
     assert call.call_media is not None and call.call_media.local is not None
     before = call.call_media.local
     done: list[Any] = []
     call.hold().addBoth(done.append)
     _answer_reinvite(agent, 488)
-    assert done[0].status == 488 and call.call_media.local is before and call.call_media.pending is None
+    assert done[0].check(ReinviteFailed) and done[0].value.status == 488
+    assert call.call_media.local is before and call.call_media.pending is None and not call.held_locally
     call.hold().addBoth(done.append)
     assert _offered_versions(agent) == [before.session_version + 1, before.session_version + 1]

@@ -289,7 +289,8 @@ def build_ack(
 
 
 def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str = "",
-                  credentials: Iterable[tuple[str, str]] | None = None) -> Request:
+                  credentials: Iterable[tuple[str, str]] | None = None, body: bytes = b"",
+                  content_type: str = "application/sdp") -> Request:
     """The ACK of a 2xx to ``invite`` within ``dialog`` (RFC 3261 §13.2.2.4).
 
     An in-dialog request (§12.2.1.1) with the INVITE's CSeq number and the
@@ -302,6 +303,8 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
         user_agent: the User-Agent value (``""`` for none).
         credentials: the credential fields to repeat, as the digest-leak guard
             allows them for the ACK's next hop; ``None``: every one of the INVITE's.
+        body: the ACK's body: the answer when the 2xx made the offer (§13.2.1).
+        content_type: the body's Content-Type (with a body only).
 
     Raises:
         LocalProtocolError: the dialog is terminated.
@@ -312,7 +315,9 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
         extra = list(credentials)
     if user_agent:
         extra.append(("User-Agent", user_agent))
-    return dialog.create_request("ACK", via=via, cseq=invite.cseq.seq, headers=extra)
+    if body:
+        extra.append(("Content-Type", content_type))
+    return dialog.create_request("ACK", via=via, cseq=invite.cseq.seq, headers=extra, body=body)
 
 
 __all__ = [

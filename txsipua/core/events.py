@@ -139,6 +139,23 @@ class ReinviteCompleted:
 
 
 @attrs.frozen
+class AckReceived:
+    """The ACK of one of our 2xx responses arrived (RFC 3261 §13.3.1.4, §14.2).
+
+    Emitted before :class:`CallConfirmed` (for the INVITE's ACK) so that an
+    answer the ACK carries (our 2xx made the offer: an offerless INVITE or
+    re-INVITE, §13.2.1) is in force when the call is reported confirmed.
+
+    Attributes:
+        session: the session.
+        request: the ACK (its body is the answer, or empty).
+    """
+
+    session: InviteSession
+    request: Request
+
+
+@attrs.frozen
 class IncomingRequest:
     """A request the application must answer with ``core.respond(transaction, response)``.
 
@@ -221,6 +238,7 @@ Event = (
     | CallConfirmed
     | CallEnded
     | ReinviteCompleted
+    | AckReceived
     | IncomingRequest
     | AuthenticationNeeded
     | CredentialsWithheld

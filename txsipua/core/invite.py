@@ -272,6 +272,8 @@ class InviteSession:
         identity: the authenticated username of the caller (UAS), if any.
         ack: the last ACK we sent for a 2xx, or ``None``.
         ack_destination: where it went.
+        ack_body: ``(2xx) -> (body, content type)``: the answer our 2xx ACK carries
+            when we sent no offer (RFC 3261 §13.2.1), or ``None``.
         user_data: free for the application.
     """
 
@@ -299,6 +301,7 @@ class InviteSession:
         account's); the core's by default."""
         self.ack: Request | None = None
         self.ack_destination: Address | None = None
+        self.ack_body: Callable[[Response], tuple[bytes, str]] | None = None
         self._end_reason: tuple[str, bool] | None = None
         self._bye_error: Exception | None = None
         self._reinvite_op: ClientOperation | None = None
@@ -454,8 +457,7 @@ class InviteSession:
         dest = host.locate(hop)
         op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop),
                              digest=self.digest)
-        self.local_sdp = body
-        self._reinvite_op = op
+        self._reinvite_op = op  # local_sdp becomes ``body`` only once a 2xx accepts it (RFC 3264 §8)
         op.start(now)
         return op
 
@@ -519,6 +521,7 @@ class InviteSession:
         self.host.dialogs.pop_awaiting_ack(transaction)
         if request.body and self.local_sdp is not None and self.remote_sdp is None:
             self.remote_sdp = request.body
+        self.host.emit(ev.AckReceived(self, request))
         self._step(Input.ACK, now)
 
     def on_ack_timeout(self, transaction: ServerTransaction, now: float) -> None:
@@ -546,6 +549,8 @@ class InviteSession:
             self._reinvite_op = None
             if 200 <= response.status < 300 and self.dialog is not None:
                 self.dialog.refresh_target(response)
+                if operation.request.body:
+                    self.local_sdp = operation.request.body
                 if response.body:
                     self.remote_sdp = response.body
                 error = self._send_2xx_ack(operation, response, now)
@@ -612,8 +617,9 @@ class InviteSession:
             hop_host = hop_host_of(dialog.next_hop())
         except (ResolutionError, ParseError):
             dest, hop_host = operation.destination, operation.hop_host
+        body, ctype = self.ack_body(response) if self.ack_body is not None else (b"", "")
         ack = builders.build_2xx_ack(dialog, operation.request, via=host.via(host.ids.branch()),
-                                     user_agent=host.user_agent,
+                                     user_agent=host.user_agent, body=body, content_type=ctype,
                                      credentials=host.ack_credentials(self, operation.request, hop_host, dest))
         self.ack = ack
         self.ack_destination = dest

@@ -477,9 +477,14 @@ def _parse(data: bytes | str) -> SessionDescription:
     if not seen_origin:
         raise ParseError("session description has no o= line")
 
+    # kept in the order they are written back (the grammar's, RFC 8866 §5), so
+    # that parsing what to_bytes() wrote gives an equal value
+    session_rank = _SESSION_EXTRA_BEFORE_C + "b" + _SESSION_EXTRA_AFTER_T
+    session["extra_lines"].sort(key=lambda line: session_rank.find(line[0]))
     media = []
     for section in sections:
         if section["direction"] is None:
             section["direction"] = session_direction or "sendrecv"
+        section["extra_lines"].sort(key=lambda line: "ibk".find(line[0]))
         media.append(MediaDescription(**section))
     return SessionDescription(media=media, **session)

@@ -7,10 +7,33 @@ sends CANCEL, BYE or nothing as the state requires, so callers never branch
 on state.  The user agent tells the call what the core reported through the
 ``session_*`` methods; the call turns that into its Deferreds
 (``answered``, ``confirmed``, ``ended``).
+
+Offer/answer (RFC 3264) lives in the call's :class:`~txsipua.ua.media.CallMedia`,
+one declared machine (:mod:`txsipua.media.negotiation`); the call only says
+which message carried what:
+
+- caller: the INVITE's offer (none with ``delayed_offer``: then the 2xx's
+  offer is answered in the ACK through the session's ``ack_body`` hook); a
+  18x with SDP is the early answer of its dialog (its To tag), heard at once;
+  the 2xx's answer, or without one the early answer of its dialog, decides;
+- callee: the INVITE's offer is answered in the 2xx (or first in a 183,
+  :meth:`IncomingCall.early_media`); without one our 2xx offers and the
+  ACK's answer (:meth:`Call.ack_received`) starts the media;
+- either side, later: :meth:`Call.hold`, :meth:`Call.resume` and
+  :meth:`Call.change_codecs` re-offer; a 2xx puts the offer in force, any
+  other final response withdraws it (the session stays as it was) and errs
+  with :class:`~txsipua.errors.ReinviteFailed`, except a 491, sent again
+  after the RFC 3261 §14.1 back-off (:func:`glare_backoff`) while
+  ``Configuration.glare_retries`` last.  A peer's re-INVITE is answered (or,
+  without an offer, offered to in our 2xx).
+
+A call we place and nobody answers within ``Configuration.no_answer_timeout``
+is cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +43,7 @@ from zope.interface import implementer
 
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.useragent import InviteSession, SessionState
-from txsipua.errors import CallFailed, LocalProtocolError, SIPError
+from txsipua.errors import CallFailed, CallNotAnswered, LocalProtocolError, ReinviteFailed, SIPError
 from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
 from txsipua.sip.values import NameAddr
@@ -36,6 +59,20 @@ log = Logger()
 
 def _cancelled() -> CallFailed:
     return CallFailed(Response(487), "call (cancelled)")
+
+
+def glare_backoff(owner: bool, draw: Callable[[], float]) -> float:
+    """The wait before a re-INVITE answered 491 is sent again (RFC 3261 §14.1), seconds.
+
+    In units of 10 ms: 2.1 to 4 s when we own the dialog's Call-ID (we placed
+    the call), else 0 to 2 s.
+
+    Args:
+        owner: True when we generated the Call-ID.
+        draw: returns a float in ``[0, 1)`` (the user agent's injected ``random``).
+    """
+    r = min(max(draw(), 0.0), 1.0)
+    return (210 + round(r * 190)) / 100 if owner else round(r * 200) / 100
 
 
 @implementer(ICall)
@@ -62,19 +99,25 @@ class Call:
             ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``) when
             the call ends.
         on_progress: optional callable taking each provisional response.
+        on_hold_change: optional callable ``(held_locally, held_remotely)``,
+            called whenever either changes (RFC 3264 §8.4).
+        delayed_offer: True when our INVITE carries no offer: the 2xx makes
+            it and our ACK answers (RFC 3261 §13.2.1).
         bye_error: after we hung up, why our BYE was not confirmed (timeout,
             transport error, a final response other than 2xx/481), else ``None``.
         abandoned: True once hung up before the INVITE was sent.
     """
 
-    def __init__(self, ua: UserAgent, session: InviteSession | None, call_id: str | None = None) -> None:
+    def __init__(self, ua: UserAgent, session: InviteSession | None, call_id: str | None = None,
+                 delayed_offer: bool = False) -> None:
         self.ua = ua
+        self.delayed_offer = delayed_offer
         self.session: InviteSession = session  # type: ignore[assignment]  # attach() sets it for UAC calls
         self._call_id = call_id
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
-            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self.hangup,
+            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self._media_silent,
                       srtp=ua.account is not None and ua.account.requires_srtp)
             if ua.config.media
             else None
@@ -83,9 +126,17 @@ class Call:
         self.answered: defer.Deferred[Call] = defer.Deferred()
         self.confirmed: defer.Deferred[Call] = defer.Deferred()
         self.on_progress: Callable[[Response], object] | None = None
+        self.on_hold_change: Callable[[bool, bool], object] | None = None
         self.abandoned = False
         self.bye_error: Exception | None = None
         self._reinvite_d: defer.Deferred[Response] | None = None
+        self._reinvite_order: tuple[str | None, tuple[Any, ...] | None] | None = None
+        self._glare_tries = 0
+        self._glare_timer: Any = None
+        self._no_answer_timer: Any = None
+        self._no_answer: CallNotAnswered | None = None
+        if self.call_media is not None:
+            self.call_media.on_hold_change = self._hold_changed
 
     # ------------------------------------------------------------ properties
     @property
@@ -121,10 +172,58 @@ class Call:
         """The negotiated :class:`~txsipua.media.offer_answer.MediaParams`, or ``None``."""
         return self.call_media.params if self.call_media is not None else None
 
+    @property
+    def held_locally(self) -> bool:
+        """True while we hold the peer (our accepted offer is sendonly or inactive)."""
+        return self.call_media is not None and self.call_media.held_locally
+
+    @property
+    def held_remotely(self) -> bool:
+        """True while the peer holds us (its offer or answer is sendonly, inactive, or c=0.0.0.0)."""
+        return self.call_media is not None and self.call_media.held_remotely
+
     def attach(self, session: InviteSession) -> None:
-        """Bind the core session once the INVITE is sent (UAC)."""
+        """Bind the core session once the INVITE is sent (UAC); arm the no-answer timeout."""
         self.session = session
         session.user_data = self
+        if self.delayed_offer:
+            session.ack_body = self._ack_answer
+        timeout = self.ua.config.no_answer_timeout
+        if timeout is not None and not self.ended.called:
+            self._no_answer_timer = self.ua.reactor.callLater(timeout, self._not_answered, timeout)
+
+    def _media_silent(self) -> None:
+        """The stream heard nothing for its media timeout: BYE once answered; while still ringing
+        (early media that stays silent), the call is left to ring (the no-answer timeout ends it)."""
+        if self.state in (SessionState.ACCEPTED, SessionState.CONFIRMED):
+            self.hangup()
+        else:
+            log.info("no early media heard for the media timeout; {call_id} still rings", call_id=self.call_id)
+
+    def _not_answered(self, timeout: float) -> None:
+        """Timer C: nobody answered in time; cancel (RFC 3261 §9.1, §16.6 item 11)."""
+        self._no_answer_timer = None
+        if self.answered.called or self.ended.called:
+            return
+        log.info("no answer within {t} s: cancelling {call_id}", t=timeout, call_id=self.call_id)
+        self._no_answer = CallNotAnswered(Response(408), timeout)
+        self.hangup()
+
+    def _stop_no_answer(self) -> None:
+        timer, self._no_answer_timer = self._no_answer_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _ack_answer(self, response: Response) -> tuple[bytes, str]:
+        """Our answer to the offer in the 2xx of our offerless INVITE, for the ACK (§13.2.1)."""
+        media = self.call_media
+        if media is None or not response.body:
+            return b"", ""
+        try:
+            return media.answer(response.body), "application/sdp"
+        except SIPError as e:
+            log.warn("cannot answer the offer in the 2xx: {err}; the call has no media", err=e)
+            return b"", ""
 
     # --------------------------------------------------------------- orders
     def hangup(self) -> defer.Deferred[str]:
@@ -162,40 +261,88 @@ class Call:
         return d
 
     def hold(self) -> defer.Deferred[Response]:
-        """Put the call on hold: re-INVITE with a sendonly offer (RFC 3264 §8.4)."""
+        """Put the call on hold: re-INVITE with a sendonly offer (RFC 3264 §8.4).
+
+        Fires with the 2xx once the peer accepted (then :attr:`held_locally`
+        is True).  A 491 (the peer re-INVITEd at the same time) is retried
+        after the RFC 3261 §14.1 back-off, up to ``Configuration.glare_retries``
+        times.  Errbacks with :class:`~txsipua.errors.ReinviteFailed` on a
+        final non-2xx response (the session stays as it was),
+        :class:`~txsipua.errors.LocalProtocolError` when no re-INVITE can be
+        sent now, or the transaction's error.
+        """
         return self._reoffer("sendonly")
 
     def resume(self) -> defer.Deferred[Response]:
-        """Take the call off hold: re-INVITE with a sendrecv offer."""
+        """Take the call off hold: re-INVITE with a sendrecv offer (as :meth:`hold`)."""
         return self._reoffer("sendrecv")
 
-    def _reoffer(self, direction: str) -> defer.Deferred[Response]:
+    def change_codecs(self, codecs: Iterable[Any]) -> defer.Deferred[Response]:
+        """Re-INVITE offering only ``codecs`` (``Codec`` values or names such as ``"PCMA"``), as :meth:`hold`.
+
+        Raises:
+            ValueError: a codec is not one of the known G.711 codecs.
+        """
+        from txsipua.ua.config import Configuration
+
+        chosen = Configuration(codecs=tuple(codecs)).codecs  # checked and converted as the configuration does
+        return self._reoffer(None, chosen)
+
+    def _reoffer(self, direction: str | None, codecs: tuple[Any, ...] | None = None) -> defer.Deferred[Response]:
         # check first, change nothing on refusal: the pending re-INVITE keeps its Deferred
-        media = self.call_media
-        if media is None:
+        if self.call_media is None:
             return defer.fail(LocalProtocolError("no media to re-offer"))
         if self._reinvite_d is not None:
             return defer.fail(LocalProtocolError("a re-INVITE is already in progress"))
         if self.session is None:
             return defer.fail(LocalProtocolError("re-INVITE needs a confirmed call"))
-        try:
-            offer = media.reoffer(direction)
-        except LocalProtocolError as e:
-            return defer.fail(e)
         d: defer.Deferred[Response] = defer.Deferred()
+        self._reinvite_order = (direction, codecs)
+        self._glare_tries = 0
+        error = self._send_reoffer(d)
+        if error is not None:
+            self._reinvite_order = None
+            return defer.fail(error)
         self._reinvite_d = d
+        return d
+
+    def _send_reoffer(self, d: defer.Deferred[Response]) -> Exception | None:
+        """Make the offer and send the re-INVITE; the error when no offer can be made now."""
+        media = self.call_media
+        assert media is not None and self._reinvite_order is not None
+        direction, codecs = self._reinvite_order
+        try:
+            if media.local is None or media.stream is None:
+                raise LocalProtocolError("no media to re-offer")
+            if media.negotiation.state.offer_outstanding:
+                raise LocalProtocolError("a re-offer is already pending")
+            offer = media.create_offer(direction, codecs)
+        except LocalProtocolError as e:
+            return e
 
         def failed(f: Any) -> None:
             # the re-INVITE was never sent (not confirmed, next hop unknown): the offer is dropped
             if self._reinvite_d is d:
                 self._reinvite_d = None
-                media.reoffer_settled(False)
+                self._reinvite_order = None
+                media.rollback()
             if not d.called:
                 d.errback(f)
 
         session = self.session
         self.ua.when_located(session, lambda now: session.reinvite(now, offer)).addErrback(failed)
-        return d
+        return None
+
+    def _retry_reoffer(self) -> None:
+        self._glare_timer = None
+        d = self._reinvite_d
+        if d is None or self.ended.called:
+            return
+        error = self._send_reoffer(d)
+        if error is not None:
+            self._reinvite_d = None
+            self._reinvite_order = None
+            d.errback(error)
 
     def send_dtmf(self, digits: str) -> defer.Deferred[bool]:
         """Send DTMF digits as RFC 4733 events on the media stream.
@@ -230,29 +377,59 @@ class Call:
 
     # ------------------------------------------------------ what the core said
     def offer(self) -> bytes:
-        """The SDP body of our INVITE (empty without media)."""
-        return self.call_media.offer() if self.call_media is not None else b""
+        """The SDP body of our INVITE (empty without media, or for a delayed offer)."""
+        if self.call_media is None or self.delayed_offer:
+            return b""
+        return self.call_media.offer()
 
     def session_progress(self, response: Response) -> None:
-        """A provisional response arrived (UAC): tell ``on_progress``."""
+        """A provisional response arrived (UAC): early media if it carries SDP, then ``on_progress``.
+
+        A 18x with SDP and a To tag answers our offer for its early dialog
+        (RFC 3261 §13.2.1): RTP starts at once (ringback, announcements);
+        with several early dialogs (a forked INVITE) the latest one that sent
+        SDP is heard, and the 2xx decides.
+        """
+        media = self.call_media
+        tag = response.to_tag
+        if (media is not None and response.body and tag and response.status != 100
+                and (response.content_type or "application/sdp").lower().startswith("application/sdp")):
+            media.take_early_answer(response.body, tag)
         if self.on_progress is not None:
             self.on_progress(response)
 
     def session_answered(self, response: Response) -> None:
-        """The 2xx arrived and the ACK went out: take the peer's SDP, fire ``answered``."""
-        if self.call_media is not None:
-            self.call_media.remote(response.body)
+        """The 2xx arrived and the ACK went out: take the peer's SDP, fire ``answered``.
+
+        A 2xx without SDP confirms the early answer of its own dialog (its To tag).
+        """
+        self._stop_no_answer()
+        media = self.call_media
+        if media is not None and media.negotiation.our_offer_outstanding:
+            media.take_answer(response.body, response.to_tag)
         if not self.answered.called:
             self.answered.callback(self)
 
     def session_failed(self, error: Exception) -> None:
         """The INVITE failed (final non-2xx, timeout...): errback ``answered``, end with ``"failed"``."""
+        self._stop_no_answer()
+        if self._no_answer is not None:
+            error = self._no_answer
         self.ua.calls.discard(self)
         self.stop_media()
         if not self.answered.called:
             self.answered.errback(error)
         if not self.ended.called:
             self.ended.callback("failed")
+
+    def ack_received(self, request: Request) -> None:
+        """The ACK of our 2xx arrived: when our 2xx made an offer, the ACK's body is the answer (§13.2.1, §14.2).
+
+        An ACK without an answer withdraws that offer (what was in force stays).
+        """
+        media = self.call_media
+        if media is not None and media.negotiation.our_offer_outstanding:
+            media.take_answer(request.body or None)
 
     def session_confirmed(self) -> None:
         """The ACK for our 2xx arrived (UAS): fire ``confirmed``."""
@@ -262,28 +439,59 @@ class Call:
     def session_ended(self, reason: str, bye_error: Exception | None) -> None:
         """The call ended (BYE either way, CANCEL, no ACK): fire ``ended`` with ``reason``."""
         self.bye_error = bye_error
+        self._stop_no_answer()
+        if self._glare_timer is not None and self._glare_timer.active():
+            self._glare_timer.cancel()
+        self._glare_timer = None
+        pending, self._reinvite_d = self._reinvite_d, None
+        if pending is not None and not pending.called:  # ended during a 491 back-off
+            pending.errback(LocalProtocolError(f"the call ended ({reason}) before the re-INVITE could be retried"))
         self.ua.calls.discard(self)
         self.stop_media()
         if not self.answered.called and reason == "cancelled" and self.session.is_uac:
-            self.answered.errback(_cancelled())
+            self.answered.errback(self._no_answer or _cancelled())
         if not self.ended.called:
             self.ended.callback(reason)
 
     def reinvite_completed(self, response: Response | None, error: Exception | None) -> None:
-        """Our re-INVITE got its final response (or failed): take its SDP, fire hold()/resume()'s Deferred."""
-        d, self._reinvite_d = self._reinvite_d, None
-        if self.call_media is not None:
-            accepted = error is None and response is not None and 200 <= response.status < 300
-            self.call_media.reoffer_settled(accepted, response.body if response is not None else None)
-        if d is not None:
-            if error is not None:
-                d.errback(error)
-            else:
-                assert response is not None
-                d.callback(response)
+        """Our re-INVITE got its final response (or failed): take its SDP, settle hold()/resume()'s Deferred.
+
+        A 2xx puts the offer in force and fires the Deferred.  A 491 is sent
+        again after the §14.1 back-off while ``glare_retries`` last.  Anything
+        else withdraws the offer (RFC 3264 §8) and errbacks:
+        :class:`~txsipua.errors.ReinviteFailed` for a final response, else
+        ``error``.
+        """
+        media = self.call_media
+        accepted = error is None and response is not None and 200 <= response.status < 300
+        if media is not None:
+            media.reoffer_settled(accepted, response.body if response is not None else None)
+        d = self._reinvite_d
+        if d is None:
+            return
+        if (response is not None and response.status == 491 and error is None
+                and self._glare_tries < self.ua.config.glare_retries and not self.ended.called):
+            self._glare_tries += 1
+            delay = glare_backoff(self.session.is_uac, self.ua.random or random.random)
+            log.info("491 to our re-INVITE: again in {delay} s", delay=delay)
+            self._glare_timer = self.ua.reactor.callLater(delay, self._retry_reoffer)
+            return
+        self._reinvite_d = None
+        self._reinvite_order = None
+        if error is not None:
+            d.errback(error)
+        elif not accepted:
+            assert response is not None
+            d.errback(ReinviteFailed(response, "re-INVITE"))
+        else:
+            assert response is not None
+            d.callback(response)
 
     def reinvite_received(self, request: Request, transaction: ServerTransaction) -> None:
-        """The peer re-INVITEd (RFC 3261 §14.2): answer its offer, or 488 when unusable."""
+        """The peer re-INVITEd (RFC 3261 §14.2): answer its offer (or offer in our 2xx when it has none).
+
+        An unusable offer gets 488 (491 when it crosses an offer of ours).
+        """
         session = self.session
         body = b""
         if self.call_media is not None:
@@ -295,6 +503,10 @@ class Call:
                 self.ua.drive(lambda now: session.answer_reinvite(transaction, request, now, status=code))
                 return
         self.ua.drive(lambda now: session.answer_reinvite(transaction, request, now, body=body))
+
+    def _hold_changed(self, local: bool, remote: bool) -> None:
+        if self.on_hold_change is not None:
+            self.on_hold_change(local, remote)
 
     def stop_media(self) -> None:
         """Close the RTP stream, if any."""
@@ -359,6 +571,37 @@ class IncomingCall:
         session = self.call.session
         self.ua.drive(lambda now: session.ring(now))
 
+    def early_media(self, status: int = 183) -> Call:
+        """Send 183 Session Progress with our SDP answer and start the media before answering (RFC 3261 §13.2.1).
+
+        ``play()`` and recording work at once (announcements, ringback); a
+        later :meth:`answer` repeats the same answer in its 2xx.  An INVITE
+        without an offer gets a plain provisional response (our offer must
+        wait for the 2xx).  An offer we cannot accept is rejected as in
+        :meth:`answer`.
+
+        Raises:
+            LocalProtocolError: the call no longer awaits an answer.
+        """
+        call = self.call
+        if not self.pending:
+            raise LocalProtocolError(f"cannot send early media in state {call.state.value}")
+        media = call.call_media
+        body = b""
+        if media is not None and self.request.body:
+            if media.local is not None:
+                body = media.local.to_bytes()
+            else:
+                try:
+                    body = media.answer(self.request.body)
+                except SIPError as e:
+                    status_ = getattr(e, "status", 488)
+                    self.reject(status_ if isinstance(status_, int) else 488, headers=getattr(e, "headers", ()))
+                    return call
+        session = call.session
+        self.ua.drive(lambda now: session.ring(now, body=body, status=status))
+        return call
+
     @property
     def pending(self) -> bool:
         """True while the call awaits the decision: no final response yet, not cancelled."""
@@ -378,7 +621,9 @@ class IncomingCall:
         if not self.pending:
             raise LocalProtocolError(f"cannot answer a call in state {call.state.value}")
         body = b""
-        if call.call_media is not None:
+        if call.call_media is not None and call.call_media.local is not None and self.request.body:
+            body = call.call_media.local.to_bytes()  # the answer our early media sent already
+        elif call.call_media is not None:
             try:
                 body = call.call_media.answer(self.request.body or None)
             except SIPError as e:  # a bad offer (488...), or no media socket (MediaUnavailable: 503)

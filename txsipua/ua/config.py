@@ -98,14 +98,14 @@ def _seconds(minimum: float, *, strict: bool = False) -> Any:
     return check
 
 
+def _seconds_or_none(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(0.0, strict=True)(instance, attribute, value)
+
+
 def _rtcp_interval(instance: object, attribute: Any, value: Any) -> None:
     if value is not None:
         _seconds(5.0)(instance, attribute, value)
-
-
-def _media_timeout(instance: object, attribute: Any, value: Any) -> None:
-    if value is not None:
-        _seconds(0.0, strict=True)(instance, attribute, value)
 
 
 @attrs.frozen
@@ -144,6 +144,15 @@ class Configuration:
         max_call_duration: seconds a confirmed call may last; then the user
             agent sends BYE and the call ends with reason ``"max-duration"``.
             ``None`` (the default): calls last until either side hangs up.
+        no_answer_timeout: seconds a call we place may ring unanswered (from
+            the INVITE, provisional responses do not extend it); then it is
+            cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`
+            (the user agent's Timer C, RFC 3261 §16.6 item 11: at least
+            3 minutes for proxies; 180 by default).  ``None``: rings until
+            the callee or the network ends it.
+        glare_retries: how many times a re-INVITE answered 491 (both sides
+            re-INVITEd at once) is sent again after the random back-off of
+            RFC 3261 §14.1 before it fails (2 by default).
         rtcp_interval: mean seconds between the RTCP reports of a call's
             stream (RFC 3550 §6.2; at least 5), ``None`` for no RTCP.
         rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
@@ -158,7 +167,8 @@ class Configuration:
             :data:`KNOWN_CODECS` or its library missing; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
-            ``max_call_duration`` not positive.
+            ``max_call_duration`` or ``no_answer_timeout`` not positive;
+            ``glare_retries`` negative.
     """
 
     timers: Timers = attrs.field(factory=Timers, validator=_timers)
@@ -178,9 +188,11 @@ class Configuration:
     ``sip:user@host:port;transport=tls`` (False: reachable over TLS for
     requests that are not SIPS); a request whose Request-URI or first Route is
     ``sips:`` always gets a ``sips:`` Contact (RFC 3261 §8.1.1.8, RFC 5630 §4.1)."""
+    no_answer_timeout: float | None = attrs.field(default=180.0, validator=_seconds_or_none)
+    glare_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
-    media_timeout: float | None = attrs.field(default=60.0, validator=_media_timeout)
+    media_timeout: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.

@@ -48,7 +48,7 @@ class IUserAgent(Interface):
         """One REGISTER without refresh; a Deferred firing with the RegistrationResult."""
 
     def call(target):
-        """Call ``target``; a Deferred firing with the answered :class:`ICall`."""
+        """Call ``target``; a Deferred firing with the answered :class:`ICall` (keyword ``offer=False``: delayed offer)."""
 
     def place_call(target):
         """Start a call and return its :class:`ICall` at once."""
@@ -92,15 +92,22 @@ class ICall(Interface):
     confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
     ended = Attribute("Deferred firing with the end reason.")
     bye_error = Attribute("Why our BYE was not confirmed, or None.")
+    held_locally = Attribute("True while we hold the peer (RFC 3264 §8.4).")
+    held_remotely = Attribute("True while the peer holds us.")
+    on_hold_change = Attribute("Callable (held_locally, held_remotely) told of each change, or None.")
 
     def hangup():  # type: ignore[misc]
         """End the call as its state requires (CANCEL or BYE); a Deferred firing with the reason."""
 
     def hold():  # type: ignore[misc]
-        """Re-INVITE with a sendonly offer; a Deferred firing with the final response."""
+        """Re-INVITE with a sendonly offer; a Deferred firing with the 2xx (a 491 is retried after
+        the §14.1 back-off), failing with ReinviteFailed on a final non-2xx."""
 
     def resume():  # type: ignore[misc]
-        """Re-INVITE with a sendrecv offer; a Deferred firing with the final response."""
+        """Re-INVITE with a sendrecv offer; as :meth:`hold`."""
+
+    def change_codecs(codecs):
+        """Re-INVITE offering only ``codecs``; as :meth:`hold`."""
 
     def send_dtmf(digits):
         """Send RFC 4733 events; a Deferred."""

@@ -26,12 +26,15 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, SIPError
 from txsipua.media.audio import IAudioSink, IAudioSource, PCMSource, WavSink, WavSource
+from txsipua.media.negotiation import Negotiation, OfferAnswerState
 from txsipua.media.offer_answer import (
+    Codec,
     MediaParams,
     hold_offer,
     make_answer,
@@ -50,8 +53,46 @@ __all__ = ["CallMedia", "PCMSource", "WavSink", "WavSource"]
 log = Logger()
 
 
+def _active_audio(description: SessionDescription | None) -> tuple[str, str | None] | None:
+    """``(direction, connection address)`` of the first active audio stream, or ``None``."""
+    if description is None:
+        return None
+    for index, m in enumerate(description.media):
+        if m.media == "audio" and m.port:
+            return m.direction, description.media_connection(index)
+    return None
+
+
+_HOLDING = ("sendonly", "inactive")
+
+
 class CallMedia:
     """SDP offer/answer and the RTP stream of one call (RFC 3264).
+
+    The offer/answer state is one :class:`~txsipua.media.negotiation.Negotiation`
+    (:attr:`negotiation`, a declared machine: no session, offer sent, early,
+    offer received, stable, re-offer sent, re-offer received).  Usages
+    (INVITE, and PRACK/UPDATE) speak to it through five methods, each one
+    input of that machine:
+
+    - :meth:`create_offer`: an offer to send (first, or a re-offer);
+    - :meth:`take_offer`: the peer's offer; returns our answer to send;
+    - :meth:`take_answer`: the peer's answer to our outstanding offer;
+    - :meth:`take_early_answer`: an answer in a provisional response of one
+      early dialog (media starts at once; the final answer decides);
+    - :meth:`rollback`: the outstanding offer (either side's) was refused or
+      its request failed: what was in force stays (RFC 3264 §8).
+
+    The older names (:meth:`offer`, :meth:`answer`, :meth:`remote`,
+    :meth:`reoffer`, :meth:`reoffer_settled`, :meth:`answer_reoffer`) are
+    these, as the INVITE usage uses them.
+
+    Hold (RFC 3264 §8.4) is reported both ways: :attr:`held_locally` (our
+    accepted offer is sendonly or inactive: we hold the peer; our answers to
+    the peer's later offers keep holding) and :attr:`held_remotely` (the
+    peer's offer, or its answer, puts us on hold: sendonly, inactive, or the
+    RFC 2543 address 0.0.0.0); :attr:`on_hold_change` is called with both
+    whenever either changes.
 
     Args:
         reactor: provides ``listenUDP`` and ``IReactorTime`` for the RTP stream.
@@ -61,7 +102,8 @@ class CallMedia:
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
             (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
-            RTCP every ``config.rtcp_interval`` seconds).
+            RTCP every ``config.rtcp_interval`` seconds and its media timeout).
+        on_timeout: called when the stream hears nothing for its media timeout.
         srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
             RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
             (488).  Without it an RTP/SAVP offer is still accepted when
@@ -69,10 +111,15 @@ class CallMedia:
 
     Attributes:
         stream: the RTP stream once an offer or answer was made, else ``None``.
-        params: the negotiated :class:`~txsipua.media.offer_answer.MediaParams`, or ``None``.
+        params: the negotiated :class:`~txsipua.media.offer_answer.MediaParams`
+            (those of an early answer while early), or ``None``.
         local: our last :class:`~txsipua.media.sdp.SessionDescription` in
             force (a re-offer replaces it only once accepted), or ``None``.
         pending: our re-offer awaiting its answer, or ``None``.
+        negotiation: the :class:`~txsipua.media.negotiation.Negotiation`.
+        held_locally: True while we hold the peer.
+        held_remotely: True while the peer holds us.
+        on_hold_change: ``(held_locally, held_remotely) -> None``, or ``None``.
         audio: the call's :class:`~txsipua.ua.audio.CallAudio` (prompts,
             frames, digits, recordings), attached to the stream once it opens.
     """
@@ -87,8 +134,10 @@ class CallMedia:
         self.session_id = secrets.randbits(31) if session_id is None else session_id
         self.stream: Any = None
         self.params: MediaParams | None = None
-        self.local: SessionDescription | None = None
-        self.pending: SessionDescription | None = None
+        self.negotiation = Negotiation()
+        self.held_locally = False
+        self.held_remotely = False
+        self.on_hold_change: Callable[[bool, bool], object] | None = None
         self._stream_factory = stream_factory or functools.partial(
             _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
         self._sink: Any = None
@@ -97,13 +146,179 @@ class CallMedia:
         self._srtp_keys: tuple[CryptoAttribute, ...] = ()  # offered, kept for re-offers
         self._answer_key: bytes | None = None
 
-    # ------------------------------------------------------------ offer/answer
+    # ------------------------------------------------------------ views
+    @property
+    def state(self) -> OfferAnswerState:
+        """The :class:`~txsipua.media.negotiation.OfferAnswerState`."""
+        return self.negotiation.state
+
+    @property
+    def local(self) -> SessionDescription | None:
+        """Our :class:`~txsipua.media.sdp.SessionDescription` in force (a re-offer replaces it only once accepted)."""
+        return self.negotiation.local
+
+    @property
+    def pending(self) -> SessionDescription | None:
+        """Our offer awaiting its answer, or ``None``."""
+        n = self.negotiation
+        return n.offer if n.our_offer_outstanding else None
+
+    # ------------------------------------------------- offer/answer (generic)
+    def create_offer(self, direction: str | None = None, codecs: tuple[Codec, ...] | None = None) -> bytes:
+        """An offer to send: the first one (RTP stream opened), or a re-offer (RFC 3264 §5, §8).
+
+        A re-offer keeps the sess-id with version + 1.  By default it repeats
+        the codecs of the configuration and our current direction (sendonly
+        while we hold); ``direction`` (``"sendonly"`` holds, ``"sendrecv"``
+        resumes) and ``codecs`` (a codec change) override them.
+
+        Returns:
+            The SDP body.
+
+        Raises:
+            LocalProtocolError: an offer is outstanding (either side), or the
+                stream is gone (the call ended).
+        """
+        n = self.negotiation
+        if n.state.offer_outstanding:
+            raise LocalProtocolError(f"cannot make an offer: {n.state.value}")
+        prev = n.local
+        if prev is None:
+            self._open()
+        elif self.stream is None:
+            raise LocalProtocolError("no media to re-offer")
+        if direction is None:
+            direction = "sendonly" if self.held_locally else "sendrecv"
+        if prev is not None and codecs is None:
+            offer = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
+            if direction not in ("sendonly", "sendrecv"):
+                offer = attrs.evolve(offer, media=tuple(attrs.evolve(m, direction=direction) if m.port else m
+                                                        for m in offer.media))
+        else:
+            offer = make_offer(self.host, self.stream.port, codecs=codecs or self.config.codecs,
+                               dtmf=self.config.dtmf, session_id=self.session_id, direction=direction,
+                               session_version=prev.session_version + 1 if prev is not None else 1,
+                               **self._offer_options())
+        n.send_offer(offer)
+        return offer.to_bytes()
+
+    def take_offer(self, body: bytes) -> bytes:
+        """Answer the peer's offer ``body`` (RFC 3264 §6); the answer is in force at once.
+
+        Opens the RTP stream for a first offer.  While we hold the peer, the
+        answer keeps holding.
+
+        Returns:
+            Our answer, the SDP body to send.
+
+        Raises:
+            SIPError: the offer cannot be parsed or has nothing acceptable
+                (``status`` 488), or crosses ours (491); nothing changes (a
+                stream opened for it is closed again).
+        """
+        n = self.negotiation
+        opened = self.stream is None
+        try:
+            offer = SessionDescription.parse(body)
+            n.receive_offer(offer)
+        except SIPError:
+            if opened:
+                self.stop()
+                self.stream = None
+            raise
+        try:
+            self._open()
+            prev = n.local
+            answer = make_answer(
+                offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
+                session_id=prev.session_id if prev else self.session_id,
+                session_version=(prev.session_version + 1) if prev else 1, hold=self.held_locally,
+                **self._answer_options(),
+            )
+        except SIPError:
+            n.rollback()
+            if opened:
+                self.stop()
+                self.stream = None
+            raise
+        n.send_answer(answer)
+        self._negotiate(answer, offer)
+        self._hold_state(self.held_locally, _holds(offer))
+        return answer.to_bytes()
+
+    def take_answer(self, body: bytes | None, tag: str | None = None) -> bool:
+        """The peer answered our outstanding offer (2xx, ACK...); True when it is in force.
+
+        With no body, the early answer of the dialog ``tag`` (a 18x's SDP, RFC
+        3261 §13.2.1) becomes final.  An unusable answer (no body, bad SDP)
+        is logged and the offer rolled back (RFC 3264 §8: what was in force
+        stays); so is any answer when no offer of ours is outstanding.
+        """
+        n = self.negotiation
+        if not n.our_offer_outstanding:
+            if body:
+                log.warn("an answer without an offer of ours outstanding ({state}) is ignored", state=n.state.value)
+            return False
+        answer: SessionDescription | None = None
+        if body:
+            try:
+                answer = SessionDescription.parse(body)
+            except SIPError as e:
+                log.warn("cannot use the peer's SDP: {err}", err=e)
+        elif tag is not None or n.early_tag is not None:
+            answer = n.early_answer(tag)
+        if answer is None:
+            if body is not None or n.early:
+                log.warn("no usable answer to our offer; it is withdrawn")
+            n.rollback()
+            return False
+        offer = n.offer
+        assert offer is not None
+        n.receive_answer(answer)
+        self._negotiate(offer, answer)
+        ours = _active_audio(offer)
+        held = ours is not None and ours[0] in _HOLDING
+        self._hold_state(held, _answer_holds(answer, held))
+        return True
+
+    def take_early_answer(self, body: bytes, tag: str) -> bool:
+        """A provisional response of the early dialog ``tag`` carried SDP: early media (RFC 3261 §13.2.1).
+
+        The stream is configured at once (ringback, announcements; ``play()``
+        and recording work); the latest early dialog that sent SDP is the one
+        heard.  Returns True when it is in use; bad SDP, or SDP when our
+        first offer is not outstanding, is logged and ignored.
+        """
+        n = self.negotiation
+        try:
+            answer = SessionDescription.parse(body)
+            n.receive_early_answer(answer, tag)
+        except SIPError as e:
+            log.warn("early SDP not used: {err}", err=e)
+            return False
+        assert n.offer is not None
+        self._negotiate(n.offer, answer)
+        return True
+
+    def rollback(self) -> None:
+        """The outstanding offer (ours or the peer's) was refused or failed: drop it (RFC 3264 §8).
+
+        Idempotent: nothing outstanding, nothing changes.  A first offer of
+        ours refused closes nothing (the call's failure stops the stream).
+        """
+        if self.negotiation.state.offer_outstanding:
+            self.negotiation.rollback()
+
+    # ---------------------------------------------- the INVITE usage's names
     def offer(self) -> bytes:
-        """Open the RTP stream and build our initial offer (RFC 3264 §5); the SDP body."""
-        self._open()
-        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
-                                dtmf=self.config.dtmf, session_id=self.session_id, **self._offer_options())
-        return self.local.to_bytes()
+        """Open the RTP stream and build our initial offer (RFC 3264 §5); the SDP body.
+
+        Asked again while that offer is outstanding, the same offer.
+        """
+        n = self.negotiation
+        if n.state is OfferAnswerState.OFFER_SENT and n.offer is not None:
+            return n.offer.to_bytes()
+        return self.create_offer()
 
     def _offer_options(self) -> dict[str, Any]:
         """RTCP mux and, when SRTP is required, one SDES key per suite (RFC 4568 §6.1).
@@ -127,42 +342,21 @@ class CallMedia:
     def answer(self, offer_body: bytes | None) -> bytes:
         """Open the RTP stream and answer ``offer_body`` (§6); with no offer, make one (§13.2.1).
 
+        Without an offer (an offerless INVITE) our 2xx carries the offer and
+        the ACK the answer (:meth:`take_answer`).
+
         Raises:
             SIPError: the offer cannot be parsed or has nothing acceptable; its
                 ``status`` (488 by default) is the response to send.  The
                 stream is closed again.
         """
-        self._open()
         if not offer_body:
-            return self.offer_again()
-        try:
-            offer = SessionDescription.parse(offer_body)
-            answer = make_answer(offer, self.host, self.stream.port, codecs=self.config.codecs,
-                                 dtmf=self.config.dtmf, session_id=self.session_id, **self._answer_options())
-        except SIPError:
-            self.stop()
-            self.stream = None
-            raise
-        self.local = answer
-        self._negotiate(answer, offer)
-        return answer.to_bytes()
+            return self.create_offer()
+        return self.take_offer(offer_body)
 
-    def offer_again(self) -> bytes:
-        """Our offer on the already open stream (an offerless INVITE's 2xx)."""
-        self.local = make_offer(self.host, self.stream.port, codecs=self.config.codecs,
-                                dtmf=self.config.dtmf, session_id=self.session_id, **self._offer_options())
-        return self.local.to_bytes()
-
-    def remote(self, body: bytes | None) -> None:
-        """Take the peer's SDP (the answer to our offer, or the ACK's answer); bad SDP is logged."""
-        if not body or self.local is None or self.stream is None:
-            return
-        try:
-            peer = SessionDescription.parse(body)
-        except SIPError as e:
-            log.warn("cannot use the peer's SDP: {err}", err=e)
-            return
-        self._negotiate(self.local, peer)
+    def remote(self, body: bytes | None, tag: str | None = None) -> None:
+        """Take the peer's answer to our offer (the 2xx's, or the ACK's); bad SDP is logged."""
+        self.take_answer(body, tag)
 
     def reoffer(self, direction: str) -> bytes:
         """A re-offer with the same m-lines and version + 1 (RFC 3264 §8): ``"sendonly"`` holds, ``"sendrecv"`` resumes.
@@ -172,16 +366,14 @@ class CallMedia:
         re-INVITE leaves the session description (and its version) as it was.
 
         Raises:
-            LocalProtocolError: the call has no media to re-offer, or a
-                re-offer is already pending (nothing changes).
+            LocalProtocolError: the call has no media to re-offer, or an
+                offer is already outstanding (nothing changes).
         """
         if self.local is None or self.stream is None:
             raise LocalProtocolError("no media to re-offer")
-        if self.pending is not None:
+        if self.negotiation.state.offer_outstanding:
             raise LocalProtocolError("a re-offer is already pending")
-        prev = self.local
-        self.pending = hold_offer(prev) if direction == "sendonly" else resume_offer(prev)
-        return self.pending.to_bytes()
+        return self.create_offer(direction)
 
     def reoffer_settled(self, accepted: bool, answer: bytes | None = None) -> None:
         """The re-INVITE carrying :attr:`pending` ended: accepted (2xx, with ``answer``) or not.
@@ -190,30 +382,28 @@ class CallMedia:
         negotiated against it; otherwise it is dropped (RFC 3264 §8: the
         previous description stays in force).
         """
-        offer, self.pending = self.pending, None
-        if accepted and offer is not None:
-            self.local = offer
-            self.remote(answer)
+        if not self.negotiation.our_offer_outstanding:
+            return
+        if accepted:
+            self.take_answer(answer)
+        else:
+            self.rollback()
 
     def answer_reoffer(self, body: bytes | None) -> bytes:
-        """Answer a peer's re-INVITE (§8); ``b""`` when we have no media or it offers none.
+        """Answer a peer's re-INVITE (§8); without an offer in it, our offer for its 2xx (§14.2).
+
+        ``b""`` when the call has no media.  An offer of ours in the 2xx is
+        answered in the ACK (:meth:`take_answer`).
 
         Raises:
-            SIPError: the offer is unusable; ``status`` (488 by default) is the response.
+            SIPError: the offer is unusable; ``status`` (488 by default, 491
+                when it crosses ours) is the response.
         """
-        if self.stream is None or not body:
+        if self.stream is None:
             return b""
-        offer = SessionDescription.parse(body)
-        prev = self.local
-        answer = make_answer(
-            offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
-            session_id=prev.session_id if prev else self.session_id,
-            session_version=(prev.session_version + 1) if prev else 1,
-            **self._answer_options(),
-        )
-        self.local = answer
-        self._negotiate(answer, offer)
-        return answer.to_bytes()
+        if not body:
+            return self.create_offer()
+        return self.take_offer(body)
 
     # ------------------------------------------------------------------ audio
     def play(self, source: Any) -> defer.Deferred[bool]:
@@ -284,6 +474,26 @@ class CallMedia:
                 self.stream.configure(self.params)
             except LocalProtocolError as e:  # a codec or SRTP library missing after all
                 log.warn("cannot use the negotiated media: {err}", err=e)
+
+    def _hold_state(self, local: bool, remote: bool) -> None:
+        changed = (local, remote) != (self.held_locally, self.held_remotely)
+        self.held_locally, self.held_remotely = local, remote
+        if changed and self.on_hold_change is not None:
+            self.on_hold_change(local, remote)
+
+
+def _holds(offer: SessionDescription) -> bool:
+    """True when the peer's offer puts us on hold (sendonly, inactive, or c=0.0.0.0, RFC 3264 §8.4)."""
+    active = _active_audio(offer)
+    return active is not None and (active[0] in _HOLDING or active[1] in ("0.0.0.0", "::"))
+
+
+def _answer_holds(answer: SessionDescription, we_hold: bool) -> bool:
+    """True when the peer's answer puts us on hold: sendonly, or inactive to an offer that did not hold."""
+    active = _active_audio(answer)
+    if active is None:
+        return False
+    return active[0] == "sendonly" or (active[0] == "inactive" and not we_hold) or active[1] in ("0.0.0.0", "::")
 
 
 def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,

@@ -346,8 +346,11 @@ class UserAgent:
             method, uri, from_, NameAddr(uri), route=self.outbound_route(), body=body, content_type=content_type
         )
 
-    def call(self, target: str | SipURI) -> defer.Deferred[Call]:
+    def call(self, target: str | SipURI, *, offer: bool = True) -> defer.Deferred[Call]:
         """Call ``target`` (a SIP URI or a user of the account's domain).
+
+        With ``offer=False`` the INVITE carries no SDP (delayed offer): the
+        callee offers in its 2xx and our ACK answers (RFC 3261 §13.2.1).
 
         Fires with the :class:`Call` once answered (2xx, ACK sent).  Errbacks
         with :class:`~txsipua.errors.CallFailed` (the final response),
@@ -357,17 +360,20 @@ class UserAgent:
         get the :class:`Call` before it is answered (to hang up while ringing).
         """
         try:
-            call = self.place_call(target)
+            call = self.place_call(target, offer=offer)
         except SIPError as e:
             return defer.fail(e)
         return call.answered
 
-    def place_call(self, target: str | SipURI, *, line: AccountLine | None = None) -> Call:
+    def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None) -> Call:
         """Start a call and return its :class:`Call` at once (see :meth:`call`).
 
         ``line``: call as an account added with :meth:`add_account`.  When the
         next hop was located to several servers the INVITE fails over to the
         next on timeout, transport error or 503 (RFC 3263 §4.3).
+        Unanswered after ``Configuration.no_answer_timeout`` seconds, the call
+        is cancelled and ``answered`` fails with
+        :class:`~txsipua.errors.CallNotAnswered`.
 
         Raises:
             ResolutionError: the next hop cannot be located.
@@ -381,7 +387,7 @@ class UserAgent:
         else:
             uri = acct.domain_uri(target)
         hop = self.next_hop(uri, acct)
-        call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]))
+        call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]), delayed_offer=not offer)
         if uri.scheme == "sips" and call.call_media is not None:
             call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
         try:
@@ -593,6 +599,11 @@ class UserAgent:
         if call is not None:
             call.reinvite_completed(e.response, e.error)
 
+    def _ack_received(self, e: ev.AckReceived) -> None:
+        call = _call_of(e.session)
+        if call is not None:
+            call.ack_received(e.request)
+
     def _incoming_call(self, e: ev.IncomingCall) -> None:
         call = Call(self, e.session)
         self.calls.add(call)
@@ -669,6 +680,7 @@ class UserAgent:
         ev.CallEnded: _call_ended,
         ev.CallConfirmed: _call_confirmed,
         ev.ReinviteCompleted: _reinvite_completed,
+        ev.AckReceived: _ack_received,
         ev.IncomingCall: _incoming_call,
         ev.IncomingRequest: _incoming_request,
         ev.AuthenticationNeeded: _authenticate,
