@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ["headless_client", "call_bot", "auto_answer", "gui_loop", "ivr_bot"]
+EXAMPLES = ["headless_client", "call_bot", "auto_answer", "gui_loop", "ivr_bot", "asyncio_call"]
 
 
 def load(name: str) -> ModuleType:
@@ -175,3 +175,25 @@ def test_headless_client_against_txsipua_answer(procs: Any, tmp_path: Path) -> N
     answerer.p.send_signal(signal.SIGTERM)
     assert answerer.finish() == 0, answerer.text
     assert "answered=1 open_calls=0" in answerer.lines, answerer.text
+
+
+def test_asyncio_call_places_a_call_from_asyncio_run(procs: Any) -> None:
+    """asyncio_call.py: ``asyncio.run`` drives the asyncio reactor; a call is answered (after an
+    asyncio.sleep in the callee) and hung up, in a subprocess (this process has its own reactor)."""
+    proc = procs("examples/asyncio_call.py", "--duration", "0.2")
+    assert proc.finish() == 0, proc.text
+    assert proc.lines[0].startswith("answered; Call-ID "), proc.text
+    assert proc.lines[1] == "call ended: hangup", proc.text
+
+
+def test_aio_refuses_a_second_reactor() -> None:
+    """start_reactor() with another reactor already installed (this process's) raises RuntimeError."""
+    import asyncio
+
+    from txsipua import aio
+
+    async def main() -> None:
+        aio.start_reactor()
+
+    with pytest.raises(RuntimeError, match="already installed"):
+        asyncio.run(main())

@@ -261,7 +261,7 @@ def test_documented_dispatcher_config_spreads_calls_over_instances_sharing_a_sec
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "txsipua.cli.main", "answer", "--bind",
                      f"{HOST}:{port}", "--realm", realm, "--users", str(users),
-                     "--secret", "0123456789abcdef-shared-by-the-cluster", "--no-media", "-v"],
+                     "--secret", "0123456789abcdef-shared-by-the-cluster", "--no-media", "-vv"],
                     stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env))
         for log in logs:
             _wait(lambda log=log: "ready" in log.read_text(), f"{log.name} ready")

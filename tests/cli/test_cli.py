@@ -76,7 +76,7 @@ def test_register_prints_bindings_and_granted_expiry(cli: Start, answer: tuple[C
     """``register`` against ``answer``: 401 answered, 200; our binding and its expiry printed."""
     _, registrar = answer
     acct = account_file(tmp_path / "alice.toml", registrar)
-    proc = cli("register", "--account", str(acct), "--expires", "600", "--bind", f"{HOST}:0", "-v")
+    proc = cli("register", "--account", str(acct), "--expires", "600", "--bind", f"{HOST}:0", "-vv")
     assert proc.wait() == 0, proc
     assert f"registered sip:alice@example.com at {registrar}: 200 OK" in proc.stdout, proc
     assert re.search(r"binding <sip:alice@127\.0\.0\.1:\d+> expires in 600 s  \(ours\)", proc.stdout), proc
@@ -204,7 +204,7 @@ def test_sigterm_while_connected_sends_bye(cli: Start, answer: tuple[Cli, str], 
     answerer, registrar = answer
     acct = account_file(tmp_path / "alice.toml", registrar)
     proc = cli("call", registrar.replace("sip:", "sip:bob@"), "--account", str(acct), "--duration", "30",
-               "--bind", f"{HOST}:0", "-v")
+               "--bind", f"{HOST}:0", "-vv")
     proc.wait_for("answered; ")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0, proc

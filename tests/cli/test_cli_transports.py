@@ -34,7 +34,7 @@ def test_call_over_a_stream_transport(cli: Start, tmp_path: Path, transport: str
     registrar = f"{scheme}:{hostport};transport=tcp"
     acct = account_file(tmp_path / "alice.toml", registrar)
     proc = cli("call", f"{scheme}:bob@{hostport};transport=tcp", "--account", str(acct), "--duration", "0.3",
-               "--bind", f"{HOST}:0", "--transport", transport, "-v", *client_extra)
+               "--bind", f"{HOST}:0", "--transport", transport, "-vv", *client_extra)
     assert proc.wait() == 0, proc
     text = "\n".join(proc.out)
     assert f"SIP/2.0/{transport.upper()} " in text, proc

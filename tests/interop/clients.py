@@ -317,11 +317,11 @@ def answer_argv(
     extra: Sequence[str] = (),
     owners: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Arguments of ``txsipua answer`` on ``127.0.0.1:0`` with ``-v`` (after the module name).
+    """Arguments of ``txsipua answer`` on ``127.0.0.1:0`` with ``-vv`` (after the module name).
 
     ``owners`` maps an auth username to the AOR user it may register (``--owner``).
     """
-    argv = ["answer", "--bind", f"{HOST}:0", "--realm", realm, "--users", str(users), "-v"]
+    argv = ["answer", "--bind", f"{HOST}:0", "--realm", realm, "--users", str(users), "-vv"]
     for auth_user, aor_user in (owners or {}).items():
         argv += ["--owner", f"{auth_user}={aor_user}"]
     for algorithm in algorithms:

@@ -61,3 +61,23 @@ def test_unauthenticated_registrar_accepts_any() -> None:
     r = Respond(None)
     reg.handle(_register("bob"), r)
     assert r.calls[0][0] == 200
+
+
+def test_users_file_fifth_field_names_the_aors_an_auth_user_may_register(tmp_path: Any) -> None:
+    """``alice-auth:realm:HA1::alice`` (and ``pbx:...:SHA-256:alice,bob``): the owner rules come
+    from the users file, read live, and still forbid every other AOR."""
+    from txsipua.ua.cred import HtdigestFileStore
+
+    md5, sha = "0" * 32, "1" * 64
+    path = tmp_path / "users"
+    path.write_text(f"alice-auth:r:{md5}::alice\npbx:r:{sha}:SHA-256: alice , bob\ncarol:r:{md5}\n")
+    store = HtdigestFileStore(path)
+    assert store.may_register("alice-auth") == {"alice"} and store.may_register("pbx") == {"alice", "bob"}
+    assert store.may_register("carol") == frozenset()
+    assert store.get_ha1("alice-auth", "r", "MD5") == md5 and store.get_ha1("pbx", "r", "SHA-256") == sha
+    reg = Registrar(FakeUA(), owner_rules=store.may_register)
+    for identity, aor, status in [("alice-auth", "alice", 200), ("alice-auth", "bob", 403), ("pbx", "bob", 200),
+                                  ("carol", "alice", 403), ("carol", "carol", 200)]:
+        respond = Respond(identity)
+        reg.handle(_register(aor), respond)
+        assert respond.calls[0][0] == status, (identity, aor)

@@ -50,6 +50,8 @@ class Ladder:
         self.names: dict[tuple[str, int], str] = {}
         self.sent: list[tuple[str, str, Request | Response]] = []
         self.received: dict[str, list[Request | Response]] = {}
+        self.capture: Any = None
+        """Optional :class:`~txsipua.cli.trace.SessionTrace` given every message sent (``--pcap``, ``--hep``)."""
 
     def tracer(self, name: str) -> Any:
         def trace(direction: str, data: bytes, peer: tuple[str, int]) -> None:
@@ -61,6 +63,10 @@ class Ladder:
                 self.received.setdefault(name, []).append(msg)
                 return
             to = self.names.get((peer[0], peer[1]), f"{peer[0]}:{peer[1]}")
+            if self.capture is not None:
+                src = next((a for a, n in self.names.items() if n == name), None)
+                if src is not None:
+                    self.capture.sent(src, (peer[0], int(peer[1])), data)
             self.sent.append((name, to, msg))
             self.print_line(name, to, msg, data)
 
@@ -165,7 +171,7 @@ def verify(ladder: Ladder) -> list[str]:
 @defer.inlineCallbacks
 def run_demo(
     reactor: Any, *, verbose: bool = False, hold: float = 1.0, out: Any = None,
-    host: str = "127.0.0.1", port: int = 0,
+    host: str = "127.0.0.1", port: int = 0, capture: Any = None,
 ) -> Any:
     """Run the demo; fires with the exit status (0 = the whole flow was right).
 
@@ -176,9 +182,12 @@ def run_demo(
         out: where to print (standard output by default).
         host: the local address of all three parties.
         port: the registrar/proxy's port (0: any free port).
+        capture: optional :class:`~txsipua.cli.trace.SessionTrace` writing every message
+            sent (``--pcap``, ``--hep``, ``--log-format json``).
     """
     out = out or sys.stdout
     ladder = Ladder(out, verbose)
+    ladder.capture = capture
     # the registrar/proxy
     proxy = ProxyRegistrar(
         address=(host, 0),

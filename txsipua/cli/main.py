@@ -18,7 +18,6 @@ from txsipua.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    Printer,
     bind_for,
     describe_error,
     load_account,
@@ -29,6 +28,7 @@ from txsipua.cli.common import (
     transport_options,
     tune_gc_for_server,
 )
+from txsipua.cli.trace import add_trace_options, session_trace
 from txsipua.errors import (
     SIPError,
     UsageError,
@@ -41,13 +41,10 @@ __all__ = ["build_parser", "describe_error", "main", "on_stop_signals", "parse_b
 # ---------------------------------------------------------------- register
 @defer.inlineCallbacks
 def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
-    from txsipua.ua.config import Configuration
-    from txsipua.ua.useragent import UserAgent
+    from txsipua.cli.service import register_service
 
-    account = load_account(args.account)
-    printer = Printer(args.verbose)
-    ua = UserAgent(reactor, Configuration(media=False), account, trace=printer.trace,
-                   **transport_options(reactor, args, bind_for(args, account)))
+    svc = register_service(reactor, args)  # the same service `twist txsipua register` runs
+    account = svc.ua.account
     done: defer.Deferred[None] = defer.Deferred()
 
     def stop() -> None:
@@ -57,13 +54,11 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
     # a signal while registering: the REGISTER completes (at most Timer F, 32 s), then the
     # binding it made is removed again (Expires: 0) before we exit
     yield on_stop_signals(reactor, stop)
-    yield ua.start()
-    reg = ua.registration(args.expires)
     try:
-        result = yield reg.start()
+        _, result = yield svc.start()
     except Exception as e:
         print(describe_error(e), file=sys.stderr)
-        yield ua.stop()
+        yield svc.ua.stop()
         return EXIT_FAILED
     print(f"registered {account.aor} at {account.registrar_uri}: {result.response.status} {result.response.reason}")
     for b in result.bindings:
@@ -72,27 +67,24 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
     print(f"granted expiry for our contact: {result.expires} s")
     interrupted = done.called
     if not args.keep and not interrupted:
-        reg.abandon()
-        yield ua.stop()
+        svc.abandon_registration()
+        yield svc.stop()
         return EXIT_OK
 
     def refreshed_failed(err: Exception) -> None:
         print(f"refresh failed: {describe_error(err)}", file=sys.stderr)
 
-    reg.on_refresh_failed = refreshed_failed
+    svc.registration.on_refresh_failed = refreshed_failed
     if interrupted:
         print("interrupted while registering: unregistering", file=sys.stderr, flush=True)
     else:
         print("staying registered; SIGINT or SIGTERM to unregister", flush=True)
     yield done
-    try:
-        yield reg.stop()
-        print("unregistered")
-    except Exception as e:
-        print(describe_error(e), file=sys.stderr)
-        yield ua.stop()
+    yield svc.stop()
+    if svc.unregister_error is not None:
+        print(describe_error(svc.unregister_error), file=sys.stderr)
         return EXIT_FAILED
-    yield ua.stop()
+    print("unregistered")
     return EXIT_FAILED if interrupted else EXIT_OK
 
 
@@ -102,9 +94,10 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.ua.useragent import UserAgent
 
     account = load_account(args.account)
-    printer = Printer(args.verbose)
-    ua = UserAgent(reactor, None, account, trace=printer.trace,
+    tracer = session_trace(reactor, args)
+    ua = UserAgent(reactor, None, account, trace=tracer,
                    **transport_options(reactor, args, bind_for(args, account)))
+    tracer.attach(ua)
     interrupted: list[bool] = []
     placed: list[Any] = []
 
@@ -134,6 +127,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     placed.append(call)
+    tracer.watch_call(call)
     call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
     try:
         yield call.answered
@@ -187,139 +181,34 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
 
 # ------------------------------------------------------------------ answer
-def _warn_missing_ha1(store: Any, realm: str, algorithms: tuple[str, ...], path: str) -> None:
-    """Warn on stderr when no user of ``realm`` has an HA1 for a challenged algorithm.
-
-    Such a challenge can never be answered right (every user would get 403
-    after the failure limit); an algorithm name the server refuses is left to
-    the DigestServer's own error.
-    """
-    from txsipua.auth.digest import base_algorithm, canonical_algorithm
-
-    have = store.algorithms(realm)
-    missing = []
-    for name in algorithms:
-        canonical = canonical_algorithm(name)
-        if canonical is not None and base_algorithm(canonical) not in have and name not in missing:
-            missing.append(name)
-    if missing:
-        print(f"warning: no user of realm {realm!r} in {path} has an HA1 for {', '.join(missing)} "
-              f"(it has {', '.join(sorted(have)) or 'none'}): those challenges cannot be answered",
-              file=sys.stderr, flush=True)
-
-
 @defer.inlineCallbacks
 def cmd_answer(reactor: Any, args: argparse.Namespace) -> Any:
-    from txsipua.auth.server import DigestServer
-    from txsipua.cli.server_options import auth_guard, server_log
-    from txsipua.ua.config import Configuration
-    from txsipua.ua.useragent import UserAgent
+    from txsipua.cli.service import answer_service
 
-    bind = parse_bind(args.bind)
-    log = server_log()
-    authenticator = portal = register_authenticator = None
-    account = load_account(args.account) if args.account else None
-    if args.realm or args.users:
-        if not (args.realm and args.users):
-            raise UsageError("--realm and --users go together")
-        from txsipua.ua.cred import HtdigestFileStore, make_portal
-
-        try:
-            store = HtdigestFileStore(args.users)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read --users {args.users}: {e}") from None
-        secret = args.secret.encode() if args.secret else None
-        import secrets as _secrets
-
-        secret_bytes = secret or _secrets.token_bytes(32)
-        algorithms = tuple(args.algorithm or ["MD5"])
-        _warn_missing_ha1(store, args.realm, algorithms, args.users)
-        guard = auth_guard(args, log)
-        try:
-            # each instance numbers its nonces apart from others sharing --secret
-            authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms, proxy_role=args.proxy_role,
-                                         instance=_secrets.randbits(32), **guard)
-            if args.proxy_role:
-                # the registrar side still answers REGISTER with 401 (RFC 3261 §22.3)
-                register_authenticator = DigestServer(args.realm, secret_bytes, algorithms=algorithms,
-                                                      instance=_secrets.randbits(32), **guard)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        portal = make_portal(store)
-    printer = Printer(args.verbose)
-    config = Configuration(media=not args.no_media,
-                           socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None,
-                           max_calls=args.max_calls, max_call_duration=args.max_call_duration or None)
-    ua = UserAgent(reactor, config, account, authenticator=authenticator, portal=portal,
-                   register_authenticator=register_authenticator,
-                   **transport_options(reactor, args, bind, server=True),
-                   trace=printer.trace if args.verbose else None)
-    ua.log = log  # refused calls are logged on stderr with the server's other warnings
+    svc = answer_service(reactor, args)  # the same service `twist txsipua answer` runs
     tune_gc_for_server()
-    registrar = None
-    if authenticator is not None or args.registrar:
-        from txsipua.ua.registrar import Registrar
-
-        owners: dict[str, str] = {}
-        for item in args.owner or []:
-            auth_user, sep, aor_user = item.partition("=")
-            if not sep or not auth_user or not aor_user:
-                raise UsageError(f"--owner takes AUTHUSER=AORUSER, not {item!r}")
-            owners[auth_user] = aor_user
-        registrar = Registrar(ua, owners=owners, max_bindings=args.max_bindings or None, log=log,
-                              max_bindings_per_aor=args.max_bindings_per_aor)
-        ua.on_request = registrar.handle
-    answered = [0]
-    finished: defer.Deferred[None] = defer.Deferred()
-    ending = []
-
-    def finish(result: Any = None) -> Any:
-        if not finished.called:
-            finished.callback(None)
-        return result
-
-    def on_call(incoming: Any) -> None:
-        call = incoming.answer()
-        if call.ended.called:  # declined after all (no media socket left: 503, or 500)
-            return
-        answered[0] += 1
-        if args.duration:
-            t = reactor.callLater(args.duration, call.hangup)
-            call.ended.addBoth(lambda r: (t.active() and t.cancel(), r)[1])
-        if args.count and answered[0] >= args.count:
-            call.ended.addBoth(finish)
-
-    ua.on_incoming_call = on_call
 
     def stop() -> None:
-        ending.append(True)
-        finish()
+        svc.finish()
 
     # installed before anything is sent: a signal while registering lets the REGISTER
     # complete, then unregisters (below) instead of leaving the binding behind
     yield on_stop_signals(reactor, stop)
-    host, port = yield ua.start()
-    reg = None
-    if account is not None and args.register:
-        reg = ua.registration(args.expires)
-        try:
-            yield reg.start()
-        except Exception as e:
-            print(describe_error(e), file=sys.stderr)
-            yield ua.stop()
-            return EXIT_FAILED
+    try:
+        (host, port), _ = yield svc.start()
+    except Exception as e:
+        print(describe_error(e), file=sys.stderr)
+        yield svc.ua.stop()
+        return EXIT_FAILED
     from txsipua.core.useragent import format_host
 
     print(f"ready {format_host(host)}:{port}", flush=True)  # [::1]:PORT for IPv6
-    yield finished
-    open_calls = len(ua.calls)
-    if reg is not None:
-        try:
-            yield reg.stop()
-        except Exception as e:
-            print(describe_error(e), file=sys.stderr)
-    yield ua.stop()
-    print(f"answered={answered[0]} open_calls={open_calls}", flush=True)
+    yield svc.finished
+    open_calls = len(svc.ua.calls)
+    yield svc.stop()
+    if svc.unregister_error is not None:
+        print(describe_error(svc.unregister_error), file=sys.stderr)
+    print(f"answered={svc.answered} open_calls={open_calls}", flush=True)
     return EXIT_OK
 
 
@@ -339,7 +228,10 @@ def cmd_bench_call(reactor: Any, args: argparse.Namespace) -> Any:
     bind = parse_bind(args.bind) if args.bind else ("127.0.0.1", 0)
     config = Configuration(media=False,
                            socket_buffer=args.socket_buffer * 1024 if args.socket_buffer else None)
-    ua = UserAgent(reactor, config, account, **transport_options(reactor, args, bind))
+    tracer = session_trace(reactor, args)
+    ua = UserAgent(reactor, config, account, **transport_options(reactor, args, bind),
+                   trace=tracer if tracer.wanted else None)
+    tracer.attach(ua)
     tune_gc_for_server()
     yield ua.start()
     ok = failed = 0
@@ -424,7 +316,10 @@ def cmd_demo(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.cli.demo import run_demo
 
     host, port = parse_bind(args.bind)
-    return run_demo(reactor, verbose=args.verbose, hold=args.hold, host=host, port=port)
+    capture = None
+    if args.pcap or args.hep or args.log_format == "json":
+        capture = session_trace(reactor, argparse.Namespace(**{**vars(args), "verbose": 0}))
+    return run_demo(reactor, verbose=args.verbose, hold=args.hold, host=host, port=port, capture=capture)
 
 
 # ------------------------------------------------------------------ parser
@@ -447,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the system's trust roots)")
         sp.add_argument("--dns", metavar="HOST[:PORT]", help="DNS server for host names (RFC 3263 SRV/A "
                         "lookups; default: the system's resolv.conf)")
-        sp.add_argument("-v", "--verbose", action="store_true", help="print every SIP message sent and received")
+        sp.add_argument("-v", "--verbose", action="count", default=0,
+                        help="print the ladder of SIP messages sent and received; -vv: every message in full")
+        add_trace_options(sp)
 
     d = sub.add_parser("demo", help="run a challenged call end to end on 127.0.0.1 (no outside server)",
                        description="Starts a registrar/proxy (401 for REGISTER, 407 for INVITE) and a callee "
@@ -458,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "PORT, if given, is the registrar/proxy's")
     d.add_argument("-v", "--verbose", action="store_true", help="also print every SIP message in full")
     d.add_argument("--hold", type=non_negative_float, default=1.0, metavar="SECONDS", help="how long the call stays up (default 1)")
+    add_trace_options(d)
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("register", help="register an account and print the bindings",
@@ -503,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and SDP; also a registrar for REGISTER. Prints 'ready HOST:PORT' when "
                                    "listening and 'answered=N open_calls=N' when stopped.")
     a.add_argument("--realm", help="digest realm to challenge in")
-    a.add_argument("--users", metavar="FILE", help="htdigest file: user:realm:HA1 (MD5), user:realm:HA1:ALGORITHM")
+    a.add_argument("--users", metavar="FILE", help="htdigest file: user:realm:HA1 (MD5), user:realm:HA1:ALGORITHM; "
+                   "a fifth field lists the AOR users that auth user may register: user:realm:HA1::alice,bob")
     a.add_argument("--algorithm", action="append", metavar="NAME", help="challenge algorithm (repeatable; default MD5)")
     a.add_argument("--proxy-role", action="store_true", help="challenge with 407 Proxy-Authenticate")
     a.add_argument("--secret", help="nonce secret shared by several instances (default: random)")
@@ -517,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count", type=non_negative_int, default=0, help="exit after this many calls ended (0: run until signalled)")
     a.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS", help="hang up answered calls after this long (0: wait for BYE)")
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
+    a.add_argument("--bot", metavar="MODULE:FUNCTION", help="a scripted bot: FUNCTION(call) runs for each "
+                   "answered call once confirmed (may return a Deferred or a coroutine)")
     a.add_argument("--max-calls", type=non_negative_int, default=10_000, metavar="N",
                    help="calls held at once; past it a new INVITE gets 503 with Retry-After (default 10000)")
     a.add_argument("--max-call-duration", type=non_negative_float, default=4 * 3600.0, metavar="SECONDS",
@@ -526,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UDP socket buffers in KiB (default 4096; 0 keeps the OS default)")
     common(a)
     a.set_defaults(func=cmd_answer)
+
+    from txsipua.cli.auth_check import add_auth_check_parser
+
+    add_auth_check_parser(sub, common)
     return p
 
 

@@ -185,6 +185,10 @@ class MediaStream(DatagramProtocol):
 
     log = Logger()
 
+    trace: Callable[[str, bytes, tuple[str, int], tuple[str, int]], object] | None = None
+    """Optional: called as ``trace(direction, data, local, peer)`` with every datagram sent
+    (``"send"``) and received (``"recv"``), e.g. to write it to a pcap file."""
+
     def __init__(
         self,
         reactor: Any,
@@ -584,6 +588,8 @@ class MediaStream(DatagramProtocol):
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
         if self._srtp is not None:
             data = self._srtp.protect(data)
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
         transport.write(data, destination)
         self.stats.packets_sent += 1
         self.stats.octets_sent += payload_octets
@@ -650,6 +656,8 @@ class MediaStream(DatagramProtocol):
         """Handle one datagram: count it, report DTMF, record audio."""
         if self._stopped:
             return
+        if self.trace is not None:
+            self.trace("recv", data, (self.local_host, self.port), (addr[0], addr[1]))
         if not self._sources.accepts(addr, self.params):
             self.stats.wrong_source += 1
             return
@@ -786,6 +794,8 @@ class MediaStream(DatagramProtocol):
             destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
         if self._srtp is not None:
             data = self._srtp.protect_rtcp(data)
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
         transport: Any = self.transport
         transport.write(data, destination)
 

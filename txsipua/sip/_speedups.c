@@ -36,6 +36,38 @@
 #include <Python.h>
 #include <string.h>
 
+#ifdef Py_LIMITED_API
+/* The stable ABI (abi3 wheels, setup.py): the limited API has no macros that reach
+ * into objects, so each is mapped to its function form.  A str is read through
+ * PyUnicode_AsUTF8AndSize, which for an ASCII str (the only kind the fast paths read)
+ * returns the str's own storage without copying; a str that is not ASCII is
+ * reported as such and left to the pure code, as in the full-API build. */
+#define PyBytes_AS_STRING(o) PyBytes_AsString(o)
+#define PyBytes_GET_SIZE(o) PyBytes_Size(o)
+#define PyList_GET_SIZE(o) PyList_Size(o)
+#define PyList_GET_ITEM(o, i) PyList_GetItem((o), (i))
+#define PyTuple_GET_SIZE(o) PyTuple_Size(o)
+#define PyTuple_GET_ITEM(o, i) PyTuple_GetItem((o), (i))
+#define PyTuple_SET_ITEM(o, i, v) PyTuple_SetItem((o), (i), (v))
+#define PyUnicode_GET_LENGTH(o) PyUnicode_GetLength(o)
+#define PyUnicode_READY(o) 0
+
+static int
+txs_is_ascii(PyObject *str)
+{
+    Py_ssize_t size;
+    if (PyUnicode_AsUTF8AndSize(str, &size) == NULL) {
+        PyErr_Clear();  /* not encodable (lone surrogates): not ASCII either */
+        return 0;
+    }
+    return size == PyUnicode_GetLength(str);
+}
+#define PyUnicode_IS_ASCII(o) txs_is_ascii(o)
+#define PyUnicode_DATA(o) ((const void *)PyUnicode_AsUTF8AndSize((o), NULL))
+#define PyUnicode_1BYTE_DATA(o) ((const unsigned char *)PyUnicode_AsUTF8AndSize((o), NULL))
+#define Py_XSETREF(dst, src) do { PyObject *txs_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(txs_old); } while (0)
+#endif
+
 /* 1 for the bytes the fast path accepts inside a line: HT, printable ASCII, and
    bytes >= 0x80 (UTF-8, checked when decoded) */
 static unsigned char line_ok[256];

@@ -142,11 +142,20 @@ via_str(const unsigned char *s, Py_ssize_t n, int lower, via_shared *table, Py_s
             return table[t].str;
         }
     }
+#ifdef Py_LIMITED_API
+    /* no writable str storage in the limited API: build the text, then decode it */
+    char small[128];
+    char *d = n <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)n);
+    if (d == NULL) {
+        return PyErr_NoMemory();
+    }
+#else
     PyObject *out = PyUnicode_New(n, 127);
     if (out == NULL) {
         return NULL;
     }
     Py_UCS1 *d = PyUnicode_1BYTE_DATA(out);
+#endif
     for (Py_ssize_t k = 0; k < n; k++) {
         unsigned char c = s[k];
         if (lower == 1 && (via_class[c] & VIA_UPPER)) {
@@ -157,6 +166,12 @@ via_str(const unsigned char *s, Py_ssize_t n, int lower, via_shared *table, Py_s
         }
         d[k] = c;
     }
+#ifdef Py_LIMITED_API
+    PyObject *out = PyUnicode_DecodeASCII(d, n, NULL);
+    if (d != small) {
+        PyMem_Free(d);
+    }
+#endif
     return out;
 }
 
@@ -165,8 +180,12 @@ via_parts(PyObject *self, PyObject *arg)
 {
     (void)self;
     if (!PyUnicode_Check(arg)) {
+#ifdef Py_LIMITED_API
+        PyErr_SetString(PyExc_TypeError, "via_parts() argument must be str");
+#else
         PyErr_Format(PyExc_TypeError, "via_parts() argument must be str, not %.100s",
                      Py_TYPE(arg)->tp_name);
+#endif
         return NULL;
     }
 #if PY_VERSION_HEX < 0x030C0000

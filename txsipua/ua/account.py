@@ -83,6 +83,14 @@ def _check_domain(instance: object, attribute: object, value: str) -> None:
     split_domain(value)
 
 
+def _registrar_uri(value: str | SipURI | None) -> SipURI | None:
+    return _uri(value, "registrar")
+
+
+def _outbound_proxy_uri(value: str | SipURI | None) -> SipURI | None:
+    return _uri(value, "outbound_proxy")
+
+
 @attrs.frozen
 class Account:
     """A SIP identity (user, domain) and its credentials.
@@ -112,9 +120,9 @@ class Account:
     domain: str = attrs.field(validator=_check_domain)
     credentials: Any = attrs.field(factory=InMemoryCredentials)  # ICredentialSource
     display_name: str | None = None
-    registrar: SipURI | None = attrs.field(default=None, converter=lambda v: _uri(v, "registrar"))
+    registrar: SipURI | None = attrs.field(default=None, converter=_registrar_uri)
     outbound_proxy: SipURI | None = attrs.field(
-        default=None, converter=lambda v: _uri(v, "outbound_proxy")
+        default=None, converter=_outbound_proxy_uri
     )
     digest_guard: bool = True
     prefer_qop: str = "auth"

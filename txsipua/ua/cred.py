@@ -28,6 +28,14 @@ algorithm's length)::
     alice:atlanta.example.com:3ba6...e1f0:SHA-256
     alice:atlanta.example.com:9cc2...77ad:SHA-512-256
 
+A fifth field lists the users whose address of record this auth username may
+register besides its own name (comma-separated; the fourth field may then be
+empty for MD5): the rule a registrar applies when the auth username is not
+the SIP user (RFC 3261 §10.3 step 3)::
+
+    alice-auth:voip.example.net:5cf0...5d3f::alice
+    pbx:voip.example.net:3ba6...e1f0:SHA-256:alice,bob
+
 Blank lines and lines starting with ``#`` are ignored.  Neither username nor
 realm may contain ``:``.
 """
@@ -148,10 +156,12 @@ class InMemoryHA1Store:
         store.add_ha1("bob", "atlanta.example.com", "SHA-256", "3ba6...")
     """
 
-    __slots__ = ("_ha1",)
+    __slots__ = ("_ha1", "owners")
 
     def __init__(self) -> None:
         self._ha1: dict[tuple[str, str, str], str] = {}
+        self.owners: dict[str, frozenset[str]] = {}
+        """auth username -> the AOR users it may register besides its own name."""
 
     def add_ha1(self, username: str, realm: str, algorithm: str, ha1: str) -> None:
         """Store an HA1 for ``algorithm`` (a ``-sess`` name stores its base's).
@@ -243,9 +253,14 @@ class HtdigestFileStore:
             fields = line.split(":")
             if len(fields) == 3:
                 fields.append("MD5")
+            if len(fields) == 5:
+                aor_users = frozenset(u.strip() for u in fields.pop().split(",") if u.strip())
+                store.owners[fields[0]] = store.owners.get(fields[0], frozenset()) | aor_users
+                fields[3] = fields[3] or "MD5"
             if len(fields) != 4 or not fields[0] or not fields[1]:
                 raise HtdigestFormatError(
-                    f"{name}:{number}: expected user:realm:HA1 or user:realm:HA1:ALGORITHM"
+                    f"{name}:{number}: expected user:realm:HA1, user:realm:HA1:ALGORITHM "
+                    "or user:realm:HA1:ALGORITHM:AORUSER[,AORUSER...]"
                 )
             user, realm, ha1, algorithm = fields
             try:
@@ -273,6 +288,11 @@ class HtdigestFileStore:
     def algorithms(self, realm: str) -> set[str]:
         """The base algorithms some user of ``realm`` has an HA1 for in the file (as last read)."""
         return self._store.algorithms(realm)
+
+    def may_register(self, username: str) -> frozenset[str]:
+        """The AOR users the file's fifth field lets ``username`` register (re-read if it changed)."""
+        self._refresh()
+        return self._store.owners.get(username, frozenset())
 
 
 @implementer(ICredentialsChecker)

@@ -424,7 +424,8 @@ class CallMedia:
             raise LocalProtocolError("the call has no media")
         if not IAudioSource.providedBy(source) and callable(getattr(source, "pcm", None)):
             source = PCMSource(source.pcm())
-        return self.stream.play(source)
+        played: defer.Deferred[bool] = self.stream.play(source)
+        return played
 
     def record(self, sink: Any) -> None:
         """Push the received audio to an :class:`~txsipua.ua.interfaces.IAudioSink` as it comes.
@@ -445,7 +446,8 @@ class CallMedia:
         """
         if self.stream is None:
             raise LocalProtocolError("the call has no media")
-        return self.stream.send_dtmf(digits)
+        sent: defer.Deferred[bool] = self.stream.send_dtmf(digits)
+        return sent
 
     def stop(self) -> None:
         """Close the RTP stream (idempotent); the recording goes to the sink, if any."""

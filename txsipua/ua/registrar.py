@@ -13,7 +13,7 @@ Other methods are answered as the UA would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from twisted.logger import Logger
@@ -44,6 +44,9 @@ class Registrar:
             403 past ``max_bindings_per_aor``, 400 of a too long Contact; a
             :class:`twisted.logger.Logger`); by default the class's logger.
         max_bindings_per_aor: the most live bindings of one AOR (403 past it).
+        owner_rules: optional ``rules(auth username) -> AOR users`` it may also
+            register (the users file's fifth field, read live); with ``owners``
+            and the user's own name, the AORs it may register.
 
     Attributes:
         store: the binding store.
@@ -54,11 +57,13 @@ class Registrar:
 
     def __init__(self, ua: Any, min_expires: int = 60, max_expires: int = 7200, default_expires: int = 3600,
                  owners: Mapping[str, str] | None = None, max_bindings: int | None = 10000,
-                 retry_after: int = 60, log: Logger | None = None, max_bindings_per_aor: int = 20) -> None:
+                 retry_after: int = 60, log: Logger | None = None, max_bindings_per_aor: int = 20,
+                 owner_rules: Callable[[str], Collection[str]] | None = None) -> None:
         self.ua = ua
         if log is not None:
             self.log = log
         self.owners = dict(owners or {})
+        self.owner_rules = owner_rules
         self.store = BindingStore(max_bindings)
         self.logic = RegistrarLogic(self.store, min_expires=min_expires, max_expires=max_expires,
                                     default_expires=default_expires, retry_after=retry_after,
@@ -86,7 +91,12 @@ class Registrar:
             if reply is None:
                 to_uri = request.to.uri
                 identity = getattr(respond, "identity", None)
-                if identity is not None and to_uri.user != identity and self.owners.get(identity) != to_uri.user:
+                if identity is not None and to_uri.user != identity and self.owners.get(identity) != to_uri.user \
+                        and (self.owner_rules is None or to_uri.user not in self.owner_rules(identity)):
+                    self.log.warn("403: auth user {identity} may not register {aor}; to allow it, add "
+                                  "{user} as the fifth field of {identity}'s line in the users file "
+                                  "(or --owner {identity}={user})", identity=identity,
+                                  aor=str(to_uri.address_of_record), user=to_uri.user)
                     respond(403, f"{identity} may not register {to_uri.address_of_record}")
                     return
                 reply = self.logic.register(request, _source(request), now)

@@ -362,7 +362,7 @@ class Registration:
         """
         exponent = min(max(self.failures - 1, 0), 32)
         ceiling = min(self.max_retry, self.retry_after * 2**exponent)
-        return ceiling * (0.5 + 0.5 * self.random())
+        return float(ceiling * (0.5 + 0.5 * self.random()))
 
     def register_once(self, expires: int) -> defer.Deferred[RegistrationResult]:
         """One REGISTER asking for ``expires`` seconds, outside the lifecycle (no refresh).

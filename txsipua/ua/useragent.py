@@ -504,7 +504,8 @@ class UserAgent:
             self._located[(uri.host.lower(), uri.port)] = usable[0]
             return usable
 
-        return d.addCallback(pick)
+        located: defer.Deferred[list[Address]] = d.addCallback(pick)
+        return located
 
     def _locate(self, uri: SipURI) -> Address:
         try:
