@@ -77,6 +77,11 @@ _EXPORTS: dict[str, str] = {
     "CallFailed": "txsipua.errors",
     "CallNotAnswered": "txsipua.errors",
     "ReinviteFailed": "txsipua.errors",
+    "TransferFailed": "txsipua.errors",
+    "SubscriptionFailed": "txsipua.errors",
+    "Transfer": "txsipua.ua.transfer",
+    "ReferRequest": "txsipua.ua.transfer",
+    "Subscription": "txsipua.ua.subscription",
 }
 
 __all__ = [
@@ -129,6 +134,11 @@ __all__ = [
     "CallFailed",
     "CallNotAnswered",
     "ReinviteFailed",
+    "TransferFailed",
+    "SubscriptionFailed",
+    "Transfer",
+    "ReferRequest",
+    "Subscription",
 ]
 
 
@@ -166,7 +176,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ResolutionError,
         SIPError,
         SIPStatusError,
+        SubscriptionFailed,
         TransactionTimeout,
+        TransferFailed,
         TransportError,
     )
     from txsipua.media.audio import MemorySink, SilenceSource, ToneSource
@@ -186,6 +198,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from txsipua.ua.media import CallMedia, PCMSource, WavSink, WavSource
     from txsipua.ua.registration import Binding, Registration, RegistrationResult, RegistrationState
+    from txsipua.ua.subscription import Subscription
+    from txsipua.ua.transfer import ReferRequest, Transfer
     from txsipua.ua.transports import TCPTransport, TLSTransport, UDPTransport, transport_for
     from txsipua.ua.useragent import UserAgent
     from txsipua.ua.wstransports import WSSTransport, WSTransport

@@ -190,6 +190,16 @@ class ReinviteFailed(SIPStatusError):
     """
 
 
+class TransferFailed(SIPStatusError):
+    """A transfer we asked for failed (RFC 3515): the REFER got a final non-2xx, or the
+    final NOTIFY's message/sipfrag reported a non-2xx status (``response`` is then the
+    :class:`~txsipua.sip.sipfrag.StatusFragment`)."""
+
+
+class SubscriptionFailed(SIPStatusError):
+    """A SUBSCRIBE ended with a final non-2xx response (RFC 6665 §4.1.2.1)."""
+
+
 # txsipua.auth.client
 class DigestAuthenticationError(AuthenticationError):
     """An :class:`AuthenticationError` from :meth:`txsipua.auth.client.AuthAttempt.respond_to`.

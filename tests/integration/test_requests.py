@@ -18,6 +18,7 @@ from twisted.internet import defer
 
 from txsipua.auth.credentials import Credential, InMemoryCredentials
 from txsipua.auth.server import DigestServer
+from txsipua.core import capabilities
 from txsipua.errors import AuthenticationError, CallFailed
 from txsipua.sip.message import Request, Response, parse_message
 from txsipua.ua.account import Account
@@ -47,7 +48,8 @@ def test_options_direct_and_through_the_proxy(reactor: Any, proxy: Proxy, make_u
     response = yield within(reactor, lone.options(f"sip:{host}:{port}"))
     assert response.status == 200
     assert "INVITE" in (response.headers.get("Allow") or "")
-    assert response.headers.get("Accept") == "application/sdp"
+    assert response.headers.get("Accept") == capabilities.ACCEPT  # every body type we understand, SDP first
+    assert response.headers.get_all("Accept")[0] == "application/sdp"
     response = yield within(reactor, alice.options("sip:bob@example.com"))
     assert response.status == 200
     assert bob.wire.requests_received("OPTIONS")

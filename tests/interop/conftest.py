@@ -52,6 +52,9 @@ _PEER_OF_MODULE = {
     "test_kamailio_ws": "Kamailio 5.6",
     "test_sipp_callee": "SIPp 3.6",
     "test_sipp_offer_answer": "SIPp 3.6",
+    "test_sipp_transfer": "SIPp 3.6",
+    "test_kamailio_transfer": "Kamailio 5.6",
+    "test_baresip_transfer": "baresip",
     "test_harness": "harness",
 }
 _MATRIX: list[tuple[str, str, str]] = []

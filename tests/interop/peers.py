@@ -1271,7 +1271,8 @@ def register_with_sipp(
 
 
 def start_registered_callee(
-    tmp_path: Path, kamailio: Kamailio, user: str = "bob", *, timeout: float = 20.0
+    tmp_path: Path, kamailio: Kamailio, user: str = "bob", *, timeout: float = 20.0,
+    scenario: str = "uas_answer.xml",
 ) -> Sipp:
     """A SIPp callee registered at ``kamailio`` as ``user`` and answering one call there.
 
@@ -1280,6 +1281,7 @@ def start_registered_callee(
     ``sip:user@127.0.0.1:PORT``, then ``uas_answer.xml`` answers on that same port
     (180, 200 + SDP echoing Record-Route, ACK, BYE/200).  SIPp 3.6 computes MD5 digests only,
     so against a SHA-256 Kamailio the binding for the SIPp port is made by :class:`MiniUAC`.
+    ``scenario`` replaces ``uas_answer.xml`` (``uas_transferee.xml``: a callee that is transferred).
     """
     sip_user = kamailio.users[user]
     if kamailio.algorithm == "MD5":
@@ -1298,7 +1300,7 @@ def start_registered_callee(
             raise PeerError(f"could not register {user} at Kamailio: {resp.status} {resp.reason}")
     return start_sipp(
         tmp_path,
-        "uas_answer.xml",
+        scenario,
         port=port,
         timeout=timeout,
         extra=["-s", sip_user.user],

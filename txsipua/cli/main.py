@@ -1,4 +1,4 @@
-"""The ``txsipua`` command: demo, register, call, answer.
+"""The ``txsipua`` command: demo, register, call, answer (options, message, subscribe: :mod:`txsipua.cli.requests`).
 
 Exit status: 0 on success; 1 when the SIP work failed (the reason is printed
 on one line to standard error); 2 for usage errors.
@@ -95,7 +95,13 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
 
     account = load_account(args.account)
     tracer = session_trace(reactor, args)
-    ua = UserAgent(reactor, None, account, trace=tracer,
+    from txsipua.ua.config import Configuration
+
+    try:
+        config = Configuration(session_expires=args.session_expires) if args.session_expires else None
+    except ValueError as e:
+        raise UsageError(f"--session-expires: {e}") from None
+    ua = UserAgent(reactor, config, account, trace=tracer,
                    **transport_options(reactor, args, bind_for(args, account)))
     tracer.attach(ua)
     interrupted: list[bool] = []
@@ -145,6 +151,12 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
         call.send_dtmf(args.dtmf)
+    if args.transfer_to:
+        from txsipua.cli.requests import transfer_call
+
+        status = yield transfer_call(reactor, call, args.transfer_to, args.after)
+        yield ua.stop()
+        return status
     ended: list[str] = []
 
     def note_end(reason: Any) -> Any:
@@ -378,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--play", metavar="WAV", help="play this WAV file once answered")
     c.add_argument("--record", metavar="WAV", help="record what the peer sends to this WAV file")
     c.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once answered")
+    c.add_argument("--session-expires", type=non_negative_int, default=0, metavar="SECONDS",
+                   help="ask for a session timer of this interval (RFC 4028, at least 90; 0: none)")
+    c.add_argument("--transfer-to", metavar="URI", help="once answered, transfer the peer to URI (REFER, RFC 3515); "
+                   "exit 0 when the transfer succeeded (--duration is then not used)")
+    c.add_argument("--after", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="with --transfer-to: wait this long after the answer (default 0)")
     common(c)
     c.set_defaults(func=cmd_call)
 
@@ -418,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-media", action="store_true", help="answer without RTP (SDP answer with no stream)")
     a.add_argument("--bot", metavar="MODULE:FUNCTION", help="a scripted bot: FUNCTION(call) runs for each "
                    "answered call once confirmed (may return a Deferred or a coroutine)")
+    a.add_argument("--ring", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="send 180 Ringing (reliable when the caller supports 100rel) and answer after this long")
+    a.add_argument("--transfer-to", metavar="URI", help="transfer each answered caller to URI (REFER, RFC 3515) "
+                   "once the call is up, printing the transfer's progress")
+    a.add_argument("--after", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="with --transfer-to: wait this long after the ACK (default 0)")
     a.add_argument("--max-calls", type=non_negative_int, default=10_000, metavar="N",
                    help="calls held at once; past it a new INVITE gets 503 with Retry-After (default 10000)")
     a.add_argument("--max-call-duration", type=non_negative_float, default=4 * 3600.0, metavar="SECONDS",
@@ -431,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     from txsipua.cli.auth_check import add_auth_check_parser
 
     add_auth_check_parser(sub, common)
+    from txsipua.cli.requests import add_request_commands
+
+    add_request_commands(sub, common)
     return p
 
 

@@ -80,6 +80,8 @@ class UserAgentService(Service):
         bot: called with every answered call.
         on_answered: called with every answered call before the bot (the
             CLI's ``--pcap-rtp`` hook).
+        ring: seconds to ring (180, reliable when the caller supports
+            100rel, RFC 3262) before answering; 0 answers at once.
 
     Attributes:
         ready: fires with ``((host, port), RegistrationResult or None)`` once
@@ -94,8 +96,9 @@ class UserAgentService(Service):
 
     def __init__(self, ua: Any, *, register_expires: int | None = None, answer: bool = False,
                  duration: float = 0.0, count: int = 0, bot: Bot | None = None,
-                 on_answered: Callable[[Any], object] | None = None) -> None:
+                 on_answered: Callable[[Any], object] | None = None, ring: float = 0.0) -> None:
         self.ua = ua
+        self.ring = ring
         self.register_expires = register_expires
         self.duration = duration
         self.count = count
@@ -181,6 +184,17 @@ class UserAgentService(Service):
 
     # --------------------------------------------------------------- calls
     def _on_call(self, incoming: Any) -> None:
+        if self.ring:  # 180 first (reliable, RFC 3262, when the caller supports 100rel)
+            incoming.ring()
+            self.ua.reactor.callLater(self.ring, self._answer_if_pending, incoming)
+            return
+        self._answer(incoming)
+
+    def _answer_if_pending(self, incoming: Any) -> None:
+        if incoming.pending:  # not cancelled while ringing
+            self._answer(incoming)
+
+    def _answer(self, incoming: Any) -> None:
         call = incoming.answer()
         if call.ended.called:  # declined after all (no media socket left: 503, or 500)
             return
@@ -299,6 +313,17 @@ def answer_service(reactor: Any, args: argparse.Namespace) -> UserAgentService:
     tracer = session_trace(reactor, args)
     ua = build_answering_ua(reactor, args, tracer)
     bot = load_bot(args.bot) if getattr(args, "bot", None) else None
+    on_answered: Callable[[Any], object] = tracer.watch_call
+    transfer_to = getattr(args, "transfer_to", None)
+    if transfer_to:
+        def on_answered(call: Any) -> None:
+            tracer.watch_call(call)
+            # once the ACK came: REFER the caller to --transfer-to (RFC 3515)
+            from txsipua.cli.requests import transfer_call
+
+            call.confirmed.addCallback(lambda c: transfer_call(reactor, c, transfer_to, args.after))
+            call.confirmed.addErrback(lambda f: None)
+
     return UserAgentService(ua, register_expires=args.expires if args.account and args.register else None,
                             answer=True, duration=args.duration, count=args.count, bot=bot,
-                            on_answered=tracer.watch_call)
+                            on_answered=on_answered, ring=getattr(args, "ring", 0.0))

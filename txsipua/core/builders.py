@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from txsipua.core import capabilities
 from txsipua.errors import ParseError
 from txsipua.sip.message import Headers, Request, Response, split_list_value
 from txsipua.sip.uri import SipURI
@@ -37,8 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTH_HEADERS = ("Authorization", "Proxy-Authorization")
 """The credential header fields (RFC 3261 §22.2, §22.3)."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY"
-"""Our Allow header value: the methods we implement (RFC 3261 §20.5)."""
+ALLOW = capabilities.ALLOW
+"""Our Allow header value: the methods we implement (RFC 3261 §20.5; :mod:`~txsipua.core.capabilities`)."""
+
+SUPPORTED = capabilities.SUPPORTED
+"""Our Supported header value: the extensions we implement (RFC 3262, RFC 4028, RFC 3891; RFC 3261 §20.37)."""
 
 _CONTACT_METHODS = frozenset({"INVITE", "REGISTER", "SUBSCRIBE", "REFER", "OPTIONS"})
 _COPIED = frozenset({"from", "to", "call-id", "cseq"})
@@ -132,6 +136,7 @@ def new_request(
         h.add("Contact", contact)
     if method == "INVITE":
         h.add("Allow", ALLOW)
+        h.add("Supported", capabilities.SUPPORTED)
     if user_agent:
         h.add("User-Agent", user_agent)
     for n, v in headers:
@@ -159,7 +164,7 @@ def make_response(
     above 100 and the To has no tag parameter (§8.2.6.2), and the Timestamp
     into a 100 (§8.2.6.1); dialog-creating
     responses to INVITE and SUBSCRIBE get our Contact and a copy of the
-    Record-Route (§12.1.1); 405 and 2xx to INVITE/OPTIONS carry Allow.
+    Record-Route (§12.1.1); 405 and 2xx to INVITE/OPTIONS carry Allow, a 2xx to INVITE Supported.
 
     Args:
         request: the request answered (its top Via already stamped, §18.2.1).
@@ -211,6 +216,8 @@ def make_response(
         fields.append(("contact", "Contact", contact))
     if status == 405 or (200 <= status < 300 and method in ("INVITE", "OPTIONS")):
         fields.append(("allow", "Allow", ALLOW))
+        if method == "INVITE" and status != 405:  # §20.37; OPTIONS gets it with the other capabilities
+            fields.append(("supported", "Supported", capabilities.SUPPORTED))
     if server:
         fields.append(("server", "Server", server))
     h = Headers.from_entries(fields)
@@ -323,6 +330,7 @@ def build_2xx_ack(dialog: Dialog, invite: Request, *, via: str, user_agent: str 
 __all__ = [
     "ALLOW",
     "AUTH_HEADERS",
+    "SUPPORTED",
     "build_2xx_ack",
     "build_ack",
     "build_cancel",

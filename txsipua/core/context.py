@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from txsipua.auth.guard import HopAddress
 from txsipua.core import builders
@@ -76,6 +76,12 @@ class SessionHost(Protocol):
         max_calls: new INVITEs are answered 503 once ``live_calls`` reaches it.
         max_call_duration: seconds a confirmed call may last before we send
             BYE, or ``None`` (no limit).
+        use_100rel: send reliable provisional responses when the caller
+            supports 100rel, not only when it requires it (RFC 3262 §3).
+        session_expires: the session interval we ask for (RFC 4028), seconds,
+            or ``None`` (none asked; a peer's request is still honoured).
+        min_se: the smallest session interval we accept (RFC 4028 §4), seconds.
+        subscriptions: our SUBSCRIBE usages by ``(Call-ID, our From tag)``.
     """
 
     ids: IdGenerator
@@ -88,6 +94,10 @@ class SessionHost(Protocol):
     live_calls: int
     max_calls: int
     max_call_duration: float | None
+    use_100rel: bool
+    session_expires: int | None
+    min_se: int
+    subscriptions: dict[tuple[str, str], Any]
 
     def via(self, branch: str) -> str:
         """Our Via value with ``branch`` (``""``: stamped when sent)."""
@@ -156,6 +166,9 @@ class CoreContext:
             (:data:`MAX_CALLS` by default).
         max_call_duration: seconds after which a confirmed call is ended
             with BYE, or ``None`` (the default: no limit).
+        use_100rel: reliable provisionals to callers that merely support them (RFC 3262).
+        session_expires: the session interval we ask for, or ``None`` (RFC 4028).
+        min_se: the smallest session interval we accept (default 90 s, RFC 4028 §4).
     """
 
     def __init__(
@@ -172,6 +185,9 @@ class CoreContext:
         reliable: bool,
         max_calls: int = MAX_CALLS,
         max_call_duration: float | None = None,
+        use_100rel: bool = False,
+        session_expires: int | None = None,
+        min_se: int = 90,
     ) -> None:
         self.local = local
         self.transport = transport
@@ -184,6 +200,9 @@ class CoreContext:
         self.reliable = reliable
         self.max_calls = max_calls
         self.max_call_duration = max_call_duration
+        self.use_100rel = use_100rel
+        self.session_expires = session_expires
+        self.min_se = min_se
         self.live_calls = 0
         self.layer = TransactionLayer(timers=timers)
         self.dialogs: DialogTable[InviteSession] = DialogTable()
@@ -202,6 +221,8 @@ class CoreContext:
         Request-URI names one is answered with that Contact (several accounts, one port)."""
         """Over TLS, our default Contact is ``sips:`` (True) or ``sip:...;transport=tls`` (RFC 5630)."""
         self.given_up: dict[tuple[str, str], ClientOperation] = {}
+        self.subscriptions: dict[tuple[str, str], Any] = {}
+        """Our subscriptions (:mod:`~txsipua.core.subscription`) by ``(Call-ID, our tag)``: where NOTIFYs go."""
 
     # ------------------------------------------------------------ building
     def via(self, branch: str) -> str:

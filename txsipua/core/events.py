@@ -85,10 +85,17 @@ class IncomingCall:
 
     The application answers with ``session.ring()``, ``session.accept(sdp)`` or
     ``session.reject(status)``.
+
+    Attributes:
+        session: the new call's session.
+        request: the INVITE.
+        replaces: the session of ours its Replaces header names (RFC 3891),
+            to end once the new call is up; ``None`` for an ordinary call.
     """
 
     session: InviteSession
     request: Request
+    replaces: InviteSession | None = None
 
 
 @attrs.frozen
@@ -108,7 +115,8 @@ class CallEnded:
             ``"cancelled"`` (CANCEL before answer, either side),
             ``"no-ack"`` (the ACK for our 2xx never came),
             ``"max-duration"`` (we sent BYE when the call reached the
-            core's ``max_call_duration``), ``"error"``.
+            core's ``max_call_duration``), ``"session-expired"`` (no
+            session refresh in time, RFC 4028 §10: we sent BYE), ``"error"``.
         by_remote: True when the peer ended it.
         bye_error: when we sent the BYE, why it was not confirmed: a
             :class:`~txsipua.errors.SIPStatusError` for a final response
@@ -228,6 +236,69 @@ class CallRefused:
     refused: int
 
 
+@attrs.frozen
+class ProvisionalAcknowledged:
+    """The PRACK of one of our reliable provisional responses arrived (UAS, RFC 3262 §3).
+
+    Attributes:
+        session: the session.
+        response: our reliable 1xx.
+        prack: the PRACK; its body, if any, answers the offer our 1xx carried.
+    """
+
+    session: InviteSession
+    response: Response
+    prack: Request
+
+
+@attrs.frozen
+class SubscriptionAccepted:
+    """Our SUBSCRIBE got a 2xx (RFC 6665 §4.1.2.1): the notifier will send NOTIFYs.
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        response: the 2xx.
+    """
+
+    subscription: Any
+    response: Response
+
+
+@attrs.frozen
+class NotifyReceived:
+    """A NOTIFY of one of our subscriptions arrived and was answered 200 (RFC 6665 §4.1.3).
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        request: the NOTIFY (its body is the event package's document).
+        state: its :class:`~txsipua.sip.event_headers.SubscriptionState`.
+    """
+
+    subscription: Any
+    request: Request
+    state: Any
+
+
+@attrs.frozen
+class SubscriptionEnded:
+    """A subscription of ours is over (RFC 6665 §4.1.3, §4.1.2.3).
+
+    Attributes:
+        subscription: the :class:`~txsipua.core.subscription.SubscriptionClient`.
+        reason: the terminating NOTIFY's reason (``"noresource"``,
+            ``"deactivated"``, ``"timeout"``...), or ``"rejected"`` (the
+            SUBSCRIBE got 3xx-6xx), ``"timeout"`` (it expired without a
+            refresh), ``"unsubscribed"``, ``"error"`` (no usable response).
+        retry_after: seconds before subscribing again, when given.
+        error: the :class:`~txsipua.errors.SubscriptionFailed` or other error, if any.
+    """
+
+    subscription: Any
+    reason: str
+    retry_after: int | None = None
+    error: Exception | None = None
+
+
 Event = (
     ProvisionalResponse
     | RequestCompleted
@@ -243,4 +314,8 @@ Event = (
     | AuthenticationNeeded
     | CredentialsWithheld
     | CallRefused
+    | ProvisionalAcknowledged
+    | SubscriptionAccepted
+    | NotifyReceived
+    | SubscriptionEnded
 )

@@ -37,6 +37,8 @@ from txsipua.core import builders
 from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.dialogs import DialogKey
+from txsipua.core.invite_extensions import InviteExtensions
+from txsipua.core.session_timer import too_small
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.transport import Address, hop_transport_error
 from txsipua.core.uac import HOST_DIGEST, ClientOperation
@@ -166,6 +168,8 @@ class Input(enum.Enum):
     BYE_DONE = "our BYE ended"
     DIALOG_LOST = "an in-dialog request got 408 or no response"
     DIALOG_GONE = "an in-dialog request got 481"
+    PROVISIONAL_UNACKED = "64*T1 without PRACK for a reliable 1xx (RFC 3262 §3)"
+    SESSION_EXPIRED = "no session refresh in time (RFC 4028 §10)"
 
 
 class Action(enum.Enum):
@@ -198,11 +202,13 @@ class Action(enum.Enum):
     CONFIRM = "a_confirm"
     NO_ACK = "a_no_ack"
     HANGUP_NO_ACK = "a_hangup_no_ack"
+    REJECT_UNACKED = "a_reject_unacked"
     # both
     BYE_HANGUP = "a_bye_hangup"
     BYE_MAX_DURATION = "a_bye_max_duration"
     BYE_NO_ACK = "a_bye_no_ack"
     BYE_LOST = "a_bye_lost"
+    BYE_EXPIRED = "a_bye_expired"
     END_BY_BYE = "a_end_by_bye"
     END_GONE = "a_end_gone"
     FINISH = "a_finish"
@@ -229,7 +235,9 @@ A = Action
 #                          |       |
 #   hangup(), or the call  |       | a request we sent in the dialog answered
 #   lasted max_call_dura-  |       | 408 or timed out (§12.2.1.2), or a
-#   tion: BYE              |       | re-INVITE's 2xx never ACKed: BYE
+#   tion, or no session    |       | re-INVITE's 2xx never ACKed: BYE
+#   refresh in time        |       |
+#   (RFC 4028 §10): BYE    |       |
 #                          v       v
 #                     +-----------------+  BYE answered or failed, or the
 #                     |   TERMINATING   |  peer's BYE crossed ours:
@@ -242,6 +250,7 @@ A = Action
 DIALOG_TABLE: Table = {
     (P.CONFIRMED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
     (P.CONFIRMED, I.MAX_DURATION): (A.BYE_MAX_DURATION, P.TERMINATING),
+    (P.CONFIRMED, I.SESSION_EXPIRED): (A.BYE_EXPIRED, P.TERMINATING),
     (P.CONFIRMED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
     (P.CONFIRMED, I.BYE_DONE): (A.FINISH, P.TERMINATED),  # a BYE sent with request("BYE")
     (P.CONFIRMED, I.ACK): (A.NONE, P.CONFIRMED),  # the ACK of a re-INVITE's 2xx
@@ -259,8 +268,9 @@ DIALOG_TABLE: Table = {
 _TERMINATED = Phase.TERMINATED
 
 
-class InviteSession:
-    """A call, on either side (RFC 3261 §13, §14, §15).
+class InviteSession(InviteExtensions):
+    """A call, on either side (RFC 3261 §13, §14, §15); PRACK, UPDATE and
+    session timers come from :class:`~txsipua.core.invite_extensions.InviteExtensions`.
 
     Attributes:
         is_uac: True when we sent the INVITE.
@@ -308,6 +318,7 @@ class InviteSession:
         self._pending_2xx: dict[int, ServerTransaction] = {}
         self._duration_name: tuple[str, int] | None = None
         self._live = True
+        self._init_extensions()
         host.live_calls += 1  # counted out when the table reaches TERMINATED
 
     @property
@@ -420,22 +431,7 @@ class InviteSession:
         dialog = self.dialog
         if dialog is None:
             raise LocalProtocolError(f"cannot send {method} outside a dialog")
-        host = self.host
-        extra = list(headers)
-        if content_type and body:
-            extra.append(("Content-Type", content_type))
-        if host.user_agent:
-            extra.append(("User-Agent", host.user_agent))
-        req = dialog.create_request(method, via=host.via(""), headers=extra, body=body)
-        hop = dialog.next_hop()
-        try:
-            dest = host.locate(hop)
-        except ResolutionError as e:
-            raise LocalProtocolError(str(e)) from e
-        op = ClientOperation(host, req, dest, owner=self, next_cseq=dialog.next_seq, hop_host=hop_host_of(hop),
-                             digest=self.digest)
-        op.start(now)
-        return op
+        return self.send_in(dialog, method, now, headers=headers, body=body, content_type=content_type)
 
     def reinvite(self, now: float, body: bytes, content_type: str = "application/sdp") -> ClientOperation:
         """Send a re-INVITE with a new offer (hold/resume, RFC 3261 §14.1, RFC 3264 §8.4).
@@ -451,6 +447,7 @@ class InviteSession:
             raise LocalProtocolError("a re-INVITE is already in progress")
         host = self.host
         extra = [("Content-Type", content_type)] + ([("User-Agent", host.user_agent)] if host.user_agent else [])
+        extra += self.timer_request_fields()
         req = dialog.create_request("INVITE", via=host.via(""), contact=host.contact_value(True) if dialog.secure else host.contact_value(),
                                      body=body, headers=extra)
         hop = dialog.next_hop()
@@ -473,6 +470,8 @@ class InviteSession:
                 self.remote_sdp = request.body
             if body:
                 self.local_sdp = body
+            for name, value in self.timer_answer(request, now):
+                resp.headers.add(name, value)
             self._expect_ack(request.cseq.seq, transaction)
         host.respond(transaction, resp, now)
 
@@ -480,7 +479,7 @@ class InviteSession:
     def on_in_dialog_request(self, request: Request, transaction: ServerTransaction, now: float) -> None:
         """A request within our dialog (RFC 3261 §12.2.2), from the core."""
         host = self.host
-        dialog = self.dialog
+        dialog = self.dialog_for(request)
         assert dialog is not None
         try:
             dialog.check_request(request)
@@ -498,14 +497,21 @@ class InviteSession:
             self._pending_2xx.clear()
             self._step(Input.BYE_RECEIVED, now)
         elif method == "INVITE":
-            if self._reinvite_op is not None or self._pending_2xx:
+            if self._reinvite_op is not None or self._pending_2xx or (self._update_op is not None
+                                                                     and self._update_offer):
                 host.respond(transaction, host.make_response(request, 491), now)
+                return
+            small = too_small(request, host.min_se)
+            if small is not None:  # RFC 4028 §9
+                host.respond(transaction, host.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
                 return
             dialog.refresh_target(request)
             host.emit(ev.IncomingRequest(request, transaction, self))
+        elif method == "PRACK":
+            self.on_prack(request, transaction, now)
+        elif method == "UPDATE":
+            self.on_update(request, transaction, dialog, now)
         else:
-            if method == "UPDATE":
-                dialog.refresh_target(request)
             host.emit(ev.IncomingRequest(request, transaction, self))
 
     def on_cancel(self, now: float) -> None:
@@ -546,8 +552,11 @@ class InviteSession:
     def operation_final(self, operation: ClientOperation, response: Response, now: float) -> None:
         """The final response of one of our in-dialog requests."""
         if operation is self._reinvite_op:
+            if self.extension_final(operation, response, now):
+                return  # sent again (a 422 naming the Min-SE)
             self._reinvite_op = None
             if 200 <= response.status < 300 and self.dialog is not None:
+                self.timer_from_response(response, now)
                 self.dialog.refresh_target(response)
                 if operation.request.body:
                     self.local_sdp = operation.request.body
@@ -565,6 +574,8 @@ class InviteSession:
                 self._bye_error = SIPStatusError(response, "BYE")
             self._step(Input.BYE_DONE, now)
         elif operation.method != "CANCEL":
+            if self.extension_final(operation, response, now):
+                return  # sent again (a 422 naming the Min-SE)
             # other in-dialog requests (INFO, MESSAGE...) report like out-of-dialog ones
             self.host.emit(ev.RequestCompleted(operation, response))
             self._dialog_outcome(response.status, now)
@@ -578,6 +589,7 @@ class InviteSession:
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
         """One of our in-dialog requests ended without a final response."""
+        self.extension_failed(operation)
         if operation is self._reinvite_op:
             self._reinvite_op = None
             self.host.emit(ev.ReinviteCompleted(self, None, error))
@@ -668,6 +680,11 @@ class InviteSession:
         """The ACK of a 2xx in a confirmed dialog never came: BYE (§13.3.1.4)."""
         self._bye(now, "no-ack", True)
 
+    def a_bye_expired(self, now: float, arg: Any) -> None:
+        """No session refresh in time (RFC 4028 §10): BYE, ended as ``"session-expired"``."""
+        self.host.stats["session_expired"] += 1
+        self._bye(now, "session-expired", False)
+
     def a_bye_lost(self, now: float, arg: Any) -> None:
         """A request in the dialog got 408 or no response: the dialog is lost, BYE (§12.2.1.2, §14.1)."""
         self._bye(now, "error", True)
@@ -694,6 +711,7 @@ class InviteSession:
         if self._duration_name is not None:
             self.host.cancel_in_order(self._duration_name)
             self._duration_name = None
+        self.stop_extensions(now)
         dialog = self.dialog
         if dialog is not None:
             dialog.terminate()

@@ -174,6 +174,9 @@ class InviteClientSession(InviteSession):
         super().__init__(host, Phase.CALLING)
         self.invite = invite
         self.local_sdp = invite.body or None
+        for name, value in self.invite_timer_fields():  # RFC 4028 §7.1
+            if name not in invite.headers:
+                invite.headers.add(name, value)
         self._op = ClientOperation(host, invite, destination, owner=self, hop_host=hop_host)
         self._give_up_name = ("give-up", id(self))
 
@@ -190,7 +193,7 @@ class InviteClientSession(InviteSession):
     # ------------------------------------------- outcomes of our requests
     def operation_provisional(self, operation: ClientOperation, response: Response, now: float) -> None:
         """A 1xx to our INVITE."""
-        if operation is self._op:
+        if operation is self._op and self.reliable_provisional(response, now):  # PRACK (RFC 3262 §4)
             self._step(Input.PROVISIONAL, now, response)
 
     def operation_final(self, operation: ClientOperation, response: Response, now: float) -> None:
@@ -199,6 +202,8 @@ class InviteClientSession(InviteSession):
             super().operation_final(operation, response, now)
             return
         status = response.status
+        if status == 422 and self.retry_with_min_se(operation, response, now):
+            return  # sent again with the Min-SE it names (RFC 4028 §7.1)
         if status >= 300:
             # after our hang-up a challenge is no longer answered: like a 487,
             # the INVITE ended as we asked (the transaction ACKed it)
@@ -221,6 +226,7 @@ class InviteClientSession(InviteSession):
         if dialog_hop_error(dialog, "ACK", self.host.transport) is not None:
             self._step(Input.ANSWER_UNUSABLE, now, response)  # its ACK cannot be sent: the call fails
             return
+        self.adopt_early(dialog)  # CSeq goes on from its early dialog's PRACKs and UPDATEs
         self._step(Input.ANSWER, now, (response, dialog))
 
     def operation_failed(self, operation: ClientOperation, error: Exception, now: float) -> None:
@@ -261,6 +267,7 @@ class InviteClientSession(InviteSession):
         response, dialog = arg
         self._take_answer(response, dialog, now)
         self._limit_duration(now)
+        self.timer_from_response(response, now)  # RFC 4028 §7.2
         self.host.emit(ev.CallAnswered(self, response))
 
     def a_answered_after_cancel(self, now: float, arg: Any) -> None:

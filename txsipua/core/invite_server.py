@@ -60,6 +60,14 @@ The flow, with the dialog phase of :mod:`txsipua.core.invite`::
           +-----------+
           | CONFIRMED |  (dialog phase: BYE, re-INVITE, ...)
           +-----------+
+
+Reliable provisionals (RFC 3262, :mod:`txsipua.core.reliable`): when the
+caller asks for them, ``ring()`` sends the 1xx reliably and enters the early
+dialog, so a BYE in it ends the call in RINGING with 487 on the INVITE.  64*T1
+without the PRACK rejects the INVITE with 500 (RINGING, or ACCEPTED or
+HANGUP_PENDING while the 2xx waits for the PRACK of a 1xx that carried SDP; a
+CANCEL in ACCEPTED then gets 487, and a hang-up waits for that PRACK like for
+the ACK).
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from txsipua.core import events as ev
-from txsipua.core.dialog import Dialog
+from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.invite import DIALOG_TABLE, Input, InviteSession, Phase, Table
 from txsipua.core.invite import Action as A
 from txsipua.core.transaction import ServerTransaction
@@ -97,6 +105,11 @@ SERVER_TABLE: Table = {
     (P.HANGUP_PENDING, I.ACK): (A.BYE_HANGUP, P.TERMINATING),
     (P.HANGUP_PENDING, I.ACK_TIMEOUT): (A.HANGUP_NO_ACK, P.TERMINATING),
     (P.HANGUP_PENDING, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
+    (P.RINGING, I.BYE_RECEIVED): (A.SEND_487, P.TERMINATED),  # BYE in the early dialog of a reliable 1xx
+    (P.RINGING, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # RFC 3262 §3
+    (P.ACCEPTED, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # the 2xx still waits for it
+    (P.ACCEPTED, I.CANCEL): (A.SEND_487, P.TERMINATED),  # only while the 2xx waits for a PRACK
+    (P.HANGUP_PENDING, I.PROVISIONAL_UNACKED): (A.REJECT_UNACKED, P.TERMINATED),  # hung up, 2xx still held
     **DIALOG_TABLE,
 }
 """The server INVITE usage (the figure above)."""
@@ -126,6 +139,8 @@ class InviteServerSession(InviteSession):
         self.local_tag = host.ids.tag()
         self.identity = identity
         self.remote_sdp = invite.body or None
+        self._held_2xx: tuple[bytes, str] | None = None
+        self.start_reliable()  # RFC 3262: reliable provisionals when the caller asks
 
     # --------------------------------------------------------- actions
     def _final(self, status: int, reason: str | None, headers: Iterable[tuple[str, str]], now: float) -> None:
@@ -133,6 +148,8 @@ class InviteServerSession(InviteSession):
         assert self.invite is not None
         resp = host.make_response(self.invite, status, reason, to_tag=self.local_tag, headers=headers)
         host.dialogs.pop_unanswered(self.transaction)
+        self._held_2xx = None
+        self.close_reliable(now)
         host.respond(self.transaction, resp, now)
 
     def a_send_1xx(self, now: float, arg: Any) -> None:
@@ -143,10 +160,17 @@ class InviteServerSession(InviteSession):
         resp = host.make_response(self.invite, status, to_tag=self.local_tag, body=body)
         if body:
             resp.headers.add("Content-Type", "application/sdp")
+        if self.reliable is not None and status > 100:  # RFC 3262 §3
+            self.enter_early(self.local_tag)
+            self.reliable.send(resp, now)
+            return
         host.respond(self.transaction, resp, now)
 
     def a_send_2xx(self, now: float, arg: Any) -> None:
         """Send the 2xx, enter the dialog (§12.1.1) and wait for the ACK."""
+        if self.reliable is not None and self.reliable.holds_offer:
+            self._held_2xx = arg  # RFC 3262 §3: not before the PRACK of a 1xx with SDP
+            return
         body, content_type = arg
         host = self.host
         invite = self.invite
@@ -154,11 +178,39 @@ class InviteServerSession(InviteSession):
         resp = host.make_response(invite, 200, to_tag=self.local_tag, body=body)
         if body:
             resp.headers.add("Content-Type", content_type)
-        self.local_sdp = body or None
-        self._enter_dialog(Dialog.from_uas_request(invite, self.local_tag))
+        if body or self.local_sdp is None:
+            self.local_sdp = body or None
+        self.close_reliable(now)
+        if self.dialog is not None:  # the early dialog of our reliable 1xx: now confirmed
+            self.dialog.state = DialogState.CONFIRMED
+            self._enter_dialog(self.dialog)
+        else:
+            self._enter_dialog(Dialog.from_uas_request(invite, self.local_tag))
+        for name, value in self.timer_answer(invite, now):  # RFC 4028 §9
+            resp.headers.add(name, value)
         self._expect_ack(invite.cseq.seq, self.transaction)
         host.dialogs.pop_unanswered(self.transaction)  # final: a CANCEL no longer applies (§9.2)
         host.respond(self.transaction, resp, now)
+
+    def release_2xx(self, now: float) -> None:
+        """The PRACK came: the 2xx that waited for it goes (RFC 3262 §3)."""
+        held = self._held_2xx
+        if (held is not None and self.phase in (Phase.ACCEPTED, Phase.HANGUP_PENDING)
+                and not (self.reliable and self.reliable.holds_offer)):
+            self._held_2xx = None
+            self.a_send_2xx(now, held)
+
+    def a_reject_unacked(self, now: float, arg: Any) -> None:
+        """64*T1 without the PRACK of a reliable 1xx: 500, the call ends (RFC 3262 §3)."""
+        self._final(500, "Reliable Provisional Response Not Acknowledged", (), now)
+        self._end_reason = ("error", True)
+        self.a_finish(now, None)
+
+    def a_finish(self, now: float, arg: Any) -> None:
+        """Also answer the INVITE 487 if its 2xx was still held for a PRACK (a BYE came first)."""
+        if self._held_2xx is not None:
+            self._final(487, None, (), now)
+        super().a_finish(now, arg)
 
     def a_send_final(self, now: float, arg: Any) -> None:
         """Send the final non-2xx response the application chose."""

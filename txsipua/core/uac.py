@@ -34,7 +34,7 @@ emits :class:`~txsipua.core.events.ProvisionalResponse`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from txsipua.auth.guard import HopAddress
@@ -194,6 +194,21 @@ class ClientOperation:
     def stop_retrying(self) -> None:
         """Answer no further challenge: a later 401/407 is the final response."""
         self.retrying = False
+
+    def resend(self, now: float, fields: Iterable[tuple[str, str]]) -> None:
+        """Send the request again in a new transaction with ``fields`` set (replacing those names).
+
+        For a request refused for one of its fields (a 422 naming the Min-SE
+        to use, RFC 4028 §7.1): CSeq + 1 (the dialog's next number in a
+        dialog), a new branch, the same Call-ID, From tag and credentials.
+        """
+        retry = self.request.copy()
+        for name, value in fields:
+            retry.headers.set(name, value)
+        seq = self.next_cseq() if self.next_cseq else self.request.cseq.seq + 1
+        retry.headers.set("CSeq", str(CSeq(seq, self.request.method)))
+        self.request = retry
+        self._send(now)
 
     def _send(self, now: float) -> None:
         try:

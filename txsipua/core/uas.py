@@ -9,7 +9,8 @@ Theory of operation
    dropped.  CANCEL is answered 200 (or 481 when it matches no INVITE) and,
    while the INVITE is unanswered, cancels its session (§9.2).
 2. A request with a To tag is in a dialog: it goes to the session found by
-   dialog id in the dialog table, or gets 481 (§12.2.2).
+   dialog id in the dialog table, a NOTIFY to the subscription of ours its
+   To tag and Call-ID name (RFC 6665 §4.1.3), or it gets 481 (§12.2.2).
 3. Out of a dialog: method (501 when unknown, §8.2.1); a new INVITE past
    ``max_calls`` is refused (below).
 4. Digest authentication when configured (§22.1), before the request is
@@ -23,8 +24,11 @@ Theory of operation
    :meth:`UasCore.authentication_result`).
 5. Method dispatch: INVITE makes an
    :class:`~txsipua.core.invite_server.InviteServerSession`
-   (``IncomingCall``); OPTIONS is answered 200 here (§11.2); BYE out of a
-   dialog gets 481; MESSAGE, INFO, REFER, NOTIFY, REGISTER, SUBSCRIBE,
+   (``IncomingCall``; with Replaces it names the session it replaces, or is
+   refused as :mod:`txsipua.core.replaces` says), or 422 with Min-SE when its
+   Session-Expires is below ours (RFC 4028 §9); OPTIONS is answered 200 here
+   (§11.2); BYE and PRACK out of a dialog get 481; MESSAGE, INFO, REFER,
+   NOTIFY, REGISTER, SUBSCRIBE,
    UPDATE and PUBLISH go to the application (``IncomingRequest``); other
    known methods get 405 with Allow (§8.2.1).
 
@@ -50,8 +54,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from txsipua.auth.server import BadAuthorization, DigestCredentials, NeedChallenge
+from txsipua.core import capabilities
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.replaces import find_replaced
+from txsipua.core.session_timer import too_small
 from txsipua.core.transaction import ServerTransaction, State
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
@@ -62,7 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from txsipua.auth.server import DigestServer
     from txsipua.core.context import CoreContext
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+SUPPORTED_EXTENSIONS: frozenset[str] = capabilities.SUPPORTED_EXTENSIONS
 """Option tags we implement; a request requiring any other gets 420 (RFC 3261 §8.2.2.3)."""
 
 APP_METHODS = frozenset({"MESSAGE", "INFO", "REFER", "NOTIFY", "REGISTER", "SUBSCRIBE", "UPDATE", "PUBLISH"})
@@ -176,7 +183,11 @@ class UasCore:
         if to_tag:
             session = ctx.dialogs.get((request.call_id, to_tag, request.from_tag or ""))
             if session is None:
-                ctx.respond(stxn, ctx.make_response(request, 481), now)
+                subscription = ctx.subscriptions.get((request.call_id, to_tag)) if method == "NOTIFY" else None
+                if subscription is not None:  # RFC 6665 §4.1.3
+                    subscription.on_notify(request, stxn, now)
+                else:
+                    ctx.respond(stxn, ctx.make_response(request, 481), now)
             else:
                 session.on_in_dialog_request(request, stxn, now)
             return
@@ -257,13 +268,24 @@ class UasCore:
         ctx = self.context
         method = request.method
         if method == "INVITE":
+            small = too_small(request, ctx.min_se)
+            if small is not None:  # RFC 4028 §9: Session-Expires below our minimum
+                ctx.respond(stxn, ctx.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
+                return
+            replaced = None
+            if "Replaces" in request.headers:  # RFC 3891 §3
+                found = find_replaced(ctx.dialogs, request)
+                if isinstance(found, tuple):
+                    ctx.respond(stxn, ctx.make_response(request, found[0], found[1]), now)
+                    return
+                replaced = found
             session = InviteServerSession(ctx, request, stxn, source, identity)
             ctx.dialogs.add_unanswered(stxn, session)
-            ctx.emit(ev.IncomingCall(session, request))
+            ctx.emit(ev.IncomingCall(session, request, replaced))
         elif method == "OPTIONS":
-            resp = ctx.make_response(request, 200, headers=[("Accept", "application/sdp")])
+            resp = ctx.make_response(request, 200, headers=capabilities.capability_headers())
             ctx.respond(stxn, resp, now)
-        elif method == "BYE":
+        elif method in ("BYE", "PRACK"):
             ctx.respond(stxn, ctx.make_response(request, 481), now)
         elif method in APP_METHODS:
             ctx.emit(ev.IncomingRequest(request, stxn, None, identity))

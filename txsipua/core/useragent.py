@@ -20,6 +20,10 @@ It ties small modules together, each one RFC role:
 :mod:`~txsipua.core.invite`               what both share: the dialog phase
 :mod:`~txsipua.core.dialogs`              sessions by dialog id and by transaction
 :mod:`~txsipua.core.uas`                  UAS checks and method dispatch (§8.2)
+:mod:`~txsipua.core.subscription`         the subscriber (RFC 6665), a table
+:mod:`~txsipua.core.replaces`             an INVITE replacing a dialog (RFC 3891)
+:mod:`~txsipua.core.refer`                transfer by REFER, both roles (RFC 3515)
+:mod:`~txsipua.core.capabilities`         Allow, Supported, Accept in one place
 :mod:`~txsipua.core.context`              the one seam the usages talk through
 =======================================  ==========================================
 
@@ -50,6 +54,7 @@ from txsipua.core.ids import IdGenerator
 from txsipua.core.invite import InviteSession, SessionState, hop_host_of
 from txsipua.core.invite_client import InviteClientSession, ack_and_bye
 from txsipua.core.invite_server import InviteServerSession
+from txsipua.core.subscription import SubscriptionClient
 from txsipua.core.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -126,6 +131,12 @@ class UserAgentCore:
         max_call_duration: seconds a confirmed call may last; then we send
             BYE and the call ends with reason ``"max-duration"``.  ``None``
             (the default): no limit.
+        use_100rel: send reliable provisional responses (RFC 3262) to callers
+            that support 100rel; to callers that require it we always do.
+        session_expires: the session interval we ask for in our INVITEs and
+            offer as UAS (RFC 4028), seconds, or ``None``.
+        min_se: the smallest session interval we accept (RFC 4028 §4);
+            smaller requests get 422 with Min-SE.
 
     Attributes:
         context: the shared state and the seam the usages talk through.
@@ -148,6 +159,9 @@ class UserAgentCore:
         reliable: bool = False,
         max_calls: int = MAX_CALLS,
         max_call_duration: float | None = None,
+        use_100rel: bool = False,
+        session_expires: int | None = None,
+        min_se: int = 90,
     ) -> None:
         if max_calls < 0:
             raise ValueError(f"max_calls must be >= 0, not {max_calls!r}")
@@ -157,6 +171,7 @@ class UserAgentCore:
             local=local, transport=transport.upper(), ids=ids or IdGenerator(), timers=timers or Timers(),
             digest=digest, user_agent=user_agent, contact_user=contact_user, locate=locate, reliable=reliable,
             max_calls=max_calls, max_call_duration=max_call_duration,
+            use_100rel=use_100rel, session_expires=session_expires, min_se=min_se,
         )
         self.layer: TransactionLayer = self.context.layer
         self.uas = UasCore(self.context, authenticator, register_authenticator)
@@ -448,6 +463,29 @@ class UserAgentCore:
         session.start(now)
         self._drain(now)
         return session
+
+    def subscribe(self, request: Request, destination: Address, now: float, *,
+                  hop_host: str = "") -> SubscriptionClient:
+        """Start a subscription with a SUBSCRIBE from :meth:`new_request` (RFC 6665 §4.1).
+
+        The request must carry Event and Expires.  Outcome events:
+        SubscriptionAccepted, NotifyReceived*, SubscriptionEnded
+        (:mod:`txsipua.core.subscription`).
+
+        Raises:
+            LocalProtocolError: not a SUBSCRIBE, or without Event or Expires.
+        """
+        if request.method != "SUBSCRIBE" or "Event" not in request.headers or "Expires" not in request.headers:
+            raise LocalProtocolError("subscribe() sends SUBSCRIBE requests with Event and Expires")
+        subscription = SubscriptionClient(self.context, request, destination, hop_host)
+        subscription.start(now)
+        self._drain(now)
+        return subscription
+
+    def unsubscribe(self, subscription: SubscriptionClient, now: float) -> None:
+        """End ``subscription``: SUBSCRIBE with Expires: 0, then its final NOTIFY (RFC 6665 §4.1.2.3)."""
+        subscription.unsubscribe(now)
+        self._drain(now)
 
     def abort(self, session: InviteSession, now: float, error: Exception) -> None:
         """Give up a call at once: its client transactions are destroyed, nothing more is sent.

@@ -46,10 +46,12 @@ from txsipua.core.useragent import InviteSession, SessionState
 from txsipua.errors import CallFailed, CallNotAnswered, LocalProtocolError, ReinviteFailed, SIPError
 from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
+from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.audio import CallAudio
 from txsipua.ua.interfaces import ICall
 from txsipua.ua.media import CallMedia
+from txsipua.ua.transfer import Transfer, transfer_target
 
 if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
@@ -103,6 +105,12 @@ class Call:
             called whenever either changes (RFC 3264 §8.4).
         delayed_offer: True when our INVITE carries no offer: the 2xx makes
             it and our ACK answers (RFC 3261 §13.2.1).
+        on_dtmf: optional callable taking each DTMF digit received in an
+            INFO (application/dtmf-relay or application/dtmf, RFC 6086), one
+            call per digit (``"0"``-``"9"``, ``"*"``, ``"#"``, ``"A"``-``"D"``);
+            see :meth:`dtmf_received`.
+        transfer_in_progress: the :class:`~txsipua.ua.transfer.Transfer`
+            we started and that is not done yet, else ``None``.
         bye_error: after we hung up, why our BYE was not confirmed (timeout,
             transport error, a final response other than 2xx/481), else ``None``.
         abandoned: True once hung up before the INVITE was sent.
@@ -137,6 +145,8 @@ class Call:
         self._no_answer: CallNotAnswered | None = None
         if self.call_media is not None:
             self.call_media.on_hold_change = self._hold_changed
+        self.on_dtmf: Callable[[str], object] | None = None
+        self.transfer_in_progress: Transfer | None = None
 
     # ------------------------------------------------------------ properties
     @property
@@ -375,6 +385,60 @@ class Call:
         self.ua.when_located(session, go).addErrback(failed)
         return d
 
+    def transfer(self, target: str | SipURI, *, replaces: Call | None = None,
+                 hangup_on_success: bool = True) -> Transfer:
+        """Transfer the call to ``target`` with REFER (RFC 3515); ``replaces`` makes it attended.
+
+        Blind: the peer is asked to call ``target``.  Attended: ``replaces``
+        is our call with ``target``; its dialog goes in the Refer-To URI as a
+        Replaces header (RFC 3891), so the peer's INVITE replaces that call.
+        Referred-By names our account (RFC 3892).  Follow it with the
+        :class:`~txsipua.ua.transfer.Transfer`'s ``accepted``, ``done`` and
+        ``on_progress``; once it succeeded the call is hung up unless
+        ``hangup_on_success`` is False.
+
+        Raises:
+            LocalProtocolError: the call is not confirmed, a transfer is in
+                progress already, or ``replaces`` has no dialog.
+            ParseError: ``target`` is not a SIP URI.
+        """
+        if self.state is not SessionState.CONFIRMED:
+            raise LocalProtocolError(f"cannot transfer a call in state {self.state.value}")
+        if self.transfer_in_progress is not None:
+            raise LocalProtocolError("a transfer is already in progress")
+        transfer = Transfer(self, transfer_target(target, replaces), hangup_on_success)
+        self.transfer_in_progress = transfer
+        transfer.start()
+        return transfer
+
+    def attended_transfer(self, other: Call, *, hangup_on_success: bool = True) -> Transfer:
+        """Transfer this call's peer to ``other``'s peer, replacing ``other`` (RFC 5589 §7).
+
+        The Refer-To is ``other``'s remote target (its Contact) with the
+        Replaces of ``other``'s dialog.  See :meth:`transfer`.
+        """
+        session = other.session
+        dialog = session.dialog if session is not None else None
+        if dialog is None:
+            raise LocalProtocolError("an attended transfer needs the other call's dialog")
+        return self.transfer(dialog.remote_target, replaces=other, hangup_on_success=hangup_on_success)
+
+    def dtmf_received(self, digit: str) -> None:
+        """A DTMF digit arrived in an INFO: to :meth:`CallAudio.digit_received
+        <txsipua.ua.audio.CallAudio.digit_received>` (``via="info"``: barge-in,
+        ``collect_digits``, ``on_digit``, exactly as RFC 4733 digits) when the
+        call has media, and to :attr:`on_dtmf` when set; one call per digit.
+        """
+        audio = self.audio
+        if audio is not None:
+            audio.digit_received(digit, "info")
+        callback = self.on_dtmf
+        if callback is not None:
+            try:
+                callback(digit)
+            except Exception:
+                log.failure("on_dtmf failed")
+
     # ------------------------------------------------------ what the core said
     def offer(self) -> bytes:
         """The SDP body of our INVITE (empty without media, or for a delayed offer)."""
@@ -448,6 +512,8 @@ class Call:
             pending.errback(LocalProtocolError(f"the call ended ({reason}) before the re-INVITE could be retried"))
         self.ua.calls.discard(self)
         self.stop_media()
+        if self.transfer_in_progress is not None:
+            self.transfer_in_progress.call_ended()
         if not self.answered.called and reason == "cancelled" and self.session.is_uac:
             self.answered.errback(self._no_answer or _cancelled())
         if not self.ended.called:
@@ -508,6 +574,69 @@ class Call:
         if self.on_hold_change is not None:
             self.on_hold_change(local, remote)
 
+    def update(self, direction: str | None = "sendrecv") -> defer.Deferred[Response]:
+        """Send an UPDATE (RFC 3311) in the early or confirmed dialog; fires with its final response.
+
+        With media and a ``direction`` (``"sendrecv"``, ``"sendonly"``), it
+        carries a new offer from :meth:`CallMedia.reoffer` that takes effect
+        when answered 2xx (a refusal leaves the session as it was);
+        ``direction=None`` (or no media) sends it without a body, a session
+        refresh (RFC 4028).  Errbacks with
+        :class:`~txsipua.errors.LocalProtocolError` when no dialog exists yet or
+        an offer is already outstanding.
+        """
+        session = self.session
+        if session is None:
+            return defer.fail(LocalProtocolError("no dialog yet: the callee is still being located"))
+        media = self.call_media if direction is not None else None
+        offer = b""
+        if media is not None:
+            try:
+                offer = media.reoffer(direction or "sendrecv")
+            except LocalProtocolError as e:
+                return defer.fail(e)
+        d: defer.Deferred[Response] = defer.Deferred()
+
+        def go(now: float) -> None:
+            op = session.update(now, body=offer)
+            op.user_data = d
+
+        def settle(response: Response) -> Response:
+            if media is not None:
+                media.reoffer_settled(200 <= response.status < 300, response.body)
+            return response
+
+        def failed(f: Any) -> Any:
+            if media is not None and media.pending is not None:
+                media.reoffer_settled(False)
+            if not d.called:
+                d.errback(f)
+                return None
+            return f
+
+        d.addCallbacks(settle, failed)
+        self.ua.when_located(session, go).addErrback(failed)
+        return d
+
+    def update_received(self, request: Request, transaction: ServerTransaction) -> None:
+        """The peer sent an UPDATE with an offer (RFC 3311 §5.2): answer it, or 488 when unusable."""
+        session = self.session
+        body = b""
+        if self.call_media is not None:
+            try:
+                body = self.call_media.answer_reoffer(request.body or None)
+            except SIPError as err:
+                status = getattr(err, "status", 488)
+                code = status if isinstance(status, int) else 488
+                self.ua.drive(lambda now: session.answer_update(transaction, request, now, status=code))
+                return
+        self.ua.drive(lambda now: session.answer_update(transaction, request, now, body=body))
+
+    def provisional_acknowledged(self, prack: Request) -> None:
+        """The PRACK of our reliable 1xx arrived (UAS): an SDP in it answers the offer our 1xx carried."""
+        if prack.body and self.call_media is not None:
+            self.call_media.remote(prack.body)
+
     def stop_media(self) -> None:
         """Close the RTP stream, if any."""
         if self.call_media is not None:
@@ -557,11 +686,15 @@ class IncomingCall:
         request: the INVITE.
         caller: the From name-addr.
         identity: the authenticated username, if the UA authenticates.
+        replaces: the :class:`Call` this one replaces (an INVITE with
+            Replaces, RFC 3891), ended with BYE once this one is confirmed;
+            ``None`` for an ordinary call.
     """
 
-    def __init__(self, ua: UserAgent, call: Call, request: Request) -> None:
+    def __init__(self, ua: UserAgent, call: Call, request: Request, replaces: Call | None = None) -> None:
         self.ua = ua
         self.call = call
+        self.replaces = replaces
         self.request = request
         self.caller: NameAddr = request.from_
         self.identity = call.session.identity

@@ -153,6 +153,15 @@ class Configuration:
         glare_retries: how many times a re-INVITE answered 491 (both sides
             re-INVITEd at once) is sent again after the random back-off of
             RFC 3261 §14.1 before it fails (2 by default).
+        use_100rel: send 180/183 reliably (RFC 3262, PRACK) to callers that
+            support 100rel (default True); to callers that require it always.
+        session_expires: the session interval (RFC 4028) our INVITEs ask for
+            and we offer as callee, seconds (at least 90), or ``None`` (the
+            default: none asked; a peer's Session-Expires is still honoured).
+            The refresher refreshes at half the interval; without a refresh
+            the call ends with BYE (reason ``"session-expired"``).
+        min_se: the smallest session interval we accept, seconds (at least
+            90, the default); smaller requests get 422 with Min-SE.
         rtcp_interval: mean seconds between the RTCP reports of a call's
             stream (RFC 3550 §6.2; at least 5), ``None`` for no RTCP.
         rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
@@ -168,7 +177,9 @@ class Configuration:
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
             ``max_call_duration`` or ``no_answer_timeout`` not positive;
-            ``glare_retries`` negative.
+            ``glare_retries`` negative; ``use_100rel`` not bool;
+            ``session_expires`` or ``min_se`` under 90 s, or
+            ``session_expires`` under ``min_se``.
     """
 
     timers: Timers = attrs.field(factory=Timers, validator=_timers)
@@ -190,9 +201,18 @@ class Configuration:
     ``sips:`` always gets a ``sips:`` Contact (RFC 3261 §8.1.1.8, RFC 5630 §4.1)."""
     no_answer_timeout: float | None = attrs.field(default=180.0, validator=_seconds_or_none)
     glare_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    use_100rel: bool = attrs.field(default=True, validator=_bool)
+    session_expires: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        [attrs.validators.instance_of(int), attrs.validators.ge(90)]))
+    min_se: int = attrs.field(default=90, validator=[attrs.validators.instance_of(int), attrs.validators.ge(90)])
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
     media_timeout: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
+
+    @session_expires.validator
+    def _check_session_expires(self, attribute: object, value: int | None) -> None:
+        if value is not None and value < self.min_se:
+            raise ValueError(f"session_expires ({value} s) must be at least min_se ({self.min_se} s)")
 
     def media_host(self, bind_host: str) -> str:
         """The RTP host for a user agent whose SIP transport binds ``bind_host``.

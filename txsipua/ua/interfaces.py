@@ -115,6 +115,17 @@ class ICall(Interface):
     def request(method, body=b"", content_type=None, headers=()):
         """Send an in-dialog request; a Deferred firing with the final response."""
 
+    on_dtmf = Attribute("Callable taking each DTMF digit received in an INFO (one call per digit), or None.")
+    transfer_in_progress = Attribute("The Transfer we started and that is not done yet, or None.")
+
+    def transfer(target):
+        """REFER the peer to ``target`` (RFC 3515); a Transfer.  Keywords: ``replaces`` (the call it
+        replaces: attended), ``hangup_on_success`` (default True)."""
+
+    def attended_transfer(other):
+        """REFER the peer to ``other``'s peer with the Replaces of ``other``'s dialog (RFC 3891); a
+        Transfer.  Keyword: ``hangup_on_success`` (default True)."""
+
 
 class ISIPTransportFactory(Interface):
     """Builds the driver for one transport and listens on it (RFC 3261 §18), like a Twisted endpoint."""

@@ -20,7 +20,7 @@ or Deferred waiting for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from txsipua.core import events as ev
+from txsipua.core.capabilities import ALLOW
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transport import Address
 from txsipua.core.uac import HOST_DIGEST
@@ -46,6 +47,7 @@ from txsipua.errors import (
 from txsipua.net.driver import TraceCallback
 from txsipua.net.locate import Failover, Unavailable
 from txsipua.sip.message import Request, Response
+from txsipua.sip.message_summary import MessageSummary
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.account import Account
@@ -54,6 +56,8 @@ from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
 from txsipua.ua.registration import Registration, RegistrationResult
+from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription, unsolicited_notify
+from txsipua.ua.transfer import ReferRequest, handle_in_dialog, incoming_replaces
 from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
 log = Logger()
@@ -98,6 +102,15 @@ class UserAgent:
             Without it MESSAGE/INFO/NOTIFY get 200, REGISTER 405 and others 501.
         auto_answer: answer incoming calls automatically.
         calls: the live :class:`~txsipua.ua.call.Call` objects.
+        on_refer: callable taking a :class:`~txsipua.ua.transfer.ReferRequest`
+            for each REFER received in a call (we are being transferred); it
+            calls ``accept()`` or ``reject(status)``.  When ``None`` every
+            REFER is accepted (RFC 3515: 202, then the INVITE to the target).
+        on_mwi: callable ``(summary, request)`` for an unsolicited
+            message-summary NOTIFY (RFC 3842), with the
+            :class:`~txsipua.sip.message_summary.MessageSummary`; the NOTIFY
+            is answered 200 either way (400 when its body does not parse).
+        subscriptions: the live :class:`~txsipua.ua.subscription.Subscription` objects.
         registrations: the started :class:`~txsipua.ua.registration.Registration`
             objects (not yet back to ``unregistered``); :meth:`stop` ends them.
         core: the sans-IO :class:`~txsipua.core.useragent.UserAgentCore`.
@@ -157,6 +170,9 @@ class UserAgent:
             reliable=self.transport.reliable,
             max_calls=self.config.max_calls,
             max_call_duration=self.config.max_call_duration,
+            use_100rel=self.config.use_100rel,
+            session_expires=self.config.session_expires,
+            min_se=self.config.min_se,
         )
         self.core.context.sips_contact = self.config.sips_contact
         self.protocol: Any = self.transport.driver(self.core, self._on_event, trace)
@@ -166,6 +182,9 @@ class UserAgent:
         self.calls: set[Call] = set()
         self.registrations: set[Registration] = set()
         self.random = random
+        self.on_refer: Callable[[ReferRequest], object] | None = None
+        self.on_mwi: Callable[[MessageSummary, Request], object] | None = None
+        self.subscriptions: set[Subscription] = set()
         self._listening: Listening | None = None
         self.accounts = AccountSet(self)
 
@@ -189,7 +208,7 @@ class UserAgent:
         return self.core.local
 
     def stop(self, grace: float | None = None) -> defer.Deferred[None]:
-        """Hang up live calls and unregister live registrations, then close the transport.
+        """Hang up live calls, unregister live registrations, unsubscribe, then close the transport.
 
         Args:
             grace: seconds to wait for the hang-ups (BYE or CANCEL) and the
@@ -202,6 +221,7 @@ class UserAgent:
         wait = self.config.grace if grace is None else grace
         waits: list[defer.Deferred[Any]] = [c.hangup() for c in list(self.calls)]
         waits += [r.stop() for r in list(self.registrations)]
+        waits += [s.stop() for s in list(self.subscriptions)]  # SUBSCRIBE with Expires: 0
         d: defer.Deferred[Any] = defer.Deferred()
         if waits:
 
@@ -219,6 +239,8 @@ class UserAgent:
         def close(_: Any) -> Any:
             for r in list(self.registrations):
                 r.abandon()  # the grace ran out: the binding runs out at the registrar
+            for s in list(self.subscriptions):
+                s.abandon()  # likewise the subscription at its notifier
             for c in list(self.calls):
                 c.stop_media()
                 if c.session is not None and not c.ended.called:
@@ -365,12 +387,16 @@ class UserAgent:
             return defer.fail(e)
         return call.answered
 
-    def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None) -> Call:
+    def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None,
+                   headers: Iterable[tuple[str, str]] = ()) -> Call:
         """Start a call and return its :class:`Call` at once (see :meth:`call`).
 
         ``line``: call as an account added with :meth:`add_account`.  When the
         next hop was located to several servers the INVITE fails over to the
-        next on timeout, transport error or 503 (RFC 3263 §4.3).
+        next on timeout, transport error or 503 (RFC 3263 §4.3).  ``headers``
+        are added to the INVITE (Referred-By and Replaces when we are
+        transferred, RFC 3892, RFC 3891).  With ``offer=False`` the INVITE
+        carries no SDP (delayed offer, RFC 3261 §13.2.1).
         Unanswered after ``Configuration.no_answer_timeout`` seconds, the call
         is cancelled and ``answered`` fails with
         :class:`~txsipua.errors.CallNotAnswered`.
@@ -387,6 +413,7 @@ class UserAgent:
         else:
             uri = acct.domain_uri(target)
         hop = self.next_hop(uri, acct)
+        extra = list(headers)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]), delayed_offer=not offer)
         if uri.scheme == "sips" and call.call_media is not None:
             call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
@@ -403,7 +430,7 @@ class UserAgent:
             def located(targets: list[Address]) -> None:
                 if call.abandoned:
                     return
-                self._start_invite(call, acct, uri, hop, targets[0], targets, line)
+                self._start_invite(call, acct, uri, hop, targets[0], targets, line, extra)
 
             def not_located(f: Any) -> None:
                 self.calls.discard(call)
@@ -414,18 +441,20 @@ class UserAgent:
 
             self.locate_targets(hop).addCallbacks(located, not_located)
             return call
-        self._start_invite(call, acct, uri, hop, dest, None, line)
+        self._start_invite(call, acct, uri, hop, dest, None, line, extra)
         return call
 
     def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
-                      targets: list[Address] | None = None, line: AccountLine | None = None) -> None:
+                      targets: list[Address] | None = None, line: AccountLine | None = None,
+                      headers: Iterable[tuple[str, str]] = ()) -> None:
         body = call.offer()
         alternatives = Failover(targets if targets else [dest], self.unavailable)
 
         def go(now: float) -> None:
             req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(acct),
                                         call_id=call.call_id or None,
-                                        contact_user=line.contact_user if line is not None else None)
+                                        contact_user=line.contact_user if line is not None else None,
+                                        headers=headers)
             if body:
                 req.body = body
                 req.headers.add("Content-Type", "application/sdp")
@@ -437,6 +466,43 @@ class UserAgent:
         self.drive(go)
         if not call.ended.called:  # it can fail at once (a sips target without TLS)
             self.calls.add(call)
+
+    def subscribe(self, target: str | SipURI, event: str, expires: int = 3600) -> Subscription:
+        """Subscribe to ``event`` (``"message-summary"``, ``"dialog"``...) at ``target`` (RFC 6665 §4.1).
+
+        Returns the :class:`~txsipua.ua.subscription.Subscription` at once;
+        its ``started`` fires with the 2xx, ``on_notify`` hears each NOTIFY,
+        ``ended`` fires when it is over; ``stop()`` unsubscribes.  401/407
+        are answered with the account's credentials (digest-leak guard applies).
+
+        Raises:
+            LocalProtocolError: the user agent has no account.
+            ParseError: ``target`` is not a SIP URI.
+        """
+        acct = self.require_account()
+        uri = target if isinstance(target, SipURI) else SipURI.parse(target)
+        subscription = Subscription(self, event, uri)
+        headers = [("Event", event), ("Expires", str(expires))]
+        if event in DOCUMENT_TYPES:
+            headers.append(("Accept", DOCUMENT_TYPES[event]))
+        hop = self.next_hop(uri)
+
+        def located(dest: Address) -> None:
+            def go(now: float) -> None:
+                req = self.core.new_request("SUBSCRIBE", uri, acct.identity, NameAddr(uri),
+                                            route=self.outbound_route(), headers=headers)
+                client = self.core.subscribe(req, dest, now, hop_host=hop_host_of(hop))
+                client.user_data = subscription
+                subscription.client = client
+
+            self.drive(go)
+
+        def not_located(f: Any) -> None:
+            subscription.finished("error", None, f.value)
+
+        self.subscriptions.add(subscription)
+        self.resolve(hop).addCallbacks(located, not_located)
+        return subscription
 
     # server location
     @staticmethod
@@ -605,15 +671,25 @@ class UserAgent:
         if call is not None:
             call.ack_received(e.request)
 
+    def _provisional_acknowledged(self, e: ev.ProvisionalAcknowledged) -> None:
+        call = _call_of(e.session)
+        if call is not None:
+            call.provisional_acknowledged(e.prack)
+
     def _incoming_call(self, e: ev.IncomingCall) -> None:
         call = Call(self, e.session)
         self.calls.add(call)
-        incoming = IncomingCall(self, call, e.request)
+        replaced = _call_of(e.replaces) if e.replaces is not None else None
+        incoming = IncomingCall(self, call, e.request, replaced)
         line = self.accounts.match(e.request)
         handler, auto = self.on_incoming_call, self.auto_answer
         if line is not None:  # a call for an added account (ua/accounts.py has the rule)
             handler, auto = line.on_incoming_call, line.auto_answer
             line.adopt(e.session)
+        if replaced is not None:  # RFC 3891: BYE the replaced call once this one is up
+            incoming_replaces(incoming, auto=handler is None)
+            if handler is None:
+                return
         if handler is not None:
             try:
                 handler(incoming)
@@ -631,6 +707,13 @@ class UserAgent:
     def _incoming_request(self, e: ev.IncomingRequest) -> None:
         req = e.request
         session = e.session
+        if req.method == "UPDATE" and session is not None:  # an offer in an UPDATE (RFC 3311)
+            call = _call_of(session)
+            if call is not None:
+                call.update_received(req, e.transaction)
+            else:
+                self.drive(lambda now: session.answer_update(e.transaction, req, now, status=488))
+            return
         if req.method == "INVITE" and session is not None:
             call = _call_of(session)
             if call is not None:
@@ -639,6 +722,11 @@ class UserAgent:
                 self.drive(lambda now: session.answer_reinvite(e.transaction, req, now, body=b""))
             return
         respond = Responder(self, req, e.transaction, e.identity, session)
+        call = _call_of(session) if session is not None else None
+        if call is not None and handle_in_dialog(self, call, req, respond):
+            return  # REFER, NOTIFY of our transfer, INFO with DTMF (txsipua.ua.transfer)
+        if session is None and req.method == "NOTIFY" and unsolicited_notify(self, req, respond):
+            return  # message-summary without a subscription (MWI from the registrar)
         line = self.accounts.match(req) if session is None else None
         on_request = line.on_request if line is not None else self.on_request
         if on_request is not None:
@@ -647,7 +735,7 @@ class UserAgent:
         if req.method in ("MESSAGE", "INFO", "NOTIFY"):
             respond(200)
         elif req.method == "REGISTER":
-            respond(405, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO")])
+            respond(405, headers=[("Allow", ALLOW)])
         else:
             respond(501)
 
@@ -671,6 +759,21 @@ class UserAgent:
 
         d.addCallbacks(ok, bad)
 
+    def _subscription_accepted(self, e: ev.SubscriptionAccepted) -> None:
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.accepted(e.response)
+
+    def _notify_received(self, e: ev.NotifyReceived) -> None:
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.notified(e.request, e.state)
+
+    def _subscription_ended(self, e: ev.SubscriptionEnded) -> None:
+        sub = e.subscription.user_data
+        if isinstance(sub, Subscription):
+            sub.finished(e.reason, e.retry_after, e.error)
+
     # One handler per core event class; an event absent from the table is not ours to handle.
     EVENT_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
         ev.RequestCompleted: _request_completed,
@@ -687,6 +790,10 @@ class UserAgent:
         ev.AuthenticationNeeded: _authenticate,
         ev.CredentialsWithheld: _credentials_withheld,
         ev.CallRefused: _call_refused,
+        ev.ProvisionalAcknowledged: _provisional_acknowledged,
+        ev.SubscriptionAccepted: _subscription_accepted,
+        ev.NotifyReceived: _notify_received,
+        ev.SubscriptionEnded: _subscription_ended,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
 
