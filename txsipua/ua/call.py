@@ -125,7 +125,8 @@ class Call:
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
-            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self._media_silent)
+            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self._media_silent,
+                      srtp=ua.account is not None and ua.account.requires_srtp)
             if ua.config.media
             else None
         )

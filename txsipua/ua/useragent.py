@@ -415,6 +415,8 @@ class UserAgent:
         hop = self.next_hop(uri, acct)
         extra = list(headers)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]), delayed_offer=not offer)
+        if uri.scheme == "sips" and call.call_media is not None:
+            call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
         try:
             dest = self.core.locate(hop) if self.resolver is None or self._numeric(hop) else None
         except ResolutionError:
