@@ -26,8 +26,11 @@ def test_options_2xx_exits_0_and_prints_the_capabilities(cli: Start) -> None:
     proc = cli("options", f"sip:{hostport}", "--bind", f"{HOST}:0")
     assert proc.wait() == 0, proc
     assert proc.out[0] == "200 OK", proc
-    assert "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY" in proc.out, proc
-    assert "Supported: replaces" in proc.out, proc
+    from txsipua.core import capabilities
+
+    assert f"Allow: {capabilities.ALLOW}" in proc.out, proc
+    assert capabilities.ALLOW == "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY, UPDATE, PRACK"
+    assert "Supported: 100rel, timer, replaces" in proc.out, proc
 
 
 def test_options_non_2xx_exits_1(cli: Start) -> None:

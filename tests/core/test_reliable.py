@@ -99,17 +99,17 @@ def incoming(net: Net) -> Any:
 
 
 def test_invite_advertises_100rel_timer_and_allows_update_prack() -> None:
-    """Our INVITE carries Supported: 100rel, timer and an Allow with UPDATE and PRACK; so does its 2xx."""
+    """Our INVITE carries Supported: 100rel, timer (and replaces) and an Allow with UPDATE and PRACK; so does its 2xx."""
     caller, callee, net = make()
     caller.invite(invite(caller), B, 0.0)
     net.pump()
     inv = net.sent("caller", "INVITE")[0]
-    assert inv.headers.get("Supported") == "100rel, timer"
+    assert inv.headers.get("Supported") == "100rel, timer, replaces"
     assert "UPDATE" in inv.headers.get("Allow") and "PRACK" in inv.headers.get("Allow")
     incoming(net).accept(net.now, body=ANSWER)
     net.pump()
     ok = net.sent("callee", "200")[0]
-    assert ok.headers.get("Supported") == "100rel, timer"
+    assert ok.headers.get("Supported") == "100rel, timer, replaces"
 
 
 def test_reliable_180_is_pracked_then_answered() -> None:

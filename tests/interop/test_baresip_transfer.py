@@ -28,11 +28,11 @@ def _answer(txsipua_cli, *extra: str):
 def test_baresip_is_transferred_by_txsipua(tmp_path: Path, txsipua_cli, peer_registry) -> None:
     """REFER to baresip: 202, NOTIFY 100 and 200 answered, "transferred to", baresip's new call
     to carol established and carol's answer counted; bob's call with baresip hung up."""
-    carol, carol_at = _answer(txsipua_cli, "-v")
+    carol, carol_at = _answer(txsipua_cli, "-vv")
     bob_account = txsipua_cli.account("bob", user="bob", domain="example.com", registrar=f"sip:{carol_at}",
                                       credentials=[])
     bob, bob_at = _answer(txsipua_cli, "--account", str(bob_account), "--transfer-to", f"sip:carol@{carol_at}",
-                          "--after", "0.3", "-v")
+                          "--after", "0.3", "-vv")
     config = write_baresip_config(tmp_path / "baresip", sip_port=free_udp_port(),
                                   accounts=["<sip:alice@127.0.0.1>;regint=0;answermode=manual"])
     process = run_client("baresip", baresip_argv(config, commands=[f"/dial sip:bob@{bob_at}"], quit_after=3),

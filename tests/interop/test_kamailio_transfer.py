@@ -30,7 +30,7 @@ def test_refer_follows_kamailios_record_route(kamailio, tmp_path, peer_registry,
     peer_registry.add(f"sipp transferee :{callee.port}", callee.report, callee.process)
     account = txsipua_cli.account_for(kamailio.users["alice"], kamailio)
     result = txsipua_cli.run("call", "sip:bob@example.com", "--account", str(account), "--transfer-to",
-                             "sip:dave@192.0.2.99", "--bind", "127.0.0.1:0", "-v", timeout=25)
+                             "sip:dave@192.0.2.99", "--bind", "127.0.0.1:0", "-vv", timeout=25)
     assert result.returncode == 0, result
     assert callee.wait(10) == 0, callee.report()
     proxy = f"{kamailio.host}:{kamailio.port}"

@@ -251,11 +251,11 @@ def test_send_dtmf_without_telephone_event_fails():
         stream.send_dtmf("1x")
 
 
-def test_configure_refuses_non_g711():
-    """Only PCMU and PCMA can be sent."""
+def test_configure_refuses_unknown_codec():
+    """Only codecs of txsipua.media.codecs can be sent (G.729 is not one)."""
     stream, _, _ = fake_stream()
     with pytest.raises(LocalProtocolError):
-        stream.configure(params(codec=Codec("opus", 111, 48000)))
+        stream.configure(params(codec=Codec("G729", 18, 8000)))
 
 
 def test_stop_fires_pending_with_false_and_flushes_dtmf(tmp_path):

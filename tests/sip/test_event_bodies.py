@@ -153,7 +153,7 @@ def test_info_dtmf_bodies() -> None:
 
 def test_capabilities_are_one_list() -> None:
     """Allow, Supported, Accept come from one module and list what is implemented."""
-    assert capabilities.ALLOW == "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY"
+    assert capabilities.ALLOW == "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY, UPDATE, PRACK"
     assert "SUBSCRIBE" not in capabilities.ALLOW_METHODS  # we subscribe, we are no notifier
-    assert {"replaces"} == capabilities.SUPPORTED_EXTENSIONS
+    assert {"100rel", "timer", "replaces"} == capabilities.SUPPORTED_EXTENSIONS
     assert "message/sipfrag" in capabilities.ACCEPT_TYPES

@@ -47,7 +47,9 @@ def test_blind_transfer_ladder_and_exact_messages() -> None:
     assert w.ladder(start) == [
         "alice -> bob REFER", "bob -> alice 202 REFER", "bob -> alice NOTIFY",
         "bob -> carol INVITE", "carol -> bob 180 INVITE", "carol -> bob 200 INVITE",
-        "alice -> bob 200 NOTIFY", "bob -> alice NOTIFY", "bob -> carol ACK", "bob -> alice NOTIFY",
+        # carol's 180 is reliable (bob supports 100rel, RFC 3262): bob PRACKs it
+        "alice -> bob 200 NOTIFY", "bob -> carol PRACK", "bob -> alice NOTIFY", "bob -> carol ACK",
+        "bob -> alice NOTIFY", "carol -> bob 200 PRACK",
         "alice -> bob 200 NOTIFY", "alice -> bob 200 NOTIFY", "alice -> bob BYE", "bob -> alice 200 BYE",
     ]
     (refer,) = w.sent("REFER", start)

@@ -9,7 +9,9 @@ Theory of operation:
   is accepted, every other line is rejected with port 0.  The accepted line
   lists the common codecs with the *offer's* payload type numbers (§6.1), in
   the offer's order of preference (or ours, with ``prefer="local"``), plus
-  telephone-event (RFC 4733) when both sides have it.  No common codec at all
+  telephone-event (RFC 4733) when both sides have it, at the clock rate of
+  each common codec (an offer lists one telephone-event per clock rate of its
+  codecs: ``/8000`` for G.711 and G.722, ``/48000`` for Opus).  No common codec at all
   raises :class:`NoCommonCodec`, which a UAS answers with 488 (§6).
 - Directions are mirrored (§6.1): sendonly is answered recvonly, recvonly
   sendonly, inactive inactive; an answer that puts the offerer on hold is
@@ -20,19 +22,36 @@ Theory of operation:
   offerer), using the peer's payload type number.
 - Hold and resume are re-offers with a new ``sess-version`` (§8, §8.4):
   :func:`hold_offer`, :func:`resume_offer`.
+- RTP/RTCP multiplexing (RFC 5761 §5.1.1): an offer made with
+  ``rtcp_mux=True`` carries ``a=rtcp-mux``; the answer repeats it when both
+  sides want it, and :attr:`MediaParams.rtcp_mux` says whether RTCP shares
+  the RTP port.  Without it RTCP goes to the peer's ``a=rtcp`` port (RFC 3605)
+  or RTP port + 1.
+- SRTP with SDES keys (RFC 4568): an offer made with ``crypto`` lines is
+  ``RTP/SAVP``; an answerer given ``srtp_key`` accepts an ``RTP/SAVP`` line
+  whose ``a=crypto`` has a suite of :data:`~txsipua.media.sdes.SUITES`,
+  answering that tag and suite with its own key; ``srtp_required`` refuses
+  plain ``RTP/AVP`` (488).  :attr:`MediaParams.srtp` holds the negotiated
+  suite and keys.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from txsipua.errors import NoCommonCodec, OfferAnswerError
+from txsipua.errors import NoCommonCodec, OfferAnswerError, ParseError
+from txsipua.media.sdes import SUITES, CryptoAttribute, SrtpParams
 from txsipua.media.sdp import DIRECTIONS, MediaDescription, SessionDescription
 
 __all__ = [
+    "G722",
+    "OPUS",
     "PCMA",
     "PCMU",
     "TELEPHONE_EVENT",
+    "TELEPHONE_EVENT_PTS",
+    "CODEC_FMTP",
+    "telephone_event",
     "Codec",
     "MediaParams",
     "NoCommonCodec",
@@ -56,15 +75,20 @@ class Codec:
         name: encoding name, e.g. ``"PCMU"`` (compared case-insensitively).
         payload_type: RTP payload type number (0-127).
         clock_rate: RTP clock rate in Hz.
+        channels: the ``a=rtpmap`` channel count (``opus/48000/2``, RFC 7587 §7);
+            1 is not written.
     """
 
     name: str
     payload_type: int
     clock_rate: int = 8000
+    channels: int = 1
 
     @property
     def rtpmap(self) -> str:
-        """The ``a=rtpmap`` value, e.g. ``"PCMU/8000"``."""
+        """The ``a=rtpmap`` value, e.g. ``"PCMU/8000"``, ``"opus/48000/2"``."""
+        if self.channels != 1:
+            return f"{self.name}/{self.clock_rate}/{self.channels}"
         return f"{self.name}/{self.clock_rate}"
 
     def same_codec(self, other: Codec) -> bool:
@@ -74,7 +98,21 @@ class Codec:
 
 PCMU = Codec("PCMU", 0, 8000)
 PCMA = Codec("PCMA", 8, 8000)
+G722 = Codec("G722", 9, 8000)  # RTP clock 8000 Hz, sampled at 16000 Hz (RFC 3551 §4.5.2)
+OPUS = Codec("opus", 111, 48000, 2)  # RFC 7587 §7
 TELEPHONE_EVENT = Codec("telephone-event", 101, 8000)
+#: Our payload type for telephone-event at each clock rate (RFC 4733 §7.1.1: the codec's rate).
+TELEPHONE_EVENT_PTS: dict[int, int] = {8000: 101, 16000: 102, 48000: 103}
+
+
+#: The ``a=fmtp`` we write for a codec, by lower-case name (RFC 7587 §6.1 for Opus).
+CODEC_FMTP: dict[str, str] = {"opus": "minptime=10;useinbandfec=1"}
+
+
+def telephone_event(clock_rate: int) -> Codec:
+    """Our telephone-event codec at ``clock_rate`` Hz (payload type from :data:`TELEPHONE_EVENT_PTS`)."""
+    pt = TELEPHONE_EVENT_PTS.get(clock_rate, 104)
+    return Codec("telephone-event", pt, clock_rate)
 
 
 @attrs.frozen
@@ -93,6 +131,10 @@ class MediaParams:
         media_index: index of the negotiated ``m=`` line.
         local_telephone_event_pt: *our* payload type for telephone-event, the
             one the peer sends events with (RFC 3264 §5.1), or None.
+        rtcp_mux: RTCP shares the RTP port (RFC 5761), both sides said so.
+        rtcp_port: the peer's RTCP port when not multiplexed (``a=rtcp``,
+            RFC 3605, else the RTP port + 1).
+        srtp: the negotiated SRTP suite and keys (RFC 4568), or None for plain RTP.
     """
 
     remote_address: str
@@ -103,6 +145,9 @@ class MediaParams:
     ptime: int = 20
     media_index: int = 0
     local_telephone_event_pt: int | None = None
+    rtcp_mux: bool = False
+    rtcp_port: int | None = None
+    srtp: SrtpParams | None = None
 
     @property
     def sending(self) -> bool:
@@ -125,24 +170,48 @@ def _codecs_of(m: MediaDescription) -> list[Codec]:
         parts = encoding.split("/")
         try:
             rate = int(parts[1])
+            channels = int(parts[2]) if len(parts) > 2 else 1
         except (IndexError, ValueError):
             continue
-        out.append(Codec(parts[0], pt, rate))
+        out.append(Codec(parts[0], pt, rate, channels))
     return out
 
 
 def _audio_media(codecs: tuple[Codec, ...] | list[Codec], port: int, direction: str, ptime: int | None,
-                 fmtp: dict[int, str]) -> MediaDescription:
+                 fmtp: dict[int, str], *, rtcp_mux: bool = False,
+                 crypto: tuple[CryptoAttribute, ...] = ()) -> MediaDescription:
+    attributes: list[tuple[str, str | None]] = [("crypto", c.to_value()) for c in crypto]
+    if rtcp_mux:
+        attributes.append(("rtcp-mux", None))
     return MediaDescription(
         media="audio",
         port=port,
-        proto="RTP/AVP",
+        proto="RTP/SAVP" if crypto else "RTP/AVP",
         formats=tuple(c.payload_type for c in codecs),
         rtpmap={c.payload_type: c.rtpmap for c in codecs},
         fmtp=fmtp,
         direction=direction,
         ptime=ptime,
+        attributes=tuple(attributes),
     )
+
+
+def _has(m: MediaDescription, name: str) -> bool:
+    return any(key == name for key, _ in m.attributes)
+
+
+def _cryptos(m: MediaDescription) -> list[CryptoAttribute]:
+    """The usable ``a=crypto`` lines of a media line, in order (bad ones skipped)."""
+    out = []
+    for key, value in m.attributes:
+        if key == "crypto" and value:
+            try:
+                attribute = CryptoAttribute.parse(value)
+            except ParseError:
+                continue
+            if attribute.suite in SUITES:
+                out.append(attribute)
+    return out
 
 
 def _check_direction(direction: str) -> None:
@@ -162,6 +231,8 @@ def make_offer(
     username: str = "-",
     ptime: int | None = 20,
     session_name: str = "-",
+    rtcp_mux: bool = False,
+    crypto: tuple[CryptoAttribute, ...] = (),
 ) -> SessionDescription:
     """Build an offer for one audio stream (RFC 3264 §5).
 
@@ -169,13 +240,16 @@ def make_offer(
         address: our RTP address (IPv4 or IPv6 text), used for ``o=`` and ``c=``.
         rtp_port: our RTP port (1-65535).
         codecs: the codecs we receive, in order of preference.
-        dtmf: add telephone-event (RFC 4733) as :data:`TELEPHONE_EVENT`.
+        dtmf: add telephone-event (RFC 4733), one per clock rate of ``codecs``
+            (:data:`TELEPHONE_EVENT` for 8000 Hz).
         session_id: the ``o=`` sess-id; comes from the caller's id generator.
         session_version: the ``o=`` sess-version.
         direction: our direction attribute.
         username: the ``o=`` username.
         ptime: packet time to ask for, milliseconds (None: no ``a=ptime``).
         session_name: the ``s=`` line.
+        rtcp_mux: offer RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
+        crypto: SDES keys to offer (RFC 4568); when any, the line is ``RTP/SAVP``.
 
     Returns:
         The offer.
@@ -190,13 +264,18 @@ def make_offer(
         raise ValueError(f"bad RTP port {rtp_port}")
     all_codecs = list(codecs)
     fmtp: dict[int, str] = {}
+    for codec in codecs:
+        if codec.name.lower() in CODEC_FMTP:
+            fmtp[codec.payload_type] = CODEC_FMTP[codec.name.lower()]
     if dtmf:
-        all_codecs.append(TELEPHONE_EVENT)
-        fmtp[TELEPHONE_EVENT.payload_type] = DTMF_EVENTS
+        for rate in dict.fromkeys(c.clock_rate for c in codecs):
+            event = telephone_event(rate)
+            all_codecs.append(event)
+            fmtp[event.payload_type] = DTMF_EVENTS
     pts = [c.payload_type for c in all_codecs]
     if len(set(pts)) != len(pts):
         raise ValueError(f"payload type used twice in {pts}")
-    media = _audio_media(all_codecs, rtp_port, direction, ptime, fmtp)
+    media = _audio_media(all_codecs, rtp_port, direction, ptime, fmtp, rtcp_mux=rtcp_mux, crypto=crypto)
     return SessionDescription(
         username=username,
         session_id=session_id,
@@ -256,6 +335,9 @@ def make_answer(
     prefer: str = "offer",
     ptime: int | None = 20,
     session_name: str = "-",
+    rtcp_mux: bool = False,
+    srtp_key: bytes | None = None,
+    srtp_required: bool = False,
 ) -> SessionDescription:
     """Answer an offer (RFC 3264 §6).
 
@@ -279,6 +361,10 @@ def make_answer(
             ``"local"`` in the order of ``codecs``.
         ptime: packet time to ask for, milliseconds (None: none).
         session_name: the ``s=`` line.
+        rtcp_mux: accept RTP/RTCP multiplexing when offered (RFC 5761 §5.1.1).
+        srtp_key: our SDES master key and salt; with it an ``RTP/SAVP`` line
+            with a suite we know is accepted (RFC 4568 §7.1.2).
+        srtp_required: refuse plain ``RTP/AVP`` lines.
 
     Returns:
         The answer, with exactly as many ``m=`` lines as the offer.
@@ -294,12 +380,21 @@ def make_answer(
     answered: list[MediaDescription] = []
     accepted = False
     reasons: list[str] = []
+    protos = ("RTP/SAVP",) if srtp_required else ("RTP/AVP", "RTP/SAVP") if srtp_key else ("RTP/AVP",)
     for index, m in enumerate(offer.media):
-        if accepted or m.media != "audio" or m.proto != "RTP/AVP" or m.port == 0:
+        if accepted or m.media != "audio" or m.proto not in protos or m.port == 0:
             if not accepted:
-                reasons.append(f"m={m.media} {m.port} {m.proto} is not an active RTP/AVP audio stream")
+                reasons.append(f"m={m.media} {m.port} {m.proto} is not an active {' or '.join(protos)} audio stream")
             answered.append(_rejected(m))
             continue
+        crypto: tuple[CryptoAttribute, ...] = ()
+        if m.proto == "RTP/SAVP":
+            offered_keys = _cryptos(m)
+            if not offered_keys or srtp_key is None:
+                reasons.append(f"m=audio line {index} offers no a=crypto suite we know ({', '.join(SUITES)})")
+                answered.append(_rejected(m))
+                continue
+            crypto = (CryptoAttribute(offered_keys[0].tag, offered_keys[0].suite, srtp_key),)
         if offer.media_connection(index) is None:
             reasons.append(f"m={m.media} line {index} has no connection address")
             answered.append(_rejected(m))
@@ -321,15 +416,16 @@ def make_answer(
             continue
         fmtp: dict[int, str] = {}
         if dtmf:
-            event = next((o for o in offered if o.same_codec(TELEPHONE_EVENT)), None)
-            if event is not None:
+            rates = {c.clock_rate for c in common}
+            for event in [o for o in offered if o.name.lower() == "telephone-event" and o.clock_rate in rates]:
                 common.append(event)
                 fmtp[event.payload_type] = m.fmtp.get(event.payload_type, DTMF_EVENTS)
         for c in common:
             if c.payload_type in m.fmtp and c.payload_type not in fmtp:
                 fmtp[c.payload_type] = m.fmtp[c.payload_type]
         direction = _ANSWER_DIRECTION[(_offered_direction(offer, index), hold)]
-        answered.append(_audio_media(common, rtp_port, direction, ptime, fmtp))
+        answered.append(_audio_media(common, rtp_port, direction, ptime, fmtp,
+                                     rtcp_mux=rtcp_mux and _has(m, "rtcp-mux"), crypto=crypto))
         accepted = True
     if not accepted:
         raise NoCommonCodec("cannot accept the offer: " + ("; ".join(reasons) or "no media"))
@@ -397,13 +493,20 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
             reasons.append(f"audio stream {index} has no codec in common")
             continue
         event_pt = local_event_pt = None
-        ours_event = next((o for o in our_codecs if o.same_codec(TELEPHONE_EVENT)), None)
-        theirs_event = next((t for t in their_codecs if t.same_codec(TELEPHONE_EVENT)), None)
+        event_codec = Codec("telephone-event", 0, codec.clock_rate)  # at the audio's clock rate (RFC 4733 §2.1)
+        ours_event = next((o for o in our_codecs if o.same_codec(event_codec)), None)
+        theirs_event = next((t for t in their_codecs if t.same_codec(event_codec)), None)
         if ours_event is not None and theirs_event is not None:
             event_pt = theirs_event.payload_type
             local_event_pt = ours_event.payload_type
         held = address in ("0.0.0.0", "::")
         direction = _our_direction(ours.direction, theirs.direction, held)
+        srtp = None
+        if ours.proto == "RTP/SAVP" or theirs.proto == "RTP/SAVP":
+            srtp = _srtp_of(ours, theirs)
+            if srtp is None:
+                reasons.append(f"audio stream {index} has no SRTP key both sides share")
+                continue
         return MediaParams(
             remote_address=address,
             remote_port=theirs.port,
@@ -413,8 +516,32 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
             ptime=theirs.ptime or 20,
             media_index=index,
             local_telephone_event_pt=local_event_pt,
+            rtcp_mux=_has(ours, "rtcp-mux") and _has(theirs, "rtcp-mux"),
+            rtcp_port=_rtcp_port(theirs),
+            srtp=srtp,
         )
     raise NoCommonCodec("no usable audio stream: " + ("; ".join(reasons) or "no audio in both"))
+
+
+def _srtp_of(ours: MediaDescription, theirs: MediaDescription) -> SrtpParams | None:
+    """The keys of the first crypto tag both lines have with one suite (RFC 4568 §6.1), or None."""
+    if ours.proto != theirs.proto:
+        return None
+    mine = {c.tag: c for c in _cryptos(ours)}
+    for c in _cryptos(theirs):
+        own = mine.get(c.tag)
+        if own is not None and own.suite == c.suite:
+            return SrtpParams(c.suite, own.key, c.key)
+    return None
+
+
+def _rtcp_port(m: MediaDescription) -> int | None:
+    """The port of ``a=rtcp:PORT [...]`` (RFC 3605), or None."""
+    value = m.attribute("rtcp")
+    if not value:
+        return None
+    head = value.split()[0]
+    return int(head) if head.isdigit() and 0 < int(head) < 65536 else None
 
 
 def _reoffer(previous: SessionDescription, directions: dict[str, str]) -> SessionDescription:

@@ -37,6 +37,11 @@ class MediaStats:
         dtmf_sent: digits sent.
         dtmf_received: digits reported to ``on_dtmf``.
         jitter: interarrival jitter estimate in seconds (RFC 3550 §6.4.1).
+        srtp_failed: packets that failed SRTP/SRTCP authentication (a
+            wrong key, tampering, replay), dropped.
+        packets_late: packets sent more than 5 ms after their slot's
+            deadline (the reactor was busy), and schedules restarted after
+            falling more than 0.2 s behind.
     """
 
     packets_sent: int = 0
@@ -53,6 +58,8 @@ class MediaStats:
     dtmf_sent: int = 0
     dtmf_received: int = 0
     jitter: float = 0.0
+    packets_late: int = 0
+    srtp_failed: int = 0
 
 
 
@@ -108,6 +115,19 @@ class ReceptionStatistics:
             self._counted += 1
         expected = self._cycles + self._max_seq - self._base_seq + 1
         stats.packets_lost = self._lost_before + max(0, expected - self._counted)
+
+    def snapshot(self) -> tuple[int, int, int, int, float] | None:
+        """What a reception report (RFC 3550 §6.4.1) needs, or None before the first packet.
+
+        Returns:
+            ``(ssrc, extended highest sequence number, expected, received,
+            jitter in timestamp units)``; counts are since the current SSRC began.
+        """
+        if self._source_ssrc is None:
+            return None
+        highest = self._cycles + self._max_seq
+        expected = highest - self._base_seq + 1
+        return self._source_ssrc, highest, expected, self._counted, self._jitter_units
 
     def update_jitter(self, packet: RtpPacket, rate: int, arrival: float) -> None:
         """Update the interarrival jitter with ``packet`` (Appendix A.8).

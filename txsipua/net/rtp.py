@@ -9,9 +9,12 @@ Theory of operation:
 - The negotiated parameters (:class:`~txsipua.media.offer_answer.MediaParams`)
   arrive through :meth:`MediaStream.configure`, again on every re-INVITE.
 - Sending is paced by *slots* of ``ptime`` (20 ms): while there is something
-  to send, one ``IDelayedCall`` fires at each slot's deadline, computed from
-  the burst's start (``start + n * ptime``), so lateness never accumulates;
-  a slot that is late is sent at once.  Each slot sends one packet: the next
+  to send, the stream asks the process's one :class:`~txsipua.net.pacer.Pacer`
+  (shared by every stream of the reactor: one timer, not one per stream) to
+  call it at each slot's deadline, computed from the burst's start
+  (``start + n * ptime``), so lateness never accumulates; a slot that is
+  late is sent at once, and counted in ``stats.packets_late`` when more than
+  5 ms late.  Each slot sends one packet: the next
   DTMF packet if digits are queued (audio pauses during events, RFC 4733
   §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
   frame per slot; a burst after silence starts with the marker bit (RFC 3551
@@ -60,9 +63,9 @@ Theory of operation:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +76,6 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
-from txsipua.media import g711
 from txsipua.media.audio import (
     FramePuller,
     IAudioSource,
@@ -82,19 +84,26 @@ from txsipua.media.audio import (
     resampled_sink,
     resampled_source,
 )
+from txsipua.media.codecs import AudioCodec, CodecUnavailable, Decoder, Encoder, lookup, resample
 from txsipua.media.dtmf import DtmfDetector, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats, ReceptionStatistics
 from txsipua.media.recording import MAX_GAP, Recording
+from txsipua.media.rtcp import RtcpSession, RtcpStats
 from txsipua.media.rtp import RtpPacket, is_rtcp
+from txsipua.media.srtp import SrtpError, SrtpTransform, SrtpUnavailable
 from txsipua.media.wav import read_wav
 from txsipua.net.media_limits import DEFAULT_LIMIT, MediaStreamLimit, MediaUnavailable
+from txsipua.net.media_watch import MediaWatch
+from txsipua.net.pacer import Pacer, pacer_for
+from txsipua.net.playout import Playout
+from txsipua.net.reports import StreamReports
+from txsipua.net.source import SourceFilter
 
 __all__ = ["DEFAULT_LIMIT", "MediaStats", "MediaStream", "MediaStreamLimit", "MediaUnavailable"]
 
-_ENCODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_encode, "pcma": g711.alaw_encode}
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {"pcmu": g711.ulaw_decode, "pcma": g711.alaw_decode}
-_STATIC_DECODERS = {0: "pcmu", 8: "pcma"}
+_STATIC_DECODERS = {0: "pcmu", 8: "pcma"}  # heard whatever was negotiated
+_RTP_HEADER = struct.Struct("!BBHII")
 #: Default for ``max_recording_gap`` (:class:`~txsipua.media.recording.Recording`).
 MAX_RECORDING_GAP = MAX_GAP
 #: Default for ``media_timeout``: seconds without RTP or RTCP before ``on_timeout``.
@@ -103,27 +112,18 @@ MEDIA_TIMEOUT = 60.0
 MIN_PTIME, MAX_PTIME = 10, 60
 #: Slots of silence between two digits of one :meth:`MediaStream.send_dtmf` call.
 DTMF_GAP_SLOTS = 3
+#: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
+LATE_THRESHOLD = 0.005
 #: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
 AUDIO_RATE = 8000
 
-
-def _same_address(a: str, b: str) -> bool:
-    """True when two IP address texts name the same address (IPv4-mapped IPv6 included)."""
-    try:
-        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    except ValueError:
-        return False  # a name in the SDP: never matches a datagram's source (use latch)
-    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped is not None:
-        x = x.ipv4_mapped
-    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
-        y = y.ipv4_mapped
-    return x == y
 
 
 @attrs.define
 class _Playback:
     puller: FramePuller  # the source, re-cut to the packet size
     deferred: defer.Deferred[bool]
+    rate: int = 8000  # the rate the puller delivers
 
 
 @attrs.define
@@ -161,12 +161,20 @@ class MediaStream(DatagramProtocol):
             no cap).
         rng: randomness for the SSRC, first sequence number and timestamp
             (RFC 3550 §5.1); ``random.SystemRandom()`` when None.
+        pacer: the :class:`~txsipua.net.pacer.Pacer` that calls the stream at
+            each slot; None: the one shared by every stream of ``reactor``.
+        rtcp_interval: send RTCP reports (RFC 3550) about every this many
+            seconds (at least 5), on the RTP port when ``rtcp-mux`` was
+            negotiated (RFC 5761), else to the peer's RTCP port; None: no RTCP.
+        cname: our RTCP CNAME (RFC 3550 §6.5.1); ``txsipua@<local_host>`` when None.
 
     Attributes:
         on_dtmf: called with each received digit (``"0"``-``"9"``, ``"*"``,
             ``"#"``, ``"A"``-``"D"``, ``"!"`` for flash), once per event.
-        on_audio: called with each received frame as 16-bit PCM, or None
-            (the sinks of :meth:`add_sink` get the frames too).
+        on_audio: called with each received packet's audio as 16-bit LE mono
+            PCM at :attr:`sample_rate` (arrival order, no playout), or None
+            (the sinks of :meth:`add_sink` get it too, at :data:`AUDIO_RATE`).
+        codec: the negotiated :class:`~txsipua.media.codecs.AudioCodec`, or None.
         on_timeout: called (no arguments) once when ``media_timeout`` passes
             without media while the stream expects some, or None.
         latched: the ``(host, port)`` latched to (``latch=True``), or None.
@@ -194,8 +202,12 @@ class MediaStream(DatagramProtocol):
         media_timeout: float | None = MEDIA_TIMEOUT,
         limit: MediaStreamLimit | None = DEFAULT_LIMIT,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
+        rtcp_interval: float | None = None,
+        cname: str | None = None,
     ) -> None:
         self._reactor = reactor
+        self._pacer = pacer if pacer is not None else pacer_for(reactor)
         self.local_host = local_host
         self._wanted_port = port
         rng = rng or random.SystemRandom()
@@ -204,25 +216,25 @@ class MediaStream(DatagramProtocol):
         self._timestamp_base = rng.getrandbits(32)
         self._epoch: float | None = None
         self.params: MediaParams | None = None
+        self.codec: AudioCodec | None = None
+        self._encoder: Encoder | None = None
+        self._decoders: dict[int, tuple[AudioCodec, Decoder]] = {}
         self.stats = MediaStats()
         self.on_dtmf: Callable[[str], object] | None = None
         self.on_audio: Callable[[bytes], object] | None = None
         self.on_timeout: Callable[[], object] | None = None
-        self.latched: tuple[str, int] | None = None
-        self._latch = latch
+        self._sources = SourceFilter(latch)
         self._limit = limit
         self._has_slot = False
         self._media_timeout = media_timeout
-        self._watchdog: Any = None
-        self._last_heard = 0.0
-        self._timed_out = False
+        self._media_watch = MediaWatch(reactor, media_timeout, self._expecting_media, self._media_expired)
         self._listening: Any = None
         self._held = False
         self._stopped = False
         # sending
         self._audio: deque[_Playback] = deque()
         self._digits: deque[_DigitJob] = deque()
-        self._timer: Any = None
+        self._pacing = False
         self._burst_start = 0.0
         self._slot_index = 0
         self._timestamp = 0
@@ -237,6 +249,13 @@ class MediaStream(DatagramProtocol):
         self._record_sink: WavSink | None = None
         self._sinks: list[Any] = []
         self._digit_sinks: list[Callable[[str], object]] = []
+        self._playout_sink: Callable[[bytes], object] | None = None
+        self._rng = rng
+        self._rtcp_interval = rtcp_interval
+        self._cname = cname or f"txsipua@{local_host}"
+        self.reports: StreamReports | None = None
+        self._srtp: SrtpTransform | None = None
+        self.playout: Playout | None = None
 
     # --- lifecycle --------------------------------------------------------
 
@@ -282,7 +301,7 @@ class MediaStream(DatagramProtocol):
         """Note the media clock's epoch when the transport is attached."""
         if self._epoch is None:
             self._epoch = self._reactor.seconds()
-        self._watch()
+        self._media_watch.watch()
 
     def configure(self, params: MediaParams) -> None:
         """Use newly negotiated parameters (initial answer or any re-INVITE).
@@ -291,19 +310,44 @@ class MediaStream(DatagramProtocol):
             params: from :func:`txsipua.media.offer_answer.negotiate`.
 
         Raises:
-            LocalProtocolError: the codec is not G.711 (PCMU or PCMA).
+            LocalProtocolError: the codec is not one of
+                :data:`txsipua.media.codecs.CODECS`, or its library is not
+                installed (the message names the extra).
         """
-        if params.codec.name.lower() not in _ENCODERS:
-            raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: only PCMU and PCMA")
-        old, self.params = self.params, params
-        if old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port):
+        codec = lookup(params.codec.name, params.codec.clock_rate)
+        if codec is None:
+            raise LocalProtocolError(f"cannot send {params.codec.rtpmap}: not a codec txsipua has")
+        old = self.params
+        if self.codec is not codec or old is None or old.ptime != params.ptime:
+            try:
+                self._encoder, decoder = codec.coders(min(max(params.ptime, MIN_PTIME), MAX_PTIME))
+            except CodecUnavailable as e:
+                raise LocalProtocolError(str(e)) from None
+            self._decoders = {params.codec.payload_type: (codec, decoder)}
+            self.codec = codec
+            if self.playout is not None:
+                self.playout.stop()
+                self.playout = None  # made again for the new codec by the next packet
+        if params.srtp != (old.srtp if old is not None else None):
+            try:
+                self._srtp = SrtpTransform(params.srtp) if params.srtp is not None else None
+            except (SrtpUnavailable, ValueError) as e:
+                raise LocalProtocolError(str(e)) from None
+        self.params = params
+        if self._rtcp_interval is not None and self.reports is None:
+            self.reports = StreamReports(
+                self._pacer, RtcpSession(self.ssrc, self._cname, codec.clock_rate), self._reception,
+                self._sender_info, self.send_rtcp, self._rng, self._rtcp_interval)
+            self.reports.start(self._reactor.seconds())
+        moved = old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port)
+        self._sources.reset(moved)  # judge sources afresh; a new destination latches again
+        if moved:
             self._talkspurt = True  # a new destination starts a new talkspurt
-            self.latched = None  # a new negotiation: latch again
         if old is not None and (old.ptime, old.codec.clock_rate) != (params.ptime, params.codec.clock_rate):
             self._cancel_timer()  # the slot grid changes: start a new burst
-        self._last_heard = self._reactor.seconds()  # a fresh negotiation gets a full media timeout
+        self._media_watch.heard(self._reactor.seconds())  # a fresh negotiation gets a full media timeout
         self._schedule()
-        self._watch()
+        self._media_watch.watch()
 
     def stop(self) -> defer.Deferred[None]:
         """Stop sending and receiving, and release the socket.
@@ -318,9 +362,15 @@ class MediaStream(DatagramProtocol):
         """
         if self._stopped:
             return defer.succeed(None)
+        if self.reports is not None:
+            self.reports.stop()
+            if self.transport is not None:
+                self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
         self._stopped = True
         self._cancel_timer()
-        self._unwatch()
+        if self.playout is not None:
+            self.playout.stop()
+        self._media_watch.unwatch()
         self._release_slot()
         for job in self._audio:
             job.puller.close()
@@ -348,26 +398,28 @@ class MediaStream(DatagramProtocol):
         """Pause sending (queued audio and digits wait), stop recording received audio and the media timeout."""
         self._held = True
         self._cancel_timer()
-        self._unwatch()
+        self._media_watch.unwatch()
 
     def resume(self) -> None:
         """Undo :meth:`hold`: continue where playback stopped; the media timeout starts afresh."""
         self._held = False
         self._talkspurt = True
-        self._last_heard = self._reactor.seconds()
+        self._media_watch.heard(self._reactor.seconds())
         self._schedule()
-        self._watch()
+        self._media_watch.watch()
 
     # --- sending ------------------------------------------------------------
 
-    def play(self, source: Any) -> defer.Deferred[bool]:
+    def play(self, source: Any, *, rate: int = AUDIO_RATE) -> defer.Deferred[bool]:
         """Queue audio to send, one frame per ``ptime``.
 
         Args:
             source: an :class:`~txsipua.media.audio.IAudioSource` (pulled one
-                20 ms frame per slot, resampled to 8000 Hz when its rate
-                differs), 16-bit little-endian mono PCM at 8000 Hz, or the
-                path of a WAV file (converted by :func:`txsipua.media.wav.read_wav`).
+                20 ms frame per slot, resampled to the codec's rate
+                (:attr:`sample_rate`) when its rate differs), 16-bit
+                little-endian mono PCM at ``rate`` Hz, or the path of a WAV
+                file (converted by :func:`txsipua.media.wav.read_wav`).
+            rate: the rate of PCM given as bytes, Hz.
 
         Returns:
             A Deferred firing with True once the last frame is sent, or with
@@ -382,15 +434,16 @@ class MediaStream(DatagramProtocol):
             txsipua.media.audio.AudioError: the source's rate needs ``soxr``.
         """
         if IAudioSource.providedBy(source):
-            pulled = resampled_source(source, AUDIO_RATE)
+            pulled = resampled_source(source, self.sample_rate)
         else:
             if isinstance(source, bytes | bytearray | memoryview):
                 pcm = bytes(source)
             else:
                 pcm, _ = read_wav(source, rate=AUDIO_RATE)
+                rate = AUDIO_RATE
             if len(pcm) % 2:
                 raise ValueError("16-bit PCM must have an even number of octets")
-            pulled = PCMSource(pcm, AUDIO_RATE)
+            pulled = resampled_source(PCMSource(pcm, rate), self.sample_rate)
             if not pcm:
                 return defer.succeed(True)
         job: _Playback
@@ -401,7 +454,7 @@ class MediaStream(DatagramProtocol):
             job.puller.close()
 
         d: defer.Deferred[bool] = defer.Deferred(cancel)
-        job = _Playback(FramePuller(pulled), d)
+        job = _Playback(FramePuller(pulled), d, rate=pulled.rate)
         if self._stopped:
             pulled.close()
             d.callback(False)
@@ -456,13 +509,13 @@ class MediaStream(DatagramProtocol):
         )
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        if self._pacing:
+            self._pacing = False
+            self._pacer.cancel(self)
 
     def _schedule(self) -> None:
         """Start a burst when there is something to send and none is running."""
-        if self._timer is not None or not self._can_send():
+        if self._pacing or not self._can_send():
             return
         assert self.params is not None
         now = self._reactor.seconds()
@@ -473,24 +526,41 @@ class MediaStream(DatagramProtocol):
         self._slot_index = 0
         self._timestamp = (self._timestamp_base + round((now - self._epoch) * rate)) & 0xFFFFFFFF
         self._talkspurt = True
-        self._timer = self._reactor.callLater(0, self._tick)
+        self._pacing = True
+        self._pacer.schedule(self, now)
 
-    def _tick(self) -> None:
-        self._timer = None
-        assert self.params is not None
+    def pace(self, now: float) -> float | None:
+        """Send every slot due at ``now`` (called by the :class:`~txsipua.net.pacer.Pacer`).
+
+        Args:
+            now: the reactor's time, seconds.
+
+        Returns:
+            The next slot's deadline (absolute seconds), or None when there is
+            nothing left to send (the burst ends).
+        """
+        self._pacing = True  # a play() from a callback below joins this burst
+        if self.params is None:
+            self._pacing = False
+            return None
         interval = self._ptime() / 1000.0
-        now = self._reactor.seconds()
         if now - (self._burst_start + self._slot_index * interval) > 0.2:
             # far behind (the reactor was blocked): restart the schedule from now
+            self.stats.packets_late += 1
             self._burst_start = now
             self._slot_index = 0
-        while self._can_send() and self._burst_start + self._slot_index * interval <= now + 1e-9:
+        horizon = now + self._pacer.slack + 1e-9
+        while self._can_send():
+            deadline = self._burst_start + self._slot_index * interval
+            if deadline > horizon:
+                break
+            if now - deadline > LATE_THRESHOLD:
+                self.stats.packets_late += 1
             self._send_slot()
             self._slot_index += 1
             self._timestamp = (self._timestamp + self._samples_per_slot()) & 0xFFFFFFFF
-        if self._can_send():
-            deadline = self._burst_start + self._slot_index * interval
-            self._timer = self._reactor.callLater(max(0.0, deadline - now), self._tick)
+        self._pacing = self._can_send()
+        return self._burst_start + self._slot_index * interval if self._pacing else None
 
     def _ptime(self) -> int:
         """The packet time in ms: the peer's ptime, kept within 10-60 ms."""
@@ -498,32 +568,44 @@ class MediaStream(DatagramProtocol):
         return min(max(self.params.ptime, MIN_PTIME), MAX_PTIME)
 
     def _samples_per_slot(self) -> int:
+        """RTP timestamp units per slot (the RTP clock, not the PCM rate: they differ for G.722)."""
         assert self.params is not None
         return self.params.codec.clock_rate * self._ptime() // 1000
 
+    @property
+    def sample_rate(self) -> int:
+        """The PCM rate of the negotiated codec (Hz; 8000 before :meth:`configure`)."""
+        return self.codec.sample_rate if self.codec is not None else 8000
+
     def _send(self, packet: RtpPacket) -> None:
-        assert self.params is not None and self.transport is not None
         packet = attrs.evolve(packet, sequence=self._sequence, ssrc=self.ssrc)
+        self._write(packet.to_bytes(), len(packet.payload))
+
+    def _write(self, data: bytes, payload_octets: int) -> None:
+        assert self.params is not None and self.transport is not None
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
-        data = packet.to_bytes()
+        if self._srtp is not None:
+            data = self._srtp.protect(data)
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
         transport.write(data, destination)
         self.stats.packets_sent += 1
-        self.stats.octets_sent += len(packet.payload)
+        self.stats.octets_sent += payload_octets
 
     def _send_slot(self) -> None:
         assert self.params is not None
         if self._digits:
             self._send_digit_slot(self._digits[0])
             return
-        size = self._samples_per_slot() * 2
+        assert self.codec is not None and self._encoder is not None
         while self._audio:
             job = self._audio[0]
-            try:
-                frame = job.puller.take(size)
+            try:  # the codec may have changed since the job was queued: convert its frames
+                frame = job.puller.take(self.codec.frame_samples(self._ptime()) * 2 * job.rate // self.codec.sample_rate)
+                if frame and job.rate != self.codec.sample_rate:
+                    frame = resample(frame, job.rate, self.codec.sample_rate)
             except Exception as e:  # a source that cannot be read (a file gone...)
                 self.log.failure("an audio source failed")
                 self._audio.popleft()
@@ -531,9 +613,10 @@ class MediaStream(DatagramProtocol):
                 job.deferred.errback(e)
                 continue
             if frame:
-                payload = _ENCODERS[self.params.codec.name.lower()](frame)
-                self._send(RtpPacket(self.params.codec.payload_type, 0, self._timestamp, 0,
-                                     marker=self._talkspurt, payload=payload))
+                payload = self._encoder.encode(frame)
+                second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+                header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+                self._write(header + payload, len(payload))
                 self._talkspurt = False
             if job.puller.finished:
                 self._audio.popleft()
@@ -575,12 +658,25 @@ class MediaStream(DatagramProtocol):
             return
         if self.trace is not None:
             self.trace("recv", data, (self.local_host, self.port), (addr[0], addr[1]))
-        if not self._accepts(addr):
+        if not self._sources.accepts(addr, self.params):
             self.stats.wrong_source += 1
             return
-        self._last_heard = self._reactor.seconds()
-        if is_rtcp(data):
+        rtcp = is_rtcp(data)
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data) if rtcp else self._srtp.unprotect(data)
+            except SrtpError as e:
+                self.stats.srtp_failed += 1
+                if self.stats.srtp_failed == 1 or self.stats.srtp_failed % 1000 == 0:
+                    self.log.warn("SRTP: {n} packet(s) dropped, the peer's key does not match? ({err})",
+                                  n=self.stats.srtp_failed, err=e)
+                return
+        now = self._reactor.seconds()
+        self._media_watch.heard(now)
+        if rtcp:
             self.stats.rtcp += 1
+            if self.reports is not None:
+                self.reports.receive(data, now)
             return
         try:
             packet = RtpPacket.parse(data)
@@ -602,23 +698,37 @@ class MediaStream(DatagramProtocol):
             for digit in digits:
                 self._report_digit(digit)
             return
-        name = _STATIC_DECODERS.get(packet.payload_type)
-        if packet.payload_type == params.codec.payload_type:
-            name = params.codec.name.lower()
-        if name not in _DECODERS:
+        coder = self._decoder_for(packet.payload_type)
+        if coder is None:
             return
-        self._reception.update_jitter(packet, params.codec.clock_rate, self._reactor.seconds())
+        codec, decoder = coder
+        now = self._reactor.seconds()
+        self._reception.update_jitter(packet, codec.clock_rate, now)
         if self._held or not params.receiving:
             return
-        pcm = _DECODERS[name](packet.payload)
+        if self._playout_sink is not None and codec is self.codec:
+            if self.playout is None:
+                self.playout = Playout(self._pacer, codec, codec.coders(self._ptime())[1], self._ptime(),
+                                       self._playout_sink)
+            self.playout.push(packet.timestamp, packet.payload, now)
+        if not (self._record or self.on_audio is not None or self._sinks):
+            return  # nobody listens: no decoding
+        try:
+            pcm = decoder.decode(packet.payload)
+        except ValueError:
+            self.stats.invalid += 1
+            return
         if self._record:
             cut = self._recording.gaps_cut
-            self._recording.add(packet.ssrc, packet.timestamp, pcm, self._reactor.seconds())
+            timestamp = packet.timestamp
+            if codec.clock_rate != 8000:  # the recording counts 8000 Hz units
+                timestamp = (timestamp * 8000 // codec.clock_rate) & 0xFFFFFFFF
+            self._recording.add(packet.ssrc, timestamp, resample(pcm, codec.sample_rate, AUDIO_RATE), now)
             self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
-        self.deliver_audio(pcm)
+        self.deliver_audio(pcm, codec.sample_rate)
 
-    def deliver_audio(self, pcm: bytes) -> None:
-        """Push one decoded frame (PCM at :data:`AUDIO_RATE`) to ``on_audio`` and every sink.
+    def deliver_audio(self, pcm: bytes, rate: int = AUDIO_RATE) -> None:
+        """Push one decoded frame (PCM at ``rate`` Hz) to ``on_audio`` and, at :data:`AUDIO_RATE`, every sink.
 
         The receive path calls this once per frame, in playout order; a
         failing sink is logged and keeps its place.
@@ -628,6 +738,8 @@ class MediaStream(DatagramProtocol):
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
+        if self._sinks and rate != AUDIO_RATE:
+            pcm = resample(pcm, rate, AUDIO_RATE)  # the sinks were attached at AUDIO_RATE
         for sink in list(self._sinks):
             try:
                 sink.write(pcm)
@@ -667,30 +779,58 @@ class MediaStream(DatagramProtocol):
         if sink in self._digit_sinks:
             self._digit_sinks.remove(sink)
 
-    def _accepts(self, addr: Any) -> bool:
-        """True for a datagram from the negotiated source, or the latched one (see the module doc)."""
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one compound RTCP packet (SRTCP when SRTP is on) to the peer's RTCP address.
+
+        The RTP destination when ``rtcp-mux`` was negotiated (RFC 5761), else
+        the peer's ``a=rtcp`` port or its RTP port + 1 (RFC 3550 §11).
+        """
         params = self.params
-        if params is None or not isinstance(addr, tuple) or len(addr) < 2:
-            return False  # nothing negotiated yet: nobody to hear
-        host, port = str(addr[0]), int(addr[1])
-        if port == params.remote_port and _same_address(host, params.remote_address):
-            return True
-        if self.latched is not None:
-            return port == self.latched[1] and _same_address(host, self.latched[0])
-        if self._latch:
-            self.latched = (host, port)
-            self.log.info("symmetric RTP: latched to {host}:{port}", host=host, port=port)
-            return True
-        return False
+        if params is None or self.transport is None or params.remote_port == 0:
+            return
+        if params.rtcp_mux:
+            destination = self.latched or (params.remote_address, params.remote_port)
+        else:
+            destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
+        if self._srtp is not None:
+            data = self._srtp.protect_rtcp(data)
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
+        transport: Any = self.transport
+        transport.write(data, destination)
+
+    @property
+    def latched(self) -> tuple[str, int] | None:
+        """The ``(host, port)`` latched to (``latch=True``), or None."""
+        return self._sources.latched
+
+    @property
+    def rtcp_stats(self) -> RtcpStats | None:
+        """What RTCP told (round trip, the peer's loss and jitter of our stream), or None without RTCP."""
+        return self.reports.stats if self.reports is not None else None
+
+    def _sender_info(self, now: float) -> tuple[int, int, int]:
+        """(packets sent, octets sent, our RTP timestamp at ``now``) for an SR (RFC 3550 §6.4.1)."""
+        rate = self.params.codec.clock_rate if self.params is not None else 8000
+        epoch = self._epoch if self._epoch is not None else now
+        timestamp = (self._timestamp_base + round((now - epoch) * rate)) & 0xFFFFFFFF
+        return self.stats.packets_sent, self.stats.octets_sent, timestamp
+
+    def _decoder_for(self, payload_type: int) -> tuple[AudioCodec, Decoder] | None:
+        """The decoder of the negotiated codec, or of static G.711 the peer may send anyway."""
+        coder = self._decoders.get(payload_type)
+        if coder is None and payload_type in _STATIC_DECODERS:
+            codec = lookup(_STATIC_DECODERS[payload_type])
+            assert codec is not None
+            coder = self._decoders[payload_type] = (codec, codec.coders()[1])
+        return coder
 
     # --- media timeout ------------------------------------------------------
 
     def _expecting_media(self) -> bool:
         return (
-            self._media_timeout is not None
-            and not self._stopped
+            not self._stopped
             and not self._held
-            and not self._timed_out
             and self.transport is not None
             and self.params is not None
             and self.params.direction == "sendrecv"  # either side on hold: the peer may send nothing
@@ -698,30 +838,7 @@ class MediaStream(DatagramProtocol):
             and self.params.remote_address not in ("0.0.0.0", "::")  # RFC 2543 hold
         )
 
-    def _watch(self) -> None:
-        """Arm the media timeout when media is expected, disarm it otherwise."""
-        if not self._expecting_media():
-            self._unwatch()
-            return
-        if self._watchdog is None:
-            assert self._media_timeout is not None
-            delay = self._last_heard + self._media_timeout - self._reactor.seconds()
-            self._watchdog = self._reactor.callLater(max(0.0, delay), self._check_media)
-
-    def _unwatch(self) -> None:
-        if self._watchdog is not None and self._watchdog.active():
-            self._watchdog.cancel()
-        self._watchdog = None
-
-    def _check_media(self) -> None:
-        self._watchdog = None
-        if not self._expecting_media():
-            return
-        assert self._media_timeout is not None
-        if self._reactor.seconds() - self._last_heard < self._media_timeout:
-            self._watch()  # media came meanwhile: wait for the rest
-            return
-        self._timed_out = True
+    def _media_expired(self) -> None:
         self.log.warn("no media for {t} s", t=self._media_timeout)
         if self.on_timeout is not None:
             try:
@@ -738,6 +855,19 @@ class MediaStream(DatagramProtocol):
                 sink(digit)
             except Exception:
                 self.log.failure("on_dtmf callback failed for {digit!r}", digit=digit)
+
+    def play_out(self, sink: Callable[[bytes], object] | None) -> None:
+        """Hand received audio to ``sink`` one frame per packet time, through a jitter buffer.
+
+        ``sink`` gets 16-bit LE mono PCM at :attr:`sample_rate`, one ``ptime``
+        frame at a time at the pace of the process's pacer, in timestamp
+        order; missing frames are concealed (:class:`~txsipua.net.playout.Playout`,
+        :class:`~txsipua.media.jitter.JitterBuffer`).  None stops it.
+        """
+        self._playout_sink = sink
+        if sink is None and self.playout is not None:
+            self.playout.stop()
+            self.playout = None
 
     def start_recording(self) -> None:
         """Keep received audio in memory from now on (:meth:`recorded`); about 16 kB/s."""

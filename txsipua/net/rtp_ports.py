@@ -43,7 +43,7 @@ def candidate_ports(first: int, last: int, start: int) -> list[int]:
 
 def stream_factory(ports: tuple[int, int] | None, symmetric: bool, *,
                    limit: MediaStreamLimit | None = None,
-                   rng: random.Random | None = None) -> StreamFactory | None:
+                   rng: random.Random | None = None, **options: Any) -> StreamFactory | None:
     """The stream factory for a port range and symmetric RTP, or ``None`` for the defaults.
 
     Args:
@@ -52,6 +52,8 @@ def stream_factory(ports: tuple[int, int] | None, symmetric: bool, *,
         limit: the :class:`~txsipua.net.media_limits.MediaStreamLimit`
             (the process-wide one by default).
         rng: where the first port tried is drawn from.
+        options: more :class:`~txsipua.net.rtp.MediaStream` keyword arguments
+            (``rtcp_interval``, ``media_timeout``).
 
     Returns:
         ``None`` when neither is asked for (the call keeps its default
@@ -68,12 +70,12 @@ def stream_factory(ports: tuple[int, int] | None, symmetric: bool, *,
         from txsipua.net.rtp import MediaStream
 
         if ports is None:
-            stream = MediaStream(reactor, local_host=host, latch=symmetric, limit=chosen)
+            stream = MediaStream(reactor, local_host=host, latch=symmetric, limit=chosen, **options)
             stream.start()
             return stream
         first, last = ports
         for port in candidate_ports(first, last, draw.randint(first, last)):
-            stream = MediaStream(reactor, local_host=host, port=port, latch=symmetric, limit=chosen)
+            stream = MediaStream(reactor, local_host=host, port=port, latch=symmetric, limit=chosen, **options)
             try:
                 stream.start()
             except MediaUnavailable:

@@ -110,6 +110,10 @@ class Account:
             of the hosts listed for the realm (:mod:`txsipua.auth.guard`).
         prefer_qop: ``"auth"`` or ``"auth-int"``.
         prefer_strongest: answer the strongest algorithm a realm offers.
+        srtp: require SRTP (RFC 3711, SDES keys RFC 4568) on every call:
+            offers are RTP/SAVP and plain RTP/AVP offers are refused (488).
+            A ``sips:`` registrar or outbound proxy requires it too
+            (:attr:`requires_srtp`).  Needs ``pip install 'txsipua[srtp]'``.
     """
 
     user: str
@@ -123,6 +127,12 @@ class Account:
     digest_guard: bool = True
     prefer_qop: str = "auth"
     prefer_strongest: bool = False
+    srtp: bool = False
+
+    @property
+    def requires_srtp(self) -> bool:
+        """True when calls must use SRTP: :attr:`srtp`, or a ``sips:`` registrar or outbound proxy."""
+        return self.srtp or any(u is not None and u.scheme == "sips" for u in (self.registrar, self.outbound_proxy))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Account:
@@ -138,11 +148,11 @@ class Account:
         if not isinstance(creds, list):
             raise AccountError("'credentials' must be an array of tables ([[credentials]])")
         known = {"user", "domain", "display_name", "registrar", "outbound_proxy", "credentials",
-                 "digest_guard", "prefer_qop", "prefer_strongest"}
+                 "digest_guard", "prefer_qop", "prefer_strongest", "srtp"}
         unknown = set(data) - known
         if unknown:
             raise AccountError(f"unknown account key(s): {', '.join(sorted(unknown))}")
-        for flag in ("digest_guard", "prefer_strongest"):
+        for flag in ("digest_guard", "prefer_strongest", "srtp"):
             if flag in data and not isinstance(data[flag], bool):
                 raise AccountError(f"{flag!r} must be true or false (a TOML boolean), not {data[flag]!r}")
         if data.get("prefer_qop", "auth") not in ("auth", "auth-int"):
@@ -161,6 +171,7 @@ class Account:
             digest_guard=bool(data.get("digest_guard", True)),
             prefer_qop=str(data.get("prefer_qop", "auth")),
             prefer_strongest=bool(data.get("prefer_strongest", False)),
+            srtp=bool(data.get("srtp", False)),
         )
 
     @classmethod

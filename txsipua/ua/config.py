@@ -21,10 +21,12 @@ import attrs
 
 from txsipua.core.context import MAX_CALLS
 from txsipua.core.transaction import Timers
-from txsipua.media.offer_answer import PCMA, PCMU, Codec
+from txsipua.media import codecs as _coders
+from txsipua.media.offer_answer import G722, OPUS, PCMA, PCMU, Codec
 
-KNOWN_CODECS: tuple[Codec, ...] = (PCMU, PCMA)
-"""The codecs the RTP stream can send and receive (G.711, RFC 3551 §4.5.14)."""
+KNOWN_CODECS: tuple[Codec, ...] = (PCMU, PCMA, G722, OPUS)
+"""The codecs the RTP stream can send and receive: G.711 (RFC 3551 §4.5.14) always, G.722
+(``txsipua[g722]``) and Opus (``txsipua[opus]``, RFC 7587) when their library is installed."""
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -53,6 +55,10 @@ def _codecs(instance: object, attribute: attrs.Attribute[tuple[Codec, ...]], val
         if not isinstance(codec, Codec) or not any(codec.same_codec(k) and codec.payload_type == k.payload_type
                                                     for k in KNOWN_CODECS):
             raise ValueError(f"codecs: {codec!r} is not a known codec (known: {names})")
+        coder = _coders.lookup(codec.name, codec.clock_rate)
+        if coder is None or not coder.available():
+            extra = coder.extra if coder is not None else "?"
+            raise ValueError(f"codecs: {codec.name} needs its library: pip install 'txsipua[{extra}]'")
     if len(set(value)) != len(value):
         raise ValueError("codecs must not name a codec twice")
 
@@ -113,6 +119,11 @@ def _seconds_or_none(instance: object, attribute: Any, value: Any) -> None:
         _seconds(0.0, strict=True)(instance, attribute, value)
 
 
+def _rtcp_interval(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _seconds(5.0)(instance, attribute, value)
+
+
 @attrs.frozen
 class Configuration:
     """How a user agent behaves: timers, identification, media and socket settings.
@@ -129,7 +140,9 @@ class Configuration:
             wildcard such as ``0.0.0.0``).
         codecs: the audio codecs offered and accepted, in order of preference
             (RFC 3264 §5.1): a tuple of :class:`~txsipua.media.offer_answer.Codec`
-            from :data:`KNOWN_CODECS` (names such as ``"PCMA"`` are converted).
+            from :data:`KNOWN_CODECS` (names such as ``"PCMA"``, ``"G722"``,
+            ``"opus"`` are converted).  G.711 is the default; G.722 and Opus
+            need their optional library.
         dtmf: offer and accept telephone-event (RFC 4733).
         socket_buffer: kernel receive/send buffer size of the UDP SIP socket,
             bytes (``SO_RCVBUF``/``SO_SNDBUF``), for servers under load;
@@ -165,6 +178,12 @@ class Configuration:
             the call ends with BYE (reason ``"session-expired"``).
         min_se: the smallest session interval we accept, seconds (at least
             90, the default); smaller requests get 422 with Min-SE.
+        rtcp_interval: mean seconds between the RTCP reports of a call's
+            stream (RFC 3550 §6.2; at least 5), ``None`` for no RTCP.
+        rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
+        media_timeout: seconds without RTP or RTCP from the peer (packets
+            failing SRTP do not count) after which a call whose media is
+            sendrecv is hung up with BYE; ``None``: never.  Default 60.
         public_host: the IP address Via and Contact name instead of the
             bind address (a static NAT); ``None``: the bind address, or for
             a wildcard bind the address of the interface routing to the
@@ -203,8 +222,8 @@ class Configuration:
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
             ``user_agent`` with CR, LF or control characters; ``rtp_host``
-            not an IP address; ``codecs`` empty, repeated or not in
-            :data:`KNOWN_CODECS`; ``media``/``dtmf`` not bool;
+            not an IP address; ``codecs`` empty, repeated, not in
+            :data:`KNOWN_CODECS` or its library missing; ``media``/``dtmf`` not bool;
             ``socket_buffer`` not positive; ``grace`` negative;
             ``registration_retry`` under 1 s; ``max_calls`` negative;
             ``max_call_duration`` or ``no_answer_timeout`` not positive;
@@ -239,7 +258,9 @@ class Configuration:
     session_expires: int | None = attrs.field(default=None, validator=attrs.validators.optional(
         [attrs.validators.instance_of(int), attrs.validators.ge(90)]))
     min_se: int = attrs.field(default=90, validator=[attrs.validators.instance_of(int), attrs.validators.ge(90)])
-
+    rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
+    rtcp_mux: bool = attrs.field(default=True, validator=_bool)
+    media_timeout: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
     public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
     rtp_public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
     rtp_ports: tuple[int, int] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple),

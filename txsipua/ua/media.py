@@ -21,6 +21,7 @@ providers for files and memory.  :attr:`CallMedia.audio` is the call's
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +42,9 @@ from txsipua.media.offer_answer import (
     negotiate,
     resume_offer,
 )
+from txsipua.media.sdes import KEY_LENGTH, SUITES, CryptoAttribute
 from txsipua.media.sdp import SessionDescription
+from txsipua.media.srtp import available as srtp_available
 from txsipua.ua.audio import CallAudio
 from txsipua.ua.config import Configuration
 
@@ -100,8 +103,13 @@ class CallMedia:
             public side, or the routed interface of a wildcard bind).
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
-            (a started :class:`~txsipua.net.rtp.MediaStream` by default).
+            (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
+            RTCP every ``config.rtcp_interval`` seconds and its media timeout).
         on_timeout: called when the stream hears nothing for its media timeout.
+        srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
+            RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
+            (488).  Without it an RTP/SAVP offer is still accepted when
+            pylibsrtp is installed.
 
     Attributes:
         stream: the RTP stream once an offer or answer was made, else ``None``.
@@ -120,7 +128,7 @@ class CallMedia:
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
                  stream_factory: Any = None, on_timeout: Callable[[], object] | None = None,
-                 advertise: str | None = None) -> None:
+                 srtp: bool = False, advertise: str | None = None) -> None:
         self.reactor = reactor
         self.on_timeout = on_timeout
         self.config = config
@@ -133,9 +141,13 @@ class CallMedia:
         self.held_locally = False
         self.held_remotely = False
         self.on_hold_change: Callable[[bool, bool], object] | None = None
-        self._stream_factory = stream_factory or _start_stream
+        self._stream_factory = stream_factory or functools.partial(
+            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
         self._sink: Any = None
         self.audio = CallAudio(reactor)
+        self.srtp = srtp
+        self._srtp_keys: tuple[CryptoAttribute, ...] = ()  # offered, kept for re-offers
+        self._answer_key: bytes | None = None
 
     # ------------------------------------------------------------ views
     @property
@@ -188,7 +200,8 @@ class CallMedia:
         else:
             offer = make_offer(self.advertise, self.stream.port, codecs=codecs or self.config.codecs,
                                dtmf=self.config.dtmf, session_id=self.session_id, direction=direction,
-                               session_version=prev.session_version + 1 if prev is not None else 1)
+                               session_version=prev.session_version + 1 if prev is not None else 1,
+                               **self._offer_options())
         n.send_offer(offer)
         return offer.to_bytes()
 
@@ -223,6 +236,7 @@ class CallMedia:
                 offer, self.advertise, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
                 session_id=prev.session_id if prev else self.session_id,
                 session_version=(prev.session_version + 1) if prev else 1, hold=self.held_locally,
+                **self._answer_options(),
             )
         except SIPError:
             n.rollback()
@@ -308,6 +322,25 @@ class CallMedia:
         if n.state is OfferAnswerState.OFFER_SENT and n.offer is not None:
             return n.offer.to_bytes()
         return self.create_offer()
+
+    def _offer_options(self) -> dict[str, Any]:
+        """RTCP mux and, when SRTP is required, one SDES key per suite (RFC 4568 §6.1).
+
+        Raises:
+            LocalProtocolError: SRTP is required but pylibsrtp is missing.
+        """
+        if self.srtp and not self._srtp_keys:
+            if not srtp_available():
+                raise LocalProtocolError("SRTP is required but pylibsrtp is missing: pip install 'txsipua[srtp]'")
+            self._srtp_keys = tuple(CryptoAttribute(tag, suite, secrets.token_bytes(KEY_LENGTH))
+                                    for tag, suite in enumerate(SUITES, 1))
+        return {"rtcp_mux": self.config.rtcp_mux, "crypto": self._srtp_keys if self.srtp else ()}
+
+    def _answer_options(self) -> dict[str, Any]:
+        """RTCP mux, our SDES key when SRTP can be done, and whether it is required."""
+        if self._answer_key is None and (self.srtp or srtp_available()):
+            self._answer_key = secrets.token_bytes(KEY_LENGTH)
+        return {"rtcp_mux": self.config.rtcp_mux, "srtp_key": self._answer_key, "srtp_required": self.srtp}
 
     def answer(self, offer_body: bytes | None) -> bytes:
         """Open the RTP stream and answer ``offer_body`` (§6); with no offer, make one (§13.2.1).
@@ -442,7 +475,10 @@ class CallMedia:
             log.warn("media negotiation failed: {err}", err=e)
             return
         if self.stream is not None:
-            self.stream.configure(self.params)
+            try:
+                self.stream.configure(self.params)
+            except LocalProtocolError as e:  # a codec or SRTP library missing after all
+                log.warn("cannot use the negotiated media: {err}", err=e)
 
     def _hold_state(self, local: bool, remote: bool) -> None:
         changed = (local, remote) != (self.held_locally, self.held_remotely)
@@ -465,9 +501,10 @@ def _answer_holds(answer: SessionDescription, we_hold: bool) -> bool:
     return active[0] == "sendonly" or (active[0] == "inactive" and not we_hold) or active[1] in ("0.0.0.0", "::")
 
 
-def _start_stream(reactor: Any, host: str) -> Any:
+def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,
+                  media_timeout: float | None = 60.0) -> Any:
     from txsipua.net.rtp import MediaStream
 
-    stream = MediaStream(reactor, local_host=host)
+    stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval, media_timeout=media_timeout)
     stream.start()
     return stream

@@ -234,7 +234,9 @@ class UserAgent:
         """The RTP stream factory for calls (port range, symmetric RTP), or ``None`` for the default."""
         from txsipua.net.rtp_ports import stream_factory
 
-        return stream_factory(self.config.rtp_ports, self.config.symmetric_rtp)
+        config = self.config
+        return stream_factory(config.rtp_ports, config.symmetric_rtp, rtcp_interval=config.rtcp_interval,
+                              media_timeout=config.media_timeout)
 
     def keepalive_interval(self, result: RegistrationResult | None = None) -> float | None:
         """Seconds between keep-alives on a registration's flow, or ``None`` (:func:`txsipua.ua.keepalive.interval`)."""
@@ -461,6 +463,8 @@ class UserAgent:
         hop = self.next_hop(uri, acct)
         extra = list(headers)
         call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]), delayed_offer=not offer)
+        if uri.scheme == "sips" and call.call_media is not None:
+            call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
         try:
             dest = self.core.locate(hop) if self.resolver is None or self._numeric(hop) else None
         except ResolutionError:

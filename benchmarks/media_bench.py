@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Concurrent RTP streams in one process: CPU per stream, late packets, far-end loss and jitter.
+
+    python benchmarks/media_bench.py [--streams 50,100,250,500] [--duration 10] [--codec PCMU]
+                                     [--peer txsipua,sipp] [--pin] [--json out.json] [--quick]
+
+For each N, the process under test opens N :class:`txsipua.net.rtp.MediaStream`
+on 127.0.0.1, every one paced by the one shared pacer, and plays audio on all
+of them for ``--duration`` seconds (20 ms frames, starts spread over a frame
+time) while receiving as much back (bidirectional: each received packet is
+counted for loss and jitter and decoded).  The far end is, per ``--peer``:
+
+``txsipua``
+    another process running N txsipua streams that send to ours and measure
+    what ours sent: loss and RFC 3550 jitter *at the far end*.
+``sipp``
+    SIPp with ``-rtp_echo``: one UDP port echoes every packet to its
+    sender, so what we receive is our own stream back; loss and jitter are the
+    round trip's, measured here.
+
+Reported per N: CPU of the process under test per stream (percent of one
+core) and in total, packets sent more than 5 ms after their slot
+(``MediaStats.packets_late``) as a share of packets sent, loss and jitter
+(mean and worst stream) at the far end, and the loss of the way back.  The
+process under test is single-threaded (one reactor), so it uses one core at
+most: ``cpu_pct_total`` is its share of that core.  ``--pin`` pins it to
+CPU 0 and the txsipua far end to CPU 1 (Linux): right on a quiet machine,
+wrong on a shared one (another job on CPU 0 then delays every wake-up).
+Target (issue 11): >= 500 bidirectional G.711 streams with < 1 % late.
+
+Figures from a machine shared with other jobs are marked as such; see
+docs/performance.md for the figures and the command behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:  # run as a script from a checkout: import this tree's txsipua
+    sys.path.insert(0, ROOT)
+
+from txsipua.media.codecs import CODECS, AudioCodec  # noqa: E402
+from txsipua.media.offer_answer import Codec, MediaParams  # noqa: E402
+
+LATE = 0.005
+
+
+def sine(codec: AudioCodec, seconds: float, freq: float = 1000.0) -> bytes:
+    """``seconds`` of a sine at the codec's PCM rate, 16-bit LE."""
+    rate = codec.sample_rate
+    period = array("h", (int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(rate // 50)))
+    return period.tobytes() * int(seconds * 50)
+
+
+def params_for(codec: AudioCodec, port: int) -> MediaParams:
+    """Sendrecv parameters towards 127.0.0.1:``port`` with ``codec``."""
+    return MediaParams("127.0.0.1", port, Codec(codec.name, codec.payload_type, codec.clock_rate, codec.channels),
+                       None, "sendrecv")
+
+
+def pin(cpu: int) -> bool:
+    """Run this process on ``cpu`` only (Linux); False when that cannot be done."""
+    try:
+        if cpu not in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1:
+            return False
+        os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def open_streams(reactor: Any, n: int) -> list[Any]:
+    """``n`` started streams on 127.0.0.1 (no process cap, no media timeout)."""
+    from txsipua.net.rtp import MediaStream
+
+    streams = []
+    for _ in range(n):
+        stream = MediaStream(reactor, local_host="127.0.0.1", media_timeout=None, limit=None)
+        stream.start()
+        streams.append(stream)
+    return streams
+
+
+def reception(streams: list[Any]) -> dict[str, float]:
+    """Loss and jitter of what ``streams`` received, summed and per stream."""
+    received = sum(s.stats.packets_received for s in streams)
+    lost = sum(s.stats.packets_lost for s in streams)
+    jitters = [s.stats.jitter * 1000 for s in streams if s.stats.packets_received]
+    return {
+        "received": received,
+        "lost": lost,
+        "loss_pct": 100.0 * lost / max(1, received + lost),
+        "jitter_ms_mean": sum(jitters) / len(jitters) if jitters else 0.0,
+        "jitter_ms_max": max(jitters) if jitters else 0.0,
+    }
+
+
+def far_end(n: int, codec_name: str, duration: float, cpu: int | None) -> int:
+    """The txsipua far end: print our ports, read theirs, send and receive, print what we measured."""
+    from twisted.internet import reactor
+
+    if cpu is not None:
+        pin(cpu)
+    codec = CODECS[codec_name.lower()]
+    streams = open_streams(reactor, n)
+    print(json.dumps({"ports": [s.port for s in streams]}), flush=True)
+    theirs = json.loads(sys.stdin.readline())["ports"]
+    pcm = sine(codec, duration, 440.0)
+    for stream, port in zip(streams, theirs, strict=True):
+        stream.configure(params_for(codec, port))
+        stream.on_audio = lambda pcm: None  # decode what arrives, as a bot would
+        stream.play(pcm, rate=codec.sample_rate)
+
+    def finish() -> None:
+        out = reception(streams)
+        out["sent"] = sum(s.stats.packets_sent for s in streams)
+        out["late"] = sum(s.stats.packets_late for s in streams)
+        print(json.dumps(out), flush=True)
+        for s in streams:
+            s.stop()
+        reactor.stop()
+
+    reactor.callLater(duration + 1.0, finish)
+    reactor.run()
+    return 0
+
+
+class Probe:
+    """A bare 10 ms timer in the process under test: how often the reactor itself wakes > 5 ms late.
+
+    On a quiet machine it stays near 0 % whatever the streams do until the
+    process runs out of CPU; on a shared machine it shows the share of
+    lateness that comes from the scheduler, not from txsipua.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.count = self.late = 0
+        self.due = reactor.seconds() + 0.01
+        self.call = reactor.callLater(0.01, self.fire)
+
+    def fire(self) -> None:
+        now = self.reactor.seconds()
+        self.count += 1
+        self.late += now - self.due > LATE
+        self.due = now + 0.01
+        self.call = self.reactor.callLater(0.01, self.fire)
+
+    def stop(self) -> None:
+        if self.call.active():
+            self.call.cancel()
+
+    @property
+    def late_pct(self) -> float:
+        return 100.0 * self.late / max(1, self.count)
+
+
+class SippEcho:
+    """SIPp as an RTP echo (``-rtp_echo``) on 127.0.0.1, stopped by PID."""
+
+    def __init__(self) -> None:
+        self.port = free_udp_port(even=True)
+        sip_port = free_udp_port()
+        self.proc = subprocess.Popen(
+            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(self.port),
+             "-rtp_echo", "-nostdin", "-m", "1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"sipp exited at once with status {self.proc.returncode}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(3)
+
+
+def free_udp_port(even: bool = False) -> int:
+    """A free UDP port on 127.0.0.1 (even when asked, for RTP)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not even or port % 2 == 0:
+            return port
+
+
+def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: str, pinning: bool) -> Any:
+    """One N: returns a Deferred firing with the row (a dict)."""
+    from twisted.internet import defer, task
+
+    streams = open_streams(reactor, n)
+    far: Any = None
+    echo: SippEcho | None = None
+    if peer == "txsipua":
+        far = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--far-end", str(n), "--codec", codec.name,
+             "--duration", str(duration)] + (["--cpu", "1"] if pinning else []),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        assert far.stdin is not None and far.stdout is not None
+        ports = json.loads(far.stdout.readline())["ports"]
+        far.stdin.write(json.dumps({"ports": [s.port for s in streams]}) + "\n")
+        far.stdin.flush()
+    else:
+        echo = SippEcho()
+        ports = [echo.port] * n
+    pcm = sine(codec, duration)
+    for stream, port in zip(streams, ports, strict=True):
+        stream.configure(params_for(codec, port))
+        stream.on_audio = lambda pcm: None  # decode what arrives, as a bot would
+
+    probe = Probe(reactor)
+    spread = 0.02 / n
+    for i, stream in enumerate(streams):
+        reactor.callLater(i * spread, stream.play, pcm, rate=codec.sample_rate)
+    started = (time.perf_counter(), time.process_time())
+
+    @defer.inlineCallbacks
+    def measure() -> Any:
+        yield task.deferLater(reactor, duration + 0.3, lambda: None)
+        wall = time.perf_counter() - started[0]
+        cpu = time.process_time() - started[1]
+        probe.stop()
+        sent = sum(s.stats.packets_sent for s in streams)
+        late = sum(s.stats.packets_late for s in streams)
+        back = reception(streams)
+        for s in streams:
+            yield s.stop()
+        if far is not None:
+            out, _ = far.communicate(timeout=30)  # the far end prints once its time is up
+            far_stats = json.loads(out.strip().splitlines()[-1])
+        else:
+            assert echo is not None
+            echo.stop()
+            far_stats = back  # the echo: what came back is the round trip
+        return {
+            "n": n, "codec": codec.name, "peer": peer, "duration": round(wall, 2),
+            "cpu_pct_total": round(100 * cpu / wall, 1),
+            "cpu_pct_per_stream": round(100 * cpu / wall / n, 3),
+            "sent": sent, "late": late, "late_pct": round(100 * late / max(1, sent), 3),
+            "far_loss_pct": round(far_stats["loss_pct"], 3),
+            "far_jitter_ms_mean": round(far_stats["jitter_ms_mean"], 2),
+            "far_jitter_ms_max": round(far_stats["jitter_ms_max"], 2),
+            "back_loss_pct": round(back["loss_pct"], 3),
+            "probe_late_pct": round(probe.late_pct, 3),
+            "back_received": back["received"],
+        }
+
+    return measure()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rounds; print a table; write ``--json``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--streams", default="50,100,250,500")
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--codec", default="PCMU,opus", help="codecs, comma separated (unavailable ones are skipped)")
+    ap.add_argument("--opus-streams", default="50,100", help="N for codecs other than G.711")
+    ap.add_argument("--peer", default="txsipua,sipp")
+    ap.add_argument("--pin", action="store_true", help="pin to CPU 0 (far end CPU 1): quiet machines only")
+    ap.add_argument("--no-pin", action="store_true", help=argparse.SUPPRESS)  # the default
+    ap.add_argument("--json", default="")
+    ap.add_argument("--quick", action="store_true", help="4 streams for 1 s: smoke test")
+    ap.add_argument("--far-end", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.far_end:
+        return far_end(a.far_end, a.codec, a.duration, a.cpu)
+    if a.quick:
+        a.streams, a.opus_streams, a.duration = "4", "2", 1.0
+    plan: list[tuple[int, AudioCodec, str]] = []
+    unavailable: list[str] = []
+    peers = [p.strip() for p in a.peer.split(",") if p.strip()]
+    if "sipp" in peers and shutil.which("sipp") is None:
+        unavailable.append("sipp: not installed")
+        peers.remove("sipp")
+    for name in a.codec.split(","):
+        codec = CODECS.get(name.strip().lower())
+        if codec is None or not codec.available():
+            unavailable.append(f"{name}: codec not available")
+            continue
+        counts = a.streams if codec.sample_rate == 8000 else a.opus_streams
+        for n in (int(x) for x in counts.split(",")):
+            for peer in peers:
+                if peer == "sipp" and codec.sample_rate != 8000:
+                    continue  # the echo is codec-blind; one G.711 comparison is enough
+                plan.append((n, codec, peer))
+    pinning = a.pin and not a.no_pin and pin(0)
+    rows: list[dict[str, Any]] = []
+
+    from twisted.internet import defer, task
+
+    @defer.inlineCallbacks
+    def run_all(reactor: Any) -> Any:
+        for n, codec, peer in plan:
+            try:
+                row = yield run_round(reactor, n, codec, a.duration, peer, pinning)
+            except Exception as e:  # a peer that cannot be driven: said, not hidden
+                unavailable.append(f"{peer} N={n}: {e}")
+                continue
+            rows.append(row)
+            print(f"N={row['n']:4d} {row['codec']:5s} vs {row['peer']:7s} cpu/stream {row['cpu_pct_per_stream']:6.3f}% "
+                  f"(total {row['cpu_pct_total']:5.1f}%)  late>5ms {row['late_pct']:6.3f}%  "
+                  f"far loss {row['far_loss_pct']:6.3f}%  jitter {row['far_jitter_ms_mean']:5.2f}/"
+                  f"{row['far_jitter_ms_max']:5.2f} ms  back loss {row['back_loss_pct']:6.3f}%  "
+                  f"probe late {row['probe_late_pct']:6.2f}%", flush=True)
+
+    try:
+        task.react(lambda reactor: run_all(reactor), [])
+    except SystemExit as e:  # react always exits; go on to the report
+        if e.code:
+            raise
+    for item in unavailable:
+        print(f"not run: {item}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"benchmark": "media", "pinned": pinning, "rows": rows, "unavailable": unavailable,
+                       "shared_machine": True}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
