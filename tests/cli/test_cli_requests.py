@@ -29,7 +29,7 @@ def test_options_2xx_exits_0_and_prints_the_capabilities(cli: Start) -> None:
     from txsipua.core import capabilities
 
     assert f"Allow: {capabilities.ALLOW}" in proc.out, proc
-    assert "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY, UPDATE, PRACK" == capabilities.ALLOW
+    assert capabilities.ALLOW == "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, REFER, NOTIFY, UPDATE, PRACK"
     assert "Supported: 100rel, timer, replaces" in proc.out, proc
 
 
