@@ -41,9 +41,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from txsipua.core.reliable import rseq_of
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.useragent import InviteSession, SessionState
 from txsipua.errors import CallFailed, CallNotAnswered, LocalProtocolError, ReinviteFailed, SIPError
+from txsipua.media.negotiation import OfferAnswerState
 from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
 from txsipua.sip.uri import SipURI
@@ -199,6 +201,7 @@ class Call:
         session.user_data = self
         if self.delayed_offer:
             session.ack_body = self._ack_answer
+            session.answer_offer = self._prack_answer
         timeout = self.ua.config.no_answer_timeout
         if timeout is not None and not self.ended.called:
             self._no_answer_timer = self.ua.reactor.callLater(timeout, self._not_answered, timeout)
@@ -228,13 +231,28 @@ class Call:
     def _ack_answer(self, response: Response) -> tuple[bytes, str]:
         """Our answer to the offer in the 2xx of our offerless INVITE, for the ACK (§13.2.1)."""
         media = self.call_media
-        if media is None or not response.body:
-            return b"", ""
+        if media is None or not response.body or media.state is not OfferAnswerState.NO_SESSION:
+            return b"", ""  # no offer, or the offer/answer was done already (a reliable 1xx and its PRACK)
         try:
             return media.answer(response.body), "application/sdp"
         except SIPError as e:
             log.warn("cannot answer the offer in the 2xx: {err}; the call has no media", err=e)
             return b"", ""
+
+    def _prack_answer(self, offer: bytes) -> bytes:
+        """Our answer to the offer in a reliable 1xx to our offerless INVITE, for the PRACK (RFC 3262 §5).
+
+        The media starts at once (early media).  An offer we cannot use is
+        logged and the PRACK goes without an answer (``b""``).
+        """
+        media = self.call_media
+        if media is None:
+            return b""
+        try:
+            return media.take_offer(offer)
+        except SIPError as e:
+            log.warn("cannot answer the offer in the reliable provisional: {err}; no media", err=e)
+            return b""
 
     # --------------------------------------------------------------- orders
     def hangup(self) -> defer.Deferred[str]:
@@ -458,8 +476,12 @@ class Call:
         media = self.call_media
         tag = response.to_tag
         if (media is not None and response.body and tag and response.status != 100
+                and media.negotiation.our_offer_outstanding
                 and (response.content_type or "application/sdp").lower().startswith("application/sdp")):
-            media.take_early_answer(response.body, tag)
+            if rseq_of(response) is not None:
+                media.take_answer(response.body, tag)  # a reliable 1xx's answer completes the exchange (RFC 3262 §5)
+            else:
+                media.take_early_answer(response.body, tag)
         if self.on_progress is not None:
             self.on_progress(response)
 
@@ -591,6 +613,9 @@ class Call:
             return defer.fail(LocalProtocolError("no dialog yet: the callee is still being located"))
         media = self.call_media if direction is not None else None
         offer = b""
+        if media is not None and media.negotiation.state in (OfferAnswerState.OFFER_SENT, OfferAnswerState.EARLY):
+            return defer.fail(LocalProtocolError(
+                "our INVITE's offer is not answered yet (no reliable answer): an UPDATE cannot offer now (RFC 3311 §5.1)"))
         if media is not None:
             try:
                 offer = media.reoffer(direction or "sendrecv")
