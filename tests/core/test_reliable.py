@@ -302,3 +302,24 @@ def test_challenged_prack_is_retried_with_credentials() -> None:
     assert retry.cseq.seq == pracks[0].cseq.seq + 1
     assert retry.headers.get("RAck") == pracks[0].headers.get("RAck")
     assert net.sent("callee", "200")[-1].cseq.method == "PRACK"
+
+
+def test_a_second_prack_for_an_acknowledged_1xx_gets_481() -> None:
+    """The 180 was PRACKed (200); a new PRACK (new transaction, CSeq + 1) naming it again matches no
+    unacknowledged 1xx: 481 (RFC 3262 §3)."""
+    caller, callee, net = make()
+    session = caller.invite(invite(caller), B, 0.0)
+    net.pump()
+    incoming(net).ring(net.now)
+    net.pump()
+    prack = net.sent("caller", "PRACK")[0]
+    assert [m.cseq.method for m in net.sent("callee", "200")] == ["PRACK"]
+    dialog = session.early_dialogs[prack.to.tag][0]
+    again = dialog.create_request("PRACK", via=caller.context.via("z9hG4bKagain1"),
+                                  headers=[("RAck", prack.headers.get("RAck"))])
+    assert again.cseq.seq == prack.cseq.seq + 1
+    callee.receive(again.to_bytes(), A, net.now)
+    net.pump()
+    [refused] = net.sent("callee", "481")
+    assert refused.cseq == again.cseq and refused.top_via.branch == "z9hG4bKagain1"
+    assert [m.cseq.method for m in net.sent("callee", "200")] == ["PRACK"]

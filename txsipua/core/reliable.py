@@ -184,7 +184,9 @@ class ReliableSender:
     Attributes:
         state: the :class:`SenderState`.
         outstanding: the reliable 1xx awaiting its PRACK, or ``None``.
-        sent: every reliable 1xx sent, by RSeq (a PRACK for any of them gets 200).
+        sent: every reliable 1xx sent, by RSeq.
+        acknowledged: the RSeqs already PRACKed: a new PRACK for one of them
+            gets 481 (it matches no *unacknowledged* 1xx, RFC 3262 §3).
     """
 
     def __init__(self, host: SessionHost, owner: SenderOwner, first_rseq: int, name: Hashable) -> None:
@@ -195,6 +197,7 @@ class ReliableSender:
         self.state = SenderState.IDLE
         self.outstanding: Response | None = None
         self.sent: dict[int, Response] = {}
+        self.acknowledged: set[int] = set()
         self._next_rseq = first_rseq
         self._queue: list[Response] = []
         self._interval = 0.0
@@ -218,7 +221,10 @@ class ReliableSender:
         return any(r.body for r in ([self.outstanding] if self.outstanding is not None else []) + self._queue)
 
     def acknowledges(self, prack: Request, invite_seq: int) -> bool:
-        """True when the RAck of ``prack`` names one of our reliable 1xx (answer 200), else False (481, §3).
+        """True when the RAck of ``prack`` names one of our reliable 1xx not yet PRACKed (answer 200), else False (481, §3).
+
+        A retransmitted PRACK is absorbed by its server transaction; a new PRACK
+        (another transaction) for a 1xx already acknowledged matches nothing.
 
         Args:
             prack: the PRACK request.
@@ -228,11 +234,13 @@ class ReliableSender:
         if rack is None:
             return False
         rseq, cseq, method = rack
-        return cseq == invite_seq and method == "INVITE" and rseq in self.sent
+        return cseq == invite_seq and method == "INVITE" and rseq in self.sent and rseq not in self.acknowledged
 
     def prack(self, prack: Request, now: float) -> None:
         """A PRACK :meth:`acknowledges` accepted: when it names the outstanding 1xx, stop its retransmissions."""
         rack = parse_rack(prack.headers.get("RAck"))
+        if rack is not None:
+            self.acknowledged.add(rack[0])
         outstanding = self.outstanding
         if rack is not None and outstanding is not None and self._rseq(outstanding) == rack[0]:
             self._step(SenderInput.PRACK, now, prack)
