@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from test_reliable import ANSWER, OFFER, A, B, Net, incoming, invite
 
 from txsipua.core import events as ev
@@ -218,3 +219,45 @@ def test_challenged_update_is_retried_with_credentials() -> None:
     assert updates[1].cseq.seq == updates[0].cseq.seq + 1
     done = [e for e in net.events["caller"] if isinstance(e, ev.RequestCompleted) and e.operation is op]
     assert done and done[0].response.status == 200
+
+
+def _refused_invite(headers: list[tuple[str, str]]) -> tuple[list[Any], Net]:
+    caller, callee, net = make()
+    caller.invite(invite(caller, headers=headers), B, 0.0)
+    net.pump()
+    return net.sent("callee", "400"), net
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ([("Session-Expires", "soon")], "Malformed Session-Expires"),
+    ([("Session-Expires", "-1800")], "Malformed Session-Expires"),
+    ([("Session-Expires", str(2**32))], "Malformed Session-Expires"),
+    ([("Session-Expires", "1800"), ("Min-SE", "lots")], "Malformed Min-SE"),
+    ([("Session-Expires", "1800"), ("Min-SE", str(2**32))], "Malformed Min-SE"),
+    ([("Session-Expires", "300"), ("Min-SE", "600")], "Session-Expires below Min-SE"),
+])
+def test_malformed_session_timer_fields_get_400_with_a_reason(headers: list[tuple[str, str]], reason: str) -> None:
+    """An INVITE whose Session-Expires or Min-SE is not delta-seconds (or whose Session-Expires is
+    below its own Min-SE, RFC 4028 §5) is answered 400 with the reason, and no call is offered."""
+    refused, net = _refused_invite(headers)
+    assert [(r.status, r.reason) for r in refused] == [(400, reason)]
+    assert not [e for e in net.events["callee"] if isinstance(e, ev.IncomingCall)]
+
+
+def test_a_largest_valid_session_expires_is_accepted() -> None:
+    """2**32 - 1 is still delta-seconds: no 400."""
+    refused, net = _refused_invite([("Session-Expires", str(2**32 - 1)), ("Min-SE", "90")])
+    assert refused == [] and [e for e in net.events["callee"] if isinstance(e, ev.IncomingCall)]
+
+
+def test_an_update_with_a_malformed_session_expires_gets_400() -> None:
+    """In a confirmed dialog, an UPDATE with Session-Expires: x1 is refused 400; the call stays up."""
+    caller, callee, net = make()
+    session, uas = answered_call(net, caller)
+    bad = session.dialog.create_request("UPDATE", via=caller.context.via("z9hG4bKbadse"),
+                                        headers=[("Session-Expires", "x1")])
+    callee.receive(bad.to_bytes(), A, net.now)
+    net.pump()
+    assert [(r.status, r.reason, r.cseq.method) for r in net.sent("callee", "400")] == [
+        (400, "Malformed Session-Expires", "UPDATE")]
+    assert uas.phase is Phase.CONFIRMED

@@ -38,7 +38,7 @@ from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.dialogs import DialogKey
 from txsipua.core.invite_extensions import InviteExtensions
-from txsipua.core.session_timer import too_small
+from txsipua.core.session_timer import refusal
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.transport import Address, hop_transport_error
 from txsipua.core.uac import HOST_DIGEST, ClientOperation
@@ -501,9 +501,9 @@ class InviteSession(InviteExtensions):
                                                                      and self._update_offer):
                 host.respond(transaction, host.make_response(request, 491), now)
                 return
-            small = too_small(request, host.min_se)
-            if small is not None:  # RFC 4028 §9
-                host.respond(transaction, host.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
+            refused = refusal(request, host.min_se)
+            if refused is not None:  # RFC 4028 §9
+                host.respond(transaction, host.make_response(request, refused[0], refused[1], headers=refused[2]), now)
                 return
             dialog.refresh_target(request)
             host.emit(ev.IncomingRequest(request, transaction, self))

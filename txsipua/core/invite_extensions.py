@@ -56,8 +56,8 @@ from txsipua.core.reliable import (
 from txsipua.core.session_timer import (
     SessionTimer,
     min_se_of,
+    refusal,
     request_fields,
-    too_small,
     uac_outcome,
     uas_answer,
 )
@@ -323,9 +323,9 @@ class InviteExtensions:
     def on_update(self, request: Request, transaction: ServerTransaction, dialog: Dialog, now: float) -> None:
         """A received UPDATE (RFC 3311 §5.2): checked here, answered here or by the application."""
         host = self.host
-        small = too_small(request, host.min_se)
-        if small is not None:
-            host.respond(transaction, host.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
+        refused = refusal(request, host.min_se)
+        if refused is not None:
+            host.respond(transaction, host.make_response(request, refused[0], refused[1], headers=refused[2]), now)
             return
         if request.body:
             if self.offer_outstanding():

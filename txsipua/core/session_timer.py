@@ -96,6 +96,46 @@ def min_se_of(message: Request | Response) -> int | None:
     return int(m.group(1)) if m else None
 
 
+MAX_DELTA_SECONDS = 2**32 - 1
+"""The largest delta-seconds value taken (RFC 3261 §25.1 bounds it at 2**32 - 1)."""
+
+
+def malformed(request: Request) -> str | None:
+    """Why ``request``'s ``Session-Expires`` or ``Min-SE`` is unusable (the reason of a 400), else ``None``.
+
+    A value that is not delta-seconds (non-numeric, negative, over
+    2**32 - 1) is malformed; so is a Session-Expires lower than the same
+    request's Min-SE (RFC 4028 §5: it MUST NOT be).
+    """
+    se_text = request.headers.get("Session-Expires")
+    se = SessionExpires.parse(se_text) if se_text is not None else None
+    if se_text is not None and (se is None or se.interval > MAX_DELTA_SECONDS):
+        return "Malformed Session-Expires"
+    min_text = request.headers.get("Min-SE")
+    if min_text is not None:
+        floor = min_se_of(request)
+        if floor is None or floor > MAX_DELTA_SECONDS:
+            return "Malformed Min-SE"
+        if se is not None and se.interval < floor:
+            return "Session-Expires below Min-SE"
+    return None
+
+
+def refusal(request: Request, min_se: int) -> tuple[int, str | None, list[tuple[str, str]]] | None:
+    """The response refusing ``request``'s session timer fields, ``(status, reason, headers)``, or ``None``.
+
+    400 with the reason of :func:`malformed`; else 422 with our Min-SE when the
+    interval is too short (:func:`too_small`, RFC 4028 §9).
+    """
+    reason = malformed(request)
+    if reason is not None:
+        return 400, reason, []
+    small = too_small(request, min_se)
+    if small is not None:
+        return 422, None, [("Min-SE", str(small))]
+    return None
+
+
 def too_small(request: Request, min_se: int) -> int | None:
     """The Min-SE to answer 422 with when ``request`` asks for too short an interval, else ``None`` (§9).
 
@@ -352,6 +392,8 @@ __all__ = [
     "min_se_of",
     "request_fields",
     "too_small",
+    "malformed",
+    "refusal",
     "uac_outcome",
     "uas_answer",
 ]

@@ -58,7 +58,7 @@ from txsipua.core import capabilities
 from txsipua.core import events as ev
 from txsipua.core.invite_server import InviteServerSession
 from txsipua.core.replaces import find_replaced
-from txsipua.core.session_timer import too_small
+from txsipua.core.session_timer import refusal
 from txsipua.core.transaction import ServerTransaction, State
 from txsipua.core.transport import Address
 from txsipua.errors import ParseError
@@ -268,9 +268,9 @@ class UasCore:
         ctx = self.context
         method = request.method
         if method == "INVITE":
-            small = too_small(request, ctx.min_se)
-            if small is not None:  # RFC 4028 §9: Session-Expires below our minimum
-                ctx.respond(stxn, ctx.make_response(request, 422, headers=[("Min-SE", str(small))]), now)
+            refused = refusal(request, ctx.min_se)
+            if refused is not None:  # RFC 4028 §9: Session-Expires below our minimum
+                ctx.respond(stxn, ctx.make_response(request, refused[0], refused[1], headers=refused[2]), now)
                 return
             replaced = None
             if "Replaces" in request.headers:  # RFC 3891 §3
