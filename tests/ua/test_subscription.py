@@ -103,7 +103,8 @@ def test_notify_before_the_200_makes_the_dialog(clock: UDPClock, ua: UserAgent) 
     accept(ua, first, 60)
     assert sub.started.called and sub.state == "active"
     notify(ua, first, "active", b"<dialog-info", seq=2, event="dialog", ctype="application/dialog-info+xml")
-    assert sub.notifications[1].document is None and sub.notifications[1].error is not None  # reported, not fatal
+    # a body that cannot be read is refused 400 (issue 9 review), not reported; the subscription lives on
+    assert answers(ua, "NOTIFY") == [200, 400] and len(sub.notifications) == 1 and sub.state == "active"
 
 
 def test_subscription_expires_without_refresh_answer(clock: UDPClock, ua: UserAgent) -> None:
@@ -265,3 +266,59 @@ def test_ua_stop_unsubscribes_then_abandons(clock: UDPClock, ua: UserAgent) -> N
     assert stopped == [None] and sub.ended.result == "abandoned"  # type: ignore[attr-defined]
     assert not ua.core.context.subscriptions and not ua.subscriptions
     assert ua.core.context.next_deadline() is None
+
+
+DIALOG_INFO = (b'<?xml version="1.0"?>\n<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" '
+               b'state="full" entity="sip:bob@example.com"/>')
+
+
+def test_notify_bodies_that_cannot_be_read_are_refused(clock: UDPClock, ua: UserAgent) -> None:
+    """A dialog NOTIFY with bad XML or entities gets 400, one of a type outside our Accept (text/plain)
+    415 with Accept; none is reported; a good one is 200 and read (RFC 6665 §4.1.3)."""
+    sub = ua.subscribe(NOTIFIER, "dialog")
+    first = requests(ua, "SUBSCRIBE")[-1]
+    accept(ua, first, 3600)
+    xml = "application/dialog-info+xml"
+    notify(ua, first, "active", b"<dialog-info", event="dialog", ctype=xml)
+    notify(ua, first, "active", b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e "x">]><d>&e;</d>', seq=2,
+           event="dialog", ctype=xml)
+    notify(ua, first, "active", DIALOG_INFO, seq=3, event="dialog", ctype="text/plain")
+    assert answers(ua, "NOTIFY") == [400, 400, 415]
+    refused = [m for m in sent(ua) if isinstance(m, Response) and m.status == 415][0]
+    assert refused.headers.get("Accept") == xml
+    assert [m.reason.startswith("Bad Request (") for m in sent(ua)
+            if isinstance(m, Response) and m.status == 400] == [True, True]
+    assert not sub.notifications and sub.state == "pending"
+    notify(ua, first, "active", DIALOG_INFO, seq=4, event="dialog", ctype=xml)
+    assert answers(ua, "NOTIFY")[-1] == 200
+    assert isinstance(sub.notifications[-1].document, DialogInfo)
+
+
+def test_a_bad_mwi_body_in_a_subscription_gets_400(clock: UDPClock, ua: UserAgent) -> None:
+    """message-summary NOTIFY in our subscription with a body that does not parse: 400, not reported."""
+    sub = ua.subscribe(NOTIFIER, "message-summary")
+    first = requests(ua, "SUBSCRIBE")[-1]
+    accept(ua, first, 3600)
+    notify(ua, first, "active", b"nonsense")
+    assert answers(ua, "NOTIFY") == [400] and not sub.notifications
+
+
+def test_a_text_plain_body_is_never_read_as_dialog_info() -> None:
+    """read_document gives the raw bytes for a type that is not the package's."""
+    from txsipua.ua.subscription import read_document
+
+    assert read_document("dialog", DIALOG_INFO, "text/plain") == DIALOG_INFO
+    assert isinstance(read_document("dialog", DIALOG_INFO, "application/dialog-info+xml"), DialogInfo)
+
+
+def test_an_out_of_dialog_notify_matching_nothing_gets_481(clock: UDPClock, ua: UserAgent) -> None:
+    """A NOTIFY out of any dialog for a package other than message-summary: no subscription, 481."""
+    host, port = ua.local_address
+    req = Request("NOTIFY", f"sip:alice@{host}:{port}", [
+        ("Via", f"SIP/2.0/UDP {REGISTRAR[0]}:{REGISTRAR[1]};branch=z9hG4bKstray"), ("Max-Forwards", "70"),
+        ("From", "<sip:bob@example.com>;tag=s1"), ("To", "<sip:alice@example.com>"),
+        ("Call-ID", "stray@198.51.100.5"), ("CSeq", "1 NOTIFY"), ("Contact", f"<{NOTIFIER}>"),
+        ("Event", "dialog"), ("Subscription-State", "active"), ("Content-Type", "application/dialog-info+xml"),
+    ], DIALOG_INFO)
+    ua.protocol.datagramReceived(req.to_bytes(), REGISTRAR)
+    assert answers(ua, "NOTIFY") == [481]

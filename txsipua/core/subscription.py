@@ -59,6 +59,7 @@ from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.invite import hop_host_of
 from txsipua.core.uac import ClientOperation
 from txsipua.errors import ParseError, RemoteProtocolError, ResolutionError, SubscriptionFailed
+from txsipua.sip.event_documents import document_refusal
 from txsipua.sip.event_headers import EventHeader, SubscriptionState
 from txsipua.sip.message import Request, Response
 
@@ -259,6 +260,11 @@ class SubscriptionClient:
             host.respond(transaction, host.make_response(request, e.status, e.detail), now)
             return
         self.dialog.refresh_target(request)
+        refused = document_refusal(request, self.event.package)
+        if refused is not None:  # a body we cannot read: 415 or 400, not reported (RFC 6665 §4.1.3)
+            status, reason, headers = refused
+            host.respond(transaction, host.make_response(request, status, reason, headers=headers), now)
+            return
         host.respond(transaction, host.make_response(request, 200), now)
         self.subscription_state = state
         if state.state == "terminated":

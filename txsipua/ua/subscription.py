@@ -25,7 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError, ParseError
-from txsipua.sip.dialog_info import parse_dialog_info
+from txsipua.sip.event_documents import DOCUMENT_TYPES, read_document
 from txsipua.sip.event_headers import EventHeader, SubscriptionState
 from txsipua.sip.message import Request, Response
 from txsipua.sip.message_summary import parse_message_summary
@@ -36,28 +36,6 @@ if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
 
 log = Logger()
-
-DOCUMENT_TYPES = {
-    "message-summary": "application/simple-message-summary",
-    "dialog": "application/dialog-info+xml",
-}
-"""The body type each known package's NOTIFYs carry (sent as Accept)."""
-
-
-def read_document(package: str, body: bytes) -> Any:
-    """The NOTIFY body of ``package`` as a value (raw bytes for other packages; ``None`` when empty).
-
-    Raises:
-        ParseError: the body is not a valid document of its package.
-    """
-    if not body:
-        return None
-    if package == "message-summary":
-        return parse_message_summary(body)
-    if package == "dialog":
-        return parse_dialog_info(body)
-    return body
-
 
 @attrs.frozen
 class Notification:
@@ -79,7 +57,7 @@ class Notification:
 def notification(request: Request, package: str, state: SubscriptionState) -> Notification:
     """A NOTIFY read into a :class:`Notification` (never raises for a bad body)."""
     try:
-        return Notification(state, read_document(package, request.body), None, request)
+        return Notification(state, read_document(package, request.body, request.content_type), None, request)
     except ParseError as e:
         return Notification(state, None, e, request)
 
@@ -150,7 +128,7 @@ class Subscription:
             self.started.callback(response)
 
     def notified(self, request: Request, state: SubscriptionState) -> None:
-        """A NOTIFY arrived (answered 200 by the core)."""
+        """A NOTIFY arrived (answered 200 by the core: its body, if any, is readable)."""
         note = notification(request, self.event, state)
         self.notifications.append(note)
         if self.on_notify is not None:

@@ -787,7 +787,9 @@ class UserAgent:
         if on_request is not None:
             on_request(req, respond)
             return
-        if req.method in ("MESSAGE", "INFO", "NOTIFY"):
+        if req.method == "NOTIFY" and session is None:
+            respond(481, "No Matching Subscription")  # RFC 6665 §4.1.3: no subscription of ours
+        elif req.method in ("MESSAGE", "INFO", "NOTIFY"):
             respond(200)
         elif req.method == "REGISTER":
             respond(405, headers=[("Allow", ALLOW)])
