@@ -193,7 +193,14 @@ class ReinviteFailed(SIPStatusError):
 class TransferFailed(SIPStatusError):
     """A transfer we asked for failed (RFC 3515): the REFER got a final non-2xx, or the
     final NOTIFY's message/sipfrag reported a non-2xx status (``response`` is then the
-    :class:`~txsipua.sip.sipfrag.StatusFragment`)."""
+    :class:`~txsipua.sip.sipfrag.StatusFragment`).  ``status`` 0 means no final status
+    came (the subscription ended or expired first); the message then says so
+    (``transfer failed: no final status: <reason>``) instead of printing a 0."""
+
+    def __init__(self, response: Any, what: str = "request") -> None:
+        super().__init__(response, what)
+        if self.status == 0:
+            self.args = (f"{what} failed: no final status: {self.reason}",)
 
 
 class SubscriptionFailed(SIPStatusError):

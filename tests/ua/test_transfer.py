@@ -325,3 +325,34 @@ def test_info_digits_reach_call_audio_like_rfc_4733_ones() -> None:
     assert collected and str(collected[0]) == "42"
     call.hangup()
     w.pump()
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b"garbage\r\n", 400, "transfer failed: no final status: subscription terminated (noresource): "
+                          "malformed message/sipfrag"),
+    (b"SIP/2.0 100 Trying\r\n", 200, "transfer failed: no final status: subscription terminated (noresource)"),
+])
+def test_a_final_notify_without_a_final_status(body: bytes, status: int, message: str) -> None:
+    """The transferee ends the subscription with a sipfrag that does not parse (answered 400) or that is
+    not final (200): the transfer fails with status 0 and a message saying no final status came."""
+    w = Wire()
+    alice, bob = w.ua("alice", ALICE), w.ua("bob", BOB)
+    call = connect(w, alice, bob)
+    refers: list[Any] = []
+    bob.on_refer = refers.append
+    transfer = call.transfer("sip:carol@192.0.2.30")
+    failures: list[Any] = []
+    transfer.done.addErrback(failures.append)
+    w.pump()
+    refers[0].respond(202)
+    w.pump()
+    bob_call = next(c for c in bob.calls if c.call_id == call.call_id)
+    start = len(w.log)
+    bob_call.request("NOTIFY", body, "message/sipfrag",
+                     headers=[("Event", f"refer;id={refers[0].request.cseq.seq}"),
+                              ("Subscription-State", "terminated;reason=noresource")])
+    w.pump()
+    assert [r.status for r in w.responses("NOTIFY", start)] == [status]
+    assert failures[0].check(TransferFailed) and failures[0].value.status == 0
+    assert str(failures[0].value) == message and " 0 " not in str(failures[0].value)
+    assert call.state.value == "confirmed" and call.transfer_in_progress is None

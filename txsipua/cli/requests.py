@@ -204,7 +204,8 @@ def transfer_call(reactor: Any, call: Any, target: str, after: float) -> Any:
     except SIPError as e:
         print(f"transfer failed: {describe_error(e)}", file=sys.stderr)
         return EXIT_FAILED
-    transfer.on_progress = lambda r: print(f"transfer: {r.kind} {r.status} {r.reason}".rstrip(), flush=True)
+    transfer.on_progress = lambda r: print(  # no status 0: a failure without a final status has none
+        " ".join(part for part in ("transfer:", r.kind, str(r.status or ""), r.reason) if part), flush=True)
     try:
         yield transfer.done
     except TransferFailed as e:

@@ -201,7 +201,9 @@ class ReferClient:
 
         481 once the subscription is over (RFC 6665 §4.1.3), 489 for another
         event package, 400 for a body that is not a sipfrag or a malformed
-        Subscription-State, else 200.
+        Subscription-State, else 200.  A terminating NOTIFY without a final
+        status (a malformed sipfrag, answered 400, or an empty or provisional
+        one) ends the transfer as failed with status 0 ("no final status").
         """
         if self.done:
             return 481
@@ -212,12 +214,15 @@ class ReferClient:
             return 400
         if event.package != "refer":
             return 489
+        status = 200
         try:
             frag: StatusFragment | None = parse_status_fragment(request.body)
         except ParseError:
             if state.state != "terminated":
                 return 400
             frag = None
+            if request.body:
+                status = 400  # a final NOTIFY we cannot read: refused, and the transfer has no final status
         if state.expires is not None:
             self.deadline = now + state.expires
         if frag is not None and frag.success:
@@ -225,11 +230,11 @@ class ReferClient:
         elif frag is not None and frag.final:
             self.step(ReferInput.FAILURE, frag.status, frag.reason)
         elif state.state == "terminated":
-            self.step(ReferInput.FAILURE, frag.status if frag else 0,
-                      f"subscription terminated ({state.reason or 'no reason'}) without a final status")
+            self.step(ReferInput.FAILURE, 0, f"subscription terminated ({state.reason or 'no reason'})"
+                      + (": malformed message/sipfrag" if status == 400 else ""))
         elif frag is not None:
             self.step(ReferInput.PROGRESS, frag.status, frag.reason)
-        return 200
+        return status
 
     def handle_timer(self, now: float) -> None:
         """The deadline passed without a final NOTIFY."""
