@@ -356,3 +356,43 @@ def test_a_final_notify_without_a_final_status(body: bytes, status: int, message
     assert failures[0].check(TransferFailed) and failures[0].value.status == 0
     assert str(failures[0].value) == message and " 0 " not in str(failures[0].value)
     assert call.state.value == "confirmed" and call.transfer_in_progress is None
+
+
+def test_a_refer_to_a_user_agent_without_account_is_refused_up_front() -> None:
+    """bob has no account (``txsipua answer`` without --account): the REFER gets 603 with the reason,
+    no 202, no NOTIFY, no INVITE; alice's transfer fails with that status."""
+    w = Wire()
+    alice, bob = w.ua("alice", ALICE), w.ua("bob", BOB)
+    call = connect(w, alice, bob)
+    bob.account = None
+    transfer = call.transfer("sip:carol@192.0.2.30")
+    failures: list[Any] = []
+    transfer.done.addErrback(failures.append)
+    start = len(w.log)
+    w.pump()
+    assert [(r.status, r.reason) for r in w.responses("REFER", start)] == [
+        (603, "Decline (no account to place the transferred call)")]
+    assert not w.sent("NOTIFY", start) and not w.sent("INVITE", start)
+    assert failures[0].check(TransferFailed) and failures[0].value.status == 603
+
+
+def test_an_accepted_refer_whose_invite_cannot_be_sent_notifies_why() -> None:
+    """The REFER was accepted (202) but the INVITE cannot be placed: the final NOTIFY's sipfrag names why."""
+    w = Wire()
+    alice, bob = w.ua("alice", ALICE), w.ua("bob", BOB)
+    call = connect(w, alice, bob)
+
+    def cannot(*args: Any, **kwargs: Any) -> Any:
+        raise LocalProtocolError("no route to the target")
+
+    bob.place_call = cannot  # type: ignore[method-assign]
+    transfer = call.transfer("sip:carol@192.0.2.30")
+    failures: list[Any] = []
+    transfer.done.addErrback(failures.append)
+    start = len(w.log)
+    w.pump()
+    assert [r.status for r in w.responses("REFER", start)] == [202]
+    last = w.sent("NOTIFY", start)[-1]
+    assert last.body == (b"SIP/2.0 503 Service Unavailable (cannot place the transferred call: "
+                         b"no route to the target)\r\n")
+    assert failures[0].value.status == 503

@@ -31,7 +31,7 @@ from txsipua.core.refer import ReferClient, ReferNotifier, ReferReport
 from txsipua.errors import LocalProtocolError, ParseError, SIPError, TransferFailed
 from txsipua.media.dtmf_info import INFO_DTMF_TYPES, digits_of_info
 from txsipua.sip.event_headers import EventHeader, Replaces, replaces_of_uri_header
-from txsipua.sip.message import Request, Response
+from txsipua.sip.message import Request, Response, reason_phrase
 from txsipua.sip.sipfrag import StatusFragment
 from txsipua.sip.uri import AbsoluteURI, SipURI
 from txsipua.sip.values import NameAddr
@@ -249,15 +249,22 @@ class ReferRequest:
         """Accept: 202, NOTIFY 100 Trying, and call the target (RFC 3515 §2.4.2-§2.4.4).
 
         Returns the new :class:`~txsipua.ua.call.Call`, or ``None`` when it could not be placed
-        (then the final NOTIFY says 503, or the error's status).
+        (then the final NOTIFY says 503, or the error's status, with the reason, which is logged).
+        A user agent without an account cannot place the call at all: the REFER
+        is then refused up front (603, "no account to place the transferred call",
+        logged) and ``None`` returned.
 
         Raises:
             LocalProtocolError: already decided.
         """
         if self.decided:
             raise LocalProtocolError("the REFER was answered already")
-        self.decided = True
         ua = self.call.ua
+        if ua.account is None:
+            log.warn("REFER to {target} refused: no account to place the transferred call", target=self.target)
+            self.reject(603, "Decline (no account to place the transferred call)")
+            return None
+        self.decided = True
         now = ua.reactor.seconds()
         self.respond(202)
         notifier = self.notifier = ReferNotifier(self.request.cseq.seq, now)
@@ -270,7 +277,9 @@ class ReferRequest:
             new_call = ua.place_call(self.target, headers=headers)
         except SIPError as e:
             status = getattr(e, "status", 503)
-            self._progress(status if isinstance(status, int) and status >= 300 else 503, "")
+            code = status if isinstance(status, int) and status >= 300 else 503
+            log.warn("the transferred call to {target} cannot be placed: {err}", target=self.target, err=e)
+            self._progress(code, f"{reason_phrase(code)} (cannot place the transferred call: {e})")
             return None
         self.new_call = new_call
         new_call.on_progress = lambda response: self._progress(response.status, response.reason)
