@@ -427,3 +427,24 @@ def test_silent_early_media_does_not_cancel_a_ringing_call(clock: UDPClock) -> N
     assert requests(ua, "CANCEL") == [] and not call.ended.called
     clock.advance(59)
     assert len(requests(ua, "CANCEL")) == 1
+
+
+def test_we_hold_a_peer_that_holds_us_and_its_inactive_answer_keeps_the_remote_hold(clock: UDPClock) -> None:
+    """The peer holds us (sendonly); we hold it too: our offer is inactive and so must be the answer
+    (RFC 3264 §6.1), which says nothing of the peer's wish: held_remotely stays True (§8.4) until
+    the peer resumes in an offer of its own."""
+    ua = agent(clock)
+    call, ok = confirmed_uas_call(ua)
+    reinvite(ua, ok, 2, bob_sdp(version=2, direction="sendonly"))
+    ack(ua, responses(ua, 200)[-1], branch="z9hG4bKa2")
+    assert call.held_remotely
+    done: list[Any] = []
+    call.hold().addBoth(done.append)
+    ours = requests(ua, "INVITE")[-1]
+    assert SessionDescription.parse(ours.body).media[0].direction == "inactive"
+    answer_invite(ua, ours, 200, tag=None, body=bob_sdp(version=3, direction="inactive"))
+    assert done[0].status == 200
+    assert call.held_locally and call.held_remotely
+    reinvite(ua, ok, 4, bob_sdp(version=4))  # the peer resumes
+    assert call.held_locally and not call.held_remotely
+    assert SessionDescription.parse(responses(ua, 200)[-1].body).media[0].direction == "sendonly"

@@ -91,8 +91,9 @@ class CallMedia:
     accepted offer is sendonly or inactive: we hold the peer; our answers to
     the peer's later offers keep holding) and :attr:`held_remotely` (the
     peer's offer, or its answer, puts us on hold: sendonly, inactive, or the
-    RFC 2543 address 0.0.0.0); :attr:`on_hold_change` is called with both
-    whenever either changes.
+    RFC 2543 address 0.0.0.0; an inactive answer to our inactive offer says
+    nothing and keeps it as it was, see :func:`_answer_holds`);
+    :attr:`on_hold_change` is called with both whenever either changes.
 
     Args:
         reactor: provides ``listenUDP`` and ``IReactorTime`` for the RTP stream.
@@ -281,7 +282,7 @@ class CallMedia:
         self._negotiate(offer, answer)
         ours = _active_audio(offer)
         held = ours is not None and ours[0] in _HOLDING
-        self._hold_state(held, _answer_holds(answer, held))
+        self._hold_state(held, _answer_holds(answer, ours[0] if ours is not None else None, self.held_remotely))
         return True
 
     def take_early_answer(self, body: bytes, tag: str) -> bool:
@@ -493,12 +494,25 @@ def _holds(offer: SessionDescription) -> bool:
     return active is not None and (active[0] in _HOLDING or active[1] in ("0.0.0.0", "::"))
 
 
-def _answer_holds(answer: SessionDescription, we_hold: bool) -> bool:
-    """True when the peer's answer puts us on hold: sendonly, or inactive to an offer that did not hold."""
+def _answer_holds(answer: SessionDescription, offered: str | None, before: bool) -> bool:
+    """Whether the peer holds us after its ``answer`` to our offer of direction ``offered`` (RFC 3264 §6.1, §8.4).
+
+    The rule: a sendonly answer, or the address 0.0.0.0, holds us; a
+    recvonly or sendrecv answer does not.  An inactive answer holds us when
+    our offer let the peer send (sendrecv, recvonly), and not when our offer
+    was sendonly (inactive is then the peer declining to receive our
+    audio).  When our offer was inactive the answer must be inactive
+    (§6.1) and says nothing of the peer's wish: the remote hold stays as it
+    was (``before``), so a peer that held us is still holding us after we
+    hold it too, until it resumes in an offer of its own.
+    """
     active = _active_audio(answer)
     if active is None:
         return False
-    return active[0] == "sendonly" or (active[0] == "inactive" and not we_hold) or active[1] in ("0.0.0.0", "::")
+    if offered == "inactive" and active[0] == "inactive":
+        return before
+    return (active[0] == "sendonly" or (active[0] == "inactive" and offered not in _HOLDING)
+            or active[1] in ("0.0.0.0", "::"))
 
 
 def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,
