@@ -151,3 +151,41 @@ def test_call_transfer_to_a_busy_target_exits_1(cli: Start, tmp_path: Path) -> N
         assert proc.err == ["transfer failed: 486 Busy Here"], proc
     finally:
         peer.close()
+
+
+def test_a_target_that_is_not_a_uri_is_a_usage_error(cli: Start, tmp_path: Path) -> None:
+    """options/message/subscribe with a TARGET that is not a SIP URI: one line on stderr, exit 2."""
+    acct = account_file(tmp_path / "alice.toml", f"sip:{HOST}:9")
+    for args in (("options", "not a uri"), ("message", "sip:bob@ex ample.com", "hi", "--account", str(acct)),
+                 ("subscribe", "mwi", "sip:not a uri", "--account", str(acct))):
+        proc = cli(*args, "--bind", f"{HOST}:0")
+        assert proc.wait() == 2, proc
+        assert len(proc.err) == 1 and proc.err[0].startswith(f"txsipua {args[0]}: error: TARGET "), proc
+        assert "is not a SIP URI" in proc.err[0] and proc.out == [], proc
+
+
+def test_subscribe_waits_a_bounded_time_for_the_final_notify(cli: Start, tmp_path: Path) -> None:
+    """--duration ends the subscription; the unsubscribe is answered 200 but no final NOTIFY comes:
+    the command exits 0 after UNSUBSCRIBE_WAIT (5 s), not Timer N (32 s)."""
+    import time
+
+    from txsipua.cli.requests import UNSUBSCRIBE_WAIT
+
+    assert UNSUBSCRIBE_WAIT == 5.0
+    peer = RingingCallee()
+    try:
+        target = f"sip:alice@{peer.address[0]}:{peer.address[1]}"
+        acct = account_file(tmp_path / "alice.toml", f"sip:{peer.address[0]}:{peer.address[1]}")
+        proc = cli("subscribe", "mwi", target, "--account", str(acct), "--duration", "0.5", "--bind", f"{HOST}:0")
+        subscribe, source = peer.recv_request("SUBSCRIBE")
+        contact = [("Contact", f"<sip:mwi@{peer.address[0]}:{peer.address[1]}>"), ("Expires", "3600")]
+        peer.respond(subscribe, 200, source, extra=contact)
+        unsubscribe, source = peer.recv_request("SUBSCRIBE")
+        began = time.monotonic()
+        assert unsubscribe.headers.get("Expires") == "0"
+        peer.respond(unsubscribe, 200, source, extra=contact)
+        assert proc.wait() == 0, proc
+        assert 4.0 < time.monotonic() - began < 15.0, proc
+        assert proc.out[-1] == "unsubscribed (no answer)", proc
+    finally:
+        peer.close()

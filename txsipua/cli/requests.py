@@ -7,8 +7,11 @@
 * ``subscribe mwi|dialog TARGET --account FILE [--duration S] [--expires S]``:
   SUBSCRIBE to message-summary (RFC 3842) or dialog (RFC 4235); prints one line
   per NOTIFY (its state and the document read), unsubscribes after
-  ``--duration`` or on SIGINT/SIGTERM; exit 0 once the subscription was
-  accepted, 1 when the SUBSCRIBE failed.
+  ``--duration`` or on SIGINT/SIGTERM, then waits at most
+  :data:`UNSUBSCRIBE_WAIT` (5 s) for the final NOTIFY; exit 0 once the
+  subscription was accepted, 1 when the SUBSCRIBE failed.
+* A TARGET that is not a SIP URI (nor a user of the account's domain) is a
+  usage error: one line on stderr, exit 2, nothing sent.
 * :func:`transfer_call` is ``call --transfer-to URI [--after S]``: a blind
   transfer (REFER, RFC 3515) of the answered call; prints its progress;
   exit 0 once the transferee reports a 2xx (the call is then hung up), else 1.
@@ -26,6 +29,7 @@ from twisted.internet import defer
 from txsipua.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     Printer,
     bind_for,
     describe_error,
@@ -40,6 +44,10 @@ from txsipua.errors import SIPError, TransferFailed
 
 EVENTS = {"mwi": "message-summary", "dialog": "dialog"}
 """``subscribe``'s kinds and the event packages they name."""
+
+UNSUBSCRIBE_WAIT = 5.0
+"""Seconds ``subscribe`` waits, once it unsubscribed, for the final NOTIFY before
+giving the subscription up and exiting (not Timer N's 32 s, RFC 6665 §4.1.2.3)."""
 
 
 def _user_agent(reactor: Any, args: argparse.Namespace, account: Any) -> Any:
@@ -62,13 +70,28 @@ def _target(account: Any, text: str) -> Any:
     return account.domain_uri(text)
 
 
+def _usage_target(account: Any, args: argparse.Namespace) -> Any:
+    """The TARGET as a URI, or ``None`` after printing why it is a usage error."""
+    from txsipua.errors import ParseError
+
+    try:
+        return _target(account, args.target)
+    except ParseError as e:
+        print(f"txsipua {args.command}: error: TARGET {args.target!r} is not a SIP URI: {e.detail}",
+              file=sys.stderr)
+        return None
+
+
 @defer.inlineCallbacks
 def _one_request(reactor: Any, args: argparse.Namespace, send: Callable[[Any, Any], Any]) -> Any:
     account = load_account(args.account) if args.account else None
+    target = _usage_target(account, args)
+    if target is None:
+        return EXIT_USAGE
     ua = _user_agent(reactor, args, account)
     yield ua.start()
     try:
-        response = yield send(ua, _target(account, args.target))
+        response = yield send(ua, target)
     except SIPError as e:
         print(describe_error(e), file=sys.stderr)
         yield ua.stop()
@@ -113,6 +136,9 @@ def describe_notification(note: Any) -> str:
 def cmd_subscribe(reactor: Any, args: argparse.Namespace) -> Any:
     """``txsipua subscribe``."""
     account = load_account(args.account)
+    target = _usage_target(account, args)
+    if target is None:
+        return EXIT_USAGE
     ua = _user_agent(reactor, args, account)
     done: defer.Deferred[None] = defer.Deferred()
 
@@ -124,7 +150,7 @@ def cmd_subscribe(reactor: Any, args: argparse.Namespace) -> Any:
     yield on_stop_signals(reactor, finish)
     yield ua.start()
     try:
-        sub = ua.subscribe(_target(account, args.target), EVENTS[args.kind], args.expires)
+        sub = ua.subscribe(target, EVENTS[args.kind], args.expires)
     except SIPError as e:
         print(describe_error(e), file=sys.stderr)
         yield ua.stop()
@@ -146,7 +172,9 @@ def cmd_subscribe(reactor: Any, args: argparse.Namespace) -> Any:
         reason = sub.ended.result
         print(f"subscription ended by the notifier ({reason})")
     else:
-        reason = yield _bounded(reactor, sub.stop(), 40.0)
+        reason = yield _bounded(reactor, sub.stop(), UNSUBSCRIBE_WAIT)
+        if not sub.ended.called:
+            sub.abandon()  # no final NOTIFY in time: given up, not waited for again by ua.stop()
         print(f"unsubscribed ({reason})")
     yield ua.stop()
     return EXIT_OK
@@ -246,7 +274,8 @@ def add_request_commands(sub: Any, common: Callable[[argparse.ArgumentParser], N
     s = sub.add_parser("subscribe", help="subscribe to MWI or a dialog (BLF) and print each NOTIFY",
                        description="SUBSCRIBE to message-summary (mwi, RFC 3842) or dialog (RFC 4235) at TARGET; "
                                    "print one line per NOTIFY; unsubscribe after --duration seconds or on "
-                                   "SIGINT/SIGTERM. Exit 0 once accepted, 1 if the SUBSCRIBE failed.")
+                                   "SIGINT/SIGTERM, then wait at most 5 s for the final NOTIFY. "
+                                   "Exit 0 once accepted, 1 if the SUBSCRIBE failed, 2 for a bad TARGET.")
     s.add_argument("kind", choices=sorted(EVENTS), help="mwi (message-summary) or dialog")
     s.add_argument("target", metavar="TARGET", help="SIP URI or a user of the account's domain")
     s.add_argument("--account", required=True, metavar="FILE", help="account file (TOML)")
@@ -258,5 +287,5 @@ def add_request_commands(sub: Any, common: Callable[[argparse.ArgumentParser], N
     s.set_defaults(func=cmd_subscribe)
 
 
-__all__ = ["EVENTS", "add_request_commands", "cmd_message", "cmd_options", "cmd_subscribe",
+__all__ = ["EVENTS", "UNSUBSCRIBE_WAIT", "add_request_commands", "cmd_message", "cmd_options", "cmd_subscribe",
            "describe_notification", "transfer_call"]
