@@ -134,7 +134,20 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         return EXIT_FAILED
     placed.append(call)
     tracer.watch_call(call)
-    call.on_progress = lambda r: print(f"progress: {r.status} {r.reason}", flush=True)
+    recording: list[bool] = []
+
+    def record() -> None:
+        # from the moment the call has media: early media (a 183's ringback or
+        # announcement) is recorded too, not only what follows the answer
+        if args.record and not recording and call.media is not None:
+            recording.append(True)
+            call.media.record_to(args.record)  # opt-in; streamed to the file, completed when the call ends
+
+    def progress(r: Any) -> None:
+        print(f"progress: {r.status} {r.reason}", flush=True)
+        record()
+
+    call.on_progress = progress
     try:
         yield call.answered
     except Exception as e:
@@ -145,8 +158,7 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     print(f"answered; Call-ID {call.call_id}", flush=True)
-    if args.record and call.media is not None:
-        call.media.record_to(args.record)  # opt-in; streamed to the file, completed when the call ends
+    record()
     if args.play and call.media is not None:
         call.media.play(args.play)
     if args.dtmf and call.media is not None:
