@@ -168,3 +168,21 @@ def test_answer_json_log_is_json_only(cli, tmp_path: Path) -> None:
     assert warnings and "fifth field" in warnings[0]["text"], records
     sip = [r for r in records if r.get("method") == "REGISTER"]
     assert [r.get("status") for r in sip if r["direction"] == "send"] == [401, 403], sip
+
+
+def test_json_log_turns_plain_failure_lines_into_json(cli, answer, tmp_path: Path) -> None:
+    """``--log-format json``: "authentication failed: ..." and "cannot read account file ..." (a
+    usage error found after parsing) reach stderr as JSON objects too; nothing else is on stderr."""
+    _, registrar = answer
+    acct = account_file(tmp_path / "alice.toml", registrar, password="wrong-secret")
+    proc: Cli = cli("register", "--account", str(acct), "--bind", f"{HOST}:0", "--log-format", "json")
+    assert proc.wait() == 1, proc
+    records = [json.loads(line) for line in proc.err if line.strip()]
+    assert all(isinstance(r, dict) for r in records), proc
+    assert any(r["text"].startswith("authentication failed: ") for r in records), records
+    assert "wrong-secret" not in proc.stderr
+    missing = cli("register", "--account", str(tmp_path / "nope.toml"), "--log-format", "json")
+    assert missing.wait() == 2, missing
+    records = [json.loads(line) for line in missing.err if line.strip()]
+    assert [r["level"] for r in records] == ["error"], records
+    assert "cannot read account file" in records[0]["text"], records

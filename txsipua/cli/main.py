@@ -477,6 +477,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return d
 
     code = [EXIT_FAILED]
+    if getattr(args, "log_format", "text") == "json":  # every stderr line a JSON object
+        import time
+
+        from txsipua.cli.trace import JSONLines
+
+        sys.stderr = JSONLines(sys.stderr, time.time)
 
     def runner(reactor: Any) -> defer.Deferred[Any]:
         d = run(reactor)
@@ -496,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with contextlib.suppress(SystemExit):
         task.react(runner)
+    sys.stderr.flush()
     sys.exit(code[0])
 
 

@@ -36,7 +36,7 @@ from txsipua.sip.message import Request, Response, parse_message
 from txsipua.trace.hep import encode as hep_encode
 from txsipua.trace.pcap import PcapWriter
 
-__all__ = ["JSONLogObserver", "SessionTrace", "add_trace_options", "auth_notes", "redact", "session_trace"]
+__all__ = ["JSONLines", "JSONLogObserver", "SessionTrace", "add_trace_options", "auth_notes", "redact", "session_trace"]
 
 TraceCallback = Callable[[str, bytes, tuple[str, int]], None]
 
@@ -101,6 +101,62 @@ class JSONLogObserver:
             record["failure"] = redact(str(event["log_failure"].getErrorMessage()))
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
+
+
+class JSONLines:
+    """A text stream (stand-in for ``sys.stderr``) that writes every line as one JSON object.
+
+    With ``--log-format json`` the command's plain-text lines on stderr
+    ("authentication failed: ...", usage errors) become
+    ``{"time", "level": "error", "namespace": "txsipua.cli", "text"}`` objects
+    (``text`` redacted by :func:`redact`); lines already JSON objects (those
+    of :class:`JSONLogObserver`) pass through unchanged.  A partial line is
+    held until its newline, or written by :meth:`flush`.
+
+    Args:
+        stream: the real stream written to.
+        clock: seconds since the epoch (``time.time``).
+    """
+
+    def __init__(self, stream: Any, clock: Callable[[], float]) -> None:
+        self.stream = stream
+        self.clock = clock
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Write ``text``; complete lines are written at once."""
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Write a held partial line, then flush the real stream."""
+        if self._partial:
+            line, self._partial = self._partial, ""
+            self._line(line)
+        self.stream.flush()
+
+    def _line(self, line: str) -> None:
+        if line.startswith("{"):
+            try:
+                if isinstance(json.loads(line), dict):
+                    self.stream.write(line + "\n")
+                    return
+            except ValueError:
+                pass
+        if not line.strip():
+            return
+        record = {"time": self.clock(), "level": "error", "namespace": "txsipua.cli", "text": redact(line)}
+        self.stream.write(json.dumps(record) + "\n")
+
+    def isatty(self) -> bool:
+        """Never a terminal (JSON is for machines)."""
+        return False
+
+    def fileno(self) -> int:
+        """The real stream's file descriptor."""
+        return int(self.stream.fileno())
 
 
 # ------------------------------------------------------------------ ladder
