@@ -209,6 +209,10 @@ class SessionTrace:
         json_log: send an event per message to twisted.logger and print
             every event as JSON on stderr.
         out: where the ladder and messages are printed (stdout).
+        to_log: the host owns the log (``twist``): the ladder and messages
+            go to twisted.logger as info events (namespace ``txsipua.trace``)
+            instead of ``out``, and ``json_log`` adds no JSON observer of its
+            own (the host's ``--log-format json`` writes the events).
 
     Raises:
         UsageError: the pcap file cannot be created.
@@ -218,8 +222,9 @@ class SessionTrace:
 
     def __init__(self, reactor: Any, *, verbose: int = 0, pcap: str | None = None, pcap_rtp: bool = False,
                  hep: tuple[str, int] | None = None, hep_id: int = 2001, json_log: bool = False,
-                 out: Any = None) -> None:
+                 out: Any = None, to_log: bool = False) -> None:
         self.reactor = reactor
+        self.to_log = to_log
         self.verbose = verbose
         self.out = out or sys.stdout
         self.local: tuple[str, int] = ("127.0.0.1", 0)
@@ -239,7 +244,7 @@ class SessionTrace:
         self.json_log = json_log
         self._ua: Any = None
         self._observer: JSONLogObserver | None = None
-        if json_log:
+        if json_log and not to_log:
             self._observer = JSONLogObserver()
             globalLogPublisher.addObserver(ILogObserver(self._observer))
 
@@ -260,7 +265,8 @@ class SessionTrace:
         return cls(reactor, verbose=int(getattr(args, "verbose", 0) or 0), pcap=getattr(args, "pcap", None),
                    pcap_rtp=bool(getattr(args, "pcap_rtp", False)), hep=hep,
                    hep_id=getattr(args, "hep_id", 2001),
-                   json_log=getattr(args, "log_format", "text") == "json")
+                   json_log=getattr(args, "log_format", "text") == "json",
+                   to_log=bool(getattr(args, "to_log", False)))
 
     @property
     def wanted(self) -> bool:
@@ -286,14 +292,13 @@ class SessionTrace:
             msg = None
         if self.verbose == 1 and msg is not None:
             arrow = "->" if direction == "send" else "<-"
-            print(f"{_host(self.local):>21} {arrow} {_host(peer):<21}  {_summary(msg)}", file=self.out)
-            for note in auth_notes(msg):
-                print(f"{'':47}{note}", file=self.out)
-            self.out.flush()
+            lines = [f"{_host(self.local):>21} {arrow} {_host(peer):<21}  {_summary(msg)}"]
+            lines += [f"{'':47}{note}" for note in auth_notes(msg)]
+            self._show("\n".join(lines))
         elif self.verbose >= 2:
             arrow = ">>> sent to" if direction == "send" else "<<< received from"
             text = data.decode("utf-8", "replace").rstrip("\r\n")
-            print(f"{arrow} {peer[0]}:{peer[1]}\n{text}\n", file=self.out, flush=True)
+            self._show(f"{arrow} {peer[0]}:{peer[1]}\n{text}\n")
         if self.pcap is not None:
             try:
                 if self.transport == "udp":
@@ -312,6 +317,12 @@ class SessionTrace:
             self._send_hep(now, src, dst, data, call_id)
         if self.json_log and msg is not None:
             self._log_message(direction, msg, peer)
+
+    def _show(self, text: str) -> None:
+        if self.to_log:
+            self.log.info("{ladder}", ladder=redact(text))
+        else:
+            print(text, file=self.out, flush=True)
 
     def sent(self, src: tuple[str, int], dst: tuple[str, int], data: bytes) -> None:
         """A SIP message one of several parties in this process sent (the demo): pcap, HEP and JSON only."""
