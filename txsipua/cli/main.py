@@ -463,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``txsipua`` console script."""
+    from txsipua.cli.common import QuietStdout
+
+    sys.stdout = QuietStdout(sys.stdout)  # `txsipua demo -v | head -3`: no BrokenPipeError traceback
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -253,15 +253,18 @@ class SessionTrace:
         """Build from the options of :func:`add_trace_options` and ``-v``.
 
         Raises:
-            UsageError: a bad ``--hep`` address or an unwritable ``--pcap`` file.
+            UsageError: a bad ``--hep`` address, ``--pcap-rtp`` without
+                ``--pcap`` or an unwritable ``--pcap`` file.
         """
         hep = None
         if getattr(args, "hep", None):
             from txsipua.cli.common import parse_bind
 
-            hep = parse_bind(args.hep)
+            hep = parse_bind(args.hep, option="--hep")
             if not hep[1]:
                 raise UsageError(f"--hep {args.hep}: a port is needed")
+        if getattr(args, "pcap_rtp", False) and not getattr(args, "pcap", None):
+            raise UsageError("--pcap-rtp needs --pcap FILE")
         return cls(reactor, verbose=int(getattr(args, "verbose", 0) or 0), pcap=getattr(args, "pcap", None),
                    pcap_rtp=bool(getattr(args, "pcap_rtp", False)), hep=hep,
                    hep_id=getattr(args, "hep_id", 2001),
