@@ -7,6 +7,7 @@ one of the files exercised here (``examples/`` by ``tests/test_examples.py``).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -16,6 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,37 +110,34 @@ def _workdir(tmp_path: Path, port: int) -> tuple[Path, dict[str, str]]:
     return tmp_path, env
 
 
-def test_tutorial_shell_sample_runs(tmp_path: Path) -> None:
-    """first_call.sh: answer, auth-check, register, call with the ladder; every step exits 0."""
+def test_tutorial_steps_3_and_4_run_as_written(tmp_path: Path) -> None:
+    """The tutorial as a reader follows it: ``PORT=N sh first_call.sh`` (answer, auth-check,
+    register, call with the ladder; every step exits 0) leaves ``txsipua answer`` up, then
+    ``python call_bot.py alice.toml sip:bob@127.0.0.1:N`` registers, calls it, hangs up and
+    unregisters; then ``kill PID`` (the pid the script printed) stops answer after its two calls."""
     port = _free_port()
     cwd, env = _workdir(tmp_path, port)
-    proc = subprocess.run(["sh", "first_call.sh"], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK: registered: realm voip.example.net as alice-auth" in proc.stdout, proc.stdout
-    assert "registered sip:alice@example.com" in proc.stdout
-    assert re.search(r"-> 127\.0\.0\.1:\d+ +INVITE sip:bob@", proc.stdout), proc.stdout
-    assert "answered=1 open_calls=0" in proc.stdout
-
-
-def test_tutorial_call_bot_sample_runs(tmp_path: Path) -> None:
-    """call_bot.py registers, calls ``txsipua answer``, stays up, hangs up, unregisters."""
-    port = _free_port()
-    cwd, env = _workdir(tmp_path, port)
-    answer = subprocess.Popen([sys.executable, "-m", "txsipua.cli.main", "answer", "--bind", f"127.0.0.1:{port}",
-                               "--realm", "voip.example.net", "--users", "users.htdigest"],
-                              cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "first_call.out"
+    with open(log, "w") as out:  # a file, not a pipe: answer outlives the script and keeps writing
+        proc = subprocess.run(["sh", "first_call.sh"], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              text=True, timeout=60, check=False)
+    text = log.read_text()
+    pid = re.search(r"txsipua answer \(pid (\d+)\) stays up", text)
     try:
-        assert answer.stdout is not None
-        assert answer.stdout.readline().startswith("ready "), "answer did not start"
-        proc = subprocess.run([sys.executable, "call_bot.py", "alice.toml", f"sip:bob@127.0.0.1:{port}"],
-                              cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout.startswith("answered: ") and "ended: hangup" in proc.stdout, proc.stdout
-        answer.send_signal(signal.SIGTERM)  # after the bot unregistered
-        assert answer.wait(20) == 0
-        assert "answered=1 open_calls=0" in answer.stdout.read()
+        assert proc.returncode == 0, text
+        assert "OK: registered: realm voip.example.net as alice-auth" in text, text
+        assert "registered sip:alice@example.com" in text
+        assert re.search(r"-> 127\.0\.0\.1:\d+ +INVITE sip:bob@", text), text
+        assert pid, text
+        bot = subprocess.run([sys.executable, "call_bot.py", "alice.toml", f"sip:bob@127.0.0.1:{port}"],
+                             cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert bot.returncode == 0, bot.stdout + bot.stderr + log.read_text()
+        assert bot.stdout.startswith("answered: ") and "ended: hangup" in bot.stdout, bot.stdout
     finally:
-        if answer.poll() is None:
-            answer.kill()
-            answer.wait()
+        if pid:  # `kill PID`, as the script says
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid.group(1)), signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while "answered=2 open_calls=0" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "answered=2 open_calls=0" in log.read_text(), log.read_text()

@@ -51,6 +51,7 @@ def test_sdist_and_wheel_build_install_and_run(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
                           capture_output=True, text=True, timeout=300, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no files found matching" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr  # MANIFEST.in
     [sdist] = out.glob("*.tar.gz")
     [wheel] = out.glob("*.whl")
     with tarfile.open(sdist) as tar:
@@ -58,6 +59,22 @@ def test_sdist_and_wheel_build_install_and_run(tmp_path: Path) -> None:
     for needed in ("txsipua/sip/_speedups.c", "txsipua/sip/_speedups_via.h", "txsipua/py.typed", "CHANGELOG.md",
                    "twisted/plugins/txsipua_plugin.py", "docs/conf.py", "setup.cfg", "pyproject.toml"):
         assert needed in names, needed
+    # the whole test suite (subpackages, conftest files, scenarios, corpus), the samples the docs
+    # tests run and the benchmarks the smoke test runs: the tests run from the sdist
+    shipped = {p.relative_to(src).as_posix() for top in ("tests", "benchmarks", "docs/samples")
+               for p in (src / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert shipped - names == set(), sorted(shipped - names)
+    assert {"tests/cli/conftest.py", "tests/sip/corpus/expected.json", "tests/interop/scenarios/client_call_auth.xml",
+            "docs/samples/first_call.sh", "tox.ini"} <= names
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(sdist) as tar:
+        tar.extractall(unpacked, filter="data")
+    [top] = unpacked.iterdir()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sip/test_corpus.py",
+                          "tests/test_docs.py::test_code_samples_only_come_from_files_that_exist"],
+                         cwd=top, capture_output=True, text=True, timeout=300, env=dict(env, PYTHONPATH=str(top)),
+                         check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with zipfile.ZipFile(wheel) as whl:
         files = set(whl.namelist())
         metadata = email.message_from_bytes(whl.read(next(n for n in files if n.endswith(".dist-info/METADATA"))))

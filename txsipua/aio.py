@@ -26,7 +26,8 @@ makes that reactor a guest of an asyncio event loop, so one program can
   never call ``reactor.run()`` then).  It must run before anything imports
   ``twisted.internet.reactor`` (the default reactor would be installed).
 - :func:`wait` turns a Deferred into an awaitable of the running loop
-  (``Deferred.asFuture``); :func:`deferred` turns a coroutine or future into
+  (``Deferred.asFuture`` on a Deferred that the given one feeds: cancelling
+  the await never cancels the given Deferred); :func:`deferred` turns a coroutine or future into
   a Deferred (``Deferred.fromFuture``) for the places that take one, such as
   a bot of :class:`~txsipua.cli.service.UserAgentService` or a callback chain.
 
@@ -42,6 +43,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 __all__ = ["deferred", "start_reactor", "wait"]
 
@@ -81,12 +83,32 @@ def start_reactor(loop: asyncio.AbstractEventLoop | None = None) -> Any:
 
 
 async def wait(d: Deferred[T]) -> T:
-    """Await a Deferred from asyncio code (``d.asFuture(running loop)``).
+    """Await a Deferred from asyncio code, leaving ``d`` itself alone.
+
+    The await is on a separate Deferred that ``d`` feeds (through
+    ``asFuture`` on the running loop), so cancelling the await (the timeout
+    of ``asyncio.wait_for``, a cancelled task) cancels only that separate
+    Deferred: ``d`` keeps waiting and can still be awaited again or fire its
+    other callbacks (``call.ended`` stays live, ``call.hangup()`` still sends
+    its BYE).  ``d``'s result passes on unchanged to its later callbacks,
+    except a failure that this await raised, which counts as handled.
 
     Raises:
         whatever the Deferred fails with (the Failure's exception).
     """
-    return await d.asFuture(asyncio.get_running_loop())
+    relay: Deferred[T] = Deferred()
+
+    def feed(result: Any) -> Any:
+        if relay.called:  # the await was cancelled: nobody took the result
+            return result
+        if isinstance(result, Failure):
+            relay.errback(result)
+            return None
+        relay.callback(result)
+        return result
+
+    d.addBoth(feed)
+    return await relay.asFuture(asyncio.get_running_loop())
 
 
 def deferred(awaitable: Awaitable[T]) -> Deferred[T]:

@@ -112,8 +112,9 @@ def test_from_toml_tables() -> None:
 @pytest.mark.parametrize(
     ("tables", "message"),
     [
-        ([{"username": "a", "password": "p"}], "realm must be a string"),
-        ([{"realm": "r", "password": "p"}], "username must be a string"),
+        ([{"username": "a", "password": "p"}], "realm is missing"),
+        ([{"realm": "r", "password": "p"}], "username is missing"),
+        ([{"realm": "r", "username": 7, "password": "p"}], "username must be a string"),
         ([{"realm": "r", "username": "a"}], "password or an HA1"),
         ([{"realm": "r", "username": "a", "password": 3}], "password must be a string"),
         ([{"realm": "r", "username": "a", "ha1": 3}], "ha1 must be"),

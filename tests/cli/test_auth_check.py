@@ -110,3 +110,23 @@ def test_diagnose_algorithm_txsipua_does_not_implement(algorithm: str) -> None:
                              + algorithm.encode() + b"\r\nContent-Length: 0\r\n\r\n"), ("192.0.2.5", 5060))
     [finding] = diagnose(exchange, account, RuntimeError("unsupported"))
     assert finding.kind == "algorithm" and algorithm in finding.problem
+
+
+def test_auth_check_wrong_password_is_not_auth_user(cli, tmp_path: Path) -> None:
+    """The right auth user with a wrong password: 'credentials refused' (kind credentials), never
+    labelled as auth user vs SIP user."""
+    acct = account_file(tmp_path / "alice.toml", _answer(cli, tmp_path), password="not-the-secret")
+    proc = cli("auth-check", "--account", str(acct), "--bind", f"{HOST}:0")
+    assert proc.wait() == 1, proc
+    assert ("problem (credentials): credentials refused: realm 'voip.example.net' challenged again"
+            in proc.stdout), proc
+    assert "auth-user" not in proc.stdout and "auth user vs SIP user" not in proc.stdout, proc
+
+
+def test_auth_check_credentials_without_username_says_it_is_missing(cli, tmp_path: Path) -> None:
+    """A [[credentials]] table without ``username``: a usage error saying the username is missing."""
+    acct = account_file(tmp_path / "alice.toml", f"sip:{HOST}:9")
+    acct.write_text(acct.read_text().replace('username = "alice-auth"\n', ""))
+    proc = cli("auth-check", "--account", str(acct), "--bind", f"{HOST}:0")
+    assert proc.wait() == 2, proc
+    assert "username is missing" in proc.stderr, proc

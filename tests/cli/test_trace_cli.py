@@ -168,3 +168,54 @@ def test_answer_json_log_is_json_only(cli, tmp_path: Path) -> None:
     assert warnings and "fifth field" in warnings[0]["text"], records
     sip = [r for r in records if r.get("method") == "REGISTER"]
     assert [r.get("status") for r in sip if r["direction"] == "send"] == [401, 403], sip
+
+
+def test_json_log_turns_plain_failure_lines_into_json(cli, answer, tmp_path: Path) -> None:
+    """``--log-format json``: "authentication failed: ..." and "cannot read account file ..." (a
+    usage error found after parsing) reach stderr as JSON objects too; nothing else is on stderr."""
+    _, registrar = answer
+    acct = account_file(tmp_path / "alice.toml", registrar, password="wrong-secret")
+    proc: Cli = cli("register", "--account", str(acct), "--bind", f"{HOST}:0", "--log-format", "json")
+    assert proc.wait() == 1, proc
+    records = [json.loads(line) for line in proc.err if line.strip()]
+    assert all(isinstance(r, dict) for r in records), proc
+    assert any(r["text"].startswith("authentication failed: ") for r in records), records
+    assert "wrong-secret" not in proc.stderr
+    missing = cli("register", "--account", str(tmp_path / "nope.toml"), "--log-format", "json")
+    assert missing.wait() == 2, missing
+    records = [json.loads(line) for line in missing.err if line.strip()]
+    assert [r["level"] for r in records] == ["error"], records
+    assert "cannot read account file" in records[0]["text"], records
+
+
+def test_trace_option_errors_name_the_option(cli, tmp_path: Path) -> None:
+    """``--hep HOST:99999`` is a usage error naming ``--hep``; ``--pcap-rtp`` without ``--pcap`` too."""
+    acct = account_file(tmp_path / "alice.toml", f"sip:{HOST}:9")
+    proc = cli("register", "--account", str(acct), "--hep", f"{HOST}:99999")
+    assert proc.wait() == 2, proc
+    assert "--hep" in proc.stderr and "--bind" not in proc.stderr, proc
+    proc = cli("register", "--account", str(acct), "--pcap-rtp")
+    assert proc.wait() == 2, proc
+    assert "--pcap-rtp needs --pcap" in proc.stderr, proc
+
+
+def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
+    """``txsipua demo -v | head -3``: the reader goes away; the demo ends without a traceback."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "txsipua.cli.main", "demo", "-v", "--hold", "0.2"],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.stdout is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # what `head -3` does once it has its lines
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"demo still running after its reader left: {err}") from None
+    assert head[0].startswith("proxy/registrar "), head
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -251,7 +251,9 @@ def credentials_from_toml(tables: Iterable[Mapping[str, Any]]) -> InMemoryCreden
         if unknown:
             raise _table_error(index, table, f"unknown key(s) {', '.join(unknown)}")
         for key in ("realm", "username"):
-            if not isinstance(table.get(key), str):
+            if key not in table:
+                raise _table_error(index, table, f"{key} is missing")
+            if not isinstance(table[key], str):
                 raise _table_error(index, table, f"{key} must be a string")
         password = table.get("password")
         if password is not None and not isinstance(password, str):

@@ -55,8 +55,11 @@ class Finding:
     """One conclusion of :func:`diagnose`.
 
     Attributes:
-        kind: ``"ok"``, ``"wrong-realm"``, ``"auth-user"``, ``"forbidden"``,
-            ``"algorithm"``, ``"guard"``, ``"timeout"`` or ``"other"``.
+        kind: ``"ok"``, ``"wrong-realm"``, ``"auth-user"`` (the SIP user sent
+            as the authentication user), ``"credentials"`` (a separate
+            authentication user refused: the password or that username is
+            wrong), ``"forbidden"``, ``"algorithm"``, ``"guard"``,
+            ``"timeout"`` or ``"other"``.
         problem: what went wrong, in words (or what went right, for ``"ok"``).
         fix: what to change, in words (empty for ``"ok"``).
     """
@@ -200,9 +203,9 @@ def diagnose(exchange: Exchange, account: Any, error: BaseException | None) -> l
                     f"username gets the same new challenge)",
                     "providers often give a separate authentication username (an auth ID): set username = "
                     f"\"<auth ID>\" in the [[credentials]] table of realm {realm!r}, and check the password"))
-            else:
+            else:  # a separate auth user already: most likely the password (not auth user vs SIP user)
                 findings.append(Finding(
-                    "auth-user",
+                    "credentials",
                     f"credentials refused: realm {realm!r} challenged again after the {header} with username "
                     f"{username!r} (the password, or the username, is wrong)",
                     f"check the password of {username!r}; the username must be the authentication username the "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -50,8 +51,11 @@ non_negative_int = non_negative(int)
 """argparse type: a whole number, 0 or more."""
 
 
-def parse_bind(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, int]:
+def parse_bind(text: str | None, default_host: str = "127.0.0.1", option: str = "--bind") -> tuple[str, int]:
     """Parse ``HOST[:PORT]`` (``[v6]:PORT`` for IPv6); port 0 or absent = any free port.
+
+    Args:
+        option: the option named in the error (``--hep`` parses the same way).
 
     Raises:
         UsageError: malformed value.
@@ -62,22 +66,22 @@ def parse_bind(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, 
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise UsageError(f"bad --bind {text!r}")
+            raise UsageError(f"bad {option} {text!r}")
         host = text[1:end]
         rest = text[end + 1 :]
         if rest.startswith(":"):
             port = rest[1:]
         elif rest:
-            raise UsageError(f"bad --bind {text!r}")
+            raise UsageError(f"bad {option} {text!r}")
     elif text.count(":") == 1:
         host, port = text.split(":")
     if not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"bad port in --bind {text!r}")
+        raise UsageError(f"bad port in {option} {text!r}")
     host = host or default_host
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise UsageError(f"bad --bind {text!r}: HOST must be an IPv4 or IPv6 address") from None
+        raise UsageError(f"bad {option} {text!r}: HOST must be an IPv4 or IPv6 address") from None
     return (host, int(port))
 
 
@@ -255,3 +259,54 @@ def on_stop_signals(reactor: Any, handler: Callable[[], None]) -> defer.Deferred
     return ready
 
 
+
+
+class QuietStdout:
+    """Standard output that goes quiet when its reader goes away (``txsipua demo -v | head -3``).
+
+    A write or flush hitting a closed pipe (:class:`BrokenPipeError`) points
+    file descriptor 1 at ``/dev/null`` and drops the rest of the output, so
+    the command finishes without a traceback.
+
+    Args:
+        stream: the real standard output.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        """Write ``text`` (dropped once the pipe is broken)."""
+        if not self.broken:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._broke()
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the real stream (nothing once the pipe is broken)."""
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._broke()
+
+    def _broke(self) -> None:
+        self.broken = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())  # the interpreter's final flush then succeeds
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+
+    def isatty(self) -> bool:
+        """Whether the real stream is a terminal."""
+        return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        """The real stream's file descriptor."""
+        return int(self.stream.fileno())

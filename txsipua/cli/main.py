@@ -475,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``txsipua`` console script."""
+    from txsipua.cli.common import QuietStdout
+
+    sys.stdout = QuietStdout(sys.stdout)  # `txsipua demo -v | head -3`: no BrokenPipeError traceback
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -489,6 +492,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return d
 
     code = [EXIT_FAILED]
+    if getattr(args, "log_format", "text") == "json":  # every stderr line a JSON object
+        import time
+
+        from txsipua.cli.trace import JSONLines
+
+        sys.stderr = JSONLines(sys.stderr, time.time)
 
     def runner(reactor: Any) -> defer.Deferred[Any]:
         d = run(reactor)
@@ -508,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with contextlib.suppress(SystemExit):
         task.react(runner)
+    sys.stderr.flush()
     sys.exit(code[0])
 
 

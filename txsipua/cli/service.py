@@ -253,9 +253,11 @@ class Options(usage.Options):
         argv = list(sys.argv[1:] if options is None else options)
         parser = build_parser()
         parser.prog = "twist txsipua"
-        if not argv or argv[0] in ("-h", "--help"):
+        if not argv:
+            raise usage.UsageError("a command is needed: answer or register")
+        if argv[0] in ("-h", "--help"):
             print(self.__str__())
-            parser.print_help()
+            print(_commands_help())
             raise SystemExit(0)
         if argv[0] not in ("answer", "register"):
             raise usage.UsageError(f"twist txsipua runs `answer` or `register`, not {argv[0]!r}")
@@ -267,6 +269,14 @@ class Options(usage.Options):
             raise
         if argv[0] == "register":
             self.namespace.keep = True
+        self.namespace.to_log = True  # twist owns the log: the ladder goes to twisted.logger
+
+
+def _commands_help() -> str:
+    """The commands ``twist txsipua`` runs (answer, register), each with its one-line help."""
+    return ("Commands (`twist txsipua COMMAND --help` lists a command's options):\n"
+            "  answer     answer incoming calls (optionally challenging them; a registrar with --realm)\n"
+            "  register   keep an account registered (unregistered on stop)")
 
 
 def make_service(options: Options, reactor: Any = None) -> UserAgentService:

@@ -36,7 +36,7 @@ from txsipua.sip.message import Request, Response, parse_message
 from txsipua.trace.hep import encode as hep_encode
 from txsipua.trace.pcap import PcapWriter
 
-__all__ = ["JSONLogObserver", "SessionTrace", "add_trace_options", "auth_notes", "redact", "session_trace"]
+__all__ = ["JSONLines", "JSONLogObserver", "SessionTrace", "add_trace_options", "auth_notes", "redact", "session_trace"]
 
 TraceCallback = Callable[[str, bytes, tuple[str, int]], None]
 
@@ -103,6 +103,62 @@ class JSONLogObserver:
         self.stream.flush()
 
 
+class JSONLines:
+    """A text stream (stand-in for ``sys.stderr``) that writes every line as one JSON object.
+
+    With ``--log-format json`` the command's plain-text lines on stderr
+    ("authentication failed: ...", usage errors) become
+    ``{"time", "level": "error", "namespace": "txsipua.cli", "text"}`` objects
+    (``text`` redacted by :func:`redact`); lines already JSON objects (those
+    of :class:`JSONLogObserver`) pass through unchanged.  A partial line is
+    held until its newline, or written by :meth:`flush`.
+
+    Args:
+        stream: the real stream written to.
+        clock: seconds since the epoch (``time.time``).
+    """
+
+    def __init__(self, stream: Any, clock: Callable[[], float]) -> None:
+        self.stream = stream
+        self.clock = clock
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Write ``text``; complete lines are written at once."""
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Write a held partial line, then flush the real stream."""
+        if self._partial:
+            line, self._partial = self._partial, ""
+            self._line(line)
+        self.stream.flush()
+
+    def _line(self, line: str) -> None:
+        if line.startswith("{"):
+            try:
+                if isinstance(json.loads(line), dict):
+                    self.stream.write(line + "\n")
+                    return
+            except ValueError:
+                pass
+        if not line.strip():
+            return
+        record = {"time": self.clock(), "level": "error", "namespace": "txsipua.cli", "text": redact(line)}
+        self.stream.write(json.dumps(record) + "\n")
+
+    def isatty(self) -> bool:
+        """Never a terminal (JSON is for machines)."""
+        return False
+
+    def fileno(self) -> int:
+        """The real stream's file descriptor."""
+        return int(self.stream.fileno())
+
+
 # ------------------------------------------------------------------ ladder
 def auth_notes(msg: Request | Response) -> list[str]:
     """One line for each challenge or credential ``msg`` carries: realm, user, algorithm, qop.
@@ -153,6 +209,10 @@ class SessionTrace:
         json_log: send an event per message to twisted.logger and print
             every event as JSON on stderr.
         out: where the ladder and messages are printed (stdout).
+        to_log: the host owns the log (``twist``): the ladder and messages
+            go to twisted.logger as info events (namespace ``txsipua.trace``)
+            instead of ``out``, and ``json_log`` adds no JSON observer of its
+            own (the host's ``--log-format json`` writes the events).
 
     Raises:
         UsageError: the pcap file cannot be created.
@@ -162,8 +222,9 @@ class SessionTrace:
 
     def __init__(self, reactor: Any, *, verbose: int = 0, pcap: str | None = None, pcap_rtp: bool = False,
                  hep: tuple[str, int] | None = None, hep_id: int = 2001, json_log: bool = False,
-                 out: Any = None) -> None:
+                 out: Any = None, to_log: bool = False) -> None:
         self.reactor = reactor
+        self.to_log = to_log
         self.verbose = verbose
         self.out = out or sys.stdout
         self.local: tuple[str, int] = ("127.0.0.1", 0)
@@ -183,7 +244,7 @@ class SessionTrace:
         self.json_log = json_log
         self._ua: Any = None
         self._observer: JSONLogObserver | None = None
-        if json_log:
+        if json_log and not to_log:
             self._observer = JSONLogObserver()
             globalLogPublisher.addObserver(ILogObserver(self._observer))
 
@@ -192,19 +253,23 @@ class SessionTrace:
         """Build from the options of :func:`add_trace_options` and ``-v``.
 
         Raises:
-            UsageError: a bad ``--hep`` address or an unwritable ``--pcap`` file.
+            UsageError: a bad ``--hep`` address, ``--pcap-rtp`` without
+                ``--pcap`` or an unwritable ``--pcap`` file.
         """
         hep = None
         if getattr(args, "hep", None):
             from txsipua.cli.common import parse_bind
 
-            hep = parse_bind(args.hep)
+            hep = parse_bind(args.hep, option="--hep")
             if not hep[1]:
                 raise UsageError(f"--hep {args.hep}: a port is needed")
+        if getattr(args, "pcap_rtp", False) and not getattr(args, "pcap", None):
+            raise UsageError("--pcap-rtp needs --pcap FILE")
         return cls(reactor, verbose=int(getattr(args, "verbose", 0) or 0), pcap=getattr(args, "pcap", None),
                    pcap_rtp=bool(getattr(args, "pcap_rtp", False)), hep=hep,
                    hep_id=getattr(args, "hep_id", 2001),
-                   json_log=getattr(args, "log_format", "text") == "json")
+                   json_log=getattr(args, "log_format", "text") == "json",
+                   to_log=bool(getattr(args, "to_log", False)))
 
     @property
     def wanted(self) -> bool:
@@ -230,14 +295,13 @@ class SessionTrace:
             msg = None
         if self.verbose == 1 and msg is not None:
             arrow = "->" if direction == "send" else "<-"
-            print(f"{_host(self.local):>21} {arrow} {_host(peer):<21}  {_summary(msg)}", file=self.out)
-            for note in auth_notes(msg):
-                print(f"{'':47}{note}", file=self.out)
-            self.out.flush()
+            lines = [f"{_host(self.local):>21} {arrow} {_host(peer):<21}  {_summary(msg)}"]
+            lines += [f"{'':47}{note}" for note in auth_notes(msg)]
+            self._show("\n".join(lines))
         elif self.verbose >= 2:
             arrow = ">>> sent to" if direction == "send" else "<<< received from"
             text = data.decode("utf-8", "replace").rstrip("\r\n")
-            print(f"{arrow} {peer[0]}:{peer[1]}\n{text}\n", file=self.out, flush=True)
+            self._show(f"{arrow} {peer[0]}:{peer[1]}\n{text}\n")
         if self.pcap is not None:
             try:
                 if self.transport == "udp":
@@ -256,6 +320,12 @@ class SessionTrace:
             self._send_hep(now, src, dst, data, call_id)
         if self.json_log and msg is not None:
             self._log_message(direction, msg, peer)
+
+    def _show(self, text: str) -> None:
+        if self.to_log:
+            self.log.info("{ladder}", ladder=redact(text))
+        else:
+            print(text, file=self.out, flush=True)
 
     def sent(self, src: tuple[str, int], dst: tuple[str, int], data: bytes) -> None:
         """A SIP message one of several parties in this process sent (the demo): pcap, HEP and JSON only."""

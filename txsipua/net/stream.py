@@ -77,6 +77,8 @@ FIRST_MESSAGE_TIMEOUT = 60.0
 """Default seconds for a message to arrive whole once its first byte arrived."""
 MAX_CONNECTIONS_PER_SOURCE = 32
 """Default cap on accepted connections open at once from one source IP address."""
+CLOSE_TIMEOUT = 2.0
+"""Default seconds :meth:`StreamDriver.stop` waits for its connections to flush and close."""
 
 
 def _abort(transport: Any) -> None:
@@ -372,6 +374,9 @@ class StreamDriver(CoreDriver):
         self._ports: list[Any] = []
         self.flow_listeners: list[Callable[[Address], None]] = []
         """Called with a destination whose connection closed (a flow gone, RFC 5626 §4.4.1)."""
+        self._closing: dict[SIPStreamProtocol, defer.Deferred[None]] = {}
+        self.close_timeout = CLOSE_TIMEOUT
+        """Seconds :meth:`stop` waits for connections to flush and close before aborting them."""
 
     # listening
     def server_factory(self) -> Factory:
@@ -391,15 +396,47 @@ class StreamDriver(CoreDriver):
         return p
 
     def stop(self) -> defer.Deferred[Any]:
-        """Stop listening, close every connection and the timer."""
+        """Stop listening, close every connection and the timer.
+
+        Each connection is closed cleanly (``loseConnection``): what was
+        written to it (the 200 to a BYE, say) is sent first.  The Deferred
+        fires once every connection is closed, or after :attr:`close_timeout`
+        seconds, when those still open are aborted.
+        """
         self.stop_driving()
-        for conn in list(self.connections.values()):
-            transport: Any = conn.transport
-            if transport is not None:
-                transport.loseConnection()
         waits = [defer.maybeDeferred(p.stopListening) for p in self._ports]
         self._ports = []
+        conns = {id(c): c for c in [*self.connections.values(), *self._by_name.values()]}
+        for conn in conns.values():
+            transport: Any = conn.transport
+            if transport is None or conn in self._closing:
+                continue
+            closed: defer.Deferred[None] = defer.Deferred()
+            self._closing[conn] = closed
+            waits.append(closed)
+            transport.loseConnection()
+        if self._closing:
+            timer = self.reactor.callLater(self.close_timeout, self._abort_closing)
+            done = defer.DeferredList(waits)
+
+            def settled(result: Any) -> Any:
+                if timer.active():
+                    timer.cancel()
+                return result
+
+            return done.addBoth(settled)
         return defer.DeferredList(waits)
+
+    def _abort_closing(self) -> None:
+        for conn in list(self._closing):
+            if conn.transport is not None:
+                _abort(conn.transport)
+            self._closed(conn)  # fire even if the abort's connectionLost never comes
+
+    def _closed(self, conn: SIPStreamProtocol) -> None:
+        closed = self._closing.pop(conn, None)
+        if closed is not None and not closed.called:
+            closed.callback(None)
 
     # the ConnectionOwner methods, called by connections
     def admit(self, conn: SIPStreamProtocol, peer: Address) -> bool:
@@ -442,6 +479,7 @@ class StreamDriver(CoreDriver):
 
     def connection_closed(self, peer: Address, conn: SIPStreamProtocol) -> None:
         """Forget every route over ``conn``; tell :attr:`flow_listeners` which destinations it served."""
+        self._closed(conn)
         lost = [k for k, c in self.connections.items() if c is conn]
         for table in (self.connections, self._by_name):
             for key in [k for k, c in table.items() if c is conn]:
