@@ -248,6 +248,7 @@ class MediaStream(DatagramProtocol):
         self._max_recording_gap = max_recording_gap
         self._record_sink: WavSink | None = None
         self._sinks: list[Any] = []
+        self._any_rate_sinks: list[Any] = []  # sinks of add_sink(any_rate=True): PCM at the codec's rate
         self._digit_sinks: list[Callable[[str], object]] = []
         self._playout_sink: Callable[[bytes], object] | None = None
         self._rng = rng
@@ -731,25 +732,34 @@ class MediaStream(DatagramProtocol):
         """Push one decoded frame (PCM at ``rate`` Hz) to ``on_audio`` and, at :data:`AUDIO_RATE`, every sink.
 
         The receive path calls this once per frame, in playout order; a
-        failing sink is logged and keeps its place.
+        sink whose ``write`` raises is detached at its first failure (logged
+        once, with the traceback; it is not closed).
         """
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
-        if self._sinks and rate != AUDIO_RATE:
-            pcm = resample(pcm, rate, AUDIO_RATE)  # the sinks were attached at AUDIO_RATE
+        narrow: bytes | None = None  # the frame at AUDIO_RATE, made once when a sink needs it
         for sink in list(self._sinks):
             try:
-                sink.write(pcm)
+                if sink in self._any_rate_sinks:
+                    sink.write(pcm, rate)
+                    continue
+                if narrow is None:
+                    narrow = resample(pcm, rate, AUDIO_RATE) if rate != AUDIO_RATE else pcm
+                sink.write(narrow)
             except Exception:
-                self.log.failure("an audio sink failed")
+                self.log.failure("an audio sink failed: detached from the stream")
+                self.remove_sink(sink)
 
-    def add_sink(self, sink: Any) -> Any:
+    def add_sink(self, sink: Any, *, any_rate: bool = False) -> Any:
         """Push every decoded frame to an :class:`~txsipua.media.audio.IAudioSink` from now on.
 
-        The stream closes its sinks when it stops.
+        The stream closes its sinks when it stops.  With ``any_rate=True`` the
+        sink is called as ``sink.write(pcm, rate)`` with each frame at the
+        codec's own rate (16000 Hz for G.722...), unconverted (what
+        :class:`~txsipua.ua.audio.CallAudio` uses to keep wideband audio).
 
         Returns:
             What was attached: ``sink``, or a resampling wrapper when its rate
@@ -758,17 +768,21 @@ class MediaStream(DatagramProtocol):
         Raises:
             txsipua.media.audio.AudioError: the sink's rate needs ``soxr``.
         """
-        attached = resampled_sink(sink, AUDIO_RATE)
+        attached = sink if any_rate else resampled_sink(sink, AUDIO_RATE)
         if self._stopped:
             attached.close()
         else:
             self._sinks.append(attached)
+            if any_rate:
+                self._any_rate_sinks.append(attached)
         return attached
 
     def remove_sink(self, attached: Any) -> None:
         """Stop pushing frames to a sink :meth:`add_sink` attached (it is not closed)."""
         if attached in self._sinks:
             self._sinks.remove(attached)
+        if attached in self._any_rate_sinks:
+            self._any_rate_sinks.remove(attached)
 
     def add_digit_sink(self, sink: Callable[[str], object]) -> None:
         """Call ``sink`` with each received digit too (besides :attr:`on_dtmf`)."""
