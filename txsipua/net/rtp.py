@@ -588,7 +588,11 @@ class MediaStream(DatagramProtocol):
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
         if self._srtp is not None:
-            data = self._srtp.protect(data)
+            try:
+                data = self._srtp.protect(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
         transport.write(data, destination)
@@ -807,11 +811,21 @@ class MediaStream(DatagramProtocol):
         else:
             destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
         if self._srtp is not None:
-            data = self._srtp.protect_rtcp(data)
+            try:
+                data = self._srtp.protect_rtcp(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
         transport: Any = self.transport
         transport.write(data, destination)
+
+    def _srtp_send_failed(self, error: SrtpError) -> None:
+        """libsrtp refused to protect a packet: not sent, counted, logged at most once per 1000."""
+        self.stats.srtp_send_failed += 1
+        if self.stats.srtp_send_failed == 1 or self.stats.srtp_send_failed % 1000 == 0:
+            self.log.warn("SRTP: {n} packet(s) not sent ({err})", n=self.stats.srtp_send_failed, err=error)
 
     @property
     def latched(self) -> tuple[str, int] | None:
