@@ -21,6 +21,13 @@ Theory of operation:
   §4.1) at a timestamp taken from the clock.
 - While held (:meth:`MediaStream.hold`) or when the negotiated direction
   forbids sending, queued audio and digits wait; they continue on resume.
+- Idle silence (:meth:`MediaStream.send_silence_when_idle`, what a call's
+  stream does): while the stream may send (configured, not held, direction
+  sendrecv or sendonly) and nothing is queued, each slot carries an encoded
+  silence frame, so the peer keeps receiving frames (its playout, its RTP
+  timeout, NAT bindings).  It rides the same burst and pacer as audio: no
+  timer of its own.  Comfort noise (RFC 3389) is not sent: txsipua does not
+  negotiate CN.
 - Received datagrams are accepted only from the negotiated source: the
   address and port of the peer's SDP (``c=`` and ``m=``, RFC 4566), or,
   when the stream was built with ``latch=True``, the first source heard
@@ -239,6 +246,7 @@ class MediaStream(DatagramProtocol):
         self._slot_index = 0
         self._timestamp = 0
         self._talkspurt = True
+        self._idle_silence = False
         # receiving
         self._detector = DtmfDetector()
         self._reception = ReceptionStatistics(self.stats)
@@ -506,8 +514,21 @@ class MediaStream(DatagramProtocol):
             and self.params is not None
             and self.params.sending
             and self.transport is not None
-            and bool(self._audio or self._digits)
+            and bool(self._audio or self._digits or self._idle_silence)
         )
+
+    def send_silence_when_idle(self, on: bool = True) -> None:
+        """Send an encoded silence frame every ``ptime`` while the stream may send and has nothing queued.
+
+        Keeps the peer's frames flowing (a listening bot, a muted
+        microphone), its RTP timeout and NAT bindings alive.  Nothing is sent
+        while held, before :meth:`configure`, or when the direction is
+        recvonly or inactive.  Off by default; a call's stream has it on
+        (:attr:`~txsipua.ua.config.Configuration.idle_silence`).
+        """
+        self._idle_silence = on
+        if on:
+            self._schedule()
 
     def _cancel_timer(self) -> None:
         if self._pacing:
@@ -628,6 +649,12 @@ class MediaStream(DatagramProtocol):
                 job.deferred.callback(True)
             if frame:
                 return
+        if self._idle_silence:  # nothing queued: silence keeps the peer's frames coming
+            payload = self._encoder.encode(bytes(2 * self.codec.frame_samples(self._ptime())))
+            second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+            header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+            self._write(header + payload, len(payload))
+            self._talkspurt = False
 
     def _send_digit_slot(self, job: _DigitJob) -> None:
         assert self.params is not None and self.params.telephone_event_pt is not None

@@ -168,6 +168,11 @@ class Configuration:
         media_timeout: seconds without RTP or RTCP from the peer (packets
             failing SRTP do not count) after which a call whose media is
             sendrecv is hung up with BYE; ``None``: never.  Default 60.
+        idle_silence: while a call's media may be sent (sendrecv or
+            sendonly, not held) and nothing plays or is sent, send a
+            silence frame every ptime, so the peer keeps getting frames and
+            its RTP timeout and NAT bindings stay alive (a listening bot, a
+            muted microphone).  Default True; False sends nothing when idle.
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -208,6 +213,7 @@ class Configuration:
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
     media_timeout: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
+    idle_silence: bool = attrs.field(default=True, validator=_bool)
 
     @session_expires.validator
     def _check_session_expires(self, attribute: object, value: int | None) -> None:

@@ -102,7 +102,8 @@ class CallMedia:
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
             (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
-            RTCP every ``config.rtcp_interval`` seconds and its media timeout).
+            RTCP every ``config.rtcp_interval`` seconds, its media timeout and,
+            with ``config.idle_silence``, silence sent while nothing plays).
         on_timeout: called when the stream hears nothing for its media timeout.
         srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
             RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
@@ -139,7 +140,8 @@ class CallMedia:
         self.held_remotely = False
         self.on_hold_change: Callable[[bool, bool], object] | None = None
         self._stream_factory = stream_factory or functools.partial(
-            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
+            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout,
+            idle_silence=config.idle_silence)
         self._sink: Any = None
         self.audio = CallAudio(reactor)
         self.srtp = srtp
@@ -499,9 +501,10 @@ def _answer_holds(answer: SessionDescription, we_hold: bool) -> bool:
 
 
 def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,
-                  media_timeout: float | None = 60.0) -> Any:
+                  media_timeout: float | None = 60.0, idle_silence: bool = True) -> Any:
     from txsipua.net.rtp import MediaStream
 
     stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval, media_timeout=media_timeout)
+    stream.send_silence_when_idle(idle_silence)
     stream.start()
     return stream
