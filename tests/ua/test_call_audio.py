@@ -411,3 +411,35 @@ def test_a_failing_sink_is_detached_after_its_first_failure(where: str) -> None:
     assert bad.writes == 1
     assert len(failures) == 1 and failures[0]["log_failure"].check(OSError)
     assert len(good.pcm()) == 50 * 320
+
+
+@pytest.mark.parametrize("hook", ["prompt", "on_digit", "later"])
+def test_collect_with_flush_after_a_dtmf_barge_in_discards_the_barging_digit(hook: str) -> None:
+    """The digit that barged in is type-ahead: collect_digits(flush=True) from the prompt's Deferred,
+    from on_digit or later does not return it; the next digit is what it collects."""
+    audio, stream, clock, _ = setup()
+    got: list[Any] = []
+
+    def collect(*_: Any) -> None:
+        audio.collect_digits(max_digits=1, timeout=5, flush=True).addCallback(got.append)
+
+    prompt = audio.play(ToneSource(1000.0, 5.0), barge_in_dtmf=True)
+    if hook == "prompt":
+        prompt.addCallback(collect)
+    elif hook == "on_digit":
+        heard: list[str] = []
+
+        def on_digit(digit: str, via: str) -> None:
+            heard.append(digit)
+            if len(heard) == 1:
+                collect()
+
+        audio.on_digit = on_digit
+    clock.advance(0.1)
+    press(stream, "4", 8000)
+    assert prompt.called
+    if hook == "later":
+        collect()
+    assert got == []
+    press(stream, "7", 9000)
+    assert got == ["7"]

@@ -368,7 +368,8 @@ class CallAudio:
             source: an :class:`~txsipua.media.audio.IAudioSource` (any rate:
                 resampled to the call's :attr:`rate`), or 16-bit mono PCM at 8000 Hz.
             barge_in_dtmf: stop the prompt when a digit arrives (the digit
-                stays for :meth:`collect_digits`).
+                stays for :meth:`collect_digits`, as type-ahead: ``flush=True``
+                discards it).
             barge_in_voice: stop the prompt when the peer speaks:
                 ``voice_frames`` frames in a row at or above ``voice_threshold`` RMS.
 
@@ -540,9 +541,12 @@ class CallAudio:
 
         RFC 4733 events arrive here from the RTP stream; the SIP INFO path
         (``application/dtmf-relay``, ``application/dtmf``) calls it with
-        ``via="info"``.  The digit stops prompts with DTMF barge-in, goes to
-        the running :meth:`collect_digits` (else to the type-ahead buffer)
-        and to :attr:`on_digit`.
+        ``via="info"``.  The digit first goes to the running
+        :meth:`collect_digits` (else to the type-ahead buffer), then stops
+        prompts with DTMF barge-in, then goes to :attr:`on_digit`.  So the
+        digit that barged in is type-ahead by the time the prompt's Deferred
+        fires: ``collect_digits()`` gets it first, ``collect_digits(flush=True)``
+        discards it (as every digit received before the call).
 
         Args:
             digit: ``"0"``-``"9"``, ``"*"``, ``"#"``, ``"A"``-``"D"`` (or ``"!"`` flash).
@@ -551,6 +555,14 @@ class CallAudio:
         if self.ended:
             return
         digit = digit.upper()
+        # The digit is placed (running collection, else type-ahead) before
+        # anyone hears of it: a collect_digits(flush=True) started from a
+        # barged prompt's Deferred or from on_digit flushes this digit too.
+        if self._collector is not None:
+            self._collector.digit(digit, self._reactor.seconds())
+            self._after_collector_input()
+        else:
+            self._type_ahead.append(digit)
         for p in [p for p in self._prompts if p.barge_dtmf]:
             self._end_prompt(p, "dtmf")
         if self.on_digit is not None:
@@ -558,11 +570,6 @@ class CallAudio:
                 self.on_digit(digit, via)
             except Exception:
                 log.failure("on_digit callback failed")
-        if self._collector is not None:
-            self._collector.digit(digit, self._reactor.seconds())
-            self._after_collector_input()
-        else:
-            self._type_ahead.append(digit)
 
     def collect_digits(self, max_digits: int = 1, timeout: float | None = 5.0,
                        inter_digit_timeout: float | None = 3.0, terminator: str = "#",
@@ -576,7 +583,10 @@ class CallAudio:
             timeout: seconds to wait for the first digit (None: forever).
             inter_digit_timeout: seconds to wait for each next digit (None: forever).
             terminator: digits that end the collection, not kept (``""``: none).
-            flush: forget the type-ahead digits first.
+            flush: forget the type-ahead digits first: every digit received
+                before this call, including the one that just barged in on a
+                prompt (:meth:`play` with ``barge_in_dtmf``), even when this is
+                called from that prompt's Deferred or from :attr:`on_digit`.
 
         Returns:
             A Deferred firing with the digits, a ``str``
