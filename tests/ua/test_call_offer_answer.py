@@ -451,3 +451,24 @@ def test_an_idle_confirmed_call_sends_silence_every_ptime_and_none_while_held(cl
     for _ in range(10):
         clock.advance(0.02)
     assert len(rtp_sent(clock, call)) >= before + 9  # resumed: silence again
+
+
+def test_the_caller_call_is_confirmed_when_its_ack_is_sent(clock: UDPClock) -> None:
+    """UAC: ``confirmed`` fires with the call once the 2xx arrived and our ACK went out (RFC 3261
+    §13.2.2.4), after ``answered``; not while ringing, nor on a final failure."""
+    ua = agent(clock)
+    call = ua.place_call(f"sip:bob@{BOB[0]}")
+    invite = requests(ua, "INVITE")[-1]
+    order: list[str] = []
+    call.answered.addCallback(lambda _: order.append("answered"))
+    call.confirmed.addCallback(lambda c: order.append("confirmed" if c is call else "?"))
+    answer_invite(ua, invite, 180)
+    assert not call.confirmed.called
+    answer = make_answer(SessionDescription.parse(invite.body), BOB[0], 4000, codecs=(PCMU,), dtmf=False,
+                         session_id=5)
+    answer_invite(ua, invite, 200, body=answer.to_bytes())
+    assert len(requests(ua, "ACK")) == 1 and order == ["answered", "confirmed"]
+    rejected = ua.place_call(f"sip:bob@{BOB[0]}")
+    answer_invite(ua, requests(ua, "INVITE")[-1], 486)
+    rejected.answered.addErrback(lambda _: None)
+    assert not rejected.confirmed.called
