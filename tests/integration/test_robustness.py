@@ -126,7 +126,7 @@ def test_refresh_failure_is_reported_and_retried(reactor: Any, proxy: Proxy, mak
     ua = yield make_ua(account("alice", proxy))
     reg = ua.registration(2)
     reg.retry_after = 30.0
-    reg.random = lambda: 1.0  # the top of the 50-100 % jitter: the first retry after exactly 30 s
+    reg.random = lambda: 1.0  # the top of the 50-100 % jitter: the first retry after exactly 30 * 2^1 s
     yield within(reactor, reg.start())
     failures: list[Exception] = []
     reg.on_refresh_failed = failures.append
@@ -134,7 +134,7 @@ def test_refresh_failure_is_reported_and_retried(reactor: Any, proxy: Proxy, mak
     yield eventually(reactor, lambda: bool(failures), 4.0, "the refresh to fail")
     assert isinstance(failures[0], TransactionTimeout)
     assert reg.next_attempt is not None, "a retry is scheduled"
-    assert reg.next_attempt == pytest.approx(reactor.seconds() + 30.0, abs=1.0)
+    assert reg.next_attempt == pytest.approx(reactor.seconds() + 60.0, abs=1.0)
     reg.abandon()
     yield settled(reactor, ua)
 

@@ -429,10 +429,12 @@ def test_silent_early_media_does_not_cancel_a_ringing_call(clock: UDPClock) -> N
     assert len(requests(ua, "CANCEL")) == 1
 
 
-def test_an_idle_confirmed_call_sends_silence_every_ptime_and_none_while_held(clock: UDPClock) -> None:
+@pytest.mark.parametrize("nat", [False, True], ids=["default", "symmetric-rtp"])
+def test_an_idle_confirmed_call_sends_silence_every_ptime_and_none_while_held(clock: UDPClock, nat: bool) -> None:
     """Nothing played: the call still sends one silence packet per 20 ms to the peer (its frames, its
-    RTP timeout, NAT); held by the peer (we answer recvonly) it sends nothing, and silence resumes after."""
-    ua = agent(clock)
+    RTP timeout, NAT); held by the peer (we answer recvonly) it sends nothing, and silence resumes after.
+    The same with the stream factory of symmetric RTP (where it matters most: the peer latches on it)."""
+    ua = agent(clock, symmetric_rtp=True) if nat else agent(clock)
     call, ok = confirmed_uas_call(ua)
     clock.advance(0)
     for _ in range(10):

@@ -68,15 +68,15 @@ def test_a_binding_lapses_when_no_refresh_succeeds(clock: UDPClock, ua: UserAgen
     clock.advance(0.2)  # t = 100.1: the grant ran out (t = 100), then Timer F fired (t = 100)
     assert reg.state is S.LAPSED and not reg.registered
     assert len(failures) == 1 and isinstance(failures[0], TransactionTimeout)
-    assert reg.next_attempt == pytest.approx(130.0, abs=0.2)
-    clock.advance(30)
+    assert reg.next_attempt == pytest.approx(160.0, abs=0.2)  # RFC 5626 §4.5: 30 * 2^1 after one failure
+    clock.advance(60)
     assert reg.state is S.RETRYING and not reg.registered
     grant(ua, 100)
     assert reg.state is S.REGISTERED and reg.registered
 
 
 def test_a_failed_refresh_backs_off_while_the_binding_holds(clock: UDPClock, ua: UserAgent) -> None:
-    """A 503 to a refresh: backing-off (still registered), on_refresh_failed hears it, retry after retry_after."""
+    """A 503 to a refresh: backing-off (still registered), on_refresh_failed hears it, retry after 2 * retry_after."""
     reg = registered(ua, 3600)
     reg.retry_after = 10.0
     failures: list[Exception] = []
@@ -85,8 +85,8 @@ def test_a_failed_refresh_backs_off_while_the_binding_holds(clock: UDPClock, ua:
     reply(ua, requests(ua, "REGISTER")[-1], 503)
     assert reg.state is S.BACKING_OFF and reg.registered
     assert isinstance(failures[0], RegistrationFailed) and failures[0].status == 503
-    assert reg.next_attempt == pytest.approx(3578.0)
-    clock.advance(10)
+    assert reg.next_attempt == pytest.approx(3588.0)  # min(max, 10 * 2^1) at the top of the jitter
+    clock.advance(20)
     assert reg.state is S.REFRESHING
     assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 3
     grant(ua, 3600)
@@ -190,14 +190,18 @@ def test_table_walks_keep_the_invariants(inputs: list[RegistrationInput]) -> Non
         if entry is None:
             continue  # ignored
         action, nxt = entry
-        if action in (RegistrationAction.SEND, RegistrationAction.UNREGISTER):
+        if action in (RegistrationAction.SEND, RegistrationAction.UNREGISTER, RegistrationAction.RECOVER):
             assert nxt in in_flight_states
         if action is RegistrationAction.ARM:
             assert nxt is S.REGISTERED
         if nxt is S.UNREGISTERED:
             assert action in (RegistrationAction.NONE, RegistrationAction.DISARM)
-        if event in (In.GRANTED, In.CLEARED, In.FAILED):
+        if event in (In.GRANTED, In.CLEARED, In.FAILED, In.REJECTED):
             assert state in in_flight_states, "an answer arrives only while a REGISTER is in flight"
+        if action is RegistrationAction.BACK_OFF:
+            assert nxt in (S.BACKING_OFF, S.LAPSED), "a failure is always followed by a retry timer"
+        if event is In.FLOW_FAILED:
+            assert nxt not in (S.REGISTERED, S.BACKING_OFF), "a dead flow never leaves the binding believed held"
         state = nxt
 
 
@@ -240,7 +244,7 @@ def test_stop_while_registering_then_failure_fires_with_none(clock: UDPClock, ua
 
 
 def test_retries_back_off_doubling_capped_and_jittered(clock: UDPClock, ua: UserAgent) -> None:
-    """Each failed retry doubles the wait (base registration_retry), capped at max_retry, scaled 50-100 %; a grant resets it."""
+    """RFC 5626 §4.5: wait = min(max_retry, base * 2^failures), scaled 50-100 %; a grant resets it."""
     draws = iter([1.0, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     reg = Registration(ua, 3600, retry_after=30.0, random=lambda: next(draws))
     reg.max_retry = 200.0
@@ -253,14 +257,14 @@ def test_retries_back_off_doubling_capped_and_jittered(clock: UDPClock, ua: User
         assert reg.next_attempt is not None
         delays.append(reg.next_attempt - clock.seconds())
         clock.advance(delays[-1])
-    # 30 * 1.0, 60 * 0.5, 120 * 1.0, min(200, 240) * 0.75, 200, 200
-    assert delays == pytest.approx([30.0, 30.0, 120.0, 150.0, 200.0, 200.0])
+    # 60 * 1.0, 120 * 0.5, min(200, 240) * 1.0, 200 * 0.75, 200, 200
+    assert delays == pytest.approx([60.0, 60.0, 200.0, 150.0, 200.0, 200.0])
     assert reg.failures == 6
     grant(ua, 3600)
     assert reg.failures == 0 and reg.state is S.REGISTERED
     clock.advance(3568)
     reply(ua, requests(ua, "REGISTER")[-1], 503)
-    assert reg.next_attempt == pytest.approx(clock.seconds() + 30.0)
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 60.0)
 
 
 def test_the_default_jitter_stays_within_half_and_full(clock: UDPClock) -> None:
@@ -274,4 +278,4 @@ def test_the_default_jitter_stays_within_half_and_full(clock: UDPClock) -> None:
     reg = agent.registration(100)
     reg.failures = 3
     for _ in range(50):
-        assert 60.0 <= reg.retry_delay() <= 120.0
+        assert 120.0 <= reg.retry_delay() <= 240.0  # the RFC 5626 §4.5 example: 30 * 2^3 = 240

@@ -101,7 +101,7 @@ def test_423_without_min_expires_fails(clock: UDPClock, ua: UserAgent) -> None:
 
 
 def test_refresh_failure_schedules_a_retry(clock: UDPClock, ua: UserAgent) -> None:
-    """A refresh with no answer times out (Timer F, 32 s); on_refresh_failed hears it; retry after 30 s."""
+    """A refresh with no answer times out (Timer F, 32 s); on_refresh_failed hears it; retry after 60 s (30 * 2^1)."""
     reg = ua.registration(100)
     reg.start()
     reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=100")])
@@ -116,9 +116,9 @@ def test_refresh_failure_schedules_a_retry(clock: UDPClock, ua: UserAgent) -> No
     assert len(errors) == 1 and isinstance(errors[0], TransactionTimeout) and errors[0].timer == "F"
     after_failure = len(requests(ua, "REGISTER"))
     assert after_failure > n  # the refresh was retransmitted before it timed out
-    clock.advance(29.8)  # t = 129.9
+    clock.advance(59.8)  # t = 159.9
     assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 2
-    clock.advance(0.2)  # t = 130.1: retry_after (30 s) elapsed
+    clock.advance(0.3)  # t = 160.2: RFC 5626 §4.5, min(1800, 30 * 2^1) after the failure (t = 100.1) elapsed
     assert len({r.top_via.branch for r in requests(ua, "REGISTER")}) == 3
 
 

@@ -169,10 +169,20 @@ class SIPDatagramProtocol(CoreDriver, DatagramProtocol):
         super().__init__(*args, **kwargs)
         self._numeric: set[str] = set()
         self.dropped_sends = 0
+        self.stun_listeners: list[Callable[[bytes, Address], None]] = []
+        """Called with STUN messages arriving on the SIP socket (keep-alive answers)."""
+
+    def send_keepalive(self, data: bytes, destination: Address) -> None:
+        """Send a keep-alive (a CRLF pair or a STUN request, RFC 5626 §4.4) to ``destination``."""
+        self._write(data, destination)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802
-        """Feed one datagram to the core and pump."""
+        """Feed one datagram to the core and pump (STUN messages go to :attr:`stun_listeners` instead)."""
         source = (addr[0], addr[1])
+        if self.stun_listeners and datagram[:1] in (b"\x00", b"\x01"):
+            for listener in list(self.stun_listeners):
+                listener(datagram, source)  # STUN shares the socket (RFC 5626 §4.4.2)
+            return
         if self.trace is not None:
             self.trace("recv", datagram, source)
         self.core.receive(datagram, source, self.reactor.seconds())

@@ -370,6 +370,8 @@ class StreamDriver(CoreDriver):
         self._pending: dict[tuple[Address, str | None], list[bytes]] = {}
         self._by_name: dict[tuple[Address, str | None], SIPStreamProtocol] = {}
         self._ports: list[Any] = []
+        self.flow_listeners: list[Callable[[Address], None]] = []
+        """Called with a destination whose connection closed (a flow gone, RFC 5626 §4.4.1)."""
 
     # listening
     def server_factory(self) -> Factory:
@@ -439,10 +441,47 @@ class StreamDriver(CoreDriver):
         self.connections[peer] = conn
 
     def connection_closed(self, peer: Address, conn: SIPStreamProtocol) -> None:
-        """Forget every route over ``conn``."""
+        """Forget every route over ``conn``; tell :attr:`flow_listeners` which destinations it served."""
+        lost = [k for k, c in self.connections.items() if c is conn]
         for table in (self.connections, self._by_name):
             for key in [k for k, c in table.items() if c is conn]:
                 del table[key]  # type: ignore[arg-type]
+        for listener in list(self.flow_listeners):
+            for destination in lost:
+                listener(destination)
+
+    # keep-alives (RFC 5626 §3.5.1, §4.4.1)
+    def send_keepalive(self, destination: Address) -> bool:
+        """Write a double-CRLF ping on the connection to ``destination``; False when there is none."""
+        conn = self.connections.get(destination)
+        if conn is None or conn.transport is None:
+            return False
+        conn.write(b"\r\n\r\n")
+        return True
+
+    def drop_flow(self, destination: Address) -> None:
+        """Forget the connection to ``destination`` at once and close it (a flow found dead, RFC 5626 §4.4.1).
+
+        The next message for ``destination`` opens a new connection; the old
+        one is closed without failing anything (its transactions time out or
+        are answered on the new flow).
+        """
+        conn = self.connections.get(destination)
+        if conn is None:
+            return
+        for table in (self.connections, self._by_name):
+            for key in [k for k, c in table.items() if c is conn]:
+                del table[key]  # type: ignore[arg-type]
+        transport: Any = conn.transport
+        if transport is not None:
+            transport.loseConnection()
+
+    def pongs_received(self, destination: Address) -> int | None:
+        """CRLF pongs received so far on the connection we opened to ``destination``, or None without one."""
+        conn = self.connections.get(destination)
+        if conn is None or conn.transport is None or not conn.outbound:
+            return None
+        return conn.framer.pongs_received
 
     def message_received(self, data: bytes, peer: Address) -> None:
         """Feed one framed message from ``peer`` to the core and pump its output."""

@@ -128,8 +128,9 @@ class Call:
         if session is not None:
             session.user_data = self
         self.call_media: CallMedia | None = (
-            CallMedia(ua.reactor, ua.config, ua.media_host, on_timeout=self._media_silent,
-                      srtp=ua.account is not None and ua.account.requires_srtp)
+            CallMedia(ua.reactor, ua.config, ua.media_bind_host, on_timeout=self._media_silent,
+                      srtp=ua.account is not None and ua.account.requires_srtp,
+                      advertise=ua.media_advertise, stream_factory=ua.media_stream_factory())
             if ua.config.media
             else None
         )

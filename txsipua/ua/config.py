@@ -87,6 +87,22 @@ def _ip_or_none(instance: object, attribute: attrs.Attribute[str | None], value:
         raise ValueError(f"{attribute.name} must be an IP address (or None), not {value!r}") from None
 
 
+def _port_range(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    ok = (len(value) == 2 and all(isinstance(p, int) and not isinstance(p, bool) for p in value)
+          and 1 <= value[0] <= value[1] <= 65535)
+    if not ok:
+        raise ValueError(f"{attribute.name} must be (first, last) ports with 1 <= first <= last <= 65535, not {value!r}")
+
+
+def _urn_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.lower().startswith("urn:") or any(c in value for c in '<>" \r\n'):
+        raise ValueError(f"{attribute.name} must be a URN such as urn:uuid:..., not {value!r}")
+
+
 def _seconds(minimum: float, *, strict: bool = False) -> Any:
     def check(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -168,6 +184,40 @@ class Configuration:
         media_timeout: seconds without RTP or RTCP from the peer (packets
             failing SRTP do not count) after which a call whose media is
             sendrecv is hung up with BYE; ``None``: never.  Default 60.
+        public_host: the IP address Via and Contact name instead of the
+            bind address (a static NAT); ``None``: the bind address, or for
+            a wildcard bind the address of the interface routing to the
+            next hop (:mod:`txsipua.ua.nat`).
+        rtp_public_host: the IP address SDP advertises for RTP (a static
+            NAT); ``None``: ``rtp_host``, else the SIP address advertised.
+        rtp_ports: ``(first, last)``, the inclusive range RTP sockets bind
+            in (even ports tried first); ``None``: any free port.
+        symmetric_rtp: send RTP to where the peer's media comes from once
+            it arrives (RFC 4961; the SDP address is the start), for peers
+            behind a NAT.
+        nat_contact: learn our public address from ``received``/``rport``
+            of a REGISTER response and re-register once with a Contact
+            naming it (RFC 3581); UDP only.
+        keepalive_interval: seconds between keep-alives on the flow to the
+            registrar while registered (RFC 5626 §4.4: a double CRLF on
+            TCP/TLS answered by a CRLF, a CRLF pair or a STUN binding request
+            on UDP); ``None`` (the default): none, unless ``outbound`` is on
+            (then the registrar's Flow-Timer, else 25 s on UDP, 100 s on
+            TCP/TLS).
+        keepalive_timeout: seconds a keep-alive waits for its pong (TCP,
+            TLS, UDP with STUN) before the flow is declared dead and the
+            registration re-established (RFC 5626 §4.4.1: 10 s).
+        keepalive_stun: on UDP, send STUN binding requests (RFC 8489)
+            instead of CRLF pairs, and treat an unanswered one as a dead flow.
+        outbound: SIP Outbound (RFC 5626): REGISTER with ``+sip.instance``
+            and ``reg-id`` and ``Supported: outbound, path``; keep-alives on.
+        instance_id: the ``+sip.instance`` URN (``urn:uuid:...``); ``None``:
+            one made from the injected ids when the user agent starts.
+        reg_id: the ``reg-id`` of the user agent's registrations.
+        registration_retry_some_flows: the back-off base while another flow
+            of the same instance is registered, seconds (RFC 5626 §4.5: 90).
+        registration_max_retry: the cap of the registration back-off, seconds
+            (RFC 5626 §4.5: 1800).
         idle_silence: while a call's media may be sent (sendrecv or
             sendonly, not held) and nothing plays or is sent, send a
             silence frame every ptime, so the peer keeps getting frames and
@@ -184,7 +234,10 @@ class Configuration:
             ``max_call_duration`` or ``no_answer_timeout`` not positive;
             ``glare_retries`` negative; ``use_100rel`` not bool;
             ``session_expires`` or ``min_se`` under 90 s, or
-            ``session_expires`` under ``min_se``.
+            ``session_expires`` under ``min_se``; ``public_host`` or
+            ``rtp_public_host`` not an IP address; ``rtp_ports`` not an
+            ordered pair within 1-65535; ``keepalive_interval`` under 1 s;
+            ``reg_id`` under 1; ``instance_id`` not a ``urn:``.
     """
 
     timers: Timers = attrs.field(factory=Timers, validator=_timers)
@@ -213,6 +266,20 @@ class Configuration:
     rtcp_interval: float | None = attrs.field(default=5.0, validator=_rtcp_interval)
     rtcp_mux: bool = attrs.field(default=True, validator=_bool)
     media_timeout: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
+    public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
+    rtp_public_host: str | None = attrs.field(default=None, validator=_ip_or_none)
+    rtp_ports: tuple[int, int] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple),
+                                                    validator=_port_range)
+    symmetric_rtp: bool = attrs.field(default=False, validator=_bool)
+    nat_contact: bool = attrs.field(default=True, validator=_bool)
+    keepalive_interval: float | None = attrs.field(default=None, validator=attrs.validators.optional(_seconds(1.0)))
+    keepalive_timeout: float = attrs.field(default=10.0, validator=_seconds(0.0, strict=True))
+    keepalive_stun: bool = attrs.field(default=False, validator=_bool)
+    outbound: bool = attrs.field(default=False, validator=_bool)
+    instance_id: str | None = attrs.field(default=None, validator=_urn_or_none)
+    reg_id: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    registration_retry_some_flows: float = attrs.field(default=90.0, validator=_seconds(1.0))
+    registration_max_retry: float = attrs.field(default=1800.0, validator=_seconds(1.0))
     idle_silence: bool = attrs.field(default=True, validator=_bool)
 
     @session_expires.validator

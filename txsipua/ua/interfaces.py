@@ -69,9 +69,13 @@ class IRegistration(Interface):
     result = Attribute("The last RegistrationResult, or None.")
     next_attempt = Attribute("When the next REGISTER is due (seconds, absolute), or None.")
     on_refresh_failed = Attribute("Callable taking the error when a refresh fails, or None.")
+    on_state_change = Attribute("Callable taking a RegistrationStateChanged at every change of state, or None.")
 
     def start():  # type: ignore[misc]
         """Register and keep refreshing; a Deferred firing with the first result."""
+
+    def flow_failed(reason="flow failed"):
+        """The flow to the registrar died: register again on a new one (RFC 5626 §4.4.1)."""
 
     def stop():  # type: ignore[misc]
         """Stop refreshing and unregister (Expires: 0); a Deferred."""

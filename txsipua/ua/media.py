@@ -98,12 +98,16 @@ class CallMedia:
         reactor: provides ``listenUDP`` and ``IReactorTime`` for the RTP stream.
         config: the user agent's :class:`~txsipua.ua.config.Configuration`
             (codecs, telephone-event).
-        host: the RTP address to bind and advertise in ``c=`` and ``o=``.
+        host: the RTP address to bind (and advertise, unless ``advertise`` is given).
+        advertise: the RTP address SDP names in ``c=`` and ``o=`` (a NAT's
+            public side, or the routed interface of a wildcard bind).
         session_id: the ``o=`` sess-id; random (31 bits) when ``None``.
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
             (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
-            RTCP every ``config.rtcp_interval`` seconds, its media timeout and,
-            with ``config.idle_silence``, silence sent while nothing plays).
+            RTCP every ``config.rtcp_interval`` seconds and its media timeout).
+            Whatever builds it, with ``config.idle_silence`` the stream sends
+            silence while nothing plays (``send_silence_when_idle``, when the
+            stream has it).
         on_timeout: called when the stream hears nothing for its media timeout.
         srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
             RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
@@ -127,11 +131,12 @@ class CallMedia:
 
     def __init__(self, reactor: Any, config: Configuration, host: str, session_id: int | None = None,
                  stream_factory: Any = None, on_timeout: Callable[[], object] | None = None,
-                 srtp: bool = False) -> None:
+                 srtp: bool = False, advertise: str | None = None) -> None:
         self.reactor = reactor
         self.on_timeout = on_timeout
         self.config = config
         self.host = host
+        self.advertise = advertise or host
         self.session_id = secrets.randbits(31) if session_id is None else session_id
         self.stream: Any = None
         self.params: MediaParams | None = None
@@ -140,8 +145,7 @@ class CallMedia:
         self.held_remotely = False
         self.on_hold_change: Callable[[bool, bool], object] | None = None
         self._stream_factory = stream_factory or functools.partial(
-            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout,
-            idle_silence=config.idle_silence)
+            _start_stream, rtcp_interval=config.rtcp_interval, media_timeout=config.media_timeout)
         self._sink: Any = None
         self.audio = CallAudio(reactor)
         self.srtp = srtp
@@ -197,7 +201,7 @@ class CallMedia:
                 offer = attrs.evolve(offer, media=tuple(attrs.evolve(m, direction=direction) if m.port else m
                                                         for m in offer.media))
         else:
-            offer = make_offer(self.host, self.stream.port, codecs=codecs or self.config.codecs,
+            offer = make_offer(self.advertise, self.stream.port, codecs=codecs or self.config.codecs,
                                dtmf=self.config.dtmf, session_id=self.session_id, direction=direction,
                                session_version=prev.session_version + 1 if prev is not None else 1,
                                **self._offer_options())
@@ -232,7 +236,7 @@ class CallMedia:
             self._open()
             prev = n.local
             answer = make_answer(
-                offer, self.host, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
+                offer, self.advertise, self.stream.port, codecs=self.config.codecs, dtmf=self.config.dtmf,
                 session_id=prev.session_id if prev else self.session_id,
                 session_version=(prev.session_version + 1) if prev else 1, hold=self.held_locally,
                 **self._answer_options(),
@@ -465,6 +469,9 @@ class CallMedia:
             self.stream = self._stream_factory(self.reactor, self.host)
             if self.on_timeout is not None:
                 self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
+            keep_sending = getattr(self.stream, "send_silence_when_idle", None)
+            if self.config.idle_silence and keep_sending is not None:
+                keep_sending(True)  # the peer keeps getting frames while nothing plays
             self.audio.attach(self.stream)
 
     def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
@@ -501,10 +508,9 @@ def _answer_holds(answer: SessionDescription, we_hold: bool) -> bool:
 
 
 def _start_stream(reactor: Any, host: str, rtcp_interval: float | None = None,
-                  media_timeout: float | None = 60.0, idle_silence: bool = True) -> Any:
+                  media_timeout: float | None = 60.0) -> Any:
     from txsipua.net.rtp import MediaStream
 
     stream = MediaStream(reactor, local_host=host, rtcp_interval=rtcp_interval, media_timeout=media_timeout)
-    stream.send_silence_when_idle(idle_silence)
     stream.start()
     return stream

@@ -1,29 +1,47 @@
-"""Registration: a binding at a registrar, kept alive (RFC 3261 §10.2).
+"""Registration: a binding at a registrar, kept alive (RFC 3261 §10.2, RFC 5626 §4.4-§4.5).
 
 Theory of operation
 -------------------
 A :class:`Registration` sends REGISTER for the account's address of record
 with our Contact, refreshes it before the granted expiry runs out, backs off
-and retries when a refresh fails, and unregisters (``Expires: 0``, §10.2.2)
+and retries when a REGISTER fails, and unregisters (``Expires: 0``, §10.2.2)
 when stopped.  Every REGISTER of one registration shares its Call-ID and From
 tag and the CSeq grows by one (§10.2.4); the account's digest client answers
-401/407 and reuses the last credentials pre-emptively (§22.3).
+401/407 and reuses the last credentials pre-emptively (§22.3); a 423 is
+answered by registering again with the Min-Expires asked for (§10.2.8).
 
 The lifecycle is one table, ``{(RegistrationState, RegistrationInput):
 (RegistrationAction, next RegistrationState)}``, drawn below.  Inputs are the
 application's orders (``start``, ``stop``, ``abandon``), the outcome of the
-REGISTER in flight (``granted``, ``cleared``, ``failed``) and three timers:
-``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
-``expired`` (the grant has run out) and ``retry_due`` (after a failed
-refresh, :meth:`Registration.retry_delay`: ``retry_after`` doubling with each
-consecutive failure, capped at :attr:`Registration.max_retry`, jittered to
-50-100 % as RFC 5626 §4.5 does, reset by a grant).  An input absent from the table is ignored
-(a late timer); the outcome of a REGISTER that is no longer the latest one
-sent (a refresh overtaken by ``stop``) is ignored as well.
+REGISTER in flight (``granted``, ``cleared``, ``failed``, ``rejected``), the
+flow's keep-alive (``flow_failed``, :mod:`txsipua.ua.keepalive`) and three
+timers: ``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
+``expired`` (the grant has run out) and ``retry_due`` (after a failure,
+:meth:`Registration.retry_delay`, RFC 5626 §4.5: ``min(max_retry, base *
+2 ** failures)`` scaled by a random 50-100 %, ``base`` 30 s when every flow
+failed and 90 s while another flow of the instance is up; reset by a grant).
+A first REGISTER that fails for a transient reason (timeout, transport error,
+408, 480, 5xx, 6xx) is retried the same way; one refused (403, 404,
+credentials not accepted) ends unregistered.  An input absent from the table
+is ignored (a late timer); the outcome of a REGISTER that is no longer the
+latest one sent (a refresh overtaken by ``stop``) is ignored as well.
 
+Every change of state is logged and given to
+:attr:`Registration.on_state_change` as a :class:`RegistrationStateChanged`.
 :attr:`Registration.registered` is derived from the state: True in
 ``registered``, ``refreshing`` and ``backing-off`` (the binding holds), False
-once the binding has lapsed without a successful refresh.
+once the binding has lapsed without a successful refresh, and from a flow
+failure until the next grant.
+
+Behind a NAT (RFC 3581): when the registrar's answer shows in the top Via's
+``received``/``rport`` another address than our Contact names, the user agent
+advertises that address from then on (:meth:`UserAgent.advertise
+<txsipua.ua.useragent.UserAgent.advertise>`) and registers once more with
+the corrected Contact, removing the old one (``expires=0``) in the same
+REGISTER; never twice in a row.  With :attr:`Configuration.outbound
+<txsipua.ua.config.Configuration.outbound>` the Contact carries
+``+sip.instance`` and ``reg-id`` instead (RFC 5626 §4.2) and the registrar
+keeps the flow.
 """
 
 from __future__ import annotations
@@ -39,10 +57,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txsipua.errors import LocalProtocolError, ParseError, RegistrationFailed
+from txsipua.errors import AuthenticationError, LocalProtocolError, ParseError, RegistrationFailed
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 from txsipua.ua.interfaces import IRegistration
+from txsipua.ua.nat import learned_address, outbound_contact
 
 if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
@@ -78,6 +97,42 @@ class RegistrationResult:
     response: Response
     bindings: tuple[Binding, ...]
     expires: int
+
+
+@attrs.frozen
+class RegistrationStateChanged:
+    """One change of a :class:`Registration`'s state, as reported to ``on_state_change``.
+
+    Attributes:
+        previous: the :class:`RegistrationState` left.
+        state: the :class:`RegistrationState` entered.
+        input: the :class:`RegistrationInput` that caused it.
+        error: the failure behind a ``failed``/``rejected`` input, else ``None``.
+        registered: :attr:`Registration.registered` after the change.
+        next_attempt: when the next REGISTER is due (seconds, absolute), or ``None``.
+    """
+
+    previous: RegistrationState
+    state: RegistrationState
+    input: RegistrationInput
+    error: Exception | None
+    registered: bool
+    next_attempt: float | None
+
+
+def is_refusal(error: Exception) -> bool:
+    """True when ``error`` refuses a REGISTER for good (a first REGISTER is then not retried).
+
+    Refusals: digest authentication not overcome, and final responses other
+    than 408, 423, 429, 480, 5xx and 6xx (RFC 5626 §4.5 retries those, and
+    timeouts and transport errors, with its back-off).
+    """
+    if isinstance(error, AuthenticationError):
+        return True
+    if isinstance(error, RegistrationFailed):
+        status = error.status
+        return 400 <= status < 500 and status not in (408, 423, 429, 480)
+    return False
 
 
 def parse_bindings(response: Response, ours: SipURI, default_expires: int) -> tuple[tuple[Binding, ...], int]:
@@ -147,7 +202,9 @@ class RegistrationInput(enum.Enum):
     ABANDON = "abandon"
     GRANTED = "granted"  # 2xx granting our Contact a non-zero expiry
     CLEARED = "cleared"  # 2xx leaving us unbound (to Expires: 0, or nothing granted)
-    FAILED = "failed"  # non-2xx, timeout, transport or authentication error
+    FAILED = "failed"  # a transient failure: timeout, transport error, 408, 480, 429, 5xx, 6xx...
+    REJECTED = "rejected"  # a refusal (403, 404, authentication failed): the first REGISTER is not retried
+    FLOW_FAILED = "flow-failed"  # the flow to the registrar died (no keep-alive pong, connection lost)
     REFRESH_DUE = "refresh-due"
     RETRY_DUE = "retry-due"
     EXPIRED = "expired"
@@ -164,6 +221,7 @@ class RegistrationAction(enum.Enum):
     BACK_OFF = "back-off"  # report the failure, arm retry_due
     DISARM = "disarm"  # cancel every timer
     UNREGISTER = "unregister"  # cancel every timer, REGISTER with Expires: 0
+    RECOVER = "recover"  # cancel every timer, REGISTER again at once (a new flow, RFC 5626 §4.4.1)
 
     __hash__ = object.__hash__
 
@@ -172,24 +230,30 @@ S = RegistrationState
 In = RegistrationInput
 A = RegistrationAction
 
-#                  start                 failed, cleared, stop, abandon
+#                  start                 rejected, cleared, stop, abandon
 #  unregistered ----------> registering ---------------------------> unregistered
-#                               |     \ stop              failed, cleared, abandon  ^
-#                               |      +---------> stop-pending ---------------------+
-#                               |                       | granted: REGISTER Expires: 0
-#                               |                       v
-#                               |                 unregistering
-#                               | granted
-#                               v
-#              +----------> registered <---------------------+
+#                               |  |  \ stop              failed, cleared, abandon  ^
+#                               |  |   +---------> stop-pending ---------------------+
+#                               |  |                    | granted: REGISTER Expires: 0
+#                               |  | failed             v
+#                               |  +--------+     unregistering
+#                               | granted   |
+#                               v           |
+#              +----------> registered <----|----------------+
 #              | granted        | refresh_due (expired too)  | granted
-#              |                v                            |
-#              +----------- refreshing ----- expired -----> retrying
-#                             |    ^                          |    ^
-#                      failed |    | retry_due         failed |    | retry_due
-#                             v    |                          v    |
+#              |                v           |                |
+#              +----------- refreshing -----|-- expired --> retrying <--+
+#                             |    ^        |                 |    ^   | flow_failed (from
+#                      failed |    | retry_ v          failed |    |   |  registered: REGISTER
+#                             v    |  due                     v    |   |  again at once)
 #                           backing-off ----- expired -----> lapsed
 #
+#  failed and rejected: any failure of the REGISTER in flight.  "rejected" is a
+#        refusal (403, 404, 401/407 not overcome); it ends a first REGISTER
+#        (nothing is retried) and is a failure like any other on a refresh.
+#  flow_failed: registered --> retrying (REGISTER at once on a new flow);
+#        backing-off --> lapsed (the retry timer stands); elsewhere ignored
+#        (a REGISTER in flight fails on its own).
 #  stop: registered, refreshing, backing-off, retrying --> unregistering
 #        (REGISTER with Expires: 0) --cleared, granted, failed--> unregistered;
 #        registering --> stop-pending (the grant, if one comes, is undone);
@@ -202,16 +266,19 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.UNREGISTERED, In.ABANDON): (A.NONE, S.UNREGISTERED),
     (S.REGISTERING, In.GRANTED): (A.ARM, S.REGISTERED),
     (S.REGISTERING, In.CLEARED): (A.NONE, S.UNREGISTERED),
-    (S.REGISTERING, In.FAILED): (A.NONE, S.UNREGISTERED),
+    (S.REGISTERING, In.FAILED): (A.BACK_OFF, S.LAPSED),
+    (S.REGISTERING, In.REJECTED): (A.NONE, S.UNREGISTERED),
     (S.REGISTERING, In.STOP): (A.NONE, S.STOP_PENDING),
     (S.REGISTERING, In.ABANDON): (A.NONE, S.UNREGISTERED),
     (S.REGISTERED, In.REFRESH_DUE): (A.SEND, S.REFRESHING),
     (S.REGISTERED, In.EXPIRED): (A.SEND, S.RETRYING),
     (S.REGISTERED, In.STOP): (A.UNREGISTER, S.UNREGISTERING),
     (S.REGISTERED, In.ABANDON): (A.DISARM, S.UNREGISTERED),
+    (S.REGISTERED, In.FLOW_FAILED): (A.RECOVER, S.RETRYING),
     (S.REFRESHING, In.GRANTED): (A.ARM, S.REGISTERED),
     (S.REFRESHING, In.CLEARED): (A.DISARM, S.UNREGISTERED),
     (S.REFRESHING, In.FAILED): (A.BACK_OFF, S.BACKING_OFF),
+    (S.REFRESHING, In.REJECTED): (A.BACK_OFF, S.BACKING_OFF),
     (S.REFRESHING, In.EXPIRED): (A.NONE, S.RETRYING),
     (S.REFRESHING, In.STOP): (A.UNREGISTER, S.UNREGISTERING),
     (S.REFRESHING, In.ABANDON): (A.DISARM, S.UNREGISTERED),
@@ -219,22 +286,26 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.BACKING_OFF, In.EXPIRED): (A.NONE, S.LAPSED),
     (S.BACKING_OFF, In.STOP): (A.UNREGISTER, S.UNREGISTERING),
     (S.BACKING_OFF, In.ABANDON): (A.DISARM, S.UNREGISTERED),
+    (S.BACKING_OFF, In.FLOW_FAILED): (A.NONE, S.LAPSED),
     (S.LAPSED, In.RETRY_DUE): (A.SEND, S.RETRYING),
     (S.LAPSED, In.STOP): (A.DISARM, S.UNREGISTERED),
     (S.LAPSED, In.ABANDON): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.GRANTED): (A.ARM, S.REGISTERED),
     (S.RETRYING, In.CLEARED): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.FAILED): (A.BACK_OFF, S.LAPSED),
+    (S.RETRYING, In.REJECTED): (A.BACK_OFF, S.LAPSED),
     (S.RETRYING, In.STOP): (A.UNREGISTER, S.UNREGISTERING),
     (S.RETRYING, In.ABANDON): (A.DISARM, S.UNREGISTERED),
     (S.STOP_PENDING, In.GRANTED): (A.UNREGISTER, S.UNREGISTERING),
     (S.STOP_PENDING, In.CLEARED): (A.NONE, S.UNREGISTERED),
     (S.STOP_PENDING, In.FAILED): (A.NONE, S.UNREGISTERED),
+    (S.STOP_PENDING, In.REJECTED): (A.NONE, S.UNREGISTERED),
     (S.STOP_PENDING, In.STOP): (A.NONE, S.STOP_PENDING),
     (S.STOP_PENDING, In.ABANDON): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.CLEARED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.GRANTED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.FAILED): (A.NONE, S.UNREGISTERED),
+    (S.UNREGISTERING, In.REJECTED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.ABANDON): (A.NONE, S.UNREGISTERED),
 }
 
@@ -261,25 +332,38 @@ class Registration:
         state: the :class:`RegistrationState`.
         expires: the expiry asked for, seconds (raised by a 423's Min-Expires).
         retry_after: the base of the back-off after a failed refresh, seconds.
-        max_retry: the cap of the back-off, seconds (30 minutes).
-        failures: consecutive failed refreshes or retries since the last grant.
+        retry_after_some_flows: the base of the back-off while another
+            flow of the same instance is registered (RFC 5626 §4.5: 90 s).
+        max_retry: the cap of the back-off, seconds (30 minutes by default,
+            :attr:`Configuration.registration_max_retry`).
+        failures: consecutive failed REGISTERs since the last grant.
         result: the last :class:`RegistrationResult`, or ``None``.
         on_refresh_failed: optional callable taking the error when a refresh
-            fails (the registration retries after :meth:`retry_delay` seconds).
+            (or a retry) fails (the registration retries after :meth:`retry_delay` seconds).
+        on_state_change: optional callable taking a
+            :class:`RegistrationStateChanged` at every change of :attr:`state`.
+        reg_id: the RFC 5626 ``reg-id`` of this registration's Contact when
+            :attr:`Configuration.outbound` is on.
+        flow: the :class:`~txsipua.ua.keepalive.FlowKeepAlive` pinging the
+            registrar while registered (keep-alives on), else ``None``.
     """
-
-    max_retry: float = 1800.0
 
     def __init__(self, ua: UserAgent, expires: int = 3600, retry_after: float | None = None,
                  *, random: Callable[[], float] | None = None) -> None:
         self.ua = ua
         self.expires = expires
-        self.retry_after = ua.config.registration_retry if retry_after is None else retry_after
+        config = ua.config
+        self.retry_after = config.registration_retry if retry_after is None else retry_after
+        self.retry_after_some_flows: float = config.registration_retry_some_flows
+        self.max_retry: float = config.registration_max_retry
         self.random: Callable[[], float] = random if random is not None else _random.random
         self.failures = 0
         self.state = RegistrationState.UNREGISTERED
         self.result: RegistrationResult | None = None
         self.on_refresh_failed: Callable[[Exception], object] | None = None
+        self.on_state_change: Callable[[RegistrationStateChanged], object] | None = None
+        self.reg_id: int = config.reg_id
+        self.flow: Any = None  # the keep-alive of the flow to the registrar (ua.keepalive), or None
         core = ua.core
         self._call_id = core.ids.call_id(core.local[0])
         self._from_tag = core.ids.tag()
@@ -341,6 +425,21 @@ class Registration:
         """Stop refreshing without unregistering: the binding runs out at the registrar."""
         self._handle(In.ABANDON)
 
+    def flow_failed(self, reason: str = "flow failed") -> None:
+        """The flow to the registrar died (no pong, connection lost): register again on a new one.
+
+        RFC 5626 §4.4.1: registered, a REGISTER goes out at once (state
+        ``retrying``, :attr:`registered` False until it is granted); backing
+        off, the binding is taken as lapsed and the retry timer stands.
+        Elsewhere nothing changes (a REGISTER in flight fails on its own).
+        """
+        if self.state in (S.REGISTERED, S.BACKING_OFF):
+            log.warn("registration flow to the registrar failed: {reason}", reason=reason)
+        before = self._attempt
+        self._handle(In.FLOW_FAILED)
+        if self._attempt != before and self._outcome is not None:
+            self._outcome.addErrback(lambda _: None)  # its failure went to on_refresh_failed
+
     @staticmethod
     def refresh_delay(granted: int) -> float:
         """Seconds after which to refresh a binding granted for ``granted`` seconds.
@@ -356,13 +455,22 @@ class Registration:
     def retry_delay(self) -> float:
         """Seconds to wait before the next attempt after :attr:`failures` consecutive failures.
 
-        RFC 5626 §4.5 style: ``min(max_retry, retry_after * 2 ** (failures - 1))``
-        scaled by a random 50-100 %, so that many user agents cut off by one
-        outage do not come back in step.
+        RFC 5626 §4.5: ``wait = min(max_retry, base * 2 ** failures)`` scaled
+        by a random 50-100 %, so that many user agents cut off by one outage
+        do not come back in step.  ``base`` is :attr:`retry_after` (30 s) when
+        every flow failed, :attr:`retry_after_some_flows` (90 s) while another
+        registration of the same instance (Outbound, another ``reg-id``) is
+        registered.
         """
-        exponent = min(max(self.failures - 1, 0), 32)
-        ceiling = min(self.max_retry, self.retry_after * 2**exponent)
+        exponent = min(max(self.failures, 0), 32)
+        base = self.retry_after_some_flows if self._other_flow_up() else self.retry_after
+        ceiling = min(self.max_retry, base * 2**exponent)
         return float(ceiling * (0.5 + 0.5 * self.random()))
+
+    def _other_flow_up(self) -> bool:
+        if not self.ua.config.outbound:
+            return False
+        return any(r is not self and r.registered for r in list(self.ua.registrations))
 
     def register_once(self, expires: int) -> defer.Deferred[RegistrationResult]:
         """One REGISTER asking for ``expires`` seconds, outside the lifecycle (no refresh).
@@ -382,6 +490,8 @@ class Registration:
             return  # a late timer: ignored
         action, next_state = entry
         previous, self.state = self.state, next_state
+        if next_state not in _BOUND:
+            self._stop_flow()
         if next_state is S.UNREGISTERED:
             self.ua.registrations.discard(self)
         elif previous is S.UNREGISTERED:
@@ -399,8 +509,23 @@ class Registration:
         elif action is A.UNREGISTER:
             self._disarm()
             self._send(0)
+        elif action is A.RECOVER:
+            self._disarm()
+            self._send(self.expires)
         if previous is S.STOP_PENDING and next_state is not S.STOP_PENDING:
             self._release_stop_waiters(self._outcome if action is A.UNREGISTER else None)
+        if previous is not next_state:
+            self._report(previous, event, error)
+
+    def _report(self, previous: RegistrationState, event: RegistrationInput, error: Exception | None) -> None:
+        change = RegistrationStateChanged(previous, self.state, event, error, self.registered, self.next_attempt)
+        log.info("registration {previous} -> {state} ({input})", previous=previous.value,
+                 state=self.state.value, input=event.value)
+        if self.on_state_change is not None:
+            try:
+                self.on_state_change(change)
+            except Exception:
+                log.failure("on_state_change failed")
 
     def _release_stop_waiters(self, unregister: defer.Deferred[RegistrationResult] | None) -> None:
         waiters, self._stop_waiters = self._stop_waiters, []
@@ -427,7 +552,8 @@ class Registration:
             current = attempt == self._attempt
             if isinstance(value, Failure):
                 if current:
-                    self._handle(In.FAILED, error=value.value)  # type: ignore[arg-type]
+                    error: Exception = value.value  # type: ignore[assignment]
+                    self._handle(In.REJECTED if is_refusal(error) else In.FAILED, error=error)
                 outcome.errback(value)
             else:
                 if current:
@@ -442,13 +568,27 @@ class Registration:
         self.failures = 0
         self._later(In.REFRESH_DUE, self.refresh_delay(granted))
         self._later(In.EXPIRED, float(granted))
+        self._start_flow()
 
     def _back_off(self, error: Exception) -> None:
-        log.warn("registration refresh failed: {err}", err=error)
-        if self.on_refresh_failed is not None:
-            self.on_refresh_failed(error)
+        log.warn("registration failed: {err}", err=error)
         self.failures += 1
         self._later(In.RETRY_DUE, self.retry_delay())
+        if self.on_refresh_failed is not None:
+            self.on_refresh_failed(error)
+
+    def _start_flow(self) -> None:
+        """Keep the flow to the registrar alive (RFC 5626 §4.4) when keep-alives are on."""
+        if self.flow is not None or self.ua.keepalive_interval(self.result) is None:
+            return
+        from txsipua.ua.keepalive import start_flow_keepalive
+
+        self.flow = start_flow_keepalive(self.ua, self, self.result)
+
+    def _stop_flow(self) -> None:
+        flow, self.flow = self.flow, None
+        if flow is not None:
+            flow.stop()
 
     def _later(self, which: RegistrationInput, delay: float) -> None:
         old = self._timers.pop(which, None)
@@ -470,10 +610,20 @@ class Registration:
                 timer.cancel()
         self._timers.clear()
 
-    def _transact(self, expires: int) -> defer.Deferred[RegistrationResult]:
+    def _transact(self, expires: int, *, correct: bool = True,
+                  remove: SipURI | None = None) -> defer.Deferred[RegistrationResult]:
         ua = self.ua
         account = ua.require_account()
         self._cseq += 1
+        config = ua.config
+        headers = [("Expires", str(expires))]
+        contact = not config.outbound
+        if config.outbound:
+            # RFC 5626 §4.2: +sip.instance and reg-id on the Contact; Supported: outbound, path
+            headers.append(("Contact", outbound_contact(ua.core.contact_uri(), ua.instance_id, self.reg_id)))
+            headers.append(("Supported", "outbound, path"))
+        if remove is not None:
+            headers.append(("Contact", f"<{remove}>;expires=0"))  # the binding a NAT hid from us
         req = ua.core.new_request(
             "REGISTER",
             account.registrar_uri,
@@ -481,8 +631,9 @@ class Registration:
             account.identity,
             call_id=self._call_id,
             cseq=self._cseq,
+            contact=contact,
             route=ua.outbound_route(),
-            headers=[("Expires", str(expires))],
+            headers=headers,
         )
 
         def done(response: Response) -> RegistrationResult | defer.Deferred[RegistrationResult]:
@@ -495,9 +646,18 @@ class Registration:
                     raise RegistrationFailed(response, "registration") from None
                 if minimum > expires:
                     self.expires = minimum
-                    return self._transact(minimum)
+                    return self._transact(minimum, correct=correct)
             if not 200 <= response.status < 300:
                 raise RegistrationFailed(response, "registration")
+            if expires and correct and config.nat_contact and not config.outbound:
+                public = learned_address(response, ua.core.local, ua.core.transport)
+                if public is not None:
+                    # RFC 3581: the registrar saw us at another address (a NAT): our
+                    # Contact names it from now on; register it once, dropping the old one
+                    old = ua.core.contact_uri()
+                    log.info("NAT detected: the registrar sees us at {public}; re-registering", public=public)
+                    ua.advertise(public)
+                    return self._transact(expires, correct=False, remove=old)
             bindings, granted = parse_bindings(response, ua.core.contact_uri(), expires)
             if expires and not granted and not any(b.ours for b in bindings):
                 granted = expires  # registrar did not list us back: assume what we asked for

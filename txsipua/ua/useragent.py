@@ -20,6 +20,7 @@ or Deferred waiting for it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from txsipua.core import events as ev
+from txsipua.core.builders import format_host
 from txsipua.core.capabilities import ALLOW
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transport import Address
@@ -50,11 +52,13 @@ from txsipua.sip.message import Request, Response
 from txsipua.sip.message_summary import MessageSummary
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
+from txsipua.ua import nat
 from txsipua.ua.account import Account
 from txsipua.ua.accounts import AccountLine, AccountSet
 from txsipua.ua.call import Call, IncomingCall, Responder
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
+from txsipua.ua.nat import is_wildcard
 from txsipua.ua.registration import Registration, RegistrationResult
 from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription, unsolicited_notify
 from txsipua.ua.transfer import ReferRequest, handle_in_dialog, incoming_replaces
@@ -186,6 +190,8 @@ class UserAgent:
         self.on_mwi: Callable[[MessageSummary, Request], object] | None = None
         self.subscriptions: set[Subscription] = set()
         self._listening: Listening | None = None
+        self.instance_id = self.config.instance_id or f"urn:uuid:{uuid.uuid4()}"
+        """The RFC 5626 ``+sip.instance`` URN of this user agent (Outbound)."""
         self.accounts = AccountSet(self)
 
     # lifecycle
@@ -200,7 +206,43 @@ class UserAgent:
         except Exception as e:
             return defer.fail(e)
         self.core.local = self._listening.address
+        self._choose_advertised()
         return defer.succeed(self._listening.address)
+
+    # addresses (txsipua.ua.nat) and keep-alives (txsipua.ua.keepalive)
+    def _choose_advertised(self, toward: str | None = None) -> None:
+        """Via/Contact host: the public host, else for a wildcard bind the interface routing ``toward``."""
+        if toward is None and self.account is not None:
+            toward = self.next_hop(self.account.registrar_uri).host
+        self.core.local = nat.advertised(self.core.local, self.config.public_host, toward)
+
+    def advertise(self, address: Address) -> None:
+        """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side, RFC 3581)."""
+        self.core.local = address
+
+    @property
+    def media_bind_host(self) -> str:
+        """The address RTP sockets bind (:func:`txsipua.ua.nat.media_addresses`)."""
+        return nat.media_addresses(self.config, self.transport.host, self.core.local[0], self.media_host)[0]
+
+    @property
+    def media_advertise(self) -> str:
+        """The address SDP advertises for RTP, ``c=`` (:func:`txsipua.ua.nat.media_addresses`)."""
+        return nat.media_addresses(self.config, self.transport.host, self.core.local[0], self.media_host)[1]
+
+    def media_stream_factory(self) -> Callable[[Any, str], Any] | None:
+        """The RTP stream factory for calls (port range, symmetric RTP), or ``None`` for the default."""
+        from txsipua.net.rtp_ports import stream_factory
+
+        config = self.config
+        return stream_factory(config.rtp_ports, config.symmetric_rtp, rtcp_interval=config.rtcp_interval,
+                              media_timeout=config.media_timeout)
+
+    def keepalive_interval(self, result: RegistrationResult | None = None) -> float | None:
+        """Seconds between keep-alives on a registration's flow, or ``None`` (:func:`txsipua.ua.keepalive.interval`)."""
+        from txsipua.ua.keepalive import interval
+
+        return interval(self.config, self.transport.reliable, result.response if result is not None else None)
 
     @property
     def local_address(self) -> Address:
@@ -328,6 +370,12 @@ class UserAgent:
         digest = line.digest if line is not None else HOST_DIGEST
 
         def located(targets: list[Address]) -> defer.Deferred[Response]:
+            if is_wildcard(self.core.local[0]):
+                old = self.core.local
+                self._choose_advertised(targets[0][0])
+                if self.core.local != old:
+                    _readvertise(request, old, self.core.local, self.core.context.via(""))
+
             def go(now: float) -> None:
                 op = self.core.send_request(request, targets[0], now, authenticate=authenticate,
                                             hop_host=hop_host_of(hop), digest=digest,
@@ -677,6 +725,13 @@ class UserAgent:
             call.provisional_acknowledged(e.prack)
 
     def _incoming_call(self, e: ev.IncomingCall) -> None:
+        if is_wildcard(self.core.local[0]):
+            # bound to a wildcard and nothing sent yet: answer from the interface routing to the caller
+            try:
+                via = e.request.top_via
+                self._choose_advertised(via.received or via.host)
+            except SIPError:
+                pass
         call = Call(self, e.session)
         self.calls.add(call)
         replaced = _call_of(e.replaces) if e.replaces is not None else None
@@ -796,6 +851,15 @@ class UserAgent:
         ev.SubscriptionEnded: _subscription_ended,
     }
     """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
+
+
+def _readvertise(request: Request, old: Address, new: Address, via: str) -> None:
+    """Replace the wildcard address built into ``request`` (its Via, our Contact) by the advertised one."""
+    request.headers.set("Via", via)
+    value = request.headers.get("Contact")
+    if value is not None:
+        before, after = f"{format_host(old[0])}:{old[1]}", f"{format_host(new[0])}:{new[1]}"
+        request.headers.set("Contact", value.replace(before, after, 1))
 
 
 def _call_of(session: InviteSession) -> Call | None:
