@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Concurrent RTP streams in one process: CPU per stream, late packets, far-end loss and jitter.
 
-    python benchmarks/media_bench.py [--streams 50,100,250,500] [--duration 10] [--codec PCMU]
-                                     [--peer txsipua,sipp] [--pin] [--json out.json] [--quick]
+    python benchmarks/media_bench.py [--streams 50,100,250,500] [--duration 10] [--codec PCMU,opus]
+                                     [--opus-streams 50,100] [--peer txsipua,sipp] [--pin]
+                                     [--json out.json] [--quick]
 
 For each N, the process under test opens N :class:`txsipua.net.rtp.MediaStream`
 on 127.0.0.1, every one paced by the one shared pacer, and plays audio on all
@@ -28,8 +29,12 @@ CPU 0 and the txsipua far end to CPU 1 (Linux): right on a quiet machine,
 wrong on a shared one (another job on CPU 0 then delays every wake-up).
 Target (issue 11): >= 500 bidirectional G.711 streams with < 1 % late.
 
-Figures from a machine shared with other jobs are marked as such; see
-docs/performance.md for the figures and the command behind them.
+Whether the machine was shared is measured, not assumed: the 1-minute load
+average before the first round (and after the last), per CPU; at or above
+:data:`LOADED` per CPU before the run, other jobs were competing for the CPU
+and the output says the figures come from a loaded machine
+(``shared_machine`` in the JSON).  See docs/performance.md for the figures
+and the command behind them.
 """
 
 from __future__ import annotations
@@ -56,6 +61,35 @@ from txsipua.media.codecs import CODECS, AudioCodec  # noqa: E402
 from txsipua.media.offer_answer import Codec, MediaParams  # noqa: E402
 
 LATE = 0.005
+#: 1-minute load average per CPU, before the run, from which the machine counts as loaded (shared).
+LOADED = 0.5
+
+
+def machine_load(getloadavg: Any = None, cpus: int | None = None) -> dict[str, Any]:
+    """The 1-minute load average now, the CPU count, and whether that is a loaded (shared) machine.
+
+    Returns:
+        ``{"load_1m": float | None, "cpus": int, "shared_machine": bool | None}``;
+        None where the platform has no load average.
+    """
+    getloadavg = getloadavg or getattr(os, "getloadavg", None)
+    cpus = cpus or os.cpu_count() or 1
+    try:
+        load = float(getloadavg()[0]) if getloadavg is not None else None
+    except OSError:
+        load = None
+    return {"load_1m": load, "cpus": cpus, "shared_machine": None if load is None else load / cpus >= LOADED}
+
+
+def describe_load(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """One line for the text output: the load measured and what it means for the figures."""
+    if before["load_1m"] is None:
+        return "machine: load average unknown on this platform; figures may come from a shared machine"
+    state = ("LOADED (shared with other jobs): the figures are pessimistic"
+             if before["shared_machine"] else "quiet")
+    after_text = f", {after['load_1m']:.2f} after" if after["load_1m"] is not None else ""
+    return (f"machine: load average {before['load_1m']:.2f} on {before['cpus']} CPU(s) before the run"
+            f"{after_text} (loaded from {LOADED:g} per CPU): {state}")
 
 
 def sine(codec: AudioCodec, seconds: float, freq: float = 1000.0) -> bytes:
@@ -267,8 +301,8 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
     return measure()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the rounds; print a table; write ``--json``."""
+def parser() -> argparse.ArgumentParser:
+    """The command line (its defaults are those of the usage line in the module's docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--streams", default="50,100,250,500")
     ap.add_argument("--duration", type=float, default=10.0)
@@ -281,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="4 streams for 1 s: smoke test")
     ap.add_argument("--far-end", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rounds; print a table; write ``--json``."""
+    a = parser().parse_args(argv)
     if a.far_end:
         return far_end(a.far_end, a.codec, a.duration, a.cpu)
     if a.quick:
@@ -304,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue  # the echo is codec-blind; one G.711 comparison is enough
                 plan.append((n, codec, peer))
     pinning = a.pin and not a.no_pin and pin(0)
+    load_before = machine_load()
     rows: list[dict[str, Any]] = []
 
     from twisted.internet import defer, task
@@ -328,12 +368,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # react always exits; go on to the report
         if e.code:
             raise
+    load_after = machine_load()
     for item in unavailable:
         print(f"not run: {item}")
+    print(describe_load(load_before, load_after))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"benchmark": "media", "pinned": pinning, "rows": rows, "unavailable": unavailable,
-                       "shared_machine": True}, fh, indent=1)
+                       "shared_machine": load_before["shared_machine"], "load_before": load_before,
+                       "load_after": load_after}, fh, indent=1)
     return 0
 
 

@@ -33,5 +33,7 @@ def test_media_bench_quick(tmp_path: Path) -> None:
     assert row["far_loss_pct"] < 5 and row["back_received"] >= 4 * 40
     for key in ("late_pct", "far_jitter_ms_mean", "far_jitter_ms_max", "back_loss_pct"):
         assert key in row
+    assert result["shared_machine"] == result["load_before"]["shared_machine"]  # measured, not assumed
+    assert "machine: load average" in proc.stdout
     if shutil.which("sipp") is not None:
         assert ("PCMU", "sipp") in rows or any(u.startswith("sipp") for u in result["unavailable"])

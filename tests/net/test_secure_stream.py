@@ -141,3 +141,39 @@ def test_rtcp_without_mux_goes_to_port_plus_one_and_bye_on_stop() -> None:
     last, addr = wire.written[-1]
     assert addr == (B[0], B[1] + 1)
     assert any(isinstance(p, Goodbye) for p in parse_compound(last))
+
+
+@needs_srtp
+@pytest.mark.parametrize("kind", ["rtp", "rtcp"])
+def test_a_packet_over_1500_octets_is_dropped_and_counted(kind: str) -> None:
+    """libsrtp refuses packets over 1500 octets (a plain ValueError): dropped, counted in srtp_failed, logged once."""
+    from twisted.logger import globalLogPublisher
+
+    a, b, clock = pair(SrtpParams(SUITE, KEY_A, KEY_B), SrtpParams(SUITE, KEY_B, KEY_A))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for n in range(5):
+            if kind == "rtp":
+                data = bytes([0x80, 0, 0, n, 0, 0, 0, n, 0, 0, 0, 1]) + bytes(1600)
+            else:
+                data = bytes([0x80, 200, 0x01, 0x95, 0, 0, 0, 1]) + bytes(1612)
+            b.datagramReceived(data, A)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert b.stats.srtp_failed == 5 and b.stats.packets_received == 0 and b.stats.rtcp == 0
+    assert not [e for e in events if e.get("log_failure") is not None]  # no Unhandled Error
+    assert len([e for e in events if "SRTP" in str(e.get("log_format", ""))]) == 1
+    a.play(tone(0.1))  # good packets still pass afterwards
+    run(clock, 0.2)
+    assert b.stats.packets_received == 5
+
+
+@needs_srtp
+def test_protecting_a_packet_over_1500_octets_drops_it() -> None:
+    """An RTCP packet too long for libsrtp is not sent and is counted in srtp_send_failed; nothing raises."""
+    a, b, clock = pair(SrtpParams(SUITE, KEY_A, KEY_B), SrtpParams(SUITE, KEY_B, KEY_A))
+    wire: Any = a.transport
+    before = len(wire.written)
+    a.send_rtcp(bytes([0x80, 200, 0x01, 0x95, 0, 0, 0, 1]) + bytes(1612))
+    assert len(wire.written) == before and a.stats.srtp_send_failed == 1

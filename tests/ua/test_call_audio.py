@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, task
 from twisted.internet.testing import FakeDatagramTransport
+from zope.interface import implementer
 
 from txsipua.errors import LocalProtocolError
 from txsipua.media import g711
-from txsipua.media.audio import MemorySink, PCMSource, SilenceSource, ToneSource
+from txsipua.media.audio import IAudioSink, MemorySink, PCMSource, SilenceSource, ToneSource
 from txsipua.media.dtmf import dtmf_packets
 from txsipua.media.offer_answer import PCMU, MediaParams
 from txsipua.media.rtp import RtpPacket
@@ -361,3 +362,84 @@ def test_any_interleaving_leaves_nothing_pending_after_the_end(ops: list[str]) -
     assert all(d.called for d in pending)
     for d in pending:
         d.addErrback(lambda f: None)
+
+
+@implementer(IAudioSink)
+class _Failing:
+    """A sink whose write always raises."""
+
+    rate = 8000
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed = False
+
+    def write(self, frame: bytes) -> None:
+        self.writes += 1
+        raise OSError("the speaker is gone")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("where", ["call-audio", "stream"])
+def test_a_failing_sink_is_detached_after_its_first_failure(where: str) -> None:
+    """A sink whose write raises is written once, logged once (with the traceback), then no more; others go on."""
+    from twisted.logger import globalLogPublisher
+
+    audio, stream, clock, _ = setup()
+    failures: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None:
+            failures.append(event)
+
+    bad, good = _Failing(), MemorySink(8000)
+    if where == "call-audio":
+        audio.add_sink(bad)
+        audio.add_sink(good)
+    else:
+        stream.add_sink(bad)
+        stream.add_sink(good)
+    globalLogPublisher.addObserver(observe)
+    try:
+        for seq in range(50):
+            receive(stream, seq, tone(20))
+            clock.advance(0.02)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert bad.writes == 1
+    assert len(failures) == 1 and failures[0]["log_failure"].check(OSError)
+    assert len(good.pcm()) == 50 * 320
+
+
+@pytest.mark.parametrize("hook", ["prompt", "on_digit", "later"])
+def test_collect_with_flush_after_a_dtmf_barge_in_discards_the_barging_digit(hook: str) -> None:
+    """The digit that barged in is type-ahead: collect_digits(flush=True) from the prompt's Deferred,
+    from on_digit or later does not return it; the next digit is what it collects."""
+    audio, stream, clock, _ = setup()
+    got: list[Any] = []
+
+    def collect(*_: Any) -> None:
+        audio.collect_digits(max_digits=1, timeout=5, flush=True).addCallback(got.append)
+
+    prompt = audio.play(ToneSource(1000.0, 5.0), barge_in_dtmf=True)
+    if hook == "prompt":
+        prompt.addCallback(collect)
+    elif hook == "on_digit":
+        heard: list[str] = []
+
+        def on_digit(digit: str, via: str) -> None:
+            heard.append(digit)
+            if len(heard) == 1:
+                collect()
+
+        audio.on_digit = on_digit
+    clock.advance(0.1)
+    press(stream, "4", 8000)
+    assert prompt.called
+    if hook == "later":
+        collect()
+    assert got == []
+    press(stream, "7", 9000)
+    assert got == ["7"]

@@ -38,7 +38,7 @@ class Stream:
     def start_recording(self) -> None:
         pass
 
-    def add_sink(self, sink: Any) -> Any:
+    def add_sink(self, sink: Any, any_rate: bool = False) -> Any:
         return sink
 
     def add_digit_sink(self, sink: Any) -> None:

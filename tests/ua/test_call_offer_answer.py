@@ -99,7 +99,7 @@ def confirmed_uas_call(ua: UserAgent) -> tuple[Call, Response]:
 def test_delayed_offer_uas_offers_in_the_200_and_the_ack_answer_starts_media(clock: UDPClock) -> None:
     """INVITE without SDP: our 200 carries the offer; the ACK's answer configures the stream, and
     play() really sends RTP to the address of that answer (it used to wait for ever)."""
-    ua = agent(clock)
+    ua = agent(clock, idle_silence=False)  # only the played packet on the wire
     call = incoming(ua).answer()
     ok = responses(ua, 200)[-1]
     offer = SessionDescription.parse(ok.body)
@@ -178,7 +178,7 @@ def test_a_reinvite_crossing_ours_gets_491(clock: UDPClock) -> None:
 
 def test_early_media_as_uas_then_the_same_answer_in_the_200(clock: UDPClock) -> None:
     """IncomingCall.early_media(): 183 with our answer, RTP flows before the 200; the 200 repeats the answer."""
-    ua = agent(clock)
+    ua = agent(clock, idle_silence=False)  # only the played packet on the wire
     pending = incoming(ua, bob_sdp())
     call = pending.early_media()
     progress = responses(ua, 183)[-1]
@@ -448,3 +448,50 @@ def test_we_hold_a_peer_that_holds_us_and_its_inactive_answer_keeps_the_remote_h
     reinvite(ua, ok, 4, bob_sdp(version=4))  # the peer resumes
     assert call.held_locally and not call.held_remotely
     assert SessionDescription.parse(responses(ua, 200)[-1].body).media[0].direction == "sendonly"
+
+
+@pytest.mark.parametrize("nat", [False, True], ids=["default", "symmetric-rtp"])
+def test_an_idle_confirmed_call_sends_silence_every_ptime_and_none_while_held(clock: UDPClock, nat: bool) -> None:
+    """Nothing played: the call still sends one silence packet per 20 ms to the peer (its frames, its
+    RTP timeout, NAT); held by the peer (we answer recvonly) it sends nothing, and silence resumes after.
+    The same with the stream factory of symmetric RTP (where it matters most: the peer latches on it)."""
+    ua = agent(clock, symmetric_rtp=True) if nat else agent(clock)
+    call, ok = confirmed_uas_call(ua)
+    clock.advance(0)
+    for _ in range(10):
+        clock.advance(0.02)
+    sent = rtp_sent(clock, call)
+    assert 9 <= len(sent) <= 11 and {addr for _, addr in sent} == {BOB_RTP}
+    assert all(p.payload == bytes([0xFF]) * 160 for p, _ in sent)  # PCMU silence
+    reinvite(ua, ok, 2, bob_sdp(version=2, direction="sendonly"))  # bob holds us: we answer recvonly
+    assert SessionDescription.parse(responses(ua, 200)[-1].body).media[0].direction == "recvonly"
+    ack(ua, responses(ua, 200)[-1], branch="z9hG4bKa2")
+    before = len(rtp_sent(clock, call))
+    for _ in range(10):
+        clock.advance(0.02)
+    assert len(rtp_sent(clock, call)) == before  # held: nothing sent
+    reinvite(ua, ok, 3, bob_sdp(version=3, direction="sendrecv"))
+    for _ in range(10):
+        clock.advance(0.02)
+    assert len(rtp_sent(clock, call)) >= before + 9  # resumed: silence again
+
+
+def test_the_caller_call_is_confirmed_when_its_ack_is_sent(clock: UDPClock) -> None:
+    """UAC: ``confirmed`` fires with the call once the 2xx arrived and our ACK went out (RFC 3261
+    §13.2.2.4), after ``answered``; not while ringing, nor on a final failure."""
+    ua = agent(clock)
+    call = ua.place_call(f"sip:bob@{BOB[0]}")
+    invite = requests(ua, "INVITE")[-1]
+    order: list[str] = []
+    call.answered.addCallback(lambda _: order.append("answered"))
+    call.confirmed.addCallback(lambda c: order.append("confirmed" if c is call else "?"))
+    answer_invite(ua, invite, 180)
+    assert not call.confirmed.called
+    answer = make_answer(SessionDescription.parse(invite.body), BOB[0], 4000, codecs=(PCMU,), dtmf=False,
+                         session_id=5)
+    answer_invite(ua, invite, 200, body=answer.to_bytes())
+    assert len(requests(ua, "ACK")) == 1 and order == ["answered", "confirmed"]
+    rejected = ua.place_call(f"sip:bob@{BOB[0]}")
+    answer_invite(ua, requests(ua, "INVITE")[-1], 486)
+    rejected.answered.addErrback(lambda _: None)
+    assert not rejected.confirmed.called

@@ -219,7 +219,7 @@ class FakeStream:
     def start_recording(self) -> None:
         self.recording = True
 
-    def add_sink(self, sink: Any) -> Any:
+    def add_sink(self, sink: Any, any_rate: bool = False) -> Any:
         self.sinks.append(sink)
         return sink
 

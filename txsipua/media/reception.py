@@ -42,6 +42,8 @@ class MediaStats:
         packets_late: packets sent more than 5 ms after their slot's
             deadline (the reactor was busy), and schedules restarted after
             falling more than 0.2 s behind.
+        srtp_send_failed: packets (RTP or RTCP) libsrtp refused to protect
+            (e.g. over its 1500 octets), not sent.
     """
 
     packets_sent: int = 0
@@ -60,6 +62,7 @@ class MediaStats:
     jitter: float = 0.0
     packets_late: int = 0
     srtp_failed: int = 0
+    srtp_send_failed: int = 0
 
 
 

@@ -80,22 +80,23 @@ class SrtpTransform:
         """Encrypt and authenticate one RTP packet.
 
         Raises:
-            SrtpError: libsrtp refused it (e.g. not RTP).
+            SrtpError: libsrtp refused it (e.g. not RTP, or over 1500 octets).
         """
         try:
             return bytes(self._tx.protect(rtp))
-        except self._error as e:
+        except (self._error, ValueError) as e:  # ValueError: over libsrtp's 1500 octets
             raise SrtpError(f"cannot protect an RTP packet: {e}") from None
 
     def unprotect(self, srtp: bytes) -> bytes:
         """Check and decrypt one SRTP packet.
 
         Raises:
-            SrtpError: authentication failed (a wrong key, tampering), a replay, or not SRTP.
+            SrtpError: authentication failed (a wrong key, tampering), a replay,
+                not SRTP, or over 1500 octets (libsrtp's limit).
         """
         try:
             return bytes(self._rx.unprotect(srtp))
-        except self._error as e:
+        except (self._error, ValueError) as e:  # ValueError: over libsrtp's 1500 octets
             raise SrtpError(f"SRTP packet rejected: {e}") from None
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
@@ -106,16 +107,16 @@ class SrtpTransform:
         """
         try:
             return bytes(self._tx.protect_rtcp(rtcp))
-        except self._error as e:
+        except (self._error, ValueError) as e:  # ValueError: over libsrtp's 1500 octets
             raise SrtpError(f"cannot protect an RTCP packet: {e}") from None
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         """Check and decrypt one SRTCP packet.
 
         Raises:
-            SrtpError: authentication failed, a replay, or not SRTCP.
+            SrtpError: authentication failed, a replay, not SRTCP, or over 1500 octets.
         """
         try:
             return bytes(self._rx.unprotect_rtcp(srtcp))
-        except self._error as e:
+        except (self._error, ValueError) as e:  # ValueError: over libsrtp's 1500 octets
             raise SrtpError(f"SRTCP packet rejected: {e}") from None

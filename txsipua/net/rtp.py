@@ -21,6 +21,13 @@ Theory of operation:
   §4.1) at a timestamp taken from the clock.
 - While held (:meth:`MediaStream.hold`) or when the negotiated direction
   forbids sending, queued audio and digits wait; they continue on resume.
+- Idle silence (:meth:`MediaStream.send_silence_when_idle`, what a call's
+  stream does): while the stream may send (configured, not held, direction
+  sendrecv or sendonly) and nothing is queued, each slot carries an encoded
+  silence frame, so the peer keeps receiving frames (its playout, its RTP
+  timeout, NAT bindings).  It rides the same burst and pacer as audio: no
+  timer of its own.  Comfort noise (RFC 3389) is not sent: txsipua does not
+  negotiate CN.
 - Received datagrams are accepted only from the negotiated source: the
   address and port of the peer's SDP (``c=`` and ``m=``, RFC 4566), or,
   when the stream was built with ``latch=True``, the first source heard
@@ -239,6 +246,7 @@ class MediaStream(DatagramProtocol):
         self._slot_index = 0
         self._timestamp = 0
         self._talkspurt = True
+        self._idle_silence = False
         # receiving
         self._detector = DtmfDetector()
         self._reception = ReceptionStatistics(self.stats)
@@ -248,6 +256,7 @@ class MediaStream(DatagramProtocol):
         self._max_recording_gap = max_recording_gap
         self._record_sink: WavSink | None = None
         self._sinks: list[Any] = []
+        self._any_rate_sinks: list[Any] = []  # sinks of add_sink(any_rate=True): PCM at the codec's rate
         self._digit_sinks: list[Callable[[str], object]] = []
         self._playout_sink: Callable[[bytes], object] | None = None
         self._rng = rng
@@ -505,8 +514,21 @@ class MediaStream(DatagramProtocol):
             and self.params is not None
             and self.params.sending
             and self.transport is not None
-            and bool(self._audio or self._digits)
+            and bool(self._audio or self._digits or self._idle_silence)
         )
+
+    def send_silence_when_idle(self, on: bool = True) -> None:
+        """Send an encoded silence frame every ``ptime`` while the stream may send and has nothing queued.
+
+        Keeps the peer's frames flowing (a listening bot, a muted
+        microphone), its RTP timeout and NAT bindings alive.  Nothing is sent
+        while held, before :meth:`configure`, or when the direction is
+        recvonly or inactive.  Off by default; a call's stream has it on
+        (:attr:`~txsipua.ua.config.Configuration.idle_silence`).
+        """
+        self._idle_silence = on
+        if on:
+            self._schedule()
 
     def _cancel_timer(self) -> None:
         if self._pacing:
@@ -587,7 +609,11 @@ class MediaStream(DatagramProtocol):
         transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self.latched or (self.params.remote_address, self.params.remote_port)
         if self._srtp is not None:
-            data = self._srtp.protect(data)
+            try:
+                data = self._srtp.protect(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
         transport.write(data, destination)
@@ -623,6 +649,12 @@ class MediaStream(DatagramProtocol):
                 job.deferred.callback(True)
             if frame:
                 return
+        if self._idle_silence:  # nothing queued: silence keeps the peer's frames coming
+            payload = self._encoder.encode(bytes(2 * self.codec.frame_samples(self._ptime())))
+            second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+            header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+            self._write(header + payload, len(payload))
+            self._talkspurt = False
 
     def _send_digit_slot(self, job: _DigitJob) -> None:
         assert self.params is not None and self.params.telephone_event_pt is not None
@@ -731,25 +763,34 @@ class MediaStream(DatagramProtocol):
         """Push one decoded frame (PCM at ``rate`` Hz) to ``on_audio`` and, at :data:`AUDIO_RATE`, every sink.
 
         The receive path calls this once per frame, in playout order; a
-        failing sink is logged and keeps its place.
+        sink whose ``write`` raises is detached at its first failure (logged
+        once, with the traceback; it is not closed).
         """
         if self.on_audio is not None:
             try:
                 self.on_audio(pcm)
             except Exception:
                 self.log.failure("on_audio callback failed")
-        if self._sinks and rate != AUDIO_RATE:
-            pcm = resample(pcm, rate, AUDIO_RATE)  # the sinks were attached at AUDIO_RATE
+        narrow: bytes | None = None  # the frame at AUDIO_RATE, made once when a sink needs it
         for sink in list(self._sinks):
             try:
-                sink.write(pcm)
+                if sink in self._any_rate_sinks:
+                    sink.write(pcm, rate)
+                    continue
+                if narrow is None:
+                    narrow = resample(pcm, rate, AUDIO_RATE) if rate != AUDIO_RATE else pcm
+                sink.write(narrow)
             except Exception:
-                self.log.failure("an audio sink failed")
+                self.log.failure("an audio sink failed: detached from the stream")
+                self.remove_sink(sink)
 
-    def add_sink(self, sink: Any) -> Any:
+    def add_sink(self, sink: Any, *, any_rate: bool = False) -> Any:
         """Push every decoded frame to an :class:`~txsipua.media.audio.IAudioSink` from now on.
 
-        The stream closes its sinks when it stops.
+        The stream closes its sinks when it stops.  With ``any_rate=True`` the
+        sink is called as ``sink.write(pcm, rate)`` with each frame at the
+        codec's own rate (16000 Hz for G.722...), unconverted (what
+        :class:`~txsipua.ua.audio.CallAudio` uses to keep wideband audio).
 
         Returns:
             What was attached: ``sink``, or a resampling wrapper when its rate
@@ -758,17 +799,21 @@ class MediaStream(DatagramProtocol):
         Raises:
             txsipua.media.audio.AudioError: the sink's rate needs ``soxr``.
         """
-        attached = resampled_sink(sink, AUDIO_RATE)
+        attached = sink if any_rate else resampled_sink(sink, AUDIO_RATE)
         if self._stopped:
             attached.close()
         else:
             self._sinks.append(attached)
+            if any_rate:
+                self._any_rate_sinks.append(attached)
         return attached
 
     def remove_sink(self, attached: Any) -> None:
         """Stop pushing frames to a sink :meth:`add_sink` attached (it is not closed)."""
         if attached in self._sinks:
             self._sinks.remove(attached)
+        if attached in self._any_rate_sinks:
+            self._any_rate_sinks.remove(attached)
 
     def add_digit_sink(self, sink: Callable[[str], object]) -> None:
         """Call ``sink`` with each received digit too (besides :attr:`on_dtmf`)."""
@@ -793,11 +838,21 @@ class MediaStream(DatagramProtocol):
         else:
             destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
         if self._srtp is not None:
-            data = self._srtp.protect_rtcp(data)
+            try:
+                data = self._srtp.protect_rtcp(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
         transport: Any = self.transport
         transport.write(data, destination)
+
+    def _srtp_send_failed(self, error: SrtpError) -> None:
+        """libsrtp refused to protect a packet: not sent, counted, logged at most once per 1000."""
+        self.stats.srtp_send_failed += 1
+        if self.stats.srtp_send_failed == 1 or self.stats.srtp_send_failed % 1000 == 0:
+            self.log.warn("SRTP: {n} packet(s) not sent ({err})", n=self.stats.srtp_send_failed, err=error)
 
     @property
     def latched(self) -> tuple[str, int] | None:

@@ -4,11 +4,19 @@
 the call's RTP stream (:class:`~txsipua.net.rtp.MediaStream`), through the
 two seams of :mod:`txsipua.media.audio`:
 
-- Received: the stream pushes each decoded frame to :class:`CallAudio` (an
-  :class:`~txsipua.media.audio.IAudioSink` at the stream's rate), which hands
-  it on to every consumer: :meth:`CallAudio.frames` streams, recordings
+- Rates: the call's audio runs at the negotiated codec's PCM rate
+  (:attr:`CallAudio.rate`: 8000 Hz for G.711, 16000 Hz for G.722, 48000 Hz
+  for Opus; 8000 Hz before the stream is configured), so a wideband call
+  keeps its band.  What the application gives (:meth:`CallAudio.send`,
+  :meth:`CallAudio.play`) and asks for (:meth:`CallAudio.frames`, sinks,
+  recordings) is resampled from and to the rate it names; when the codec
+  changes on a re-INVITE the resamplers follow.
+- Received: the stream pushes each decoded frame to :class:`CallAudio` at
+  the codec's rate (``write(frame, rate)``), which hands it on to every
+  consumer: :meth:`CallAudio.frames` streams, recordings
   (:meth:`CallAudio.record`), sinks (:meth:`CallAudio.add_sink`, a speaker)
-  and the voice-energy barge-in of prompts.
+  and the voice-energy barge-in of prompts.  A consumer whose ``write``
+  raises is detached at its first failure (logged once, with the traceback).
 - Sent: while it has something to send, :class:`CallAudio` gives the stream
   one *burst* source; each 20 ms pull mixes the current prompt
   (:meth:`CallAudio.play`) and the frames the application queued
@@ -52,10 +60,10 @@ from txsipua.media.audio import (
     WavSink,
     frame_octets,
     mix,
-    resampled_sink,
     resampled_source,
     rms,
 )
+from txsipua.media.codecs import resample
 from txsipua.media.digits import CollectedDigits, DigitCollector, DigitState
 
 __all__ = ["HANGOVER", "SEND_QUEUE", "SEND_QUEUE_MAX", "TYPE_AHEAD", "CallAudio", "FrameStream"]
@@ -89,21 +97,24 @@ class FrameStream:
         dropped: frames dropped because the reader was slower than real time.
     """
 
-    def __init__(self, rate: int, max_frames: int = 50, on_close: Callable[[FrameStream], object] | None = None) -> None:
+    def __init__(self, rate: int, max_frames: int = 50, on_close: Callable[[FrameStream], object] | None = None,
+                 source_rate: int = RATE) -> None:
         self.rate = rate
         self._frames: deque[bytes] = deque()
         self._max = max(1, max_frames)
-        self._resampler = Resampler(RATE, rate)
+        self._resampler = Resampler(source_rate, rate)  # made again if the call's rate changes
         self._chunks = Rechunker(frame_octets(rate))
         self._waiter: defer.Deferred[bytes | None] | None = None
         self._on_close = on_close
         self.closed = False
         self.dropped = 0
 
-    def write(self, frame: bytes) -> None:
-        """Take received PCM at 8000 Hz (the :class:`CallAudio` side)."""
+    def write(self, frame: bytes, rate: int = RATE) -> None:
+        """Take received PCM at ``rate`` Hz (the :class:`CallAudio` side: the codec's rate)."""
         if self.closed:
             return
+        if self._resampler.rate_in != rate:
+            self._resampler = Resampler(rate, self.rate)
         for out in self._chunks.push(self._resampler.process(frame)):
             if self._waiter is not None:
                 waiter, self._waiter = self._waiter, None
@@ -152,31 +163,38 @@ class FrameStream:
 
 
 class _Prompt:
-    def __init__(self, source: Any, deferred: defer.Deferred[str], dtmf: bool, voice: float | None,
+    def __init__(self, source: Any, pulled: Any, deferred: defer.Deferred[str], dtmf: bool, voice: float | None,
                  voice_frames: int) -> None:
-        self.source = source
+        self.source = source  # as given, at its own rate
+        self._pulled = pulled  # the source at the rate last asked for
         self.deferred = deferred
         self.barge_dtmf = dtmf
         self.voice_threshold = voice
         self.voice_frames = voice_frames
         self.voiced = 0
 
+    def read(self, rate: int) -> bytes:
+        """The next 20 ms of the prompt at ``rate`` (a new resampler when the call's rate changed)."""
+        if self._pulled.rate != rate:
+            self._pulled = resampled_source(self.source, rate)
+        frame: bytes = self._pulled.read()
+        return frame
+
 
 @implementer(IAudioSource)
 class _Burst:
     """What the RTP stream pulls while :class:`CallAudio` has something to send."""
 
-    rate = RATE
-
-    def __init__(self, audio: CallAudio) -> None:
+    def __init__(self, audio: CallAudio, rate: int) -> None:
         self.audio = audio
+        self.rate = rate  # the call's rate when the burst started (the stream converts if it changes)
         self.idle = 0
         self.closed = False
 
     def read(self) -> bytes:
         if self.closed:
             return b""
-        frame = self.audio.next_frame()
+        frame = self.audio.next_frame(self.rate)
         if frame is not None:
             self.idle = 0
             return frame
@@ -184,7 +202,7 @@ class _Burst:
         if self.idle > HANGOVER:
             self.closed = True
             return b""
-        return bytes(frame_octets(RATE))
+        return bytes(frame_octets(self.rate))
 
     def close(self) -> None:
         self.closed = True
@@ -202,22 +220,23 @@ class CallAudio:
         reactor: provides ``callLater`` and ``seconds`` (collection timeouts).
 
     Attributes:
-        rate: the rate of the PCM exchanged with the RTP stream (8000 Hz).
+        rate: the rate of the PCM exchanged with the RTP stream, Hz: the
+            negotiated codec's (:attr:`~txsipua.net.rtp.MediaStream.sample_rate`),
+            8000 before the stream is configured.
         on_digit: called with each received digit and how it came
             (``on_digit(digit, via)``, ``via`` ``"rfc4733"`` or ``"info"``), or None.
         send_dropped: frames dropped from a full send queue.
         ended: True once the call's media has ended.
     """
 
-    rate = RATE
-
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
         self._stream: Any = None
         self._prompts: deque[_Prompt] = deque()
-        self._outgoing: deque[bytes] = deque()
+        self._outgoing: deque[tuple[bytes, int]] = deque()  # (20 ms frame, its rate)
+        self._out_rate = RATE
         self._out_chunks = Rechunker(frame_octets(RATE))
-        self._out_resamplers: dict[int, Resampler] = {}
+        self._out_resamplers: dict[tuple[int, int], Resampler] = {}
         self._senders: deque[defer.Deferred[None]] = deque()
         self._burst: _Burst | None = None
         self._consumers: list[Any] = []
@@ -230,27 +249,42 @@ class CallAudio:
         self.ended = False
 
     # ------------------------------------------------------------- the stream
+    @property
+    def rate(self) -> int:
+        """The call's audio rate, Hz: the negotiated codec's PCM rate (8000 before the stream is configured)."""
+        rate = getattr(self._stream, "sample_rate", RATE)
+        return rate if isinstance(rate, int) and rate > 0 else RATE
+
     def attach(self, stream: Any) -> None:
         """Connect to the call's RTP stream (done by :class:`~txsipua.ua.media.CallMedia`)."""
         if self._stream is not None or self.ended:
             return
         self._stream = stream
-        stream.add_sink(self)
+        stream.add_sink(self, any_rate=True)
         stream.add_digit_sink(self._rtp_digit)
         self._kick()
 
     def _rtp_digit(self, digit: str) -> None:
         self.digit_received(digit, "rfc4733")
 
-    def write(self, frame: bytes) -> None:
-        """A decoded frame from the stream (8000 Hz): to every consumer, and to the voice barge-in."""
+    def write(self, frame: bytes, rate: int = RATE) -> None:
+        """A decoded frame from the stream at ``rate`` Hz (the codec's): to every consumer, and to the voice barge-in.
+
+        A consumer whose ``write`` raises is detached (and closed) at once;
+        the failure is logged once, with its traceback.
+        """
         if self.ended:
             return
         for consumer in list(self._consumers):
             try:
-                consumer.write(frame)
+                consumer.write(frame, rate)
             except Exception:
-                log.failure("an audio consumer failed")
+                log.failure("an audio sink failed: detached from the call's audio")
+                self.remove_sink(consumer)
+                try:
+                    consumer.close()
+                except Exception:
+                    log.failure("closing a failed audio sink failed")
         barging = [p for p in self._prompts if p.voice_threshold is not None]
         if barging:
             level = rms(frame)
@@ -287,13 +321,13 @@ class CallAudio:
                 log.failure("closing an audio consumer failed")
 
     # ---------------------------------------------------------------- sending
-    def next_frame(self) -> bytes | None:
-        """The next 20 ms frame to send (8000 Hz): the prompt and the queued frames mixed; None when neither."""
+    def next_frame(self, rate: int = RATE) -> bytes | None:
+        """The next 20 ms frame to send at ``rate`` Hz: the prompt and the queued frames mixed; None when neither."""
         parts: list[bytes] = []
         while self._prompts:
             p = self._prompts[0]
             try:
-                frame = p.source.read()
+                frame = p.read(rate)
             except Exception as e:
                 log.failure("a prompt's source failed")
                 self._prompts.popleft()
@@ -305,7 +339,8 @@ class CallAudio:
                 break
             self._end_prompt(p, "done")
         if self._outgoing:
-            parts.append(self._outgoing.popleft())
+            queued, queued_rate = self._outgoing.popleft()
+            parts.append(resample(queued, queued_rate, rate) if queued_rate != rate else queued)
             self._wake_senders()
         return mix(parts) if parts else None
 
@@ -315,7 +350,7 @@ class CallAudio:
             return
         if not (self._prompts or self._outgoing):
             return
-        burst = self._burst = _Burst(self)
+        burst = self._burst = _Burst(self, self.rate)
 
         def over(result: object) -> None:
             if self._burst is burst:
@@ -331,9 +366,10 @@ class CallAudio:
 
         Args:
             source: an :class:`~txsipua.media.audio.IAudioSource` (any rate:
-                resampled), or 16-bit mono PCM at 8000 Hz.
+                resampled to the call's :attr:`rate`), or 16-bit mono PCM at 8000 Hz.
             barge_in_dtmf: stop the prompt when a digit arrives (the digit
-                stays for :meth:`collect_digits`).
+                stays for :meth:`collect_digits`, as type-ahead: ``flush=True``
+                discards it).
             barge_in_voice: stop the prompt when the peer speaks:
                 ``voice_frames`` frames in a row at or above ``voice_threshold`` RMS.
 
@@ -355,7 +391,8 @@ class CallAudio:
         opener = getattr(source, "open", None)
         if callable(opener):
             opener()  # a WavSource reads its header now: a bad file raises here, not mid-call
-        pulled = resampled_source(source, RATE)
+        source = IAudioSource(source)
+        pulled = resampled_source(source, self.rate)
         prompt: _Prompt
 
         def cancel(_: defer.Deferred[str]) -> None:
@@ -364,7 +401,7 @@ class CallAudio:
             prompt.source.close()
 
         d: defer.Deferred[str] = defer.Deferred(cancel)
-        prompt = _Prompt(pulled, d, barge_in_dtmf, voice_threshold if barge_in_voice else None, max(1, voice_frames))
+        prompt = _Prompt(source, pulled, d, barge_in_dtmf, voice_threshold if barge_in_voice else None, max(1, voice_frames))
         if self.ended:
             pulled.close()
             d.callback("ended")
@@ -396,8 +433,8 @@ class CallAudio:
         Args:
             frame: 16-bit little-endian mono PCM at ``rate`` (normally one
                 20 ms frame; any whole number of samples).
-            rate: its rate, Hz (resampled to the stream's; another rate than
-                8000 needs ``soxr``).
+            rate: its rate, Hz (resampled to the call's :attr:`rate`, the
+                negotiated codec's; a rate that differs needs ``soxr``).
 
         Returns:
             A Deferred firing (None) once the queue is under
@@ -414,17 +451,20 @@ class CallAudio:
             raise AudioError("16-bit PCM must have an even number of octets")
         if self.ended:
             return defer.succeed(None)
-        if rate != RATE:
-            resampler = self._out_resamplers.get(rate)
+        target = self.rate
+        if target != self._out_rate:  # the codec changed: cut frames at the new rate
+            self._out_rate, self._out_chunks = target, Rechunker(frame_octets(target))
+        if rate != target:
+            resampler = self._out_resamplers.get((rate, target))
             if resampler is None:
                 frame_octets(rate)
-                resampler = self._out_resamplers[rate] = Resampler(rate, RATE)
+                resampler = self._out_resamplers[(rate, target)] = Resampler(rate, target)
             frame = resampler.process(bytes(frame))
         for out in self._out_chunks.push(bytes(frame)):
             if len(self._outgoing) >= SEND_QUEUE_MAX:
                 self._outgoing.popleft()
                 self.send_dropped += 1
-            self._outgoing.append(out)
+            self._outgoing.append((out, target))
         self._kick()
         if len(self._outgoing) < SEND_QUEUE:
             return defer.succeed(None)
@@ -448,7 +488,7 @@ class CallAudio:
         Raises:
             txsipua.media.audio.AudioError: a bad rate, or one that needs ``soxr``.
         """
-        stream = FrameStream(rate, max_frames, on_close=self.remove_sink)
+        stream = FrameStream(rate, max_frames, on_close=self.remove_sink, source_rate=self.rate)
         if self.ended:
             stream.close()
         else:
@@ -459,34 +499,39 @@ class CallAudio:
         """Push the received audio to an :class:`~txsipua.media.audio.IAudioSink` (any rate) until the call ends.
 
         Returns:
-            What was attached (give it to :meth:`remove_sink`).  The sink is
-            closed when the call's audio ends.
+            The sink (give it to :meth:`remove_sink`).  The sink is
+            closed when the call's audio ends.  It gets the audio resampled
+            from the call's rate to its own ``rate`` (a rate that differs
+            needs ``soxr``); a sink whose ``write`` raises is detached.
         """
-        attached = resampled_sink(sink, RATE)
+        sink = IAudioSink(sink)
+        attached = _FollowingSink(sink, self.rate)
         if self.ended:
             attached.close()
         else:
             self._consumers.append(attached)
-        return attached
+        return sink
 
     def remove_sink(self, attached: Any) -> None:
         """Stop pushing to what :meth:`add_sink` (or :meth:`frames`) attached; it is not closed."""
-        if attached in self._consumers:
-            self._consumers.remove(attached)
+        for consumer in list(self._consumers):
+            if consumer is attached or getattr(consumer, "sink", None) is attached:
+                self._consumers.remove(consumer)
 
-    def record(self, target: Any, rate: int = RATE) -> Any:
+    def record(self, target: Any, rate: int | None = None) -> Any:
         """Record what the peer sends from now on, streamed to a WAV file (or to any sink).
 
         Args:
             target: a path (a :class:`~txsipua.media.audio.WavSink` at ``rate``
                 is made) or an :class:`~txsipua.media.audio.IAudioSink`.
-            rate: the file's rate, Hz.
+            rate: the file's rate, Hz; None: the call's :attr:`rate` now (the
+                negotiated codec's, so a wideband call is recorded wideband).
 
         Returns:
             The sink; it is closed (the file completed) when the call ends, or
             by ``sink.close()`` sooner.  Memory stays flat however long.
         """
-        sink = target if IAudioSink.providedBy(target) else WavSink(target, rate)
+        sink = target if IAudioSink.providedBy(target) else WavSink(target, rate or self.rate)
         self.add_sink(sink)
         return sink
 
@@ -496,9 +541,12 @@ class CallAudio:
 
         RFC 4733 events arrive here from the RTP stream; the SIP INFO path
         (``application/dtmf-relay``, ``application/dtmf``) calls it with
-        ``via="info"``.  The digit stops prompts with DTMF barge-in, goes to
-        the running :meth:`collect_digits` (else to the type-ahead buffer)
-        and to :attr:`on_digit`.
+        ``via="info"``.  The digit first goes to the running
+        :meth:`collect_digits` (else to the type-ahead buffer), then stops
+        prompts with DTMF barge-in, then goes to :attr:`on_digit`.  So the
+        digit that barged in is type-ahead by the time the prompt's Deferred
+        fires: ``collect_digits()`` gets it first, ``collect_digits(flush=True)``
+        discards it (as every digit received before the call).
 
         Args:
             digit: ``"0"``-``"9"``, ``"*"``, ``"#"``, ``"A"``-``"D"`` (or ``"!"`` flash).
@@ -507,6 +555,14 @@ class CallAudio:
         if self.ended:
             return
         digit = digit.upper()
+        # The digit is placed (running collection, else type-ahead) before
+        # anyone hears of it: a collect_digits(flush=True) started from a
+        # barged prompt's Deferred or from on_digit flushes this digit too.
+        if self._collector is not None:
+            self._collector.digit(digit, self._reactor.seconds())
+            self._after_collector_input()
+        else:
+            self._type_ahead.append(digit)
         for p in [p for p in self._prompts if p.barge_dtmf]:
             self._end_prompt(p, "dtmf")
         if self.on_digit is not None:
@@ -514,11 +570,6 @@ class CallAudio:
                 self.on_digit(digit, via)
             except Exception:
                 log.failure("on_digit callback failed")
-        if self._collector is not None:
-            self._collector.digit(digit, self._reactor.seconds())
-            self._after_collector_input()
-        else:
-            self._type_ahead.append(digit)
 
     def collect_digits(self, max_digits: int = 1, timeout: float | None = 5.0,
                        inter_digit_timeout: float | None = 3.0, terminator: str = "#",
@@ -532,7 +583,10 @@ class CallAudio:
             timeout: seconds to wait for the first digit (None: forever).
             inter_digit_timeout: seconds to wait for each next digit (None: forever).
             terminator: digits that end the collection, not kept (``""``: none).
-            flush: forget the type-ahead digits first.
+            flush: forget the type-ahead digits first: every digit received
+                before this call, including the one that just barged in on a
+                prompt (:meth:`play` with ``barge_in_dtmf``), even when this is
+                called from that prompt's Deferred or from :attr:`on_digit`.
 
         Returns:
             A Deferred firing with the digits, a ``str``
@@ -600,3 +654,33 @@ class CallAudio:
         assert collector.result is not None
         if not d.called:
             d.callback(collector.result)
+
+
+@implementer(IAudioSink)
+class _FollowingSink:
+    """A sink fed at whatever rate the call runs, resampled to the sink's own (see :meth:`CallAudio.add_sink`)."""
+
+    def __init__(self, sink: Any, source_rate: int) -> None:
+        self.sink = sink
+        self.rate = sink.rate
+        frame_octets(self.rate)
+        self._resampler = Resampler(source_rate, self.rate)  # made again if the call's rate changes
+        self._closed = False
+
+    def write(self, frame: bytes, rate: int = RATE) -> None:
+        if self._closed:
+            return
+        if self._resampler.rate_in != rate:
+            self._resampler = Resampler(rate, self.rate)
+        out = self._resampler.process(frame)
+        if out:
+            self.sink.write(out)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        out = self._resampler.process(b"", last=True)
+        if out:
+            self.sink.write(out)
+        self.sink.close()

@@ -98,7 +98,10 @@ class Call:
             when the user agent's configuration has media off.
         answered: Deferred fired with the call once answered (2xx; the ACK
             is sent), or failed with :class:`~txsipua.errors.CallFailed`...
-        confirmed: Deferred fired with the call once the ACK arrived (UAS).
+        confirmed: Deferred fired with the call once the dialog is confirmed
+            both ways: as caller (UAC) when the 2xx arrived and our ACK was
+            sent (right after ``answered``, RFC 3261 §13.2.2.4); as callee
+            (UAS) when the peer's ACK for our 2xx arrived (§13.3.1.4).
         ended: Deferred fired with the end reason (``"bye"``, ``"hangup"``,
             ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``) when
             the call ends.
@@ -486,7 +489,7 @@ class Call:
             self.on_progress(response)
 
     def session_answered(self, response: Response) -> None:
-        """The 2xx arrived and the ACK went out: take the peer's SDP, fire ``answered``.
+        """The 2xx arrived and the ACK went out: take the peer's SDP, fire ``answered`` then ``confirmed``.
 
         A 2xx without SDP confirms the early answer of its own dialog (its To tag).
         """
@@ -496,6 +499,8 @@ class Call:
             media.take_answer(response.body, response.to_tag)
         if not self.answered.called:
             self.answered.callback(self)
+        if not self.confirmed.called and not self.ended.called:
+            self.confirmed.callback(self)  # our ACK is sent: the caller's call is confirmed
 
     def session_failed(self, error: Exception) -> None:
         """The INVITE failed (final non-2xx, timeout...): errback ``answered``, end with ``"failed"``."""
@@ -519,7 +524,7 @@ class Call:
             media.take_answer(request.body or None)
 
     def session_confirmed(self) -> None:
-        """The ACK for our 2xx arrived (UAS): fire ``confirmed``."""
+        """The ACK for our 2xx arrived (UAS): fire ``confirmed`` (the UAC's fires in :meth:`session_answered`)."""
         if not self.confirmed.called:
             self.confirmed.callback(self)
 

@@ -218,6 +218,11 @@ class Configuration:
             of the same instance is registered, seconds (RFC 5626 §4.5: 90).
         registration_max_retry: the cap of the registration back-off, seconds
             (RFC 5626 §4.5: 1800).
+        idle_silence: while a call's media may be sent (sendrecv or
+            sendonly, not held) and nothing plays or is sent, send a
+            silence frame every ptime, so the peer keeps getting frames and
+            its RTP timeout and NAT bindings stay alive (a listening bot, a
+            muted microphone).  Default True; False sends nothing when idle.
 
     Raises:
         ValueError: naming the field: ``timers`` not a ``Timers``;
@@ -275,6 +280,7 @@ class Configuration:
     reg_id: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     registration_retry_some_flows: float = attrs.field(default=90.0, validator=_seconds(1.0))
     registration_max_retry: float = attrs.field(default=1800.0, validator=_seconds(1.0))
+    idle_silence: bool = attrs.field(default=True, validator=_bool)
 
     @session_expires.validator
     def _check_session_expires(self, attribute: object, value: int | None) -> None:

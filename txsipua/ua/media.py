@@ -106,6 +106,9 @@ class CallMedia:
         stream_factory: ``(reactor, host) -> stream`` building the RTP stream
             (a started :class:`~txsipua.net.rtp.MediaStream` by default, with
             RTCP every ``config.rtcp_interval`` seconds and its media timeout).
+            Whatever builds it, with ``config.idle_silence`` the stream sends
+            silence while nothing plays (``send_silence_when_idle``, when the
+            stream has it).
         on_timeout: called when the stream hears nothing for its media timeout.
         srtp: require SRTP (RFC 3711 with SDES keys, RFC 4568): our offers are
             RTP/SAVP with ``a=crypto`` and plain RTP/AVP offers are refused
@@ -467,6 +470,9 @@ class CallMedia:
             self.stream = self._stream_factory(self.reactor, self.host)
             if self.on_timeout is not None:
                 self.stream.on_timeout = self.on_timeout  # no RTP for media_timeout s: BYE
+            keep_sending = getattr(self.stream, "send_silence_when_idle", None)
+            if self.config.idle_silence and keep_sending is not None:
+                keep_sending(True)  # the peer keeps getting frames while nothing plays
             self.audio.attach(self.stream)
 
     def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:

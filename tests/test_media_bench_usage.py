@@ -1,0 +1,51 @@
+"""benchmarks/media_bench.py: its usage line says its real defaults, and "shared machine" is measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "media_bench.py"
+
+
+def bench() -> Any:
+    spec = importlib.util.spec_from_file_location("media_bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_usage_line_gives_the_defaults() -> None:
+    """Every ``[--option value]`` of the usage line is the parser's default; every public option is in it."""
+    module = bench()
+    usage = module.__doc__.split("\n\n")[1]
+    shown = dict(re.findall(r"\[--([a-z-]+) ([^\]]+)\]", usage))
+    flags = set(re.findall(r"\[--([a-z-]+)\]", usage))
+    ap = module.parser()
+    defaults = {a.dest: a.default for a in ap._actions}
+    for option, value in shown.items():
+        if option == "json":
+            continue  # an example file name
+        default = defaults[option.replace("-", "_")]
+        assert (f"{default:g}" if isinstance(default, float) else str(default)) == value, option
+    public = {a.option_strings[0][2:] for a in ap._actions
+              if a.option_strings and a.help != "==SUPPRESS==" and a.option_strings[0] != "-h"}
+    assert public == set(shown) | flags
+
+
+def test_shared_machine_is_measured_from_the_load_average() -> None:
+    """A load of 3 on 2 CPUs is a loaded machine, 0.1 is quiet, no load average is unknown; the text says so."""
+    module = bench()
+    loaded = module.machine_load(lambda: (3.0, 2.0, 1.0), cpus=2)
+    quiet = module.machine_load(lambda: (0.1, 0.1, 0.1), cpus=2)
+    unknown = module.machine_load(lambda: (_ for _ in ()).throw(OSError()), cpus=2)
+    assert loaded["shared_machine"] is True and quiet["shared_machine"] is False
+    assert unknown["shared_machine"] is None and unknown["load_1m"] is None
+    assert "LOADED" in module.describe_load(loaded, loaded) and "3.00" in module.describe_load(loaded, quiet)
+    assert "quiet" in module.describe_load(quiet, quiet)
+    assert "unknown" in module.describe_load(unknown, unknown)
