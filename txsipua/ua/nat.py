@@ -87,8 +87,10 @@ def advertised(local: Address, public_host: str | None, toward: str | None) -> A
 
     Returns:
         ``(public_host, port)`` when configured; for a wildcard host the
-        interface routing ``toward`` (:func:`route_source`) when there is one;
-        else ``local`` unchanged.
+        interface routing ``toward`` (:func:`route_source`) when there is one,
+        else (``toward`` an address with no route) the interface of the
+        default route, else loopback: a wildcard is never advertised.  With
+        no ``toward``, or a host name not located yet, ``local`` unchanged.
     """
     host, port = local
     if public_host:
@@ -96,7 +98,21 @@ def advertised(local: Address, public_host: str | None, toward: str | None) -> A
     if not is_wildcard(host) or not toward:
         return local
     found = route_source(toward)
+    if found is None and _is_address(toward):
+        v6 = ":" in toward
+        found = route_source("2001:db8::1" if v6 else "192.0.2.1") or ("::1" if v6 else "127.0.0.1")
     return (found, port) if found is not None else local
+
+
+def _is_address(host: str) -> bool:
+    host = _plain(host)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def media_addresses(config: Configuration, sip_bind: str, sip_advertised: str, default: str) -> tuple[str, str]:

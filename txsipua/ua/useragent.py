@@ -216,6 +216,18 @@ class UserAgent:
             toward = self.next_hop(self.account.registrar_uri).host
         self.core.local = nat.advertised(self.core.local, self.config.public_host, toward)
 
+    def _advertise_toward(self, toward: str) -> bool:
+        """For a wildcard bind, re-pick the Via/Contact host for a request to ``toward`` (an address).
+
+        Called after location, before the request (and its SDP offer) is
+        built.  Returns True when the advertised address changed.
+        """
+        if not is_wildcard(self.core.local[0]):
+            return False
+        old = self.core.local
+        self._choose_advertised(toward)
+        return self.core.local != old
+
     def advertise(self, address: Address) -> None:
         """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side, RFC 3581)."""
         self.core.local = address
@@ -370,11 +382,9 @@ class UserAgent:
         digest = line.digest if line is not None else HOST_DIGEST
 
         def located(targets: list[Address]) -> defer.Deferred[Response]:
-            if is_wildcard(self.core.local[0]):
-                old = self.core.local
-                self._choose_advertised(targets[0][0])
-                if self.core.local != old:
-                    _readvertise(request, old, self.core.local, self.core.context.via(""))
+            old = self.core.local
+            if self._advertise_toward(targets[0][0]):
+                _readvertise(request, old, self.core.local, self.core.context.via(""))
 
             def go(now: float) -> None:
                 op = self.core.send_request(request, targets[0], now, authenticate=authenticate,
@@ -495,6 +505,8 @@ class UserAgent:
     def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
                       targets: list[Address] | None = None, line: AccountLine | None = None,
                       headers: Iterable[tuple[str, str]] = ()) -> None:
+        if self._advertise_toward(dest[0]) and call.call_media is not None:
+            call.call_media.advertise = self.media_advertise  # the SDP names the routed interface too
         body = call.offer()
         alternatives = Failover(targets if targets else [dest], self.unavailable)
 
@@ -536,6 +548,8 @@ class UserAgent:
         hop = self.next_hop(uri)
 
         def located(dest: Address) -> None:
+            self._advertise_toward(dest[0])
+
             def go(now: float) -> None:
                 req = self.core.new_request("SUBSCRIBE", uri, acct.identity, NameAddr(uri),
                                             route=self.outbound_route(), headers=headers)
