@@ -251,7 +251,9 @@ A = RegistrationAction
 #  failed and rejected: any failure of the REGISTER in flight.  "rejected" is a
 #        refusal (403, 404, 401/407 not overcome); it ends a first REGISTER
 #        (nothing is retried) and is a failure like any other on a refresh.
-#  flow_failed: registered --> retrying (REGISTER at once on a new flow);
+#  flow_failed: registered --> retrying (REGISTER at once on a new flow; after
+#        flow failures in a row with no sign of life between them, the
+#        REGISTER waits Registration.flow_retry_delay(), RFC 5626 §4.5);
 #        backing-off --> lapsed (the retry timer stands); elsewhere ignored
 #        (a REGISTER in flight fails on its own).
 #  stop: registered, refreshing, backing-off, retrying --> unregistering
@@ -291,6 +293,7 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.LAPSED, In.STOP): (A.DISARM, S.UNREGISTERED),
     (S.LAPSED, In.ABANDON): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.GRANTED): (A.ARM, S.REGISTERED),
+    (S.RETRYING, In.RETRY_DUE): (A.SEND, S.RETRYING),
     (S.RETRYING, In.CLEARED): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.FAILED): (A.BACK_OFF, S.LAPSED),
     (S.RETRYING, In.REJECTED): (A.BACK_OFF, S.LAPSED),
@@ -337,6 +340,9 @@ class Registration:
         max_retry: the cap of the back-off, seconds (30 minutes by default,
             :attr:`Configuration.registration_max_retry`).
         failures: consecutive failed REGISTERs since the last grant.
+        flow_failures: consecutive flow failures with no sign of life of
+            the flow between them (a grant does not reset it; an answered
+            keep-alive does, :meth:`flow_alive`).
         result: the last :class:`RegistrationResult`, or ``None``.
         on_refresh_failed: optional callable taking the error when a refresh
             (or a retry) fails (the registration retries after :meth:`retry_delay` seconds).
@@ -358,6 +364,7 @@ class Registration:
         self.max_retry: float = config.registration_max_retry
         self.random: Callable[[], float] = random if random is not None else _random.random
         self.failures = 0
+        self.flow_failures = 0
         self.state = RegistrationState.UNREGISTERED
         self.result: RegistrationResult | None = None
         self.on_refresh_failed: Callable[[Exception], object] | None = None
@@ -435,10 +442,29 @@ class Registration:
         """
         if self.state in (S.REGISTERED, S.BACKING_OFF):
             log.warn("registration flow to the registrar failed: {reason}", reason=reason)
+        if self.state is S.REGISTERED:
+            self.flow_failures += 1
         before = self._attempt
         self._handle(In.FLOW_FAILED)
         if self._attempt != before and self._outcome is not None:
             self._outcome.addErrback(lambda _: None)  # its failure went to on_refresh_failed
+
+    def flow_alive(self) -> None:
+        """The flow proved alive (a keep-alive answered, or sent): flow failures start counting anew."""
+        self.flow_failures = 0
+
+    def flow_retry_delay(self) -> float:
+        """Seconds before the REGISTER after a flow failure (RFC 5626 §4.5).
+
+        The first failure re-registers at once; after ``n`` failures in a row
+        (the flow never proved alive between them) the wait is
+        ``min(max_retry, retry_after * 2 ** (n - 1))`` scaled by a random
+        50-100 %, so a server that drops every flow is not hammered.
+        """
+        if self.flow_failures <= 1:
+            return 0.0
+        exponent = min(self.flow_failures - 1, 32)
+        return float(min(self.max_retry, self.retry_after * 2**exponent) * (0.5 + 0.5 * self.random()))
 
     @staticmethod
     def refresh_delay(granted: int) -> float:
@@ -511,7 +537,11 @@ class Registration:
             self._send(0)
         elif action is A.RECOVER:
             self._disarm()
-            self._send(self.expires)
+            delay = self.flow_retry_delay()
+            if delay > 0:
+                self._later(In.RETRY_DUE, delay)
+            else:
+                self._send(self.expires)
         if previous is S.STOP_PENDING and next_state is not S.STOP_PENDING:
             self._release_stop_waiters(self._outcome if action is A.UNREGISTER else None)
         if previous is not next_state:
