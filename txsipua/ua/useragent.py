@@ -592,7 +592,8 @@ class UserAgent:
         :class:`~txsipua.net.resolve.SIPResolver` (which caches them for
         their TTL); targets on our transport and our socket's address family
         are kept, those still skipped after a 503's Retry-After
-        (:attr:`unavailable`) are left out, and the first is remembered for
+        (:attr:`unavailable`) are left out, those a request failed at lately
+        (timeout, transport error) come last, and the first is remembered for
         in-dialog requests through the same host.  Every account's digest-leak
         guard learns the addresses a trusted name was located to.
 
@@ -624,7 +625,7 @@ class UserAgent:
                 for address in addresses:
                     names[address] = uri.host
             now = self.reactor.seconds()
-            usable = self.unavailable.available(addresses, now)
+            usable = self.unavailable.order(self.unavailable.available(addresses, now), now)
             if not usable:
                 soonest = min(self.unavailable.until(a, now) or now for a in addresses)
                 raise TransportError(f"every server located for {uri.host} asked not to be used "
