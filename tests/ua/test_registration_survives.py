@@ -459,3 +459,23 @@ def ping_then_check(clock: UDPClock) -> None:
     """The next keep-alive (30 s) and its check (10 s later)."""
     clock.advance(30.0)
     clock.advance(10.0)
+
+
+@pytest.mark.parametrize("when", ["first", "refresh"])
+def test_a_503_retry_after_delays_the_next_register(clock: UDPClock, when: str) -> None:
+    """RFC 3261 §21.5.4 / RFC 5626 §4.5: one registrar answers 503 Retry-After: 600; the retry waits 600 s, not 30-60."""
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    reg.start().addErrback(lambda f: None)
+    if when == "refresh":
+        grant(ua, 600)
+        clock.advance(568)
+    n = len(requests(ua, "REGISTER"))
+    reply(ua, requests(ua, "REGISTER")[-1], 503, [("Retry-After", "600")])
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 600.0)
+    clock.advance(599)
+    assert len(requests(ua, "REGISTER")) == n
+    clock.advance(1)
+    assert len(requests(ua, "REGISTER")) == n + 1
+    reply(ua, requests(ua, "REGISTER")[-1], 503, [("Retry-After", "5")])
+    assert reg.next_attempt is not None and reg.next_attempt - clock.seconds() >= 30.0  # the larger of the two

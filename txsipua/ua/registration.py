@@ -19,7 +19,8 @@ timers: ``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
 ``expired`` (the grant has run out) and ``retry_due`` (after a failure,
 :meth:`Registration.retry_delay`, RFC 5626 §4.5: ``min(max_retry, base *
 2 ** failures)`` scaled by a random 50-100 %, ``base`` 30 s when every flow
-failed and 90 s while another flow of the instance is up; reset by a grant).
+failed and 90 s while another flow of the instance is up; reset by a grant;
+never sooner than a failure response's ``Retry-After``, RFC 3261 §21.5.4).
 A first REGISTER that fails for a transient reason (timeout, transport error,
 408, 480, 5xx, 6xx) is retried the same way; one refused (403, 404,
 credentials not accepted) ends unregistered.  An input absent from the table
@@ -57,6 +58,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txsipua.core.uac import retry_after_seconds
 from txsipua.errors import AuthenticationError, LocalProtocolError, ParseError, RegistrationFailed
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
@@ -311,6 +313,22 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.UNREGISTERING, In.REJECTED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.ABANDON): (A.NONE, S.UNREGISTERED),
 }
+
+def _retry_after(error: Exception) -> float:
+    """Seconds a failure response asked us to wait (Retry-After, RFC 3261 §20.33, §21.5.4), else 0.
+
+    RFC 5626 §4.5 lets the back-off take the larger of the two; the value
+    is capped at 2**31 - 1 s so that a silly one cannot overflow a timer.
+    """
+    response = getattr(error, "response", None)
+    if not isinstance(response, Response):
+        return 0.0
+    try:
+        wait = retry_after_seconds(response)
+    except ValueError:
+        return 0.0
+    return min(float(wait), float(2**31 - 1)) if wait is not None else 0.0
+
 
 _BOUND = frozenset({S.REGISTERED, S.REFRESHING, S.BACKING_OFF})
 _TIMER_INPUTS = (In.REFRESH_DUE, In.RETRY_DUE, In.EXPIRED)
@@ -603,7 +621,7 @@ class Registration:
     def _back_off(self, error: Exception) -> None:
         log.warn("registration failed: {err}", err=error)
         self.failures += 1
-        self._later(In.RETRY_DUE, self.retry_delay())
+        self._later(In.RETRY_DUE, max(self.retry_delay(), _retry_after(error)))
         if self.on_refresh_failed is not None:
             self.on_refresh_failed(error)
 
