@@ -479,3 +479,31 @@ def test_a_503_retry_after_delays_the_next_register(clock: UDPClock, when: str) 
     assert len(requests(ua, "REGISTER")) == n + 1
     reply(ua, requests(ua, "REGISTER")[-1], 503, [("Retry-After", "5")])
     assert reg.next_attempt is not None and reg.next_attempt - clock.seconds() >= 30.0  # the larger of the two
+
+
+class ConnectionTransport(UDPTransport):
+    """The UDP test transport flagged connection-oriented: the registration takes the TCP/TLS path
+    (no received/rport correction); the wire stays the fake clock's."""
+
+    reliable = True
+
+
+def test_a_dead_tcp_flow_re_picks_the_contact_and_removes_the_old_one(clock: UDPClock) -> None:
+    """TCP without Outbound, the local address changed (192.0.2.99 gone): the REGISTER after the flow
+    failure names the interface routing to the registrar now and removes the old Contact (expires=0)."""
+    from txsipua.ua.account import Account
+
+    acct = Account(user="alice", domain="example.com", registrar="sip:127.0.0.1:5999")
+    ua = UserAgent(clock, Configuration(media=False), acct, ConnectionTransport(clock, "0.0.0.0", 0),
+                   random=lambda: 1.0)
+    ua.start()
+    port = ua.local_address[1]
+    ua.advertise(("192.0.2.99", port))  # the address of the network we were on
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600)
+    reg.flow_failed("connection lost")
+    again = requests(ua, "REGISTER")[-1]
+    assert again.headers.get_all("Contact") == [f"<sip:alice@127.0.0.1:{port}>",
+                                                f"<sip:alice@192.0.2.99:{port}>;expires=0"]
+    assert ua.local_address == ("127.0.0.1", port)
