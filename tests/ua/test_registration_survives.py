@@ -507,3 +507,37 @@ def test_a_dead_tcp_flow_re_picks_the_contact_and_removes_the_old_one(clock: UDP
     assert again.headers.get_all("Contact") == [f"<sip:alice@127.0.0.1:{port}>",
                                                 f"<sip:alice@192.0.2.99:{port}>;expires=0"]
     assert ua.local_address == ("127.0.0.1", port)
+
+
+def test_a_2xx_not_binding_our_contact_is_a_failure(clock: UDPClock) -> None:
+    """RFC 3261 §10.2.4: a 200 listing only another Contact, or ours with expires=0, registers nothing: back off."""
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    failed: list[Any] = []
+    reg.start().addErrback(failed.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", "<sip:alice@198.51.100.7:5060>;expires=600")])
+    assert reg.state is S.LAPSED and not reg.registered and reg.next_attempt is not None
+    assert failed and isinstance(failed[0].value, RegistrationFailed)
+    clock.advance(reg.next_attempt - clock.seconds())
+    grant(ua, 600)
+    assert reg.state is S.REGISTERED
+    clock.advance(568)
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=0")])
+    assert reg.state is S.BACKING_OFF and reg.next_attempt is not None
+
+
+def test_huge_min_expires_and_grants_are_clamped(clock: UDPClock) -> None:
+    """Min-Expires and granted expiries clamp to 2**32-1 (RFC 3261 §20.19); refresh timers stay within MAX_TIMER."""
+    from txsipua.ua.registration import MAX_TIMER
+
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 423, [("Min-Expires", "99999999999999")])
+    again = requests(ua, "REGISTER")[-1]
+    assert again.headers.get("Expires") == str(2**32 - 1)
+    grant(ua, 2**40, request=again)
+    assert reg.state is S.REGISTERED and reg.result is not None and reg.result.expires == 2**32 - 1
+    assert reg.next_attempt is not None and 0 < reg.next_attempt - clock.seconds() <= MAX_TIMER
+    clock.advance(reg.next_attempt - clock.seconds())  # refreshed before the (capped) expiry
+    assert reg.state is S.REFRESHING and reg.registered

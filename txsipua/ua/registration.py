@@ -177,6 +177,19 @@ def parse_bindings(response: Response, ours: SipURI, default_expires: int) -> tu
     return tuple(out), granted
 
 
+MAX_EXPIRES = 2**32 - 1
+"""The largest expiry a registrar may grant or ask for (RFC 3261 §20.19, §20.23: 2**32 - 1 s)."""
+
+
+MAX_TIMER = float(2**21)
+"""The longest timer armed, seconds (about 24 days): an epoll reactor cannot wait much longer (its
+timeout is a C int of milliseconds).  A longer grant is refreshed at most this far apart."""
+
+
+def _lists_contacts(response: Response) -> bool:
+    return bool(response.headers.get_all("Contact"))
+
+
 def same_contact(a: SipURI, b: SipURI) -> bool:
     """RFC 3261 §19.1.4 URI comparison, reduced to what registrars keep (scheme, user, host, port)."""
     return (
@@ -325,7 +338,7 @@ def _retry_after(error: Exception) -> float:
     """Seconds a failure response asked us to wait (Retry-After, RFC 3261 §20.33, §21.5.4), else 0.
 
     RFC 5626 §4.5 lets the back-off take the larger of the two; the value
-    is capped at 2**31 - 1 s so that a silly one cannot overflow a timer.
+    is capped at :data:`MAX_TIMER` so that a silly one cannot overflow a timer.
     """
     response = getattr(error, "response", None)
     if not isinstance(response, Response):
@@ -334,7 +347,7 @@ def _retry_after(error: Exception) -> float:
         wait = retry_after_seconds(response)
     except ValueError:
         return 0.0
-    return min(float(wait), float(2**31 - 1)) if wait is not None else 0.0
+    return min(float(wait), MAX_TIMER) if wait is not None else 0.0
 
 
 _BOUND = frozenset({S.REGISTERED, S.REFRESHING, S.BACKING_OFF})
@@ -648,6 +661,7 @@ class Registration:
     def _arm(self, granted: int) -> None:
         self._disarm()
         self.failures = 0
+        granted = int(min(granted, MAX_TIMER))  # refreshed in time, however long the grant
         self._later(In.REFRESH_DUE, self.refresh_delay(granted))
         self._later(In.EXPIRED, float(granted))
         self._start_flow()
@@ -676,7 +690,7 @@ class Registration:
         old = self._timers.pop(which, None)
         if old is not None and old.active():
             old.cancel()
-        self._timers[which] = self.ua.reactor.callLater(delay, self._fire, which)
+        self._timers[which] = self.ua.reactor.callLater(min(max(delay, 0.0), MAX_TIMER), self._fire, which)
 
     def _fire(self, which: RegistrationInput) -> None:
         self._timers.pop(which, None)
@@ -726,6 +740,7 @@ class Registration:
                     minimum = int((response.headers.get("Min-Expires") or "").strip())
                 except ValueError:
                     raise RegistrationFailed(response, "registration") from None
+                minimum = min(minimum, MAX_EXPIRES)
                 if minimum > expires:
                     self.expires = minimum
                     return self._transact(minimum, correct=correct)
@@ -741,8 +756,13 @@ class Registration:
                     ua.advertise(public)
                     return self._transact(expires, correct=False, remove=old)
             bindings, granted = parse_bindings(response, ua.core.contact_uri(), expires)
-            if expires and not granted and not any(b.ours for b in bindings):
-                granted = expires  # registrar did not list us back: assume what we asked for
+            if expires and not bindings and not _lists_contacts(response):
+                granted = expires  # registrar listed no binding at all: assume what we asked for
+            elif expires and granted <= 0:
+                # a 2xx that lists bindings but grants ours nothing (absent, or expires=0)
+                # did not register us: a failure like any other, backed off (RFC 3261 §10.2.4)
+                raise RegistrationFailed(response, "registration (the 2xx granted our Contact no binding)")
+            granted = min(granted, MAX_EXPIRES)
             return RegistrationResult(response, bindings, granted if expires else 0)
 
         return ua.send(req).addCallback(done)
