@@ -147,3 +147,22 @@ def test_no_route_never_advertises_a_wildcard() -> None:
         host = advertised(bind, None, toward)[0]
         assert not is_wildcard(host)
     assert advertised(("0.0.0.0", 5060), None, "example.com") == ("0.0.0.0", 5060)  # a name: wait for location
+
+
+def test_only_aaaa_from_an_ipv4_socket_says_so(clock: UDPClock) -> None:
+    """A name with only IPv6 addresses, our socket IPv4: a ResolutionError saying exactly that."""
+    from twisted.internet import defer
+
+    from txsipua.errors import ResolutionError
+    from txsipua.net.resolve import Target
+
+    class V6Only:
+        def locate(self, uri: SipURI) -> defer.Deferred[list[Target]]:
+            return defer.succeed([Target("UDP", "2001:db8::5", 5060)])
+
+    ua = UserAgent(clock, Configuration(media=False), None, UDPTransport(clock, "192.0.2.10", 0), resolver=V6Only())
+    ua.start()
+    failures: list[Exception] = []
+    ua.options("sip:v6only.example.com").addErrback(lambda f: failures.append(f.value))
+    assert len(failures) == 1 and isinstance(failures[0], ResolutionError)
+    assert "only IPv6 (AAAA)" in str(failures[0]) and "IPv4" in str(failures[0])

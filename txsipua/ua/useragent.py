@@ -618,7 +618,11 @@ class UserAgent:
                 client.leak_guard.learn(uri, mine)  # a trusted name is trusted where it was located
             addresses = [(t.host, t.port) for t in mine]
             v6 = ":" in self.core.local[0]
-            addresses = [a for a in addresses if (":" in a[0]) == v6] or addresses
+            same_family = [a for a in addresses if (":" in a[0]) == v6]
+            if not same_family and not v6:
+                raise ResolutionError(f"{uri.host} has only IPv6 (AAAA) addresses and our socket is IPv4 "
+                                      f"({format_host(self.core.local[0])}); bind an IPv6 address to reach it")
+            addresses = same_family or addresses
             names = getattr(self.protocol, "server_names", None)
             if names is not None:
                 # TLS verifies the certificate against the name, not the address (RFC 5922 §7)
