@@ -70,7 +70,7 @@ from txsipua.errors import AuthenticationError, LocalProtocolError, ParseError, 
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 from txsipua.ua.interfaces import IRegistration
-from txsipua.ua.nat import is_wildcard, learned_address, outbound_contact, route_source
+from txsipua.ua.nat import learned_address, outbound_contact, repick_for_new_flow
 
 if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
@@ -576,7 +576,7 @@ class Registration:
             self._send(0)
         elif action is A.RECOVER:
             self._disarm()
-            self._remove_next = self._repick_for_new_flow() or self._remove_next
+            self._remove_next = repick_for_new_flow(self.ua) or self._remove_next
             delay = self.flow_retry_delay()
             if delay > 0:
                 self._later(In.RETRY_DUE, delay)
@@ -634,29 +634,6 @@ class Registration:
         remove, self._remove_next = (self._remove_next, None) if expires else (None, self._remove_next)
         defer.maybeDeferred(self._transact, expires, remove=remove).addBoth(settled)
 
-    def _repick_for_new_flow(self) -> SipURI | None:
-        """TCP/TLS without Outbound, the flow dead: advertise the interface routing to the registrar now.
-
-        Returns the old Contact URI when the advertised host changed (the new
-        REGISTER removes it), else ``None``.
-        """
-        ua = self.ua
-        config = ua.config
-        if (not ua.transport.reliable or config.outbound or config.public_host or not config.nat_contact
-                or not is_wildcard(getattr(ua.transport, "host", ""))):
-            return None
-        try:
-            route = ua.outbound_route()
-            toward = ua.core.locate(route[0] if route else ua.require_account().registrar_uri)[0]
-        except Exception:  # noqa: BLE001 - not located (yet): keep the Contact
-            return None
-        found = route_source(toward)
-        if found is None or found == ua.core.local[0]:
-            return None
-        old = ua.core.contact_uri()
-        log.info("the route to the registrar now leaves from {host}: re-registering with it", host=found)
-        ua.advertise((found, ua.core.local[1]))
-        return old
 
     def _arm(self, granted: int) -> None:
         self._disarm()
