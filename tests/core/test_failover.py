@@ -170,3 +170,24 @@ def test_retry_after_parsing() -> None:
     assert r("18000;duration=3600") == 18000.0
     assert r("120 (I'm in a meeting)") == 120.0
     assert r("soon") is None and r(None) is None
+
+
+def test_a_failed_target_is_tried_last_for_a_while() -> None:
+    """A timeout (no Retry-After) marks S1 failed for DEAD_TARGET_HOLD s: later requests try S2 first, then S1."""
+    from txsipua.net.locate import DEAD_TARGET_HOLD
+
+    table = Unavailable()
+    failover = Failover([S1, S2, S3], table)
+    assert failover.next_target(S1, None, 100.0) == S2
+    assert table.failed(S1, 100.0) and table.until(S1, 100.0) is None  # not skipped, only demoted
+    assert table.order([S1, S2, S3], 100.0) == [S2, S3, S1]
+    assert table.available([S1, S2], 100.0) == [S1, S2]
+    assert table.order([S1, S2, S3], 100.0 + DEAD_TARGET_HOLD) == [S1, S2, S3]  # forgotten after the hold
+    assert 0 < DEAD_TARGET_HOLD <= 3600
+
+
+def test_failed_marks_are_bounded() -> None:
+    table = Unavailable(limit=2)
+    for i in range(5):
+        table.mark_failed(("192.0.2.50", 5000 + i), 1000.0)
+    assert [table.failed(("192.0.2.50", 5000 + i), 0.0) for i in range(5)] == [False, False, False, True, True]

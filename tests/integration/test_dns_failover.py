@@ -110,6 +110,10 @@ def test_register_fails_over_from_a_silent_server_to_the_registrar(reactor: Any,
     # the guard trusted the registrar's name where location put it: the retry carried credentials
     assert any(m.headers.get("Authorization") for m in at_registrar)
     assert (f"_sip._udp.{NAME}", dns.SRV) in zone.questions
+    # the silent server is remembered as failed: the next REGISTER (a refresh) goes to the registrar first
+    tried = len(silent.received)
+    result = yield within(reactor, ua.register(600), 2.0)
+    assert result.response.status == 200 and len(silent.received) == tried
 
 
 @pytest_twisted.inlineCallbacks

@@ -135,6 +135,9 @@ request_route {{
             # over UDP the client corrects its Contact itself (RFC 3581), nothing is rewritten
             fix_nated_register();
         }}
+        # signal Outbound-style keep-alive support (RFC 5626 §4.4.1): only then does
+        # the client take an unanswered STUN request or CRLF ping for a dead flow
+        append_to_reply("Flow-Timer: 25\r\n");
         if (!save("location")) {{
             sl_reply_error();
         }}

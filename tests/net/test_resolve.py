@@ -112,3 +112,25 @@ def test_unavailable_transport_is_refused() -> None:
     """transport=tcp on a UDP-only resolver fails clearly."""
     with pytest.raises(ResolutionError):
         result(SIPResolver(ZoneResolver(ZONE)).locate(SipURI.parse("sip:example.com;transport=tcp")))
+
+
+class FailingResolver(ZoneResolver):
+    """Every query fails with SERVFAIL (DNSServerError)."""
+
+    def _lookup(self, name: Any, cls: int, type: int, timeout: Any) -> defer.Deferred[Any]:
+        from twisted.names.error import DNSServerError
+
+        return defer.fail(DNSServerError(name))
+
+
+@pytest.mark.parametrize("target", ["sip:broken.example.com", "sip:broken.example.com:5070"])
+def test_servfail_is_told_apart_from_no_records(target: str) -> None:
+    """A failing DNS server (SERVFAIL) is named as such, not as "no records"."""
+    with pytest.raises(ResolutionError) as e:
+        result(SIPResolver(FailingResolver({})).locate(SipURI.parse(target)))
+    text = str(e.value)
+    assert "DNS server failed" in text and "DNSServerError" in text
+    assert "no address records" not in text and "no NAPTR" not in text
+    with pytest.raises(ResolutionError) as e2:
+        result(SIPResolver(ZoneResolver({})).locate(SipURI.parse(target)))
+    assert "DNS server failed" not in str(e2.value) and "no " in str(e2.value)

@@ -186,3 +186,24 @@ def test_datagram_flow_only_expects_answers_with_stun(stun: bool) -> None:
     assert flow.expects_answer() is stun and len(driver.stun_listeners) == int(stun)
     flow.close()
     assert driver.stun_listeners == []
+
+
+def test_a_stream_flow_without_outbound_support_is_never_dead_on_silence() -> None:
+    """RFC 5626 §4.4.1: no pong expected (the registrar did not signal Outbound): pings go on, no dead flow."""
+    clock, driver, dead = task.Clock(), FakeStreamDriver(), []
+    ka = FlowKeepAlive(clock, StreamFlow(driver, DEST, expect_answer=False), 100.0, 10.0, dead.append,
+                       random=lambda: 0.5)
+    for _ in range(5):
+        clock.advance(100.0)
+    assert len(driver.pings) == 5 and dead == [] and ka.state is F.WAITING
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ([], False), ([("Require", "outbound")], True), ([("Require", "path, Outbound")], True),
+    ([("Flow-Timer", "25")], True), ([("Require", "100rel")], False)])
+def test_registrar_supports_outbound(headers: list[tuple[str, str]], expected: bool) -> None:
+    from txsipua.sip.message import Response
+    from txsipua.ua.keepalive import registrar_supports_outbound
+
+    assert registrar_supports_outbound(Response(200, None, headers)) is expected
+    assert registrar_supports_outbound(None) is False

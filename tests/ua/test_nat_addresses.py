@@ -115,3 +115,54 @@ def test_sdp_follows_a_learned_public_address(clock: UDPClock) -> None:
                             UDPTransport(clock, "192.0.2.10", 0))
     with_public.start()
     assert with_public.media_advertise == "203.0.113.9"
+
+
+@pytest.mark.parametrize("target", ["sip:bob@127.0.0.1:5999", "sip:bob@example.com"])
+def test_a_wildcard_bind_calls_before_registering(clock: UDPClock, target: str) -> None:
+    """Issue 10: INVITE before any REGISTER, registrar a host name: Via, Contact and SDP name the routed interface."""
+    ua = UserAgent(clock, Configuration(), Account(user="alice", domain="example.com"),
+                   UDPTransport(clock, "0.0.0.0", 0), locate=lambda uri: ("127.0.0.1", 5999))
+    ua.start()
+    ua.place_call(target)
+    invite = requests(ua, "INVITE")[-1]
+    assert invite.top_via.host == "127.0.0.1" and invite.contact[0].uri.host == "127.0.0.1"
+    body = invite.body.decode()
+    assert "c=IN IP4 127.0.0.1" in body and "0.0.0.0" not in body and "0.0.0.0" not in str(invite)
+
+
+def test_a_wildcard_bind_subscribes_before_registering(clock: UDPClock) -> None:
+    """SUBSCRIBE before any REGISTER: the located next hop picks the advertised interface."""
+    ua = UserAgent(clock, Configuration(media=False), Account(user="alice", domain="example.com"),
+                   UDPTransport(clock, "0.0.0.0", 0), locate=lambda uri: ("127.0.0.1", 5999))
+    ua.start()
+    ua.subscribe("sip:bob@example.com", "presence")
+    sub = requests(ua, "SUBSCRIBE")[-1]
+    assert sub.top_via.host == "127.0.0.1" and sub.contact[0].uri.host == "127.0.0.1"
+
+
+def test_no_route_never_advertises_a_wildcard() -> None:
+    """A next hop with no route: the default interface or loopback, never 0.0.0.0 or ::."""
+    from txsipua.ua.nat import advertised
+    for bind, toward in ((("0.0.0.0", 5060), "255.255.255.255"), (("::", 5060), "ff02::1")):
+        host = advertised(bind, None, toward)[0]
+        assert not is_wildcard(host)
+    assert advertised(("0.0.0.0", 5060), None, "example.com") == ("0.0.0.0", 5060)  # a name: wait for location
+
+
+def test_only_aaaa_from_an_ipv4_socket_says_so(clock: UDPClock) -> None:
+    """A name with only IPv6 addresses, our socket IPv4: a ResolutionError saying exactly that."""
+    from twisted.internet import defer
+
+    from txsipua.errors import ResolutionError
+    from txsipua.net.resolve import Target
+
+    class V6Only:
+        def locate(self, uri: SipURI) -> defer.Deferred[list[Target]]:
+            return defer.succeed([Target("UDP", "2001:db8::5", 5060)])
+
+    ua = UserAgent(clock, Configuration(media=False), None, UDPTransport(clock, "192.0.2.10", 0), resolver=V6Only())
+    ua.start()
+    failures: list[Exception] = []
+    ua.options("sip:v6only.example.com").addErrback(lambda f: failures.append(f.value))
+    assert len(failures) == 1 and isinstance(failures[0], ResolutionError)
+    assert "only IPv6 (AAAA)" in str(failures[0]) and "IPv4" in str(failures[0])

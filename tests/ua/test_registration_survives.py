@@ -40,7 +40,8 @@ def make_ua(clock: UDPClock, **config: Any) -> UserAgent:
     return agent
 
 
-def grant(ua: UserAgent, seconds: int, request: Request | None = None, via: str | None = None) -> None:
+def grant(ua: UserAgent, seconds: int, request: Request | None = None, via: str | None = None,
+          extra: list[tuple[str, str]] | None = None) -> None:
     """Answer ``request`` (the last REGISTER) with 200 for our Contact; ``via`` replaces the top Via."""
     req = request or requests(ua, "REGISTER")[-1]
     if via is not None:
@@ -53,7 +54,7 @@ def grant(ua: UserAgent, seconds: int, request: Request | None = None, via: str 
 
         reply(ua, req, 200, response=Response(200, None, h))
         return
-    reply(ua, req, 200, [("Contact", f"<{ua.core.contact_uri()}>;expires={seconds}")])
+    reply(ua, req, 200, [("Contact", f"<{ua.core.contact_uri()}>;expires={seconds}"), *(extra or [])])
 
 
 def changes_of(reg: Any) -> list[RegistrationStateChanged]:
@@ -323,13 +324,13 @@ def test_udp_crlf_keepalives_every_interval_while_registered(clock: UDPClock) ->
 
 
 def test_stun_keepalive_answered_keeps_the_flow_unanswered_re_registers(clock: UDPClock) -> None:
-    """keepalive_stun: a Binding request each interval; answered, nothing happens; unanswered 10 s, REGISTER anew."""
+    """keepalive_stun, Outbound registrar: answered, nothing happens; unanswered 10 s, REGISTER anew."""
     from txsipua.net import stun
 
     ua = make_ua(clock, keepalive_interval=30.0, keepalive_stun=True)
     reg = ua.registration(600)
     reg.start()
-    grant(ua, 600)
+    grant(ua, 600, extra=[("Require", "outbound")])
     clock.advance(30.0)
     request = raw_to_registrar(ua)[-1]
     assert stun.is_stun(request) and request[:2] == b"\x00\x01"
@@ -399,3 +400,144 @@ def test_an_added_account_registers_with_outbound_keepalives_and_correction(cloc
     assert reg.state is S.REGISTERED and reg.flow is not None
     reg.abandon()
     assert reg.flow is None
+
+
+def test_silence_is_not_death_without_outbound_support(clock: UDPClock) -> None:
+    """RFC 5626 §4.4.1: no Require: outbound / Flow-Timer in the 2xx: STUN keeps going unanswered, no re-REGISTER."""
+    from txsipua.net import stun
+
+    ua = make_ua(clock, keepalive_interval=30.0, keepalive_stun=True)
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600)
+    n = len(registers(ua))
+    for _ in range(10):
+        clock.advance(30.0)
+    assert reg.state is S.REGISTERED and len(registers(ua)) == n
+    assert sum(1 for d in raw_to_registrar(ua) if stun.is_stun(d)) == 10
+
+
+def test_flow_failures_in_a_row_back_off(clock: UDPClock) -> None:
+    """RFC 5626 §4.5: the registrar grants but never answers keep-alives: REGISTER at once, then 60 s, 120 s later."""
+    ua = make_ua(clock, keepalive_interval=30.0, keepalive_stun=True)
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600, extra=[("Require", "outbound")])
+    n = len(registers(ua))
+    ping_then_check(clock)  # ping at 30, no answer by 40: dead, REGISTER at once
+    assert reg.state is S.RETRYING and len(registers(ua)) == n + 1
+    grant(ua, 600, request=registers(ua)[-1], extra=[("Require", "outbound")])
+    ping_then_check(clock)  # dead again: no sign of life in between, so the REGISTER waits 30 * 2^1 s
+    assert reg.state is S.RETRYING and not reg.registered and len(registers(ua)) == n + 1
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 60.0)
+    clock.advance(60.0)
+    assert len(registers(ua)) == n + 2
+    grant(ua, 600, request=registers(ua)[-1], extra=[("Require", "outbound")])
+    ping_then_check(clock)
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 120.0)
+
+
+def test_an_answered_keepalive_resets_the_flow_back_off(clock: UDPClock) -> None:
+    """A flow that proved alive between two failures: the second failure re-registers at once again."""
+    ua = make_ua(clock, keepalive_interval=30.0, keepalive_stun=True)
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600, extra=[("Require", "outbound")])
+    ping_then_check(clock)
+    grant(ua, 600, request=registers(ua)[-1], extra=[("Flow-Timer", "30")])
+    clock.advance(30.0)
+    tid = raw_to_registrar(ua)[-1][8:20]
+    ua.protocol.datagramReceived(stun_success(tid, ua.local_address), REGISTRAR)
+    clock.advance(10.0)
+    assert reg.flow_failures == 0
+    n = len(registers(ua))
+    ping_then_check(clock)  # unanswered now: dead, first failure in a row: at once
+    assert reg.state is S.RETRYING and len(registers(ua)) == n + 1
+
+
+def ping_then_check(clock: UDPClock) -> None:
+    """The next keep-alive (30 s) and its check (10 s later)."""
+    clock.advance(30.0)
+    clock.advance(10.0)
+
+
+@pytest.mark.parametrize("when", ["first", "refresh"])
+def test_a_503_retry_after_delays_the_next_register(clock: UDPClock, when: str) -> None:
+    """RFC 3261 §21.5.4 / RFC 5626 §4.5: one registrar answers 503 Retry-After: 600; the retry waits 600 s, not 30-60."""
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    reg.start().addErrback(lambda f: None)
+    if when == "refresh":
+        grant(ua, 600)
+        clock.advance(568)
+    n = len(requests(ua, "REGISTER"))
+    reply(ua, requests(ua, "REGISTER")[-1], 503, [("Retry-After", "600")])
+    assert reg.next_attempt == pytest.approx(clock.seconds() + 600.0)
+    clock.advance(599)
+    assert len(requests(ua, "REGISTER")) == n
+    clock.advance(1)
+    assert len(requests(ua, "REGISTER")) == n + 1
+    reply(ua, requests(ua, "REGISTER")[-1], 503, [("Retry-After", "5")])
+    assert reg.next_attempt is not None and reg.next_attempt - clock.seconds() >= 30.0  # the larger of the two
+
+
+class ConnectionTransport(UDPTransport):
+    """The UDP test transport flagged connection-oriented: the registration takes the TCP/TLS path
+    (no received/rport correction); the wire stays the fake clock's."""
+
+    reliable = True
+
+
+def test_a_dead_tcp_flow_re_picks_the_contact_and_removes_the_old_one(clock: UDPClock) -> None:
+    """TCP without Outbound, the local address changed (192.0.2.99 gone): the REGISTER after the flow
+    failure names the interface routing to the registrar now and removes the old Contact (expires=0)."""
+    from txsipua.ua.account import Account
+
+    acct = Account(user="alice", domain="example.com", registrar="sip:127.0.0.1:5999")
+    ua = UserAgent(clock, Configuration(media=False), acct, ConnectionTransport(clock, "0.0.0.0", 0),
+                   random=lambda: 1.0)
+    ua.start()
+    port = ua.local_address[1]
+    ua.advertise(("192.0.2.99", port))  # the address of the network we were on
+    reg = ua.registration(600)
+    reg.start()
+    grant(ua, 600)
+    reg.flow_failed("connection lost")
+    again = requests(ua, "REGISTER")[-1]
+    assert again.headers.get_all("Contact") == [f"<sip:alice@127.0.0.1:{port}>",
+                                                f"<sip:alice@192.0.2.99:{port}>;expires=0"]
+    assert ua.local_address == ("127.0.0.1", port)
+
+
+def test_a_2xx_not_binding_our_contact_is_a_failure(clock: UDPClock) -> None:
+    """RFC 3261 §10.2.4: a 200 listing only another Contact, or ours with expires=0, registers nothing: back off."""
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    failed: list[Any] = []
+    reg.start().addErrback(failed.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", "<sip:alice@198.51.100.7:5060>;expires=600")])
+    assert reg.state is S.LAPSED and not reg.registered and reg.next_attempt is not None
+    assert failed and isinstance(failed[0].value, RegistrationFailed)
+    clock.advance(reg.next_attempt - clock.seconds())
+    grant(ua, 600)
+    assert reg.state is S.REGISTERED
+    clock.advance(568)
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=0")])
+    assert reg.state is S.BACKING_OFF and reg.next_attempt is not None
+
+
+def test_huge_min_expires_and_grants_are_clamped(clock: UDPClock) -> None:
+    """Min-Expires and granted expiries clamp to 2**32-1 (RFC 3261 §20.19); refresh timers stay within MAX_TIMER."""
+    from txsipua.ua.registration import MAX_TIMER
+
+    ua = make_ua(clock)
+    reg = ua.registration(600)
+    reg.start()
+    reply(ua, requests(ua, "REGISTER")[-1], 423, [("Min-Expires", "99999999999999")])
+    again = requests(ua, "REGISTER")[-1]
+    assert again.headers.get("Expires") == str(2**32 - 1)
+    grant(ua, 2**40, request=again)
+    assert reg.state is S.REGISTERED and reg.result is not None and reg.result.expires == 2**32 - 1
+    assert reg.next_attempt is not None and 0 < reg.next_attempt - clock.seconds() <= MAX_TIMER
+    clock.advance(reg.next_attempt - clock.seconds())  # refreshed before the (capped) expiry
+    assert reg.state is S.REFRESHING and reg.registered

@@ -9,7 +9,12 @@ such lists, all sans-IO (time comes in as ``now``, chance from an injected
   within one priority by a weighted random draw (a record of weight 60 comes
   first six times as often as one of weight 10; weight 0 only rarely first).
 * :class:`Unavailable` remembers the servers that answered 503 with
-  ``Retry-After`` (RFC 3261 §21.5.4): they are skipped until then.
+  ``Retry-After`` (RFC 3261 §21.5.4): they are skipped until then.  It
+  also remembers, for :data:`DEAD_TARGET_HOLD` seconds, the servers a
+  request failed at without a Retry-After (timeout, transport error, 503):
+  those are not skipped but tried last (:meth:`Unavailable.order`), so a
+  dead first SRV target does not cost every new request (each refresh) a
+  full Timer F before the next one is tried.
 * :class:`Failover` is one request's walk down its targets (RFC 3263 §4.3):
   when the current target times out (Timer B/F), fails at the transport, or
   answers 503, :meth:`Failover.next_target` gives the next one still
@@ -32,6 +37,11 @@ K = TypeVar("K")
 
 MAX_UNAVAILABLE = 256
 """Servers remembered as unavailable at most (the oldest mark is forgotten first)."""
+
+DEAD_TARGET_HOLD = 300.0
+"""Seconds a server that timed out or failed at the transport is tried last (a bound of our choosing:
+RFC 3263 leaves it open; long enough to span several registration refreshes, short enough that a
+server back from a restart is preferred again soon)."""
 
 
 def srv_order(records: Iterable[tuple[int, int, T]], random: Callable[[], float]) -> list[T]:
@@ -80,6 +90,30 @@ class Unavailable:
     def __init__(self, limit: int = MAX_UNAVAILABLE) -> None:
         self.limit = limit
         self._until: OrderedDict[Address, float] = OrderedDict()
+        self._failed: OrderedDict[Address, float] = OrderedDict()
+
+    def mark_failed(self, address: Address, until: float) -> None:
+        """Try ``address`` after the others until ``until`` (seconds, absolute): it timed out or failed."""
+        self._failed.pop(address, None)
+        self._failed[address] = until
+        while len(self._failed) > self.limit:
+            self._failed.popitem(last=False)
+
+    def failed(self, address: Address, now: float) -> bool:
+        """True while ``address`` is remembered as failed (:meth:`mark_failed`)."""
+        t = self._failed.get(address)
+        if t is None:
+            return False
+        if t <= now:
+            del self._failed[address]
+            return False
+        return True
+
+    def order(self, addresses: Iterable[Address], now: float) -> list[Address]:
+        """``addresses`` with those remembered as failed moved to the end (each group in order)."""
+        items = list(addresses)
+        dead = [a for a in items if self.failed(a, now)]
+        return [a for a in items if a not in dead] + dead
 
     def mark(self, address: Address, until: float) -> None:
         """Skip ``address`` until ``until`` (seconds, absolute)."""
@@ -113,16 +147,20 @@ class Failover:
         targets: every located target in order (the first is where the
             request goes first).
         unavailable: the shared table of servers that answered 503 with
-            Retry-After, or ``None``.
+            Retry-After (and of those that failed, tried last), or ``None``.
+        hold: seconds a target that failed without a Retry-After is
+            remembered as failed (:data:`DEAD_TARGET_HOLD`).
 
     Attributes:
         tried: the targets used so far, in order.
     """
 
-    def __init__(self, targets: Sequence[Address], unavailable: Unavailable | None = None) -> None:
+    def __init__(self, targets: Sequence[Address], unavailable: Unavailable | None = None,
+                 hold: float = DEAD_TARGET_HOLD) -> None:
         self._rest = list(targets[1:])
         self.tried: list[Address] = list(targets[:1])
         self.unavailable = unavailable
+        self.hold = hold
 
     def next_target(self, failed: Address, retry_after: float | None, now: float) -> Address | None:
         """The target to try after ``failed``, or ``None`` when none is left.
@@ -135,6 +173,8 @@ class Failover:
         """
         if retry_after is not None and self.unavailable is not None:
             self.unavailable.mark(failed, now + retry_after)
+        elif self.unavailable is not None:
+            self.unavailable.mark_failed(failed, now + self.hold)
         while self._rest:
             nxt = self._rest.pop(0)
             if self.unavailable is not None and self.unavailable.until(nxt, now) is not None:
@@ -176,4 +216,4 @@ class TTLCache(Generic[K, T]):
         return len(self._entries)
 
 
-__all__ = ["MAX_UNAVAILABLE", "Failover", "TTLCache", "Unavailable", "srv_order"]
+__all__ = ["DEAD_TARGET_HOLD", "MAX_UNAVAILABLE", "Failover", "TTLCache", "Unavailable", "srv_order"]

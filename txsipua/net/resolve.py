@@ -76,9 +76,24 @@ def _numeric(host: str) -> str | None:
         return None
 
 
-def _not_found(failure: Any) -> list[Any]:
-    failure.trap(DNSNameError, DomainError, defer.TimeoutError)
-    return []
+def _absent(name: str, notes: list[str]) -> Callable[[Any], list[Any]]:
+    """An errback: no answer for ``name`` counts as no records; a server failure is noted for the error text."""
+
+    def errback(failure: Any) -> list[Any]:
+        failure.trap(DNSNameError, DomainError, defer.TimeoutError)
+        if failure.check(defer.TimeoutError):
+            notes.append(f"no answer from the DNS server for {name!r} (timeout)")
+        elif not failure.check(DNSNameError):
+            # SERVFAIL, REFUSED, FORMERR, NOTIMP...: the server failed, not "no such records"
+            kind = type(failure.value).__name__
+            notes.append(f"the DNS server failed for {name!r} ({kind})")
+        return []
+
+    return errback
+
+
+def _why(notes: list[str]) -> str:
+    return "; ".join(dict.fromkeys(notes))
 
 
 class SIPResolver:
@@ -134,6 +149,7 @@ class SIPResolver:
 
     @defer.inlineCallbacks
     def _locate(self, uri: SipURI, ttls: list[int]) -> Any:
+        notes: list[str] = []  # DNS server failures met on the way, for the error text
         host = uri.params.get("maddr") or uri.host
         secure = uri.scheme == "sips"
         explicit = uri.params.get("transport")
@@ -154,14 +170,16 @@ class SIPResolver:
             return [Target(transport, ip, uri.port or _DEFAULT_PORT[transport])]
         if uri.port is not None:
             assert transport is not None
-            addrs = yield self._addresses(host, ttls)
+            addrs = yield self._addresses(host, ttls, notes)
             if not addrs:
+                if notes:
+                    raise ResolutionError(f"cannot locate {uri}: {_why(notes)}")
                 raise ResolutionError(f"{host!r} has no address records")
             return [Target(transport, a, uri.port) for a in addrs]
         # no port, a name: NAPTR then SRV (§4.1, §4.2)
         srv_names: list[tuple[str, str]] = []
         if transport is None:
-            srv_names = yield self._naptr(host, secure, ttls)
+            srv_names = yield self._naptr(host, secure, ttls, notes)
             if not srv_names:
                 candidates = ["TLS"] if secure else ["TLS", "TCP", "UDP"]
                 srv_names = [(t, _SRV_PREFIX[t] + host) for t in candidates if t in self.transports]
@@ -169,22 +187,24 @@ class SIPResolver:
             # WebSocket has no SRV service (RFC 7118): its addresses on the default port
             srv_names = [(transport, _SRV_PREFIX[transport] + host)] if transport in _SRV_PREFIX else []
         for t, name in srv_names:
-            targets = yield self._srv_targets(t, name, ttls)
+            targets = yield self._srv_targets(t, name, ttls, notes)
             if targets:
                 return targets
         # no SRV: the host's addresses on the default port (§4.2)
         t = transport or ("TLS" if secure else ("UDP" if "UDP" in self.transports else self.transports[0]))
-        addrs = yield self._addresses(host, ttls)
+        addrs = yield self._addresses(host, ttls, notes)
         if not addrs:
+            if notes:
+                raise ResolutionError(f"cannot locate {uri}: {_why(notes)}")
             raise ResolutionError(f"cannot locate {uri}: no NAPTR, SRV or address records for {host!r}")
         return [Target(t, a, _DEFAULT_PORT[t]) for a in addrs]
 
     @defer.inlineCallbacks
-    def _naptr(self, domain: str, secure: bool, ttls: list[int]) -> Any:
+    def _naptr(self, domain: str, secure: bool, ttls: list[int], notes: list[str]) -> Any:
         lookup = getattr(self.resolver, "lookupNamingAuthorityPointer", None)
         if lookup is None:
             return []
-        answers = yield lookup(domain).addCallbacks(lambda r: r[0], _not_found)
+        answers = yield lookup(domain).addCallbacks(lambda r: r[0], _absent(domain, notes))
         found = []
         for rr in answers:
             if rr.type != dns.NAPTR:
@@ -200,8 +220,8 @@ class SIPResolver:
         return [(t, name) for _, _, t, name in found]
 
     @defer.inlineCallbacks
-    def _srv_targets(self, transport: str, name: str, ttls: list[int]) -> Any:
-        answers = yield self.resolver.lookupService(name).addCallbacks(lambda r: r[0], _not_found)
+    def _srv_targets(self, transport: str, name: str, ttls: list[int], notes: list[str]) -> Any:
+        answers = yield self.resolver.lookupService(name).addCallbacks(lambda r: r[0], _absent(name, notes))
         srv = [rr for rr in answers if rr.type == dns.SRV]
         ttls.extend(rr.ttl for rr in srv)
         records = srv_order(((rr.payload.priority, rr.payload.weight, rr.payload) for rr in srv), self.random)
@@ -210,21 +230,21 @@ class SIPResolver:
             target = str(p.target)
             if target in (".", ""):
                 continue  # "service decidedly not available" (RFC 2782)
-            addrs = yield self._addresses(target, ttls)
+            addrs = yield self._addresses(target, ttls, notes)
             targets.extend(Target(transport, a, p.port) for a in addrs)
         return targets
 
     @defer.inlineCallbacks
-    def _addresses(self, host: str, ttls: list[int]) -> Any:
+    def _addresses(self, host: str, ttls: list[int], notes: list[str]) -> Any:
         out: list[str] = []
-        answers = yield self.resolver.lookupAddress(host).addCallbacks(lambda r: r[0], _not_found)
+        answers = yield self.resolver.lookupAddress(host).addCallbacks(lambda r: r[0], _absent(host, notes))
         for rr in answers:
             if rr.type == dns.A:
                 out.append(rr.payload.dottedQuad())
                 ttls.append(rr.ttl)
         lookup6 = getattr(self.resolver, "lookupIPV6Address", None)
         if self.ipv6 and lookup6 is not None:
-            answers6 = yield lookup6(host).addCallbacks(lambda r: r[0], _not_found)
+            answers6 = yield lookup6(host).addCallbacks(lambda r: r[0], _absent(host, notes))
             for rr in answers6:
                 if rr.type == dns.AAAA:
                     out.append(str(ipaddress.IPv6Address(rr.payload.address)))

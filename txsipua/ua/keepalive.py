@@ -23,8 +23,13 @@ A STUN answer naming another public address than the one our Contact
 names (the NAT's mapping was flushed or expired and a new one made) is
 handled as a dead flow too, so the Contact is corrected at once.
 
-A keep-alive that expects an answer and gets none within ``timeout``
-(10 s, §4.4.1), and a connection that closes, make the flow dead: the
+A keep-alive is expected to be answered (a pong, a STUN answer) only when
+the registrar signalled Outbound support: ``outbound`` in the ``Require``
+of its 2xx to our REGISTER, or a ``Flow-Timer`` (§4.4.1,
+:func:`registrar_supports_outbound`).  Otherwise keep-alives are still sent
+but silence is not taken for a dead flow (many servers answer neither STUN
+nor CRLF pings).  A keep-alive that expects an answer and gets none within
+``timeout`` (10 s, §4.4.1), and a connection that closes, make the flow dead: the
 registration is told (:meth:`Registration.flow_failed
 <txsipua.ua.registration.Registration.flow_failed>`) and registers again at
 once on a new flow, backing off if that fails (§4.5).
@@ -116,9 +121,10 @@ FLOW_TABLE: dict[tuple[FlowState, FlowInput], tuple[FlowAction, FlowState]] = {
 class StreamFlow:
     """A TCP/TLS flow: double-CRLF pings, CRLF pongs counted (RFC 5626 §3.5.1)."""
 
-    def __init__(self, driver: Any, destination: Address) -> None:
+    def __init__(self, driver: Any, destination: Address, *, expect_answer: bool = True) -> None:
         self.driver = driver
         self.destination = destination
+        self.expect_answer = expect_answer
         self.on_lost: Callable[[], None] | None = None
         driver.flow_listeners.append(self._closed)
 
@@ -132,8 +138,8 @@ class StreamFlow:
         return found
 
     def expects_answer(self) -> bool:
-        """Pings are answered over TCP/TLS."""
-        return True
+        """Pings are answered over TCP/TLS by a registrar supporting Outbound."""
+        return self.expect_answer
 
     def kill(self) -> None:
         """Close the connection: the next request opens a new flow."""
@@ -153,10 +159,11 @@ class DatagramFlow:
     """A UDP flow: STUN Binding requests answered on the SIP socket, or unanswered CRLF pairs."""
 
     def __init__(self, driver: Any, destination: Address, use_stun: bool,
-                 token: Callable[[int], bytes] = os.urandom) -> None:
+                 token: Callable[[int], bytes] = os.urandom, *, expect_answer: bool = True) -> None:
         self.driver = driver
         self.destination = destination
         self.use_stun = use_stun
+        self.expect_answer = expect_answer
         self.on_lost: Callable[[], None] | None = None
         self.mapped: Address | None = None
         """Our address as the STUN server saw it (XOR-MAPPED-ADDRESS), once answered."""
@@ -183,8 +190,8 @@ class DatagramFlow:
         return self._answered
 
     def expects_answer(self) -> bool:
-        """Only STUN requests are answered."""
-        return self.use_stun
+        """Only STUN requests are answered (and counted on only from an Outbound registrar)."""
+        return self.use_stun and self.expect_answer
 
     def kill(self) -> None:
         """Nothing to close on UDP."""
@@ -221,6 +228,8 @@ class FlowKeepAlive:
     Attributes:
         state: the :class:`FlowState`.
         sent: keep-alives sent.
+        on_alive: optional callable, called when the flow proves alive (an
+            answer seen, or a keep-alive sent when none is expected).
     """
 
     def __init__(self, reactor: Any, flow: Any, interval: float, timeout: float,
@@ -233,6 +242,7 @@ class FlowKeepAlive:
         self.random = random or _random.random
         self.state = FlowState.WAITING
         self.sent = 0
+        self.on_alive: Callable[[], object] | None = None
         self._timer: Any = None
         self._before: int | None = None
         self._next_at = 0.0
@@ -265,6 +275,7 @@ class FlowKeepAlive:
         # the check: an answer since the ping?
         now = self.flow.answers()
         if now is not None and self._before is not None and now > self._before:
+            self._alive()
             self._handle(FI.ANSWERED)
         else:
             self._handle(FI.SILENT, f"no answer to a keep-alive within {self.timeout:g} s")
@@ -285,6 +296,7 @@ class FlowKeepAlive:
             if self.flow.expects_answer():
                 self._arm(self.timeout, FI.ANSWERED)  # the check
             else:
+                self._alive()
                 self._handle(FI.ANSWERED)
         elif action is FA.NEXT:
             self._arm(max(0.0, self._next_at - self.reactor.seconds()), FI.PING_DUE)
@@ -295,6 +307,28 @@ class FlowKeepAlive:
             self.on_dead(reason)
         elif action is FA.CANCEL:
             self._cancel()
+
+    def _alive(self) -> None:
+        if self.on_alive is not None:
+            self.on_alive()
+
+
+def registrar_supports_outbound(response: Response | None) -> bool:
+    """True when a REGISTER 2xx signals Outbound support (RFC 5626 §4.4.1, §6).
+
+    Args:
+        response: the 2xx to our REGISTER, or ``None``.
+
+    Returns:
+        True when its ``Require`` lists ``outbound`` or it carries a
+        ``Flow-Timer``; only then is a keep-alive expected to be answered.
+    """
+    if response is None:
+        return False
+    if response.headers.get("Flow-Timer") is not None:
+        return True
+    tokens = {t.strip().lower() for value in response.headers.get_all("Require") for t in value.split(",")}
+    return "outbound" in tokens
 
 
 def interval(config: Configuration, reliable: bool, response: Response | None) -> float | None:
@@ -339,11 +373,12 @@ def start_flow_keepalive(ua: UserAgent, registration: Registration,
     except Exception:  # noqa: BLE001 - ResolutionError: not located (yet); no keep-alive this time
         return None
     driver = ua.protocol
+    expect = registrar_supports_outbound(result.response if result is not None else None)
     flow: Any
     if ua.transport.reliable:
-        flow = StreamFlow(driver, destination)
+        flow = StreamFlow(driver, destination, expect_answer=expect)
     else:
-        flow = DatagramFlow(driver, destination, ua.config.keepalive_stun)
+        flow = DatagramFlow(driver, destination, ua.config.keepalive_stun, expect_answer=expect)
         config = ua.config
         if config.nat_contact and not config.public_host and not config.outbound:
 
@@ -355,5 +390,7 @@ def start_flow_keepalive(ua: UserAgent, registration: Registration,
                     registration.flow_failed(f"the NAT now maps us to {mapped[0]}:{mapped[1]}")
 
             flow.on_mapped = moved
-    return FlowKeepAlive(ua.reactor, flow, interval, ua.config.keepalive_timeout, registration.flow_failed,
-                         random=registration.random)
+    keepalive = FlowKeepAlive(ua.reactor, flow, interval, ua.config.keepalive_timeout, registration.flow_failed,
+                              random=registration.random)
+    keepalive.on_alive = registration.flow_alive
+    return keepalive

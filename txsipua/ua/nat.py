@@ -19,6 +19,9 @@ reach.  Three sources give it, strongest first:
    sends nothing (``connect(2)`` on a datagram socket only sets the default
    peer and picks the source address).
 
+:func:`repick_for_new_flow` re-picks the routed interface after a flow
+over TCP/TLS failed (no ``received``/``rport`` correction there).
+
 :func:`outbound_contact` writes the RFC 5626 §4.2 Contact of a registration
 using SIP Outbound: the ``+sip.instance`` and ``reg-id`` parameters.
 """
@@ -28,12 +31,17 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
+from twisted.logger import Logger
+
 from txsipua.core.transport import Address
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 
 if TYPE_CHECKING:
     from txsipua.ua.config import Configuration
+    from txsipua.ua.useragent import UserAgent
+
+log = Logger()
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 """Bind hosts meaning "every interface"; never advertised."""
@@ -87,8 +95,10 @@ def advertised(local: Address, public_host: str | None, toward: str | None) -> A
 
     Returns:
         ``(public_host, port)`` when configured; for a wildcard host the
-        interface routing ``toward`` (:func:`route_source`) when there is one;
-        else ``local`` unchanged.
+        interface routing ``toward`` (:func:`route_source`) when there is one,
+        else (``toward`` an address with no route) the interface of the
+        default route, else loopback: a wildcard is never advertised.  With
+        no ``toward``, or a host name not located yet, ``local`` unchanged.
     """
     host, port = local
     if public_host:
@@ -96,7 +106,21 @@ def advertised(local: Address, public_host: str | None, toward: str | None) -> A
     if not is_wildcard(host) or not toward:
         return local
     found = route_source(toward)
+    if found is None and _is_address(toward):
+        v6 = ":" in toward
+        found = route_source("2001:db8::1" if v6 else "192.0.2.1") or ("::1" if v6 else "127.0.0.1")
     return (found, port) if found is not None else local
+
+
+def _is_address(host: str) -> bool:
+    host = _plain(host)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def media_addresses(config: Configuration, sip_bind: str, sip_advertised: str, default: str) -> tuple[str, str]:
@@ -180,3 +204,32 @@ def outbound_contact(contact: SipURI, instance_id: str, reg_id: int) -> str:
         ``<sip:...>;+sip.instance="<urn:uuid:...>";reg-id=N``.
     """
     return f'<{contact}>;+sip.instance="<{instance_id}>";reg-id={reg_id}'
+
+
+def repick_for_new_flow(ua: UserAgent) -> SipURI | None:
+    """TCP/TLS without Outbound, the flow to the registrar dead: advertise the interface routing to it now.
+
+    The local address may have changed (another network); a new connection
+    leaves from the interface :func:`route_source` names.  Only for a
+    wildcard bind with Contact correction on and no static public address.
+
+    Returns:
+        The old Contact URI when the advertised host changed (the next
+        REGISTER removes it with ``expires=0``), else ``None``.
+    """
+    config = ua.config
+    if (not ua.transport.reliable or config.outbound or config.public_host or not config.nat_contact
+            or not is_wildcard(getattr(ua.transport, "host", ""))):
+        return None
+    try:
+        route = ua.outbound_route()
+        toward = ua.core.locate(route[0] if route else ua.require_account().registrar_uri)[0]
+    except Exception:  # noqa: BLE001 - not located (yet): keep the Contact
+        return None
+    found = route_source(toward)
+    if found is None or found == ua.core.local[0]:
+        return None
+    old = ua.core.contact_uri()
+    log.info("the route to the registrar now leaves from {host}: re-registering with it", host=found)
+    ua.advertise((found, ua.core.local[1]))
+    return old

@@ -19,7 +19,8 @@ timers: ``refresh_due`` (:meth:`Registration.refresh_delay` after a grant),
 ``expired`` (the grant has run out) and ``retry_due`` (after a failure,
 :meth:`Registration.retry_delay`, RFC 5626 §4.5: ``min(max_retry, base *
 2 ** failures)`` scaled by a random 50-100 %, ``base`` 30 s when every flow
-failed and 90 s while another flow of the instance is up; reset by a grant).
+failed and 90 s while another flow of the instance is up; reset by a grant;
+never sooner than a failure response's ``Retry-After``, RFC 3261 §21.5.4).
 A first REGISTER that fails for a transient reason (timeout, transport error,
 408, 480, 5xx, 6xx) is retried the same way; one refused (403, 404,
 credentials not accepted) ends unregistered.  An input absent from the table
@@ -42,6 +43,13 @@ REGISTER; never twice in a row.  With :attr:`Configuration.outbound
 <txsipua.ua.config.Configuration.outbound>` the Contact carries
 ``+sip.instance`` and ``reg-id`` instead (RFC 5626 §4.2) and the registrar
 keeps the flow.
+
+Over TCP/TLS without Outbound nothing comes back in ``received``/``rport``
+that could correct the Contact; when a flow fails there the local address
+may have changed (another network), so before registering again on a new
+connection the Contact is re-picked as the interface that now routes to
+the registrar (a wildcard bind only) and the old Contact is removed
+(``expires=0``) in the same REGISTER, as on UDP.
 """
 
 from __future__ import annotations
@@ -57,11 +65,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txsipua.core.uac import retry_after_seconds
 from txsipua.errors import AuthenticationError, LocalProtocolError, ParseError, RegistrationFailed
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 from txsipua.ua.interfaces import IRegistration
-from txsipua.ua.nat import learned_address, outbound_contact
+from txsipua.ua.nat import learned_address, outbound_contact, repick_for_new_flow
 
 if TYPE_CHECKING:
     from txsipua.ua.useragent import UserAgent
@@ -168,6 +177,19 @@ def parse_bindings(response: Response, ours: SipURI, default_expires: int) -> tu
     return tuple(out), granted
 
 
+MAX_EXPIRES = 2**32 - 1
+"""The largest expiry a registrar may grant or ask for (RFC 3261 §20.19, §20.23: 2**32 - 1 s)."""
+
+
+MAX_TIMER = float(2**21)
+"""The longest timer armed, seconds (about 24 days): an epoll reactor cannot wait much longer (its
+timeout is a C int of milliseconds).  A longer grant is refreshed at most this far apart."""
+
+
+def _lists_contacts(response: Response) -> bool:
+    return bool(response.headers.get_all("Contact"))
+
+
 def same_contact(a: SipURI, b: SipURI) -> bool:
     """RFC 3261 §19.1.4 URI comparison, reduced to what registrars keep (scheme, user, host, port)."""
     return (
@@ -251,7 +273,9 @@ A = RegistrationAction
 #  failed and rejected: any failure of the REGISTER in flight.  "rejected" is a
 #        refusal (403, 404, 401/407 not overcome); it ends a first REGISTER
 #        (nothing is retried) and is a failure like any other on a refresh.
-#  flow_failed: registered --> retrying (REGISTER at once on a new flow);
+#  flow_failed: registered --> retrying (REGISTER at once on a new flow; after
+#        flow failures in a row with no sign of life between them, the
+#        REGISTER waits Registration.flow_retry_delay(), RFC 5626 §4.5);
 #        backing-off --> lapsed (the retry timer stands); elsewhere ignored
 #        (a REGISTER in flight fails on its own).
 #  stop: registered, refreshing, backing-off, retrying --> unregistering
@@ -291,6 +315,7 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.LAPSED, In.STOP): (A.DISARM, S.UNREGISTERED),
     (S.LAPSED, In.ABANDON): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.GRANTED): (A.ARM, S.REGISTERED),
+    (S.RETRYING, In.RETRY_DUE): (A.SEND, S.RETRYING),
     (S.RETRYING, In.CLEARED): (A.DISARM, S.UNREGISTERED),
     (S.RETRYING, In.FAILED): (A.BACK_OFF, S.LAPSED),
     (S.RETRYING, In.REJECTED): (A.BACK_OFF, S.LAPSED),
@@ -308,6 +333,22 @@ REGISTRATION_TABLE: dict[tuple[RegistrationState, RegistrationInput], tuple[Regi
     (S.UNREGISTERING, In.REJECTED): (A.NONE, S.UNREGISTERED),
     (S.UNREGISTERING, In.ABANDON): (A.NONE, S.UNREGISTERED),
 }
+
+def _retry_after(error: Exception) -> float:
+    """Seconds a failure response asked us to wait (Retry-After, RFC 3261 §20.33, §21.5.4), else 0.
+
+    RFC 5626 §4.5 lets the back-off take the larger of the two; the value
+    is capped at :data:`MAX_TIMER` so that a silly one cannot overflow a timer.
+    """
+    response = getattr(error, "response", None)
+    if not isinstance(response, Response):
+        return 0.0
+    try:
+        wait = retry_after_seconds(response)
+    except ValueError:
+        return 0.0
+    return min(float(wait), MAX_TIMER) if wait is not None else 0.0
+
 
 _BOUND = frozenset({S.REGISTERED, S.REFRESHING, S.BACKING_OFF})
 _TIMER_INPUTS = (In.REFRESH_DUE, In.RETRY_DUE, In.EXPIRED)
@@ -337,6 +378,9 @@ class Registration:
         max_retry: the cap of the back-off, seconds (30 minutes by default,
             :attr:`Configuration.registration_max_retry`).
         failures: consecutive failed REGISTERs since the last grant.
+        flow_failures: consecutive flow failures with no sign of life of
+            the flow between them (a grant does not reset it; an answered
+            keep-alive does, :meth:`flow_alive`).
         result: the last :class:`RegistrationResult`, or ``None``.
         on_refresh_failed: optional callable taking the error when a refresh
             (or a retry) fails (the registration retries after :meth:`retry_delay` seconds).
@@ -358,6 +402,7 @@ class Registration:
         self.max_retry: float = config.registration_max_retry
         self.random: Callable[[], float] = random if random is not None else _random.random
         self.failures = 0
+        self.flow_failures = 0
         self.state = RegistrationState.UNREGISTERED
         self.result: RegistrationResult | None = None
         self.on_refresh_failed: Callable[[Exception], object] | None = None
@@ -372,6 +417,7 @@ class Registration:
         self._outcome: defer.Deferred[RegistrationResult] | None = None
         self._timers: dict[RegistrationInput, Any] = {}  # input -> IDelayedCall
         self._stop_waiters: list[defer.Deferred[RegistrationResult | None]] = []
+        self._remove_next: SipURI | None = None  # an old Contact the next REGISTER removes (expires=0)
 
     # ---------------------------------------------------------------- public
     @property
@@ -435,10 +481,29 @@ class Registration:
         """
         if self.state in (S.REGISTERED, S.BACKING_OFF):
             log.warn("registration flow to the registrar failed: {reason}", reason=reason)
+        if self.state is S.REGISTERED:
+            self.flow_failures += 1
         before = self._attempt
         self._handle(In.FLOW_FAILED)
         if self._attempt != before and self._outcome is not None:
             self._outcome.addErrback(lambda _: None)  # its failure went to on_refresh_failed
+
+    def flow_alive(self) -> None:
+        """The flow proved alive (a keep-alive answered, or sent): flow failures start counting anew."""
+        self.flow_failures = 0
+
+    def flow_retry_delay(self) -> float:
+        """Seconds before the REGISTER after a flow failure (RFC 5626 §4.5).
+
+        The first failure re-registers at once; after ``n`` failures in a row
+        (the flow never proved alive between them) the wait is
+        ``min(max_retry, retry_after * 2 ** (n - 1))`` scaled by a random
+        50-100 %, so a server that drops every flow is not hammered.
+        """
+        if self.flow_failures <= 1:
+            return 0.0
+        exponent = min(self.flow_failures - 1, 32)
+        return float(min(self.max_retry, self.retry_after * 2**exponent) * (0.5 + 0.5 * self.random()))
 
     @staticmethod
     def refresh_delay(granted: int) -> float:
@@ -511,7 +576,12 @@ class Registration:
             self._send(0)
         elif action is A.RECOVER:
             self._disarm()
-            self._send(self.expires)
+            self._remove_next = repick_for_new_flow(self.ua) or self._remove_next
+            delay = self.flow_retry_delay()
+            if delay > 0:
+                self._later(In.RETRY_DUE, delay)
+            else:
+                self._send(self.expires)
         if previous is S.STOP_PENDING and next_state is not S.STOP_PENDING:
             self._release_stop_waiters(self._outcome if action is A.UNREGISTER else None)
         if previous is not next_state:
@@ -561,11 +631,14 @@ class Registration:
                     self._handle(In.GRANTED if value.expires > 0 else In.CLEARED, result=value)
                 outcome.callback(value)
 
-        defer.maybeDeferred(self._transact, expires).addBoth(settled)
+        remove, self._remove_next = (self._remove_next, None) if expires else (None, self._remove_next)
+        defer.maybeDeferred(self._transact, expires, remove=remove).addBoth(settled)
+
 
     def _arm(self, granted: int) -> None:
         self._disarm()
         self.failures = 0
+        granted = int(min(granted, MAX_TIMER))  # refreshed in time, however long the grant
         self._later(In.REFRESH_DUE, self.refresh_delay(granted))
         self._later(In.EXPIRED, float(granted))
         self._start_flow()
@@ -573,7 +646,7 @@ class Registration:
     def _back_off(self, error: Exception) -> None:
         log.warn("registration failed: {err}", err=error)
         self.failures += 1
-        self._later(In.RETRY_DUE, self.retry_delay())
+        self._later(In.RETRY_DUE, max(self.retry_delay(), _retry_after(error)))
         if self.on_refresh_failed is not None:
             self.on_refresh_failed(error)
 
@@ -594,7 +667,7 @@ class Registration:
         old = self._timers.pop(which, None)
         if old is not None and old.active():
             old.cancel()
-        self._timers[which] = self.ua.reactor.callLater(delay, self._fire, which)
+        self._timers[which] = self.ua.reactor.callLater(min(max(delay, 0.0), MAX_TIMER), self._fire, which)
 
     def _fire(self, which: RegistrationInput) -> None:
         self._timers.pop(which, None)
@@ -644,6 +717,7 @@ class Registration:
                     minimum = int((response.headers.get("Min-Expires") or "").strip())
                 except ValueError:
                     raise RegistrationFailed(response, "registration") from None
+                minimum = min(minimum, MAX_EXPIRES)
                 if minimum > expires:
                     self.expires = minimum
                     return self._transact(minimum, correct=correct)
@@ -659,8 +733,13 @@ class Registration:
                     ua.advertise(public)
                     return self._transact(expires, correct=False, remove=old)
             bindings, granted = parse_bindings(response, ua.core.contact_uri(), expires)
-            if expires and not granted and not any(b.ours for b in bindings):
-                granted = expires  # registrar did not list us back: assume what we asked for
+            if expires and not bindings and not _lists_contacts(response):
+                granted = expires  # registrar listed no binding at all: assume what we asked for
+            elif expires and granted <= 0:
+                # a 2xx that lists bindings but grants ours nothing (absent, or expires=0)
+                # did not register us: a failure like any other, backed off (RFC 3261 §10.2.4)
+                raise RegistrationFailed(response, "registration (the 2xx granted our Contact no binding)")
+            granted = min(granted, MAX_EXPIRES)
             return RegistrationResult(response, bindings, granted if expires else 0)
 
         return ua.send(req).addCallback(done)

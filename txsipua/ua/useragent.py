@@ -216,6 +216,18 @@ class UserAgent:
             toward = self.next_hop(self.account.registrar_uri).host
         self.core.local = nat.advertised(self.core.local, self.config.public_host, toward)
 
+    def _advertise_toward(self, toward: str) -> bool:
+        """For a wildcard bind, re-pick the Via/Contact host for a request to ``toward`` (an address).
+
+        Called after location, before the request (and its SDP offer) is
+        built.  Returns True when the advertised address changed.
+        """
+        if not is_wildcard(self.core.local[0]):
+            return False
+        old = self.core.local
+        self._choose_advertised(toward)
+        return self.core.local != old
+
     def advertise(self, address: Address) -> None:
         """Name ``address`` (``(host, port)``) in Via and Contact from now on (a NAT's public side, RFC 3581)."""
         self.core.local = address
@@ -370,11 +382,9 @@ class UserAgent:
         digest = line.digest if line is not None else HOST_DIGEST
 
         def located(targets: list[Address]) -> defer.Deferred[Response]:
-            if is_wildcard(self.core.local[0]):
-                old = self.core.local
-                self._choose_advertised(targets[0][0])
-                if self.core.local != old:
-                    _readvertise(request, old, self.core.local, self.core.context.via(""))
+            old = self.core.local
+            if self._advertise_toward(targets[0][0]):
+                _readvertise(request, old, self.core.local, self.core.context.via(""))
 
             def go(now: float) -> None:
                 op = self.core.send_request(request, targets[0], now, authenticate=authenticate,
@@ -495,6 +505,8 @@ class UserAgent:
     def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
                       targets: list[Address] | None = None, line: AccountLine | None = None,
                       headers: Iterable[tuple[str, str]] = ()) -> None:
+        if self._advertise_toward(dest[0]) and call.call_media is not None:
+            call.call_media.advertise = self.media_advertise  # the SDP names the routed interface too
         body = call.offer()
         alternatives = Failover(targets if targets else [dest], self.unavailable)
 
@@ -536,6 +548,8 @@ class UserAgent:
         hop = self.next_hop(uri)
 
         def located(dest: Address) -> None:
+            self._advertise_toward(dest[0])
+
             def go(now: float) -> None:
                 req = self.core.new_request("SUBSCRIBE", uri, acct.identity, NameAddr(uri),
                                             route=self.outbound_route(), headers=headers)
@@ -578,7 +592,8 @@ class UserAgent:
         :class:`~txsipua.net.resolve.SIPResolver` (which caches them for
         their TTL); targets on our transport and our socket's address family
         are kept, those still skipped after a 503's Retry-After
-        (:attr:`unavailable`) are left out, and the first is remembered for
+        (:attr:`unavailable`) are left out, those a request failed at lately
+        (timeout, transport error) come last, and the first is remembered for
         in-dialog requests through the same host.  Every account's digest-leak
         guard learns the addresses a trusted name was located to.
 
@@ -603,14 +618,18 @@ class UserAgent:
                 client.leak_guard.learn(uri, mine)  # a trusted name is trusted where it was located
             addresses = [(t.host, t.port) for t in mine]
             v6 = ":" in self.core.local[0]
-            addresses = [a for a in addresses if (":" in a[0]) == v6] or addresses
+            same_family = [a for a in addresses if (":" in a[0]) == v6]
+            if not same_family and not v6:
+                raise ResolutionError(f"{uri.host} has only IPv6 (AAAA) addresses and our socket is IPv4 "
+                                      f"({format_host(self.core.local[0])}); bind an IPv6 address to reach it")
+            addresses = same_family or addresses
             names = getattr(self.protocol, "server_names", None)
             if names is not None:
                 # TLS verifies the certificate against the name, not the address (RFC 5922 §7)
                 for address in addresses:
                     names[address] = uri.host
             now = self.reactor.seconds()
-            usable = self.unavailable.available(addresses, now)
+            usable = self.unavailable.order(self.unavailable.available(addresses, now), now)
             if not usable:
                 soonest = min(self.unavailable.until(a, now) or now for a in addresses)
                 raise TransportError(f"every server located for {uri.host} asked not to be used "
