@@ -35,6 +35,7 @@ kernel refuses namespaces, MASQUERADE or the conntrack sysctls.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -249,7 +250,7 @@ class NatLab:
         self.kamailio = subprocess.Popen(
             ["ip", "netns", "exec", self.server, "kamailio", "-DD", "-E", "-f", str(self.workdir / "kamailio.cfg"),
              "-Y", str(run), "-P", str(run / "kamailio.pid"), "-w", str(run), "-m", "32", "-M", "4"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append(self.kamailio)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -265,12 +266,7 @@ class NatLab:
         """SIGTERM Kamailio and wait for it to exit; returns the wall time it was stopped."""
         proc = self.kamailio
         assert proc is not None
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        _stop_group(proc)
         self.kamailio = None
         return time.time()
 
@@ -300,11 +296,31 @@ class NatLab:
 
     def teardown(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+            _stop_group(p)
         for ns in (self.client, self.router, self.server):
             _run("ip", "netns", "del", ns)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process and everything it forked (Kamailio's workers survive a SIGKILL of their
+    main process): SIGTERM to its process group, then SIGKILL after 10 s."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = None
+    if pgid is not None and pgid != os.getpgid(0):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+    elif proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    if pgid is not None and pgid != os.getpgid(0):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
