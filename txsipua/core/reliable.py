@@ -72,7 +72,10 @@ _RACK = re.compile(r"^\s*(\d{1,10})\s+(\d{1,10})\s+([A-Za-z!%'*+\-.`~_]+)\s*$")
 
 def option_tags(message: Request | Response, name: str) -> set[str]:
     """The option tags of every ``name`` field (Supported, Require...), lower case."""
-    return {t.strip().lower() for v in message.headers.get_all(name) for t in v.split(",") if t.strip()}
+    values = message.headers.get_all(name)
+    if not values:
+        return set()
+    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
 
 
 def rseq_of(response: Response) -> int | None:

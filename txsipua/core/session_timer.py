@@ -127,6 +127,9 @@ def refusal(request: Request, min_se: int) -> tuple[int, str | None, list[tuple[
     400 with the reason of :func:`malformed`; else 422 with our Min-SE when the
     interval is too short (:func:`too_small`, RFC 4028 §9).
     """
+    headers = request.headers
+    if "Session-Expires" not in headers and "Min-SE" not in headers:
+        return None  # nothing to refuse (the usual case: no session timer asked for)
     reason = malformed(request)
     if reason is not None:
         return 400, reason, []
@@ -171,7 +174,10 @@ def uas_answer(request: Request, session_expires: int | None, min_se: int,
         ``(fields, agreement)``: fields to add to the 2xx, and the
         :class:`Agreement` (``None``: no session timer).
     """
-    se = SessionExpires.parse(request.headers.get("Session-Expires"))
+    se_text = request.headers.get("Session-Expires")
+    if se_text is None and current is None and session_expires is None:
+        return [], None  # no interval asked for and none of ours: no session timer
+    se = SessionExpires.parse(se_text)
     supports = OPTION_TAG in option_tags(request, "Supported") or OPTION_TAG in option_tags(request, "Require")
     if se is None:
         ours = current or session_expires
