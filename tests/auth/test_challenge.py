@@ -385,3 +385,35 @@ def test_fast_param_path_matches_reference_scanner(text: str, stop: bool) -> Non
             return ("error", e.detail), -1
 
     assert run(_parse_params) == run(_parse_params_scan)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.tuples(st.sampled_from(["Digest ", "digest\t", " DIGEST  ", "Digest", "Basic ", "Digestx "]), _param_lists,
+       st.sampled_from(["", ",", " ", ", x", 'a="b'])).map(lambda t: t[0] + t[1] + t[2]))
+def test_whole_value_path_matches_reference_scanner(value: str) -> None:
+    """``_params_at_once`` either declines (None) or gives exactly what the scanner parses."""
+    from txsipua.auth.challenge import _params_at_once, _parse_params_scan, _Scanner
+
+    fast = _params_at_once(value)
+    if fast is None:
+        return
+    sc = _Scanner(value)
+    sc.skip_ws()
+    assert (sc.token() or "").lower() == "digest"
+    reference, _ = _parse_params_scan(sc, stop_at_new_scheme=False)
+    assert fast == reference
+
+
+def test_whole_value_path_declines_what_it_cannot_vouch_for() -> None:
+    """A gap, a missing comma or a repeated name is left to the scanner (which words the error)."""
+    from txsipua.auth.challenge import _params_at_once
+
+    assert _params_at_once('Digest a="1", b=2') == {"a": "1", "b": "2"}
+    assert _params_at_once('Digest a="x\\"y"') == {"a": 'x"y'}
+    assert _params_at_once('Digest a="1" b=2') is None
+    assert _params_at_once('Digest a="1", a=2') is None
+    assert _params_at_once('Digest a="1", ;b=2') is None
+    assert _params_at_once('Basic a="1"') is None
+    for bad in ('Digest a="1" b=2', 'Digest a="1", a=2'):
+        with pytest.raises(ParseError):
+            parse_authorization(bad + ', username="u", realm="r", nonce="n", uri="u", response="r"')

@@ -168,11 +168,18 @@ class _Scanner:
 _TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~#$&^|]+"
 # one auth-param with the separator after it:
 #   *WS name *WS "=" *WS ( quoted-string / token ) *WS [ "," *( WS / "," ) ]
+# quoted-string contents, unrolled (qdtext run, then quoted-pair + qdtext run, repeated): one
+# character class per run instead of an alternation per character (a 64-digit nonce is one run)
+_QUOTED_BODY = r'[^"\\\x00-\x08\x0a-\x1f\x7f]*(?:\\[^\r\n][^"\\\x00-\x08\x0a-\x1f\x7f]*)*'
 _PARAM_FAST = re.compile(
     r"[ \t\r\n]*(" + _TOKEN_CLASS + r")[ \t\r\n]*=[ \t\r\n]*"
-    r'(?:"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\r\n])*)"|(' + _TOKEN_CLASS + r"))"
+    r'(?:"(' + _QUOTED_BODY + r')"|(' + _TOKEN_CLASS + r"))"
     r"[ \t\r\n]*(,[ \t\r\n,]*)?"
 )
+# the same auth-param with the whole match as group 1, for findall over a whole value
+_PARAM_ALL = re.compile("(" + _PARAM_FAST.pattern + ")")
+# "Digest" and the white space after it, at the start of a credentials value
+_DIGEST_SCHEME = re.compile(r"[ \t\r\n]*[Dd][Ii][Gg][Ee][Ss][Tt][ \t\r\n]+")
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
 
@@ -602,6 +609,36 @@ def _decode_ext_value(text: str, sc: _Scanner) -> str:
         raise sc.fail("username* does not decode as UTF-8") from None
 
 
+def _params_at_once(value: str) -> dict[str, str] | None:
+    """The auth-params of a well-formed ``Digest`` credentials value in one ``findall``, or None.
+
+    The matches of :data:`_PARAM_FAST` found left to right never overlap, so
+    when their lengths add up to the rest of the value they tile it exactly;
+    each but the last must end with its comma.  ``None`` (no verdict) for
+    anything else — another scheme, a gap, a missing comma, a repeated name —
+    which :func:`_parse_params_scan` then parses or rejects with its reason.
+    """
+    head = _DIGEST_SCHEME.match(value)
+    if head is None:
+        return None
+    start = head.end()
+    found = _PARAM_ALL.findall(value, start)
+    if not found:
+        return None
+    params: dict[str, str] = {}
+    total = 0
+    for whole, name, quoted, token, _ in found:
+        total += len(whole)
+        # a token is never empty: an empty one means the value was a quoted-string
+        params[name.lower()] = token or (quoted if "\\" not in quoted else _QUOTED_PAIR.sub(r"\1", quoted))
+    if total != len(value) - start or len(params) != len(found):
+        return None
+    for entry in found[:-1]:
+        if not entry[4]:
+            return None
+    return params
+
+
 def parse_authorization(value: str) -> DigestAuthorization:
     """Parse a Digest ``Authorization``/``Proxy-Authorization`` field value (RFC 7616 §3.4).
 
@@ -620,15 +657,17 @@ def parse_authorization(value: str) -> DigestAuthorization:
     if not isinstance(value, str):
         raise ParseError(f"authorization value must be text, not {type(value).__name__}")
     sc = _Scanner(value)
-    sc.skip_ws()
-    scheme = sc.token()
-    if scheme is None:
-        raise sc.fail("expected an auth-scheme")
-    if scheme.lower() != "digest":
-        raise sc.fail(f"scheme {scheme!r} is not Digest")
-    if sc.peek() not in _WS:
-        raise sc.fail("expected white space after the scheme")
-    params, _ = _parse_params(sc, stop_at_new_scheme=False)
+    params = _params_at_once(value)
+    if params is None:  # anything unusual: the scanner decides, and words the error
+        sc.skip_ws()
+        scheme = sc.token()
+        if scheme is None:
+            raise sc.fail("expected an auth-scheme")
+        if scheme.lower() != "digest":
+            raise sc.fail(f"scheme {scheme!r} is not Digest")
+        if sc.peek() not in _WS:
+            raise sc.fail("expected white space after the scheme")
+        params, _ = _parse_params(sc, stop_at_new_scheme=False)
     if "username*" in params:
         if "username" in params:
             raise sc.fail("both username and username*")
