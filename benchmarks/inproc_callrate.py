@@ -3,7 +3,8 @@
 SIPp-shaped calls (the messages of ``benchmarks/sipp/uac.xml`` and
 ``uac_auth.xml``: a fresh Call-ID, tags and branches per call, the digest
 response computed from the 401) are fed to the ``datagramReceived`` of a
-``UserAgent`` built as ``txsipua answer --no-media`` builds it.  A socket stub
+``UserAgent`` built by the code of ``txsipua answer --no-media`` (``--realm``
+and ``--users`` for digest calls).  A socket stub
 collects what it sends; a ``task.Clock`` advances ``1/rate`` seconds per call,
 so transactions live and expire as they do under load.  The garbage collector
 is tuned as ``answer`` tunes it.  The figure is CPU time (``time.process_time``)
@@ -31,9 +32,6 @@ from twisted.internet import task
 from twisted.internet.address import IPv4Address
 
 from txsipua.cli.common import tune_gc_for_server
-from txsipua.ua.config import Configuration
-from txsipua.ua.cred import InMemoryHA1Store, make_portal
-from txsipua.ua.transports import UDPTransport
 from txsipua.ua.useragent import UserAgent
 
 UAS = ("127.0.0.1", 5080)
@@ -54,6 +52,9 @@ class _Socket:
     def sendto(self, data: bytes, addr: Any) -> int:
         self.sent.append(data)
         return len(data)
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """Buffer sizes are the kernel's business: nothing to set here."""
 
 
 class _Port:
@@ -76,6 +77,9 @@ class _Reactor(task.Clock):
     """A ``task.Clock`` with ``listenUDP`` returning a socket stub."""
 
     port: _Port
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Any, *args: Any) -> None:  # noqa: N802
+        """Nothing shuts down here: shutdown triggers are not kept."""
 
     def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> _Port:  # noqa: N802,N803
         self.port = _Port(protocol, interface, port)
@@ -127,22 +131,33 @@ def _authorization(challenge: bytes, n: int) -> str:
 
 
 def build(digest: bool) -> tuple[_Reactor, UserAgent]:
-    """The user agent ``txsipua answer --no-media [--realm --users]`` builds."""
+    """The user agent ``txsipua answer --no-media [--realm --users]`` builds, through the CLI's own code.
+
+    The options are parsed by the ``txsipua`` parser and the UA built and
+    started by :func:`txsipua.cli.service.answer_service`, as the live
+    benchmark's ``answer`` process does: the htdigest file store, the default
+    password-guessing limiter, the registrar hook and the service's answering
+    callback are all on the measured path.
+    """
+    import os
+    import tempfile
+
+    from txsipua.cli.main import build_parser
+    from txsipua.cli.service import answer_service
+
     reactor = _Reactor()
     reactor.advance(1_000_000.0)
-    authenticator = portal = None
+    argv = ["answer", "--bind", f"{UAS[0]}:{UAS[1]}", "--no-media"]
     if digest:
-        from txsipua.auth.server import DigestServer
-
-        store = InMemoryHA1Store()
-        store.add_password(USER, REALM, PASSWORD, ("MD5",))
-        authenticator = DigestServer(REALM, b"k" * 32, algorithms=("MD5",), instance=7)
-        portal = make_portal(store)
-    ua = UserAgent(reactor, Configuration(media=False), None, authenticator=authenticator, portal=portal,
-                   transport=UDPTransport(reactor, UAS[0], UAS[1]))
-    ua.on_incoming_call = lambda incoming: incoming.answer()
-    ua.start()
-    return reactor, ua
+        ha1 = hashlib.md5(f"{USER}:{REALM}:{PASSWORD}".encode()).hexdigest()
+        fd, users = tempfile.mkstemp(prefix="txsipua-bench-", suffix=".htdigest")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{USER}:{REALM}:{ha1}\n")
+        argv += ["--realm", REALM, "--users", users, "--secret", "k" * 32]
+    args = build_parser().parse_args(argv)
+    service = answer_service(reactor, args)
+    service.startService()
+    return reactor, service.ua
 
 
 def one_call(reactor: _Reactor, ua: UserAgent, n: int, digest: bool, step: float) -> None:

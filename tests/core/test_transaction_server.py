@@ -616,3 +616,26 @@ def test_flood_of_long_header_names_holds_no_memory() -> None:
         tracemalloc.stop()
     assert len(layer) == 0 and layer.stats["rejected"] == 100
     assert held - base < 1_000_000  # 100 x 60 KB would be 6 MB
+
+
+def test_finished_server_transaction_keeps_bytes_not_objects() -> None:
+    """After its final response a server transaction keeps the bytes and status, not the Response,
+    and its request's fields are frozen for the collector; a retransmission still gets the bytes."""
+    import gc
+
+    layer = TransactionLayer()
+    invite = make_request("INVITE")
+    txn = _new_server(layer, invite)
+    layer.outbox()
+    busy = make_response(invite, 486)
+    layer.respond(txn, busy, 1.0)
+    assert layer.outbox() == [Outgoing(wire(busy), UAC)]
+    assert txn.last_response is None and txn.final_status == 486
+    assert txn.response_data == wire(busy)
+    fields = txn.request.headers._fields
+    assert type(fields) is tuple
+    gc.collect()
+    assert not gc.is_tracked(fields)  # strings only: the collector no longer walks them
+    layer.receive(wire(invite), UAC, 1.5)
+    assert layer.outbox() == [Outgoing(wire(busy), UAC)]
+    assert txn.request.method == "INVITE" and txn.request.call_id == invite.call_id

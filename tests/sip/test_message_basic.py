@@ -274,3 +274,21 @@ def test_name_addr_without_tag() -> None:
     assert bare.uri == na.uri and bare.display_name == "A"
     assert bare.without_tag() is bare
     assert bare.with_tag("7") == NameAddr.parse('"A" <sip:alice@example.com>;x=1;tag=7')
+
+
+def test_forget_parsed_fields_still_change_in_place() -> None:
+    """Frozen fields (a tuple after forget_parsed) become a list again on the next change."""
+    m = parse_message(
+        b"OPTIONS sip:a@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1, SIP/2.0/UDP 192.0.2.3\r\n"
+        b"Call-ID: c\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:b@192.0.2.2>;tag=1\r\nTo: <sip:a@192.0.2.1>\r\n"
+        b"Content-Length: 0\r\n\r\n")
+    h = m.headers
+    h.forget_parsed()
+    assert h.pop_first_value("Via") == "SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1"
+    assert h.get_all("Via") == ["SIP/2.0/UDP 192.0.2.3"]
+    h.forget_parsed()
+    h.add("Subject", "x")
+    h.forget_parsed()
+    h.insert(0, "Max-Forwards", "70")
+    assert [name for name, _ in h.items()][:2] == ["Max-Forwards", "Via"]
+    assert h.get("Subject") == "x" and m.call_id == "c"

@@ -465,7 +465,8 @@ class Transaction:
         reliable: True over a reliable transport (TCP, TLS): no
             retransmissions, zero-length wait timers.
         state: the current :class:`State`.
-        last_response: the last response received (client) or sent (server).
+        last_response: the last response received (client), or the last provisional
+            response sent (server; ``None`` again once the final one is sent).
     """
 
     kind: Kind
@@ -525,6 +526,10 @@ class ServerTransaction(Transaction):
             reliable transports, else from the stamped top Via.
         acked: True once the TU reported the ACK for a 2xx
             (:meth:`TransactionLayer.ack_received`).
+        final_status: the status of the final response sent, or ``None``.
+            Once it is sent, :attr:`last_response` goes back to ``None``: the
+            transaction keeps only the bytes (:attr:`response_data`) it may
+            have to send again.
     """
 
     source: Address
@@ -532,6 +537,7 @@ class ServerTransaction(Transaction):
     response_data: bytes | None = attrs.field(default=None, repr=False)
     acked: bool = False
     octets: int = attrs.field(default=0, repr=False)
+    final_status: int | None = None
 
 
 # --------------------------------------------------------------------------
@@ -1276,14 +1282,19 @@ class TransactionLayer:
 
     def _send_response(self, st: ServerTransaction, response: Response) -> None:
         data = response.to_bytes()
-        st.last_response = response
         st.response_data = data
         if response.status >= 200:
             # The transaction lives on for its retransmission timers (up to
-            # 64*T1) with only bytes to resend: drop the request's parsed
-            # header values (they are rebuilt on demand) so long-lived
-            # transactions hold few objects for the garbage collector.
+            # 64*T1) with only bytes to resend: keep the final response as
+            # those bytes and its status, and drop the request's parsed
+            # header values (rebuilt on demand), so the many long-lived
+            # transactions of a busy UAS hold few objects for the garbage
+            # collector to walk.
+            st.last_response = None
+            st.final_status = response.status
             st.request.headers.forget_parsed()
+        else:
+            st.last_response = response
         self._outbox.append(Outgoing(data, st.response_destination))
         self.stats["sent"] += 1
 

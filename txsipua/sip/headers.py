@@ -210,11 +210,23 @@ class Headers:
         """Drop the typed values parsed from these fields (they are parsed again on demand).
 
         For a message kept only for reference (e.g. by a finished transaction):
-        fewer objects for the garbage collector to walk (the lookup index goes
-        too; it is rebuilt on the next lookup).
+        fewer objects for the garbage collector to walk.  The lookup index goes
+        too (rebuilt on the next lookup), and the fields are held in a tuple,
+        which the collector stops tracking once it has seen it hold only
+        strings (a list it walks on every pass); the next change turns them
+        back into a list.
         """
-        self._cache.clear()
+        self._cache = {}  # a new empty dict is not tracked by the collector; a cleared one stays tracked
         self._keys = None
+        if type(self._f) is list:
+            self._f = tuple(self._f)  # type: ignore[assignment]
+
+    def _mutable(self) -> list[tuple[str, str, str]]:
+        """The field list, to change in place (a tuple left by :meth:`forget_parsed` becomes a list)."""
+        f = self._f
+        if type(f) is not list:
+            f = self._f = list(f)
+        return f
 
     def _index(self) -> list[str]:
         keys = self._keys
@@ -269,13 +281,13 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
         self._check(name, value)
-        self._f.append((header_key(name), canonical_name(name), value))
+        self._mutable().append((header_key(name), canonical_name(name), value))
         self._changed()
 
     def insert(self, index: int, name: str, value: str) -> None:
         """Insert a field before position ``index`` of all fields (0 = first)."""
         self._check(name, value)
-        self._f.insert(index, (header_key(name), canonical_name(name), value))
+        self._mutable().insert(index, (header_key(name), canonical_name(name), value))
         self._changed()
 
     def prepend(self, name: str, value: str) -> None:
@@ -327,10 +339,11 @@ class Headers:
         for i, (k, n, v) in enumerate(self._f):
             if k == key:
                 parts = split_list_value(v)
+                fields = self._mutable()
                 if len(parts) > 1:
-                    self._f[i] = (k, n, ", ".join(parts[1:]))
+                    fields[i] = (k, n, ", ".join(parts[1:]))
                 else:
-                    del self._f[i]
+                    del fields[i]
                 self._changed()
                 return parts[0] if parts else v
         return None
