@@ -614,7 +614,7 @@ class DigestServer:
 
     def _to_with_tag(self, request: Request, value: str) -> str:
         try:
-            if request.to.tag is not None:
+            if request.to_tag is not None:  # read without parsing the To URI
                 return value
         except ParseError:
             if ";tag=" in value.lower():

@@ -261,13 +261,22 @@ class Headers:
         within one field are split; authentication headers are never split.
         """
         key = _KEY.get(name) or header_key(name)
+        keys = self._keys
+        if keys is None or len(keys) != len(self._f):
+            keys = self._index()
+        if key not in keys:  # the usual answer (Require, Record-Route...): a C-speed scan of the index
+            return []
+        fields = self._f
+        if keys.count(key) == 1:
+            value = fields[keys.index(key)][2]
+            return split_list_value(value) if key in _LIST_HEADERS else [value]
         if key in _LIST_HEADERS:
             out: list[str] = []
-            for k, _, v in self._f:
+            for k, _, v in fields:
                 if k == key:
                     out.extend(split_list_value(v))
             return out
-        return [v for k, _, v in self._f if k == key]
+        return [v for k, _, v in fields if k == key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
