@@ -115,14 +115,10 @@ class Call(CallOffers):
         self.on_hold_change: Callable[[bool, bool], object] | None = None
         self.abandoned = False
         self.bye_error: Exception | None = None
-        self._reinvite_d: defer.Deferred[Response] | None = None
-        self._reinvite_order: tuple[str | None, tuple[Any, ...] | None] | None = None
-        self._glare_tries = 0
-        self._glare_timer: Any = None
         self._no_answer_timer: Any = None
         self._no_answer: CallNotAnswered | None = None
         if self.call_media is not None:
-            self.call_media.on_hold_change = self._hold_changed
+            self.call_media.on_hold_change = self.hold_changed
         self.on_dtmf: Callable[[str], object] | None = None
         self.transfer_in_progress: Transfer | None = None
 
@@ -150,8 +146,8 @@ class Call(CallOffers):
         self.session = session
         session.user_data = self
         if self.delayed_offer:
-            session.ack_body = self._ack_answer
-            session.answer_offer = self._prack_answer
+            session.ack_body = self.ack_answer
+            session.answer_offer = self.prack_answer
         timeout = self.ua.config.no_answer_timeout
         if timeout is not None and not self.ended.called:
             self._no_answer_timer = self.ua.reactor.callLater(timeout, self._not_answered, timeout)
@@ -342,12 +338,7 @@ class Call(CallOffers):
         """The call ended (BYE either way, CANCEL, no ACK): fire ``ended`` with ``reason``."""
         self.bye_error = bye_error
         self._stop_no_answer()
-        if self._glare_timer is not None and self._glare_timer.active():
-            self._glare_timer.cancel()
-        self._glare_timer = None
-        pending, self._reinvite_d = self._reinvite_d, None
-        if pending is not None and not pending.called:  # ended during a 491 back-off
-            pending.errback(LocalProtocolError(f"the call ended ({reason}) before the re-INVITE could be retried"))
+        self.reoffer_ended(reason)
         self.ua.calls.discard(self)
         self.stop_media()
         if self.transfer_in_progress is not None:

@@ -65,7 +65,9 @@ def glare_backoff(owner: bool, draw: Callable[[], float]) -> float:
 class CallOffers:
     """The offer/answer methods of a :class:`~txsipua.ua.call.Call` (a mixin; see the module docstring).
 
-    The attributes it uses are the call's, set by ``Call.__init__``.
+    The attributes declared first are the call's, set by ``Call.__init__``;
+    :meth:`ack_answer`, :meth:`prack_answer` and :meth:`hold_changed` are the
+    hooks the call hands its session and its media.
     """
 
     ua: UserAgent
@@ -74,10 +76,12 @@ class CallOffers:
     delayed_offer: bool
     ended: defer.Deferred[str]
     on_hold_change: Callable[[bool, bool], object] | None
-    _reinvite_d: defer.Deferred[Response] | None
-    _reinvite_order: tuple[str | None, tuple[Any, ...] | None] | None
-    _glare_tries: int
-    _glare_timer: Any
+
+    # this part's own state: the re-INVITE (hold, resume, codecs) in progress, none at first
+    _reinvite_d: defer.Deferred[Response] | None = None
+    _reinvite_order: tuple[str | None, tuple[Any, ...] | None] | None = None
+    _glare_tries: int = 0
+    _glare_timer: Any = None
 
     # ----------------------------------------------------------------- media
     @property
@@ -112,7 +116,7 @@ class CallOffers:
             return b""
         return self.call_media.offer()
 
-    def _ack_answer(self, response: Response) -> tuple[bytes, str]:
+    def ack_answer(self, response: Response) -> tuple[bytes, str]:
         """Our answer to the offer in the 2xx of our offerless INVITE, for the ACK (§13.2.1)."""
         media = self.call_media
         if media is None or not response.body or media.state is not OfferAnswerState.NO_SESSION:
@@ -123,7 +127,7 @@ class CallOffers:
             log.warn("cannot answer the offer in the 2xx: {err}; the call has no media", err=e)
             return b"", ""
 
-    def _prack_answer(self, offer: bytes) -> bytes:
+    def prack_answer(self, offer: bytes) -> bytes:
         """Our answer to the offer in a reliable 1xx to our offerless INVITE, for the PRACK (RFC 3262 §5).
 
         The media starts at once (early media).  An offer we cannot use is
@@ -244,6 +248,15 @@ class CallOffers:
         except LocalProtocolError as e:
             return defer.fail(e)
 
+    def reoffer_ended(self, reason: str) -> None:
+        """The call ended (``reason``): stop a 491 back-off and fail the re-INVITE's Deferred still waiting."""
+        if self._glare_timer is not None and self._glare_timer.active():
+            self._glare_timer.cancel()
+        self._glare_timer = None
+        pending, self._reinvite_d = self._reinvite_d, None
+        if pending is not None and not pending.called:  # ended during a 491 back-off
+            pending.errback(LocalProtocolError(f"the call ended ({reason}) before the re-INVITE could be retried"))
+
     def reinvite_completed(self, response: Response | None, error: Exception | None) -> None:
         """Our re-INVITE got its final response (or failed): take its SDP, settle hold()/resume()'s Deferred.
 
@@ -295,7 +308,9 @@ class CallOffers:
                 return
         self.ua.drive(lambda now: session.answer_reinvite(transaction, request, now, body=body))
 
-    def _hold_changed(self, local: bool, remote: bool) -> None:
+    def hold_changed(self, local: bool, remote: bool) -> None:
+        """Our media's hold state changed (RFC 3264 §8.4): to :attr:`on_hold_change
+        <txsipua.ua.call.Call.on_hold_change>`, when set."""
         if self.on_hold_change is not None:
             self.on_hold_change(local, remote)
 
