@@ -1,4 +1,4 @@
-"""What both INVITE usages share: the session phases, inputs and the dialog phase (RFC 3261 §13-§15).
+"""The INVITE session: one call on either side, run through its table (RFC 3261 §13-§15).
 
 Theory of operation
 -------------------
@@ -6,22 +6,22 @@ A call is an :class:`InviteSession`: :class:`~txsipua.core.invite_client.InviteC
 when we sent the INVITE, :class:`~txsipua.core.invite_server.InviteServerSession`
 when we received it.  Each side is one table ``{(Phase, Input): (Action,
 next Phase)}`` drawn under its RFC flow in its module, in the style of
-:mod:`txsipua.core.transaction`.  :meth:`InviteSession._step` looks the
-input up, moves to the next phase *first* (so an action may feed a further
-input, e.g. a BYE that cannot be sent ends the call at once), then runs the
-action.  An input absent from the table is ignored and counted in the core's
-``stats["ignored"]`` (a second hang-up, a late timer, a crossing response);
-an *order* from the application absent from the table (``ring()`` on a call
-already answered) raises :class:`~txsipua.errors.LocalProtocolError`.
+:mod:`txsipua.core.transaction`; the phases, inputs, actions and the dialog
+phase both sides share (:data:`~txsipua.core.invite_phases.DIALOG_TABLE`)
+are declared in :mod:`txsipua.core.invite_phases` and re-exported here.
+:meth:`InviteSession._step` looks the input up, moves to the next phase
+*first* (so an action may feed a further input, e.g. a BYE that cannot be
+sent ends the call at once), then runs the action.  An input absent from the
+table is ignored and counted in the core's ``stats["ignored"]`` (a second
+hang-up, a late timer, a crossing response); an *order* from the application
+absent from the table (``ring()`` on a call already answered) raises
+:class:`~txsipua.errors.LocalProtocolError`.
 
-Both tables share the dialog phase, implemented here: CONFIRMED, where
-in-dialog requests are sent (:meth:`InviteSession.request`, re-INVITE) and
-received, TERMINATING while our BYE awaits its final response (so whoever
-waits for the end may close the socket without losing the BYE's
-retransmissions, §15.1.1), and TERMINATED.  A request we send in the dialog
-(re-INVITE, INFO, MESSAGE...) answered 408, or that gets no response at all
-(timeout or transport error), ends the call with a BYE; one answered 481 ends
-it without (§12.2.1.2, §14.1).
+This module implements what both sides do in the dialog phase (§12.2, §14,
+§15): in-dialog requests received (BYE, re-INVITE, PRACK, UPDATE...), the
+outcomes of the requests we send in the dialog (a 408, or no response at
+all, ends the call with a BYE; a 481 ends it without, §12.2.1.2, §14.1), the
+2xx ACK (§13.2.2.4) and the BYE that ends the call (§15.1.1).
 
 The public :attr:`InviteSession.state` is the coarse :class:`SessionState`
 the user API has always seen; :attr:`InviteSession.phase` is the table's.
@@ -29,7 +29,6 @@ the user API has always seen; :attr:`InviteSession.phase` is the table's.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +37,15 @@ from txsipua.core import events as ev
 from txsipua.core.dialog import Dialog, DialogState
 from txsipua.core.dialogs import DialogKey
 from txsipua.core.invite_extensions import InviteExtensions
+from txsipua.core.invite_phases import (
+    DIALOG_TABLE,
+    Action,
+    Input,
+    Phase,
+    SessionState,
+    Table,
+)
+from txsipua.core.invite_phases import PUBLIC_STATE as _PUBLIC
 from txsipua.core.session_timer import refusal
 from txsipua.core.transaction import ServerTransaction
 from txsipua.core.transport import Address, hop_transport_error
@@ -84,185 +92,6 @@ def hop_host_of(uri: SipURI) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{uri.port}"
-
-
-class SessionState(enum.Enum):
-    """The coarse lifecycle of a call, as the user API sees it."""
-
-    LOCATING = "locating"  # UAC: the next hop's name is being resolved (RFC 3263); nothing sent yet
-    CALLING = "calling"
-    PROCEEDING = "proceeding"
-    RECEIVED = "received"
-    RINGING = "ringing"
-    ACCEPTED = "accepted"
-    CONFIRMED = "confirmed"
-    TERMINATING = "terminating"
-    TERMINATED = "terminated"
-
-
-class Phase(enum.Enum):
-    """The phases of both INVITE usage tables."""
-
-    __hash__ = object.__hash__
-
-    CALLING = "calling"  # UAC: INVITE sent, no 1xx yet
-    CANCEL_PENDING = "cancel pending"  # UAC: hung up before any 1xx; the CANCEL waits (§9.1)
-    PROCEEDING = "proceeding"  # UAC: a 1xx came
-    CANCELLING = "cancelling"  # UAC: CANCEL sent, waiting for the INVITE's final response
-    RECEIVED = "received"  # UAS: INVITE received, nothing sent but 100
-    RINGING = "ringing"  # UAS: a 1xx with our tag sent
-    ACCEPTED = "accepted"  # UAS: 2xx sent, waiting for the ACK (§13.3.1.4)
-    HANGUP_PENDING = "hangup pending"  # UAS: hung up after the 2xx; the BYE waits for the ACK (§15)
-    CONFIRMED = "confirmed"  # the dialog is up
-    TERMINATING = "terminating"  # our BYE is out (§15.1.1)
-    TERMINATED = "terminated"
-
-    @property
-    def public(self) -> SessionState:
-        """The :class:`SessionState` this phase is shown as."""
-        return _PUBLIC[self]
-
-
-_PUBLIC = {
-    Phase.CALLING: SessionState.CALLING,
-    Phase.CANCEL_PENDING: SessionState.CALLING,
-    Phase.PROCEEDING: SessionState.PROCEEDING,
-    Phase.CANCELLING: SessionState.PROCEEDING,
-    Phase.RECEIVED: SessionState.RECEIVED,
-    Phase.RINGING: SessionState.RINGING,
-    Phase.ACCEPTED: SessionState.ACCEPTED,
-    Phase.HANGUP_PENDING: SessionState.TERMINATING,
-    Phase.CONFIRMED: SessionState.CONFIRMED,
-    Phase.TERMINATING: SessionState.TERMINATING,
-    Phase.TERMINATED: SessionState.TERMINATED,
-}
-
-
-class Input(enum.Enum):
-    """Everything that can happen to a call."""
-
-    __hash__ = object.__hash__
-
-    # responses to our INVITE (UAC)
-    PROVISIONAL = "1xx"
-    ANSWER = "2xx making the dialog"
-    ANSWER_AGAIN = "2xx of the dialog again"
-    ANSWER_FORK = "2xx of another dialog"
-    ANSWER_UNUSABLE = "2xx without usable Contact"
-    REQUEST_TERMINATED = "487, or a challenge after our hang-up"
-    REJECTED = "300-699 other than 487"
-    FAILED = "timeout, transport or authentication error"
-    GIVE_UP = "64*T1 after CANCEL"
-    # orders from the application (UAS) and requests received for the INVITE
-    RING = "ring()"
-    ACCEPT = "accept()"
-    REJECT = "reject()"
-    CANCEL = "CANCEL received"
-    ACK = "ACK received"
-    ACK_TIMEOUT = "Timer L: no ACK"
-    # both sides
-    HANGUP = "hangup()"
-    MAX_DURATION = "max_call_duration reached"
-    ABORT = "abort()"
-    BYE_RECEIVED = "BYE received"
-    BYE_DONE = "our BYE ended"
-    DIALOG_LOST = "an in-dialog request got 408 or no response"
-    DIALOG_GONE = "an in-dialog request got 481"
-    PROVISIONAL_UNACKED = "64*T1 without PRACK for a reliable 1xx (RFC 3262 §3)"
-    SESSION_EXPIRED = "no session refresh in time (RFC 4028 §10)"
-
-
-class Action(enum.Enum):
-    """Side effects; the value names the method of the session that performs it."""
-
-    __hash__ = object.__hash__
-
-    NONE = "a_none"
-    # UAC
-    EMIT_PROVISIONAL = "a_emit_provisional"
-    EMIT_AND_CANCEL = "a_emit_and_cancel"
-    STOP_RETRIES = "a_stop_retries"
-    SEND_CANCEL = "a_send_cancel"
-    ANSWERED = "a_answered"
-    ANSWERED_AFTER_CANCEL = "a_answered_after_cancel"
-    RESEND_ACK = "a_resend_ack"
-    ACK_AND_BYE_FORK = "a_ack_and_bye_fork"
-    ACK_UNUSABLE = "a_ack_unusable"
-    FAIL_RESPONSE = "a_fail_response"
-    FAIL_ERROR = "a_fail_error"
-    END_CANCELLED = "a_end_cancelled"
-    ABANDON = "a_abandon"
-    ABORT_CALL = "a_abort_call"
-    # UAS
-    SEND_1XX = "a_send_1xx"
-    SEND_2XX = "a_send_2xx"
-    SEND_FINAL = "a_send_final"
-    DECLINE = "a_decline"
-    SEND_487 = "a_send_487"
-    CONFIRM = "a_confirm"
-    NO_ACK = "a_no_ack"
-    HANGUP_NO_ACK = "a_hangup_no_ack"
-    REJECT_UNACKED = "a_reject_unacked"
-    # both
-    BYE_HANGUP = "a_bye_hangup"
-    BYE_MAX_DURATION = "a_bye_max_duration"
-    BYE_NO_ACK = "a_bye_no_ack"
-    BYE_LOST = "a_bye_lost"
-    BYE_EXPIRED = "a_bye_expired"
-    END_BY_BYE = "a_end_by_bye"
-    END_GONE = "a_end_gone"
-    FINISH = "a_finish"
-    ABORT = "a_abort"
-
-
-Table = dict[tuple[Phase, Input], tuple[Action, Phase]]
-
-P = Phase
-I = Input  # noqa: E741
-A = Action
-
-# --------------------------------------------------------------------------
-# The dialog phase (RFC 3261 §12.2, §14, §15), shared by both usages.
-#
-#         2xx received and ACKed (UAC) / ACK of our 2xx received (UAS)
-#                              |
-#                              v          ACK of a re-INVITE's 2xx: -
-#                        +-----------+ <--+
-#     BYE received:      |           | ---+
-#     200, CallEnded     | CONFIRMED |          a request we sent in the dialog
-#     "bye" <------------|           |--------> answered 481: CallEnded "error",
-#     -> TERMINATED      +-----------+          no BYE -> TERMINATED
-#                          |       |
-#   hangup(), or the call  |       | a request we sent in the dialog answered
-#   lasted max_call_dura-  |       | 408 or timed out (§12.2.1.2), or a
-#   tion, or no session    |       | re-INVITE's 2xx never ACKed: BYE
-#   refresh in time        |       |
-#   (RFC 4028 §10): BYE    |       |
-#                          v       v
-#                     +-----------------+  BYE answered or failed, or the
-#                     |   TERMINATING   |  peer's BYE crossed ours:
-#                     +-----------------+  CallEnded -> TERMINATED
-#
-# abort() (the core destroyed the transactions) ends every live phase at once.
-# Entering CONFIRMED arms one named deadline when the core has a
-# max_call_duration; leaving the table (a_finish) cancels it.
-
-DIALOG_TABLE: Table = {
-    (P.CONFIRMED, I.HANGUP): (A.BYE_HANGUP, P.TERMINATING),
-    (P.CONFIRMED, I.MAX_DURATION): (A.BYE_MAX_DURATION, P.TERMINATING),
-    (P.CONFIRMED, I.SESSION_EXPIRED): (A.BYE_EXPIRED, P.TERMINATING),
-    (P.CONFIRMED, I.BYE_RECEIVED): (A.END_BY_BYE, P.TERMINATED),
-    (P.CONFIRMED, I.BYE_DONE): (A.FINISH, P.TERMINATED),  # a BYE sent with request("BYE")
-    (P.CONFIRMED, I.ACK): (A.NONE, P.CONFIRMED),  # the ACK of a re-INVITE's 2xx
-    (P.CONFIRMED, I.ACK_TIMEOUT): (A.BYE_NO_ACK, P.TERMINATING),  # a re-INVITE's 2xx never ACKed
-    (P.CONFIRMED, I.DIALOG_LOST): (A.BYE_LOST, P.TERMINATING),
-    (P.CONFIRMED, I.DIALOG_GONE): (A.END_GONE, P.TERMINATED),
-    (P.CONFIRMED, I.ABORT): (A.ABORT, P.TERMINATED),
-    (P.TERMINATING, I.BYE_DONE): (A.FINISH, P.TERMINATED),
-    (P.TERMINATING, I.BYE_RECEIVED): (A.FINISH, P.TERMINATED),  # BYEs crossed
-    (P.TERMINATING, I.ABORT): (A.ABORT, P.TERMINATED),
-}
-"""The dialog phase, shared by both usages (merged into each side's table)."""
 
 
 _TERMINATED = Phase.TERMINATED
@@ -726,4 +555,5 @@ class InviteSession(InviteExtensions):
         return f"<InviteSession {side} {self.phase.value}>"
 
 
-__all__ = ["DIALOG_TABLE", "Action", "Input", "InviteSession", "Phase", "SessionState", "Table", "hop_host_of"]
+__all__ = ["DIALOG_TABLE", "Action", "Input", "InviteSession", "Phase", "SessionState", "Table", "dialog_hop_error",
+           "hop_host_of"]

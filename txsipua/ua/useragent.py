@@ -16,12 +16,21 @@ The reactor is always injected.  The sans-IO core underneath
 driver (:mod:`txsipua.net.driver`); every core event goes through one table,
 :attr:`UserAgent.EVENT_HANDLERS`, keyed by the event's class, to the :class:`~txsipua.ua.call.Call`
 or Deferred waiting for it.
+
+This module is the user agent's setup and plumbing: construction from a
+configuration, an account and a transport factory, listening and stopping,
+the advertised addresses (RFC 3581, :mod:`txsipua.ua.nat`), the outbound
+route (§8.1.2) and server location (RFC 3263).  What it sends out of dialog
+(the UAC role, §8.1) is mixed in from
+:class:`~txsipua.ua.outgoing.OutgoingRequests`; what it does with the core's
+events (the UAS role, §8.2, and the outcomes of its requests) is the table in
+:mod:`txsipua.ua.dispatch`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -30,45 +39,41 @@ from zope.interface import implementer
 
 from txsipua.core import events as ev
 from txsipua.core.builders import format_host
-from txsipua.core.capabilities import ALLOW
 from txsipua.core.ids import IdGenerator
 from txsipua.core.transport import Address
-from txsipua.core.uac import HOST_DIGEST
 from txsipua.core.useragent import (
     InviteSession,
     UserAgentCore,
-    hop_host_of,
     numeric_locate,
 )
 from txsipua.errors import (
     LocalProtocolError,
     ResolutionError,
-    SIPError,
     TransportError,
 )
 from txsipua.net.driver import TraceCallback
-from txsipua.net.locate import Failover, Unavailable
-from txsipua.sip.message import Request, Response
+from txsipua.net.locate import Unavailable
+from txsipua.sip.message import Request
 from txsipua.sip.message_summary import MessageSummary
 from txsipua.sip.uri import SipURI
-from txsipua.sip.values import NameAddr
-from txsipua.ua import nat
+from txsipua.ua import dispatch, nat
 from txsipua.ua.account import Account
 from txsipua.ua.accounts import AccountLine, AccountSet
-from txsipua.ua.call import Call, IncomingCall, Responder
+from txsipua.ua.call import Call, IncomingCall
 from txsipua.ua.config import Configuration
 from txsipua.ua.interfaces import ISIPTransportFactory, IUserAgent
 from txsipua.ua.nat import is_wildcard
+from txsipua.ua.outgoing import OutgoingRequests
 from txsipua.ua.registration import Registration, RegistrationResult
-from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription, unsolicited_notify
-from txsipua.ua.transfer import ReferRequest, handle_in_dialog, incoming_replaces
+from txsipua.ua.subscription import Subscription
+from txsipua.ua.transfer import ReferRequest
 from txsipua.ua.transports import Listening, SIPTransportFactory, UDPTransport
 
 log = Logger()
 
 
 @implementer(IUserAgent)
-class UserAgent:
+class UserAgent(OutgoingRequests):
     """A SIP user agent (UAC and UAS) on one transport.
 
     Args:
@@ -216,11 +221,13 @@ class UserAgent:
             toward = self.next_hop(self.account.registrar_uri).host
         self.core.local = nat.advertised(self.core.local, self.config.public_host, toward)
 
-    def _advertise_toward(self, toward: str) -> bool:
-        """For a wildcard bind, re-pick the Via/Contact host for a request to ``toward`` (an address).
+    def advertise_toward(self, toward: str) -> bool:
+        """For a wildcard bind, re-pick the Via/Contact host for a request to or from ``toward`` (an address).
 
-        Called after location, before the request (and its SDP offer) is
-        built.  Returns True when the advertised address changed.
+        Called after location, before a request (and its SDP offer) is
+        built, and for an incoming call before it is answered.  Returns True
+        when the advertised address changed; a bind to one address changes
+        nothing.
         """
         if not is_wildcard(self.core.local[0]):
             return False
@@ -363,212 +370,11 @@ class UserAgent:
         route = self.outbound_route(account)
         return route[0] if route else request_uri
 
-    # requests
-    def send(self, request: Request, *, authenticate: bool = True,
-             line: AccountLine | None = None) -> defer.Deferred[Response]:
-        """Send an out-of-dialog non-INVITE request; fires with the final response.
-
-        401/407 are answered with the account's credentials (``line``'s for
-        an account added with :meth:`add_account`).  When the next hop was
-        located to several servers, a timeout, transport error or 503 moves
-        the request to the next (RFC 3263 §4.3).  Errbacks with
-        :class:`~txsipua.errors.AuthenticationError`,
-        :class:`~txsipua.errors.TransactionTimeout`,
-        :class:`~txsipua.errors.TransportError` or
-        :class:`~txsipua.errors.ResolutionError`.
-        """
-        hop = self.next_hop(request.uri, line.account if line is not None else None)
-        d: defer.Deferred[Response] = defer.Deferred()
-        digest = line.digest if line is not None else HOST_DIGEST
-
-        def located(targets: list[Address]) -> defer.Deferred[Response]:
-            old = self.core.local
-            if self._advertise_toward(targets[0][0]):
-                _readvertise(request, old, self.core.local, self.core.context.via(""))
-
-            def go(now: float) -> None:
-                op = self.core.send_request(request, targets[0], now, authenticate=authenticate,
-                                            hop_host=hop_host_of(hop), digest=digest,
-                                            alternatives=Failover(targets, self.unavailable))
-                op.user_data = d
-
-            self.drive(go)
-            return d
-
-        return self.locate_targets(hop).addCallback(located)
-
-    def register(self, expires: int = 3600) -> defer.Deferred[RegistrationResult]:
-        """Register once (no refresh); see :meth:`registration` for a kept registration.
-
-        Raises:
-            LocalProtocolError: the user agent has no account.
-        """
-        return Registration(self, expires).register_once(expires)
-
-    def registration(self, expires: int = 3600) -> Registration:
-        """A :class:`~txsipua.ua.registration.Registration` to ``start()`` and ``stop()``."""
-        return Registration(self, expires, random=self.random)
-
-    def options(self, target: str | SipURI) -> defer.Deferred[Response]:
-        """Send OPTIONS to ``target``; fires with the final response (RFC 3261 §11)."""
-        uri = target if isinstance(target, SipURI) else SipURI.parse(target)
-        return self.send(self._request("OPTIONS", uri))
-
-    def message(self, target: str | SipURI, text: str, content_type: str = "text/plain") -> defer.Deferred[Response]:
-        """Send a MESSAGE (RFC 3428) to ``target``; fires with the final response."""
-        uri = target if isinstance(target, SipURI) else SipURI.parse(target)
-        return self.send(self._request("MESSAGE", uri, body=text.encode("utf-8"), content_type=content_type))
-
-    def _request(self, method: str, uri: SipURI, body: bytes = b"", content_type: str | None = None) -> Request:
-        acct = self.account
-        from_ = acct.identity if acct else NameAddr(SipURI(host=self.core.local[0], port=self.core.local[1]))
-        return self.core.new_request(
-            method, uri, from_, NameAddr(uri), route=self.outbound_route(), body=body, content_type=content_type
-        )
-
-    def call(self, target: str | SipURI, *, offer: bool = True) -> defer.Deferred[Call]:
-        """Call ``target`` (a SIP URI or a user of the account's domain).
-
-        With ``offer=False`` the INVITE carries no SDP (delayed offer): the
-        callee offers in its 2xx and our ACK answers (RFC 3261 §13.2.1).
-
-        Fires with the :class:`Call` once answered (2xx, ACK sent).  Errbacks
-        with :class:`~txsipua.errors.CallFailed` (the final response),
-        :class:`~txsipua.errors.AuthenticationError`,
-        :class:`~txsipua.errors.TransactionTimeout` or
-        :class:`~txsipua.errors.ResolutionError`.  Use :meth:`place_call` to
-        get the :class:`Call` before it is answered (to hang up while ringing).
-        """
-        try:
-            call = self.place_call(target, offer=offer)
-        except SIPError as e:
-            return defer.fail(e)
-        return call.answered
-
-    def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None,
-                   headers: Iterable[tuple[str, str]] = ()) -> Call:
-        """Start a call and return its :class:`Call` at once (see :meth:`call`).
-
-        ``line``: call as an account added with :meth:`add_account`.  When the
-        next hop was located to several servers the INVITE fails over to the
-        next on timeout, transport error or 503 (RFC 3263 §4.3).  ``headers``
-        are added to the INVITE (Referred-By and Replaces when we are
-        transferred, RFC 3892, RFC 3891).  With ``offer=False`` the INVITE
-        carries no SDP (delayed offer, RFC 3261 §13.2.1).
-        Unanswered after ``Configuration.no_answer_timeout`` seconds, the call
-        is cancelled and ``answered`` fails with
-        :class:`~txsipua.errors.CallNotAnswered`.
-
-        Raises:
-            ResolutionError: the next hop cannot be located.
-            ParseError: ``target`` is not a SIP URI.
-        """
-        acct = line.account if line is not None else self.require_account()
-        if isinstance(target, SipURI):
-            uri = target
-        elif ":" in target and target.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
-            uri = SipURI.parse(target)
-        else:
-            uri = acct.domain_uri(target)
-        hop = self.next_hop(uri, acct)
-        extra = list(headers)
-        call = Call(self, None, call_id=self.core.ids.call_id(self.core.local[0]), delayed_offer=not offer)
-        if uri.scheme == "sips" and call.call_media is not None:
-            call.call_media.srtp = True  # sips: secure media too (RFC 4568 over TLS signalling)
-        try:
-            dest = self.core.locate(hop) if self.resolver is None or self._numeric(hop) else None
-        except ResolutionError:
-            if self.resolver is None:
-                raise
-            dest = None
-        if dest is None:
-            # a host name: locate it (RFC 3263) first, then send the INVITE
-            self.calls.add(call)
-
-            def located(targets: list[Address]) -> None:
-                if call.abandoned:
-                    return
-                self._start_invite(call, acct, uri, hop, targets[0], targets, line, extra)
-
-            def not_located(f: Any) -> None:
-                self.calls.discard(call)
-                if not call.answered.called:
-                    call.answered.errback(f.value)
-                if not call.ended.called:
-                    call.ended.callback("failed")
-
-            self.locate_targets(hop).addCallbacks(located, not_located)
-            return call
-        self._start_invite(call, acct, uri, hop, dest, None, line, extra)
-        return call
-
-    def _start_invite(self, call: Call, acct: Account, uri: SipURI, hop: SipURI, dest: Address,
-                      targets: list[Address] | None = None, line: AccountLine | None = None,
-                      headers: Iterable[tuple[str, str]] = ()) -> None:
-        if self._advertise_toward(dest[0]) and call.call_media is not None:
-            call.call_media.advertise = self.media_advertise  # the SDP names the routed interface too
-        body = call.offer()
-        alternatives = Failover(targets if targets else [dest], self.unavailable)
-
-        def go(now: float) -> None:
-            req = self.core.new_request("INVITE", uri, acct.identity, NameAddr(uri), route=self.outbound_route(acct),
-                                        call_id=call.call_id or None,
-                                        contact_user=line.contact_user if line is not None else None,
-                                        headers=headers)
-            if body:
-                req.body = body
-                req.headers.add("Content-Type", "application/sdp")
-            # events are drained after go() returns, so the Call is attached in time
-            session = self.core.invite(req, dest, now, hop_host=hop_host_of(hop), alternatives=alternatives,
-                                       digest=line.digest if line is not None else HOST_DIGEST)
-            call.attach(session)
-
-        self.drive(go)
-        if not call.ended.called:  # it can fail at once (a sips target without TLS)
-            self.calls.add(call)
-
-    def subscribe(self, target: str | SipURI, event: str, expires: int = 3600) -> Subscription:
-        """Subscribe to ``event`` (``"message-summary"``, ``"dialog"``...) at ``target`` (RFC 6665 §4.1).
-
-        Returns the :class:`~txsipua.ua.subscription.Subscription` at once;
-        its ``started`` fires with the 2xx, ``on_notify`` hears each NOTIFY,
-        ``ended`` fires when it is over; ``stop()`` unsubscribes.  401/407
-        are answered with the account's credentials (digest-leak guard applies).
-
-        Raises:
-            LocalProtocolError: the user agent has no account.
-            ParseError: ``target`` is not a SIP URI.
-        """
-        acct = self.require_account()
-        uri = target if isinstance(target, SipURI) else SipURI.parse(target)
-        subscription = Subscription(self, event, uri)
-        headers = [("Event", event), ("Expires", str(expires))]
-        if event in DOCUMENT_TYPES:
-            headers.append(("Accept", DOCUMENT_TYPES[event]))
-        hop = self.next_hop(uri)
-
-        def located(dest: Address) -> None:
-            self._advertise_toward(dest[0])
-
-            def go(now: float) -> None:
-                req = self.core.new_request("SUBSCRIBE", uri, acct.identity, NameAddr(uri),
-                                            route=self.outbound_route(), headers=headers)
-                client = self.core.subscribe(req, dest, now, hop_host=hop_host_of(hop))
-                client.user_data = subscription
-                subscription.client = client
-
-            self.drive(go)
-
-        def not_located(f: Any) -> None:
-            subscription.finished("error", None, f.value)
-
-        self.subscriptions.add(subscription)
-        self.resolve(hop).addCallbacks(located, not_located)
-        return subscription
 
     # server location
     @staticmethod
-    def _numeric(uri: SipURI) -> bool:
+    def is_numeric(uri: SipURI) -> bool:
+        """True when ``uri``'s host is an address: it needs no RFC 3263 lookup."""
         try:
             numeric_locate(uri)
         except ResolutionError:
@@ -601,7 +407,7 @@ class UserAgent:
         :class:`~txsipua.errors.TransportError` when every target is still
         unavailable.
         """
-        if self.resolver is None or self._numeric(uri) or self._custom_locate is not None:
+        if self.resolver is None or self.is_numeric(uri) or self._custom_locate is not None:
             try:
                 return defer.succeed([self.core.locate(uri)])
             except ResolutionError as e:
@@ -670,219 +476,6 @@ class UserAgent:
         if handler is not None:
             handler(self, e)
 
-    @staticmethod
-    def _log_auth_notes(op: Any) -> None:
-        attempt = getattr(op, "attempt", None)
-        notes = getattr(attempt, "notes", None)
-        if notes:
-            for note in notes:
-                log.info("digest: {note} ({method})", note=note, method=op.method)
-            notes.clear()
-
-    def _request_completed(self, e: ev.RequestCompleted) -> None:
-        self._log_auth_notes(e.operation)
-        d = e.operation.user_data
-        if isinstance(d, defer.Deferred) and not d.called:
-            d.callback(e.response)
-
-    def _credentials_withheld(self, e: ev.CredentialsWithheld) -> None:
-        # the digest-leak guard left credentials out of a 2xx ACK: a warning
-        log.warn("{warning} ({method})", warning=str(e.withheld), method=e.method)
-
-    def _call_refused(self, e: ev.CallRefused) -> None:
-        # the first refusal of a flood and every 100th after it, not each one
-        if e.refused == 1 or e.refused % 100 == 0:
-            self.log.warn("503 to a new INVITE: {live} calls live (max_calls); {n} refused so far",
-                     live=e.live, n=e.refused)
-
-    def _request_failed(self, e: ev.RequestFailed) -> None:
-        self._log_auth_notes(e.operation)
-        d = e.operation.user_data
-        if isinstance(d, defer.Deferred) and not d.called:
-            d.errback(e.error)
-
-    def _provisional(self, e: ev.ProvisionalResponse) -> None:
-        owner = e.operation
-        if isinstance(owner, InviteSession) and isinstance(owner.user_data, Call):
-            owner.user_data.session_progress(e.response)
-
-    def _call_answered(self, e: ev.CallAnswered) -> None:
-        self._log_auth_notes(e.session.invite_operation)
-        call = _call_of(e.session)
-        if call is not None:
-            call.session_answered(e.response)
-
-    def _call_failed(self, e: ev.CallAttemptFailed) -> None:
-        self._log_auth_notes(e.session.invite_operation)
-        call = _call_of(e.session)
-        if call is not None:
-            call.session_failed(e.error)
-
-    def _call_ended(self, e: ev.CallEnded) -> None:
-        call = _call_of(e.session)
-        if call is not None:
-            call.session_ended(e.reason, e.bye_error)
-
-    def _call_confirmed(self, e: ev.CallConfirmed) -> None:
-        call = _call_of(e.session)
-        if call is not None:
-            call.session_confirmed()
-
-    def _reinvite_completed(self, e: ev.ReinviteCompleted) -> None:
-        call = _call_of(e.session)
-        if call is not None:
-            call.reinvite_completed(e.response, e.error)
-
-    def _ack_received(self, e: ev.AckReceived) -> None:
-        call = _call_of(e.session)
-        if call is not None:
-            call.ack_received(e.request)
-
-    def _provisional_acknowledged(self, e: ev.ProvisionalAcknowledged) -> None:
-        call = _call_of(e.session)
-        if call is not None:
-            call.provisional_acknowledged(e.prack)
-
-    def _incoming_call(self, e: ev.IncomingCall) -> None:
-        if is_wildcard(self.core.local[0]):
-            # bound to a wildcard and nothing sent yet: answer from the interface routing to the caller
-            try:
-                via = e.request.top_via
-                self._choose_advertised(via.received or via.host)
-            except SIPError:
-                pass
-        call = Call(self, e.session)
-        self.calls.add(call)
-        replaced = _call_of(e.replaces) if e.replaces is not None else None
-        incoming = IncomingCall(self, call, e.request, replaced)
-        line = self.accounts.match(e.request)
-        handler, auto = self.on_incoming_call, self.auto_answer
-        if line is not None:  # a call for an added account (ua/accounts.py has the rule)
-            handler, auto = line.on_incoming_call, line.auto_answer
-            line.adopt(e.session)
-        if replaced is not None:  # RFC 3891: BYE the replaced call once this one is up
-            incoming_replaces(incoming, auto=handler is None)
-            if handler is None:
-                return
-        if handler is not None:
-            try:
-                handler(incoming)
-            except Exception:
-                # the application failed: refuse the call rather than leave it unanswered
-                log.failure("on_incoming_call failed; the call is refused with 500")
-                if incoming.pending:
-                    incoming.reject(500)
-        elif auto:
-            incoming.ring()
-            incoming.answer()
-        else:
-            incoming.reject(480)
-
-    def _incoming_request(self, e: ev.IncomingRequest) -> None:
-        req = e.request
-        session = e.session
-        if req.method == "UPDATE" and session is not None:  # an offer in an UPDATE (RFC 3311)
-            call = _call_of(session)
-            if call is not None:
-                call.update_received(req, e.transaction)
-            else:
-                self.drive(lambda now: session.answer_update(e.transaction, req, now, status=488))
-            return
-        if req.method == "INVITE" and session is not None:
-            call = _call_of(session)
-            if call is not None:
-                call.reinvite_received(req, e.transaction)
-            else:
-                self.drive(lambda now: session.answer_reinvite(e.transaction, req, now, body=b""))
-            return
-        respond = Responder(self, req, e.transaction, e.identity, session)
-        call = _call_of(session) if session is not None else None
-        if call is not None and handle_in_dialog(self, call, req, respond):
-            return  # REFER, NOTIFY of our transfer, INFO with DTMF (txsipua.ua.transfer)
-        if session is None and req.method == "NOTIFY" and unsolicited_notify(self, req, respond):
-            return  # message-summary without a subscription (MWI from the registrar)
-        line = self.accounts.match(req) if session is None else None
-        on_request = line.on_request if line is not None else self.on_request
-        if on_request is not None:
-            on_request(req, respond)
-            return
-        if req.method == "NOTIFY" and session is None:
-            respond(481, "No Matching Subscription")  # RFC 6665 §4.1.3: no subscription of ours
-        elif req.method in ("MESSAGE", "INFO", "NOTIFY"):
-            respond(200)
-        elif req.method == "REGISTER":
-            respond(405, headers=[("Allow", ALLOW)])
-        else:
-            respond(501)
-
-    def _authenticate(self, e: ev.AuthenticationNeeded) -> None:
-        if self.portal is None:
-            self.drive(lambda now: self.core.authentication_result(e, False, None, now))
-            return
-        from txsipua.ua.cred import ISIPUser
-
-        try:  # Portal.login returns a Deferred (failures included); a stand-in might raise
-            d = self.portal.login(e.credentials, None, ISIPUser)
-        except Exception:
-            d = defer.fail()
-
-        def ok(result: Any) -> None:
-            _iface, avatar, _logout = result
-            self.drive(lambda now: self.core.authentication_result(e, True, str(avatar), now))
-
-        def bad(_: Any) -> None:
-            self.drive(lambda now: self.core.authentication_result(e, False, None, now))
-
-        d.addCallbacks(ok, bad)
-
-    def _subscription_accepted(self, e: ev.SubscriptionAccepted) -> None:
-        sub = e.subscription.user_data
-        if isinstance(sub, Subscription):
-            sub.accepted(e.response)
-
-    def _notify_received(self, e: ev.NotifyReceived) -> None:
-        sub = e.subscription.user_data
-        if isinstance(sub, Subscription):
-            sub.notified(e.request, e.state)
-
-    def _subscription_ended(self, e: ev.SubscriptionEnded) -> None:
-        sub = e.subscription.user_data
-        if isinstance(sub, Subscription):
-            sub.finished(e.reason, e.retry_after, e.error)
-
-    # One handler per core event class; an event absent from the table is not ours to handle.
-    EVENT_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
-        ev.RequestCompleted: _request_completed,
-        ev.RequestFailed: _request_failed,
-        ev.ProvisionalResponse: _provisional,
-        ev.CallAnswered: _call_answered,
-        ev.CallAttemptFailed: _call_failed,
-        ev.CallEnded: _call_ended,
-        ev.CallConfirmed: _call_confirmed,
-        ev.ReinviteCompleted: _reinvite_completed,
-        ev.AckReceived: _ack_received,
-        ev.IncomingCall: _incoming_call,
-        ev.IncomingRequest: _incoming_request,
-        ev.AuthenticationNeeded: _authenticate,
-        ev.CredentialsWithheld: _credentials_withheld,
-        ev.CallRefused: _call_refused,
-        ev.ProvisionalAcknowledged: _provisional_acknowledged,
-        ev.SubscriptionAccepted: _subscription_accepted,
-        ev.NotifyReceived: _notify_received,
-        ev.SubscriptionEnded: _subscription_ended,
-    }
-    """Core event class -> the :class:`UserAgent` method that turns it into Deferreds and calls."""
-
-
-def _readvertise(request: Request, old: Address, new: Address, via: str) -> None:
-    """Replace the wildcard address built into ``request`` (its Via, our Contact) by the advertised one."""
-    request.headers.set("Via", via)
-    value = request.headers.get("Contact")
-    if value is not None:
-        before, after = f"{format_host(old[0])}:{old[1]}", f"{format_host(new[0])}:{new[1]}"
-        request.headers.set("Contact", value.replace(before, after, 1))
-
-
-def _call_of(session: InviteSession) -> Call | None:
-    call = session.user_data
-    return call if isinstance(call, Call) else None
+    EVENT_HANDLERS: dict[type, Callable[[Any, Any], None]] = dispatch.EVENT_HANDLERS
+    """Core event class -> the handler ``(ua, event)`` that turns it into Deferreds and calls
+    (:data:`txsipua.ua.dispatch.EVENT_HANDLERS`)."""
