@@ -55,3 +55,36 @@ def test_sequential_ids_start() -> None:
     """The counter can start elsewhere, so two generators in one test never collide."""
     ids = SequentialIds(counter=0x1000)
     assert ids.tag() == "0000000000001001"
+
+
+def test_random_hex_reads_ahead_and_never_repeats() -> None:
+    """RandomHex hands out fresh hex digits of the requested length across buffer refills."""
+    from txsipua.core.ids import RandomHex
+
+    token = RandomHex(chunk=64)
+    seen = [token(8) for _ in range(100)]  # 12 refills of a 64-byte buffer
+    assert all(len(t) == 16 and int(t, 16) >= 0 for t in seen)
+    assert len(set(seen)) == len(seen)
+    assert len(token(100)) == 200  # larger than the chunk: read at once
+    token.forget()
+    assert token(8) not in seen
+
+
+def test_default_ids_in_a_forked_child_differ_from_the_parent() -> None:
+    """After fork the child's default generator drops the parent's read-ahead digits."""
+    import os
+
+    from txsipua.core.ids import IdGenerator
+
+    ids = IdGenerator()
+    ids.tag()  # fill the buffer in the parent
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.write(w, ids.tag().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(r)
+    assert len(child) == 16 and child != ids.tag()

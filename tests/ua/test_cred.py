@@ -227,3 +227,28 @@ def test_username_digest_hash_adapter() -> None:
     assert not wrapped.checkHash(compute_ha1("MD5", "alice", REALM, "other").encode())
     assert not wrapped.checkHash(b"\xff")
     assert wrapped.checkHash(compute_ha1("MD5", "alice", REALM, "pw").encode())
+
+
+def test_htdigest_check_every_looks_at_the_file_at_most_once_per_interval(tmp_path: Path) -> None:
+    """With check_every, lookups within the interval do not stat the file; the next one after it does."""
+    path = tmp_path / "users.htdigest"
+    path.write_text(htdigest_text(), encoding="utf-8")
+    stats: list[Any] = []
+
+    def counting_stat(p: Any) -> Any:
+        stats.append(p)
+        return os.stat(p)
+
+    now = [100.0]
+    store = HtdigestFileStore(path, stat=counting_stat, check_every=1.0, clock=lambda: now[0])
+    stats.clear()
+    carol = compute_ha1("MD5", "carol", REALM, "c")
+    assert store.get_ha1("carol", REALM, "MD5") is None  # looks (first lookup)
+    path.write_text(htdigest_text() + f"carol:{REALM}:{carol}\n", encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    now[0] += 0.5
+    assert store.get_ha1("carol", REALM, "MD5") is None  # within the second: not looked at
+    assert len(stats) == 1
+    now[0] += 0.6
+    assert store.get_ha1("carol", REALM, "MD5") == carol  # past it: the edit is seen

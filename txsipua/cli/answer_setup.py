@@ -75,7 +75,7 @@ def build_answering_ua(reactor: Any, args: argparse.Namespace, tracer: Any) -> A
         from txsipua.ua.cred import HtdigestFileStore, make_portal
 
         try:
-            store = HtdigestFileStore(args.users)
+            store = HtdigestFileStore(args.users, check_every=1.0)  # edits seen within a second
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read --users {args.users}: {e}") from None
         secret = args.secret.encode() if args.secret else None

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -206,23 +207,31 @@ class HtdigestFileStore:
     """An :class:`IHA1Store` over an htdigest file (format in the module docstring).
 
     The file is read on construction and again whenever its modification time
-    or size changes (checked on each lookup), so users can be added while
-    serving.
+    or size changes, so users can be added while serving.  The change is
+    looked for on each lookup, or at most once per ``check_every`` seconds
+    (a busy registrar need not ask the file system on every request).
 
     Args:
         path: the file path.
         stat: injected ``os.stat`` (tests).
+        check_every: seconds between looks at the file; 0 (the default)
+            looks on every lookup.
+        clock: seconds, for ``check_every`` (default :func:`time.monotonic`).
 
     Raises:
         OSError: the file cannot be read.
         HtdigestFormatError: a line is malformed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], stat: Callable[[Any], Any] = os.stat) -> None:
+    def __init__(self, path: str | os.PathLike[str], stat: Callable[[Any], Any] = os.stat,
+                 check_every: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = os.fspath(path)
         self._stat = stat
         self._signature: tuple[int, int] | None = None
         self._store = InMemoryHA1Store()
+        self.check_every = check_every
+        self._clock = clock
+        self._next_check = 0.0
         self.reload()
 
     def reload(self) -> None:
@@ -270,6 +279,11 @@ class HtdigestFileStore:
         return store
 
     def _refresh(self) -> None:
+        if self.check_every > 0:
+            now = self._clock()
+            if now < self._next_check:
+                return
+            self._next_check = now + self.check_every
         try:
             st = self._stat(self.path)
         except OSError:

@@ -37,6 +37,7 @@ from txsipua.core.capabilities import ALLOW
 from txsipua.core.useragent import InviteSession
 from txsipua.errors import SIPError
 from txsipua.ua.call import Call, IncomingCall, Responder
+from txsipua.ua.cred import ISIPUser
 from txsipua.ua.nat import is_wildcard
 from txsipua.ua.subscription import Subscription, unsolicited_notify
 from txsipua.ua.transfer import handle_in_dialog, incoming_replaces
@@ -215,8 +216,6 @@ def _authenticate(ua: UserAgent, e: ev.AuthenticationNeeded) -> None:
     if ua.portal is None:
         ua.drive(lambda now: ua.core.authentication_result(e, False, None, now))
         return
-    from txsipua.ua.cred import ISIPUser
-
     try:  # Portal.login returns a Deferred (failures included); a stand-in might raise
         d = ua.portal.login(e.credentials, None, ISIPUser)
     except Exception:
