@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from txsipua.errors import CodecUnavailable
 from txsipua.media import g711
 
 __all__ = [
@@ -56,10 +57,6 @@ __all__ = [
 ]
 
 _BIG_ENDIAN = sys.byteorder == "big"
-
-
-class CodecUnavailable(RuntimeError):
-    """The library a codec needs is not installed; the message names the extra to install."""
 
 
 class Encoder(Protocol):
