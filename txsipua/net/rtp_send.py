@@ -131,6 +131,8 @@ class RtpSender(DatagramProtocol):
     _timestamp: int
     _talkspurt: bool
     _idle_silence: bool
+    _shape_of: MediaParams | None = None  # the params _shape was worked out for
+    _shape: tuple[float, int, int] = (0.02, 160, 160)
 
     @property
     def port(self) -> int:
@@ -285,7 +287,7 @@ class RtpSender(DatagramProtocol):
         if self.params is None:
             self._pacing = False
             return None
-        interval = self._ptime() / 1000.0
+        interval = self._slot_shape()[0]
         if now - (self._burst_start + self._slot_index * interval) > 0.2:
             # far behind (the reactor was blocked): restart the schedule from now
             self.stats.packets_late += 1
@@ -300,19 +302,29 @@ class RtpSender(DatagramProtocol):
                 self.stats.packets_late += 1
             self._send_slot()
             self._slot_index += 1
-            self._timestamp = (self._timestamp + self._samples_per_slot()) & 0xFFFFFFFF
+            self._timestamp = (self._timestamp + self._slot_shape()[1]) & 0xFFFFFFFF
         self._pacing = self._can_send()
         return self._burst_start + self._slot_index * interval if self._pacing else None
+
+    def _slot_shape(self) -> tuple[float, int, int]:
+        """(slot length in seconds, RTP timestamp units per slot, PCM samples per slot) of the params in force.
+
+        Worked out once per :class:`~txsipua.media.offer_answer.MediaParams`
+        (the packet path asks for it every slot).
+        """
+        params = self.params
+        if params is not self._shape_of:
+            assert params is not None
+            ptime = min(max(params.ptime, MIN_PTIME), MAX_PTIME)
+            samples = self.codec.frame_samples(ptime) if self.codec is not None else 8 * ptime
+            self._shape = (ptime / 1000.0, params.codec.clock_rate * ptime // 1000, samples)
+            self._shape_of = params
+        return self._shape
 
     def _ptime(self) -> int:
         """The packet time in ms: the peer's ptime, kept within 10-60 ms."""
         assert self.params is not None
         return min(max(self.params.ptime, MIN_PTIME), MAX_PTIME)
-
-    def _samples_per_slot(self) -> int:
-        """RTP timestamp units per slot (the RTP clock, not the PCM rate: they differ for G.722)."""
-        assert self.params is not None
-        return self.params.codec.clock_rate * self._ptime() // 1000
 
     @property
     def sample_rate(self) -> int:
@@ -349,7 +361,7 @@ class RtpSender(DatagramProtocol):
         while self._audio:
             job = self._audio[0]
             try:  # the codec may have changed since the job was queued: convert its frames
-                frame = job.puller.take(self.codec.frame_samples(self._ptime()) * 2 * job.rate // self.codec.sample_rate)
+                frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
                 if frame and job.rate != self.codec.sample_rate:
                     frame = resample(frame, job.rate, self.codec.sample_rate)
             except Exception as e:  # a source that cannot be read (a file gone...)
@@ -370,7 +382,7 @@ class RtpSender(DatagramProtocol):
             if frame:
                 return
         if self._idle_silence:  # nothing queued: silence keeps the peer's frames coming
-            payload = self._encoder.encode(bytes(2 * self.codec.frame_samples(self._ptime())))
+            payload = self._encoder.encode(bytes(2 * self._slot_shape()[2]))
             second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
             header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
             self._write(header + payload, len(payload))
