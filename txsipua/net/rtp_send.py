@@ -8,7 +8,10 @@ Theory of operation:
   call it at each slot's deadline, computed from the burst's start
   (``start + n * ptime``), so lateness never accumulates; a slot that is
   late is sent at once, and counted in ``stats.packets_late`` when more than
-  5 ms late.  Each slot sends one packet: the next
+  5 ms late.  A stream more than 0.2 s behind (the process was blocked)
+  skips the slots it missed but keeps its place on its grid, so streams
+  started at different instants stay spread over the frame instead of all
+  sending in the same tick from then on.  Each slot sends one packet: the next
   DTMF packet if digits are queued (audio pauses during events, RFC 4733
   §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
   frame per slot; a burst after silence starts with the marker bit (RFC 3551
@@ -288,11 +291,12 @@ class RtpSender(DatagramProtocol):
             self._pacing = False
             return None
         interval = self._slot_shape()[0]
-        if now - (self._burst_start + self._slot_index * interval) > 0.2:
-            # far behind (the reactor was blocked): restart the schedule from now
+        behind = now - (self._burst_start + self._slot_index * interval)
+        if behind > 0.2:
+            # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
+            # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
             self.stats.packets_late += 1
-            self._burst_start = now
-            self._slot_index = 0
+            self._slot_index += int(behind / interval)
         horizon = now + self._pacer.slack + 1e-9
         while self._can_send():
             deadline = self._burst_start + self._slot_index * interval
