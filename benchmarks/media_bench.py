@@ -8,7 +8,7 @@
 For each N, the process under test opens N :class:`txsipua.net.rtp.MediaStream`
 on 127.0.0.1, every one paced by the one shared pacer, and plays audio on all
 of them for ``--duration`` seconds (20 ms frames, starts spread over a frame
-time) while receiving as much back (bidirectional: each received packet is
+time, at both ends) while receiving as much back (bidirectional: each received packet is
 counted for loss and jitter and decoded).  The far end is, per ``--peer``:
 
 ``txsipua``
@@ -203,10 +203,11 @@ def far_end(n: int, codec_name: str, duration: float, cpu: int | None) -> int:
     print(json.dumps({"ports": [s.port for s in streams]}), flush=True)
     theirs = json.loads(sys.stdin.readline())["ports"]
     pcm = sine(codec, duration, 440.0)
-    for stream, port in zip(streams, theirs, strict=True):
+    for i, (stream, port) in enumerate(zip(streams, theirs, strict=True)):
         stream.configure(params_for(codec, port))
         stream.on_audio = lambda pcm: None  # decode what arrives, as a bot would
-        stream.play(pcm, rate=codec.sample_rate)
+        # starts spread over a frame time like ours: calls do not all start in the same microsecond
+        reactor.callLater(i * 0.02 / n, stream.play, pcm, rate=codec.sample_rate)
 
     def finish() -> None:
         out = reception(streams)
