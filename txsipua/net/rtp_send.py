@@ -298,7 +298,8 @@ class RtpSender(DatagramProtocol):
             self.stats.packets_late += 1
             self._slot_index += int(behind / interval)
         horizon = now + self._pacer.slack + 1e-9
-        while self._can_send():
+        sending = self._can_send()
+        while sending:
             deadline = self._burst_start + self._slot_index * interval
             if deadline > horizon:
                 break
@@ -307,7 +308,8 @@ class RtpSender(DatagramProtocol):
             self._send_slot()
             self._slot_index += 1
             self._timestamp = (self._timestamp + self._slot_shape()[1]) & 0xFFFFFFFF
-        self._pacing = self._can_send()
+            sending = self._can_send()  # a callback of the slot may have held, stopped or emptied the stream
+        self._pacing = sending
         return self._burst_start + self._slot_index * interval if self._pacing else None
 
     def _slot_shape(self) -> tuple[float, int, int]:
