@@ -70,6 +70,19 @@ LATE = 0.005
 LOADED = 0.5
 
 
+def run_wait() -> float | None:
+    """Seconds this process has spent runnable but waiting for a CPU (Linux ``/proc/self/schedstat``), or None.
+
+    What other jobs on the machine took from it: a process that waits for
+    the CPU while its timers are due sends late, whatever its own code does.
+    """
+    try:
+        with open("/proc/self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def machine_load(getloadavg: Any = None, cpus: int | None = None) -> dict[str, Any]:
     """The 1-minute load average now, the CPU count, and whether that is a loaded (shared) machine.
 
@@ -215,11 +228,16 @@ def far_end(n: int, codec_name: str, duration: float, cpu: int | None) -> int:
         out["late"] = sum(s.stats.packets_late for s in streams)
         out["arrived_late"] = sum(s.arrivals.late() for s in streams)
         out["arrivals"] = sum(len(s.arrivals.transits) for s in streams)
+        wall = time.perf_counter() - started[0]
+        out["cpu_pct"] = 100 * (time.process_time() - started[1]) / wall
+        waited = run_wait()
+        out["wait_pct"] = None if waited is None or started[2] is None else 100 * (waited - started[2]) / wall
         print(json.dumps(out), flush=True)
         for s in streams:
             s.stop()
         reactor.stop()
 
+    started = (time.perf_counter(), time.process_time(), run_wait())
     reactor.callLater(duration + 1.0, finish)
     reactor.run()
     return 0
@@ -321,13 +339,14 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
     spread = 0.02 / n
     for i, stream in enumerate(streams):
         reactor.callLater(i * spread, stream.play, pcm, rate=codec.sample_rate)
-    started = (time.perf_counter(), time.process_time())
+    started = (time.perf_counter(), time.process_time(), run_wait())
 
     @defer.inlineCallbacks
     def measure() -> Any:
         yield task.deferLater(reactor, duration + 0.3, lambda: None)
         wall = time.perf_counter() - started[0]
         cpu = time.process_time() - started[1]
+        waited = run_wait()
         probe.stop()
         sent = sum(s.stats.packets_sent for s in streams)
         late = sum(s.stats.packets_late for s in streams)
@@ -348,6 +367,8 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
             "n": n, "codec": codec.name, "peer": peer, "duration": round(wall, 2),
             "cpu_pct_total": round(100 * cpu / wall, 1),
             "cpu_pct_per_stream": round(100 * cpu / wall / n, 3),
+            # time runnable but waiting for the CPU (other jobs): late sends follow it
+            "wait_pct": None if waited is None or started[2] is None else round(100 * (waited - started[2]) / wall, 1),
             "sent": sent, "late": late, "late_pct": round(100 * late / max(1, sent), 3),
             "far_arrived_late_pct": round(100 * far_stats["arrived_late"] / max(1, far_stats["arrivals"]), 3),
             "far_loss_pct": round(far_stats["loss_pct"], 3),
@@ -356,6 +377,11 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
             "back_loss_pct": round(back["loss_pct"], 3),
             "probe_late_pct": round(probe.late_pct, 3),
             "back_received": back["received"],
+            # the txsipua far end's own health: its CPU and its own packets sent > 5 ms late
+            "far_cpu_pct": round(far_stats["cpu_pct"], 1) if "cpu_pct" in far_stats else None,
+            "far_wait_pct": round(far_stats["wait_pct"], 1) if far_stats.get("wait_pct") is not None else None,
+            "far_sent_late_pct": (round(100 * far_stats["late"] / max(1, far_stats["sent"]), 3)
+                                  if "sent" in far_stats else None),
         }
 
     return measure()
@@ -422,7 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"arrived late {row['far_arrived_late_pct']:6.3f}%  "
                   f"far loss {row['far_loss_pct']:6.3f}%  jitter {row['far_jitter_ms_mean']:5.2f}/"
                   f"{row['far_jitter_ms_max']:5.2f} ms  back loss {row['back_loss_pct']:6.3f}%  "
-                  f"probe late {row['probe_late_pct']:6.2f}%", flush=True)
+                  f"probe late {row['probe_late_pct']:6.2f}%  cpu wait {row['wait_pct']}%"
+                  + (f"  far end: cpu {row['far_cpu_pct']:5.1f}% wait {row['far_wait_pct']}% "
+                     f"sent late {row['far_sent_late_pct']:6.3f}%"
+                     if row["far_cpu_pct"] is not None else ""), flush=True)
 
     try:
         task.react(lambda reactor: run_all(reactor), [])
