@@ -68,3 +68,9 @@ def test_arrivals_count_packets_later_than_their_timestamp_says() -> None:
     assert len(arrivals.transits) == 4
     assert arrivals.late() == 3
     assert module.Arrivals(8000).late() == 0
+
+
+def test_run_wait_is_seconds_or_unknown() -> None:
+    """Time runnable but waiting for a CPU: seconds, never negative, or None where the platform has no schedstat."""
+    waited = bench().run_wait()
+    assert waited is None or waited >= 0
