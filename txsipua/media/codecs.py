@@ -210,7 +210,7 @@ class _G711:
         if self._np is None or _BIG_ENDIAN or len(pcm) % 2:
             return self._encode(pcm)
         numpy, table = self._np
-        return bytes(table[numpy.frombuffer(pcm, dtype="<u2")].tobytes())
+        return table[numpy.frombuffer(pcm, dtype="<u2")].tobytes()
 
     def decode(self, payload: bytes) -> bytes:
         payload = bytes(payload)
