@@ -120,10 +120,9 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
         print(f"ready {host}:{port}", flush=True)
         yield finished
         if reg is not None:
-            try:
-                yield reg.stop()
-            except Exception as e:
-                print(describe_error(e), file=sys.stderr)
+            yield reg.stop()
+            if reg.unregister_error is not None:
+                print(describe_error(reg.unregister_error), file=sys.stderr)
         yield ua.stop()
         print(f"answered={answered[0]}", flush=True)
         return 0

@@ -114,6 +114,9 @@ def main(reactor: Any, args: argparse.Namespace) -> Any:
                         print(f"hung up ({reason})", flush=True)
             if reg is not None:
                 yield reg.stop()
+                if reg.unregister_error is not None:
+                    print(describe_error(reg.unregister_error), file=sys.stderr, flush=True)
+                    return 1
                 print("unregistered", flush=True)
             return status
         except Exception as e:

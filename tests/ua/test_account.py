@@ -189,3 +189,39 @@ def test_the_resolvers_refuse_a_host_with_a_port_inside() -> None:
     seen: list[object] = []
     ua.resolve(SipURI(host="127.0.0.1:5080")).addErrback(seen.append)
     assert len(seen) == 1 and seen[0].check(ResolutionError)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("user", ["", "al\r\nice", "al\nice", "alice\x00", "al\tice", "alice\x7f"])
+def test_an_empty_user_or_one_with_a_control_character_is_refused(user: str) -> None:
+    """RFC 3261 §25 user = 1*(...): sip:@host has no form; control characters are a mistake. ValueError naming user."""
+    with pytest.raises(ValueError, match="^user: ") as info:
+        Account(user, "example.com")
+    assert isinstance(info.value, AccountError)
+
+
+@pytest.mark.parametrize("name", ["Alice\r\nX-Injected: 1", "Alice\n", "Alice\r", "Al\x00ice", "Al\x1bice", "Al\x7f"])
+def test_a_display_name_with_a_control_character_is_refused(name: str) -> None:
+    """CR/LF would end the From header (every request then failed at send time): refused at construction."""
+    with pytest.raises(ValueError, match="^display_name: "):
+        Account("alice", "example.com", display_name=name)
+
+
+def test_names_that_the_wire_can_carry_are_kept() -> None:
+    """Users needing escapes and display names with quotes, backslashes, a tab or UTF-8 go out and parse back."""
+    from txsipua.sip.values import NameAddr
+
+    for user, name in [("a b@c", 'Al "the" \\ one'), ("é;x", "Al\tice é"), ("+12125551212", ""), ("bob", None)]:
+        account = Account(user, "example.com", display_name=name)
+        parsed = NameAddr.parse(str(account.identity))
+        assert parsed.uri.user == user and parsed.uri == account.aor
+
+
+def test_an_account_file_with_a_bad_display_name_names_the_key(tmp_path: Path) -> None:
+    """From TOML: the same check, as an AccountError naming display_name (the CLI's exit 2)."""
+    path = tmp_path / "a.toml"
+    path.write_text('user = "alice"\ndomain = "example.com"\ndisplay_name = "A\\r\\nB"\n')
+    with pytest.raises(AccountError, match="display_name"):
+        Account.from_toml(path)
+    path.write_text('user = "alice"\ndomain = "example.com"\ndisplay_name = 7\n')
+    with pytest.raises(AccountError, match="display_name"):
+        Account.from_toml(path)

@@ -279,3 +279,54 @@ def test_the_default_jitter_stays_within_half_and_full(clock: UDPClock) -> None:
     reg.failures = 3
     for _ in range(50):
         assert 120.0 <= reg.retry_delay() <= 240.0  # the RFC 5626 §4.5 example: 30 * 2^3 = 240
+
+
+# ------------------------------------------ a failed un-REGISTER (review 8, minor 2)
+
+
+def test_stop_fires_with_none_when_the_unregister_times_out(clock: UDPClock, ua: UserAgent) -> None:
+    """Registrar gone, a retry REGISTER in flight: stop()'s Expires: 0 goes unanswered; after
+    Timer F stop() fires with None (never an errback) and the error is in unregister_error."""
+    reg = registered(ua, 100)
+    clock.advance(68)  # the refresh goes out, unanswered
+    clock.advance(32.1)  # t = 100.1: lapsed; Timer F
+    clock.advance(reg.next_attempt - clock.seconds())  # the retry REGISTER goes out
+    assert reg.state is S.RETRYING
+    stopped: list[Any] = []
+    failed: list[Any] = []
+    changes: list[Any] = []
+    reg.on_state_change = changes.append
+    reg.stop().addCallbacks(stopped.append, failed.append)
+    assert reg.state is S.UNREGISTERING and requests(ua, "REGISTER")[-1].headers.get("Expires") == "0"
+    clock.advance(32.1)  # Timer F of the un-REGISTER (and of the retry)
+    assert failed == [] and stopped == [None], failed
+    assert isinstance(reg.unregister_error, TransactionTimeout)
+    assert reg.state is S.UNREGISTERED and changes[-1].error is reg.unregister_error
+
+
+def test_stop_fires_with_none_when_the_unregister_is_refused(clock: UDPClock, ua: UserAgent) -> None:
+    """A 500 to the un-REGISTER (also the one undoing a late grant): None, the error kept."""
+    reg = registered(ua, 100)
+    stopped: list[Any] = []
+    reg.stop().addCallbacks(stopped.append, stopped.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 500)
+    assert stopped == [None] and isinstance(reg.unregister_error, RegistrationFailed)
+    assert reg.unregister_error.status == 500
+
+    late = ua.registration(600)
+    late.start()
+    late.stop().addCallbacks(stopped.append, stopped.append)
+    late.stop().addCallbacks(stopped.append, stopped.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 200, [("Contact", f"<{ua.core.contact_uri()}>;expires=600")])
+    assert late.unregister_error is None
+    reply(ua, requests(ua, "REGISTER")[-1], 500)
+    assert stopped == [None, None, None] and isinstance(late.unregister_error, RegistrationFailed)
+
+
+def test_a_confirmed_unregister_leaves_no_error(clock: UDPClock, ua: UserAgent) -> None:
+    """A 200 to the un-REGISTER: stop() fires with its result and unregister_error stays None."""
+    reg = registered(ua, 100)
+    stopped: list[Any] = []
+    reg.stop().addCallback(stopped.append)
+    reply(ua, requests(ua, "REGISTER")[-1], 200)
+    assert stopped[0].expires == 0 and reg.unregister_error is None

@@ -163,6 +163,24 @@ def test_udp_transport_listens_and_the_core_learns_the_port(clock: UDPClock) -> 
     assert clock.ports[0].protocol is agent.protocol
 
 
+def test_a_second_start_is_a_typed_error_and_keeps_the_listener(clock: UDPClock) -> None:
+    """start() twice: LocalProtocolError through the Deferred (not Twisted's bare AssertionError);
+    the first listener stays in use.  After stop() the user agent starts again."""
+    agent = UserAgent(clock, Configuration(media=False), None, UDPTransport(clock, "192.0.2.30", 0))
+    agent.start()
+    failed: list[Any] = []
+    agent.start().addErrback(failed.append)
+    assert len(failed) == 1 and failed[0].check(LocalProtocolError), failed
+    assert "already started" in str(failed[0].value) and "192.0.2.30:40000" in str(failed[0].value)
+    assert len(clock.ports) == 1 and clock.ports[0].protocol is agent.protocol
+    assert agent.local_address == ("192.0.2.30", 40000)
+    agent.stop()
+    clock.advance(0)
+    again: list[Any] = []
+    agent.start().addBoth(again.append)
+    assert again == [("192.0.2.30", 40001)]
+
+
 def test_tls_without_certificate_names_5061_and_verifies_with_system_roots(clock: UDPClock) -> None:
     """A TLS client without cert does not listen (Via names port 5061); without ca, hosts are verified."""
     tls = TLSTransport(clock, "127.0.0.1", 0)

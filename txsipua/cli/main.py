@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -89,11 +90,54 @@ def cmd_register(reactor: Any, args: argparse.Namespace) -> Any:
 
 
 # -------------------------------------------------------------------- call
+def _check_call_options(args: argparse.Namespace) -> None:
+    """Check ``call``'s per-call options before the INVITE is sent.
+
+    ``--dtmf`` must be DTMF digits, ``--play`` a readable PCM WAV file,
+    ``--record`` a file that can be created and ``--transfer-to`` a SIP URI:
+    found wrong once the call is up, they would end it at once.
+
+    Raises:
+        UsageError: the first option that is wrong, named (exit status 2).
+    """
+    from txsipua.errors import ParseError, WavError
+    from txsipua.media.dtmf import digit_to_event
+    from txsipua.media.wav import read_wav
+    from txsipua.sip.uri import SipURI
+
+    for digit in args.dtmf or "":
+        try:
+            digit_to_event(digit)
+        except ValueError as e:
+            raise UsageError(f"--dtmf: {e} (digits are 0-9 * # A-D, ! a flash)") from None
+    if args.play:
+        try:
+            read_wav(args.play, rate=None)
+        except WavError as e:
+            raise UsageError(f"--play: {e}") from None
+        except OSError as e:
+            raise UsageError(f"--play: cannot read {args.play}: {e.strerror or e}") from None
+    if args.record:
+        path = os.path.abspath(args.record)
+        folder = os.path.dirname(path)
+        if os.path.isdir(path):
+            raise UsageError(f"--record: {args.record} is a directory")
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK) or (
+                os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise UsageError(f"--record: cannot create {args.record}")
+    if args.transfer_to:
+        try:
+            SipURI.parse(args.transfer_to)
+        except ParseError as e:
+            raise UsageError(f"--transfer-to: {args.transfer_to!r} is not a SIP URI: {e.detail}") from None
+
+
 @defer.inlineCallbacks
 def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
     from txsipua.ua.useragent import UserAgent
 
     account = load_account(args.account)
+    _check_call_options(args)  # before anything is sent: a bad one is a usage error (exit 2)
     tracer = session_trace(reactor, args)
     from txsipua.ua.config import Configuration
 
@@ -158,6 +202,21 @@ def cmd_call(reactor: Any, args: argparse.Namespace) -> Any:
         yield ua.stop()
         return EXIT_FAILED
     print(f"answered; Call-ID {call.call_id}", flush=True)
+    try:
+        status = yield _while_connected(reactor, args, ua, call, interrupted, record)
+    except Exception as e:
+        # an error once the call is up (a --play file gone since the check, a
+        # --record file that cannot be created...): hang up (BYE) before exiting
+        print(describe_error(e), file=sys.stderr)
+        yield ua.stop()
+        return EXIT_FAILED
+    return status
+
+
+@defer.inlineCallbacks
+def _while_connected(reactor: Any, args: argparse.Namespace, ua: Any, call: Any,
+                     interrupted: list[bool], record: Any) -> Any:
+    """The answered call of ``cmd_call``: play, DTMF, transfer or stay up; stop the UA; the exit status."""
     record()
     if args.play and call.media is not None:
         call.media.play(args.play)

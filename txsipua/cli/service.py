@@ -149,12 +149,12 @@ class UserAgentService(Service):
                 await self.ready
         reg = self.registration
         if reg is not None:
-            try:
-                await reg.stop()
+            await reg.stop()  # never fails: an un-REGISTER's error is kept in unregister_error
+            if reg.unregister_error is None:
                 self.log.info("unregistered")
-            except Exception as e:
-                self.unregister_error = e
-                self.log.warn("unregistering failed: {error}", error=str(e))
+            else:
+                self.unregister_error = reg.unregister_error
+                self.log.warn("unregistering failed: {error}", error=str(reg.unregister_error))
         await self.ua.stop()
 
     def abandon_registration(self) -> None:

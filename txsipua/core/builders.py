@@ -23,11 +23,14 @@ Call-IDs) and our own addresses come in as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
+
+import attrs
 
 from txsipua.core import capabilities
 from txsipua.errors import ParseError
+from txsipua.sip.headers import canonical_name, header_key
 from txsipua.sip.message import Headers, Request, Response, split_list_value
 from txsipua.sip.uri import SipURI
 from txsipua.sip.values import CSeq, NameAddr
@@ -45,6 +48,22 @@ SUPPORTED = capabilities.SUPPORTED
 """Our Supported header value: the extensions we implement (RFC 3262, RFC 4028, RFC 3891; RFC 3261 §20.37)."""
 
 _CONTACT_METHODS = frozenset({"INVITE", "REGISTER", "SUBSCRIBE", "REFER", "OPTIONS"})
+
+URI_HEADERS_REFUSED = frozenset(header_key(name) for name in (
+    # RFC 3261 §19.1.5: "obviously dangerous" (From, Call-ID, CSeq, Via, Record-Route),
+    # Route (an unwitting agent), and those falsely advertising our location or
+    # capabilities (Accept*, Allow, Contact, Organization, Supported, User-Agent)
+    "From", "Call-ID", "CSeq", "Via", "Record-Route", "Route", "Accept", "Accept-Encoding",
+    "Accept-Language", "Allow", "Contact", "Organization", "Supported", "User-Agent",
+    # what the request's own framing, addressing, credentials and extensions decide
+    "To", "Content-Length", "Max-Forwards", "Authorization", "Proxy-Authorization",
+    "Require", "Proxy-Require", "Path", "Service-Route", "RAck", "RSeq",
+    "Session-Expires", "Min-SE", "Subscription-State", "Allow-Events",
+))
+"""Header fields a URI's ``?name=value`` never sets (:func:`new_request`; RFC 3261 §19.1.5)."""
+
+_BODY_FIELDS = frozenset(header_key(n) for n in (
+    "Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language"))
 _COPIED = frozenset({"from", "to", "call-id", "cseq"})
 _CANON_COPIED = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
 
@@ -107,9 +126,20 @@ def new_request(
 ) -> Request:
     """Build an out-of-dialog request (RFC 3261 §8.1.1).
 
+    Headers of a URI (``sip:bob@example.com?Subject=hi&Priority=urgent``) are
+    not allowed in a Request-URI, To or From (RFC 3261 §19.1.1 Table 1): they
+    are taken off all three, and those of the Request-URI become header
+    fields of the request (§19.1.5), unless the request already has that
+    field, the field is one of :data:`URI_HEADERS_REFUSED`, or its name is
+    not a token or its value holds a control character (CR/LF would inject
+    fields).  ``body=`` sets the body (with the URI's ``Content-Type``, else
+    ``text/plain``) of a request other than INVITE that has none, its
+    ``Content-*`` fields going with it; an INVITE's body is its session
+    description (RFC 3264) and is never set from a URI.
+
     Args:
         method: the method.
-        request_uri: the Request-URI.
+        request_uri: the Request-URI (a ``str`` holding ``?`` is parsed).
         from_: the From, with its tag already chosen.
         to: the To (no tag).
         via: the top Via value.
@@ -122,7 +152,20 @@ def new_request(
         headers: extra fields, appended.
         body: the body.
         content_type: the body's type, when there is a body.
+
+    Raises:
+        ParseError: ``request_uri`` is a ``str`` holding ``?`` that is not a SIP URI.
     """
+    uri_headers: Mapping[str, str] = {}
+    if isinstance(request_uri, str) and "?" in request_uri:
+        request_uri = SipURI.parse(request_uri)
+    if isinstance(request_uri, SipURI) and request_uri.headers:
+        uri_headers = request_uri.headers
+        request_uri = request_uri.replace(headers={})
+    if to.uri.headers:
+        to = attrs.evolve(to, uri=to.uri.replace(headers={}))
+    if from_.uri.headers:
+        from_ = attrs.evolve(from_, uri=from_.uri.replace(headers={}))
     h = Headers()
     h.add("Via", via)
     h.add("Max-Forwards", "70")
@@ -143,7 +186,30 @@ def new_request(
         h.add(n, v)
     if body and content_type:
         h.add("Content-Type", content_type)
+    if uri_headers:
+        body = _honour_uri_headers(h, method, uri_headers, body)
     return Request(method, request_uri, h, body)
+
+
+def _honour_uri_headers(h: Headers, method: str, uri_headers: Mapping[str, str], body: bytes) -> bytes:
+    """Add a Request-URI's headers to ``h`` as :func:`new_request` says (RFC 3261 §19.1.5); the body."""
+    fields = {header_key(n): (canonical_name(n), v) for n, v in uri_headers.items()}
+    uri_body = fields.pop("body", None)
+    with_body = uri_body is not None and bool(uri_body[1]) and not body and method != "INVITE"
+    if with_body:
+        assert uri_body is not None
+        body = uri_body[1].encode("utf-8")
+        fields.setdefault("content-type", ("Content-Type", "text/plain"))
+    for key, (name, value) in fields.items():
+        if (key in URI_HEADERS_REFUSED or key in h or (key in _BODY_FIELDS and not with_body)
+                or not _is_token(name) or any(c < " " and c != "\t" or c == "\x7f" for c in value)):
+            continue
+        h.add(name, value)
+    return body
+
+
+def _is_token(name: str) -> bool:
+    return bool(name) and all(c.isascii() and (c.isalnum() or c in "-.!%*_+`'~") for c in name)
 
 
 def make_response(

@@ -83,6 +83,38 @@ def _check_domain(instance: object, attribute: object, value: str) -> None:
     split_domain(value)
 
 
+def _control(text: str, allowed: str = "") -> str | None:
+    """The first control character (C0 or DEL) of ``text`` not in ``allowed``, or None."""
+    for ch in text:
+        if (ch < " " or ch == "\x7f") and ch not in allowed:
+            return ch
+    return None
+
+
+def _check_user(instance: object, attribute: object, value: str) -> None:
+    # RFC 3261 §25: user = 1*( unreserved / escaped / user-unreserved ); the
+    # other characters are escaped on the wire, but an empty user (sip:@host)
+    # has no form at all, and a control character is a mistake, not a name
+    if not isinstance(value, str) or not value:
+        raise AccountError(f"user: must be a non-empty string, not {value!r}")
+    bad = _control(value)
+    if bad is not None:
+        raise AccountError(f"user: {value!r} holds the control character {bad!r}")
+
+
+def _check_display_name(instance: object, attribute: object, value: str | None) -> None:
+    # RFC 3261 §25: display-name = *(token LWS) / quoted-string; it is sent
+    # quoted ('"' and '\\' escaped), where CR/LF would end the header and other
+    # control characters are not qdtext (a tab is LWS: allowed)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise AccountError(f"display_name: must be a string, not {value!r}")
+    bad = _control(value, allowed="\t")
+    if bad is not None:
+        raise AccountError(f"display_name: {value!r} holds the control character {bad!r}")
+
+
 def _registrar_uri(value: str | SipURI | None) -> SipURI | None:
     return _uri(value, "registrar")
 
@@ -94,6 +126,12 @@ def _outbound_proxy_uri(value: str | SipURI | None) -> SipURI | None:
 @attrs.frozen
 class Account:
     """A SIP identity (user, domain) and its credentials.
+
+    Raises ``AccountError`` (a ``ValueError``) naming the field when ``user``
+    is empty or holds a control character, when ``display_name`` holds a
+    control character other than a tab (CR/LF would end the From header), or
+    when ``domain`` is not a host with an optional port.  A user agent with no
+    identity at all is made with ``account=None``, not an empty user.
 
     Attributes:
         user: the SIP user; the address of record is ``sip:user@domain``.
@@ -116,10 +154,10 @@ class Account:
             (:attr:`requires_srtp`).  Needs ``pip install 'txsipua[srtp]'``.
     """
 
-    user: str
+    user: str = attrs.field(validator=_check_user)
     domain: str = attrs.field(validator=_check_domain)
     credentials: Any = attrs.field(factory=InMemoryCredentials)  # ICredentialSource
-    display_name: str | None = None
+    display_name: str | None = attrs.field(default=None, validator=_check_display_name)
     registrar: SipURI | None = attrs.field(default=None, converter=_registrar_uri)
     outbound_proxy: SipURI | None = attrs.field(
         default=None, converter=_outbound_proxy_uri

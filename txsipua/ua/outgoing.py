@@ -78,11 +78,17 @@ class OutgoingRequests:
         401/407 are answered with the account's credentials (``line``'s for
         an account added with :meth:`add_account`).  When the next hop was
         located to several servers, a timeout, transport error or 503 moves
-        the request to the next (RFC 3263 §4.3).  Errbacks with
-        :class:`~txsipua.errors.AuthenticationError`,
-        :class:`~txsipua.errors.TransactionTimeout`,
-        :class:`~txsipua.errors.TransportError` or
-        :class:`~txsipua.errors.ResolutionError`.
+        the request to the next (RFC 3263 §4.3).
+
+        Returns:
+            A Deferred firing with the final response, whatever its status (a
+            3xx-6xx is an answer, not a failure).  It fails with
+            :class:`~txsipua.errors.AuthenticationError` (a 401/407 not
+            overcome), :class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.TransportError` (also when every server
+            located asked not to be used yet) or
+            :class:`~txsipua.errors.ResolutionError` (the next hop cannot be
+            located).  Nothing is raised synchronously.
         """
         hop = self.next_hop(request.uri, line.account if line is not None else None)
         d: defer.Deferred[Response] = defer.Deferred()
@@ -107,22 +113,70 @@ class OutgoingRequests:
     def register(self, expires: int = 3600) -> defer.Deferred[RegistrationResult]:
         """Register once (no refresh); see :meth:`registration` for a kept registration.
 
+        Returns:
+            A Deferred firing with the
+            :class:`~txsipua.ua.registration.RegistrationResult` of a 2xx.  It
+            fails with :class:`~txsipua.errors.RegistrationFailed` (a final
+            3xx-6xx, or a 2xx granting our Contact nothing),
+            :class:`~txsipua.errors.AuthenticationError`,
+            :class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.TransportError` or
+            :class:`~txsipua.errors.ResolutionError`.
+
         Raises:
-            LocalProtocolError: the user agent has no account.
+            LocalProtocolError: the user agent has no account (synchronously).
         """
         return Registration(self, expires).register_once(expires)  # type: ignore[arg-type]  # self is the UserAgent
 
     def registration(self, expires: int = 3600) -> Registration:
-        """A :class:`~txsipua.ua.registration.Registration` to ``start()`` and ``stop()``."""
+        """A :class:`~txsipua.ua.registration.Registration` to ``start()`` and ``stop()``.
+
+        Nothing is sent and nothing is raised here; ``start()`` fails its
+        Deferred (with :class:`~txsipua.errors.LocalProtocolError` when the
+        user agent has no account, and as :meth:`register` does otherwise).
+        """
         return Registration(self, expires, random=self.random)  # type: ignore[arg-type]  # self is the UserAgent
 
     def options(self, target: str | SipURI) -> defer.Deferred[Response]:
-        """Send OPTIONS to ``target``; fires with the final response (RFC 3261 §11)."""
+        """Send OPTIONS to ``target``; fires with the final response (RFC 3261 §11).
+
+        Headers of ``target`` (``?Subject=...``) are never sent in the
+        Request-URI or To; the harmless ones become header fields
+        (:func:`~txsipua.core.builders.new_request`, RFC 3261 §19.1.5).
+
+        Returns:
+            A Deferred as :meth:`send`'s: the final response of any status;
+            it fails with :class:`~txsipua.errors.AuthenticationError`,
+            :class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.TransportError` or
+            :class:`~txsipua.errors.ResolutionError` (the target's host
+            cannot be located).
+
+        Raises:
+            ParseError: ``target`` is a string that is not a SIP URI
+                (synchronously, before anything is sent).
+        """
         uri = target if isinstance(target, SipURI) else SipURI.parse(target)
         return self.send(self._request("OPTIONS", uri))
 
     def message(self, target: str | SipURI, text: str, content_type: str = "text/plain") -> defer.Deferred[Response]:
-        """Send a MESSAGE (RFC 3428) to ``target``; fires with the final response."""
+        """Send a MESSAGE (RFC 3428) to ``target``; fires with the final response.
+
+        ``text`` is sent UTF-8 encoded as ``content_type``.  Headers of
+        ``target`` are handled as :meth:`options` says (a ``body=`` header
+        does not replace ``text``).
+
+        Returns:
+            A Deferred as :meth:`send`'s: the final response of any status;
+            it fails with :class:`~txsipua.errors.AuthenticationError`,
+            :class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.TransportError` or
+            :class:`~txsipua.errors.ResolutionError`.
+
+        Raises:
+            ParseError: ``target`` is a string that is not a SIP URI
+                (synchronously, before anything is sent).
+        """
         uri = target if isinstance(target, SipURI) else SipURI.parse(target)
         return self.send(self._request("MESSAGE", uri, body=text.encode("utf-8"), content_type=content_type))
 
@@ -145,6 +199,13 @@ class OutgoingRequests:
         :class:`~txsipua.errors.TransactionTimeout` or
         :class:`~txsipua.errors.ResolutionError`.  Use :meth:`place_call` to
         get the :class:`Call` before it is answered (to hang up while ringing).
+
+        Unlike :meth:`place_call` it raises nothing synchronously: what
+        :meth:`place_call` raises (:class:`~txsipua.errors.ParseError`,
+        :class:`~txsipua.errors.LocalProtocolError`,
+        :class:`~txsipua.errors.ResolutionError`) fails the Deferred
+        instead, as do :class:`~txsipua.errors.CallNotAnswered` and
+        :class:`~txsipua.errors.TransportError`.
         """
         try:
             call = self.place_call(target, offer=offer)
@@ -164,11 +225,25 @@ class OutgoingRequests:
         carries no SDP (delayed offer, RFC 3261 §13.2.1).
         Unanswered after ``Configuration.no_answer_timeout`` seconds, the call
         is cancelled and ``answered`` fails with
-        :class:`~txsipua.errors.CallNotAnswered`.
+        :class:`~txsipua.errors.CallNotAnswered`.  Headers of ``target`` are
+        handled as :meth:`options` says (never a body: the INVITE's is its SDP).
+
+        The Call's ``answered`` fails with :class:`~txsipua.errors.CallFailed`
+        (a final 3xx-6xx; 487 after :meth:`Call.hangup` while ringing),
+        :class:`~txsipua.errors.CallNotAnswered`,
+        :class:`~txsipua.errors.AuthenticationError`,
+        :class:`~txsipua.errors.TransactionTimeout`,
+        :class:`~txsipua.errors.TransportError`, or
+        :class:`~txsipua.errors.ResolutionError` when a host name's lookup
+        (RFC 3263, with a resolver) fails.
 
         Raises:
-            ResolutionError: the next hop cannot be located.
-            ParseError: ``target`` is not a SIP URI.
+            LocalProtocolError: no account (nor ``line``).
+            ParseError: ``target`` is a ``sip:``/``sips:``/``tel:`` string
+                that is not a valid URI (any other string is a user of the
+                account's domain).
+            ResolutionError: the next hop needs a lookup (a host name, or no
+                host at all) and the user agent has no resolver.
         """
         acct = line.account if line is not None else self.require_account()
         if isinstance(target, SipURI):
@@ -242,9 +317,16 @@ class OutgoingRequests:
         ``ended`` fires when it is over; ``stop()`` unsubscribes.  401/407
         are answered with the account's credentials (digest-leak guard applies).
 
+        Headers of ``target`` are handled as :meth:`options` says.  What
+        fails once it has returned fails ``started`` (and ends the subscription):
+        :class:`~txsipua.errors.SubscriptionFailed` (3xx-6xx),
+        :class:`~txsipua.errors.TransactionTimeout`,
+        :class:`~txsipua.errors.AuthenticationError`,
+        :class:`~txsipua.errors.ResolutionError`.
+
         Raises:
-            LocalProtocolError: the user agent has no account.
-            ParseError: ``target`` is not a SIP URI.
+            LocalProtocolError: the user agent has no account (synchronously).
+            ParseError: ``target`` is a string that is not a SIP URI (synchronously).
         """
         acct = self.require_account()
         uri = target if isinstance(target, SipURI) else SipURI.parse(target)

@@ -156,6 +156,10 @@ class Registration:
             the flow between them (a grant does not reset it; an answered
             keep-alive does, :meth:`flow_alive`).
         result: the last :class:`RegistrationResult`, or ``None``.
+        unregister_error: why the last un-REGISTER sent by :meth:`stop`
+            failed (:class:`~txsipua.errors.TransactionTimeout`,
+            :class:`~txsipua.errors.RegistrationFailed`,
+            :class:`~txsipua.errors.AuthenticationError`...), or ``None``.
         on_refresh_failed: optional callable taking the error when a refresh
             (or a retry) fails (the registration retries after :meth:`retry_delay` seconds).
         on_state_change: optional callable taking a
@@ -179,6 +183,7 @@ class Registration:
         self.flow_failures = 0
         self.state = RegistrationState.UNREGISTERED
         self.result: RegistrationResult | None = None
+        self.unregister_error: Exception | None = None
         self.on_refresh_failed: Callable[[Exception], object] | None = None
         self.on_state_change: Callable[[RegistrationStateChanged], object] | None = None
         self.reg_id: int = config.reg_id
@@ -229,7 +234,15 @@ class Registration:
         ``None`` when no binding was held (nothing is sent).  Stopped while
         the first REGISTER is in flight, it waits for that REGISTER's answer:
         a grant is undone at once (Expires: 0) and the Deferred fires with
-        that un-REGISTER's result; a failure fires it with ``None``.
+        that un-REGISTER's result; a failure of that first REGISTER fires it
+        with ``None``.
+
+        It never fails: when the un-REGISTER itself fails (no answer within
+        Timer F, a failure response, credentials not accepted) the Deferred
+        fires with ``None`` and the error is kept in
+        :attr:`unregister_error` (and given to ``on_state_change`` with the
+        change to ``unregistered``).  Either way the registration ends
+        ``unregistered``; a binding left behind runs out at the registrar.
         """
         before = self._attempt
         self._handle(In.STOP)
@@ -239,7 +252,7 @@ class Registration:
             return waiter
         if self._attempt == before or self._outcome is None:
             return defer.succeed(None)
-        return self._outcome  # type: ignore[return-value]
+        return self._unregistered(self._outcome)
 
     def abandon(self) -> None:
         """Stop refreshing without unregistering: the binding runs out at the registrar."""
@@ -374,17 +387,31 @@ class Registration:
     def _release_stop_waiters(self, unregister: defer.Deferred[RegistrationResult] | None) -> None:
         waiters, self._stop_waiters = self._stop_waiters, []
 
-        def fan_out(value: Any) -> None:
+        def fan_out(value: RegistrationResult | None) -> None:
             for waiter in waiters:
-                if isinstance(value, Failure):
-                    waiter.errback(value)
-                else:
-                    waiter.callback(value)
+                waiter.callback(value)
 
         if unregister is None:
             fan_out(None)
         else:
-            unregister.addBoth(fan_out)
+            self._unregistered(unregister).addCallback(fan_out)
+
+    def _unregistered(self, unregister: defer.Deferred[RegistrationResult]) -> defer.Deferred[RegistrationResult | None]:
+        """What :meth:`stop` fires with: the un-REGISTER's result, or None when it failed (kept)."""
+        self.unregister_error = None
+        done: defer.Deferred[RegistrationResult | None] = defer.Deferred()
+
+        def settled(value: RegistrationResult | Failure) -> None:
+            if isinstance(value, Failure):
+                error: Exception = value.value  # type: ignore[assignment]
+                self.unregister_error = error
+                log.info("unregistering failed: {err}", err=error)
+                done.callback(None)
+            else:
+                done.callback(value)
+
+        unregister.addBoth(settled)
+        return done
 
     def _send(self, expires: int) -> None:
         self._attempt += 1

@@ -204,8 +204,15 @@ class UserAgent(OutgoingRequests):
         """Listen on the transport's bind address; fires with the bound ``(host, port)``.
 
         Errbacks with ``twisted.internet.error.CannotListenError`` when the
-        port is taken.
+        port is taken, and with :class:`~txsipua.errors.LocalProtocolError`
+        when the user agent is already listening (started and not yet
+        stopped: the listener in place is kept).  After :meth:`stop` it may
+        be started again.
         """
+        if self._listening is not None:
+            host, port = self._listening.address
+            return defer.fail(LocalProtocolError(
+                f"the user agent is already started (listening on {format_host(host)}:{port})"))
         try:
             self._listening = self.transport.listen(self.protocol, self.config.socket_buffer)
         except Exception as e:
