@@ -29,7 +29,7 @@ from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.account import Account
 from txsipua.ua.accounts import AccountLine
-from txsipua.ua.call import Call
+from txsipua.ua.call import Call, call_attempt
 from txsipua.ua.registration import Registration, RegistrationResult
 from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription
 
@@ -143,14 +143,21 @@ class OutgoingRequests:
         with :class:`~txsipua.errors.CallFailed` (the final response),
         :class:`~txsipua.errors.AuthenticationError`,
         :class:`~txsipua.errors.TransactionTimeout` or
-        :class:`~txsipua.errors.ResolutionError`.  Use :meth:`place_call` to
-        get the :class:`Call` before it is answered (to hang up while ringing).
+        :class:`~txsipua.errors.ResolutionError`; with media on, with
+        :class:`~txsipua.errors.MediaNegotiationFailed` when the 2xx's SDP
+        cannot be used (the call is hung up with BYE).  Use :meth:`place_call`
+        to get the :class:`Call` before it is answered (to hang up while ringing).
+
+        Cancelling the Deferred hangs up (``d.cancel()``, ``d.addTimeout()``,
+        or a cancelled :func:`txsipua.aio.wait` of it): CANCEL while ringing,
+        BYE when the 2xx crossed (RFC 3261 §9.1, §15); it fails with
+        ``CancelledError`` and the call leaves ``ua.calls`` once it ended.
         """
         try:
             call = self.place_call(target, offer=offer)
         except SIPError as e:
             return defer.fail(e)
-        return call.answered
+        return call_attempt(call)
 
     def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None,
                    headers: Iterable[tuple[str, str]] = ()) -> Call:
@@ -164,7 +171,8 @@ class OutgoingRequests:
         carries no SDP (delayed offer, RFC 3261 §13.2.1).
         Unanswered after ``Configuration.no_answer_timeout`` seconds, the call
         is cancelled and ``answered`` fails with
-        :class:`~txsipua.errors.CallNotAnswered`.
+        :class:`~txsipua.errors.CallNotAnswered`.  Cancelling the call's
+        ``answered`` (or ``confirmed``) Deferred hangs up, as :meth:`Call.hangup`.
 
         Raises:
             ResolutionError: the next hop cannot be located.
