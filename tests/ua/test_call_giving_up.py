@@ -227,3 +227,19 @@ def test_uas_an_unusable_answer_in_the_ack_is_byed(clock: UDPClock, answer: byte
 def test_the_error_is_exported() -> None:
     assert txsipua.MediaNegotiationFailed is MediaNegotiationFailed
     assert issubclass(MediaNegotiationFailed, txsipua.SIPError)
+
+
+def test_icall_names_what_the_readme_uses_and_both_sides_provide_it(clock: UDPClock) -> None:
+    """ICall has ``call_media``, ``update`` and ``on_progress`` (the README's embedding example and
+    UPDATE section use them) and ``media_error``; both sides' calls provide it (verifyObject)."""
+    from zope.interface.verify import verifyObject
+
+    from txsipua.ua.interfaces import ICall
+
+    assert {"call_media", "update", "on_progress", "media_error", "confirmed"} <= set(ICall.names())
+    assert "UAC" in ICall["confirmed"].getDoc() and "UAS" in ICall["confirmed"].getDoc()
+    ua = agent(clock)
+    caller = ua.place_call(f"sip:bob@{BOB[0]}")
+    callee = incoming(ua, bob_sdp()).call
+    for call in (caller, callee):
+        assert verifyObject(ICall, call) and call.call_media is not None
