@@ -139,6 +139,21 @@ def test_cancelling_after_the_answer_changes_nothing() -> None:
     assert len(alice.calls) == 1
 
 
+def test_callee_cancelling_confirmed_before_the_ack_byes_once_it_arrives(clock: UDPClock) -> None:
+    """The callee's ``confirmed`` cancelled while our 2xx awaits its ACK: CancelledError, and the
+    BYE goes once the ACK came (RFC 3261 §15); the call ends and leaves ``ua.calls``."""
+    ua = agent(clock)
+    call = incoming(ua, bob_sdp()).answer()
+    failures: list[Any] = []
+    call.confirmed.addErrback(failures.append)
+    call.confirmed.cancel()
+    assert failures[0].check(defer.CancelledError) and requests(ua, "BYE") == []
+    send_ack(ua, responses(ua, 200)[-1])
+    [bye] = requests(ua, "BYE")
+    answer_invite(ua, bye, 200, tag=None)
+    assert call.ended.result == "hangup" and ua.calls == set()
+
+
 # ------------------------------------------------------------ an unusable SDP in the 2xx
 
 

@@ -88,8 +88,9 @@ class Call(CallOffers):
             ``SessionState.LOCATING``).
         call_media: the :class:`~txsipua.ua.media.CallMedia`, or ``None``
             when the user agent's configuration has media off.
-        answered: Deferred fired with the call once answered (2xx; the ACK
-            is sent), or failed with :class:`~txsipua.errors.CallFailed`...,
+        answered: caller (UAC) only: Deferred fired with the call once
+            answered (2xx; the ACK is sent; the callee's never fires, it
+            waits on ``confirmed``), or failed with :class:`~txsipua.errors.CallFailed`...,
             or with :class:`~txsipua.errors.MediaNegotiationFailed` when the
             2xx's SDP cannot be used (the call is then hung up with BYE).
             Cancelling it hangs up (CANCEL while ringing, BYE once the 2xx
@@ -100,7 +101,8 @@ class Call(CallOffers):
             sent (right after ``answered``, RFC 3261 §13.2.2.4); as callee
             (UAS) when the peer's ACK for our 2xx arrived (§13.3.1.4), or
             failed with :class:`~txsipua.errors.MediaNegotiationFailed` when
-            that ACK's answer to our offer cannot be used (BYE is sent).
+            that ACK's answer to our offer cannot be used (BYE is sent); a
+            caller's call whose ``answered`` failed never fires it.
             Cancelling it hangs up, as for ``answered``.
         ended: Deferred fired with the end reason (``"bye"``, ``"hangup"``,
             ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``,

@@ -94,9 +94,10 @@ class ICall(Interface):
     audio = Attribute("The :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or None without media.")
     call_media = Attribute("The :class:`~txsipua.ua.media.CallMedia` (SDP offer/answer and the RTP stream; "
                            "``play()``, ``record()``), or None with ``Configuration(media=False)``.")
-    answered = Attribute("Deferred firing with the call once answered (2xx; as caller, once our ACK is sent); "
+    answered = Attribute("Caller (UAC): Deferred firing with the call once answered (2xx, our ACK sent); "
                          "failing with CallFailed..., or MediaNegotiationFailed when the 2xx's SDP cannot be used. "
-                         "Cancelling it hangs up (CANCEL before the 2xx, BYE after, RFC 3261 §9.1, §15).")
+                         "Cancelling it hangs up (CANCEL before the 2xx, BYE after, RFC 3261 §9.1, §15). "
+                         "The callee's (UAS) never fires: it waits on ``confirmed``.")
     confirmed = Attribute("Deferred firing with the call once the dialog is confirmed: as caller (UAC) once the 2xx "
                           "arrived and our ACK was sent (§13.2.2.4); as callee (UAS) once the caller's ACK arrived "
                           "(§13.3.1.4), failing with MediaNegotiationFailed when that ACK's answer cannot be used. "
