@@ -8,7 +8,7 @@
 For each N, the process under test opens N :class:`txsipua.net.rtp.MediaStream`
 on 127.0.0.1, every one paced by the one shared pacer, and plays audio on all
 of them for ``--duration`` seconds (20 ms frames, starts spread over a frame
-time) while receiving as much back (bidirectional: each received packet is
+time, at both ends) while receiving as much back (bidirectional: each received packet is
 counted for loss and jitter and decoded).  The far end is, per ``--peer``:
 
 ``txsipua``
@@ -21,11 +21,16 @@ counted for loss and jitter and decoded).  The far end is, per ``--peer``:
 
 Reported per N: CPU of the process under test per stream (percent of one
 core) and in total, packets sent more than 5 ms after their slot
-(``MediaStats.packets_late``) as a share of packets sent, loss and jitter
-(mean and worst stream) at the far end, and the loss of the way back.  The
+(``MediaStats.packets_late``) as a share of packets sent, packets that
+*arrived* more than 5 ms late at the far end (``far_arrived_late_pct``: a
+packet's arrival time minus its RTP timestamp, against the smallest such
+transit of its stream; :class:`Arrivals`), loss and jitter (mean and worst
+stream) at the far end, and the loss of the way back.  Against SIPp's echo
+the arrival lateness is that of the round trip, noted where the echo comes
+back (in the process under test, which pays for noting it).  The
 process under test is single-threaded (one reactor), so it uses one core at
 most: ``cpu_pct_total`` is its share of that core.  ``--pin`` pins it to
-CPU 0 and the txsipua far end to CPU 1 (Linux): right on a quiet machine,
+CPU 0 and the far end (txsipua or SIPp) to CPU 1 (Linux): right on a quiet machine,
 wrong on a shared one (another job on CPU 0 then delays every wake-up).
 Target (issue 11): >= 500 bidirectional G.711 streams with < 1 % late.
 
@@ -63,6 +68,19 @@ from txsipua.media.offer_answer import Codec, MediaParams  # noqa: E402
 LATE = 0.005
 #: 1-minute load average per CPU, before the run, from which the machine counts as loaded (shared).
 LOADED = 0.5
+
+
+def run_wait() -> float | None:
+    """Seconds this process has spent runnable but waiting for a CPU (Linux ``/proc/self/schedstat``), or None.
+
+    What other jobs on the machine took from it: a process that waits for
+    the CPU while its timers are due sends late, whatever its own code does.
+    """
+    try:
+        with open("/proc/self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def machine_load(getloadavg: Any = None, cpus: int | None = None) -> dict[str, Any]:
@@ -116,13 +134,58 @@ def pin(cpu: int) -> bool:
     return True
 
 
-def open_streams(reactor: Any, n: int) -> list[Any]:
-    """``n`` started streams on 127.0.0.1 (no process cap, no media timeout)."""
+class Arrivals:
+    """What one stream received, as seen where it arrived: how late each packet came (``--far-end``).
+
+    A packet's *transit* is its arrival time (reactor seconds) minus its RTP
+    timestamp in seconds; the smallest transit of the stream is what an
+    on-time packet takes, so a packet counts as *arrived late* when its
+    transit exceeds that by more than :data:`LATE` (5 ms): the sender's
+    lateness, the loopback's and the receiving process's delays together.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.transits = array("d")
+
+    def heard(self, data: bytes, now: float) -> None:
+        """Note one datagram (RTP of the usual 12-octet header; anything else is skipped)."""
+        if len(data) >= 12 and data[0] == 0x80 and not 200 <= data[1] <= 204:  # RTP, not muxed RTCP
+            self.transits.append(now - int.from_bytes(data[4:8], "big") / self.rate)
+
+    def late(self) -> int:
+        """Packets whose transit exceeded the stream's smallest by more than :data:`LATE`.
+
+        Timestamps are unwrapped against the first one (a 10 s run at 8 kHz
+        never wraps; a wrap would show as a jump of 2**32 / rate seconds, skipped).
+        """
+        if not self.transits:
+            return 0
+        floor = min(self.transits)
+        return sum(1 for t in self.transits if LATE < t - floor < 1000.0)
+
+
+def open_streams(reactor: Any, n: int, rate: int | None = None) -> list[Any]:
+    """``n`` started streams on 127.0.0.1 (no process cap, no media timeout).
+
+    With ``rate`` (the RTP clock, Hz), each stream also notes how late its
+    packets arrive (its ``arrivals``, an :class:`Arrivals`).
+    """
     from txsipua.net.rtp import MediaStream
+
+    class Measured(MediaStream):
+        arrivals: Arrivals | None = None
+
+        def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 - Twisted's name
+            if self.arrivals is not None:
+                self.arrivals.heard(data, reactor.seconds())
+            super().datagramReceived(data, addr)
 
     streams = []
     for _ in range(n):
-        stream = MediaStream(reactor, local_host="127.0.0.1", media_timeout=None, limit=None)
+        stream = Measured(reactor, local_host="127.0.0.1", media_timeout=None, limit=None)
+        if rate is not None:
+            stream.arrivals = Arrivals(rate)
         stream.start()
         streams.append(stream)
     return streams
@@ -149,24 +212,32 @@ def far_end(n: int, codec_name: str, duration: float, cpu: int | None) -> int:
     if cpu is not None:
         pin(cpu)
     codec = CODECS[codec_name.lower()]
-    streams = open_streams(reactor, n)
+    streams = open_streams(reactor, n, codec.clock_rate)
     print(json.dumps({"ports": [s.port for s in streams]}), flush=True)
     theirs = json.loads(sys.stdin.readline())["ports"]
     pcm = sine(codec, duration, 440.0)
-    for stream, port in zip(streams, theirs, strict=True):
+    for i, (stream, port) in enumerate(zip(streams, theirs, strict=True)):
         stream.configure(params_for(codec, port))
         stream.on_audio = lambda pcm: None  # decode what arrives, as a bot would
-        stream.play(pcm, rate=codec.sample_rate)
+        # starts spread over a frame time like ours: calls do not all start in the same microsecond
+        reactor.callLater(i * 0.02 / n, stream.play, pcm, rate=codec.sample_rate)
 
     def finish() -> None:
         out = reception(streams)
         out["sent"] = sum(s.stats.packets_sent for s in streams)
         out["late"] = sum(s.stats.packets_late for s in streams)
+        out["arrived_late"] = sum(s.arrivals.late() for s in streams)
+        out["arrivals"] = sum(len(s.arrivals.transits) for s in streams)
+        wall = time.perf_counter() - started[0]
+        out["cpu_pct"] = 100 * (time.process_time() - started[1]) / wall
+        waited = run_wait()
+        out["wait_pct"] = None if waited is None or started[2] is None else 100 * (waited - started[2]) / wall
         print(json.dumps(out), flush=True)
         for s in streams:
             s.stop()
         reactor.stop()
 
+    started = (time.perf_counter(), time.process_time(), run_wait())
     reactor.callLater(duration + 1.0, finish)
     reactor.run()
     return 0
@@ -205,13 +276,15 @@ class Probe:
 class SippEcho:
     """SIPp as an RTP echo (``-rtp_echo``) on 127.0.0.1, stopped by PID."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: int | None = None) -> None:
         self.port = free_udp_port(even=True)
         sip_port = free_udp_port()
         self.proc = subprocess.Popen(
             ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(self.port),
              "-rtp_echo", "-nostdin", "-m", "1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # pinned like the txsipua far end (on the other CPU), not on ours: it inherits our affinity
+            preexec_fn=(lambda: pin(cpu)) if cpu is not None else None)
         time.sleep(0.5)
         if self.proc.poll() is not None:
             raise RuntimeError(f"sipp exited at once with status {self.proc.returncode}")
@@ -240,7 +313,8 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
     """One N: returns a Deferred firing with the row (a dict)."""
     from twisted.internet import defer, task
 
-    streams = open_streams(reactor, n)
+    # against the echo, what comes back is ours: note how late it arrives (the round trip's lateness)
+    streams = open_streams(reactor, n, codec.clock_rate if peer == "sipp" else None)
     far: Any = None
     echo: SippEcho | None = None
     if peer == "txsipua":
@@ -254,7 +328,7 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
         far.stdin.write(json.dumps({"ports": [s.port for s in streams]}) + "\n")
         far.stdin.flush()
     else:
-        echo = SippEcho()
+        echo = SippEcho(1 if pinning else None)
         ports = [echo.port] * n
     pcm = sine(codec, duration)
     for stream, port in zip(streams, ports, strict=True):
@@ -265,17 +339,21 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
     spread = 0.02 / n
     for i, stream in enumerate(streams):
         reactor.callLater(i * spread, stream.play, pcm, rate=codec.sample_rate)
-    started = (time.perf_counter(), time.process_time())
+    started = (time.perf_counter(), time.process_time(), run_wait())
 
     @defer.inlineCallbacks
     def measure() -> Any:
         yield task.deferLater(reactor, duration + 0.3, lambda: None)
         wall = time.perf_counter() - started[0]
         cpu = time.process_time() - started[1]
+        waited = run_wait()
         probe.stop()
         sent = sum(s.stats.packets_sent for s in streams)
         late = sum(s.stats.packets_late for s in streams)
         back = reception(streams)
+        if peer == "sipp":  # noted until now, like `back`: packets that come while the streams stop are not
+            back["arrived_late"] = sum(s.arrivals.late() for s in streams)
+            back["arrivals"] = sum(len(s.arrivals.transits) for s in streams)
         for s in streams:
             yield s.stop()
         if far is not None:
@@ -289,13 +367,21 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
             "n": n, "codec": codec.name, "peer": peer, "duration": round(wall, 2),
             "cpu_pct_total": round(100 * cpu / wall, 1),
             "cpu_pct_per_stream": round(100 * cpu / wall / n, 3),
+            # time runnable but waiting for the CPU (other jobs): late sends follow it
+            "wait_pct": None if waited is None or started[2] is None else round(100 * (waited - started[2]) / wall, 1),
             "sent": sent, "late": late, "late_pct": round(100 * late / max(1, sent), 3),
+            "far_arrived_late_pct": round(100 * far_stats["arrived_late"] / max(1, far_stats["arrivals"]), 3),
             "far_loss_pct": round(far_stats["loss_pct"], 3),
             "far_jitter_ms_mean": round(far_stats["jitter_ms_mean"], 2),
             "far_jitter_ms_max": round(far_stats["jitter_ms_max"], 2),
             "back_loss_pct": round(back["loss_pct"], 3),
             "probe_late_pct": round(probe.late_pct, 3),
             "back_received": back["received"],
+            # the txsipua far end's own health: its CPU and its own packets sent > 5 ms late
+            "far_cpu_pct": round(far_stats["cpu_pct"], 1) if "cpu_pct" in far_stats else None,
+            "far_wait_pct": round(far_stats["wait_pct"], 1) if far_stats.get("wait_pct") is not None else None,
+            "far_sent_late_pct": (round(100 * far_stats["late"] / max(1, far_stats["sent"]), 3)
+                                  if "sent" in far_stats else None),
         }
 
     return measure()
@@ -359,9 +445,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"N={row['n']:4d} {row['codec']:5s} vs {row['peer']:7s} cpu/stream {row['cpu_pct_per_stream']:6.3f}% "
                   f"(total {row['cpu_pct_total']:5.1f}%)  late>5ms {row['late_pct']:6.3f}%  "
+                  f"arrived late {row['far_arrived_late_pct']:6.3f}%  "
                   f"far loss {row['far_loss_pct']:6.3f}%  jitter {row['far_jitter_ms_mean']:5.2f}/"
                   f"{row['far_jitter_ms_max']:5.2f} ms  back loss {row['back_loss_pct']:6.3f}%  "
-                  f"probe late {row['probe_late_pct']:6.2f}%", flush=True)
+                  f"probe late {row['probe_late_pct']:6.2f}%  cpu wait {row['wait_pct']}%"
+                  + (f"  far end: cpu {row['far_cpu_pct']:5.1f}% wait {row['far_wait_pct']}% "
+                     f"sent late {row['far_sent_late_pct']:6.3f}%"
+                     if row["far_cpu_pct"] is not None else ""), flush=True)
 
     try:
         task.react(lambda reactor: run_all(reactor), [])

@@ -31,7 +31,8 @@ def test_media_bench_quick(tmp_path: Path) -> None:
     assert row["n"] == 4 and row["sent"] >= 4 * 40
     assert row["cpu_pct_per_stream"] > 0
     assert row["far_loss_pct"] < 5 and row["back_received"] >= 4 * 40
-    for key in ("late_pct", "far_jitter_ms_mean", "far_jitter_ms_max", "back_loss_pct"):
+    assert 0 <= row["far_arrived_late_pct"] <= 100
+    for key in ("late_pct", "far_arrived_late_pct", "far_jitter_ms_mean", "far_jitter_ms_max", "back_loss_pct"):
         assert key in row
     assert result["shared_machine"] == result["load_before"]["shared_machine"]  # measured, not assumed
     assert "machine: load average" in proc.stdout

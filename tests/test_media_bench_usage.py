@@ -49,3 +49,28 @@ def test_shared_machine_is_measured_from_the_load_average() -> None:
     assert "LOADED" in module.describe_load(loaded, loaded) and "3.00" in module.describe_load(loaded, quiet)
     assert "quiet" in module.describe_load(quiet, quiet)
     assert "unknown" in module.describe_load(unknown, unknown)
+
+
+def test_arrivals_count_packets_later_than_their_timestamp_says() -> None:
+    """A packet counts as arrived late when its transit exceeds the stream's smallest by more than 5 ms."""
+    module = bench()
+    arrivals = module.Arrivals(8000)
+
+    def rtp(timestamp: int) -> bytes:
+        return bytes([0x80, 0]) + (1).to_bytes(2, "big") + timestamp.to_bytes(4, "big") + bytes(4 + 160)
+
+    arrivals.heard(rtp(160 * 0), 10.000)
+    arrivals.heard(rtp(160 * 1), 10.0249)  # 4.9 ms late: on time
+    arrivals.heard(rtp(160 * 2), 10.0461)  # 6.1 ms late
+    arrivals.heard(rtp(160 * 3), 10.054)  # 6 ms early: the new floor, so the three before are late
+    arrivals.heard(bytes([0x80, 200]) + bytes(26), 11.0)  # muxed RTCP: not counted
+    arrivals.heard(b"\x00" * 20, 11.0)  # not RTP
+    assert len(arrivals.transits) == 4
+    assert arrivals.late() == 3
+    assert module.Arrivals(8000).late() == 0
+
+
+def test_run_wait_is_seconds_or_unknown() -> None:
+    """Time runnable but waiting for a CPU: seconds, never negative, or None where the platform has no schedstat."""
+    waited = bench().run_wait()
+    assert waited is None or waited >= 0

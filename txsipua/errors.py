@@ -243,7 +243,7 @@ class AccountError(CredentialsConfigError):
 
 
 # txsipua.ua.cred
-class HtdigestFormatError(ValueError):
+class HtdigestFormatError(SIPError, ValueError):
     """A line of an htdigest file is malformed (the message names file and line)."""
 
 
@@ -290,6 +290,45 @@ class MediaNegotiationFailed(SIPError):
 # txsipua.media.wav
 class WavError(SIPError, ValueError):
     """A file that is not a WAV file this module can read, or a bad argument."""
+
+
+# txsipua.net.media_limits
+class MediaUnavailable(LocalProtocolError):
+    """No media stream can be opened now: the stream cap is reached or no socket is left.
+
+    An incoming call is then declined with :attr:`status` and :attr:`headers`.
+
+    Attributes:
+        status: 503 (Service Unavailable, RFC 3261 §21.5.4).
+        headers: ``(("Retry-After", seconds),)`` for the response (§20.33).
+        retry_after: the seconds suggested in Retry-After.
+    """
+
+    status = 503
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers: tuple[tuple[str, str], ...] = (("Retry-After", str(retry_after)),)
+
+
+# txsipua.media.audio
+class AudioError(SIPError, ValueError):
+    """Audio that cannot be handled: a bad rate or frame, or resampling without ``soxr``."""
+
+
+# txsipua.media.codecs
+class CodecUnavailable(SIPError, RuntimeError):
+    """The library a codec needs is not installed; the message names the extra to install."""
+
+
+# txsipua.media.srtp
+class SrtpError(SIPError, ValueError):
+    """A packet failed SRTP/SRTCP authentication or decryption (RFC 3711 §3.3), or could not be protected."""
+
+
+class SrtpUnavailable(SIPError, RuntimeError):
+    """pylibsrtp is not installed: ``pip install 'txsipua[srtp]'`` (and Debian's libsrtp2-1 if its wheel needs it)."""
 
 
 # txsipua.cli

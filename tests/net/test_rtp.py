@@ -402,3 +402,34 @@ def test_loopback_dtmf_arrives_once_each():
     finally:
         yield a.stop()
         yield b.stop()
+
+
+def test_a_stream_far_behind_skips_slots_but_keeps_its_place_on_the_grid():
+    """Blocked 0.5 s, two streams 10 ms apart stay 10 ms apart (not re-aligned to send in one tick)."""
+    clock = task.Clock()
+    streams, transports = [], []
+    for _ in range(2):
+        stream = MediaStream(clock, ssrc=0x1234, rng=random.Random(7), media_timeout=None)
+        transport = FakeDatagramTransport()
+        stream.makeConnection(transport)
+        stream.configure(params())
+        streams.append(stream)
+        transports.append(transport)
+    streams[0].play(tone(2000))
+    clock.advance(0.010)
+    streams[1].play(tone(2000))
+    for _ in range(10):
+        clock.advance(0.001)
+    clock.advance(0.5)  # the reactor was blocked
+    assert all(s.stats.packets_late >= 1 for s in streams)
+    sent_at: list[list[float]] = [[], []]
+    counts = [len(t.written) for t in transports]
+    for _ in range(200):
+        clock.advance(0.001)
+        for i, t in enumerate(transports):
+            if len(t.written) > counts[i]:
+                sent_at[i].append(round(clock.seconds(), 3))
+                counts[i] = len(t.written)
+    phases = [{round(t * 1000) % 20 for t in times} for times in sent_at]
+    assert len(sent_at[0]) >= 9 and len(sent_at[1]) >= 9
+    assert phases[0] == {0} and phases[1] == {10}  # each on its own grid, as before the block

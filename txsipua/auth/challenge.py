@@ -612,11 +612,9 @@ def _decode_ext_value(text: str, sc: _Scanner) -> str:
 def _params_at_once(value: str) -> dict[str, str] | None:
     """The auth-params of a well-formed ``Digest`` credentials value in one ``findall``, or None.
 
-    The matches of :data:`_PARAM_FAST` found left to right never overlap, so
-    when their lengths add up to the rest of the value they tile it exactly;
-    each but the last must end with its comma.  ``None`` (no verdict) for
-    anything else — another scheme, a gap, a missing comma, a repeated name —
-    which :func:`_parse_params_scan` then parses or rejects with its reason.
+    Non-overlapping matches whose lengths add up to the rest of the value tile it exactly; each
+    but the last must end with its comma.  ``None`` (no verdict) for anything else (another scheme,
+    a gap, a missing comma, a repeated name): :func:`_parse_params_scan` then decides.
     """
     head = _DIGEST_SCHEME.match(value)
     if head is None:

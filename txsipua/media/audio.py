@@ -38,7 +38,7 @@ from typing import Any
 
 from zope.interface import Attribute, Interface, implementer
 
-from txsipua.errors import WavError
+from txsipua.errors import AudioError, WavError
 from txsipua.media.wav import read_wav, to_16bit, to_mono
 
 __all__ = [
@@ -65,10 +65,6 @@ __all__ = [
 #: The frame length of every source and sink, milliseconds.
 FRAME_MS = 20
 _BIG_ENDIAN = sys.byteorder == "big"
-
-
-class AudioError(ValueError):
-    """Audio that cannot be handled: a bad rate or frame, or resampling without ``soxr``."""
 
 
 def frame_octets(rate: int) -> int:

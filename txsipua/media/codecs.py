@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from txsipua.errors import CodecUnavailable
 from txsipua.media import g711
 
 __all__ = [
@@ -56,10 +57,6 @@ __all__ = [
 ]
 
 _BIG_ENDIAN = sys.byteorder == "big"
-
-
-class CodecUnavailable(RuntimeError):
-    """The library a codec needs is not installed; the message names the extra to install."""
 
 
 class Encoder(Protocol):
@@ -213,7 +210,7 @@ class _G711:
         if self._np is None or _BIG_ENDIAN or len(pcm) % 2:
             return self._encode(pcm)
         numpy, table = self._np
-        return bytes(table[numpy.frombuffer(pcm, dtype="<u2")].tobytes())
+        return table[numpy.frombuffer(pcm, dtype="<u2")].tobytes()
 
     def decode(self, payload: bytes) -> bytes:
         payload = bytes(payload)

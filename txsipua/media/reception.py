@@ -94,13 +94,20 @@ class ReceptionStatistics:
 
     def count_sequence(self, packet: RtpPacket) -> None:
         """Count ``packet`` for loss: expected minus received (Appendix A.1, A.3)."""
-        seq = packet.sequence
+        self.count(packet.ssrc, packet.sequence)
+
+    def count(self, ssrc: int, seq: int) -> None:
+        """:meth:`count_sequence` for a packet of SSRC ``ssrc`` and sequence number ``seq``.
+
+        The fields as ints, so the receive path needs no
+        :class:`~txsipua.media.rtp.RtpPacket`.
+        """
         stats = self.stats
-        if packet.ssrc != self._source_ssrc:
+        if ssrc != self._source_ssrc:
             if self._source_ssrc is not None:
                 stats.ssrc_changes += 1
                 self._lost_before = stats.packets_lost
-            self._source_ssrc = packet.ssrc
+            self._source_ssrc = ssrc
             self._base_seq = self._max_seq = seq
             self._cycles = 0
             self._counted = 1
@@ -140,7 +147,17 @@ class ReceptionStatistics:
             rate: its clock rate, Hz.
             arrival: when it arrived, seconds (any fixed origin).
         """
-        transit = arrival * rate - packet.timestamp
+        self.jitter(packet.timestamp, rate, arrival)
+
+    def jitter(self, timestamp: int, rate: int, arrival: float) -> None:
+        """:meth:`update_jitter` for a packet of RTP timestamp ``timestamp``.
+
+        Args:
+            timestamp: the RTP timestamp of an audio packet of the negotiated codec.
+            rate: its clock rate, Hz.
+            arrival: when it arrived, seconds (any fixed origin).
+        """
+        transit = arrival * rate - timestamp
         if self._transit is not None:
             d = abs(transit - self._transit)
             if d < rate * 60:  # ignore timestamp wraps and jumps

@@ -30,7 +30,7 @@ import attrs
 
 from txsipua.errors import ParseError
 
-__all__ = ["RtpPacket", "is_rtcp"]
+__all__ = ["RtpPacket", "is_rtcp", "plain_fields"]
 
 _HEADER = struct.Struct("!BBHII")
 
@@ -180,3 +180,23 @@ def is_rtcp(data: bytes) -> bool:
     so RTP payload types 64-95 are never used on a multiplexed port.
     """
     return len(data) >= 2 and data[0] >> 6 == 2 and 192 <= data[1] <= 223
+
+
+_PLAIN = struct.Struct("!xBHII")
+
+
+def plain_fields(data: bytes) -> tuple[int, bool, int, int, int, bytes] | None:
+    """The fields of a plain RTP packet, read without building an :class:`RtpPacket` (the receive fast path).
+
+    Plain: version 2, no padding, no header extension, no CSRC (first octet
+    0x80) and at least the 12-octet fixed header, what every G.711 stream
+    sends.  Anything else is for :meth:`RtpPacket.parse` to judge.
+
+    Returns:
+        ``(payload_type, marker, sequence, timestamp, ssrc, payload)``, equal
+        to those :meth:`RtpPacket.parse` gives, or None when the packet is not plain.
+    """
+    if len(data) < 12 or data[0] != 0x80:
+        return None
+    second, sequence, timestamp, ssrc = _PLAIN.unpack_from(data)
+    return second & 0x7F, second > 0x7F, sequence, timestamp, ssrc, bytes(data[12:])

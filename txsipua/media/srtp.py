@@ -17,21 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from txsipua.errors import SIPError
+from txsipua.errors import SrtpError, SrtpUnavailable
 from txsipua.media.sdes import SrtpParams
 
 __all__ = ["SrtpError", "SrtpTransform", "SrtpUnavailable", "available"]
 
 _PROFILES = {"AES_CM_128_HMAC_SHA1_80": "SRTP_PROFILE_AES128_CM_SHA1_80",
              "AES_CM_128_HMAC_SHA1_32": "SRTP_PROFILE_AES128_CM_SHA1_32"}
-
-
-class SrtpError(SIPError, ValueError):
-    """A packet failed SRTP/SRTCP authentication or decryption (RFC 3711 §3.3), or could not be protected."""
-
-
-class SrtpUnavailable(SIPError, RuntimeError):
-    """pylibsrtp is not installed: ``pip install 'txsipua[srtp]'`` (and Debian's libsrtp2-1 if its wheel needs it)."""
 
 
 def _module() -> Any:

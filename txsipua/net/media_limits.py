@@ -11,31 +11,12 @@ from __future__ import annotations
 
 import attrs
 
-from txsipua.errors import LocalProtocolError
+from txsipua.errors import MediaUnavailable
 
 __all__ = ["DEFAULT_LIMIT", "MAX_MEDIA_STREAMS", "MediaStreamLimit", "MediaUnavailable"]
 
 #: Default cap on streams started and not stopped, process-wide (:data:`DEFAULT_LIMIT`).
 MAX_MEDIA_STREAMS = 512
-
-
-class MediaUnavailable(LocalProtocolError):
-    """No media stream can be opened now: the stream cap is reached or no socket is left.
-
-    An incoming call is then declined with :attr:`status` and :attr:`headers`.
-
-    Attributes:
-        status: 503 (Service Unavailable, RFC 3261 §21.5.4).
-        headers: ``(("Retry-After", seconds),)`` for the response (§20.33).
-        retry_after: the seconds suggested in Retry-After.
-    """
-
-    status = 503
-
-    def __init__(self, detail: str, retry_after: int = 5) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-        self.headers: tuple[tuple[str, str], ...] = (("Retry-After", str(retry_after)),)
 
 
 @attrs.define

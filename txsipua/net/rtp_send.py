@@ -1,0 +1,461 @@
+"""The sending half of an RTP stream: paced slots of audio, DTMF and idle silence (RFC 3550, RFC 4733).
+
+Theory of operation:
+
+- Sending is paced by *slots* of ``ptime`` (20 ms): while there is something
+  to send, the stream asks the process's one :class:`~txsipua.net.pacer.Pacer`
+  (shared by every stream of the reactor: one timer, not one per stream) to
+  call it at each slot's deadline, computed from the burst's start
+  (``start + n * ptime``), so lateness never accumulates; a slot that is
+  late is sent at once, and counted in ``stats.packets_late`` when more than
+  5 ms late.  A stream more than 0.2 s behind (the process was blocked)
+  skips the slots it missed but keeps its place on its grid, so streams
+  started at different instants stay spread over the frame instead of all
+  sending in the same tick from then on.  Each slot sends one packet: the next
+  DTMF packet if digits are queued (audio pauses during events, RFC 4733
+  §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
+  frame per slot; a burst after silence starts with the marker bit (RFC 3551
+  §4.1) at a timestamp taken from the clock.
+- While held or when the negotiated direction forbids sending, queued audio
+  and digits wait; they continue on resume.
+- Idle silence (:meth:`RtpSender.send_silence_when_idle`, what a call's
+  stream does): while the stream may send (configured, not held, direction
+  sendrecv or sendonly) and nothing is queued, each slot carries an encoded
+  silence frame, so the peer keeps receiving frames (its playout, its RTP
+  timeout, NAT bindings).  It rides the same burst and pacer as audio: no
+  timer of its own.  Comfort noise (RFC 3389) is not sent: txsipua does not
+  negotiate CN.
+- Frames (:mod:`txsipua.media.audio`): :meth:`RtpSender.play` *pulls* an
+  :class:`~txsipua.media.audio.IAudioSource` one 20 ms frame at a time (re-cut
+  to ``ptime``).  Cancelling a :meth:`RtpSender.play` Deferred stops that
+  audio at once.
+- An audio packet's header is written by one ``struct`` call into a new
+  datagram with the encoded payload: no :class:`~txsipua.media.rtp.RtpPacket`
+  per packet (DTMF packets, rare, are built as packets).
+
+:class:`RtpSender` is the base of :class:`~txsipua.net.rtp.MediaStream`
+(lifecycle, negotiation) through :class:`~txsipua.net.rtp_receive.RtpReceiver`;
+it declares the state the three share.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from txsipua.errors import LocalProtocolError
+from txsipua.media.audio import FramePuller, IAudioSource, PCMSource, resampled_source
+from txsipua.media.codecs import AudioCodec, Encoder, resample
+from txsipua.media.dtmf import digit_to_event, dtmf_packets
+from txsipua.media.offer_answer import MediaParams
+from txsipua.media.reception import MediaStats
+from txsipua.media.rtp import RtpPacket
+from txsipua.media.srtp import SrtpError, SrtpTransform
+from txsipua.media.wav import read_wav
+from txsipua.net.pacer import Pacer
+from txsipua.net.source import SourceFilter
+
+__all__ = ["AUDIO_RATE", "DTMF_GAP_SLOTS", "LATE_THRESHOLD", "MAX_PTIME", "MIN_PTIME", "RtpSender"]
+
+_RTP_HEADER = struct.Struct("!BBHII")
+#: Bounds on the packet time we send with, in ms, whatever the peer asks for.
+MIN_PTIME, MAX_PTIME = 10, 60
+#: Slots of silence between two digits of one :meth:`RtpSender.send_dtmf` call.
+DTMF_GAP_SLOTS = 3
+#: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
+LATE_THRESHOLD = 0.005
+#: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
+AUDIO_RATE = 8000
+
+
+@attrs.define
+class _Playback:
+    puller: FramePuller  # the source, re-cut to the packet size
+    deferred: defer.Deferred[bool]
+    rate: int = 8000  # the rate the puller delivers
+
+
+@attrs.define
+class _DigitJob:
+    digits: deque[str]
+    deferred: defer.Deferred[bool]
+    duration_ms: int = 100
+    packets: deque[RtpPacket] = attrs.field(factory=deque)
+    gap: int = 0
+
+
+
+
+class RtpSender(DatagramProtocol):
+    """Sending for :class:`~txsipua.net.rtp.MediaStream`: queued audio and digits, paced by slots.
+
+    Not used alone: :class:`~txsipua.net.rtp.MediaStream` sets the state
+    declared here in its ``__init__``.
+    """
+
+    log = Logger()
+
+    trace: Callable[[str, bytes, tuple[str, int], tuple[str, int]], object] | None = None
+    """Optional: called as ``trace(direction, data, local, peer)`` with every datagram sent
+    (``"send"``) and received (``"recv"``), e.g. to write it to a pcap file."""
+
+    # state shared with the receiving half and the stream (set by MediaStream.__init__)
+    _reactor: Any
+    _pacer: Pacer
+    _listening: Any
+    _sources: SourceFilter
+    _srtp: SrtpTransform | None
+    _rng: random.Random
+    local_host: str
+    ssrc: int
+    params: MediaParams | None
+    codec: AudioCodec | None
+    stats: MediaStats
+    _held: bool
+    _stopped: bool
+    # sending state
+    _encoder: Encoder | None
+    _sequence: int
+    _timestamp_base: int
+    _epoch: float | None
+    _audio: deque[_Playback]
+    _digits: deque[_DigitJob]
+    _pacing: bool
+    _burst_start: float
+    _slot_index: int
+    _timestamp: int
+    _talkspurt: bool
+    _idle_silence: bool
+    _shape_of: MediaParams | None = None  # the params _shape was worked out for
+    _shape: tuple[float, int, int] = (0.02, 160, 160)
+
+    @property
+    def port(self) -> int:
+        """The bound local port (0 before :meth:`~txsipua.net.rtp.MediaStream.start`)."""
+        if self._listening is None:
+            return 0
+        return int(self._listening.getHost().port)
+
+    def play(self, source: Any, *, rate: int = AUDIO_RATE) -> defer.Deferred[bool]:
+        """Queue audio to send, one frame per ``ptime``.
+
+        Args:
+            source: an :class:`~txsipua.media.audio.IAudioSource` (pulled one
+                20 ms frame per slot, resampled to the codec's rate
+                (:attr:`sample_rate`) when its rate differs), 16-bit
+                little-endian mono PCM at ``rate`` Hz, or the path of a WAV
+                file (converted by :func:`txsipua.media.wav.read_wav`).
+            rate: the rate of PCM given as bytes, Hz.
+
+        Returns:
+            A Deferred firing with True once the last frame is sent, or with
+            False if the stream stops first; it fails with the error a source
+            raised while read.  Cancelling it stops that audio at once (the
+            source is closed; later audio goes on).  Audio queued before
+            :meth:`configure` or while held waits.
+
+        Raises:
+            txsipua.media.wav.WavError: the WAV file cannot be read (raised
+                at once, not through the Deferred).
+            txsipua.media.audio.AudioError: the source's rate needs ``soxr``.
+        """
+        if IAudioSource.providedBy(source):
+            pulled = resampled_source(source, self.sample_rate)
+        else:
+            if isinstance(source, bytes | bytearray | memoryview):
+                pcm = bytes(source)
+            else:
+                pcm, _ = read_wav(source, rate=AUDIO_RATE)
+                rate = AUDIO_RATE
+            if len(pcm) % 2:
+                raise ValueError("16-bit PCM must have an even number of octets")
+            pulled = resampled_source(PCMSource(pcm, rate), self.sample_rate)
+            if not pcm:
+                return defer.succeed(True)
+        job: _Playback
+
+        def cancel(_: defer.Deferred[bool]) -> None:
+            if job in self._audio:
+                self._audio.remove(job)
+            job.puller.close()
+
+        d: defer.Deferred[bool] = defer.Deferred(cancel)
+        job = _Playback(FramePuller(pulled), d, rate=pulled.rate)
+        if self._stopped:
+            pulled.close()
+            d.callback(False)
+            return d
+        self._audio.append(job)
+        self._schedule()
+        return d
+
+    def send_dtmf(self, digits: str, *, duration_ms: int = 100) -> defer.Deferred[bool]:
+        """Queue DTMF digits as RFC 4733 telephone events.
+
+        Each digit lasts ``duration_ms`` (then its end packet three times),
+        digits are separated by a short silence; queued audio pauses meanwhile.
+
+        Args:
+            digits: e.g. ``"123#"``.
+            duration_ms: tone length of each digit, milliseconds.
+
+        Returns:
+            A Deferred firing with True once the last end packet is sent
+            (False if the stream stops first); it fails with
+            :class:`~txsipua.errors.LocalProtocolError` when the peer
+            negotiated no telephone-event.
+
+        Raises:
+            ValueError: a character that is not a DTMF digit.
+        """
+        for digit in digits:
+            digit_to_event(digit)
+        if self.params is not None and self.params.telephone_event_pt is None:
+            return defer.fail(LocalProtocolError("the peer did not negotiate telephone-event (RFC 4733)"))
+        d: defer.Deferred[bool] = defer.Deferred()
+        if self._stopped:
+            d.callback(False)
+            return d
+        if not digits:
+            d.callback(True)
+            return d
+        job = _DigitJob(deque(digits), d, duration_ms)
+        self._digits.append(job)
+        self._schedule()
+        return d
+
+    def _can_send(self) -> bool:
+        return (
+            not self._held
+            and not self._stopped
+            and self.params is not None
+            and self.params.sending
+            and self.transport is not None
+            and bool(self._audio or self._digits or self._idle_silence)
+        )
+
+    def send_silence_when_idle(self, on: bool = True) -> None:
+        """Send an encoded silence frame every ``ptime`` while the stream may send and has nothing queued.
+
+        Keeps the peer's frames flowing (a listening bot, a muted
+        microphone), its RTP timeout and NAT bindings alive.  Nothing is sent
+        while held, before :meth:`configure`, or when the direction is
+        recvonly or inactive.  Off by default; a call's stream has it on
+        (:attr:`~txsipua.ua.config.Configuration.idle_silence`).
+        """
+        self._idle_silence = on
+        if on:
+            self._schedule()
+
+    def _cancel_timer(self) -> None:
+        if self._pacing:
+            self._pacing = False
+            self._pacer.cancel(self)
+
+    def _schedule(self) -> None:
+        """Start a burst when there is something to send and none is running."""
+        if self._pacing or not self._can_send():
+            return
+        assert self.params is not None
+        now = self._reactor.seconds()
+        if self._epoch is None:
+            self._epoch = now
+        rate = self.params.codec.clock_rate
+        self._burst_start = now
+        self._slot_index = 0
+        self._timestamp = (self._timestamp_base + round((now - self._epoch) * rate)) & 0xFFFFFFFF
+        self._talkspurt = True
+        self._pacing = True
+        self._pacer.schedule(self, now)
+
+    def pace(self, now: float) -> float | None:
+        """Send every slot due at ``now`` (called by the :class:`~txsipua.net.pacer.Pacer`).
+
+        Args:
+            now: the reactor's time, seconds.
+
+        Returns:
+            The next slot's deadline (absolute seconds), or None when there is
+            nothing left to send (the burst ends).
+        """
+        self._pacing = True  # a play() from a callback below joins this burst
+        if self.params is None:
+            self._pacing = False
+            return None
+        interval = self._slot_shape()[0]
+        behind = now - (self._burst_start + self._slot_index * interval)
+        if behind > 0.2:
+            # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
+            # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
+            self.stats.packets_late += 1
+            self._slot_index += int(behind / interval)
+        horizon = now + self._pacer.slack + 1e-9
+        sending = self._can_send()
+        while sending:
+            deadline = self._burst_start + self._slot_index * interval
+            if deadline > horizon:
+                break
+            if now - deadline > LATE_THRESHOLD:
+                self.stats.packets_late += 1
+            self._send_slot()
+            self._slot_index += 1
+            self._timestamp = (self._timestamp + self._slot_shape()[1]) & 0xFFFFFFFF
+            sending = self._can_send()  # a callback of the slot may have held, stopped or emptied the stream
+        self._pacing = sending
+        return self._burst_start + self._slot_index * interval if self._pacing else None
+
+    def _slot_shape(self) -> tuple[float, int, int]:
+        """(slot length in seconds, RTP timestamp units per slot, PCM samples per slot) of the params in force.
+
+        Worked out once per :class:`~txsipua.media.offer_answer.MediaParams`
+        (the packet path asks for it every slot).
+        """
+        params = self.params
+        if params is not self._shape_of:
+            assert params is not None
+            ptime = min(max(params.ptime, MIN_PTIME), MAX_PTIME)
+            samples = self.codec.frame_samples(ptime) if self.codec is not None else 8 * ptime
+            self._shape = (ptime / 1000.0, params.codec.clock_rate * ptime // 1000, samples)
+            self._shape_of = params
+        return self._shape
+
+    def _ptime(self) -> int:
+        """The packet time in ms: the peer's ptime, kept within 10-60 ms."""
+        assert self.params is not None
+        return min(max(self.params.ptime, MIN_PTIME), MAX_PTIME)
+
+    @property
+    def sample_rate(self) -> int:
+        """The PCM rate of the negotiated codec (Hz; 8000 before :meth:`configure`)."""
+        return self.codec.sample_rate if self.codec is not None else 8000
+
+    def _send(self, packet: RtpPacket) -> None:
+        packet = attrs.evolve(packet, sequence=self._sequence, ssrc=self.ssrc)
+        self._write(packet.to_bytes(), len(packet.payload))
+
+    def _write(self, data: bytes, payload_octets: int) -> None:
+        assert self.params is not None and self.transport is not None
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
+        destination = self._sources.latched or (self.params.remote_address, self.params.remote_port)
+        if self._srtp is not None:
+            try:
+                data = self._srtp.protect(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
+        transport.write(data, destination)
+        self.stats.packets_sent += 1
+        self.stats.octets_sent += payload_octets
+
+    def _send_slot(self) -> None:
+        assert self.params is not None
+        if self._digits:
+            self._send_digit_slot(self._digits[0])
+            return
+        assert self.codec is not None and self._encoder is not None
+        while self._audio:
+            job = self._audio[0]
+            try:  # the codec may have changed since the job was queued: convert its frames
+                frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
+                if frame and job.rate != self.codec.sample_rate:
+                    frame = resample(frame, job.rate, self.codec.sample_rate)
+            except Exception as e:  # a source that cannot be read (a file gone...)
+                self.log.failure("an audio source failed")
+                self._audio.popleft()
+                job.puller.close()
+                job.deferred.errback(e)
+                continue
+            if frame:
+                payload = self._encoder.encode(frame)
+                second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+                header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+                self._write(header + payload, len(payload))
+                self._talkspurt = False
+            if job.puller.finished:
+                self._audio.popleft()
+                job.deferred.callback(True)
+            if frame:
+                return
+        if self._idle_silence:  # nothing queued: silence keeps the peer's frames coming
+            payload = self._encoder.encode(bytes(2 * self._slot_shape()[2]))
+            second = self.params.codec.payload_type | (0x80 if self._talkspurt else 0)
+            header = _RTP_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.ssrc)
+            self._write(header + payload, len(payload))
+            self._talkspurt = False
+
+    def _send_digit_slot(self, job: _DigitJob) -> None:
+        assert self.params is not None and self.params.telephone_event_pt is not None
+        if job.gap > 0:  # silence between digits
+            job.gap -= 1
+            return
+        if not job.packets:
+            job.packets = deque(dtmf_packets(
+                job.digits[0],
+                duration_ms=job.duration_ms,
+                payload_type=self.params.telephone_event_pt,
+                timestamp=self._timestamp,
+                clock_rate=self.params.codec.clock_rate,
+                packet_ms=self._ptime(),
+            ))
+        self._send(job.packets.popleft())
+        if job.packets:
+            return
+        job.digits.popleft()
+        self.stats.dtmf_sent += 1
+        self._talkspurt = True
+        if job.digits:
+            job.gap = DTMF_GAP_SLOTS
+        else:
+            self._digits.popleft()
+            job.deferred.callback(True)
+
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one compound RTCP packet (SRTCP when SRTP is on) to the peer's RTCP address.
+
+        The RTP destination when ``rtcp-mux`` was negotiated (RFC 5761), else
+        the peer's ``a=rtcp`` port or its RTP port + 1 (RFC 3550 §11).
+        """
+        params = self.params
+        if params is None or self.transport is None or params.remote_port == 0:
+            return
+        if params.rtcp_mux:
+            destination = self._sources.latched or (params.remote_address, params.remote_port)
+        else:
+            destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
+        if self._srtp is not None:
+            try:
+                data = self._srtp.protect_rtcp(data)
+            except SrtpError as e:
+                self._srtp_send_failed(e)
+                return
+        if self.trace is not None:
+            self.trace("send", data, (self.local_host, self.port), destination)
+        transport: Any = self.transport
+        transport.write(data, destination)
+
+    def _srtp_send_failed(self, error: SrtpError) -> None:
+        """libsrtp refused to protect a packet: not sent, counted, logged at most once per 1000."""
+        self.stats.srtp_send_failed += 1
+        if self.stats.srtp_send_failed == 1 or self.stats.srtp_send_failed % 1000 == 0:
+            self.log.warn("SRTP: {n} packet(s) not sent ({err})", n=self.stats.srtp_send_failed, err=error)
+
+
+    def _sender_info(self, now: float) -> tuple[int, int, int]:
+        """(packets sent, octets sent, our RTP timestamp at ``now``) for an SR (RFC 3550 §6.4.1)."""
+        rate = self.params.codec.clock_rate if self.params is not None else 8000
+        epoch = self._epoch if self._epoch is not None else now
+        timestamp = (self._timestamp_base + round((now - epoch) * rate)) & 0xFFFFFFFF
+        return self.stats.packets_sent, self.stats.octets_sent, timestamp
+
