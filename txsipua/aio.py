@@ -27,7 +27,8 @@ makes that reactor a guest of an asyncio event loop, so one program can
   ``twisted.internet.reactor`` (the default reactor would be installed).
 - :func:`wait` turns a Deferred into an awaitable of the running loop
   (``Deferred.asFuture`` on a Deferred that the given one feeds: cancelling
-  the await never cancels the given Deferred); :func:`deferred` turns a coroutine or future into
+  the await never cancels the given Deferred, except ``ua.call()``'s, whose
+  cancellation hangs the call up); :func:`deferred` turns a coroutine or future into
   a Deferred (``Deferred.fromFuture``) for the places that take one, such as
   a bot of :class:`~txsipua.cli.service.UserAgentService` or a callback chain.
 
@@ -93,10 +94,20 @@ async def wait(d: Deferred[T]) -> T:
     its BYE).  ``d``'s result passes on unchanged to its later callbacks,
     except a failure that this await raised, which counts as handled.
 
+    One exception: the Deferred of ``ua.call()`` (nobody else holds that
+    call) is cancelled with the await, which hangs the call up.
+
     Raises:
         whatever the Deferred fails with (the Failure's exception).
     """
-    relay: Deferred[T] = Deferred()
+    def cancelled(_: Deferred[T]) -> None:
+        # ua.call()'s Deferred is the awaiting code's alone: giving up the await gives up the call
+        from txsipua.ua.call import is_call_attempt
+
+        if is_call_attempt(d) and not d.called:
+            d.cancel()
+
+    relay: Deferred[T] = Deferred(canceller=cancelled)
 
     def feed(result: Any) -> Any:
         if relay.called:  # the await was cancelled: nobody took the result

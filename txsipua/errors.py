@@ -267,6 +267,26 @@ class NoCommonCodec(OfferAnswerError):
     """No offered audio stream has a codec we support (RFC 3264 §6): answer 488."""
 
 
+class MediaNegotiationFailed(SIPError):
+    """The peer's SDP in an answered call cannot be used: the call was hung up (RFC 3261 §13.2.2.4, §13.3.1.4).
+
+    For a call with media (``Configuration(media=True)``): the 2xx's answer
+    to our offer, the 2xx's offer to our offerless INVITE (our ACK then
+    rejects every stream, RFC 3264 §6), or the ACK's answer to the offer in
+    our 2xx is garbage or has nothing usable.  The 2xx was ACKed and a BYE
+    sent at once; the call's ``ended`` fires with ``"media"``.
+
+    Attributes:
+        detail: what is wrong with the SDP, in words.
+        message: the 2xx (caller) or the ACK (callee) that carried it.
+    """
+
+    def __init__(self, detail: str, message: Any = None) -> None:
+        super().__init__(f"media negotiation failed: {detail}")
+        self.detail = detail
+        self.message = message
+
+
 # txsipua.media.wav
 class WavError(SIPError, ValueError):
     """A file that is not a WAV file this module can read, or a bad argument."""

@@ -52,6 +52,7 @@ __all__ = [
     "TELEPHONE_EVENT_PTS",
     "CODEC_FMTP",
     "telephone_event",
+    "reject_offer",
     "Codec",
     "MediaParams",
     "NoCommonCodec",
@@ -437,6 +438,36 @@ def make_answer(
         session_name=session_name,
         connection=address,
         media=tuple(answered),
+    )
+
+
+def reject_offer(offer: SessionDescription, address: str, *, session_id: int, session_version: int = 1,
+                 username: str = "-", session_name: str = "-") -> SessionDescription:
+    """An answer refusing every stream of ``offer`` (RFC 3264 §6): each ``m=`` line with port 0.
+
+    The valid answer to an offer that has nothing we can use, where an
+    answer must be sent anyway (the ACK of a 2xx that offered, RFC 3261
+    §13.2.2.4).
+
+    Args:
+        offer: the peer's offer.
+        address: our address for the ``o=`` and ``c=`` lines.
+        session_id: our ``o=`` sess-id.
+        session_version: our ``o=`` sess-version.
+        username: the ``o=`` username.
+        session_name: the ``s=`` line.
+
+    Returns:
+        The answer, with exactly as many ``m=`` lines as the offer, all rejected.
+    """
+    return SessionDescription(
+        username=username,
+        session_id=session_id,
+        session_version=session_version,
+        address=address,
+        session_name=session_name,
+        connection=address,
+        media=tuple(_rejected(m) for m in offer.media),
     )
 
 

@@ -159,8 +159,10 @@ class AccountLine:
 
     def call(self, target: str | SipURI) -> defer.Deferred[Call]:
         """Call ``target`` as this account; fires with the answered Call (see ``UserAgent.call``)."""
+        from txsipua.ua.call import call_attempt  # noqa: I001 - a top-level import would be circular
+
         try:
-            return self.place_call(target).answered
+            return call_attempt(self.place_call(target))  # cancelling it hangs up
         except SIPError as e:
             return defer.fail(e)
 

@@ -23,6 +23,7 @@ is cancelled and fails with :class:`~txsipua.errors.CallNotAnswered`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from zope.interface import implementer
 
 from txsipua.core.reliable import rseq_of
 from txsipua.core.useragent import InviteSession, SessionState
-from txsipua.errors import CallFailed, CallNotAnswered, LocalProtocolError
+from txsipua.errors import CallFailed, CallNotAnswered, LocalProtocolError, MediaNegotiationFailed
 from txsipua.sip.message import Response
 from txsipua.sip.uri import SipURI
 from txsipua.ua.call_offers import CallOffers, glare_backoff
@@ -49,6 +50,25 @@ log = Logger()
 
 def _cancelled() -> CallFailed:
     return CallFailed(Response(487), "call (cancelled)")
+
+
+_ATTEMPTS: weakref.WeakSet[defer.Deferred[Any]] = weakref.WeakSet()
+
+
+def call_attempt(call: Call) -> defer.Deferred[Call]:
+    """``call.answered``, handed to whoever placed the call without keeping the :class:`Call` (``ua.call()``).
+
+    Nobody else holds the call, so an await of it that is cancelled
+    (:func:`txsipua.aio.wait` under ``asyncio.wait_for``) cancels it too,
+    which hangs the call up (see :attr:`Call.answered`).
+    """
+    _ATTEMPTS.add(call.answered)
+    return call.answered
+
+
+def is_call_attempt(d: defer.Deferred[Any]) -> bool:
+    """True when ``d`` came from :func:`call_attempt` (its cancellation is the caller's to make)."""
+    return d in _ATTEMPTS
 
 
 @implementer(ICall)
@@ -68,15 +88,29 @@ class Call(CallOffers):
             ``SessionState.LOCATING``).
         call_media: the :class:`~txsipua.ua.media.CallMedia`, or ``None``
             when the user agent's configuration has media off.
-        answered: Deferred fired with the call once answered (2xx; the ACK
-            is sent), or failed with :class:`~txsipua.errors.CallFailed`...
+        answered: caller (UAC) only: Deferred fired with the call once
+            answered (2xx; the ACK is sent; the callee's never fires, it
+            waits on ``confirmed``), or failed with :class:`~txsipua.errors.CallFailed`...,
+            or with :class:`~txsipua.errors.MediaNegotiationFailed` when the
+            2xx's SDP cannot be used (the call is then hung up with BYE).
+            Cancelling it hangs up (CANCEL while ringing, BYE once the 2xx
+            crossed, as :meth:`hangup`); it then fails with
+            :class:`~twisted.internet.defer.CancelledError`.
         confirmed: Deferred fired with the call once the dialog is confirmed
             both ways: as caller (UAC) when the 2xx arrived and our ACK was
             sent (right after ``answered``, RFC 3261 §13.2.2.4); as callee
-            (UAS) when the peer's ACK for our 2xx arrived (§13.3.1.4).
+            (UAS) when the peer's ACK for our 2xx arrived (§13.3.1.4), or
+            failed with :class:`~txsipua.errors.MediaNegotiationFailed` when
+            that ACK's answer to our offer cannot be used (BYE is sent); a
+            caller's call whose ``answered`` failed never fires it.
+            Cancelling it hangs up, as for ``answered``.
         ended: Deferred fired with the end reason (``"bye"``, ``"hangup"``,
-            ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``) when
-            the call ends.
+            ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``,
+            ``"media"``: we hung up because the peer's SDP cannot be used)
+            when the call ends.
+        media_error: the :class:`~txsipua.errors.MediaNegotiationFailed`
+            that made us hang up, else ``None`` (media on only; with
+            ``Configuration(media=False)`` SDP is not looked at).
         on_progress: optional callable taking each provisional response.
         on_hold_change: optional callable ``(held_locally, held_remotely)``,
             called whenever either changes (RFC 3264 §8.4).
@@ -109,8 +143,10 @@ class Call(CallOffers):
             else None
         )
         self.ended: defer.Deferred[str] = defer.Deferred()
-        self.answered: defer.Deferred[Call] = defer.Deferred()
-        self.confirmed: defer.Deferred[Call] = defer.Deferred()
+        self.answered: defer.Deferred[Call] = defer.Deferred(canceller=self._cancelled_by_caller)
+        self.confirmed: defer.Deferred[Call] = defer.Deferred(canceller=self._cancelled_by_caller)
+        self.media_error: MediaNegotiationFailed | None = None
+        self._end_reason: str | None = None
         self.on_progress: Callable[[Response], object] | None = None
         self.on_hold_change: Callable[[bool, bool], object] | None = None
         self.abandoned = False
@@ -173,6 +209,19 @@ class Call(CallOffers):
         timer, self._no_answer_timer = self._no_answer_timer, None
         if timer is not None and timer.active():
             timer.cancel()
+
+    def _cancelled_by_caller(self, d: defer.Deferred[Any]) -> None:
+        """The canceller of :attr:`answered` and :attr:`confirmed`: whoever waited gave up, so hang up.
+
+        Twisted's convention: cancelling the Deferred stops the operation.
+        ``d`` fails with :class:`~twisted.internet.defer.CancelledError`
+        (which ``addTimeout`` turns into ``TimeoutError``), then the call is
+        hung up as :meth:`hangup` does (CANCEL before the 2xx, BYE once it
+        crossed, RFC 3261 §9.1, §15) and leaves ``ua.calls`` when it ends.
+        """
+        d.errback(defer.CancelledError())
+        if not self.ended.called:
+            self.hangup()
 
     # --------------------------------------------------------------- orders
     def hangup(self) -> defer.Deferred[str]:
@@ -311,7 +360,16 @@ class Call(CallOffers):
         self._stop_no_answer()
         media = self.call_media
         if media is not None and media.negotiation.our_offer_outstanding:
-            media.take_answer(response.body, response.to_tag)
+            if response.body:  # the answer the 2xx must carry (RFC 3261 §13.2.1)
+                defect = media.take_final_answer(response.body, response.to_tag)
+                if defect is not None and self.media_error is None:
+                    self.media_error = MediaNegotiationFailed(f"the answer in the 2xx is unusable ({defect})",
+                                                              response)
+            else:
+                media.take_answer(None, response.to_tag)
+        if self.media_error is not None:  # the answer, or the offer our ACK answered, is unusable
+            self.media_failed(self.media_error)
+            return
         if not self.answered.called:
             self.answered.callback(self)
         if not self.confirmed.called and not self.ended.called:
@@ -330,12 +388,38 @@ class Call(CallOffers):
             self.ended.callback("failed")
 
     def session_confirmed(self) -> None:
-        """The ACK for our 2xx arrived (UAS): fire ``confirmed`` (the UAC's fires in :meth:`session_answered`)."""
-        if not self.confirmed.called:
+        """The ACK for our 2xx arrived (UAS): fire ``confirmed`` (the UAC's fires in :meth:`session_answered`).
+
+        When the ACK's answer was unusable (:meth:`ack_received` hung up),
+        ``confirmed`` fails with that :class:`~txsipua.errors.MediaNegotiationFailed`.
+        """
+        if self.confirmed.called:
+            return
+        if self.media_error is not None:
+            self.confirmed.errback(self.media_error)
+        else:
             self.confirmed.callback(self)
 
+    def media_failed(self, error: MediaNegotiationFailed) -> None:
+        """The peer's SDP of an answered call cannot be used: BYE at once (RFC 3261 §13.2.2.4, §13.3.1.4).
+
+        The 2xx was ACKed (caller) or its ACK arrived (callee).  ``answered``
+        fails with ``error`` (caller; the callee's ``confirmed`` does, in
+        :meth:`session_confirmed`) and ``ended`` fires with ``"media"``.
+        """
+        log.warn("{err}: hanging up {call_id}", err=error, call_id=self.call_id)
+        self.media_error = error
+        self._end_reason = "media"
+        if self.session.is_uac and not self.answered.called:
+            self.answered.errback(error)
+        self.hangup()
+
     def session_ended(self, reason: str, bye_error: Exception | None) -> None:
-        """The call ended (BYE either way, CANCEL, no ACK): fire ``ended`` with ``reason``."""
+        """The call ended (BYE either way, CANCEL, no ACK): fire ``ended`` with ``reason``.
+
+        A call we hung up because of its media ends with ``"media"``.
+        """
+        reason = self._end_reason or reason
         self.bye_error = bye_error
         self._stop_no_answer()
         self.reoffer_ended(reason)

@@ -34,7 +34,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from txsipua.core.transaction import ServerTransaction
-from txsipua.errors import LocalProtocolError, ReinviteFailed, SIPError
+from txsipua.errors import LocalProtocolError, MediaNegotiationFailed, ReinviteFailed, SIPError
 from txsipua.media.negotiation import OfferAnswerState
 from txsipua.media.offer_answer import MediaParams
 from txsipua.sip.message import Request, Response
@@ -76,6 +76,10 @@ class CallOffers:
     delayed_offer: bool
     ended: defer.Deferred[str]
     on_hold_change: Callable[[bool, bool], object] | None
+    media_error: MediaNegotiationFailed | None
+
+    if TYPE_CHECKING:  # pragma: no cover - what Call provides, declared for the type checker
+        def media_failed(self, error: MediaNegotiationFailed) -> None: ...
 
     # this part's own state: the re-INVITE (hold, resume, codecs) in progress, none at first
     _reinvite_d: defer.Deferred[Response] | None = None
@@ -117,15 +121,23 @@ class CallOffers:
         return self.call_media.offer()
 
     def ack_answer(self, response: Response) -> tuple[bytes, str]:
-        """Our answer to the offer in the 2xx of our offerless INVITE, for the ACK (§13.2.1)."""
+        """Our answer to the offer in the 2xx of our offerless INVITE, for the ACK (§13.2.1).
+
+        An offer we cannot use is still answered, as the ACK must be (RFC
+        3261 §13.2.2.4): every stream refused with port 0 (RFC 3264 §6), or
+        no body when the SDP cannot even be parsed; the defect is kept in
+        :attr:`media_error` and the call sends BYE once the 2xx is reported.
+        """
         media = self.call_media
         if media is None or not response.body or media.state is not OfferAnswerState.NO_SESSION:
             return b"", ""  # no offer, or the offer/answer was done already (a reliable 1xx and its PRACK)
         try:
             return media.answer(response.body), "application/sdp"
         except SIPError as e:
-            log.warn("cannot answer the offer in the 2xx: {err}; the call has no media", err=e)
-            return b"", ""
+            log.warn("cannot answer the offer in the 2xx: {err}; the call is hung up", err=e)
+            self.media_error = MediaNegotiationFailed(f"the offer in the 2xx is unusable ({e})", response)
+            refusal = media.refuse_offer(response.body)
+            return refusal, "application/sdp" if refusal else ""
 
     def prack_answer(self, offer: bytes) -> bytes:
         """Our answer to the offer in a reliable 1xx to our offerless INVITE, for the PRACK (RFC 3262 §5).
@@ -145,11 +157,23 @@ class CallOffers:
     def ack_received(self, request: Request) -> None:
         """The ACK of our 2xx arrived: when our 2xx made an offer, the ACK's body is the answer (§13.2.1, §14.2).
 
-        An ACK without an answer withdraws that offer (what was in force stays).
+        An ACK without an answer withdraws that offer (what was in force
+        stays).  The answer to the first offer (an offerless INVITE) that
+        cannot be used (garbage, nothing in common) ends the call: BYE at
+        once (RFC 3261 §13.3.1.4), ``confirmed`` fails with
+        :class:`~txsipua.errors.MediaNegotiationFailed` and ``ended`` fires
+        with ``"media"``.
         """
         media = self.call_media
-        if media is not None and media.negotiation.our_offer_outstanding:
-            media.take_answer(request.body or None)
+        if media is None or not media.negotiation.our_offer_outstanding:
+            return
+        first = media.negotiation.state is OfferAnswerState.OFFER_SENT
+        if first and request.body:
+            defect = media.take_final_answer(request.body)
+            if defect is not None:
+                self.media_failed(MediaNegotiationFailed(f"the answer in the ACK is unusable ({defect})", request))
+            return
+        media.take_answer(request.body or None)
 
     # ------------------------------------------------------------ re-offers
     def hold(self) -> defer.Deferred[Response]:

@@ -62,8 +62,13 @@ class Responder:
 class IncomingCall:
     """An incoming INVITE waiting for the application's decision.
 
+    Cancelling ``call.confirmed`` hangs the call up,
+    as :meth:`Call.hangup <txsipua.ua.call.Call.hangup>`: 603 before the
+    answer, BYE once our 2xx was ACKed (RFC 3261 §15).
+
     Attributes:
-        call: the :class:`Call` (its ``answered`` fires on accept).
+        call: the :class:`Call` (its ``confirmed`` fires once the caller's
+            ACK of our 2xx arrived; ``answered`` is the caller's Deferred).
         request: the INVITE.
         caller: the From name-addr.
         identity: the authenticated username, if the UA authenticates.

@@ -92,9 +92,19 @@ class ICall(Interface):
     media = Attribute("The RTP stream, or None.")
     media_params = Attribute("The negotiated MediaParams, or None.")
     audio = Attribute("The :class:`~txsipua.ua.audio.CallAudio` (prompts, frames, digits), or None without media.")
-    answered = Attribute("Deferred firing with the call once answered (2xx).")
-    confirmed = Attribute("Deferred firing with the call once the ACK arrived (UAS).")
-    ended = Attribute("Deferred firing with the end reason.")
+    call_media = Attribute("The :class:`~txsipua.ua.media.CallMedia` (SDP offer/answer and the RTP stream; "
+                           "``play()``, ``record()``), or None with ``Configuration(media=False)``.")
+    answered = Attribute("Caller (UAC): Deferred firing with the call once answered (2xx, our ACK sent); "
+                         "failing with CallFailed..., or MediaNegotiationFailed when the 2xx's SDP cannot be used. "
+                         "Cancelling it hangs up (CANCEL before the 2xx, BYE after, RFC 3261 §9.1, §15). "
+                         "The callee's (UAS) never fires: it waits on ``confirmed``.")
+    confirmed = Attribute("Deferred firing with the call once the dialog is confirmed: as caller (UAC) once the 2xx "
+                          "arrived and our ACK was sent (§13.2.2.4); as callee (UAS) once the caller's ACK arrived "
+                          "(§13.3.1.4), failing with MediaNegotiationFailed when that ACK's answer cannot be used. "
+                          "Cancelling it hangs up.")
+    ended = Attribute('Deferred firing with the end reason ("bye", "hangup", "cancelled", "media"...).')
+    media_error = Attribute("The MediaNegotiationFailed that made us hang up, or None.")
+    on_progress = Attribute("Callable taking each provisional response to our INVITE (caller), or None.")
     bye_error = Attribute("Why our BYE was not confirmed, or None.")
     held_locally = Attribute("True while we hold the peer (RFC 3264 §8.4).")
     held_remotely = Attribute("True while the peer holds us.")
@@ -118,6 +128,10 @@ class ICall(Interface):
 
     def request(method, body=b"", content_type=None, headers=()):
         """Send an in-dialog request; a Deferred firing with the final response."""
+
+    def update(direction="sendrecv"):
+        """Send an UPDATE (RFC 3311) in the early or confirmed dialog, with a new offer unless
+        ``direction`` is None (a session refresh); a Deferred firing with its final response."""
 
     on_dtmf = Attribute("Callable taking each DTMF digit received in an INFO (one call per digit), or None.")
     transfer_in_progress = Attribute("The Transfer we started and that is not done yet, or None.")

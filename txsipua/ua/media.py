@@ -40,6 +40,7 @@ from txsipua.media.offer_answer import (
     make_answer,
     make_offer,
     negotiate,
+    reject_offer,
     resume_offer,
 )
 from txsipua.media.sdes import KEY_LENGTH, SUITES, CryptoAttribute
@@ -261,32 +262,52 @@ class CallMedia:
         is logged and the offer rolled back (RFC 3264 §8: what was in force
         stays); so is any answer when no offer of ours is outstanding.
         """
+        return self._take_answer(body, tag)[0]
+
+    def take_final_answer(self, body: bytes, tag: str | None = None) -> str | None:
+        """As :meth:`take_answer`, for an answer that must be usable (the 2xx's or the ACK's, RFC 3261 §13.2.1).
+
+        Returns:
+            ``None`` when the answer is in force and its media negotiated,
+            else what is wrong with it, in words (SDP that cannot be parsed,
+            no stream or codec in common with our offer); the caller ends
+            the call (§13.2.2.4, §13.3.1.4).
+        """
+        in_force, defect = self._take_answer(body, tag)
+        if defect is None and not in_force:
+            defect = "no usable answer to our offer"
+        return defect
+
+    def _take_answer(self, body: bytes | None, tag: str | None) -> tuple[bool, str | None]:
+        """:meth:`take_answer`: whether the answer is in force, and what is wrong with it, if anything."""
         n = self.negotiation
         if not n.our_offer_outstanding:
             if body:
                 log.warn("an answer without an offer of ours outstanding ({state}) is ignored", state=n.state.value)
-            return False
+            return False, None
         answer: SessionDescription | None = None
+        defect: str | None = None
         if body:
             try:
                 answer = SessionDescription.parse(body)
             except SIPError as e:
                 log.warn("cannot use the peer's SDP: {err}", err=e)
+                defect = f"the SDP answer cannot be parsed ({e})"
         elif tag is not None or n.early_tag is not None:
             answer = n.early_answer(tag)
         if answer is None:
             if body is not None or n.early:
                 log.warn("no usable answer to our offer; it is withdrawn")
             n.rollback()
-            return False
+            return False, defect
         offer = n.offer
         assert offer is not None
         n.receive_answer(answer)
-        self._negotiate(offer, answer)
+        defect = self._negotiate(offer, answer)
         ours = _active_audio(offer)
         held = ours is not None and ours[0] in _HOLDING
         self._hold_state(held, _answer_holds(answer, ours[0] if ours is not None else None, self.held_remotely))
-        return True
+        return True, defect
 
     def take_early_answer(self, body: bytes, tag: str) -> bool:
         """A provisional response of the early dialog ``tag`` carried SDP: early media (RFC 3261 §13.2.1).
@@ -306,6 +327,23 @@ class CallMedia:
         assert n.offer is not None
         self._negotiate(n.offer, answer)
         return True
+
+    def refuse_offer(self, body: bytes) -> bytes:
+        """The answer refusing every stream of the peer's unusable offer ``body`` (RFC 3264 §6: port 0).
+
+        For an offer that must be answered although nothing in it can be used
+        (the 2xx's offer, answered in the ACK, RFC 3261 §13.2.2.4).  Nothing
+        is negotiated and the offer/answer state does not change.
+
+        Returns:
+            The SDP body, or ``b""`` when ``body`` cannot even be parsed
+            (there is no stream to refuse).
+        """
+        try:
+            offer = SessionDescription.parse(body)
+        except SIPError:
+            return b""
+        return reject_offer(offer, self.advertise, session_id=self.session_id).to_bytes()
 
     def rollback(self) -> None:
         """The outstanding offer (ours or the peer's) was refused or failed: drop it (RFC 3264 §8).
@@ -475,17 +513,20 @@ class CallMedia:
                 keep_sending(True)  # the peer keeps getting frames while nothing plays
             self.audio.attach(self.stream)
 
-    def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> None:
+    def _negotiate(self, local: SessionDescription, peer: SessionDescription) -> str | None:
+        """Settle :attr:`params` from both descriptions; the defect (in words) when they cannot be used."""
         try:
             self.params = negotiate(local, peer)
         except SIPError as e:
             log.warn("media negotiation failed: {err}", err=e)
-            return
+            return str(e)
         if self.stream is not None:
             try:
                 self.stream.configure(self.params)
             except LocalProtocolError as e:  # a codec or SRTP library missing after all
                 log.warn("cannot use the negotiated media: {err}", err=e)
+                return str(e)
+        return None
 
     def _hold_state(self, local: bool, remote: bool) -> None:
         changed = (local, remote) != (self.held_locally, self.held_remotely)

@@ -29,7 +29,7 @@ from txsipua.sip.uri import SipURI
 from txsipua.sip.values import NameAddr
 from txsipua.ua.account import Account
 from txsipua.ua.accounts import AccountLine
-from txsipua.ua.call import Call
+from txsipua.ua.call import Call, call_attempt
 from txsipua.ua.registration import Registration, RegistrationResult
 from txsipua.ua.subscription import DOCUMENT_TYPES, Subscription
 
@@ -197,8 +197,10 @@ class OutgoingRequests:
         with :class:`~txsipua.errors.CallFailed` (the final response),
         :class:`~txsipua.errors.AuthenticationError`,
         :class:`~txsipua.errors.TransactionTimeout` or
-        :class:`~txsipua.errors.ResolutionError`.  Use :meth:`place_call` to
-        get the :class:`Call` before it is answered (to hang up while ringing).
+        :class:`~txsipua.errors.ResolutionError`; with media on, with
+        :class:`~txsipua.errors.MediaNegotiationFailed` when the 2xx's SDP
+        cannot be used (the call is hung up with BYE).  Use :meth:`place_call`
+        to get the :class:`Call` before it is answered (to hang up while ringing).
 
         Unlike :meth:`place_call` it raises nothing synchronously: what
         :meth:`place_call` raises (:class:`~txsipua.errors.ParseError`,
@@ -206,12 +208,17 @@ class OutgoingRequests:
         :class:`~txsipua.errors.ResolutionError`) fails the Deferred
         instead, as do :class:`~txsipua.errors.CallNotAnswered` and
         :class:`~txsipua.errors.TransportError`.
+
+        Cancelling the Deferred hangs up (``d.cancel()``, ``d.addTimeout()``,
+        or a cancelled :func:`txsipua.aio.wait` of it): CANCEL while ringing,
+        BYE when the 2xx crossed (RFC 3261 §9.1, §15); it fails with
+        ``CancelledError`` and the call leaves ``ua.calls`` once it ended.
         """
         try:
             call = self.place_call(target, offer=offer)
         except SIPError as e:
             return defer.fail(e)
-        return call.answered
+        return call_attempt(call)
 
     def place_call(self, target: str | SipURI, *, offer: bool = True, line: AccountLine | None = None,
                    headers: Iterable[tuple[str, str]] = ()) -> Call:
@@ -227,15 +234,18 @@ class OutgoingRequests:
         is cancelled and ``answered`` fails with
         :class:`~txsipua.errors.CallNotAnswered`.  Headers of ``target`` are
         handled as :meth:`options` says (never a body: the INVITE's is its SDP).
+        Cancelling the call's ``answered`` (or ``confirmed``) Deferred hangs up,
+        as :meth:`Call.hangup`.
 
         The Call's ``answered`` fails with :class:`~txsipua.errors.CallFailed`
         (a final 3xx-6xx; 487 after :meth:`Call.hangup` while ringing),
         :class:`~txsipua.errors.CallNotAnswered`,
         :class:`~txsipua.errors.AuthenticationError`,
         :class:`~txsipua.errors.TransactionTimeout`,
-        :class:`~txsipua.errors.TransportError`, or
+        :class:`~txsipua.errors.TransportError`,
         :class:`~txsipua.errors.ResolutionError` when a host name's lookup
-        (RFC 3263, with a resolver) fails.
+        (RFC 3263, with a resolver) fails, or (media on)
+        :class:`~txsipua.errors.MediaNegotiationFailed`.
 
         Raises:
             LocalProtocolError: no account (nor ``line``).
