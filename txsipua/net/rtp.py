@@ -54,6 +54,7 @@ from txsipua.net.media_watch import MediaWatch
 from txsipua.net.pacer import Pacer, pacer_for
 from txsipua.net.playout import Playout
 from txsipua.net.reports import StreamReports
+from txsipua.net.rtcp_socket import RtcpProtocol, bind_pair
 from txsipua.net.rtp_receive import RtpReceiver
 from txsipua.net.rtp_send import (
     AUDIO_RATE,
@@ -119,7 +120,9 @@ class MediaStream(RtpReceiver):
             each slot; None: the one shared by every stream of ``reactor``.
         rtcp_interval: send RTCP reports (RFC 3550) about every this many
             seconds (at least 5), on the RTP port when ``rtcp-mux`` was
-            negotiated (RFC 5761), else to the peer's RTCP port; None: no RTCP.
+            negotiated (RFC 5761), else from our RTCP socket (RTP port + 1,
+            bound with the RTP one by :meth:`start`) to the peer's RTCP port;
+            None: no RTCP (and no RTCP socket).
         cname: our RTCP CNAME (RFC 3550 §6.5.1); ``txsipua@<local_host>`` when None.
 
     Attributes:
@@ -172,6 +175,8 @@ class MediaStream(RtpReceiver):
         self.on_audio: Callable[[bytes], object] | None = None
         self.on_timeout: Callable[[], object] | None = None
         self._sources = SourceFilter(latch)
+        self._rtcp_sources = SourceFilter(latch)  # the RTCP socket's sources (without rtcp-mux)
+        self._rtcp_listening: Any = None
         self._limit = limit
         self._has_slot = False
         self._media_timeout = media_timeout
@@ -210,10 +215,16 @@ class MediaStream(RtpReceiver):
     # --- lifecycle --------------------------------------------------------
 
     def start(self) -> int:
-        """Bind the UDP socket.
+        """Bind the UDP socket; with ``rtcp_interval``, the RTCP socket on the next port too.
+
+        With RTCP the RTP port is even and RTCP is bound on the odd port after
+        it (RFC 3550 §11, :func:`~txsipua.net.rtcp_socket.bind_pair`); the
+        pair takes one slot of the :class:`MediaStreamLimit`.  The RTCP socket
+        is closed again when ``rtcp-mux`` is negotiated (:meth:`configure`).
 
         Returns:
-            The local port (an even port is not guaranteed with ``port=0``).
+            The local RTP port (an even port is not guaranteed with ``port=0``
+            and no ``rtcp_interval``).
 
         Raises:
             MediaUnavailable: the :class:`MediaStreamLimit` has no slot left, or
@@ -229,10 +240,17 @@ class MediaStream(RtpReceiver):
             self._has_slot = True
         try:
             sockets = rtp_sockets_for(self._reactor)
-            if sockets is not None:  # one reader for every RTP socket of the process, in batches
-                self._listening = sockets.listen(self._wanted_port, self, interface=self.local_host)
+
+            def listen(port: int, protocol: Any) -> Any:
+                if sockets is not None:  # one reader for every RTP socket of the process, in batches
+                    return sockets.listen(port, protocol, interface=self.local_host)
+                return self._reactor.listenUDP(port, protocol, interface=self.local_host)
+
+            if self._rtcp_interval is None:
+                self._listening = listen(self._wanted_port, self)
             else:
-                self._listening = self._reactor.listenUDP(self._wanted_port, self, interface=self.local_host)
+                self._listening, self._rtcp_listening = bind_pair(
+                    listen, self._wanted_port, self, RtcpProtocol(self.rtcp_datagram_received))
         except Exception as e:  # CannotListenError (EMFILE, EADDRINUSE...), OSError
             self._release_slot()
             self.log.warn("cannot open an RTP socket: {err}", err=e)
@@ -288,6 +306,9 @@ class MediaStream(RtpReceiver):
             self.reports.start(self._reactor.seconds())
         moved = old is not None and (old.remote_address, old.remote_port) != (params.remote_address, params.remote_port)
         self._sources.reset(moved)  # judge sources afresh; a new destination latches again
+        self._rtcp_sources.reset(moved)
+        if params.rtcp_mux:
+            self._close_rtcp()  # RFC 5761: RTCP shares the RTP port from now on
         if moved:
             self._talkspurt = True  # a new destination starts a new talkspurt
         if old is not None and (old.ptime, old.codec.clock_rate) != (params.ptime, params.codec.clock_rate):
@@ -336,10 +357,27 @@ class MediaStream(RtpReceiver):
                 sink.close()
             except Exception:
                 self.log.failure("closing an audio sink failed")
+        self._close_rtcp()
         listening, self._listening = self._listening, None
         if listening is not None:
             return defer.maybeDeferred(listening.stopListening)
         return defer.succeed(None)
+
+    def _close_rtcp(self) -> None:
+        """Close the RTCP socket, if any (``rtcp-mux`` negotiated, or stopping)."""
+        rtcp, self._rtcp_listening = self._rtcp_listening, None
+        if rtcp is not None:
+            try:
+                rtcp.stopListening()
+            except Exception:
+                self.log.failure("closing the RTCP socket failed")
+
+    @property
+    def rtcp_port(self) -> int | None:
+        """The local RTCP port when RTCP has a socket of its own (no ``rtcp-mux``), else None."""
+        if self._rtcp_listening is None:
+            return None
+        return int(self._rtcp_listening.getHost().port)
 
     def hold(self) -> None:
         """Pause sending (queued audio and digits wait), stop recording received audio and the media timeout."""

@@ -6,7 +6,10 @@ of UDP ports to a phone, so :func:`stream_factory` builds the
 (:class:`~txsipua.ua.media.CallMedia`'s ``stream_factory``) that binds the
 first free port of ``(first, last)``, trying even ports first (RFC 3550
 §11: RTP on an even port, RTCP on the next odd one) from a random point of
-the range, so two calls started together rarely race for one port.
+the range, so two calls started together rarely race for one port.  When
+the streams send RTCP (``rtcp_interval``) each binds its RTCP socket on the
+RTP port + 1 as well (:func:`~txsipua.net.rtcp_socket.bind_pair`), so only
+RTP ports whose next port is in the range too are tried.
 
 With ``symmetric`` the stream is built with ``latch=True``
 (:class:`~txsipua.net.rtp.MediaStream`): it starts sending to the address
@@ -74,7 +77,10 @@ def stream_factory(ports: tuple[int, int] | None, symmetric: bool, *,
             stream.start()
             return stream
         first, last = ports
+        pair = options.get("rtcp_interval") is not None  # RTCP on port + 1: it must be in the range
         for port in candidate_ports(first, last, draw.randint(first, last)):
+            if pair and port + 1 > last:
+                continue
             stream = MediaStream(reactor, local_host=host, port=port, latch=symmetric, limit=chosen, **options)
             try:
                 stream.start()

@@ -107,9 +107,7 @@ class RtpReceiver(RtpSender):
         now = self._reactor.seconds()
         self._media_watch.heard(now)
         if rtcp:
-            self.stats.rtcp += 1
-            if self.reports is not None:
-                self.reports.receive(data, now)
+            self._rtcp_received(data, now)
             return
         fields = plain_fields(data)  # the usual packet, read without an RtpPacket
         if fields is None:
@@ -163,6 +161,42 @@ class RtpReceiver(RtpSender):
             self._recording.add(ssrc, timestamp, resample(pcm, codec.sample_rate, AUDIO_RATE), now)
             self.stats.recording_gaps_cut += self._recording.gaps_cut - cut
         self.deliver_audio(pcm, codec.sample_rate)
+
+    def rtcp_datagram_received(self, data: bytes, addr: Any) -> None:
+        """Handle one datagram of the RTCP socket (no ``rtcp-mux``: our RTP port + 1, RFC 3550 §11).
+
+        Heard only from the peer's RTCP address (its ``a=rtcp`` port, RFC
+        3605, else its RTP port + 1) or, with ``latch``, the first other
+        source (RFC 4961); SRTCP is unprotected (RFC 3711); then handled as
+        multiplexed RTCP is.
+        """
+        if self._stopped:
+            return
+        params = self.params
+        if self.trace is not None:
+            self.trace("recv", data, (self.local_host, self.port + 1), (addr[0], addr[1]))
+        expected = None if params is None else (params.rtcp_port or params.remote_port + 1)
+        if not self._rtcp_sources.accepts(addr, params, expected):
+            self.stats.wrong_source += 1
+            return
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data)
+            except SrtpError as e:
+                self.stats.srtp_failed += 1
+                if self.stats.srtp_failed == 1 or self.stats.srtp_failed % 1000 == 0:
+                    self.log.warn("SRTCP: {n} packet(s) dropped, the peer's key does not match? ({err})",
+                                  n=self.stats.srtp_failed, err=e)
+                return
+        now = self._reactor.seconds()
+        self._media_watch.heard(now)
+        self._rtcp_received(data, now)
+
+    def _rtcp_received(self, data: bytes, now: float) -> None:
+        """One RTCP compound packet (clear text), from the RTP or the RTCP socket."""
+        self.stats.rtcp += 1
+        if self.reports is not None:
+            self.reports.receive(data, now)
 
     def deliver_audio(self, pcm: bytes, rate: int = AUDIO_RATE) -> None:
         """Push one decoded frame (PCM at ``rate`` Hz) to ``on_audio`` and, at :data:`AUDIO_RATE`, every sink.

@@ -112,6 +112,8 @@ class RtpSender(DatagramProtocol):
     _pacer: Pacer
     _listening: Any
     _sources: SourceFilter
+    _rtcp_sources: SourceFilter
+    _rtcp_listening: Any
     _srtp: SrtpTransform | None
     _rng: random.Random
     local_host: str
@@ -425,15 +427,23 @@ class RtpSender(DatagramProtocol):
         """Send one compound RTCP packet (SRTCP when SRTP is on) to the peer's RTCP address.
 
         The RTP destination when ``rtcp-mux`` was negotiated (RFC 5761), else
-        the peer's ``a=rtcp`` port or its RTP port + 1 (RFC 3550 §11).
+        the peer's ``a=rtcp`` port (RFC 3605) or its RTP port + 1 (RFC 3550
+        §11), or the RTCP source latched to (RFC 4961), sent from our RTCP
+        socket (RTP port + 1) when there is one.
         """
         params = self.params
         if params is None or self.transport is None or params.remote_port == 0:
             return
+        transport: Any = self.transport
+        local_port = self.port
         if params.rtcp_mux:
             destination = self._sources.latched or (params.remote_address, params.remote_port)
         else:
-            destination = (params.remote_address, params.rtcp_port or params.remote_port + 1)
+            destination = self._rtcp_sources.latched or (
+                params.remote_address, params.rtcp_port or params.remote_port + 1)
+            if self._rtcp_listening is not None:
+                transport = self._rtcp_listening
+                local_port = int(transport.getHost().port)
         if self._srtp is not None:
             try:
                 data = self._srtp.protect_rtcp(data)
@@ -441,8 +451,7 @@ class RtpSender(DatagramProtocol):
                 self._srtp_send_failed(e)
                 return
         if self.trace is not None:
-            self.trace("send", data, (self.local_host, self.port), destination)
-        transport: Any = self.transport
+            self.trace("send", data, (self.local_host, local_port), destination)
         transport.write(data, destination)
 
     def _srtp_send_failed(self, error: SrtpError) -> None:

@@ -56,14 +56,22 @@ class SourceFilter:
         if new_destination:
             self.latched = None
 
-    def accepts(self, addr: Any, params: MediaParams | None) -> bool:
-        """True for a datagram from the negotiated source, or the latched one."""
+    def accepts(self, addr: Any, params: MediaParams | None, port: int | None = None) -> bool:
+        """True for a datagram from the negotiated source, or the latched one.
+
+        Args:
+            addr: the datagram's source ``(host, port)``.
+            params: the negotiation in force (None: nothing is heard).
+            port: the negotiated source port; None for ``params.remote_port``
+                (the RTCP socket gives the peer's RTCP port).
+        """
         if params is None or not isinstance(addr, tuple) or len(addr) < 2:
             return False  # nothing negotiated yet: nobody to hear
         if addr == self._heard:
             return True
+        expected = params.remote_port if port is None else port
         host, port = str(addr[0]), int(addr[1])
-        if port == params.remote_port and same_address(host, params.remote_address):
+        if port == expected and same_address(host, params.remote_address):
             self._heard = addr
             return True
         if self.latched is not None:
