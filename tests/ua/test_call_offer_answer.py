@@ -54,7 +54,8 @@ def requests(ua: UserAgent, method: str) -> list[Request]:
 
 
 def rtp_sent(clock: UDPClock, call: Call) -> list[tuple[RtpPacket, tuple[str, int]]]:
-    port = next(p for p in clock.ports if p.protocol is call.media)
+    # the stream's RTP port (an odd port the system gave first was closed: RTP binds an even one, RFC 3550 §11)
+    port = next(p for p in clock.ports if p.protocol is call.media and p.getHost().port == call.media.port)
     return [(RtpPacket.parse(data), addr) for data, addr in port.written]
 
 
