@@ -55,7 +55,7 @@ def make_ua(reactor: Any) -> Iterator[Callable[..., defer.Deferred[UserAgent]]]:
     def make(acct: Account | None, **kw: Any) -> Any:
         wire = Wire()
         config = Configuration(timers=kw.pop("timers", FAST), media=kw.pop("media", True),
-                               **{k: kw.pop(k) for k in ("codecs", "media_timeout", "idle_silence") if k in kw})
+                               **{k: kw.pop(k) for k in ("codecs", "media_timeout", "idle_silence", "rtcp_mux") if k in kw})
         ua = UserAgent(reactor, config, acct, UDPTransport(reactor, "127.0.0.1", 0), trace=wire.trace, **kw)
         ua.wire = wire  # type: ignore[attr-defined]
         yield ua.start()

@@ -84,3 +84,35 @@ def test_srtp_required_refuses_a_plain_offer(reactor: Any, proxy: Proxy, make_ua
         yield within(reactor, alice.call("sip:bob@example.com"))
     assert info.value.status == 488
     yield settled(reactor, alice, bob)
+
+
+@pytest_twisted.inlineCallbacks
+def test_without_rtcp_mux_srtcp_reports_flow_on_rtp_port_plus_one(reactor: Any, proxy: Proxy, make_ua: Any) -> None:
+    """Neither side offers rtcp-mux: each binds RTCP on its RTP port + 1 (RFC 3550 §11), and the SRTCP reports
+    reach the other there, both ways, so both calls measure the round trip (RFC 3550 §6.4.1, RFC 3711)."""
+    alice = yield make_ua(account("alice", proxy, srtp=True), rtcp_mux=False)
+    bob = yield make_ua(account("bob", proxy), rtcp_mux=False)
+    yield within(reactor, alice.register(600))
+    yield within(reactor, bob.register(600))
+    callee = Callee(bob)
+    call = yield within(reactor, alice.call("sip:bob@example.com"))
+    incoming = yield within(reactor, callee.arrived)
+    bob_call = incoming.call
+    yield within(reactor, bob_call.confirmed)
+    offer = SessionDescription.parse(alice.wire.requests_sent("INVITE")[-1].body)
+    assert offer.media[0].attribute("rtcp-mux") is None and offer.media[0].attribute("rtcp") is None
+    assert not call.media_params.rtcp_mux and not bob_call.media_params.rtcp_mux
+    assert call.media_params.srtp is not None and bob_call.media_params.srtp is not None
+    for media in (call.media, bob_call.media):
+        assert media.port % 2 == 0 and media.rtcp_port == media.port + 1
+    yield eventually(reactor, lambda: all(m.rtcp_stats is not None and m.rtcp_stats.round_trip is not None
+                                          for m in (call.media, bob_call.media)), 16.0, "RTT on both sides")
+    for media in (call.media, bob_call.media):
+        stats = media.rtcp_stats
+        assert stats is not None and stats.reports_received >= 1 and stats.round_trip is not None
+        assert 0 <= stats.round_trip < 1.0 and stats.remote_fraction_lost is not None
+        # (wrong_source may count bob's first RTP, which can beat his 200 OK to alice: not asserted)
+        assert media.stats.srtp_failed == 0 and media.stats.rtcp >= 1
+    yield within(reactor, call.hangup())
+    yield within(reactor, bob_call.ended)
+    yield settled(reactor, alice, bob)
