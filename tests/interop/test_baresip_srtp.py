@@ -111,3 +111,50 @@ def test_baresip_srtp_call_carries_its_tone_and_a_wrong_key_fails_cleanly(tmp_pa
         process.wait(5)
         log.close()
         yield ua.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_baresip_without_rtcp_mux_reports_by_srtcp_on_our_rtp_port_plus_one(tmp_path: Path) -> None:
+    """baresip's default (no ``rtcp_mux``): RTCP on separate ports (RFC 3550 §11).  txsipua binds RTCP on its
+    RTP port + 1 and sends to baresip's RTCP port; baresip's SRTCP report on our stream reaches us there."""
+    from twisted.internet import reactor
+
+    ua = UserAgent(reactor, Configuration(), Account(user="alice", domain=HOST, srtp=True),
+                   UDPTransport(reactor, HOST, 0))
+    address = yield ua.start()
+    calls: list[Any] = []
+
+    def incoming(inc: Any) -> None:
+        calls.append(inc.call)
+        inc.answer()
+
+    ua.on_incoming_call = incoming
+    config = write_baresip_config(tmp_path / "baresip", sip_port=free_udp_port(),
+                                  accounts=[f"<sip:bob@{HOST}>;regint=0;mediaenc=srtp-mand;answermode=manual"])
+    text = (config / "config").read_text().replace("module\t\t\tg711.so", "module\t\t\tg711.so\nmodule\t\t\tsrtp.so")
+    assert "\nrtcp_mux" not in text  # baresip's default: no multiplexing
+    (config / "config").write_text(text)
+    argv = baresip_argv(config, commands=[f"/dial sip:alice@{address[0]}:{address[1]}"], quit_after=25)
+    log = (tmp_path / "baresip.log").open("w")
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield wait_for(reactor, lambda: bool(calls) and calls[0].media is not None
+                       and calls[0].media.params is not None, 5.0, "baresip's SRTP call")
+        call = calls[0]
+        params = call.media.params
+        assert params.srtp is not None and not params.rtcp_mux
+        assert call.media.port % 2 == 0 and call.media.rtcp_port == call.media.port + 1
+        call.media.play(array("h", (int(8000 * math.sin(2 * math.pi * 1000 * i / 8000))
+                                    for i in range(8000 * 12))).tobytes())
+        yield wait_for(reactor, lambda: call.media.rtcp_stats.round_trip is not None, 12.0,
+                       "an SRTCP report from baresip on our RTCP port")
+        stats = call.media.rtcp_stats
+        assert stats.reports_received >= 1 and stats.remote_cumulative_lost == 0
+        assert call.media.stats.srtp_failed <= 1  # at most baresip's plain APP "PINGPONG" (see above)
+        yield call.hangup()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        log.close()
+        yield ua.stop()
