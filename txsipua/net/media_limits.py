@@ -4,7 +4,9 @@
 :class:`~txsipua.net.rtp.MediaStream` of the process shares :data:`DEFAULT_LIMIT` (set its
 ``maximum`` to change the cap).  A stream that cannot start, at the cap or because the socket
 cannot be opened (no file descriptor left, port taken), raises :class:`MediaUnavailable`, which
-an incoming call turns into 503 with Retry-After.
+an incoming call turns into 503 with Retry-After.  A stream that sends RTCP holds two sockets
+until ``rtcp-mux`` is negotiated (RTP and RTCP on the next port, RFC 3550 §11); it is still one
+stream here.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ Theory of operation:
   :class:`MediaStreamLimit` shared by default by every stream of the process
   and gives it back on :meth:`MediaStream.stop`; with no slot or no socket
   left it raises :class:`MediaUnavailable` (status 503 with Retry-After).
+- RTCP without ``rtcp-mux``: with ``rtcp_interval`` the stream also binds an
+  RTCP socket on its RTP port + 1 (:mod:`txsipua.net.rtcp_socket`), closed
+  again once ``rtcp-mux`` is negotiated.
 """
 
 from __future__ import annotations
