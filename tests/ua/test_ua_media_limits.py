@@ -105,3 +105,12 @@ def test_media_timeout_ends_the_call_with_bye():
     sent = [parse_message(d) for d, _ in clock.ports[0].written]
     byes = [m for m in sent if isinstance(m, Request) and m.method == "BYE"]
     assert len(byes) == 1 and byes[0].call_id == "call-1@192.0.2.20"
+    assert not ended  # until the BYE is answered
+    bye = byes[0]
+    answer = (
+        f"SIP/2.0 200 OK\r\nVia: {bye.headers.get('Via')}\r\nFrom: {bye.headers.get('From')}\r\n"
+        f"To: {bye.headers.get('To')}\r\nCall-ID: {bye.call_id}\r\nCSeq: {bye.headers.get('CSeq')}\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+    ua.protocol.datagramReceived(answer, CALLER)
+    assert ended == ["media-timeout"]  # not "hangup": the application did not hang up
