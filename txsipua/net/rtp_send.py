@@ -32,6 +32,11 @@ Theory of operation:
 - An audio packet's header is written by one ``struct`` call into a new
   datagram with the encoded payload: no :class:`~txsipua.media.rtp.RtpPacket`
   per packet (DTMF packets, rare, are built as packets).
+- A datagram the socket refuses (an address it cannot reach, a datagram too
+  long) is dropped and counted in ``stats.send_failed``, as a full buffer is
+  (:mod:`txsipua.net.rtp_sockets`): pacing goes on, and a re-INVITE to a good
+  address is heard at once.  :meth:`RtpSender.pace` never lets an error end a
+  stream that still has something to send.
 
 :class:`RtpSender` is the base of :class:`~txsipua.net.rtp.MediaStream`
 (lifecycle, negotiation) through :class:`~txsipua.net.rtp_receive.RtpReceiver`;
