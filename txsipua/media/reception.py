@@ -44,6 +44,9 @@ class MediaStats:
             falling more than 0.2 s behind.
         srtp_send_failed: packets (RTP or RTCP) libsrtp refused to protect
             (e.g. over its 1500 octets), not sent.
+        send_failed: packets (RTP or RTCP) the socket refused to send (an
+            address it cannot reach: IPv6 to an IPv4 socket, a broadcast,
+            an invalid address; a datagram too long), dropped.
     """
 
     packets_sent: int = 0
@@ -63,6 +66,7 @@ class MediaStats:
     packets_late: int = 0
     srtp_failed: int = 0
     srtp_send_failed: int = 0
+    send_failed: int = 0
 
 
 

@@ -32,6 +32,11 @@ Theory of operation:
 - An audio packet's header is written by one ``struct`` call into a new
   datagram with the encoded payload: no :class:`~txsipua.media.rtp.RtpPacket`
   per packet (DTMF packets, rare, are built as packets).
+- A datagram the socket refuses (an address it cannot reach, a datagram too
+  long) is dropped and counted in ``stats.send_failed``, as a full buffer is
+  (:mod:`txsipua.net.rtp_sockets`): pacing goes on, and a re-INVITE to a good
+  address is heard at once.  :meth:`RtpSender.pace` never lets an error end a
+  stream that still has something to send.
 
 :class:`RtpSender` is the base of :class:`~txsipua.net.rtp.MediaStream`
 (lifecycle, negotiation) through :class:`~txsipua.net.rtp_receive.RtpReceiver`;
@@ -47,7 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -136,6 +141,7 @@ class RtpSender(DatagramProtocol):
     _idle_silence: bool
     _shape_of: MediaParams | None = None  # the params _shape was worked out for
     _shape: tuple[float, int, int] = (0.02, 160, 160)
+    _pace_failures: int = 0  # unexpected errors in pace(), for logging
 
     @property
     def port(self) -> int:
@@ -277,7 +283,25 @@ class RtpSender(DatagramProtocol):
         self._pacer.schedule(self, now)
 
     def pace(self, now: float) -> float | None:
-        """Send every slot due at ``now`` (called by the :class:`~txsipua.net.pacer.Pacer`).
+        """Called by the :class:`~txsipua.net.pacer.Pacer`: :meth:`_pace`, never losing the stream.
+
+        An unexpected error while sending a slot (an encoder, a source
+        wrapper...) is logged (at most once per 1000) and the stream goes on
+        at the next slot while it has something to send: the Pacer never
+        drops a running stream, and ``_pacing`` never stays set without a
+        deadline (which would stop :meth:`_schedule` for good).
+        """
+        try:
+            return self._pace(now)
+        except Exception:
+            self._pace_failures += 1
+            if self._pace_failures == 1 or self._pace_failures % 1000 == 0:
+                self.log.failure("RTP: sending a slot failed ({n} time(s))", n=self._pace_failures)
+            self._pacing = self._can_send()
+            return now + (self._shape[0] if self._shape_of is not None else 0.02) if self._pacing else None
+
+    def _pace(self, now: float) -> float | None:
+        """Send every slot due at ``now``.
 
         Args:
             now: the reactor's time, seconds.
@@ -344,7 +368,6 @@ class RtpSender(DatagramProtocol):
     def _write(self, data: bytes, payload_octets: int) -> None:
         assert self.params is not None and self.transport is not None
         self._sequence = (self._sequence + 1) & 0xFFFF
-        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self._sources.latched or (self.params.remote_address, self.params.remote_port)
         if self._srtp is not None:
             try:
@@ -354,9 +377,9 @@ class RtpSender(DatagramProtocol):
                 return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
-        transport.write(data, destination)
-        self.stats.packets_sent += 1
-        self.stats.octets_sent += payload_octets
+        if self._transmit(data, destination):
+            self.stats.packets_sent += 1
+            self.stats.octets_sent += payload_octets
 
     def _send_slot(self) -> None:
         assert self.params is not None
@@ -442,8 +465,26 @@ class RtpSender(DatagramProtocol):
                 return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
-        transport: Any = self.transport
-        transport.write(data, destination)
+        self._transmit(data, destination)
+
+    def _transmit(self, data: bytes, destination: tuple[str, int]) -> bool:
+        """Write one datagram; a socket error drops it (counted, logged at most once per 1000).
+
+        Returns:
+            True when the transport took the datagram.
+        """
+        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
+        try:
+            transport.write(data, destination)
+        except (OSError, error.InvalidAddressError, error.MessageLengthError) as e:
+            # an address the socket cannot send to (IPv6 on IPv4, a broadcast, 0.0.0.1...): the
+            # packet is lost as a network would lose it; the stream goes on (a re-INVITE may fix it)
+            self.stats.send_failed += 1
+            if self.stats.send_failed == 1 or self.stats.send_failed % 1000 == 0:
+                self.log.warn("RTP: {n} packet(s) not sent to {dest} ({err})",
+                              n=self.stats.send_failed, dest=destination, err=e)
+            return False
+        return True
 
     def _srtp_send_failed(self, error: SrtpError) -> None:
         """libsrtp refused to protect a packet: not sent, counted, logged at most once per 1000."""
