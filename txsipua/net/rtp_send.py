@@ -321,7 +321,7 @@ class RtpSender(DatagramProtocol):
             if behind > SKIP_THRESHOLD:
                 # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
                 # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
-                self._skip_slots(int(behind / interval))
+                self._skip_slots(int(behind / interval + 1e-6))  # up to the slot due now (float-safe)
                 sending = self._can_send()
                 continue
             if behind > LATE_THRESHOLD:
