@@ -246,3 +246,23 @@ def test_dtmf_event_end_is_never_skipped() -> None:
     assert [(p.sequence - sent[0].sequence) & 0xFFFF for p in sent] == list(range(11))
     # the ends went out from the stall's end, one a slot, and the audio after them
     assert [round(t, 3) for t in transport.times[3:7]] == [1.04, 1.06, 1.08, 1.1]
+
+
+def test_a_stall_between_two_digits_keeps_the_second_on_the_clock() -> None:
+    """Blocked across the pause after a digit: the next digit starts at its own slot's timestamp, its end is sent."""
+    clock = task.Clock()
+    stream, transport = stream_on(clock)
+    digits = stream.send_dtmf("12", duration_ms=60)  # each: 2 tone packets + 3 ends; 3 silent slots between
+    clock.advance(0)
+    run(clock, 0.11)  # digit 1 (slots 0-4) sent, slot 5 silent
+    clock.advance(0.3)  # slots 6-19 missed: 6, 7 silent, digit 2's tone (8, 9) dropped, its ends wait
+    run(clock, 0.1)
+    assert digits.result is True and stream.stats.dtmf_sent == 2
+    evs = events(transport)
+    first, second = evs[:5], evs[5:]
+    assert [e.event for _, e, _ in second] == [2] * 3 and all(e.end and e.duration == 480 for _, e, _ in second)
+    assert (second[0][0].timestamp - first[0][0].timestamp) & 0xFFFFFFFF == 160 * 8  # digit 2 was due at slot 8
+    assert stream.stats.packets_skipped == 2
+    # the slot due at the stall's end (20, at 0.40) leaves at once, 10 ms late; then slots 21, 22
+    assert abs(second[0][2] - 0.41) < 1e-6 and [slot(t) for _, _, t in second[1:]] == [21, 22]
+    assert stream.stats.packets_late == 1

@@ -346,7 +346,10 @@ class RtpSender(DatagramProtocol):
             if not (self._digits or self._audio):  # idle silence only: nothing to consume, skip the rest at once
                 self.stats.packets_skipped += slots
                 break
-            self.stats.packets_skipped += self._skip_slot()
+            dropped = self._skip_slot()
+            if dropped is None:  # a DTMF event's end waits to be sent: nothing more to consume
+                break
+            self.stats.packets_skipped += dropped
             self._slot_index += 1
             self._timestamp = (self._timestamp + units) & 0xFFFFFFFF
             slots -= 1
@@ -354,8 +357,14 @@ class RtpSender(DatagramProtocol):
         self._slot_index += slots
         self._timestamp = (self._timestamp + slots * units) & 0xFFFFFFFF
 
-    def _skip_slot(self) -> int:
-        """Consume what this slot would have sent, sending nothing; 1 if a packet was dropped, else 0."""
+    def _skip_slot(self) -> int | None:
+        """Consume what this slot would have sent, sending nothing.
+
+        Returns:
+            1 if a packet was dropped, 0 if the slot had none (a pause between
+            digits), None if what comes next must not be dropped (a DTMF
+            event's end packets): the rest of the slots consume nothing.
+        """
         assert self.params is not None
         if self._digits:
             job = self._digits[0]
@@ -365,7 +374,7 @@ class RtpSender(DatagramProtocol):
             if not job.packets:
                 job.packets = self._digit_packets(job)
             if DtmfEvent.parse(job.packets[0].payload).end:
-                return 0  # the event's end is never dropped: it goes out once sending resumes
+                return None  # the event's end is never dropped: it goes out once sending resumes
             job.packets.popleft()
             return 1
         while self._audio:
