@@ -6,16 +6,33 @@ Theory of operation:
   to send, the stream asks the process's one :class:`~txsipua.net.pacer.Pacer`
   (shared by every stream of the reactor: one timer, not one per stream) to
   call it at each slot's deadline, computed from the burst's start
-  (``start + n * ptime``), so lateness never accumulates; a slot that is
-  late is sent at once, and counted in ``stats.packets_late`` when more than
-  5 ms late.  A stream more than 0.2 s behind (the process was blocked)
-  skips the slots it missed but keeps its place on its grid, so streams
-  started at different instants stay spread over the frame instead of all
-  sending in the same tick from then on.  Each slot sends one packet: the next
-  DTMF packet if digits are queued (audio pauses during events, RFC 4733
-  §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
-  frame per slot; a burst after silence starts with the marker bit (RFC 3551
-  §4.1) at a timestamp taken from the clock.
+  (``start + n * ptime``), so lateness never accumulates.  Each slot sends
+  one packet: the next DTMF packet if digits are queued (audio pauses during
+  events, RFC 4733 §2.5.1.2), else the next audio frame.  The RTP timestamp
+  advances by one frame per slot; a burst after silence starts with the
+  marker bit (RFC 3551 §4.1) at a timestamp taken from the clock.
+- Lateness is judged when the packet goes out: the reactor's clock is read
+  as each slot is sent (not the pacer tick's start, which may be long past
+  when the 600th stream of a tick is served), and a packet sent more than
+  :data:`LATE_THRESHOLD` (5 ms) after its slot's deadline counts in
+  ``stats.packets_late``.  A slot up to :data:`SKIP_THRESHOLD` (0.2 s) late
+  is still sent (a few slots due together go out at once).
+- A slot missed by more than :data:`SKIP_THRESHOLD` (the process was
+  blocked) is *skipped*, with every slot missed since: its audio frame is
+  consumed and dropped, so a prompt stays on the wall clock (a 4 s prompt
+  still ends about 4 s after it started); the RTP timestamp advances by the
+  skipped slots, so it keeps following the sampling clock (RFC 3550 §5.1)
+  and the peer sees a gap (loss), not a shift; the sequence number does not
+  jump (it counts packets sent); each skipped slot that would have carried
+  a packet counts in ``stats.packets_skipped``.  Only the slot due now is
+  sent then: no burst of catch-up packets, and the stream keeps its place on
+  its grid, so streams started at different instants stay spread over the
+  frame instead of all sending in the same tick from then on.  A DTMF event
+  (RFC 4733) in progress stays coherent: its packets due in the skipped
+  slots are dropped like audio (the ones after carry the durations of their
+  own slots, all at the event's timestamp), but its final packets (E bit)
+  are never dropped: they go out once sending resumes, so the event ends
+  with its full duration; digits and audio queued behind it wait for them.
 - While held or when the negotiated direction forbids sending, queued audio
   and digits wait; they continue on resume.
 - Idle silence (:meth:`RtpSender.send_silence_when_idle`, what a call's
@@ -59,7 +76,7 @@ from twisted.logger import Logger
 from txsipua.errors import LocalProtocolError
 from txsipua.media.audio import FramePuller, IAudioSource, PCMSource, resampled_source
 from txsipua.media.codecs import AudioCodec, Encoder, resample
-from txsipua.media.dtmf import digit_to_event, dtmf_packets
+from txsipua.media.dtmf import DtmfEvent, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats
 from txsipua.media.rtp import RtpPacket
@@ -68,7 +85,7 @@ from txsipua.media.wav import read_wav
 from txsipua.net.pacer import Pacer
 from txsipua.net.source import SourceFilter
 
-__all__ = ["AUDIO_RATE", "DTMF_GAP_SLOTS", "LATE_THRESHOLD", "MAX_PTIME", "MIN_PTIME", "RtpSender"]
+__all__ = ["AUDIO_RATE", "DTMF_GAP_SLOTS", "LATE_THRESHOLD", "MAX_PTIME", "MIN_PTIME", "SKIP_THRESHOLD", "RtpSender"]
 
 _RTP_HEADER = struct.Struct("!BBHII")
 #: Bounds on the packet time we send with, in ms, whatever the peer asks for.
@@ -77,6 +94,8 @@ MIN_PTIME, MAX_PTIME = 10, 60
 DTMF_GAP_SLOTS = 3
 #: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
 LATE_THRESHOLD = 0.005
+#: A slot missed by more than this many seconds is skipped (not sent), counted in ``stats.packets_skipped``.
+SKIP_THRESHOLD = 0.2
 #: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
 AUDIO_RATE = 8000
 
@@ -314,27 +333,85 @@ class RtpSender(DatagramProtocol):
         if self.params is None:
             self._pacing = False
             return None
-        interval = self._slot_shape()[0]
-        behind = now - (self._burst_start + self._slot_index * interval)
-        if behind > 0.2:
-            # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
-            # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
-            self.stats.packets_late += 1
-            self._slot_index += int(behind / interval)
+        interval, units, _ = self._slot_shape()
+        clock = self._reactor.seconds
         horizon = now + self._pacer.slack + 1e-9
         sending = self._can_send()
         while sending:
             deadline = self._burst_start + self._slot_index * interval
             if deadline > horizon:
                 break
-            if now - deadline > LATE_THRESHOLD:
+            behind = clock() - deadline  # judged as the packet goes out, not at the tick's start
+            if behind > SKIP_THRESHOLD:
+                # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
+                # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
+                self._skip_slots(int(behind / interval + 1e-6))  # up to the slot due now (float-safe)
+                sending = self._can_send()
+                continue
+            if behind > LATE_THRESHOLD:
                 self.stats.packets_late += 1
             self._send_slot()
             self._slot_index += 1
-            self._timestamp = (self._timestamp + self._slot_shape()[1]) & 0xFFFFFFFF
+            self._timestamp = (self._timestamp + units) & 0xFFFFFFFF
             sending = self._can_send()  # a callback of the slot may have held, stopped or emptied the stream
         self._pacing = sending
         return self._burst_start + self._slot_index * interval if self._pacing else None
+
+    def _skip_slots(self, slots: int) -> None:
+        """Skip ``slots`` slots missed: consume what they would have sent, advance the timestamp, count them.
+
+        The sequence number is left as it is (RFC 3550: it counts packets
+        sent); the RTP timestamp advances by every slot skipped (§5.1).  Each
+        slot that would have carried a packet counts in
+        ``stats.packets_skipped``.
+        """
+        units = self._slot_shape()[1]
+        while slots > 0 and self._can_send():
+            if not (self._digits or self._audio):  # idle silence only: nothing to consume, skip the rest at once
+                self.stats.packets_skipped += slots
+                break
+            dropped = self._skip_slot()
+            if dropped is None:  # a DTMF event's end waits to be sent: nothing more to consume
+                break
+            self.stats.packets_skipped += dropped
+            self._slot_index += 1
+            self._timestamp = (self._timestamp + units) & 0xFFFFFFFF
+            slots -= 1
+        # the rest (or, the stream having nothing more to send, slots of no consequence)
+        self._slot_index += slots
+        self._timestamp = (self._timestamp + slots * units) & 0xFFFFFFFF
+
+    def _skip_slot(self) -> int | None:
+        """Consume what this slot would have sent, sending nothing.
+
+        Returns:
+            1 if a packet was dropped, 0 if the slot had none (a pause between
+            digits), None if what comes next must not be dropped (a DTMF
+            event's end packets): the rest of the slots consume nothing.
+        """
+        assert self.params is not None
+        if self._digits:
+            job = self._digits[0]
+            if job.gap > 0:
+                job.gap -= 1
+                return 0
+            if not job.packets:
+                job.packets = self._digit_packets(job)
+            if DtmfEvent.parse(job.packets[0].payload).end:
+                return None  # the event's end is never dropped: it goes out once sending resumes
+            job.packets.popleft()
+            return 1
+        while self._audio:
+            job_ = self._audio[0]
+            frame = self._take_frame(job_)
+            if frame is None:
+                continue
+            if job_.puller.finished:
+                self._audio.popleft()
+                job_.deferred.callback(True)
+            if frame:
+                return 1
+        return int(self._idle_silence)
 
     def _slot_shape(self) -> tuple[float, int, int]:
         """(slot length in seconds, RTP timestamp units per slot, PCM samples per slot) of the params in force.
@@ -389,15 +466,8 @@ class RtpSender(DatagramProtocol):
         assert self.codec is not None and self._encoder is not None
         while self._audio:
             job = self._audio[0]
-            try:  # the codec may have changed since the job was queued: convert its frames
-                frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
-                if frame and job.rate != self.codec.sample_rate:
-                    frame = resample(frame, job.rate, self.codec.sample_rate)
-            except Exception as e:  # a source that cannot be read (a file gone...)
-                self.log.failure("an audio source failed")
-                self._audio.popleft()
-                job.puller.close()
-                job.deferred.errback(e)
+            frame = self._take_frame(job)
+            if frame is None:
                 continue
             if frame:
                 payload = self._encoder.encode(frame)
@@ -423,14 +493,7 @@ class RtpSender(DatagramProtocol):
             job.gap -= 1
             return
         if not job.packets:
-            job.packets = deque(dtmf_packets(
-                job.digits[0],
-                duration_ms=job.duration_ms,
-                payload_type=self.params.telephone_event_pt,
-                timestamp=self._timestamp,
-                clock_rate=self.params.codec.clock_rate,
-                packet_ms=self._ptime(),
-            ))
+            job.packets = self._digit_packets(job)
         self._send(job.packets.popleft())
         if job.packets:
             return
@@ -442,6 +505,36 @@ class RtpSender(DatagramProtocol):
         else:
             self._digits.popleft()
             job.deferred.callback(True)
+
+    def _take_frame(self, job: _Playback) -> bytes | None:
+        """The next frame of ``job`` at the codec's rate (``b""`` once over); None when its source failed.
+
+        A failed source is logged, dropped from the queue and its Deferred failed.
+        """
+        assert self.codec is not None
+        try:  # the codec may have changed since the job was queued: convert its frames
+            frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
+            if frame and job.rate != self.codec.sample_rate:
+                frame = resample(frame, job.rate, self.codec.sample_rate)
+        except Exception as e:  # a source that cannot be read (a file gone...)
+            self.log.failure("an audio source failed")
+            self._audio.popleft()  # job is the queue head
+            job.puller.close()
+            job.deferred.errback(e)
+            return None
+        return frame
+
+    def _digit_packets(self, job: _DigitJob) -> deque[RtpPacket]:
+        """The packets of ``job``'s next digit, starting at the current slot's timestamp (RFC 4733 §2.5.1)."""
+        assert self.params is not None and self.params.telephone_event_pt is not None
+        return deque(dtmf_packets(
+            job.digits[0],
+            duration_ms=job.duration_ms,
+            payload_type=self.params.telephone_event_pt,
+            timestamp=self._timestamp,
+            clock_rate=self.params.codec.clock_rate,
+            packet_ms=self._ptime(),
+        ))
 
 
     def send_rtcp(self, data: bytes) -> None:
