@@ -20,8 +20,13 @@ counted for loss and jitter and decoded).  The far end is, per ``--peer``:
     round trip's, measured here.
 
 Reported per N: CPU of the process under test per stream (percent of one
-core) and in total, packets sent more than 5 ms after their slot
-(``MediaStats.packets_late``) as a share of packets sent, packets that
+core) and in total, measured from the first stream's start until the last
+stream has sent its last packet (not while the streams stop); the *late
+share* (``late_pct``, :func:`late_share`): slots not sent on time, that is
+packets sent more than 5 ms after their slot's deadline, judged when each
+was written (``MediaStats.packets_late``), plus slots skipped because the
+process fell more than 0.2 s behind (``MediaStats.packets_skipped``: never
+sent), as a share of the slots due (packets sent + slots skipped); packets that
 *arrived* more than 5 ms late at the far end (``far_arrived_late_pct``: a
 packet's arrival time minus its RTP timestamp, against the smallest such
 transit of its stream; :class:`Arrivals`), loss and jitter (mean and worst
@@ -32,7 +37,7 @@ process under test is single-threaded (one reactor), so it uses one core at
 most: ``cpu_pct_total`` is its share of that core.  ``--pin`` pins it to
 CPU 0 and the far end (txsipua or SIPp) to CPU 1 (Linux): right on a quiet machine,
 wrong on a shared one (another job on CPU 0 then delays every wake-up).
-Target (issue 11): >= 500 bidirectional G.711 streams with < 1 % late.
+Target (issue 11): >= 500 bidirectional G.711 streams with < 1 % late (the late share).
 
 Whether the machine was shared is measured, not assumed: the 1-minute load
 average before the first round (and after the last), per CPU; at or above
@@ -68,6 +73,49 @@ from txsipua.media.offer_answer import Codec, MediaParams  # noqa: E402
 LATE = 0.005
 #: 1-minute load average per CPU, before the run, from which the machine counts as loaded (shared).
 LOADED = 0.5
+
+
+def late_share(late: int, skipped: int, sent: int) -> float:
+    """The late share, percent: (packets sent > 5 ms late + slots skipped) / slots due (sent + skipped).
+
+    Args:
+        late: ``MediaStats.packets_late`` (summed over the streams).
+        skipped: ``MediaStats.packets_skipped``: slots never sent.
+        sent: ``MediaStats.packets_sent``.
+    """
+    return 100.0 * (late + skipped) / max(1, sent + skipped)
+
+
+class SendingWindow:
+    """CPU and wall time from a start until every stream's audio has been sent (its ``play`` fired).
+
+    Args:
+        n: the number of ``play`` Deferreds to wait for.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.remaining = n
+        self.started = (time.perf_counter(), time.process_time(), run_wait())
+        self.closed: tuple[float, float, float | None] | None = None
+
+    def played(self, result: Any) -> Any:
+        """Callback for each ``play`` Deferred (passes its result on); the last one closes the window."""
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.close()
+        return result
+
+    def close(self) -> None:
+        """Close the window now, unless it was already (idempotent)."""
+        if self.closed is None:
+            self.closed = (time.perf_counter(), time.process_time(), run_wait())
+
+    def figures(self) -> tuple[float, float, float | None]:
+        """(wall seconds, CPU seconds, seconds waiting for a CPU or None) of the window, closing it if still open."""
+        self.close()
+        assert self.closed is not None
+        waited = None if self.closed[2] is None or self.started[2] is None else self.closed[2] - self.started[2]
+        return self.closed[0] - self.started[0], self.closed[1] - self.started[1], waited
 
 
 def run_wait() -> float | None:
@@ -216,28 +264,32 @@ def far_end(n: int, codec_name: str, duration: float, cpu: int | None) -> int:
     print(json.dumps({"ports": [s.port for s in streams]}), flush=True)
     theirs = json.loads(sys.stdin.readline())["ports"]
     pcm = sine(codec, duration, 440.0)
+    window = SendingWindow(n)
+
+    def play(stream: Any) -> None:
+        stream.play(pcm, rate=codec.sample_rate).addBoth(window.played)
+
     for i, (stream, port) in enumerate(zip(streams, theirs, strict=True)):
         stream.configure(params_for(codec, port))
         stream.on_audio = lambda pcm: None  # decode what arrives, as a bot would
         # starts spread over a frame time like ours: calls do not all start in the same microsecond
-        reactor.callLater(i * 0.02 / n, stream.play, pcm, rate=codec.sample_rate)
+        reactor.callLater(i * 0.02 / n, play, stream)
 
     def finish() -> None:
         out = reception(streams)
         out["sent"] = sum(s.stats.packets_sent for s in streams)
         out["late"] = sum(s.stats.packets_late for s in streams)
+        out["skipped"] = sum(s.stats.packets_skipped for s in streams)
         out["arrived_late"] = sum(s.arrivals.late() for s in streams)
         out["arrivals"] = sum(len(s.arrivals.transits) for s in streams)
-        wall = time.perf_counter() - started[0]
-        out["cpu_pct"] = 100 * (time.process_time() - started[1]) / wall
-        waited = run_wait()
-        out["wait_pct"] = None if waited is None or started[2] is None else 100 * (waited - started[2]) / wall
+        wall, cpu, waited = window.figures()  # until its sending ended
+        out["cpu_pct"] = 100 * cpu / wall
+        out["wait_pct"] = None if waited is None else 100 * waited / wall
         print(json.dumps(out), flush=True)
         for s in streams:
             s.stop()
         reactor.stop()
 
-    started = (time.perf_counter(), time.process_time(), run_wait())
     reactor.callLater(duration + 1.0, finish)
     reactor.run()
     return 0
@@ -337,19 +389,22 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
 
     probe = Probe(reactor)
     spread = 0.02 / n
+    window = SendingWindow(n)  # CPU counted until the last packet is sent, not while the streams stop
+
+    def play(stream: Any) -> None:
+        stream.play(pcm, rate=codec.sample_rate).addBoth(window.played)
+
     for i, stream in enumerate(streams):
-        reactor.callLater(i * spread, stream.play, pcm, rate=codec.sample_rate)
-    started = (time.perf_counter(), time.process_time(), run_wait())
+        reactor.callLater(i * spread, play, stream)
 
     @defer.inlineCallbacks
     def measure() -> Any:
-        yield task.deferLater(reactor, duration + 0.3, lambda: None)
-        wall = time.perf_counter() - started[0]
-        cpu = time.process_time() - started[1]
-        waited = run_wait()
+        yield task.deferLater(reactor, duration + 0.3, lambda: None)  # what is in flight arrives
+        wall, cpu, waited = window.figures()  # closed when sending ended (now, if it has not yet)
         probe.stop()
         sent = sum(s.stats.packets_sent for s in streams)
         late = sum(s.stats.packets_late for s in streams)
+        skipped = sum(s.stats.packets_skipped for s in streams)
         back = reception(streams)
         if peer == "sipp":  # noted until now, like `back`: packets that come while the streams stop are not
             back["arrived_late"] = sum(s.arrivals.late() for s in streams)
@@ -368,8 +423,9 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
             "cpu_pct_total": round(100 * cpu / wall, 1),
             "cpu_pct_per_stream": round(100 * cpu / wall / n, 3),
             # time runnable but waiting for the CPU (other jobs): late sends follow it
-            "wait_pct": None if waited is None or started[2] is None else round(100 * (waited - started[2]) / wall, 1),
-            "sent": sent, "late": late, "late_pct": round(100 * late / max(1, sent), 3),
+            "wait_pct": None if waited is None else round(100 * waited / wall, 1),
+            # the late share: (sent > 5 ms late + skipped) / slots due (sent + skipped)
+            "sent": sent, "late": late, "skipped": skipped, "late_pct": round(late_share(late, skipped, sent), 3),
             "far_arrived_late_pct": round(100 * far_stats["arrived_late"] / max(1, far_stats["arrivals"]), 3),
             "far_loss_pct": round(far_stats["loss_pct"], 3),
             "far_jitter_ms_mean": round(far_stats["jitter_ms_mean"], 2),
@@ -377,10 +433,10 @@ def run_round(reactor: Any, n: int, codec: AudioCodec, duration: float, peer: st
             "back_loss_pct": round(back["loss_pct"], 3),
             "probe_late_pct": round(probe.late_pct, 3),
             "back_received": back["received"],
-            # the txsipua far end's own health: its CPU and its own packets sent > 5 ms late
+            # the txsipua far end's own health: its CPU and its own late share
             "far_cpu_pct": round(far_stats["cpu_pct"], 1) if "cpu_pct" in far_stats else None,
             "far_wait_pct": round(far_stats["wait_pct"], 1) if far_stats.get("wait_pct") is not None else None,
-            "far_sent_late_pct": (round(100 * far_stats["late"] / max(1, far_stats["sent"]), 3)
+            "far_sent_late_pct": (round(late_share(far_stats["late"], far_stats["skipped"], far_stats["sent"]), 3)
                                   if "sent" in far_stats else None),
         }
 
@@ -444,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(row)
             print(f"N={row['n']:4d} {row['codec']:5s} vs {row['peer']:7s} cpu/stream {row['cpu_pct_per_stream']:6.3f}% "
-                  f"(total {row['cpu_pct_total']:5.1f}%)  late>5ms {row['late_pct']:6.3f}%  "
+                  f"(total {row['cpu_pct_total']:5.1f}%)  late>5ms+skipped {row['late_pct']:6.3f}%  "
                   f"arrived late {row['far_arrived_late_pct']:6.3f}%  "
                   f"far loss {row['far_loss_pct']:6.3f}%  jitter {row['far_jitter_ms_mean']:5.2f}/"
                   f"{row['far_jitter_ms_max']:5.2f} ms  back loss {row['back_loss_pct']:6.3f}%  "

@@ -74,3 +74,31 @@ def test_run_wait_is_seconds_or_unknown() -> None:
     """Time runnable but waiting for a CPU: seconds, never negative, or None where the platform has no schedstat."""
     waited = bench().run_wait()
     assert waited is None or waited >= 0
+
+
+def test_late_share_counts_skipped_slots_as_late_among_the_slots_due() -> None:
+    """(sent late + skipped) / (sent + skipped): a skipped slot is due and not sent on time."""
+    module = bench()
+    assert module.late_share(0, 0, 0) == 0.0
+    assert module.late_share(10, 0, 1000) == 1.0
+    assert module.late_share(5, 50, 950) == 100.0 * 55 / 1000
+    assert module.late_share(0, 100, 0) == 100.0
+
+
+def test_sending_window_closes_with_the_last_play() -> None:
+    """The CPU window ends when the last stream's audio is sent, not when the figures are read later."""
+    module = bench()
+    window = module.SendingWindow(2)
+    assert window.played("first") == "first" and window.closed is None
+    window.played(True)
+    closed = window.closed
+    assert closed is not None
+    sum(range(200000))  # CPU spent after sending ended: not counted
+    wall, cpu, waited = window.figures()
+    assert window.closed == closed
+    assert wall >= 0 and cpu >= 0 and (waited is None or waited >= 0)
+    late = module.SendingWindow(3)
+    late.played(True)
+    assert late.closed is None
+    late.figures()  # not every play ended: closed when read
+    assert late.closed is not None

@@ -11,7 +11,8 @@ from twisted.internet import defer
 
 @pytest_twisted.inlineCallbacks
 def test_silent_peer_is_hung_up_after_media_timeout(reactor: Any, proxy: Proxy, make_ua: Any) -> None:
-    """alice's media_timeout is 1 s and bob never sends RTP: alice sends BYE, bob's call ends "bye"."""
+    """alice's media_timeout is 1 s and bob never sends RTP: alice sends BYE, bob's call ends "bye",
+    alice's "media-timeout"."""
     alice = yield make_ua(account("alice", proxy), media_timeout=1.0)
     bob = yield make_ua(account("bob", proxy), idle_silence=False)  # sends nothing while idle
     yield within(reactor, alice.register(600))
@@ -23,7 +24,7 @@ def test_silent_peer_is_hung_up_after_media_timeout(reactor: Any, proxy: Proxy, 
     assert reason == "bye"
     yield eventually(reactor, lambda: len(alice.wire.requests_sent("BYE")) == 1, 1.0, "alice's BYE")
     ours = yield within(reactor, call.ended)
-    assert ours == "hangup"
+    assert ours == "media-timeout"
     yield settled(reactor, alice, bob)
 
 

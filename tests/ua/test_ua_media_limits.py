@@ -105,3 +105,52 @@ def test_media_timeout_ends_the_call_with_bye():
     sent = [parse_message(d) for d, _ in clock.ports[0].written]
     byes = [m for m in sent if isinstance(m, Request) and m.method == "BYE"]
     assert len(byes) == 1 and byes[0].call_id == "call-1@192.0.2.20"
+    assert not ended  # until the BYE is answered
+    bye = byes[0]
+    answer = (
+        f"SIP/2.0 200 OK\r\nVia: {bye.headers.get('Via')}\r\nFrom: {bye.headers.get('From')}\r\n"
+        f"To: {bye.headers.get('To')}\r\nCall-ID: {bye.call_id}\r\nCSeq: {bye.headers.get('CSeq')}\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+    ua.protocol.datagramReceived(answer, CALLER)
+    assert ended == ["media-timeout"]  # not "hangup": the application did not hang up
+
+
+class RefusingMediaSockets(UDPClock):
+    """The SIP socket sends; every RTP socket's sendto fails as for an address it cannot reach."""
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:  # noqa: N802,N803
+        fake = super().listenUDP(port, protocol, interface, maxPacketSize)
+        if len(self.ports) > 1:
+            def refuse(data: bytes, addr: tuple[str, int]) -> None:
+                raise PermissionError(13, "Permission denied")  # a broadcast, 0.0.0.1, ::1 on IPv4...
+
+            fake.write = refuse  # type: ignore[method-assign]
+        return fake
+
+
+def test_a_call_whose_media_cannot_be_sent_still_ends_and_frees_its_stream():
+    """The RTP and the RTCP BYE are refused by the socket: the peer's BYE still ends the call and the
+    stream's slot comes back (stop() used to raise on the RTCP BYE and leak both)."""
+    clock = RefusingMediaSockets()
+    ua = answering_ua(clock)
+    before = DEFAULT_LIMIT.active
+    ended: list[str] = []
+    ua.protocol.datagramReceived(invite(), CALLER)
+    ok = next(r for r in responses(clock) if r.status == 200)
+    call = next(iter(ua.calls))
+    call.ended.addCallback(ended.append)
+    assert DEFAULT_LIMIT.active == before + 1
+    dialog = (f"From: <sip:carol@example.org>;tag=c1\r\nTo: {ok.headers.get('To')}\r\n"
+              f"Call-ID: call-1@192.0.2.20\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n")
+    via = f"Via: SIP/2.0/UDP {CALLER[0]}:{CALLER[1]};branch=z9hG4bK-"
+    ua.protocol.datagramReceived(f"ACK sip:bob@192.0.2.10 SIP/2.0\r\n{via}ack1\r\nCSeq: 1 ACK\r\n{dialog}\r\n".encode(),
+                                 CALLER)
+    clock.advance(6)  # RTP and RTCP reports refused all along
+    assert call.media.stats.send_failed > 0 and call.media.stats.packets_sent == 0
+    ua.protocol.datagramReceived(f"BYE sip:bob@192.0.2.10 SIP/2.0\r\n{via}bye1\r\nCSeq: 2 BYE\r\n{dialog}\r\n".encode(),
+                                 CALLER)
+    assert ended == ["bye"] and not ua.calls
+    assert DEFAULT_LIMIT.active == before
+    assert [r.status for r in responses(clock) if r.call_id == "call-1@192.0.2.20" and r.cseq.method == "BYE"] == [200]
+    ua.stop()

@@ -252,7 +252,7 @@ def _while_connected(reactor: Any, args: argparse.Namespace, ua: Any, call: Any,
         reason = ended[0]
     else:
         reason = yield call.hangup()
-    if reason == "hangup":  # we ended it: --duration ran out, or SIGINT/SIGTERM
+    if reason in ("hangup", "media-timeout"):  # we ended it: --duration ran out, SIGINT/SIGTERM, no RTP
         print(f"hung up ({reason})")
     else:
         print(f"call ended by the peer ({reason})")

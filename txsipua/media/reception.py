@@ -40,10 +40,15 @@ class MediaStats:
         srtp_failed: packets that failed SRTP/SRTCP authentication (a
             wrong key, tampering, replay), dropped.
         packets_late: packets sent more than 5 ms after their slot's
-            deadline (the reactor was busy), and schedules restarted after
-            falling more than 0.2 s behind.
+            deadline (the reactor was busy), judged when each was written.
+        packets_skipped: slots missed by more than 0.2 s (the process was
+            blocked) and skipped: their packet was never sent (its audio
+            dropped, the RTP timestamp advanced past it).
         srtp_send_failed: packets (RTP or RTCP) libsrtp refused to protect
             (e.g. over its 1500 octets), not sent.
+        send_failed: packets (RTP or RTCP) the socket refused to send (an
+            address it cannot reach: IPv6 to an IPv4 socket, a broadcast,
+            an invalid address; a datagram too long), dropped.
     """
 
     packets_sent: int = 0
@@ -63,6 +68,8 @@ class MediaStats:
     packets_late: int = 0
     srtp_failed: int = 0
     srtp_send_failed: int = 0
+    send_failed: int = 0
+    packets_skipped: int = 0
 
 
 

@@ -326,7 +326,10 @@ class MediaStream(RtpReceiver):
         Pending :meth:`play` and :meth:`send_dtmf` Deferreds fire with
         False.  A digit whose end packets never came is reported to
         ``on_dtmf`` first, and the recording is written when
-        :meth:`record_to` asked for it.
+        :meth:`record_to` asked for it.  It always completes: an RTCP BYE
+        the socket refuses (an address it cannot reach) is counted in
+        ``stats.send_failed`` and the socket and stream slot are released
+        all the same.
 
         Returns:
             A Deferred that fires when the port is closed.
@@ -336,7 +339,10 @@ class MediaStream(RtpReceiver):
         if self.reports is not None:
             self.reports.stop()
             if self.transport is not None:
-                self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
+                try:  # a BYE that cannot be made or sent must not keep the socket and slot (send_failed)
+                    self.send_rtcp(self.reports.make(self._reactor.seconds(), bye=True))  # RFC 3550 §6.6
+                except Exception:
+                    self.log.failure("RTCP: the BYE could not be sent")
         self._stopped = True
         self._cancel_timer()
         if self.playout is not None:

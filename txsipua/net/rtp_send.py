@@ -6,16 +6,33 @@ Theory of operation:
   to send, the stream asks the process's one :class:`~txsipua.net.pacer.Pacer`
   (shared by every stream of the reactor: one timer, not one per stream) to
   call it at each slot's deadline, computed from the burst's start
-  (``start + n * ptime``), so lateness never accumulates; a slot that is
-  late is sent at once, and counted in ``stats.packets_late`` when more than
-  5 ms late.  A stream more than 0.2 s behind (the process was blocked)
-  skips the slots it missed but keeps its place on its grid, so streams
-  started at different instants stay spread over the frame instead of all
-  sending in the same tick from then on.  Each slot sends one packet: the next
-  DTMF packet if digits are queued (audio pauses during events, RFC 4733
-  §2.5.1.2), else the next audio frame.  The RTP timestamp advances by one
-  frame per slot; a burst after silence starts with the marker bit (RFC 3551
-  §4.1) at a timestamp taken from the clock.
+  (``start + n * ptime``), so lateness never accumulates.  Each slot sends
+  one packet: the next DTMF packet if digits are queued (audio pauses during
+  events, RFC 4733 §2.5.1.2), else the next audio frame.  The RTP timestamp
+  advances by one frame per slot; a burst after silence starts with the
+  marker bit (RFC 3551 §4.1) at a timestamp taken from the clock.
+- Lateness is judged when the packet goes out: the reactor's clock is read
+  as each slot is sent (not the pacer tick's start, which may be long past
+  when the 600th stream of a tick is served), and a packet sent more than
+  :data:`LATE_THRESHOLD` (5 ms) after its slot's deadline counts in
+  ``stats.packets_late``.  A slot up to :data:`SKIP_THRESHOLD` (0.2 s) late
+  is still sent (a few slots due together go out at once).
+- A slot missed by more than :data:`SKIP_THRESHOLD` (the process was
+  blocked) is *skipped*, with every slot missed since: its audio frame is
+  consumed and dropped, so a prompt stays on the wall clock (a 4 s prompt
+  still ends about 4 s after it started); the RTP timestamp advances by the
+  skipped slots, so it keeps following the sampling clock (RFC 3550 §5.1)
+  and the peer sees a gap (loss), not a shift; the sequence number does not
+  jump (it counts packets sent); each skipped slot that would have carried
+  a packet counts in ``stats.packets_skipped``.  Only the slot due now is
+  sent then: no burst of catch-up packets, and the stream keeps its place on
+  its grid, so streams started at different instants stay spread over the
+  frame instead of all sending in the same tick from then on.  A DTMF event
+  (RFC 4733) in progress stays coherent: its packets due in the skipped
+  slots are dropped like audio (the ones after carry the durations of their
+  own slots, all at the event's timestamp), but its final packets (E bit)
+  are never dropped: they go out once sending resumes, so the event ends
+  with its full duration; digits and audio queued behind it wait for them.
 - While held or when the negotiated direction forbids sending, queued audio
   and digits wait; they continue on resume.
 - Idle silence (:meth:`RtpSender.send_silence_when_idle`, what a call's
@@ -32,6 +49,11 @@ Theory of operation:
 - An audio packet's header is written by one ``struct`` call into a new
   datagram with the encoded payload: no :class:`~txsipua.media.rtp.RtpPacket`
   per packet (DTMF packets, rare, are built as packets).
+- A datagram the socket refuses (an address it cannot reach, a datagram too
+  long) is dropped and counted in ``stats.send_failed``, as a full buffer is
+  (:mod:`txsipua.net.rtp_sockets`): pacing goes on, and a re-INVITE to a good
+  address is heard at once.  :meth:`RtpSender.pace` never lets an error end a
+  stream that still has something to send.
 
 :class:`RtpSender` is the base of :class:`~txsipua.net.rtp.MediaStream`
 (lifecycle, negotiation) through :class:`~txsipua.net.rtp_receive.RtpReceiver`;
@@ -47,14 +69,14 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from txsipua.errors import LocalProtocolError
 from txsipua.media.audio import FramePuller, IAudioSource, PCMSource, resampled_source
 from txsipua.media.codecs import AudioCodec, Encoder, resample
-from txsipua.media.dtmf import digit_to_event, dtmf_packets
+from txsipua.media.dtmf import DtmfEvent, digit_to_event, dtmf_packets
 from txsipua.media.offer_answer import MediaParams
 from txsipua.media.reception import MediaStats
 from txsipua.media.rtp import RtpPacket
@@ -63,7 +85,7 @@ from txsipua.media.wav import read_wav
 from txsipua.net.pacer import Pacer
 from txsipua.net.source import SourceFilter
 
-__all__ = ["AUDIO_RATE", "DTMF_GAP_SLOTS", "LATE_THRESHOLD", "MAX_PTIME", "MIN_PTIME", "RtpSender"]
+__all__ = ["AUDIO_RATE", "DTMF_GAP_SLOTS", "LATE_THRESHOLD", "MAX_PTIME", "MIN_PTIME", "SKIP_THRESHOLD", "RtpSender"]
 
 _RTP_HEADER = struct.Struct("!BBHII")
 #: Bounds on the packet time we send with, in ms, whatever the peer asks for.
@@ -72,6 +94,8 @@ MIN_PTIME, MAX_PTIME = 10, 60
 DTMF_GAP_SLOTS = 3
 #: A packet sent more than this many seconds after its slot's deadline counts in ``stats.packets_late``.
 LATE_THRESHOLD = 0.005
+#: A slot missed by more than this many seconds is skipped (not sent), counted in ``stats.packets_skipped``.
+SKIP_THRESHOLD = 0.2
 #: The rate of the PCM the stream pulls from sources and pushes to sinks (G.711), Hz.
 AUDIO_RATE = 8000
 
@@ -138,6 +162,7 @@ class RtpSender(DatagramProtocol):
     _idle_silence: bool
     _shape_of: MediaParams | None = None  # the params _shape was worked out for
     _shape: tuple[float, int, int] = (0.02, 160, 160)
+    _pace_failures: int = 0  # unexpected errors in pace(), for logging
 
     @property
     def port(self) -> int:
@@ -279,7 +304,25 @@ class RtpSender(DatagramProtocol):
         self._pacer.schedule(self, now)
 
     def pace(self, now: float) -> float | None:
-        """Send every slot due at ``now`` (called by the :class:`~txsipua.net.pacer.Pacer`).
+        """Called by the :class:`~txsipua.net.pacer.Pacer`: :meth:`_pace`, never losing the stream.
+
+        An unexpected error while sending a slot (an encoder, a source
+        wrapper...) is logged (at most once per 1000) and the stream goes on
+        at the next slot while it has something to send: the Pacer never
+        drops a running stream, and ``_pacing`` never stays set without a
+        deadline (which would stop :meth:`_schedule` for good).
+        """
+        try:
+            return self._pace(now)
+        except Exception:
+            self._pace_failures += 1
+            if self._pace_failures == 1 or self._pace_failures % 1000 == 0:
+                self.log.failure("RTP: sending a slot failed ({n} time(s))", n=self._pace_failures)
+            self._pacing = self._can_send()
+            return now + (self._shape[0] if self._shape_of is not None else 0.02) if self._pacing else None
+
+    def _pace(self, now: float) -> float | None:
+        """Send every slot due at ``now``.
 
         Args:
             now: the reactor's time, seconds.
@@ -292,27 +335,85 @@ class RtpSender(DatagramProtocol):
         if self.params is None:
             self._pacing = False
             return None
-        interval = self._slot_shape()[0]
-        behind = now - (self._burst_start + self._slot_index * interval)
-        if behind > 0.2:
-            # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
-            # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
-            self.stats.packets_late += 1
-            self._slot_index += int(behind / interval)
+        interval, units, _ = self._slot_shape()
+        clock = self._reactor.seconds
         horizon = now + self._pacer.slack + 1e-9
         sending = self._can_send()
         while sending:
             deadline = self._burst_start + self._slot_index * interval
             if deadline > horizon:
                 break
-            if now - deadline > LATE_THRESHOLD:
+            behind = clock() - deadline  # judged as the packet goes out, not at the tick's start
+            if behind > SKIP_THRESHOLD:
+                # far behind (the reactor was blocked): skip the slots missed, keeping the stream's place
+                # on its grid: re-aligned on `now`, every stream blocked together would send in one burst
+                self._skip_slots(int(behind / interval + 1e-6))  # up to the slot due now (float-safe)
+                sending = self._can_send()
+                continue
+            if behind > LATE_THRESHOLD:
                 self.stats.packets_late += 1
             self._send_slot()
             self._slot_index += 1
-            self._timestamp = (self._timestamp + self._slot_shape()[1]) & 0xFFFFFFFF
+            self._timestamp = (self._timestamp + units) & 0xFFFFFFFF
             sending = self._can_send()  # a callback of the slot may have held, stopped or emptied the stream
         self._pacing = sending
         return self._burst_start + self._slot_index * interval if self._pacing else None
+
+    def _skip_slots(self, slots: int) -> None:
+        """Skip ``slots`` slots missed: consume what they would have sent, advance the timestamp, count them.
+
+        The sequence number is left as it is (RFC 3550: it counts packets
+        sent); the RTP timestamp advances by every slot skipped (§5.1).  Each
+        slot that would have carried a packet counts in
+        ``stats.packets_skipped``.
+        """
+        units = self._slot_shape()[1]
+        while slots > 0 and self._can_send():
+            if not (self._digits or self._audio):  # idle silence only: nothing to consume, skip the rest at once
+                self.stats.packets_skipped += slots
+                break
+            dropped = self._skip_slot()
+            if dropped is None:  # a DTMF event's end waits to be sent: nothing more to consume
+                break
+            self.stats.packets_skipped += dropped
+            self._slot_index += 1
+            self._timestamp = (self._timestamp + units) & 0xFFFFFFFF
+            slots -= 1
+        # the rest (or, the stream having nothing more to send, slots of no consequence)
+        self._slot_index += slots
+        self._timestamp = (self._timestamp + slots * units) & 0xFFFFFFFF
+
+    def _skip_slot(self) -> int | None:
+        """Consume what this slot would have sent, sending nothing.
+
+        Returns:
+            1 if a packet was dropped, 0 if the slot had none (a pause between
+            digits), None if what comes next must not be dropped (a DTMF
+            event's end packets): the rest of the slots consume nothing.
+        """
+        assert self.params is not None
+        if self._digits:
+            job = self._digits[0]
+            if job.gap > 0:
+                job.gap -= 1
+                return 0
+            if not job.packets:
+                job.packets = self._digit_packets(job)
+            if DtmfEvent.parse(job.packets[0].payload).end:
+                return None  # the event's end is never dropped: it goes out once sending resumes
+            job.packets.popleft()
+            return 1
+        while self._audio:
+            job_ = self._audio[0]
+            frame = self._take_frame(job_)
+            if frame is None:
+                continue
+            if job_.puller.finished:
+                self._audio.popleft()
+                job_.deferred.callback(True)
+            if frame:
+                return 1
+        return int(self._idle_silence)
 
     def _slot_shape(self) -> tuple[float, int, int]:
         """(slot length in seconds, RTP timestamp units per slot, PCM samples per slot) of the params in force.
@@ -346,7 +447,6 @@ class RtpSender(DatagramProtocol):
     def _write(self, data: bytes, payload_octets: int) -> None:
         assert self.params is not None and self.transport is not None
         self._sequence = (self._sequence + 1) & 0xFFFF
-        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
         destination = self._sources.latched or (self.params.remote_address, self.params.remote_port)
         if self._srtp is not None:
             try:
@@ -356,9 +456,9 @@ class RtpSender(DatagramProtocol):
                 return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, self.port), destination)
-        transport.write(data, destination)
-        self.stats.packets_sent += 1
-        self.stats.octets_sent += payload_octets
+        if self._transmit(data, destination):
+            self.stats.packets_sent += 1
+            self.stats.octets_sent += payload_octets
 
     def _send_slot(self) -> None:
         assert self.params is not None
@@ -368,15 +468,8 @@ class RtpSender(DatagramProtocol):
         assert self.codec is not None and self._encoder is not None
         while self._audio:
             job = self._audio[0]
-            try:  # the codec may have changed since the job was queued: convert its frames
-                frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
-                if frame and job.rate != self.codec.sample_rate:
-                    frame = resample(frame, job.rate, self.codec.sample_rate)
-            except Exception as e:  # a source that cannot be read (a file gone...)
-                self.log.failure("an audio source failed")
-                self._audio.popleft()
-                job.puller.close()
-                job.deferred.errback(e)
+            frame = self._take_frame(job)
+            if frame is None:
                 continue
             if frame:
                 payload = self._encoder.encode(frame)
@@ -402,14 +495,7 @@ class RtpSender(DatagramProtocol):
             job.gap -= 1
             return
         if not job.packets:
-            job.packets = deque(dtmf_packets(
-                job.digits[0],
-                duration_ms=job.duration_ms,
-                payload_type=self.params.telephone_event_pt,
-                timestamp=self._timestamp,
-                clock_rate=self.params.codec.clock_rate,
-                packet_ms=self._ptime(),
-            ))
+            job.packets = self._digit_packets(job)
         self._send(job.packets.popleft())
         if job.packets:
             return
@@ -421,6 +507,36 @@ class RtpSender(DatagramProtocol):
         else:
             self._digits.popleft()
             job.deferred.callback(True)
+
+    def _take_frame(self, job: _Playback) -> bytes | None:
+        """The next frame of ``job`` at the codec's rate (``b""`` once over); None when its source failed.
+
+        A failed source is logged, dropped from the queue and its Deferred failed.
+        """
+        assert self.codec is not None
+        try:  # the codec may have changed since the job was queued: convert its frames
+            frame = job.puller.take(self._slot_shape()[2] * 2 * job.rate // self.codec.sample_rate)
+            if frame and job.rate != self.codec.sample_rate:
+                frame = resample(frame, job.rate, self.codec.sample_rate)
+        except Exception as e:  # a source that cannot be read (a file gone...)
+            self.log.failure("an audio source failed")
+            self._audio.popleft()  # job is the queue head
+            job.puller.close()
+            job.deferred.errback(e)
+            return None
+        return frame
+
+    def _digit_packets(self, job: _DigitJob) -> deque[RtpPacket]:
+        """The packets of ``job``'s next digit, starting at the current slot's timestamp (RFC 4733 §2.5.1)."""
+        assert self.params is not None and self.params.telephone_event_pt is not None
+        return deque(dtmf_packets(
+            job.digits[0],
+            duration_ms=job.duration_ms,
+            payload_type=self.params.telephone_event_pt,
+            timestamp=self._timestamp,
+            clock_rate=self.params.codec.clock_rate,
+            packet_ms=self._ptime(),
+        ))
 
 
     def send_rtcp(self, data: bytes) -> None:
@@ -452,7 +568,32 @@ class RtpSender(DatagramProtocol):
                 return
         if self.trace is not None:
             self.trace("send", data, (self.local_host, local_port), destination)
-        transport.write(data, destination)
+        self._transmit(data, destination, transport)
+
+    def _transmit(self, data: bytes, destination: tuple[str, int], transport: Any = None) -> bool:
+        """Write one datagram; a socket error drops it (counted, logged at most once per 1000).
+
+        Args:
+            data: the datagram.
+            destination: ``(host, port)``.
+            transport: the socket to send from (the RTCP socket); None for the RTP one.
+
+        Returns:
+            True when the transport took the datagram.
+        """
+        if transport is None:
+            transport = self.transport  # IUDPTransport.write(packet, addr)
+        try:
+            transport.write(data, destination)
+        except (OSError, error.InvalidAddressError, error.MessageLengthError) as e:
+            # an address the socket cannot send to (IPv6 on IPv4, a broadcast, 0.0.0.1...): the
+            # packet is lost as a network would lose it; the stream goes on (a re-INVITE may fix it)
+            self.stats.send_failed += 1
+            if self.stats.send_failed == 1 or self.stats.send_failed % 1000 == 0:
+                self.log.warn("RTP: {n} packet(s) not sent to {dest} ({err})",
+                              n=self.stats.send_failed, dest=destination, err=e)
+            return False
+        return True
 
     def _srtp_send_failed(self, error: SrtpError) -> None:
         """libsrtp refused to protect a packet: not sent, counted, logged at most once per 1000."""

@@ -106,8 +106,10 @@ class Call(CallOffers):
             Cancelling it hangs up, as for ``answered``.
         ended: Deferred fired with the end reason (``"bye"``, ``"hangup"``,
             ``"cancelled"``, ``"no-ack"``, ``"failed"``, ``"rejected"``,
-            ``"media"``: we hung up because the peer's SDP cannot be used)
-            when the call ends.
+            ``"media"``: we hung up because the peer's SDP cannot be used,
+            ``"media-timeout"``: we hung up because the peer sent no RTP or
+            RTCP for :attr:`~txsipua.ua.config.Configuration.media_timeout`,
+            ``"max-duration"``, ``"session-expired"``) when the call ends.
         media_error: the :class:`~txsipua.errors.MediaNegotiationFailed`
             that made us hang up, else ``None`` (media on only; with
             ``Configuration(media=False)`` SDP is not looked at).
@@ -192,6 +194,7 @@ class Call(CallOffers):
         """The stream heard nothing for its media timeout: BYE once answered; while still ringing
         (early media that stays silent), the call is left to ring (the no-answer timeout ends it)."""
         if self.state in (SessionState.ACCEPTED, SessionState.CONFIRMED):
+            self._end_reason = self._end_reason or "media-timeout"
             self.hangup()
         else:
             log.info("no early media heard for the media timeout; {call_id} still rings", call_id=self.call_id)
@@ -417,7 +420,8 @@ class Call(CallOffers):
     def session_ended(self, reason: str, bye_error: Exception | None) -> None:
         """The call ended (BYE either way, CANCEL, no ACK): fire ``ended`` with ``reason``.
 
-        A call we hung up because of its media ends with ``"media"``.
+        A call we hung up because of its media ends with ``"media"`` (unusable
+        SDP) or ``"media-timeout"`` (no RTP or RTCP for the media timeout).
         """
         reason = self._end_reason or reason
         self.bye_error = bye_error

@@ -183,7 +183,8 @@ class Configuration:
         rtcp_mux: offer and accept RTP/RTCP multiplexing (``a=rtcp-mux``, RFC 5761).
         media_timeout: seconds without RTP or RTCP from the peer (packets
             failing SRTP do not count) after which a call whose media is
-            sendrecv is hung up with BYE; ``None``: never.  Default 60.
+            sendrecv is hung up with BYE (``call.ended`` fires
+            ``"media-timeout"``); ``None``: never.  Default 60.
         public_host: the IP address Via and Contact name instead of the
             bind address (a static NAT); ``None``: the bind address, or for
             a wildcard bind the address of the interface routing to the

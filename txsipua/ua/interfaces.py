@@ -102,7 +102,7 @@ class ICall(Interface):
                           "arrived and our ACK was sent (§13.2.2.4); as callee (UAS) once the caller's ACK arrived "
                           "(§13.3.1.4), failing with MediaNegotiationFailed when that ACK's answer cannot be used. "
                           "Cancelling it hangs up.")
-    ended = Attribute('Deferred firing with the end reason ("bye", "hangup", "cancelled", "media"...).')
+    ended = Attribute('Deferred firing with the end reason ("bye", "hangup", "cancelled", "media", "media-timeout"...).')
     media_error = Attribute("The MediaNegotiationFailed that made us hang up, or None.")
     on_progress = Attribute("Callable taking each provisional response to our INVITE (caller), or None.")
     bye_error = Attribute("Why our BYE was not confirmed, or None.")
