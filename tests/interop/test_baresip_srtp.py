@@ -134,7 +134,7 @@ def test_baresip_without_rtcp_mux_reports_by_srtcp_on_our_rtp_port_plus_one(tmp_
     text = (config / "config").read_text().replace("module\t\t\tg711.so", "module\t\t\tg711.so\nmodule\t\t\tsrtp.so")
     assert "\nrtcp_mux" not in text  # baresip's default: no multiplexing
     (config / "config").write_text(text)
-    argv = baresip_argv(config, commands=[f"/dial sip:alice@{address[0]}:{address[1]}"], quit_after=25)
+    argv = baresip_argv(config, commands=[f"/dial sip:alice@{address[0]}:{address[1]}"], quit_after=40)
     log = (tmp_path / "baresip.log").open("w")
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -145,9 +145,13 @@ def test_baresip_without_rtcp_mux_reports_by_srtcp_on_our_rtp_port_plus_one(tmp_
         assert params.srtp is not None and not params.rtcp_mux
         assert call.media.port % 2 == 0 and call.media.rtcp_port == call.media.port + 1
         call.media.play(array("h", (int(8000 * math.sin(2 * math.pi * 1000 * i / 8000))
-                                    for i in range(8000 * 12))).tobytes())
-        yield wait_for(reactor, lambda: call.media.rtcp_stats.round_trip is not None, 12.0,
+                                    for i in range(8000 * 30))).tobytes())
+        # both sides report about every 5 s, each first interval randomised (RFC 3550 §6.2): the round
+        # trip needs a report of baresip's sent after our first SR reached it, 5-15 s into the call
+        yield wait_for(reactor, lambda: call.media.rtcp_stats.reports_received >= 1, 12.0,
                        "an SRTCP report from baresip on our RTCP port")
+        yield wait_for(reactor, lambda: call.media.rtcp_stats.round_trip is not None, 20.0,
+                       "a round trip from baresip's report on our SR")
         stats = call.media.rtcp_stats
         assert stats.reports_received >= 1 and stats.remote_cumulative_lost == 0
         assert call.media.stats.srtp_failed <= 1  # at most baresip's plain APP "PINGPONG" (see above)
