@@ -74,7 +74,14 @@ def test_challenged_call_over_a_stream(transport: str) -> Any:
         assert call.media_params is not None
         yield call.hangup()
         sent = [parse_message(d) for d in wire]
-        methods = [m.method for m in sent if m.is_request]  # type: ignore[union-attr]
+        requests = [m for m in sent if m.is_request]
+        methods = [m.method for m in requests]  # type: ignore[union-attr]
+        # a 2xx the callee retransmitted before our ACK reached it (§13.3.1.4: over streams too,
+        # at the fast test timers) is ACKed again: the same ACK, one more time
+        repeated = [i for i in range(1, len(methods)) if methods[i] == methods[i - 1] == "ACK"]
+        for i in repeated:
+            assert requests[i].cseq == requests[i - 1].cseq and requests[i].call_id == requests[i - 1].call_id
+        methods = [m for i, m in enumerate(methods) if i not in repeated]
         # the callee's 180 is reliable (use_100rel, RFC 3262): PRACKed in its early dialog
         assert methods == ["INVITE", "ACK", "INVITE", "PRACK", "ACK", "BYE"]
         assert {m.top_via.transport for m in sent} == {transport}
