@@ -43,8 +43,8 @@ _EXPORTS: dict[str, str] = {
     "PCMSource": "txsipua.ua.media",
     "WavSource": "txsipua.ua.media",
     "WavSink": "txsipua.ua.media",
-    "ToneSource": "txsipua.media.audio",
-    "SilenceSource": "txsipua.media.audio",
+    "ToneSource": "txsipua.media.tones",
+    "SilenceSource": "txsipua.media.tones",
     "MemorySink": "txsipua.media.audio",
     "CallAudio": "txsipua.ua.audio",
     "AudioDevice": "txsipua.ua.device",
@@ -200,7 +200,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransferFailed,
         TransportError,
     )
-    from txsipua.media.audio import MemorySink, SilenceSource, ToneSource
+    from txsipua.media.audio import MemorySink
+    from txsipua.media.tones import SilenceSource, ToneSource
     from txsipua.ua.account import Account, AccountError
     from txsipua.ua.accounts import AccountLine
     from txsipua.ua.audio import CallAudio

@@ -182,7 +182,10 @@ def test_any_arrival_pattern_plays_in_order_without_error(events: list[tuple[flo
         if previous is not None:
             assert (frame.timestamp - previous) & 0xFFFFFFFF < 0x80000000
         previous = frame.timestamp
-    assert jb.buffered <= 2 * jb.max_delay + jb.frame
+    # the bound the module promises is on what is held: at most 2 * max_delay worth of frames
+    # (plus two); ``buffered`` is the span up to the newest packet, gaps included, which a sparse
+    # arrival (n=0 and n=41 after a silence) stretches past that without holding more packets
+    assert len(jb) * jb.frame <= 2 * jb.max_delay + 2 * jb.frame + 1e-9
 
 
 class JitterWalk(RuleBasedStateMachine):

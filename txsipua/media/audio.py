@@ -34,7 +34,6 @@ import sys
 import wave
 from array import array
 from collections import deque
-from fractions import Fraction
 from typing import Any
 
 from zope.interface import Attribute, Interface, implementer
@@ -44,7 +43,6 @@ from txsipua.media.wav import read_wav, to_16bit, to_mono
 
 __all__ = [
     "FRAME_MS",
-    "MAX_TONE_PERIOD",
     "AudioError",
     "FramePuller",
     "IAudioSink",
@@ -53,8 +51,6 @@ __all__ = [
     "PCMSource",
     "Rechunker",
     "Resampler",
-    "SilenceSource",
-    "ToneSource",
     "WavSink",
     "WavSource",
     "frame_octets",
@@ -63,6 +59,19 @@ __all__ = [
     "resampled_source",
     "rms",
 ]
+
+_GENERATED = ("MAX_TONE_PERIOD", "SilenceSource", "ToneSource")
+"""Names of :mod:`txsipua.media.tones` this module still answers for (imported on first use)."""
+
+
+def __getattr__(name: str) -> Any:
+    """The generated sources, :class:`ToneSource` and :class:`SilenceSource`, live in :mod:`txsipua.media.tones`."""
+    if name in _GENERATED:
+        from txsipua.media import tones
+
+        return getattr(tones, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The frame length of every source and sink, milliseconds.
 FRAME_MS = 20
@@ -423,100 +432,6 @@ class WavSource:
         f = getattr(self, "_file", None)
         if f is not None:
             f.close()
-
-
-#: The longest period, in samples, a :class:`ToneSource` holds (128 KiB of PCM).
-MAX_TONE_PERIOD = 1 << 16
-
-
-@implementer(IAudioSource)
-class ToneSource:
-    """A sine tone, continuous in phase from frame to frame.
-
-    The samples of one period (``rate / gcd(frequency, rate)`` samples for a
-    whole number of Hz) are worked out once; a frame is a slice of that
-    table.  A frequency whose period is longer than :data:`MAX_TONE_PERIOD`
-    samples is played at the nearest one whose period is not (off by less
-    than ``rate / MAX_TONE_PERIOD ** 2`` Hz).
-
-    Args:
-        frequency: Hz, above 0 and below ``rate / 2`` (the Nyquist frequency).
-        seconds: length (rounded up to whole frames); ``None`` plays until closed.
-        rate: Hz.
-        amplitude: peak, 0-32767.
-
-    Raises:
-        AudioError: ``frequency`` is not above 0 and below ``rate / 2``
-            (it would alias to another tone), or ``rate`` is not a positive
-            multiple of 50 Hz.
-    """
-
-    def __init__(self, frequency: float = 1000.0, seconds: float | None = None, rate: int = 8000,
-                 amplitude: int = 8000) -> None:
-        self._n = frame_octets(rate) // 2
-        if not 0 < frequency < rate / 2:
-            raise AudioError(f"a tone's frequency must be above 0 and below half the rate ({rate} Hz), "
-                             f"not {frequency!r} Hz")
-        self.rate = rate
-        self.frequency = frequency
-        self.amplitude = amplitude
-        self._left = None if seconds is None else math.ceil(seconds * rate / self._n - 1e-9)
-        cycles = Fraction(frequency) / rate  # cycles per sample
-        if cycles.denominator > MAX_TONE_PERIOD:  # 1000.3 is not 10003/10 in binary: its decimal is meant
-            cycles = Fraction(repr(float(frequency))) / rate
-        if cycles.denominator <= MAX_TONE_PERIOD:
-            step = 2 * math.pi * frequency / rate  # as the samples were always worked out
-        else:  # a period too long to hold: the nearest tone with one short enough
-            cycles = cycles.limit_denominator(MAX_TONE_PERIOD)
-            step = 2 * math.pi * cycles.numerator / cycles.denominator
-        self._period = cycles.denominator  # samples
-        # one period, then one frame more, so that every frame is one slice
-        table = array("h", (round(amplitude * math.sin(step * i)) for i in range(self._period + self._n)))
-        if sys.byteorder != "little":
-            table.byteswap()
-        self._table = table.tobytes()  # 16-bit little-endian
-        self._index = 0
-
-    def read(self) -> bytes:
-        """The next frame of tone; ``b""`` once ``seconds`` have been read."""
-        if self._left is not None:
-            if self._left <= 0:
-                return b""
-            self._left -= 1
-        start = self._index
-        self._index = (start + self._n) % self._period
-        return self._table[2 * start:2 * (start + self._n)]
-
-    def close(self) -> None:
-        """End the tone."""
-        self._left = 0
-
-
-@implementer(IAudioSource)
-class SilenceSource:
-    """Silence (zero samples).
-
-    Args:
-        seconds: length (rounded up to whole frames); ``None`` until closed.
-        rate: Hz.
-    """
-
-    def __init__(self, seconds: float | None = None, rate: int = 8000) -> None:
-        self._frame = bytes(frame_octets(rate))
-        self.rate = rate
-        self._left = None if seconds is None else math.ceil(seconds * rate / (len(self._frame) // 2) - 1e-9)
-
-    def read(self) -> bytes:
-        """A silent frame; ``b""`` once ``seconds`` have been read."""
-        if self._left is not None:
-            if self._left <= 0:
-                return b""
-            self._left -= 1
-        return self._frame
-
-    def close(self) -> None:
-        """End the silence."""
-        self._left = 0
 
 
 @implementer(IAudioSource)
