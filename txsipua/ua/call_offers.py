@@ -320,17 +320,7 @@ class CallOffers:
 
         An unusable offer gets 488 (491 when it crosses an offer of ours).
         """
-        session = self.session
-        body = b""
-        if self.call_media is not None:
-            try:
-                body = self.call_media.answer_reoffer(request.body or None)
-            except SIPError as err:
-                status = getattr(err, "status", 488)
-                code = status if isinstance(status, int) else 488
-                self.ua.drive(lambda now: session.answer_reinvite(transaction, request, now, status=code))
-                return
-        self.ua.drive(lambda now: session.answer_reinvite(transaction, request, now, body=body))
+        self._answer_offer(request, transaction, self.session.answer_reinvite)
 
     def hold_changed(self, local: bool, remote: bool) -> None:
         """Our media's hold state changed (RFC 3264 §8.4): to :attr:`on_hold_change
@@ -387,7 +377,11 @@ class CallOffers:
 
     def update_received(self, request: Request, transaction: ServerTransaction) -> None:
         """The peer sent an UPDATE with an offer (RFC 3311 §5.2): answer it, or 488 when unusable."""
-        session = self.session
+        self._answer_offer(request, transaction, self.session.answer_update)
+
+    def _answer_offer(self, request: Request, transaction: ServerTransaction, respond: Any) -> None:
+        """Answer the offer of a re-INVITE or UPDATE through ``respond`` (the session's
+        ``answer_reinvite`` or ``answer_update``): the SDP answer, or the error's status (488)."""
         body = b""
         if self.call_media is not None:
             try:
@@ -395,9 +389,9 @@ class CallOffers:
             except SIPError as err:
                 status = getattr(err, "status", 488)
                 code = status if isinstance(status, int) else 488
-                self.ua.drive(lambda now: session.answer_update(transaction, request, now, status=code))
+                self.ua.drive(lambda now: respond(transaction, request, now, status=code))
                 return
-        self.ua.drive(lambda now: session.answer_update(transaction, request, now, body=body))
+        self.ua.drive(lambda now: respond(transaction, request, now, body=body))
 
     def provisional_acknowledged(self, prack: Request) -> None:
         """The PRACK of our reliable 1xx arrived (UAS): an SDP in it answers the offer our 1xx carried."""
